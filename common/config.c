@@ -1,0 +1,325 @@
+/* The option table and its parser. */
+#include "common/config.h"
+#include "common/err.h"
+#include "common/url.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OPT_STR, OPT_NAME, OPT_URL, OPT_INT, OPT_SECONDS, OPT_LEVEL, OPT_FORMAT,
+               OPT_QUEUES, OPT_LISTEN, OPT_BOOL } opt_type;
+
+/* One row per option. For OPT_INT the bounds are integers; for OPT_SECONDS
+ * they are seconds and the field holds milliseconds. */
+typedef struct {
+    const char *flag;  /* long flag without the dashes */
+    char shortc;       /* short flag, 0 for none */
+    const char *env;   /* environment variable */
+    const char *def;   /* default, as it would be written on the command line */
+    opt_type type;
+    size_t offset;     /* of the field in tq_config */
+    double lo, hi;     /* bounds for numbers */
+    unsigned progs;    /* tq_prog mask */
+    const char *help;
+} opt;
+
+#define F(field) offsetof(tq_config, field)
+
+static const opt options[] = {
+    {"redis-url", 0, "TICKQ_REDIS_URL", "redis://127.0.0.1:6379/0", OPT_URL, F(redis_url), 0,
+     0, TQ_PROG_ALL,
+     "Redis to use: redis://[:password@]host[:port][/db] or unix:///path[?db=N]"},
+    {"prefix", 0, "TICKQ_PREFIX", "tickq", OPT_NAME, F(prefix), 0, 0, TQ_PROG_ALL,
+     "prefix of every Redis key"},
+    {"log-level", 0, "TICKQ_LOG_LEVEL", "info", OPT_LEVEL, F(log_level), 0, 0, TQ_PROG_ALL,
+     "debug, info, warn or error"},
+    {"log-format", 0, "TICKQ_LOG_FORMAT", "text", OPT_FORMAT, F(log_format), 0, 0,
+     TQ_PROG_ALL, "text or json"},
+    {"check", 0, "TICKQ_CHECK", "false", OPT_BOOL, F(check), 0, 0, TQ_PROG_ALL,
+     "health check: exit 0 if Redis answers PING, 1 otherwise"},
+    {"schedules", 0, "TICKQ_SCHEDULES", "", OPT_STR, F(schedules), 0, 0, TQ_PROG_BEAT,
+     "JSON file of schedules upserted into Redis at start"},
+    {"beat-id", 0, "TICKQ_BEAT_ID", "", OPT_STR, F(beat_id), 0, 0, TQ_PROG_BEAT,
+     "this beat's instance id (default: host-pid-random)"},
+    {"lease", 0, "TICKQ_LEASE", "5", OPT_SECONDS, F(lease_ms), 1, 300, TQ_PROG_BEAT,
+     "seconds of the leader lease"},
+    {"worker-id", 0, "TICKQ_WORKER_ID", "", OPT_STR, F(worker_id), 0, 0, TQ_PROG_WORKER,
+     "this worker's id (default: host-pid-random)"},
+    {"concurrency", 'c', "TICKQ_CONCURRENCY", "0", OPT_INT, F(concurrency), 0, 256,
+     TQ_PROG_WORKER, "task threads (0: the number of CPUs)"},
+    {"queues", 'Q', "TICKQ_QUEUES", "default", OPT_QUEUES, F(queues), 0, 0, TQ_PROG_WORKER,
+     "comma-separated queues, highest priority first"},
+    {"liveness", 0, "TICKQ_LIVENESS", "10", OPT_SECONDS, F(liveness_ms), 2, 3600,
+     TQ_PROG_WORKER, "seconds without a heartbeat after which a worker is dead"},
+    {"grace", 0, "TICKQ_GRACE", "10", OPT_SECONDS, F(grace_ms), 0, 3600, TQ_PROG_WORKER,
+     "seconds a stopping worker waits for running tasks before requeueing them"},
+    {"timeout", 0, "TICKQ_TIMEOUT", "30", OPT_SECONDS, F(timeout_ms), 0.001, 86400,
+     TQ_PROG_WORKER, "time limit of a task whose message has none, in seconds"},
+    {"done-ttl", 0, "TICKQ_DONE_TTL", "86400", OPT_SECONDS, F(done_ttl_ms), 1, 31536000,
+     TQ_PROG_WORKER, "seconds a done marker (the dedupe window) lives"},
+    {"result-ttl", 0, "TICKQ_RESULT_TTL", "86400", OPT_SECONDS, F(result_ttl_ms), 1,
+     31536000, TQ_PROG_WORKER, "seconds a task result lives"},
+    {"listen", 0, "TICKQ_LISTEN", "127.0.0.1:5000", OPT_LISTEN, F(listen), 0, 0, TQ_PROG_WEB,
+     "HOST:PORT the web server listens on"},
+    {"web-threads", 0, "TICKQ_WEB_THREADS", "8", OPT_INT, F(web_threads), 1, 256,
+     TQ_PROG_WEB, "HTTP worker threads"},
+};
+
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return TQ_ECONFIG;
+}
+
+int tq_config_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= TQ_CONFIG_NAME_MAX)
+        return 0;
+    for (; *s; s++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-", *s))
+            return 0;
+    return 1;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_queues(tq_config *cfg, const char *val)
+{
+    char buf[TQ_CONFIG_STR_MAX];
+    if (strlen(val) >= sizeof buf)
+        return -1;
+    strcpy(buf, val);
+    cfg->nqueues = 0;
+    char *save = NULL;
+    for (char *q = strtok_r(buf, ",", &save); q; q = strtok_r(NULL, ",", &save)) {
+        while (*q == ' ')
+            q++;
+        size_t n = strlen(q);
+        while (n && q[n - 1] == ' ')
+            q[--n] = '\0';
+        if (!tq_config_name_ok(q) || cfg->nqueues == TQ_CONFIG_QUEUES_MAX)
+            return -1;
+        for (int i = 0; i < cfg->nqueues; i++)
+            if (strcmp(cfg->queues[i], q) == 0)
+                return -1;
+        strcpy(cfg->queues[cfg->nqueues++], q);
+    }
+    return cfg->nqueues ? 0 : -1;
+}
+
+/* Checks HOST:PORT (HOST may be [v6]); the port must be 1..65535. */
+static int listen_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || strlen(s) >= TQ_CONFIG_NAME_MAX)
+        return 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    return *end == '\0' && colon[1] && port >= 1 && port <= 65535;
+}
+
+/* Stores val into the field of o. Returns 0 or TQ_ECONFIG with err set;
+ * origin says where the value came from, for the message. */
+static int set_option(tq_config *cfg, const opt *o, const char *val, const char *origin,
+                      char *err, size_t errlen)
+{
+    char *field = (char *)cfg + o->offset;
+    char urlerr[256];
+    double d;
+    tq_url url;
+
+    switch (o->type) {
+    case OPT_STR:
+        if (strlen(val) >= TQ_CONFIG_STR_MAX)
+            return fail(err, errlen, "%s: value is longer than %d bytes", origin,
+                        TQ_CONFIG_STR_MAX - 1);
+        if ((o->offset == F(beat_id) || o->offset == F(worker_id)) && *val &&
+            !tq_config_name_ok(val))
+            return fail(err, errlen, "%s: '%s' must be 1 to 64 of A-Z a-z 0-9 _ . : -",
+                        origin, val);
+        strcpy(field, val);
+        return 0;
+    case OPT_NAME:
+        if (!tq_config_name_ok(val))
+            return fail(err, errlen, "%s: '%s' must be 1 to 64 of A-Z a-z 0-9 _ . : -",
+                        origin, val);
+        strcpy(field, val);
+        return 0;
+    case OPT_URL:
+        if (strlen(val) >= TQ_CONFIG_STR_MAX)
+            return fail(err, errlen, "%s: the url is too long", origin);
+        if (tq_url_parse(val, &url, urlerr, sizeof urlerr) < 0)
+            return fail(err, errlen, "%s: %s", origin, urlerr);
+        strcpy(field, val);
+        return 0;
+    case OPT_INT:
+        if (parse_double(val, &d) < 0 || d != floor(d) || d < o->lo || d > o->hi)
+            return fail(err, errlen, "%s: '%s' is not a whole number from %g to %g", origin,
+                        val, o->lo, o->hi);
+        *(int *)(void *)field = (int)d;
+        return 0;
+    case OPT_SECONDS:
+        if (parse_double(val, &d) < 0 || d < o->lo || d > o->hi)
+            return fail(err, errlen, "%s: '%s' is not a number of seconds from %g to %g",
+                        origin, val, o->lo, o->hi);
+        *(int64_t *)(void *)field = (int64_t)llround(d * 1000.0);
+        return 0;
+    case OPT_LEVEL:
+        if (tq_log_level_parse(val, (tq_log_level *)(void *)field) < 0)
+            return fail(err, errlen, "%s: '%s' is not one of debug, info, warn, error",
+                        origin, val);
+        return 0;
+    case OPT_FORMAT:
+        if (strcmp(val, "text") == 0)
+            *(tq_log_format *)(void *)field = TQ_LOG_TEXT;
+        else if (strcmp(val, "json") == 0)
+            *(tq_log_format *)(void *)field = TQ_LOG_JSON;
+        else
+            return fail(err, errlen, "%s: '%s' is not text or json", origin, val);
+        return 0;
+    case OPT_QUEUES:
+        if (set_queues(cfg, val) < 0)
+            return fail(err, errlen,
+                        "%s: '%s' must be 1 to %d distinct comma-separated names of "
+                        "A-Z a-z 0-9 _ . : -",
+                        origin, val, TQ_CONFIG_QUEUES_MAX);
+        return 0;
+    case OPT_LISTEN:
+        if (!listen_ok(val))
+            return fail(err, errlen, "%s: '%s' is not HOST:PORT", origin, val);
+        strcpy(field, val);
+        return 0;
+    case OPT_BOOL:
+        if (strcmp(val, "true") == 0 || strcmp(val, "1") == 0)
+            *(int *)(void *)field = 1;
+        else if (strcmp(val, "false") == 0 || strcmp(val, "0") == 0)
+            *(int *)(void *)field = 0;
+        else
+            return fail(err, errlen, "%s: '%s' is not true or false", origin, val);
+        return 0;
+    }
+    return fail(err, errlen, "%s: unknown option type", origin);
+}
+
+static const opt *find_long(const char *name, size_t len, unsigned prog)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if ((options[i].progs & prog) && strlen(options[i].flag) == len &&
+            strncmp(options[i].flag, name, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static const opt *find_short(char c, unsigned prog)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if ((options[i].progs & prog) && options[i].shortc == c)
+            return &options[i];
+    return NULL;
+}
+
+int tq_config_parse(tq_config *cfg, tq_prog prog, int argc, char *const *argv,
+                    tq_config_getenv getenv_fn, char *err, size_t errlen)
+{
+    char origin[128];
+    int rc;
+
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt *o = &options[i];
+        if (!(o->progs & prog))
+            continue;
+        snprintf(origin, sizeof origin, "default of --%s", o->flag);
+        if ((rc = set_option(cfg, o, o->def, origin, err, errlen)) < 0)
+            return rc;
+    }
+    for (size_t i = 0; getenv_fn && i < NOPTIONS; i++) {
+        const opt *o = &options[i];
+        const char *v = (o->progs & prog) ? getenv_fn(o->env) : NULL;
+        if (!v)
+            continue;
+        snprintf(origin, sizeof origin, "%s", o->env);
+        if ((rc = set_option(cfg, o, v, origin, err, errlen)) < 0)
+            return rc;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const opt *o = NULL;
+        const char *val = NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
+            return TQ_EHELP;
+        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)
+            return TQ_EVERSION;
+        if (strcmp(a, "--help-markdown") == 0)
+            return TQ_EMARKDOWN;
+        if (strncmp(a, "--", 2) == 0) {
+            const char *eq = strchr(a + 2, '=');
+            size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+            o = find_long(a + 2, len, prog);
+            if (eq)
+                val = eq + 1;
+        } else if (a[0] == '-' && a[1] && !a[2]) {
+            o = find_short(a[1], prog);
+        }
+        if (!o)
+            return fail(err, errlen, "unknown option '%s' (see --help)", a);
+        snprintf(origin, sizeof origin, "--%s", o->flag);
+        if (!val && o->type == OPT_BOOL) {
+            val = "true";
+        } else if (!val) {
+            if (i + 1 >= argc)
+                return fail(err, errlen, "%s needs a value", origin);
+            val = argv[++i];
+        }
+        if ((rc = set_option(cfg, o, val, origin, err, errlen)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void tq_config_usage(tq_prog prog, FILE *out, int markdown)
+{
+    if (markdown)
+        fprintf(out, "| flag | environment | default | meaning |\n|---|---|---|---|\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt *o = &options[i];
+        if (!(o->progs & prog))
+            continue;
+        char flag[64];
+        if (o->shortc)
+            snprintf(flag, sizeof flag, "-%c, --%s", o->shortc, o->flag);
+        else
+            snprintf(flag, sizeof flag, "--%s", o->flag);
+        if (markdown)
+            fprintf(out, "| `%s` | `%s` | `%s` | %s |\n", flag, o->env, o->def, o->help);
+        else
+            fprintf(out, "  %-20s %s\n  %-20s [env %s, default '%s']\n", flag, o->help, "",
+                    o->env, o->def);
+    }
+    if (!markdown)
+        fprintf(out, "  %-20s %s\n  %-20s %s\n", "-h, --help", "print this help and exit",
+                "-V, --version", "print the version and exit");
+}

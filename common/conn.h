@@ -1,0 +1,85 @@
+/* A Redis connection that survives Redis going away.
+ *
+ * A tq_conn owns one hiredis context and is used by one thread at a time.
+ * It connects lazily: every call first makes sure a context exists, and an
+ * attempt that fails schedules the next one with capped exponential backoff
+ * and jitter (TQ_CONN_BACKOFF_*), so a caller that loops on a dead Redis
+ * spins neither the CPU nor the network. After an I/O error the context is
+ * freed and the next call reconnects. Error replies (-ERR ...) are replies,
+ * not I/O errors: the caller checks reply types.
+ *
+ * Lua scripts go through tq_script: EVALSHA first, EVAL when Redis answers
+ * NOSCRIPT (a restarted or flushed Redis), so scripts need no loading step. */
+#ifndef TQ_CONN_H
+#define TQ_CONN_H
+
+#include <hiredis/hiredis.h>
+#include <stdint.h>
+
+#include "common/url.h"
+
+#define TQ_CONN_BACKOFF_BASE_MS 100  /* first retry after about this */
+#define TQ_CONN_BACKOFF_CAP_MS 2000  /* retries never wait longer */
+#define TQ_CONN_CONNECT_TIMEOUT_MS 2000
+#define TQ_CONN_COMMAND_TIMEOUT_MS 5000 /* also bounds blocking commands */
+
+typedef struct tq_conn tq_conn;
+
+/* A Lua script; define with TQ_SCRIPT("..."), static storage. */
+typedef struct {
+    const char *src;
+    int ready;    /* sha computed (under a lock, once) */
+    char sha[41];
+} tq_script;
+
+#define TQ_SCRIPT(source) {(source), 0, ""}
+
+/* Returns a new connection to url (copied) that has not connected yet, or
+ * NULL when out of memory. name (copied) labels it in logs and in Redis'
+ * CLIENT LIST. */
+tq_conn *tq_conn_new(const tq_url *url, const char *name);
+
+/* Closes and frees c; NULL does nothing. */
+void tq_conn_free(tq_conn *c);
+
+/* Makes sure c is connected: returns 0, or TQ_EREDIS when Redis cannot be
+ * reached now (or the backoff delay has not passed yet). Blocks at most the
+ * connect timeout. */
+int tq_conn_ensure(tq_conn *c);
+
+/* Milliseconds until the next connection attempt is allowed (0 when
+ * connected or due now). A loop sleeps this long after TQ_EREDIS. */
+int64_t tq_conn_backoff_ms(const tq_conn *c);
+
+/* Drops the context (the next call reconnects). For protocol surprises. */
+void tq_conn_drop(tq_conn *c, const char *why);
+
+/* Runs one command, printf-style with hiredis' %s %b %d. Returns a new reply
+ * (free with freeReplyObject), which may be an error reply, or NULL when
+ * Redis is unreachable (the context is then dropped). Blocks. */
+redisReply *tq_conn_cmd(tq_conn *c, const char *fmt, ...);
+
+/* The same with an argument vector (lens may be NULL for C strings). */
+redisReply *tq_conn_cmdargv(tq_conn *c, int argc, const char **argv, const size_t *lens);
+
+/* Pipelining: queue commands with tq_conn_append*(), then read one reply
+ * per command with tq_conn_reply(). append returns 0 or TQ_EREDIS; a NULL
+ * reply means the connection broke and the remaining replies are lost. */
+int tq_conn_append(tq_conn *c, int argc, const char **argv, const size_t *lens);
+int tq_conn_append_eval(tq_conn *c, tq_script *s, int nkeys, int nargs, const char **argv,
+                        const size_t *lens);
+redisReply *tq_conn_reply(tq_conn *c);
+
+/* Runs script s with nkeys keys followed by nargs arguments in argv.
+ * Returns a new reply or NULL as tq_conn_cmd() does. */
+redisReply *tq_conn_eval(tq_conn *c, tq_script *s, int nkeys, int nargs, const char **argv,
+                         const size_t *lens);
+
+/* 1 if r is Redis' NOSCRIPT error (a pipelined EVALSHA then needs a
+ * tq_conn_eval() retry). */
+int tq_conn_is_noscript(const redisReply *r);
+
+/* Round trips to Redis so far (each flush of one or more commands). */
+uint64_t tq_conn_roundtrips(const tq_conn *c);
+
+#endif

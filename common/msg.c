@@ -1,0 +1,495 @@
+/* Message codec for protocol v1. */
+#include "common/msg.h"
+#include "common/config.h"
+#include "common/err.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A growable output buffer; a failed append sets oom and the rest no-op. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} buf;
+
+static void put(buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void puts_(buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void putf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void putf(buf *b, const char *fmt, ...)
+{
+    char tmp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    put(b, tmp, n < (int)sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    unsigned cp;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/* Writes s as a JSON string. Invalid UTF-8 becomes U+FFFD: this is for
+ * names and error texts; raw messages are checked before (utf8_ok). */
+static void put_str(buf *b, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    puts_(b, "\"");
+    for (size_t i = 0; i < n;) {
+        size_t run = i;
+        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+            run++;
+        put(b, s + i, run - i);
+        i = run;
+        if (i == n)
+            break;
+        size_t len = utf8_seq(p + i, n - i);
+        if (p[i] == '"' || p[i] == '\\') {
+            char e[2] = {'\\', (char)p[i]};
+            put(b, e, 2);
+            i++;
+        } else if (p[i] < 0x20) {
+            putf(b, "\\u%04x", p[i]);
+            i++;
+        } else if (len) {
+            put(b, s + i, len);
+            i += len;
+        } else {
+            puts_(b, "\\ufffd");
+            i++;
+        }
+    }
+    puts_(b, "\"");
+}
+
+/* The shortest %g form that reads back to the same double. */
+static void put_real(buf *b, double v)
+{
+    char tmp[40];
+    if (!isfinite(v)) { /* cannot come from JSON input; keep the output valid */
+        puts_(b, "null");
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    puts_(b, tmp);
+    if (!strpbrk(tmp, ".eEn")) /* keep it a real on the way back */
+        puts_(b, ".0");
+}
+
+static void put_value(buf *b, const json_t *v)
+{
+    const char *k;
+    json_t *x;
+    size_t i;
+    int first = 1;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        puts_(b, "{");
+        json_object_foreach((json_t *)v, k, x) {
+            if (!first)
+                puts_(b, ",");
+            first = 0;
+            put_str(b, k, strlen(k));
+            puts_(b, ":");
+            put_value(b, x);
+        }
+        puts_(b, "}");
+        break;
+    case JSON_ARRAY:
+        puts_(b, "[");
+        json_array_foreach(v, i, x) {
+            if (i)
+                puts_(b, ",");
+            put_value(b, x);
+        }
+        puts_(b, "]");
+        break;
+    case JSON_STRING:
+        put_str(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        putf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        put_real(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        puts_(b, "true");
+        break;
+    case JSON_FALSE:
+        puts_(b, "false");
+        break;
+    case JSON_NULL:
+        puts_(b, "null");
+        break;
+    }
+}
+
+char *tq_msg_dump_json(const json_t *v, size_t *len)
+{
+    buf b = {0};
+    put_value(&b, v);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    if (len)
+        *len = b.len;
+    return b.p;
+}
+
+int tq_msg_init(tq_msg *m)
+{
+    memset(m, 0, sizeof *m);
+    strcpy(m->queue, "default");
+    m->attempt = 1;
+    m->max_retries = -1;
+    m->args = json_array();
+    m->kwargs = json_object();
+    m->extra = json_object();
+    if (!m->args || !m->kwargs || !m->extra) {
+        tq_msg_deinit(m);
+        return TQ_ENOMEM;
+    }
+    return 0;
+}
+
+void tq_msg_deinit(tq_msg *m)
+{
+    json_decref(m->args);
+    json_decref(m->kwargs);
+    json_decref(m->extra);
+    m->args = m->kwargs = m->extra = NULL;
+}
+
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return TQ_EDECODE;
+}
+
+/* Copies string field f into dst (cap bytes with NUL). Control characters
+ * are refused: ids and names end up in keys, logs and terminals. */
+static int take_str(const json_t *v, const char *f, char *dst, size_t cap, char *err,
+                    size_t errlen)
+{
+    if (!json_is_string(v))
+        return bad(err, errlen, "field '%s': must be a string", f);
+    size_t n = json_string_length(v);
+    const char *s = json_string_value(v);
+    if (n == 0 || n >= cap)
+        return bad(err, errlen, "field '%s': must be 1 to %zu bytes long", f, cap - 1);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return bad(err, errlen, "field '%s': control characters are not allowed", f);
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+/* A time field: a non-negative number or null (absent). */
+static int take_time(const json_t *v, const char *f, double *out, char *err, size_t errlen)
+{
+    if (json_is_null(v)) {
+        *out = 0;
+        return 0;
+    }
+    if (!json_is_number(v) || json_number_value(v) < 0)
+        return bad(err, errlen, "field '%s': must be a number of seconds >= 0 or null", f);
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int take_int(const json_t *v, const char *f, json_int_t lo, json_int_t hi, int *out,
+                    char *err, size_t errlen)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return bad(err, errlen, "field '%s': must be a whole number from %lld to %lld", f,
+                   (long long)lo, (long long)hi);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int decode_field(tq_msg *m, const char *k, json_t *v, char *err, size_t errlen)
+{
+    if (strcmp(k, "v") == 0) {
+        if (!json_is_integer(v) || json_integer_value(v) != TQ_MSG_VERSION)
+            return bad(err, errlen, "field 'v': must be %d, the protocol version",
+                       TQ_MSG_VERSION);
+        return 0;
+    }
+    if (strcmp(k, "id") == 0)
+        return take_str(v, k, m->id, sizeof m->id, err, errlen);
+    if (strcmp(k, "task") == 0) {
+        if (take_str(v, k, m->task, sizeof m->task, err, errlen) < 0)
+            return TQ_EDECODE;
+        return 0;
+    }
+    if (strcmp(k, "queue") == 0) {
+        if (!json_is_string(v) || !tq_config_name_ok(json_string_value(v)))
+            return bad(err, errlen, "field 'queue': must be 1 to 64 of A-Z a-z 0-9 _ . : -");
+        strcpy(m->queue, json_string_value(v));
+        return 0;
+    }
+    if (strcmp(k, "schedule") == 0) {
+        if (json_is_null(v)) {
+            m->schedule[0] = '\0';
+            return 0;
+        }
+        return take_str(v, k, m->schedule, sizeof m->schedule, err, errlen);
+    }
+    if (strcmp(k, "args") == 0) {
+        if (!json_is_array(v))
+            return bad(err, errlen, "field 'args': must be an array");
+        json_decref(m->args);
+        m->args = json_incref(v);
+        return 0;
+    }
+    if (strcmp(k, "kwargs") == 0) {
+        if (!json_is_object(v))
+            return bad(err, errlen, "field 'kwargs': must be an object");
+        json_decref(m->kwargs);
+        m->kwargs = json_incref(v);
+        return 0;
+    }
+    if (strcmp(k, "scheduled_at") == 0)
+        return take_time(v, k, &m->scheduled_at, err, errlen);
+    if (strcmp(k, "enqueued_at") == 0)
+        return take_time(v, k, &m->enqueued_at, err, errlen);
+    if (strcmp(k, "expires_at") == 0)
+        return take_time(v, k, &m->expires_at, err, errlen);
+    if (strcmp(k, "attempt") == 0)
+        return take_int(v, k, 1, 1000000, &m->attempt, err, errlen);
+    if (strcmp(k, "max_retries") == 0) {
+        if (json_is_null(v)) {
+            m->max_retries = -1;
+            return 0;
+        }
+        return take_int(v, k, 0, 1000000, &m->max_retries, err, errlen);
+    }
+    if (strcmp(k, "timeout") == 0) {
+        if (json_is_null(v)) {
+            m->timeout = 0;
+            return 0;
+        }
+        if (!json_is_number(v) || json_number_value(v) <= 0 ||
+            json_number_value(v) > 31536000)
+            return bad(err, errlen,
+                       "field 'timeout': must be a number of seconds > 0 and <= 31536000");
+        m->timeout = json_number_value(v);
+        return 0;
+    }
+    return json_object_set(m->extra, k, v) == 0 ? 0 : TQ_ENOMEM;
+}
+
+int tq_msg_decode(tq_msg *m, const char *buf_, size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    const char *k;
+    json_t *v;
+    int rc;
+
+    if (len > TQ_MSG_MAX) {
+        bad(err, errlen, "message is %zu bytes, over the limit of %d", len, TQ_MSG_MAX);
+        return TQ_ETOOBIG;
+    }
+    if ((rc = tq_msg_init(m)) < 0)
+        return rc;
+    json_t *root = json_loadb(buf_, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        tq_msg_deinit(m);
+        return bad(err, errlen, "not valid JSON: %s at byte %d", je.text, je.position);
+    }
+    if (!json_is_object(root)) {
+        rc = bad(err, errlen, "message must be a JSON object");
+        goto err;
+    }
+    static const char *const required[] = {"v", "id", "task"};
+    for (size_t i = 0; i < 3; i++) {
+        if (!json_object_get(root, required[i])) {
+            rc = bad(err, errlen, "field '%s': missing", required[i]);
+            goto err;
+        }
+    }
+    json_object_foreach(root, k, v) {
+        if ((rc = decode_field(m, k, v, err, errlen)) < 0)
+            goto err;
+    }
+    json_decref(root);
+    return 0;
+err:
+    json_decref(root);
+    tq_msg_deinit(m);
+    return rc;
+}
+
+char *tq_msg_encode(const tq_msg *m, size_t *len)
+{
+    buf b = {0};
+    const char *k;
+    json_t *v;
+
+    putf(&b, "{\"v\":%d,\"id\":", TQ_MSG_VERSION);
+    put_str(&b, m->id, strlen(m->id));
+    puts_(&b, ",\"task\":");
+    put_str(&b, m->task, strlen(m->task));
+    puts_(&b, ",\"queue\":");
+    put_str(&b, m->queue, strlen(m->queue));
+    puts_(&b, ",\"args\":");
+    put_value(&b, m->args);
+    puts_(&b, ",\"kwargs\":");
+    put_value(&b, m->kwargs);
+    if (m->schedule[0]) {
+        puts_(&b, ",\"schedule\":");
+        put_str(&b, m->schedule, strlen(m->schedule));
+    }
+    if (m->scheduled_at > 0)
+        putf(&b, ",\"scheduled_at\":%.3f", m->scheduled_at);
+    if (m->enqueued_at > 0)
+        putf(&b, ",\"enqueued_at\":%.3f", m->enqueued_at);
+    if (m->expires_at > 0)
+        putf(&b, ",\"expires_at\":%.3f", m->expires_at);
+    putf(&b, ",\"attempt\":%d", m->attempt);
+    if (m->max_retries >= 0)
+        putf(&b, ",\"max_retries\":%d", m->max_retries);
+    if (m->timeout > 0) {
+        puts_(&b, ",\"timeout\":");
+        put_real(&b, m->timeout);
+    }
+    json_object_foreach(m->extra, k, v) {
+        puts_(&b, ",");
+        put_str(&b, k, strlen(k));
+        puts_(&b, ":");
+        put_value(&b, v);
+    }
+    puts_(&b, "}");
+    if (b.oom || b.len > TQ_MSG_MAX) {
+        free(b.p);
+        return NULL;
+    }
+    if (len)
+        *len = b.len;
+    return b.p;
+}
+
+static int utf8_ok(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0, len; i < n; i += len)
+        if ((len = utf8_seq(p + i, n - i)) == 0 || p[i] == 0)
+            return 0;
+    return 1;
+}
+
+static void put_base64(buf *b, const unsigned char *s, size_t n)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char q[4];
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16 | (i + 1 < n ? (unsigned)s[i + 1] << 8 : 0) |
+                     (i + 2 < n ? s[i + 2] : 0);
+        q[0] = tab[v >> 18 & 63];
+        q[1] = tab[v >> 12 & 63];
+        q[2] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        q[3] = i + 2 < n ? tab[v & 63] : '=';
+        put(b, q, 4);
+    }
+}
+
+char *tq_msg_dead_letter(const char *raw, size_t rawlen, const char *reason,
+                         const char *error, const char *worker, double now_s, size_t *len)
+{
+    buf b = {0};
+    puts_(&b, "{\"reason\":");
+    put_str(&b, reason, strlen(reason));
+    puts_(&b, ",\"error\":");
+    put_str(&b, error, strlen(error));
+    puts_(&b, ",\"worker\":");
+    put_str(&b, worker, strlen(worker));
+    putf(&b, ",\"dead_at\":%.3f", now_s);
+    if (utf8_ok(raw, rawlen)) {
+        puts_(&b, ",\"message\":");
+        put_str(&b, raw, rawlen);
+    } else {
+        puts_(&b, ",\"message_base64\":\"");
+        put_base64(&b, (const unsigned char *)raw, rawlen);
+        puts_(&b, "\"");
+    }
+    puts_(&b, "}");
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    if (len)
+        *len = b.len;
+    return b.p;
+}

@@ -1,0 +1,65 @@
+/* Task messages, protocol v1 (docs/PROTOCOL.md): decode, validate, encode.
+ *
+ * A message is one JSON object of at most TQ_MSG_MAX bytes. v, id and task
+ * are required; every other field has a default. Fields this version does not
+ * know are kept in `extra` and written back by tq_msg_encode(), so an older
+ * worker that retries a newer message loses nothing. Errors name the field. */
+#ifndef TQ_MSG_H
+#define TQ_MSG_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define TQ_MSG_MAX (1024 * 1024) /* bytes of one encoded message */
+#define TQ_MSG_VERSION 1
+#define TQ_MSG_ID_MAX 257        /* bytes of an id, with the NUL */
+#define TQ_MSG_NAME_MAX 129      /* bytes of a task or schedule name, with the NUL */
+#define TQ_MSG_QUEUE_MAX 65      /* bytes of a queue name, with the NUL */
+
+typedef struct {
+    char id[TQ_MSG_ID_MAX];          /* unique per logical execution */
+    char task[TQ_MSG_NAME_MAX];      /* task name, e.g. "timer.tick" */
+    char queue[TQ_MSG_QUEUE_MAX];    /* default "default" */
+    char schedule[TQ_MSG_NAME_MAX];  /* "" when not from a schedule */
+    json_t *args;                    /* owned array, default [] */
+    json_t *kwargs;                  /* owned object, default {} */
+    double scheduled_at;             /* Unix seconds; 0 when absent */
+    double enqueued_at;              /* Unix seconds; 0 when absent */
+    double expires_at;               /* Unix seconds; 0 when it never expires */
+    int attempt;                     /* 1 for the first run */
+    int max_retries;                 /* -1 when absent: the worker decides */
+    double timeout;                  /* seconds; 0 when absent: the worker decides */
+    json_t *extra;                   /* owned object of unknown fields */
+} tq_msg;
+
+/* Sets *m to an empty message with the defaults (args and kwargs are
+ * allocated). Returns 0 or TQ_ENOMEM. Pair with tq_msg_deinit(). */
+int tq_msg_init(tq_msg *m);
+
+/* Frees what *m owns; the struct itself is the caller's. Safe twice. */
+void tq_msg_deinit(tq_msg *m);
+
+/* Decodes len bytes of buf into *m (which must not hold anything: it is
+ * initialised here). Returns 0; TQ_ETOOBIG for more than TQ_MSG_MAX bytes;
+ * or TQ_EDECODE with a sentence naming the field in err. On error *m is
+ * left deinitialised. */
+int tq_msg_decode(tq_msg *m, const char *buf, size_t len, char *err, size_t errlen);
+
+/* Encodes *m as compact JSON, known fields first in protocol order. Returns
+ * a new NUL-terminated string (free() it) and its length in *len, or NULL
+ * when out of memory or the result is over TQ_MSG_MAX. */
+char *tq_msg_encode(const tq_msg *m, size_t *len);
+
+/* Encodes any JSON value compactly with the shortest number forms that
+ * read back to the same double (0.1, not 0.10000000000000001). Returns a new
+ * string (free() it) or NULL when out of memory. */
+char *tq_msg_dump_json(const json_t *v, size_t *len);
+
+/* Builds a dead letter: {"reason":..,"error":..,"worker":..,"dead_at":..,
+ * "message":<the raw message>}. The raw bytes are kept whole: as a JSON
+ * string when they are valid UTF-8, else as "message_base64". Returns a new
+ * string (free() it) or NULL when out of memory. */
+char *tq_msg_dead_letter(const char *raw, size_t rawlen, const char *reason,
+                         const char *error, const char *worker, double now_s, size_t *len);
+
+#endif

@@ -1,0 +1,257 @@
+/* Schedule definitions and the interval grid. */
+#include "common/sched.h"
+#include "common/config.h"
+#include "common/err.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return TQ_EDECODE;
+}
+
+void tq_sched_deinit(tq_sched *s)
+{
+    json_decref(s->args);
+    json_decref(s->kwargs);
+    s->args = s->kwargs = NULL;
+}
+
+static int str_field(const json_t *def, const char *name, const char *f, char *dst,
+                     size_t cap, const char *dflt, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(def, f);
+    if (!v) {
+        if (!dflt)
+            return bad(err, errlen, "schedule '%s': field '%s' is missing", name, f);
+        snprintf(dst, cap, "%s", dflt);
+        return 0;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= cap)
+        return bad(err, errlen, "schedule '%s': field '%s' must be a string of 1 to %zu bytes",
+                   name, f, cap - 1);
+    const char *s = json_string_value(v);
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            return bad(err, errlen, "schedule '%s': field '%s' has a control character",
+                       name, f);
+    strcpy(dst, s);
+    return 0;
+}
+
+static int num_field(const json_t *def, const char *name, const char *f, double lo, double hi,
+                     double *out, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(def, f);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_number(v) || json_number_value(v) < lo || json_number_value(v) > hi)
+        return bad(err, errlen, "schedule '%s': field '%s' must be a number from %g to %g",
+                   name, f, lo, hi);
+    *out = json_number_value(v);
+    return 0;
+}
+
+int tq_sched_decode(tq_sched *s, const json_t *def, char *err, size_t errlen)
+{
+    static const char *const known[] = {"name",    "task",        "every",   "queue",
+                                        "args",    "kwargs",      "timeout", "max_retries",
+                                        "expires", "enabled"};
+    const char *k;
+    json_t *v;
+    double every = 0, retries = -1;
+
+    memset(s, 0, sizeof *s);
+    s->max_retries = -1;
+    s->enabled = 1;
+    if (!json_is_object(def))
+        return bad(err, errlen, "a schedule must be a JSON object");
+    if (str_field(def, "?", "name", s->name, sizeof s->name, NULL, err, errlen) < 0)
+        return TQ_EDECODE;
+    if (!tq_config_name_ok(s->name))
+        return bad(err, errlen, "schedule '%s': field 'name' must be 1 to 64 of A-Z a-z 0-9 _ . : -",
+                   s->name);
+    json_object_foreach((json_t *)def, k, v) {
+        size_t i = 0;
+        while (i < sizeof known / sizeof known[0] && strcmp(known[i], k) != 0)
+            i++;
+        if (i == sizeof known / sizeof known[0])
+            return bad(err, errlen, "schedule '%s': unknown field '%s'", s->name, k);
+    }
+    if (str_field(def, s->name, "task", s->task, sizeof s->task, NULL, err, errlen) < 0 ||
+        str_field(def, s->name, "queue", s->queue, sizeof s->queue, "default", err, errlen) <
+            0)
+        return TQ_EDECODE;
+    if (!tq_config_name_ok(s->queue))
+        return bad(err, errlen,
+                   "schedule '%s': field 'queue' must be 1 to 64 of A-Z a-z 0-9 _ . : -",
+                   s->name);
+    if (!json_object_get(def, "every"))
+        return bad(err, errlen, "schedule '%s': field 'every' is missing", s->name);
+    if (num_field(def, s->name, "every", TQ_SCHED_EVERY_MIN_MS / 1000.0,
+                  TQ_SCHED_EVERY_MAX_MS / 1000.0, &every, err, errlen) < 0 ||
+        num_field(def, s->name, "timeout", 0.001, 31536000, &s->timeout, err, errlen) < 0 ||
+        num_field(def, s->name, "max_retries", 0, 1000000, &retries, err, errlen) < 0 ||
+        num_field(def, s->name, "expires", 0.001, 31536000, &s->expires, err, errlen) < 0)
+        return TQ_EDECODE;
+    s->every_ms = llround(every * 1000.0);
+    if (s->every_ms < TQ_SCHED_EVERY_MIN_MS || fabs(every * 1000.0 - (double)s->every_ms) > 1e-6)
+        return bad(err, errlen, "schedule '%s': field 'every' must be a whole number of "
+                   "milliseconds, at least 0.001", s->name);
+    if (retries != floor(retries))
+        return bad(err, errlen, "schedule '%s': field 'max_retries' must be a whole number",
+                   s->name);
+    s->max_retries = (int)retries;
+    v = json_object_get(def, "enabled");
+    if (v && !json_is_boolean(v))
+        return bad(err, errlen, "schedule '%s': field 'enabled' must be true or false",
+                   s->name);
+    s->enabled = !v || json_is_true(v);
+
+    v = json_object_get(def, "args");
+    if (v && !json_is_array(v))
+        return bad(err, errlen, "schedule '%s': field 'args' must be an array", s->name);
+    s->args = v ? json_deep_copy(v) : json_array();
+    v = json_object_get(def, "kwargs");
+    if (v && !json_is_object(v)) {
+        tq_sched_deinit(s);
+        return bad(err, errlen, "schedule '%s': field 'kwargs' must be an object", s->name);
+    }
+    s->kwargs = v ? json_deep_copy(v) : json_object();
+    if (!s->args || !s->kwargs) {
+        tq_sched_deinit(s);
+        return TQ_ENOMEM;
+    }
+    return 0;
+}
+
+int tq_sched_decode_text(tq_sched *s, const char *text, size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *def = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!def) {
+        memset(s, 0, sizeof *s);
+        return bad(err, errlen, "schedule is not valid JSON: %s", je.text);
+    }
+    int rc = tq_sched_decode(s, def, err, errlen);
+    json_decref(def);
+    return rc;
+}
+
+char *tq_sched_encode(const tq_sched *s, size_t *len)
+{
+    json_t *o = json_object();
+    char *out = NULL;
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "name", json_string(s->name));
+    json_object_set_new(o, "task", json_string(s->task));
+    json_object_set_new(o, "every", json_real((double)s->every_ms / 1000.0));
+    json_object_set_new(o, "queue", json_string(s->queue));
+    json_object_set(o, "args", s->args);
+    json_object_set(o, "kwargs", s->kwargs);
+    if (s->timeout > 0)
+        json_object_set_new(o, "timeout", json_real(s->timeout));
+    if (s->max_retries >= 0)
+        json_object_set_new(o, "max_retries", json_integer(s->max_retries));
+    if (s->expires > 0)
+        json_object_set_new(o, "expires", json_real(s->expires));
+    json_object_set_new(o, "enabled", json_boolean(s->enabled));
+    out = tq_msg_dump_json(o, len);
+    json_decref(o);
+    return out;
+}
+
+int tq_sched_load_file(const char *path, tq_sched **out, size_t *n, char *err, size_t errlen)
+{
+    json_error_t je;
+    char sub[512];
+    *out = NULL;
+    *n = 0;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return bad(err, errlen, "%s:%d: %s", path, je.line, je.text);
+    json_t *list = json_object_get(root, "schedules");
+    if (!json_is_object(root) || !json_is_array(list)) {
+        json_decref(root);
+        return bad(err, errlen, "%s: must be an object with an array \"schedules\"", path);
+    }
+    size_t count = json_array_size(list);
+    tq_sched *s = calloc(count ? count : 1, sizeof *s);
+    if (!s) {
+        json_decref(root);
+        return TQ_ENOMEM;
+    }
+    for (size_t i = 0; i < count; i++) {
+        int rc = tq_sched_decode(&s[i], json_array_get(list, i), sub, sizeof sub);
+        for (size_t j = 0; rc == 0 && j < i; j++)
+            if (strcmp(s[j].name, s[i].name) == 0) {
+                snprintf(sub, sizeof sub, "schedule '%s' is defined twice", s[i].name);
+                tq_sched_deinit(&s[i]);
+                rc = TQ_EDECODE;
+            }
+        if (rc < 0) {
+            bad(err, errlen, "%s: entry %zu: %s", path, i + 1, sub);
+            for (size_t j = 0; j < i; j++)
+                tq_sched_deinit(&s[j]);
+            free(s);
+            json_decref(root);
+            return rc;
+        }
+    }
+    json_decref(root);
+    *out = s;
+    *n = count;
+    return 0;
+}
+
+/* Floor division that is right for negative numbers too. */
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+int64_t tq_sched_prev(const tq_sched *s, int64_t at_ms)
+{
+    return floor_div(at_ms, s->every_ms) * s->every_ms;
+}
+
+int64_t tq_sched_next(const tq_sched *s, int64_t after_ms)
+{
+    return tq_sched_prev(s, after_ms) + s->every_ms;
+}
+
+int tq_sched_message(const tq_sched *s, int64_t tick_ms, int64_t now_ms, tq_msg *m)
+{
+    if (tq_msg_init(m) < 0)
+        return TQ_ENOMEM;
+    snprintf(m->id, sizeof m->id, "%s@%lld", s->name, (long long)tick_ms);
+    snprintf(m->task, sizeof m->task, "%s", s->task);
+    snprintf(m->queue, sizeof m->queue, "%s", s->queue);
+    snprintf(m->schedule, sizeof m->schedule, "%s", s->name);
+    json_decref(m->args);
+    json_decref(m->kwargs);
+    m->args = json_incref(s->args);
+    m->kwargs = json_incref(s->kwargs);
+    m->scheduled_at = (double)tick_ms / 1000.0;
+    m->enqueued_at = (double)now_ms / 1000.0;
+    if (s->expires > 0)
+        m->expires_at = m->scheduled_at + s->expires;
+    m->max_retries = s->max_retries;
+    m->timeout = s->timeout;
+    return 0;
+}

@@ -1,0 +1,155 @@
+/* Redis URL parser. */
+#include "common/url.h"
+#include "common/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return TQ_EINVAL;
+}
+
+/* Parses the decimal number in [s, e) into *out within [lo, hi]. */
+static int parse_int(const char *s, const char *e, long lo, long hi, int *out)
+{
+    long v = 0;
+    if (s == e || e - s > 9)
+        return -1;
+    for (const char *p = s; p < e; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Copies [s, e) into dst (cap bytes with the NUL), decoding %XX escapes. */
+static int copy_decoded(char *dst, size_t cap, const char *s, const char *e)
+{
+    size_t n = 0;
+    for (const char *p = s; p < e; p++) {
+        char c = *p;
+        if (c == '%') {
+            unsigned v;
+            if (e - p < 3 || sscanf(p + 1, "%2x", &v) != 1)
+                return -1;
+            c = (char)v;
+            p += 2;
+        }
+        if (c == '\0' || n + 1 >= cap)
+            return -1;
+        dst[n++] = c;
+    }
+    dst[n] = '\0';
+    return 0;
+}
+
+static int parse_unix(const char *s, tq_url *out, char *err, size_t errlen)
+{
+    const char *path = s + strlen("unix://");
+    const char *q = strchr(path, '?');
+    const char *end = q ? q : path + strlen(path);
+    if (*path != '/')
+        return fail(err, errlen, "redis url '%s': a unix socket path must be absolute", s);
+    if (copy_decoded(out->host, sizeof out->host, path, end) < 0)
+        return fail(err, errlen, "redis url '%s': bad or too long socket path", s);
+    out->is_unix = 1;
+    if (q) {
+        if (strncmp(q, "?db=", 4) != 0 ||
+            parse_int(q + 4, q + strlen(q), 0, 1000000, &out->db) < 0)
+            return fail(err, errlen, "redis url '%s': the only query is ?db=N", s);
+    }
+    return 0;
+}
+
+int tq_url_parse(const char *s, tq_url *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->port = TQ_URL_DEFAULT_PORT;
+    if (!s || !*s)
+        return fail(err, errlen, "redis url is empty");
+    if (strncmp(s, "unix://", 7) == 0)
+        return parse_unix(s, out, err, errlen);
+    if (strncmp(s, "redis://", 8) != 0)
+        return fail(err, errlen,
+                    "redis url '%s': must start with redis:// or unix://", s);
+
+    const char *p = s + 8;
+    const char *end = p + strcspn(p, "/?#");
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *user_end = colon ? colon : at;
+        if (copy_decoded(out->user, sizeof out->user, p, user_end) < 0)
+            return fail(err, errlen, "redis url: bad or too long user name");
+        if (colon && copy_decoded(out->password, sizeof out->password, colon + 1, at) < 0)
+            return fail(err, errlen, "redis url: bad or too long password");
+        p = at + 1;
+    }
+
+    const char *host_end;
+    const char *port_start = NULL;
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(end - p));
+        if (!rb)
+            return fail(err, errlen, "redis url '%s': unclosed '[' in the host", s);
+        if (copy_decoded(out->host, sizeof out->host, p + 1, rb) < 0)
+            return fail(err, errlen, "redis url '%s': bad host", s);
+        host_end = rb + 1;
+        if (host_end < end && *host_end != ':')
+            return fail(err, errlen, "redis url '%s': junk after the host", s);
+    } else {
+        host_end = memchr(p, ':', (size_t)(end - p));
+        if (!host_end)
+            host_end = end;
+        if (copy_decoded(out->host, sizeof out->host, p, host_end) < 0)
+            return fail(err, errlen, "redis url '%s': bad or too long host", s);
+    }
+    if (!out->host[0])
+        return fail(err, errlen, "redis url '%s': the host is missing", s);
+    if (host_end < end && *host_end == ':')
+        port_start = host_end + 1;
+    if (port_start && parse_int(port_start, end, 1, 65535, &out->port) < 0)
+        return fail(err, errlen, "redis url '%s': the port must be a number from 1 to 65535",
+                    s);
+
+    if (*end == '/') {
+        const char *db = end + 1;
+        const char *db_end = db + strcspn(db, "?#");
+        if (db != db_end && parse_int(db, db_end, 0, 1000000, &out->db) < 0)
+            return fail(err, errlen, "redis url '%s': the database must be a number", s);
+        end = db_end;
+    }
+    if (*end)
+        return fail(err, errlen, "redis url '%s': unexpected '%s' at the end", s, end);
+    return 0;
+}
+
+void tq_url_redacted(const tq_url *u, char *buf, size_t len)
+{
+    if (u->is_unix)
+        snprintf(buf, len, "unix://%s?db=%d", u->host, u->db);
+    else
+    {
+        int v6 = strchr(u->host, ':') != NULL;
+        snprintf(buf, len, "redis://%s%s%s%s:%d/%d", u->password[0] ? "***@" : "",
+                 v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, u->db);
+    }
+}

@@ -1,0 +1,128 @@
+# Helpers for integration tests: a private redis-server on a free port, the
+# real tickq programs as background processes, assertions, and cleanup of all
+# of it on exit. Source it first thing: . "$(dirname "$0")/lib.sh"
+#
+# Environment (set by ctest): TICKQ_BEAT, TICKQ_WORKER_BIN, TICKQ_WEB are the
+# programs under test. The programs' own TICKQ_* variables are cleared so the
+# caller's environment cannot leak into a test.
+set -euo pipefail
+
+for v in $(env | sed -n 's/^\(TICKQ_[A-Z_]*\)=.*/\1/p'); do
+    case $v in TICKQ_BEAT|TICKQ_WORKER_BIN|TICKQ_WEB|TICKQ_SOURCE_DIR) ;; *) unset "$v" ;; esac
+done
+: "${TICKQ_BEAT:?set by ctest}" "${TICKQ_WORKER_BIN:?set by ctest}" "${TICKQ_WEB:?set by ctest}"
+
+TQ_TMP=$(mktemp -d /tmp/tickq-test.XXXXXX)
+TQ_PIDS=()
+TQ_NAME=$(basename "$0" .sh)
+TQ_PREFIX="t-$TQ_NAME-$$"
+REDIS_PORT=
+REDIS_PID=
+REDIS_URL=
+
+tq_log() { printf '[%s %s] %s\n' "$(date +%T.%3N)" "$TQ_NAME" "$*" >&2; }
+tq_fail() {
+    tq_log "FAIL: $*"
+    for f in "$TQ_TMP"/*.log; do
+        [ -e "$f" ] || continue
+        echo "---- last lines of $(basename "$f")" >&2
+        tail -n 30 "$f" >&2
+    done
+    exit 1
+}
+
+tq_cleanup() {
+    local rc=$?
+    for p in "${TQ_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${TQ_PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    [ -n "$REDIS_PID" ] && kill -KILL "$REDIS_PID" 2>/dev/null || true
+    # A sanitizer report in any program's log fails the test.
+    if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TQ_TMP"/*.log 2>/dev/null; then
+        echo "sanitizer report in the logs above" >&2
+        grep -hE -A20 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TQ_TMP"/*.log >&2 || true
+        rc=1
+    fi
+    rm -rf "$TQ_TMP"
+    if [ $rc -eq 0 ]; then echo "$TQ_NAME: PASS"; else echo "$TQ_NAME: FAIL (exit $rc)"; fi
+    exit $rc
+}
+trap tq_cleanup EXIT
+trap 'exit 1' INT TERM
+
+# Starts redis-server on a free port with AOF in $TQ_TMP/redis and sets
+# REDIS_PORT, REDIS_URL, REDIS_PID. tq_redis_start again (after a stop)
+# reuses the same port and data directory.
+tq_redis_start() {
+    mkdir -p "$TQ_TMP/redis"
+    local tries=0
+    while :; do
+        if [ -z "$REDIS_PORT" ] || [ $tries -gt 0 ]; then
+            REDIS_PORT=$((20000 + RANDOM % 40000))
+        fi
+        tries=$((tries + 1))
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TQ_TMP/redis" \
+            --save '' --appendonly yes --appendfsync always \
+            --logfile "$TQ_TMP/redis.log" --daemonize no &
+        REDIS_PID=$!
+        for _ in $(seq 100); do
+            redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+            kill -0 "$REDIS_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then break; fi
+        kill -KILL "$REDIS_PID" 2>/dev/null || true
+        [ $tries -lt 20 ] || tq_fail "could not start redis-server"
+    done
+    REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+    export TICKQ_REDIS_URL=$REDIS_URL TICKQ_PREFIX=$TQ_PREFIX
+}
+
+tq_redis_stop() {
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=
+}
+
+# The namespace must be empty: a test never runs on someone's data.
+tq_require_empty() {
+    local n
+    n=$(rcli --scan --pattern "$TQ_PREFIX:*" | wc -l)
+    [ "$n" -eq 0 ] || tq_fail "namespace $TQ_PREFIX is not empty ($n keys)"
+}
+
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# tq_spawn NAME CMD...: runs CMD in the background, output in $TQ_TMP/NAME.log;
+# the pid is in TQ_LAST_PID.
+tq_spawn() {
+    local name=$1; shift
+    "$@" >>"$TQ_TMP/$name.log" 2>&1 &
+    TQ_LAST_PID=$!
+    TQ_PIDS+=("$TQ_LAST_PID")
+}
+
+# tq_wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.1 s until it succeeds.
+tq_wait_for() {
+    local secs=$1 what=$2; shift 2
+    local end=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $end ] || tq_fail "timed out after ${secs}s waiting for: $what"
+        sleep 0.1
+    done
+}
+
+tq_assert_eq() { # WHAT EXPECTED ACTUAL
+    [ "$2" == "$3" ] || tq_fail "$1: expected '$2', got '$3'"
+    tq_log "ok: $1 = '$3'"
+}
+
+tq_free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
