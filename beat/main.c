@@ -1,0 +1,5 @@
+/* Placeholder until tickq-beat lands. */
+int main(void)
+{
+    return 1;
+}

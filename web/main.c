@@ -1,0 +1,5 @@
+/* Placeholder until tickq-web lands. */
+int main(void)
+{
+    return 1;
+}

@@ -1,0 +1,5 @@
+/* Placeholder until tickq-worker lands. */
+int main(void)
+{
+    return 1;
+}
