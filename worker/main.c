@@ -1,5 +1,33 @@
-/* Placeholder until tickq-worker lands. */
-int main(void)
+/* tickq-worker: consumes task messages from Redis queues. */
+#include "common/log.h"
+#include "common/proc.h"
+#include "worker/worker.h"
+
+int main(int argc, char **argv)
 {
-    return 1;
+    tq_config cfg;
+    char id[TQ_CONFIG_NAME_MAX];
+
+    int rc = tq_proc_start(&cfg, TQ_PROG_WORKER, "worker",
+                           "Runs tickq tasks from Redis queues, each exactly once.", argc,
+                           argv);
+    if (rc >= 0)
+        return rc;
+    if (cfg.check)
+        return tq_proc_check(&cfg);
+    if (cfg.worker_id[0])
+        snprintf(id, sizeof id, "%s", cfg.worker_id);
+    else
+        tq_proc_default_id(id, sizeof id);
+    tq_proc_signals();
+
+    worker *w = worker_new(&cfg, id);
+    if (!w) {
+        tq_error("cannot create worker %s (out of memory, or the prefix and id are too long)",
+                 id);
+        return 1;
+    }
+    rc = worker_run(w);
+    worker_free(w);
+    return rc;
 }

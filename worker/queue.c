@@ -1,0 +1,477 @@
+/* The worker's Redis scripts and their C wrappers (see queue.h). */
+#include "worker/queue.h"
+#include "common/err.h"
+#include "common/lock.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* claim(msg): 1 locked, 0 id unreadable (the worker dead-letters it),
+ * -1 duplicate (done, or locked by this or another live worker).
+ * A lock whose owner's heartbeat is older than liveness is taken over: its
+ * message sits in a dead worker's processing list, and the reaper will find
+ * it done or locked when it requeues it. */
+#define LUA_CLAIM                                                                    \
+    "local function claim(msg, me, now, liveness, ttl, margin, lock_stem, done_stem,\n"  \
+    "                     workers, stats)\n"                                         \
+    "  local ok, m = pcall(cjson.decode, msg)\n"                                     \
+    "  if not ok or type(m) ~= 'table' or type(m.id) ~= 'string' or #m.id == 0\n"    \
+    "     or #m.id > 256 then return 0 end\n"                                        \
+    "  local id = m.id\n"                                                            \
+    "  if redis.call('EXISTS', done_stem .. id) == 1 then\n"                         \
+    "    redis.call('HINCRBY', stats, 'duplicates', 1) return -1 end\n"              \
+    "  local owner = redis.call('GET', lock_stem .. id)\n"                           \
+    "  if owner then\n"                                                              \
+    "    local hb = redis.call('ZSCORE', workers, owner)\n"                          \
+    "    if owner == me or (hb and now - tonumber(hb) <= liveness) then\n"           \
+    "      redis.call('HINCRBY', stats, 'duplicates', 1) return -1 end\n"            \
+    "  end\n"                                                                        \
+    "  local t = tonumber(m.timeout)\n"                                              \
+    "  if t and t > 0 then ttl = math.floor(t * 1000) end\n"                         \
+    "  redis.call('SET', lock_stem .. id, me, 'PX', ttl + margin)\n"                 \
+    "  return 1\n"                                                                   \
+    "end\n"
+
+/* KEYS: processing, workers, stats, queue... ARGV: me, now, liveness, max,
+ * ttl, margin, lock_stem, done_stem. Returns {claimed, msg, ...}. At most
+ * 2 * max + 16 pops, so a queue full of duplicates cannot stall Redis. */
+static tq_script fetch_script = TQ_SCRIPT(
+    LUA_CLAIM
+    "local me, now, liveness = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local max, ttl, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local out, n, pops = {}, 0, 0\n"
+    "for i = 4, #KEYS do\n"
+    "  while n < max and pops < 2 * max + 16 do\n"
+    "    local msg = redis.call('RPOP', KEYS[i])\n"
+    "    if not msg then break end\n"
+    "    pops = pops + 1\n"
+    "    local c = claim(msg, me, now, liveness, ttl, margin, ARGV[7], ARGV[8], KEYS[2],\n"
+    "                    KEYS[3])\n"
+    "    if c >= 0 then\n"
+    "      redis.call('LPUSH', KEYS[1], msg)\n"
+    "      n = n + 1\n"
+    "      out[#out + 1] = c\n"
+    "      out[#out + 1] = msg\n"
+    "    end\n"
+    "  end\n"
+    "  if n >= max or pops >= 2 * max + 16 then break end\n"
+    "end\n"
+    "return out\n");
+
+/* After BLMOVE put msg into processing. KEYS: processing, workers, stats;
+ * ARGV: msg, me, now, liveness, ttl, margin, lock_stem, done_stem. */
+static tq_script claim_script = TQ_SCRIPT(
+    LUA_CLAIM
+    "local c = claim(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),\n"
+    "                tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8], KEYS[2], KEYS[3])\n"
+    "if c < 0 then redis.call('LREM', KEYS[1], 1, ARGV[1]) end\n"
+    "return c\n");
+
+/* KEYS: processing, stats, worker hash, dead. ARGV: me, done_ttl,
+ * result_ttl, lock_stem, done_stem, result_stem, history_stem, n, then per
+ * item: op, msg, id, status, body, effect key, effect by, schedule.
+ * Returns {applied, ...}: 0 when the ack removed nothing (the reaper
+ * requeued it, or a retry after a lost reply), and then nothing is done. */
+static tq_script complete_script = TQ_SCRIPT(
+    "local me, done_ttl, result_ttl = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local lock_stem, done_stem, result_stem, history_stem = ARGV[4], ARGV[5], ARGV[6],\n"
+    "  ARGV[7]\n"
+    "local out = {}\n"
+    "for t = 0, tonumber(ARGV[8]) - 1 do\n"
+    "  local a = 8 + t * 8\n"
+    "  local op, msg, id, status = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
+    "  local body, ekey, eby, sched = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]\n"
+    "  local applied = 0\n"
+    "  if redis.call('LREM', KEYS[1], 1, msg) == 1 then\n"
+    "    applied = 1\n"
+    "    if id ~= '' and redis.call('GET', lock_stem .. id) == me then\n"
+    "      redis.call('DEL', lock_stem .. id) end\n"
+    "    if op == 'dead' then\n"
+    "      redis.call('LPUSH', KEYS[4], body)\n"
+    "      redis.call('HINCRBY', KEYS[2], 'dead', 1)\n"
+    "    elseif redis.call('EXISTS', done_stem .. id) == 1 then\n"
+    "      applied = 0\n"
+    "      redis.call('HINCRBY', KEYS[2], 'duplicates', 1)\n"
+    "    else\n"
+    "      redis.call('SET', done_stem .. id, status, 'PX', done_ttl)\n"
+    "      redis.call('SET', result_stem .. id, body, 'PX', result_ttl)\n"
+    "      if ekey ~= '' then redis.call('INCRBY', ekey, eby) end\n"
+    "      if sched ~= '' then\n"
+    "        redis.call('LPUSH', history_stem .. sched, body)\n"
+    "        redis.call('LTRIM', history_stem .. sched, 0, 99)\n"
+    "      end\n"
+    "      local field = status == 'success' and 'processed' or 'failed'\n"
+    "      redis.call('HINCRBY', KEYS[2], field, 1)\n"
+    "      redis.call('HINCRBY', KEYS[3], field, 1)\n"
+    "    end\n"
+    "  end\n"
+    "  out[#out + 1] = applied\n"
+    "end\n"
+    "return out\n");
+
+/* requeue(w, processing): puts w's messages back at the consuming end of
+ * their queues, oldest first, and releases w's locks. A message without a
+ * readable queue becomes a dead letter; nothing is dropped. */
+#define LUA_REQUEUE                                                                  \
+    "local function requeue(w, processing, lock_stem, queue_stem, dead, stats, now)\n"  \
+    "  local msgs = redis.call('LRANGE', processing, 0, -1)\n"                        \
+    "  for i = 1, #msgs do\n"                                                         \
+    "    local msg, q = msgs[i], nil\n"                                               \
+    "    local ok, m = pcall(cjson.decode, msg)\n"                                    \
+    "    if ok and type(m) == 'table' then\n"                                         \
+    "      if type(m.id) == 'string' and redis.call('GET', lock_stem .. m.id) == w then\n" \
+    "        redis.call('DEL', lock_stem .. m.id) end\n"                              \
+    "      if m.queue == nil then q = 'default'\n"                                    \
+    "      elseif type(m.queue) == 'string' and #m.queue <= 64\n"                     \
+    "        and string.match(m.queue, '^[%w_.:-]+$') then q = m.queue end\n"         \
+    "    end\n"                                                                       \
+    "    if q then redis.call('RPUSH', queue_stem .. q, msg)\n"                       \
+    "    else redis.call('LPUSH', dead, cjson.encode({reason = 'undecodable',\n"      \
+    "      error = 'requeue: no valid queue field', worker = w, dead_at = now / 1000,\n" \
+    "      message = msg})) end\n"                                                    \
+    "  end\n"                                                                         \
+    "  redis.call('DEL', processing)\n"                                               \
+    "  if #msgs > 0 then redis.call('HINCRBY', stats, 'requeued', #msgs) end\n"       \
+    "  return #msgs\n"                                                                \
+    "end\n"
+
+/* KEYS: processing, dead, stats, workers, worker hash. ARGV: me, now,
+ * lock_stem, queue_stem, deregister. */
+static tq_script requeue_script = TQ_SCRIPT(
+    LUA_REQUEUE
+    "local n = requeue(ARGV[1], KEYS[1], ARGV[3], ARGV[4], KEYS[2], KEYS[3],\n"
+    "                  tonumber(ARGV[2]))\n"
+    "if ARGV[5] == '1' then\n"
+    "  redis.call('ZREM', KEYS[4], ARGV[1])\n"
+    "  redis.call('DEL', KEYS[5])\n"
+    "end\n"
+    "return n\n");
+
+/* KEYS: workers, dead, stats. ARGV: now, liveness, processing_stem,
+ * lock_stem, queue_stem, worker_stem. Returns {worker, moved, ...}. */
+static tq_script reap_script = TQ_SCRIPT(
+    LUA_REQUEUE
+    "local now = tonumber(ARGV[1])\n"
+    "local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))\n"
+    "local out = {}\n"
+    "for _, w in ipairs(dead) do\n"
+    "  local n = requeue(w, ARGV[3] .. w, ARGV[4], ARGV[5], KEYS[2], KEYS[3], now)\n"
+    "  redis.call('ZREM', KEYS[1], w)\n"
+    "  redis.call('DEL', ARGV[6] .. w)\n"
+    "  out[#out + 1] = w\n"
+    "  out[#out + 1] = n\n"
+    "end\n"
+    "return out\n");
+
+int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
+{
+    memset(q, 0, sizeof *q);
+    snprintf(q->id, sizeof q->id, "%s", id);
+    snprintf(q->prefix, sizeof q->prefix, "%s", cfg->prefix);
+    const char *p = cfg->prefix;
+    int bad = 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_PROCESSING, id, q->processing, sizeof q->processing) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_WORKERS, NULL, q->workers, sizeof q->workers) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_STATS, NULL, q->stats, sizeof q->stats) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_WORKER, id, q->worker_hash, sizeof q->worker_hash) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_DEAD, NULL, q->dead, sizeof q->dead) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_REAPER, NULL, q->reaper, sizeof q->reaper) < 0;
+    for (int i = 0; i < cfg->nqueues; i++)
+        bad |= tq_keys_fmt(p, TQ_KEY_QUEUE, cfg->queues[i], q->queues[i],
+                           sizeof q->queues[i]) < 0;
+    q->nqueues = cfg->nqueues;
+    bad |= tq_keys_stem(p, TQ_KEY_LOCK, q->lock_stem, sizeof q->lock_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_DONE, q->done_stem, sizeof q->done_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_RESULT, q->result_stem, sizeof q->result_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_HISTORY, q->history_stem, sizeof q->history_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_QUEUE, q->queue_stem, sizeof q->queue_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_PROCESSING, q->processing_stem,
+                        sizeof q->processing_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_WORKER, q->worker_stem, sizeof q->worker_stem) < 0;
+    q->liveness_ms = cfg->liveness_ms;
+    q->timeout_ms = cfg->timeout_ms;
+    q->done_ttl_ms = cfg->done_ttl_ms;
+    q->result_ttl_ms = cfg->result_ttl_ms;
+    return bad ? TQ_ETOOBIG : 0;
+}
+
+void worker_queue_items_clear(worker_item *items, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(items[i].raw);
+        free(items[i].body);
+        memset(&items[i], 0, sizeof items[i]);
+    }
+}
+
+/* Takes a copy of a bulk string reply element. */
+static int take_raw(worker_item *it, const redisReply *r, int claimed)
+{
+    memset(it, 0, sizeof *it);
+    it->raw = malloc(r->len + 1);
+    if (!it->raw)
+        return TQ_ENOMEM;
+    memcpy(it->raw, r->str, r->len);
+    it->raw[r->len] = '\0';
+    it->len = r->len;
+    it->claimed = claimed;
+    return 0;
+}
+
+int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
+                       worker_item *items)
+{
+    char now[24], live[24], maxs[16], ttl[24], margin[24];
+    const char *argv[3 + TQ_CONFIG_QUEUES_MAX + 8];
+    int k = 0;
+
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
+    snprintf(maxs, sizeof maxs, "%d", max);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)q->timeout_ms);
+    snprintf(margin, sizeof margin, "%d", WORKER_QUEUE_LOCK_MARGIN_MS);
+    argv[k++] = q->processing;
+    argv[k++] = q->workers;
+    argv[k++] = q->stats;
+    for (int i = 0; i < q->nqueues; i++)
+        argv[k++] = q->queues[i];
+    int nkeys = k;
+    const char *args[] = {q->id, now, live, maxs, ttl, margin, q->lock_stem, q->done_stem};
+    for (size_t i = 0; i < 8; i++)
+        argv[k++] = args[i];
+
+    redisReply *r = tq_conn_eval(c, &fetch_script, nkeys, 8, argv, NULL);
+    if (!r)
+        return TQ_EREDIS;
+    int n = 0, rc = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 || r->elements / 2 > (size_t)max) {
+        tq_error("fetch: unexpected reply from redis (type %d)", r->type);
+        rc = TQ_EREPLY;
+    } else {
+        for (size_t i = 0; i < r->elements; i += 2) {
+            const redisReply *flag = r->element[i], *msg = r->element[i + 1];
+            if (flag->type != REDIS_REPLY_INTEGER || msg->type != REDIS_REPLY_STRING) {
+                rc = TQ_EREPLY;
+                break;
+            }
+            if ((rc = take_raw(&items[n], msg, (int)flag->integer)) < 0)
+                break;
+            n++;
+        }
+    }
+    freeReplyObject(r);
+    /* Whatever was taken stays in processing: a failure here only delays
+     * those messages until a requeue. */
+    return n ? n : rc;
+}
+
+int worker_queue_wait(tq_conn *c, const worker_queue *q, int64_t now_ms, double block_s,
+                      worker_item *item)
+{
+    char block[32];
+    snprintf(block, sizeof block, "%.3f", block_s);
+    redisReply *r = tq_conn_cmd(c, "BLMOVE %s %s RIGHT LEFT %s", q->queues[0], q->processing,
+                                block);
+    if (!r)
+        return TQ_EREDIS;
+    if (r->type == REDIS_REPLY_NIL) {
+        freeReplyObject(r);
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_STRING) {
+        tq_error("wait: unexpected reply from redis: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "not a string");
+        freeReplyObject(r);
+        return TQ_EREPLY;
+    }
+    int rc = take_raw(item, r, 0);
+    freeReplyObject(r);
+    if (rc < 0)
+        return rc;
+
+    char now[24], live[24], ttl[24], margin[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)q->timeout_ms);
+    snprintf(margin, sizeof margin, "%d", WORKER_QUEUE_LOCK_MARGIN_MS);
+    const char *argv[] = {q->processing, q->workers, q->stats, item->raw, q->id, now,
+                          live, ttl, margin, q->lock_stem, q->done_stem};
+    size_t lens[11];
+    for (int i = 0; i < 11; i++)
+        lens[i] = i == 3 ? item->len : strlen(argv[i]);
+    /* If this reply is lost the message stays in processing unclaimed and
+     * is requeued at shutdown or by the reaper: delayed, never lost. */
+    r = tq_conn_eval(c, &claim_script, 3, 8, argv, lens);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        rc = r ? TQ_EREPLY : TQ_EREDIS;
+        freeReplyObject(r);
+        worker_queue_items_clear(item, 1);
+        return rc;
+    }
+    long long claimed = r->integer;
+    freeReplyObject(r);
+    if (claimed < 0) {
+        worker_queue_items_clear(item, 1);
+        return 0;
+    }
+    item->claimed = (int)claimed;
+    return 1;
+}
+
+int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items, int n,
+                          int64_t now_ms)
+{
+    (void)now_ms;
+    enum { PER = 8, HEAD = 12 };
+    int todo = 0;
+    for (int i = 0; i < n; i++)
+        todo += items[i].op != WORKER_OP_NONE;
+    if (todo == 0)
+        return 0;
+
+    const char **argv = malloc(sizeof *argv * (size_t)(HEAD + PER * todo));
+    size_t *lens = malloc(sizeof *lens * (size_t)(HEAD + PER * todo));
+    char (*nums)[24] = malloc(sizeof *nums * (size_t)(todo + 1));
+    char done_ttl[24], result_ttl[24], count[16];
+    int rc = 0;
+    if (!argv || !lens || !nums) {
+        rc = TQ_ENOMEM;
+        goto out;
+    }
+    snprintf(done_ttl, sizeof done_ttl, "%lld", (long long)q->done_ttl_ms);
+    snprintf(result_ttl, sizeof result_ttl, "%lld", (long long)q->result_ttl_ms);
+    snprintf(count, sizeof count, "%d", todo);
+    const char *head[HEAD] = {q->processing,  q->stats,       q->worker_hash, q->dead,
+                              q->id,          done_ttl,       result_ttl,     q->lock_stem,
+                              q->done_stem,   q->result_stem, q->history_stem, count};
+    int k = 0;
+    for (; k < HEAD; k++) {
+        argv[k] = head[k];
+        lens[k] = strlen(head[k]);
+    }
+    int t = 0;
+    for (int i = 0; i < n; i++) {
+        worker_item *it = &items[i];
+        if (it->op == WORKER_OP_NONE)
+            continue;
+        snprintf(nums[t], sizeof nums[t], "%lld", (long long)it->effect_by);
+        const char *v[PER] = {it->op == WORKER_OP_DEAD ? "dead" : "done",
+                              it->raw,
+                              it->id,
+                              it->status ? it->status : "",
+                              it->body ? it->body : "",
+                              it->effect_key,
+                              nums[t],
+                              it->schedule};
+        for (int j = 0; j < PER; j++) {
+            argv[k] = v[j];
+            lens[k] = j == 1 ? it->len : j == 4 ? it->body_len : strlen(v[j]);
+            k++;
+        }
+        t++;
+    }
+    redisReply *r = tq_conn_eval(c, &complete_script, 4, k - 4, argv, lens);
+    if (!r) {
+        rc = TQ_EREDIS;
+        goto out;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)todo) {
+        tq_error("complete: unexpected reply from redis: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "wrong shape");
+        rc = TQ_EREPLY;
+    } else {
+        t = 0;
+        for (int i = 0; i < n; i++)
+            if (items[i].op != WORKER_OP_NONE)
+                items[i].applied = r->element[t++]->integer == 1;
+    }
+    freeReplyObject(r);
+out:
+    free(argv);
+    free(lens);
+    free(nums);
+    return rc;
+}
+
+int worker_queue_requeue(tq_conn *c, const worker_queue *q, int64_t now_ms, int deregister)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    const char *argv[] = {q->processing, q->dead, q->stats, q->workers, q->worker_hash,
+                          q->id, now, q->lock_stem, q->queue_stem, deregister ? "1" : "0"};
+    redisReply *r = tq_conn_eval(c, &requeue_script, 5, 5, argv, NULL);
+    if (!r)
+        return TQ_EREDIS;
+    int rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : TQ_EREPLY;
+    if (rc == TQ_EREPLY)
+        tq_error("requeue: unexpected reply from redis: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "not an integer");
+    freeReplyObject(r);
+    return rc;
+}
+
+int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, int64_t now_ms,
+                           const char *const *info)
+{
+    const char *argv[2 + 2 * 16];
+    int k = 0;
+    char ttl[24];
+    /* The hash outlives a few missed heartbeats, not a dead worker. */
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(q->liveness_ms * 3));
+    redisReply *r = tq_conn_cmd(c, "ZADD %s %lld %s", q->workers, (long long)now_ms, q->id);
+    if (!r)
+        return TQ_EREDIS;
+    freeReplyObject(r);
+    argv[k++] = "HSET";
+    argv[k++] = q->worker_hash;
+    for (int i = 0; info[i] && k + 2 <= (int)(sizeof argv / sizeof argv[0]); i += 2) {
+        argv[k++] = info[i];
+        argv[k++] = info[i + 1];
+    }
+    if (tq_conn_append(c, k, argv, NULL) < 0)
+        return TQ_EREDIS;
+    const char *exp[] = {"PEXPIRE", q->worker_hash, ttl};
+    if (tq_conn_append(c, 3, exp, NULL) < 0)
+        return TQ_EREDIS;
+    for (int i = 0; i < 2; i++) {
+        r = tq_conn_reply(c);
+        if (!r)
+            return TQ_EREDIS;
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
+{
+    int got = tq_lock_acquire(c, q->reaper, q->id, 5000);
+    if (got <= 0)
+        return got;
+    char now[24], live[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
+    const char *argv[] = {q->workers, q->dead, q->stats, now, live, q->processing_stem,
+                          q->lock_stem, q->queue_stem, q->worker_stem};
+    redisReply *r = tq_conn_eval(c, &reap_script, 3, 6, argv, NULL);
+    int moved = 0;
+    if (!r) {
+        return TQ_EREDIS;
+    } else if (r->type != REDIS_REPLY_ARRAY) {
+        tq_error("reap: unexpected reply from redis: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+        moved = TQ_EREPLY;
+    } else {
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            tq_warn("reaper: worker %s is dead (no heartbeat for %lld ms); requeued %lld "
+                    "message(s) and released its locks",
+                    r->element[i]->str ? r->element[i]->str : "?", (long long)q->liveness_ms,
+                    r->element[i + 1]->integer);
+            moved += (int)r->element[i + 1]->integer;
+        }
+    }
+    freeReplyObject(r);
+    tq_lock_release(c, q->reaper, q->id);
+    return moved;
+}

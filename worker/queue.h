@@ -1,0 +1,103 @@
+/* The worker's side of the broker: every Redis operation of a worker, each
+ * one script so that it is atomic, with the fewest round trips.
+ *
+ *   fetch      RPOP up to N messages from the queues (priority order), drop
+ *              duplicates (done, or locked by a live worker), take each lock,
+ *              LPUSH into P:processing:<id>: one round trip for N messages.
+ *   wait       BLMOVE when every queue was empty, then the same claim.
+ *   complete   for N messages: ack (LREM), and only if the ack removed it,
+ *              done marker + result + history + effect + counters, or the
+ *              dead letter; release the locks. Retrying after a lost reply
+ *              is safe: a second ack removes nothing and applies nothing.
+ *   requeue    move a worker's processing list back to its queues and
+ *              release its locks (shutdown, start-up, and the reaper).
+ *   reap       requeue every worker whose heartbeat is older than liveness.
+ *
+ * The Lua scripts get key stems from common/keys and only append ids. */
+#ifndef WORKER_QUEUE_H
+#define WORKER_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/conn.h"
+#include "common/keys.h"
+#include "common/msg.h"
+
+#define WORKER_QUEUE_LOCK_MARGIN_MS 5000 /* lock TTL = task timeout + this */
+#define WORKER_QUEUE_BATCH_MAX 64        /* messages one fetch takes at most */
+
+typedef enum {
+    WORKER_OP_NONE = 0, /* leave it in processing (aborted: requeued later) */
+    WORKER_OP_DONE,     /* ran: success or failure */
+    WORKER_OP_DEAD,     /* dead letter (undecodable, unknown task) */
+} worker_op;
+
+/* One fetched message and, once run, its outcome. */
+typedef struct {
+    char *raw;                       /* owned: the exact bytes in processing */
+    size_t len;
+    int claimed;                     /* 1: locked; 0: the broker could not read its id */
+    worker_op op;
+    char id[TQ_MSG_ID_MAX];          /* "" when unknown */
+    const char *status;              /* "success" or "failure" (static) */
+    char *body;                      /* owned: result JSON or dead letter */
+    size_t body_len;
+    char effect_key[TQ_KEYS_MAX];    /* "" for none */
+    int64_t effect_by;
+    char schedule[TQ_MSG_NAME_MAX];  /* "" when not scheduled */
+    int applied;                     /* set by complete: 1 applied, 0 lost */
+} worker_item;
+
+/* Key names and limits of one worker: a plain value, filled once. */
+typedef struct {
+    char id[TQ_CONFIG_NAME_MAX];
+    char processing[TQ_KEYS_MAX], workers[TQ_KEYS_MAX], stats[TQ_KEYS_MAX];
+    char worker_hash[TQ_KEYS_MAX], dead[TQ_KEYS_MAX], reaper[TQ_KEYS_MAX];
+    char queues[TQ_CONFIG_QUEUES_MAX][TQ_KEYS_MAX];
+    int nqueues;
+    char lock_stem[TQ_KEYS_MAX], done_stem[TQ_KEYS_MAX], result_stem[TQ_KEYS_MAX];
+    char history_stem[TQ_KEYS_MAX], queue_stem[TQ_KEYS_MAX];
+    char processing_stem[TQ_KEYS_MAX], worker_stem[TQ_KEYS_MAX];
+    char prefix[TQ_CONFIG_NAME_MAX];
+    int64_t liveness_ms, timeout_ms, done_ttl_ms, result_ttl_ms;
+} worker_queue;
+
+/* Fills *q for worker id from cfg. Returns 0 or TQ_ETOOBIG. */
+int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id);
+
+/* Frees what items[0..n) own and zeroes them. */
+void worker_queue_items_clear(worker_item *items, int n);
+
+/* Takes up to max messages without blocking. Returns how many (items[0..)
+ * filled), or TQ_EREDIS / TQ_EREPLY. */
+int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
+                       worker_item *items);
+
+/* Blocks up to block_s seconds for one message of the first queue, then
+ * claims it. Returns 1 (item filled), 0 (none, or a duplicate dropped), or
+ * TQ_EREDIS / TQ_EREPLY. */
+int worker_queue_wait(tq_conn *c, const worker_queue *q, int64_t now_ms, double block_s,
+                      worker_item *item);
+
+/* Completes the items whose op is not NONE, in one script, and sets their
+ * `applied`. Returns 0, or TQ_EREDIS / TQ_EREPLY (then call again). */
+int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items, int n,
+                          int64_t now_ms);
+
+/* Requeues this worker's processing list; with deregister, also removes the
+ * worker from P:workers and deletes its hash. Returns the number of
+ * messages moved, or a negative code. */
+int worker_queue_requeue(tq_conn *c, const worker_queue *q, int64_t now_ms, int deregister);
+
+/* Records a heartbeat: ZADD P:workers, and the worker hash (fields in
+ * info, a NULL-terminated list of name, value pairs) with a TTL. */
+int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, int64_t now_ms,
+                           const char *const *info);
+
+/* Reaps dead workers (one reaper at a time, under P:reaper). Returns the
+ * number of messages requeued, or a negative code. */
+int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms);
+
+#endif

@@ -1,0 +1,400 @@
+/* The worker process: task threads, heartbeat + reaper thread, shutdown.
+ *
+ * Each task thread owns a Redis connection and loops: fetch a batch (one
+ * script), run each task, complete the batch (one script). The batch grows
+ * while the queue is deep and every task is fast, and falls back to one
+ * message as soon as a slow task shows up, so a long task never holds
+ * messages that idle threads could run. When every queue is empty the
+ * thread blocks in BLMOVE on the first queue (1 s; 0.1 s when it consumes
+ * several queues, so a lower-priority queue waits at most that long). */
+#include "worker/worker.h"
+#include "common/clock.h"
+#include "common/conn.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "worker/queue.h"
+#include "worker/tasks.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HEARTBEAT_MS 1000
+
+typedef struct {
+    struct worker *w;
+    int index;
+    pthread_t tid;
+    int started;
+    tq_conn *conn;
+    int batch; /* messages the next fetch asks for */
+    worker_item items[WORKER_QUEUE_BATCH_MAX];
+} task_thread;
+
+struct worker {
+    tq_config cfg;
+    tq_url url;
+    worker_queue q;
+    char host[64];
+    int nthreads;
+    task_thread *threads;
+    tq_conn *hb_conn; /* the heartbeat thread's; the main thread's outside it */
+    pthread_t hb_tid;
+    int hb_started;
+    atomic_int hb_stop;
+    _Atomic int64_t grace_end_ms;
+    int64_t started_ms;
+    atomic_llong processed, failed, dead;
+};
+
+worker *worker_new(const tq_config *cfg, const char *id)
+{
+    char err[256];
+    worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->cfg = *cfg;
+    if (tq_url_parse(cfg->redis_url, &w->url, err, sizeof err) < 0 ||
+        worker_queue_init(&w->q, cfg, id) < 0)
+        goto err;
+    w->nthreads = cfg->concurrency > 0 ? cfg->concurrency : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (w->nthreads < 1)
+        w->nthreads = 1;
+    w->threads = calloc((size_t)w->nthreads, sizeof *w->threads);
+    if (!w->threads)
+        goto err;
+    char name[128];
+    snprintf(name, sizeof name, "tickq-worker:%s:hb", id);
+    if (!(w->hb_conn = tq_conn_new(&w->url, name)))
+        goto err;
+    for (int i = 0; i < w->nthreads; i++) {
+        task_thread *t = &w->threads[i];
+        t->w = w;
+        t->index = i;
+        t->batch = 1;
+        snprintf(name, sizeof name, "tickq-worker:%s:%d", id, i);
+        if (!(t->conn = tq_conn_new(&w->url, name)))
+            goto err;
+    }
+    gethostname(w->host, sizeof w->host - 1);
+    return w;
+err:
+    worker_free(w);
+    return NULL;
+}
+
+void worker_free(worker *w)
+{
+    if (!w)
+        return;
+    for (int i = 0; w->threads && i < w->nthreads; i++) {
+        worker_queue_items_clear(w->threads[i].items, WORKER_QUEUE_BATCH_MAX);
+        tq_conn_free(w->threads[i].conn);
+    }
+    free(w->threads);
+    tq_conn_free(w->hb_conn);
+    free(w);
+}
+
+/* Sleeps after a failed Redis call: the connection's backoff, or 100 ms
+ * after a reply we did not expect. Returns early when stopping. */
+static void pause_after_error(tq_conn *c, int rc)
+{
+    int64_t ms = rc == TQ_EREDIS ? tq_conn_backoff_ms(c) : 100;
+    tq_clock_sleep_ms(ms > 0 ? ms : 10, &tq_proc_stop);
+}
+
+/* Builds the result JSON kept in P:result:<id> and P:history:<schedule>. */
+static int set_result(worker_item *it, const tq_msg *m, const char *worker_id,
+                      int64_t started_us, int64_t finished_us, const char *error)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:f}", "id", m->id, "task",
+                          m->task, "status", it->status, "worker", worker_id, "attempt",
+                          m->attempt, "started", (double)started_us / 1e6, "finished",
+                          (double)finished_us / 1e6, "runtime",
+                          (double)(finished_us - started_us) / 1e6);
+    if (!o)
+        return TQ_ENOMEM;
+    json_object_set_new(o, "error", error && *error ? json_string(error) : json_null());
+    if (m->schedule[0])
+        json_object_set_new(o, "schedule", json_string(m->schedule));
+    it->body = tq_msg_dump_json(o, &it->body_len);
+    json_decref(o);
+    return it->body ? 0 : TQ_ENOMEM;
+}
+
+static void set_dead(worker_item *it, const char *reason, const char *error,
+                     const char *worker_id)
+{
+    it->op = WORKER_OP_DEAD;
+    it->body = tq_msg_dead_letter(it->raw, it->len, reason, error, worker_id,
+                                  (double)tq_clock_wall_ms() / 1000.0, &it->body_len);
+    if (!it->body) /* out of memory: leave it in processing for a requeue */
+        it->op = WORKER_OP_NONE;
+    tq_warn("dead letter (%s): task %s: %s", reason, it->id[0] ? it->id : "?", error);
+}
+
+/* Completes items[0..n), retrying while Redis is away. A retry after a
+ * lost reply is safe (see queue.h). Gives up only on a second signal: the
+ * messages then stay in processing and the reaper requeues them. */
+static void complete_items(task_thread *t, worker_item *items, int n)
+{
+    worker *w = t->w;
+    int tries = 0;
+    for (;;) {
+        int rc = worker_queue_complete(t->conn, &w->q, items, n, tq_clock_wall_ms());
+        if (rc == 0)
+            break;
+        if (tq_proc_stop >= 2) {
+            tq_warn("giving up completing %d task(s) at shutdown; the reaper will requeue "
+                    "them", n);
+            return;
+        }
+        tries++;
+        pause_after_error(t->conn, rc);
+    }
+    for (int i = 0; i < n; i++) {
+        worker_item *it = &items[i];
+        if (it->op == WORKER_OP_NONE)
+            continue;
+        if (!it->applied) {
+            /* After a retry, "not applied" usually means the first try was. */
+            tq_log(tries ? TQ_LOG_DEBUG : TQ_LOG_WARN,
+                   "task %s: no longer in this worker's processing list (requeued by the "
+                   "reaper, or completed by an earlier try): completion not applied",
+                   it->id);
+        } else if (it->op == WORKER_OP_DEAD) {
+            atomic_fetch_add(&w->dead, 1);
+        } else if (strcmp(it->status, "success") == 0) {
+            atomic_fetch_add(&w->processed, 1);
+        } else {
+            atomic_fetch_add(&w->failed, 1);
+        }
+        it->op = WORKER_OP_NONE;
+    }
+}
+
+/* Decodes and runs fetched message i and records its outcome. Before a
+ * slow task, the outcomes of items[*done..i) are completed, so they do not
+ * wait for it. Returns 1 if the task was a fast inline one (or none ran). */
+static int run_item(task_thread *t, int i, int *done)
+{
+    worker *w = t->w;
+    worker_item *it = &t->items[i];
+    char err[512];
+    tq_msg m;
+    int fast = 1;
+
+    if (tq_msg_decode(&m, it->raw, it->len, err, sizeof err) < 0) {
+        set_dead(it, "undecodable", err, w->q.id);
+        return 1;
+    }
+    snprintf(it->id, sizeof it->id, "%s", m.id);
+    const worker_task *task = worker_task_find(m.task);
+    if (!it->claimed) {
+        set_dead(it, "undecodable",
+                 "Redis' JSON parser could not read the field 'id', so the message "
+                 "cannot be locked",
+                 w->q.id);
+    } else if (!task) {
+        snprintf(err, sizeof err, "unknown task '%s'", m.task);
+        set_dead(it, "unknown-task", err, w->q.id);
+    } else {
+        worker_task_ctx ctx;
+        memset(&ctx, 0, sizeof ctx);
+        ctx.msg = &m;
+        ctx.stop = &tq_proc_stop;
+        ctx.grace_end_ms = &w->grace_end_ms;
+        ctx.effect_key = TQ_KEY_COUNT_;
+        fast = task->inline_fast;
+        if (!fast && i > *done) {
+            complete_items(t, t->items + *done, i - *done);
+            *done = i;
+        }
+        int64_t started = tq_clock_wall_us();
+        int rc = task->run(&ctx);
+        int64_t finished = tq_clock_wall_us();
+        if (ctx.aborted) {
+            tq_info("task %s (%s) aborted by shutdown: it will be requeued", m.id, m.task);
+        } else {
+            it->op = WORKER_OP_DONE;
+            it->status = rc == 0 ? "success" : "failure";
+            if (ctx.effect_key != TQ_KEY_COUNT_) {
+                tq_keys_fmt(w->cfg.prefix, ctx.effect_key, NULL, it->effect_key,
+                            sizeof it->effect_key);
+                it->effect_by = ctx.effect_by;
+            }
+            snprintf(it->schedule, sizeof it->schedule, "%s", m.schedule);
+            if (set_result(it, &m, w->q.id, started, finished, ctx.error) < 0) {
+                it->op = WORKER_OP_NONE;
+            }
+            tq_debug("task %s (%s): %s in %.3f ms%s%s", m.id, m.task, it->status,
+                     (double)(finished - started) / 1000.0, rc ? ": " : "", ctx.error);
+        }
+    }
+    tq_msg_deinit(&m);
+    return fast;
+}
+
+/* Runs a fetched batch. Once the process is stopping, tasks not yet
+ * started are left in processing for the final requeue. Returns 1 if every
+ * task was fast. */
+static int run_batch(task_thread *t, int n)
+{
+    int all_fast = 1, done = 0;
+    for (int i = 0; i < n && !tq_proc_stop; i++)
+        all_fast &= run_item(t, i, &done);
+    if (n > done)
+        complete_items(t, t->items + done, n - done);
+    return all_fast;
+}
+
+static void *task_thread_main(void *arg)
+{
+    task_thread *t = arg;
+    worker *w = t->w;
+    while (!tq_proc_stop) {
+        int64_t now = tq_clock_wall_ms();
+        int n = worker_queue_fetch(t->conn, &w->q, now, t->batch, t->items);
+        if (n == 0)
+            n = worker_queue_wait(t->conn, &w->q, now, w->q.nqueues > 1 ? 0.1 : 1.0,
+                                  &t->items[0]);
+        if (n < 0) {
+            pause_after_error(t->conn, n);
+            continue;
+        }
+        if (n == 0)
+            continue;
+        int all_fast = run_batch(t, n);
+        worker_queue_items_clear(t->items, n);
+        if (!all_fast)
+            t->batch = 1;
+        else if (n == t->batch && t->batch < WORKER_QUEUE_BATCH_MAX)
+            t->batch *= 2;
+    }
+    return NULL;
+}
+
+static void heartbeat_once(worker *w)
+{
+    char pid[16], conc[16], started[24], now_s[24], queues[TQ_CONFIG_STR_MAX] = "";
+    int64_t now = tq_clock_wall_ms();
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    snprintf(conc, sizeof conc, "%d", w->nthreads);
+    snprintf(started, sizeof started, "%lld", (long long)w->started_ms);
+    snprintf(now_s, sizeof now_s, "%lld", (long long)now);
+    for (int i = 0; i < w->cfg.nqueues; i++) {
+        if (i)
+            strcat(queues, ",");
+        strcat(queues, w->cfg.queues[i]);
+    }
+    const char *info[] = {"host",    w->host, "pid",       pid,   "queues", queues,
+                          "concurrency", conc, "started", started, "heartbeat", now_s,
+                          NULL};
+    if (worker_queue_heartbeat(w->hb_conn, &w->q, now, info) < 0)
+        return;
+    worker_queue_reap(w->hb_conn, &w->q, now);
+}
+
+static void *heartbeat_main(void *arg)
+{
+    worker *w = arg;
+    while (!atomic_load(&w->hb_stop)) {
+        int64_t next = tq_clock_mono_ms() + HEARTBEAT_MS;
+        heartbeat_once(w);
+        while (!atomic_load(&w->hb_stop) && tq_clock_mono_ms() < next)
+            tq_clock_sleep_us(20000);
+    }
+    return NULL;
+}
+
+/* Registers the worker and requeues what an earlier process with the same
+ * id left in its processing list. Waits for Redis. Returns 0, or
+ * TQ_ESTOPPED if a signal came first. */
+static int register_worker(worker *w)
+{
+    for (;;) {
+        if (tq_proc_stop)
+            return TQ_ESTOPPED;
+        int64_t now = tq_clock_wall_ms();
+        const char *info[] = {"host", w->host, NULL};
+        int rc = worker_queue_heartbeat(w->hb_conn, &w->q, now, info);
+        if (rc == 0) {
+            rc = worker_queue_requeue(w->hb_conn, &w->q, now, 0);
+            if (rc > 0)
+                tq_warn("requeued %d message(s) left by an earlier worker with id %s", rc,
+                        w->q.id);
+            if (rc >= 0)
+                return 0;
+        }
+        pause_after_error(w->hb_conn, rc);
+    }
+}
+
+/* Final requeue and deregistration, a few tries at most. */
+static void deregister_worker(worker *w)
+{
+    for (int tries = 0; tries < 20; tries++) {
+        int rc = worker_queue_requeue(w->hb_conn, &w->q, tq_clock_wall_ms(), 1);
+        if (rc >= 0) {
+            if (rc > 0)
+                tq_info("requeued %d message(s) not run before the stop", rc);
+            return;
+        }
+        int64_t ms = tq_conn_backoff_ms(w->hb_conn);
+        tq_clock_sleep_us((ms > 0 ? ms : 50) * 1000);
+    }
+    tq_warn("could not reach redis to requeue and deregister; the reaper will do it");
+}
+
+int worker_run(worker *w)
+{
+    char where[TQ_URL_HOST_MAX + 64];
+    tq_url_redacted(&w->url, where, sizeof where);
+    w->started_ms = tq_clock_wall_ms();
+    tq_info("worker %s starting: %d thread(s), queues %s%s, redis %s", w->q.id, w->nthreads,
+            w->cfg.queues[0], w->cfg.nqueues > 1 ? ",..." : "", where);
+
+    if (register_worker(w) < 0) {
+        tq_info("stopped before redis was reachable");
+        return 0;
+    }
+    if (pthread_create(&w->hb_tid, NULL, heartbeat_main, w) == 0)
+        w->hb_started = 1;
+    else
+        tq_error("pthread_create(heartbeat): cannot start; the worker may be reaped");
+    for (int i = 0; i < w->nthreads; i++) {
+        task_thread *t = &w->threads[i];
+        if (pthread_create(&t->tid, NULL, task_thread_main, t) == 0)
+            t->started = 1;
+        else
+            tq_error("pthread_create(task thread %d) failed", i);
+    }
+    tq_info("worker %s ready", w->q.id);
+
+    while (!tq_proc_stop)
+        tq_clock_sleep_us(50000);
+    atomic_store(&w->grace_end_ms, tq_clock_mono_ms() + w->cfg.grace_ms);
+    tq_info("stopping: no new tasks; running ones have %.1f s (a second signal stops now)",
+            (double)w->cfg.grace_ms / 1000.0);
+
+    uint64_t roundtrips = 0;
+    for (int i = 0; i < w->nthreads; i++) {
+        if (w->threads[i].started)
+            pthread_join(w->threads[i].tid, NULL);
+        roundtrips += tq_conn_roundtrips(w->threads[i].conn);
+    }
+    atomic_store(&w->hb_stop, 1);
+    if (w->hb_started)
+        pthread_join(w->hb_tid, NULL);
+    deregister_worker(w);
+    tq_info("worker %s stopped: processed=%lld failed=%lld dead=%lld roundtrips=%llu",
+            w->q.id, (long long)atomic_load(&w->processed),
+            (long long)atomic_load(&w->failed), (long long)atomic_load(&w->dead),
+            (unsigned long long)roundtrips);
+    return 0;
+}

@@ -1,0 +1,23 @@
+/* tickq-worker: N task threads, a heartbeat thread that also reaps dead
+ * workers, and a graceful stop. See queue.h for the Redis side. */
+#ifndef WORKER_WORKER_H
+#define WORKER_WORKER_H
+
+#include "common/config.h"
+
+typedef struct worker worker;
+
+/* Returns a new worker with id (copied) for cfg (copied), or NULL when out
+ * of memory or the key names do not fit. Connects to nothing yet. */
+worker *worker_new(const tq_config *cfg, const char *id);
+
+/* Registers, requeues what an earlier process with the same id left, runs
+ * the threads until tq_proc_stop, then stops gracefully: no new tasks,
+ * running ones get --grace, the rest is requeued and the worker leaves
+ * P:workers. Waits for Redis as long as it is down. Returns the exit code. */
+int worker_run(worker *w);
+
+/* Frees w; NULL does nothing. */
+void worker_free(worker *w);
+
+#endif
