@@ -1,5 +1,37 @@
-/* Placeholder until tickq-web lands. */
-int main(void)
+/* tickq-web: parse the configuration, start the HTTP server, serve until
+ * SIGTERM or SIGINT, stop. Exit 0 after a clean stop, 2 for a bad
+ * configuration (including an address that cannot be listened on). */
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/err.h"
+#include "common/proc.h"
+#include "web/web.h"
+
+#include <stdio.h>
+
+#define SUMMARY                                                                         \
+    "The web side of tickq: GET /timer (\"Minute: M, Second: S\"), /api/timer (JSON),\n" \
+    "/healthz (Redis reachability) and / (the list of routes)."
+
+int main(int argc, char **argv)
 {
-    return 1;
+    tq_config cfg;
+    int rc = tq_proc_start(&cfg, TQ_PROG_WEB, "web", SUMMARY, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (cfg.check)
+        return tq_proc_check(&cfg);
+    tq_proc_signals();
+
+    char err[512];
+    web_server *w = NULL;
+    rc = web_start(&cfg, &w, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "tickq-web: %s\n", err);
+        return rc == TQ_ECONFIG ? 2 : 1;
+    }
+    while (!tq_proc_stop)
+        tq_clock_sleep_ms(1000, &tq_proc_stop);
+    web_stop(w);
+    return 0;
 }
