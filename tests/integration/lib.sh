@@ -104,11 +104,13 @@ tq_spawn() {
     TQ_PIDS+=("$TQ_LAST_PID")
 }
 
-# tq_wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.1 s until it succeeds.
+# tq_wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.1 s until it
+# succeeds. A single CMD argument is a shell snippet, evaluated each time:
+#   tq_wait_for 5 "queue empty" '[ "$(rcli LLEN q)" = 0 ]'
 tq_wait_for() {
     local secs=$1 what=$2; shift 2
     local end=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
+    until if [ $# -eq 1 ]; then eval "$1"; else "$@"; fi >/dev/null 2>&1; do
         [ $SECONDS -lt $end ] || tq_fail "timed out after ${secs}s waiting for: $what"
         sleep 0.1
     done
