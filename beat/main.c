@@ -1,5 +1,33 @@
-/* Placeholder until tickq-beat lands. */
-int main(void)
+/* tickq-beat: publishes the ticks of the schedules in Redis as task
+ * messages, while it holds the leader lease. Parses the configuration, builds
+ * the beat (beat/beat.c), runs its loop until SIGTERM or SIGINT, and exits 0;
+ * a bad configuration or schedules file exits 2. */
+#include "beat/beat.h"
+#include "common/config.h"
+#include "common/proc.h"
+
+#include <stdio.h>
+
+int main(int argc, char **argv)
 {
-    return 1;
+    tq_config cfg;
+    int rc = tq_proc_start(&cfg, TQ_PROG_BEAT, "beat",
+                           "Publishes the scheduled ticks of P:schedules as task messages; "
+                           "one leader at a time.",
+                           argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (cfg.check)
+        return tq_proc_check(&cfg);
+    tq_proc_signals();
+
+    char err[1024];
+    beat *b = beat_new(&cfg, err, sizeof err);
+    if (!b) {
+        fprintf(stderr, "tickq-beat: %s\n", err[0] ? err : "out of memory");
+        return err[0] ? 2 : 1;
+    }
+    beat_run(b, &tq_proc_stop);
+    beat_free(b);
+    return 0;
 }
