@@ -2,6 +2,7 @@
 #include "common/url.h"
 #include "common/err.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,9 @@ static int copy_decoded(char *dst, size_t cap, const char *s, const char *e)
         char c = *p;
         if (c == '%') {
             unsigned v;
-            if (e - p < 3 || sscanf(p + 1, "%2x", &v) != 1)
+            /* sscanf's %x alone would take a sign or a space. */
+            if (e - p < 3 || !isxdigit((unsigned char)p[1]) ||
+                !isxdigit((unsigned char)p[2]) || sscanf(p + 1, "%2x", &v) != 1)
                 return -1;
             c = (char)v;
             p += 2;
