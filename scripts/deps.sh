@@ -1,0 +1,18 @@
+# Installs the Debian packages tickq needs to build, test and run, if any is
+# missing. Sourced by scripts/start.sh and scripts/test.sh; root or sudo.
+tq_deps_install() {
+    local pkgs=(build-essential cmake pkg-config libhiredis-dev libjansson-dev
+                libcivetweb-dev libcmocka-dev redis-server redis-tools curl python3 "$@")
+    local missing=()
+    for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "installing Debian packages: ${missing[*]}" >&2
+    local sudo=
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
