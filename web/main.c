@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-#define SUMMARY                                                                         \
+#define SUMMARY                                                                          \
     "The web side of tickq: GET /timer (\"Minute: M, Second: S\"), /api/timer (JSON),\n" \
     "/healthz (Redis reachability) and / (the list of routes)."
 

@@ -39,7 +39,7 @@
 
 struct web_server {
     struct mg_context *mg;
-    tq_url url;                /* Redis, parsed once */
+    tq_url url; /* Redis, parsed once */
     char timer_key[TQ_KEYS_MAX];
     char ports[WEB_PORTS_MAX]; /* civetweb's listening_ports */
     atomic_int nthreads;       /* names the per-thread connections */
@@ -60,8 +60,8 @@ static const struct {
     const char *name;
     int bit;
 } methods[] = {
-    {"GET", M_GET},       {"HEAD", M_HEAD},       {"POST", M_POST},
-    {"PUT", M_PUT},       {"DELETE", M_DELETE},   {"OPTIONS", M_OPTIONS},
+    {"GET", M_GET}, {"HEAD", M_HEAD},     {"POST", M_POST},
+    {"PUT", M_PUT}, {"DELETE", M_DELETE}, {"OPTIONS", M_OPTIONS},
 };
 
 /* A handler answers one request to its route, which the dispatcher already
@@ -138,7 +138,8 @@ static void clean_text(const char *in, char *out, size_t outlen)
         memcpy(out + outlen - 4, "...", 4);
 }
 
-int web_listen_ports(const char *listen, char *out, size_t outlen, char *err, size_t errlen)
+int web_listen_ports(const char *listen, char *out, size_t outlen, char *err,
+                     size_t errlen)
 {
     char host[TQ_CONFIG_NAME_MAX];
     const char *colon = listen ? strrchr(listen, ':') : NULL;
@@ -161,7 +162,8 @@ int web_listen_ports(const char *listen, char *out, size_t outlen, char *err, si
         size_t hl = strlen(host);
         struct in6_addr a6;
         if (hl < 3 || host[hl - 1] != ']') {
-            snprintf(err, errlen, "--listen: '%s': an IPv6 address needs [brackets]", listen);
+            snprintf(err, errlen, "--listen: '%s': an IPv6 address needs [brackets]",
+                     listen);
             return TQ_ECONFIG;
         }
         host[hl - 1] = '\0';
@@ -210,18 +212,20 @@ int web_listen_ports(const char *listen, char *out, size_t outlen, char *err, si
 
 /* ---- responses --------------------------------------------------------- */
 
-/* Builds the Allow header value of a method mask into buf. */
-static void allow_text(int mask, char *buf, size_t len)
+/* Writes the names of the methods in mask into buf, ", "-separated. With
+ * implied, adds what every route answers: HEAD where GET is allowed, and
+ * OPTIONS (the value of an Allow header). */
+static void methods_text(int mask, int implied, char *buf, size_t len)
 {
     size_t used = 0;
     buf[0] = '\0';
-    if (mask & M_GET)
-        mask |= M_HEAD;
-    mask |= M_OPTIONS;
+    if (implied)
+        mask |= M_OPTIONS | ((mask & M_GET) ? M_HEAD : 0);
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         if (!(mask & methods[i].bit))
             continue;
-        int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", methods[i].name);
+        int n =
+            snprintf(buf + used, len - used, "%s%s", used ? ", " : "", methods[i].name);
         if (n < 0 || (size_t)n >= len - used)
             return;
         used += (size_t)n;
@@ -266,7 +270,8 @@ static int send_text(struct mg_connection *conn, int status, const char *text)
 }
 
 /* Sends obj (taken: always released) as compact JSON. */
-static int send_json(struct mg_connection *conn, int status, json_t *obj, const char *allow)
+static int send_json(struct mg_connection *conn, int status, json_t *obj,
+                     const char *allow)
 {
     static const char fallback[] = "{\"error\":\"out of memory\"}";
     char *body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
@@ -294,7 +299,8 @@ static int send_error_allow(struct mg_connection *conn, int status, const char *
     return send_json(conn, status, json_pack("{s:s}", "error", msg), allow);
 }
 
-#define send_error(conn, status, ...) send_error_allow((conn), (status), NULL, __VA_ARGS__)
+#define send_error(conn, status, ...)                                                    \
+    send_error_allow((conn), (status), NULL, __VA_ARGS__)
 
 /* ---- Redis ------------------------------------------------------------- */
 
@@ -344,7 +350,8 @@ static int read_timer(web_server *w, tq_conn *redis, long long *seconds, char *m
             snprintf(msg, msglen, "key %s does not hold an integer", w->timer_key);
             status = 500;
         } else if (*seconds < 0) {
-            snprintf(msg, msglen, "key %s holds a negative number of seconds", w->timer_key);
+            snprintf(msg, msglen, "key %s holds a negative number of seconds",
+                     w->timer_key);
             status = 500;
         }
         break;
@@ -377,8 +384,10 @@ static int get_index(struct mg_connection *conn, web_server *w, tq_conn *redis)
                      TICKQ_VERSION);
     used = n > 0 ? (size_t)n : 0;
     for (size_t i = 0; i < NROUTES && used < sizeof text; i++) {
-        n = snprintf(text + used, sizeof text - used, "  GET %-12s %s\n", routes[i].path,
-                     routes[i].summary);
+        char m[64];
+        methods_text(routes[i].methods, 0, m, sizeof m);
+        n = snprintf(text + used, sizeof text - used, "  %-4s %-12s %s\n", m,
+                     routes[i].path, routes[i].summary);
         if (n < 0)
             break;
         used += (size_t)n;
@@ -427,10 +436,9 @@ static int get_healthz(struct mg_connection *conn, web_server *w, tq_conn *redis
     else
         snprintf(why, sizeof why, "%s", tq_strerror(redis ? TQ_EREDIS : TQ_ENOMEM));
     freeReplyObject(r);
-    return send_json(conn, ok ? 200 : 503,
-                     json_pack("{s:s,s:s}", "status", ok ? "ok" : "unavailable", "redis",
-                               why),
-                     NULL);
+    return send_json(
+        conn, ok ? 200 : 503,
+        json_pack("{s:s,s:s}", "status", ok ? "ok" : "unavailable", "redis", why), NULL);
 }
 
 /* ---- dispatch and civetweb callbacks ------------------------------------ */
@@ -459,7 +467,7 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 
     int bit = method_bit(ri->request_method);
     int allowed = rt->methods | ((rt->methods & M_GET) ? M_HEAD : 0);
-    allow_text(rt->methods, allow, sizeof allow);
+    methods_text(rt->methods, 1, allow, sizeof allow);
     if (strcmp(path, rt->path) != 0) {
         char shown[CLEAN_MAX];
         clean_text(path, shown, sizeof shown);
@@ -471,8 +479,9 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     } else {
         char m[32];
         clean_text(ri->request_method, m, sizeof m);
-        status = send_error_allow(conn, 405, allow, "method %s not allowed on %s; allowed: %s",
-                                  m, rt->path, allow);
+        status =
+            send_error_allow(conn, 405, allow, "method %s not allowed on %s; allowed: %s",
+                             m, rt->path, allow);
     }
     if (tq_log_min <= TQ_LOG_DEBUG) {
         char m[32], shown[CLEAN_MAX];
@@ -571,6 +580,8 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
 
     char threads[16];
     snprintf(threads, sizeof threads, "%d", cfg->web_threads > 0 ? cfg->web_threads : 1);
+    /* civetweb's options, as name/value pairs. */
+    // clang-format off
     const char *options[] = {
         "listening_ports",       w->ports,
         "num_threads",           threads,
@@ -579,6 +590,7 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
         "keep_alive_timeout_ms", KEEP_ALIVE_TIMEOUT_MS,
         NULL,
     };
+    // clang-format on
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = on_log_message;
@@ -595,7 +607,9 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
     w->mg = mg_start2(&init, &mge);
     if (!w->mg) {
         char shown[CLEAN_MAX];
-        clean_text(first_message[0] ? first_message : mgerr[0] ? mgerr : "unknown error",
+        clean_text(first_message[0] ? first_message
+                   : mgerr[0]       ? mgerr
+                                    : "unknown error",
                    shown, sizeof shown);
         snprintf(err, errlen, "--listen %s: cannot listen: %s", cfg->listen, shown);
         mg_exit_library();

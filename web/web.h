@@ -41,7 +41,8 @@ void web_stop(web_server *w);
  * IPv4 address: this may block on DNS), "0.0.0.0:port" for "*" or "0.0.0.0",
  * "[v6]:port" for a bracketed IPv6 literal when civetweb was built with
  * IPv6. Returns 0, or TQ_ECONFIG with a sentence in err. */
-int web_listen_ports(const char *listen, char *out, size_t outlen, char *err, size_t errlen);
+int web_listen_ports(const char *listen, char *out, size_t outlen, char *err,
+                     size_t errlen);
 
 /* Writes the /timer text for a number of seconds, "Minute: M, Second: S"
  * (no newline), into buf. Returns its length as snprintf does. */

@@ -66,6 +66,27 @@ grep -q "redis-url" "$TQ_TMP/badurl.log" ||
     tq_fail "--redis-url http://x: no message naming the option: $(cat "$TQ_TMP/badurl.log")"
 
 set +e
+"$TICKQ_WEB" --listen no-such-host.invalid:5000 >"$TQ_TMP/badhost.log" 2>&1
+rc=$?
+set -e
+tq_assert_eq "--listen no-such-host.invalid:5000: exit code" 2 "$rc"
+grep -q "cannot resolve" "$TQ_TMP/badhost.log" ||
+    tq_fail "--listen with an unknown host: no clear message: $(cat "$TQ_TMP/badhost.log")"
+
+# IPv6 works only if civetweb was built with it: then the server runs (and
+# stops with 0 on SIGTERM from timeout), else a clear error and exit 2.
+set +e
+timeout -s TERM 2 "$TICKQ_WEB" --listen "[::1]:$(tq_free_port)" >"$TQ_TMP/ipv6.log" 2>&1
+rc=$?
+set -e
+case $rc in
+0) tq_log "ok: civetweb has IPv6; [::1] served until SIGTERM" ;;
+2) grep -q "IPv6" "$TQ_TMP/ipv6.log" || tq_fail "--listen [::1]: exit 2 without a word on IPv6: $(cat "$TQ_TMP/ipv6.log")"
+   tq_log "ok: no IPv6 in this civetweb; [::1] is a clear error" ;;
+*) tq_fail "--listen [::1]: expected exit 0 or 2, got $rc: $(cat "$TQ_TMP/ipv6.log")" ;;
+esac
+
+set +e
 out=$("$TICKQ_WEB" --version 2>&1)
 rc=$?
 set -e
