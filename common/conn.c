@@ -20,6 +20,7 @@ struct tq_conn {
     redisContext *ctx;  /* NULL while disconnected */
     int failures;       /* consecutive failed attempts; 0 while healthy */
     int64_t next_try_ms; /* monotonic time of the next allowed attempt */
+    int64_t timeout_ms; /* command timeout */
     uint64_t rng;       /* xorshift state for jitter */
     int unflushed;      /* commands appended since the last reply read */
     int pending;        /* replies still to read */
@@ -32,6 +33,7 @@ tq_conn *tq_conn_new(const tq_url *url, const char *name)
     if (!c)
         return NULL;
     c->url = *url;
+    c->timeout_ms = TQ_CONN_COMMAND_TIMEOUT_MS;
     snprintf(c->name, sizeof c->name, "%s", name);
     c->rng = (uint64_t)tq_clock_wall_us() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)c;
     if (!c->rng)
@@ -46,6 +48,16 @@ void tq_conn_free(tq_conn *c)
     if (c->ctx)
         redisFree(c->ctx);
     free(c);
+}
+
+void tq_conn_set_timeout_ms(tq_conn *c, int64_t ms)
+{
+    c->timeout_ms = ms > 0 ? ms : TQ_CONN_COMMAND_TIMEOUT_MS;
+    if (c->ctx) {
+        struct timeval rt = {(time_t)(c->timeout_ms / 1000),
+                             (suseconds_t)(c->timeout_ms % 1000) * 1000};
+        redisSetTimeout(c->ctx, rt);
+    }
 }
 
 uint64_t tq_conn_roundtrips(const tq_conn *c)
@@ -82,8 +94,10 @@ static void schedule_retry(tq_conn *c, const char *why)
     c->failures++;
 }
 
-void tq_conn_drop(tq_conn *c, const char *why)
+void tq_conn_drop(tq_conn *c, const char *why_)
 {
+    char why[128]; /* why_ often points into the context freed below */
+    snprintf(why, sizeof why, "%s", why_ && *why_ ? why_ : "connection lost");
     if (c->ctx) {
         redisFree(c->ctx);
         c->ctx = NULL;
@@ -149,8 +163,8 @@ int tq_conn_ensure(tq_conn *c)
 
     struct timeval ct = {TQ_CONN_CONNECT_TIMEOUT_MS / 1000,
                          (TQ_CONN_CONNECT_TIMEOUT_MS % 1000) * 1000};
-    struct timeval rt = {TQ_CONN_COMMAND_TIMEOUT_MS / 1000,
-                         (TQ_CONN_COMMAND_TIMEOUT_MS % 1000) * 1000};
+    struct timeval rt = {(time_t)(c->timeout_ms / 1000),
+                         (suseconds_t)(c->timeout_ms % 1000) * 1000};
     char why[256] = "out of memory";
     if (c->url.is_unix)
         c->ctx = redisConnectUnixWithTimeout(c->url.host, ct);
@@ -168,6 +182,8 @@ int tq_conn_ensure(tq_conn *c)
     }
     if (c->ctx && c->ctx->err && strcmp(why, "out of memory") == 0)
         snprintf(why, sizeof why, "%s", c->ctx->errstr);
+    if (!why[0])
+        snprintf(why, sizeof why, "no answer within the timeout");
     if (c->ctx) {
         redisFree(c->ctx);
         c->ctx = NULL;

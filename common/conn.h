@@ -39,6 +39,10 @@ typedef struct {
  * CLIENT LIST. */
 tq_conn *tq_conn_new(const tq_url *url, const char *name);
 
+/* Sets the command timeout (default TQ_CONN_COMMAND_TIMEOUT_MS; <= 0
+ * restores it). A blocking command must be shorter than this. */
+void tq_conn_set_timeout_ms(tq_conn *c, int64_t ms);
+
 /* Closes and frees c; NULL does nothing. */
 void tq_conn_free(tq_conn *c);
 
