@@ -33,17 +33,75 @@ int tq_log_level_parse(const char *s, tq_log_level *out)
     return TQ_EINVAL;
 }
 
+/* Length of the valid UTF-8 sequence at s, or 0 (s is NUL-terminated). */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t len;
+    unsigned cp;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        len = 2;
+        cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        len = 3;
+        cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        len = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
 /* Appends s to buf as the inside of a JSON string, escaping what JSON
- * requires. Returns the new length, never more than cap - 1. */
+ * requires; invalid UTF-8 (a cut message, bytes from outside) becomes
+ * U+FFFD so the line stays valid JSON. Returns the new length, never more
+ * than cap - 1. */
 static size_t json_escape(char *buf, size_t len, size_t cap, const char *s)
 {
     for (; *s && len + 7 < cap; s++) {
         unsigned char c = (unsigned char)*s;
+        size_t n;
         if (c == '"' || c == '\\') {
             buf[len++] = '\\';
             buf[len++] = (char)c;
         } else if (c < 0x20) {
             len += (size_t)snprintf(buf + len, cap - len, "\\u%04x", c);
+        } else if (c < 0x80) {
+            buf[len++] = (char)c;
+        } else if ((n = utf8_len((const unsigned char *)s)) != 0) {
+            memcpy(buf + len, s, n);
+            len += n;
+            s += n - 1;
+        } else {
+            memcpy(buf + len, "\\ufffd", 6);
+            len += 6;
+        }
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+/* Appends s to buf for the text format: control characters are written as
+ * escapes (\n, \r, \t, \xNN) so that an event is always one line.
+ * Returns the new length, never more than cap - 1. */
+static size_t text_escape(char *buf, size_t len, size_t cap, const char *s)
+{
+    for (; *s && len + 5 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n' || c == '\r' || c == '\t') {
+            buf[len++] = '\\';
+            buf[len++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (c < 0x20 || c == 0x7f) {
+            len += (size_t)snprintf(buf + len, cap - len, "\\x%02x", c);
         } else {
             buf[len++] = (char)c;
         }
@@ -84,9 +142,11 @@ void tq_log_write(tq_log_level level, const char *fmt, ...)
         memcpy(line + len, "\"}\n", 3);
         len += 3;
     } else {
-        n = snprintf(line, sizeof line, "%s %-5s %s[%d] %s\n", when,
-                     level_names[level], log_component, (int)getpid(), msg);
+        n = snprintf(line, sizeof line, "%s %-5s %s[%d] ", when, level_names[level],
+                     log_component, (int)getpid());
         len = n < (int)sizeof line ? (size_t)n : sizeof line - 1;
+        len = text_escape(line, len, sizeof line - 1, msg);
+        line[len++] = '\n';
     }
     /* One write per line; a short write to stderr is not worth a retry loop
      * that could block a worker thread. */
