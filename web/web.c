@@ -534,6 +534,8 @@ static void *on_init_thread(const struct mg_context *ctx, int thread_type)
     tq_conn *c = tq_conn_new(&w->url, name);
     if (!c)
         tq_error("%s: out of memory for a redis connection", name);
+    else /* a hung Redis must not hold a request for the default 5 s */
+        tq_conn_set_timeout_ms(c, WEB_REDIS_TIMEOUT_MS);
     return c;
 }
 

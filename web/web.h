@@ -18,8 +18,10 @@
 /* Longest civetweb listening_ports value we build, with the NUL:
  * "[<IPv6 literal>]:<port>". */
 #define WEB_PORTS_MAX 80
+#define WEB_REDIS_TIMEOUT_MS 2000 /* a request waits at most this for Redis */
 
 /* A running server: the civetweb context and what the handlers share. */
+
 typedef struct web_server web_server;
 
 /* Starts serving cfg->listen with cfg->web_threads worker threads, reading
