@@ -313,8 +313,10 @@ void tq_config_usage(tq_prog prog, FILE *out, int markdown)
             snprintf(flag, sizeof flag, "-%c, --%s", o->shortc, o->flag);
         else
             snprintf(flag, sizeof flag, "--%s", o->flag);
+        char def[TQ_CONFIG_STR_MAX + 2];
+        snprintf(def, sizeof def, o->def[0] ? "`%s`" : "(none)", o->def);
         if (markdown)
-            fprintf(out, "| `%s` | `%s` | `%s` | %s |\n", flag, o->env, o->def, o->help);
+            fprintf(out, "| `%s` | `%s` | %s | %s |\n", flag, o->env, def, o->help);
         else
             fprintf(out, "  %-20s %s\n  %-20s [env %s, default '%s']\n", flag, o->help, "",
                     o->env, o->def);
