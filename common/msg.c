@@ -357,6 +357,7 @@ int tq_msg_decode(tq_msg *m, const char *buf_, size_t len, char *err, size_t err
     json_t *v;
     int rc;
 
+    memset(m, 0, sizeof *m); /* deinitialised on every error, this one too */
     if (len > TQ_MSG_MAX) {
         bad(err, errlen, "message is %zu bytes, over the limit of %d", len, TQ_MSG_MAX);
         return TQ_ETOOBIG;
