@@ -86,10 +86,16 @@ struct beat {
     int64_t hk_due_mono; /* monotonic ms of the next housekeeping */
 };
 
+/* Publishes one tick. KEYS: leader, schedule-state, queue, stats. ARGV: beat
+ * id, schedule name, tick ms, message. Returns -1 if the caller does not hold
+ * the lease (a stale leader never publishes), 0 if the state is already at
+ * or past the tick (two beats never publish a tick twice), 1 once the state
+ * is advanced, the message pushed and the counter incremented. A state value
+ * that is not a number counts as absent. */
 static tq_script publish_script = TQ_SCRIPT(
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
-    "local last = redis.call('HGET', KEYS[2], ARGV[2])\n"
-    "if last and tonumber(last) >= tonumber(ARGV[3]) then return 0 end\n"
+    "local last = tonumber(redis.call('HGET', KEYS[2], ARGV[2]))\n"
+    "if last and last >= tonumber(ARGV[3]) then return 0 end\n"
     "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
     "redis.call('LPUSH', KEYS[3], ARGV[4])\n"
     "redis.call('HINCRBY', KEYS[4], 'published', 1)\n"
