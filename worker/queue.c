@@ -111,31 +111,44 @@ static tq_script complete_script = TQ_SCRIPT(
     "end\n"
     "return out\n");
 
-/* requeue(w, processing): puts w's messages back at the consuming end of
- * their queues, oldest first, and releases w's locks. A message without a
- * readable queue becomes a dead letter; nothing is dropped. */
+/* requeue_one(w, msg): puts one of w's messages back at the consuming end
+ * of its queue and releases w's lock on it; a message without a readable
+ * queue becomes a dead letter, so nothing is dropped. requeue(w,
+ * processing): the same for a whole processing list, oldest first. */
 #define LUA_REQUEUE                                                                  \
+    "local function requeue_one(w, msg, lock_stem, queue_stem, dead, now)\n"        \
+    "  local q = nil\n"                                                              \
+    "  local ok, m = pcall(cjson.decode, msg)\n"                                     \
+    "  if ok and type(m) == 'table' then\n"                                          \
+    "    if type(m.id) == 'string' and redis.call('GET', lock_stem .. m.id) == w then\n" \
+    "      redis.call('DEL', lock_stem .. m.id) end\n"                               \
+    "    if m.queue == nil then q = 'default'\n"                                     \
+    "    elseif type(m.queue) == 'string' and #m.queue <= 64\n"                      \
+    "      and string.match(m.queue, '^[%w_.:-]+$') then q = m.queue end\n"          \
+    "  end\n"                                                                        \
+    "  if q then redis.call('RPUSH', queue_stem .. q, msg)\n"                        \
+    "  else redis.call('LPUSH', dead, cjson.encode({reason = 'undecodable',\n"       \
+    "    error = 'requeue: no valid queue field', worker = w, dead_at = now / 1000,\n" \
+    "    message = msg})) end\n"                                                     \
+    "end\n"                                                                          \
     "local function requeue(w, processing, lock_stem, queue_stem, dead, stats, now)\n"  \
     "  local msgs = redis.call('LRANGE', processing, 0, -1)\n"                        \
     "  for i = 1, #msgs do\n"                                                         \
-    "    local msg, q = msgs[i], nil\n"                                               \
-    "    local ok, m = pcall(cjson.decode, msg)\n"                                    \
-    "    if ok and type(m) == 'table' then\n"                                         \
-    "      if type(m.id) == 'string' and redis.call('GET', lock_stem .. m.id) == w then\n" \
-    "        redis.call('DEL', lock_stem .. m.id) end\n"                              \
-    "      if m.queue == nil then q = 'default'\n"                                    \
-    "      elseif type(m.queue) == 'string' and #m.queue <= 64\n"                     \
-    "        and string.match(m.queue, '^[%w_.:-]+$') then q = m.queue end\n"         \
-    "    end\n"                                                                       \
-    "    if q then redis.call('RPUSH', queue_stem .. q, msg)\n"                       \
-    "    else redis.call('LPUSH', dead, cjson.encode({reason = 'undecodable',\n"      \
-    "      error = 'requeue: no valid queue field', worker = w, dead_at = now / 1000,\n" \
-    "      message = msg})) end\n"                                                    \
+    "    requeue_one(w, msgs[i], lock_stem, queue_stem, dead, now)\n"                \
     "  end\n"                                                                         \
     "  redis.call('DEL', processing)\n"                                               \
     "  if #msgs > 0 then redis.call('HINCRBY', stats, 'requeued', #msgs) end\n"       \
     "  return #msgs\n"                                                                \
     "end\n"
+
+/* KEYS: processing, dead, stats. ARGV: me, now, lock_stem, queue_stem,
+ * msg. Requeues msg if it is still in processing; returns 1 or 0. */
+static tq_script orphan_script = TQ_SCRIPT(
+    LUA_REQUEUE
+    "if redis.call('LREM', KEYS[1], 1, ARGV[5]) == 0 then return 0 end\n"
+    "requeue_one(ARGV[1], ARGV[5], ARGV[3], ARGV[4], KEYS[2], tonumber(ARGV[2]))\n"
+    "redis.call('HINCRBY', KEYS[3], 'requeued', 1)\n"
+    "return 1\n");
 
 /* KEYS: processing, dead, stats, workers, worker hash. ARGV: me, now,
  * lock_stem, queue_stem, deregister. */
@@ -474,4 +487,36 @@ int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
     freeReplyObject(r);
     tq_lock_release(c, q->reaper, q->id);
     return moved;
+}
+
+int worker_queue_list_processing(tq_conn *c, const worker_queue *q, redisReply **out)
+{
+    *out = NULL;
+    redisReply *r = tq_conn_cmd(c, "LRANGE %s 0 -1", q->processing);
+    if (!r)
+        return TQ_EREDIS;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return TQ_EREPLY;
+    }
+    *out = r;
+    return 0;
+}
+
+int worker_queue_requeue_orphan(tq_conn *c, const worker_queue *q, int64_t now_ms,
+                                const char *raw, size_t len)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    const char *argv[] = {q->processing, q->dead, q->stats, q->id, now, q->lock_stem,
+                          q->queue_stem, raw};
+    size_t lens[8];
+    for (int i = 0; i < 8; i++)
+        lens[i] = i == 7 ? len : strlen(argv[i]);
+    redisReply *r = tq_conn_eval(c, &orphan_script, 3, 5, argv, lens);
+    if (!r)
+        return TQ_EREDIS;
+    int rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : TQ_EREPLY;
+    freeReplyObject(r);
+    return rc;
 }

@@ -12,6 +12,8 @@
  *   requeue    move a worker's processing list back to its queues and
  *              release its locks (shutdown, start-up, and the reaper).
  *   reap       requeue every worker whose heartbeat is older than liveness.
+ *   orphan     requeue one message of this worker's processing list that no
+ *              thread holds: its fetch reply was lost (see worker.c).
  *
  * The Lua scripts get key stems from common/keys and only append ids. */
 #ifndef WORKER_QUEUE_H
@@ -99,5 +101,15 @@ int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, int64_t now_ms,
 /* Reaps dead workers (one reaper at a time, under P:reaper). Returns the
  * number of messages requeued, or a negative code. */
 int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms);
+
+/* Reads this worker's processing list: *out is a new array reply (free it
+ * with freeReplyObject). Returns 0 or a negative code. */
+int worker_queue_list_processing(tq_conn *c, const worker_queue *q, redisReply **out);
+
+/* Requeues raw if it is still in this worker's processing list, releasing
+ * this worker's lock on it. Returns 1 if requeued, 0 if it was gone, or a
+ * negative code. */
+int worker_queue_requeue_orphan(tq_conn *c, const worker_queue *q, int64_t now_ms,
+                                const char *raw, size_t len);
 
 #endif

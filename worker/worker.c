@@ -24,6 +24,10 @@
 #include <unistd.h>
 
 #define HEARTBEAT_MS 1000
+/* A message in this worker's processing list that no thread holds for this
+ * long is an orphan: the reply of the fetch that moved it there was lost
+ * (any reply comes within the command timeout, or never). */
+#define ORPHAN_AGE_MS (TQ_CONN_COMMAND_TIMEOUT_MS + 2000)
 
 typedef struct {
     struct worker *w;
@@ -33,7 +37,17 @@ typedef struct {
     tq_conn *conn;
     int batch; /* messages the next fetch asks for */
     worker_item items[WORKER_QUEUE_BATCH_MAX];
+    pthread_mutex_t held_lock; /* guards nheld and items[0..nheld) for the sweep */
+    int nheld;
 } task_thread;
+
+/* A message seen in the processing list without a thread holding it. */
+typedef struct {
+    char *raw;
+    size_t len;
+    int64_t since_ms; /* monotonic */
+    int seen;         /* in the latest listing */
+} suspect;
 
 struct worker {
     tq_config cfg;
@@ -47,6 +61,9 @@ struct worker {
     int hb_started;
     atomic_int hb_stop;
     _Atomic int64_t grace_end_ms;
+    atomic_int resync;  /* a fetch or claim reply may have been lost */
+    suspect *suspects;  /* the heartbeat thread's own */
+    int nsuspects;
     int64_t started_ms;
     atomic_llong processed, failed, dead;
 };
@@ -76,6 +93,7 @@ worker *worker_new(const tq_config *cfg, const char *id)
         t->w = w;
         t->index = i;
         t->batch = 1;
+        pthread_mutex_init(&t->held_lock, NULL);
         snprintf(name, sizeof name, "tickq-worker:%s:%d", id, i);
         if (!(t->conn = tq_conn_new(&w->url, name)))
             goto err;
@@ -94,7 +112,11 @@ void worker_free(worker *w)
     for (int i = 0; w->threads && i < w->nthreads; i++) {
         worker_queue_items_clear(w->threads[i].items, WORKER_QUEUE_BATCH_MAX);
         tq_conn_free(w->threads[i].conn);
+        pthread_mutex_destroy(&w->threads[i].held_lock);
     }
+    for (int i = 0; i < w->nsuspects; i++)
+        free(w->suspects[i].raw);
+    free(w->suspects);
     free(w->threads);
     tq_conn_free(w->hb_conn);
     free(w);
@@ -264,12 +286,20 @@ static void *task_thread_main(void *arg)
             n = worker_queue_wait(t->conn, &w->q, now, w->q.nqueues > 1 ? 0.1 : 1.0,
                                   &t->items[0]);
         if (n < 0) {
+            if (n == TQ_EREDIS)
+                atomic_store(&w->resync, 1);
             pause_after_error(t->conn, n);
             continue;
         }
         if (n == 0)
             continue;
+        pthread_mutex_lock(&t->held_lock);
+        t->nheld = n;
+        pthread_mutex_unlock(&t->held_lock);
         int all_fast = run_batch(t, n);
+        pthread_mutex_lock(&t->held_lock);
+        t->nheld = 0;
+        pthread_mutex_unlock(&t->held_lock);
         worker_queue_items_clear(t->items, n);
         if (!all_fast)
             t->batch = 1;
@@ -277,6 +307,83 @@ static void *task_thread_main(void *arg)
             t->batch *= 2;
     }
     return NULL;
+}
+
+/* 1 if a task thread holds a message with these bytes. */
+static int held_by_thread(worker *w, const char *raw, size_t len)
+{
+    int found = 0;
+    for (int i = 0; i < w->nthreads && !found; i++) {
+        task_thread *t = &w->threads[i];
+        pthread_mutex_lock(&t->held_lock);
+        for (int j = 0; j < t->nheld && !found; j++)
+            found = t->items[j].len == len && memcmp(t->items[j].raw, raw, len) == 0;
+        pthread_mutex_unlock(&t->held_lock);
+    }
+    return found;
+}
+
+/* After a lost fetch or claim reply, messages may sit in this worker's
+ * processing list, locked or not, with no thread knowing them: without
+ * this sweep they would wait for the worker to stop. Each heartbeat while
+ * there is doubt, list the processing list; a message that no thread has
+ * held for ORPHAN_AGE_MS is requeued (and this worker's lock on it
+ * released). If its lost reply had in fact been read late, the thread's
+ * completion finds it gone and applies nothing, and the requeued delivery
+ * runs it: still once. */
+static void sweep_orphans(worker *w)
+{
+    if (!atomic_exchange(&w->resync, 0) && w->nsuspects == 0)
+        return;
+    redisReply *r;
+    if (worker_queue_list_processing(w->hb_conn, &w->q, &r) < 0) {
+        atomic_store(&w->resync, 1);
+        return;
+    }
+    int64_t now = tq_clock_mono_ms();
+    for (int i = 0; i < w->nsuspects; i++)
+        w->suspects[i].seen = 0;
+    for (size_t e = 0; e < r->elements; e++) {
+        const redisReply *m = r->element[e];
+        if (m->type != REDIS_REPLY_STRING || held_by_thread(w, m->str, m->len))
+            continue;
+        int i = 0;
+        while (i < w->nsuspects &&
+               (w->suspects[i].len != m->len || memcmp(w->suspects[i].raw, m->str, m->len)))
+            i++;
+        if (i < w->nsuspects) {
+            if (now - w->suspects[i].since_ms < ORPHAN_AGE_MS) {
+                w->suspects[i].seen = 1;
+            } else if (worker_queue_requeue_orphan(w->hb_conn, &w->q, tq_clock_wall_ms(),
+                                                   m->str, m->len) >= 0) {
+                tq_warn("requeued a message left in processing by a lost redis reply");
+            } else {
+                w->suspects[i].seen = 1; /* try again next time */
+            }
+            continue;
+        }
+        suspect *grown = realloc(w->suspects, sizeof *grown * (size_t)(w->nsuspects + 1));
+        char *copy = malloc(m->len ? m->len : 1);
+        if (!grown || !copy) {
+            if (grown)
+                w->suspects = grown;
+            free(copy);
+            atomic_store(&w->resync, 1);
+            break;
+        }
+        w->suspects = grown;
+        memcpy(copy, m->str, m->len);
+        w->suspects[w->nsuspects++] = (suspect){copy, m->len, now, 1};
+    }
+    freeReplyObject(r);
+    int k = 0;
+    for (int i = 0; i < w->nsuspects; i++) {
+        if (w->suspects[i].seen)
+            w->suspects[k++] = w->suspects[i];
+        else
+            free(w->suspects[i].raw);
+    }
+    w->nsuspects = k;
 }
 
 static void heartbeat_once(worker *w)
@@ -298,6 +405,7 @@ static void heartbeat_once(worker *w)
     if (worker_queue_heartbeat(w->hb_conn, &w->q, now, info) < 0)
         return;
     worker_queue_reap(w->hb_conn, &w->q, now);
+    sweep_orphans(w);
 }
 
 static void *heartbeat_main(void *arg)

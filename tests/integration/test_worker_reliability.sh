@@ -82,5 +82,14 @@ done
 awk -v h="$last_hi" -v l="$first_lo" 'BEGIN{exit !(h <= l)}' || tq_fail "a low message ran before a high one ($first_lo < $last_hi)"
 tq_log "ok: last high finished at $last_hi, first low at $first_lo"
 
+# (h) a message left in a live worker's processing list by a lost reply (as
+# when a connection drops between a fetch and its reply) is requeued by the
+# worker's own orphan sweep, about 7 s later, and runs.
+rcli LPUSH "$P:processing:wp" "$(msg o1 noop '[]' low)" >/dev/null
+rcli CLIENT KILL TYPE normal >/dev/null   # every worker connection sees an I/O error
+tq_wait_for 15 "the orphan o1 requeued and run" '[ "$(rcli GET "$P:done:o1")" = success ]'
+grep -q "requeued a message left in processing by a lost redis reply" "$TQ_TMP/wp.log" ||
+    tq_fail "wp did not log the orphan"
+
 tq_assert_eq "nothing left in processing lists" 0 "$(sum_processing)"
 tq_assert_eq "no dead letters" 0 "$(rcli LLEN "$P:dead")"
