@@ -286,8 +286,7 @@ static void *task_thread_main(void *arg)
             n = worker_queue_wait(t->conn, &w->q, now, w->q.nqueues > 1 ? 0.1 : 1.0,
                                   &t->items[0]);
         if (n < 0) {
-            if (n == TQ_EREDIS)
-                atomic_store(&w->resync, 1);
+            atomic_store(&w->resync, 1); /* what was moved may be unknown */
             pause_after_error(t->conn, n);
             continue;
         }
