@@ -16,8 +16,8 @@
  *              thread holds: its fetch reply was lost (see worker.c).
  *
  * The Lua scripts get key stems from common/keys and only append ids. */
-#ifndef WORKER_QUEUE_H
-#define WORKER_QUEUE_H
+#ifndef TQ_WORKER_QUEUE_H
+#define TQ_WORKER_QUEUE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -5,8 +5,8 @@
  * an amount, applied in the same script as the task's completion (done
  * marker, result, ack), so the effect happens exactly once even when the
  * worker is killed at any instant. timer.tick uses it on P:timer. */
-#ifndef WORKER_TASKS_H
-#define WORKER_TASKS_H
+#ifndef TQ_WORKER_TASKS_H
+#define TQ_WORKER_TASKS_H
 
 #include <signal.h>
 #include <stdatomic.h>

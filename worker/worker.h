@@ -1,7 +1,7 @@
 /* tickq-worker: N task threads, a heartbeat thread that also reaps dead
  * workers, and a graceful stop. See queue.h for the Redis side. */
-#ifndef WORKER_WORKER_H
-#define WORKER_WORKER_H
+#ifndef TQ_WORKER_H
+#define TQ_WORKER_H
 
 #include "common/config.h"
 
