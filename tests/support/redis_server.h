@@ -1,0 +1,59 @@
+/* A private redis-server for tests: started on a free port in a temporary
+ * directory, waited for, stopped and removed at the end.
+ *
+ * Tests never fake Redis (STYLE.md section 10): tests of conn, lock and
+ * anything else that talks to Redis start one of these in their group setup.
+ * The child gets PR_SET_PDEATHSIG, so a test that crashes does not leave a
+ * server behind. tq_test_redis_kill() and tq_test_redis_restart() stop the
+ * server and start it again on the same port (an outage, as clients see it).
+ *
+ * The binary is "redis-server" from PATH, or $TICKQ_REDIS_SERVER. */
+#ifndef TQ_TEST_REDIS_SERVER_H
+#define TQ_TEST_REDIS_SERVER_H
+
+#include <hiredis/hiredis.h>
+#include <sys/types.h>
+
+#define TQ_TEST_REDIS_START_TIMEOUT_MS 10000
+
+typedef struct {
+    pid_t pid;          /* 0 while not running */
+    int port;           /* TCP port on 127.0.0.1, kept across restarts */
+    int unix_socket;    /* 1: also listen on sock */
+    char dir[128];      /* temporary directory: log, socket */
+    char sock[192];     /* unix socket path ("" when unix_socket is 0) */
+    char password[64];  /* requirepass, "" for none */
+    char url[320];      /* redis://[:password@]127.0.0.1:port/0 */
+    char unix_url[320]; /* unix://sock ("" when unix_socket is 0) */
+} tq_test_redis;
+
+/* Starts a redis-server without a password, with a unix socket. Returns 0,
+ * or -1 after printing why on stderr. */
+int tq_test_redis_start(tq_test_redis *srv);
+
+/* The same with requirepass (password may be NULL or "" for none) and an
+ * optional unix socket. */
+int tq_test_redis_start_with(tq_test_redis *srv, const char *password, int unix_socket);
+
+/* Stops the server process (SIGTERM, then SIGKILL after 5 s) but keeps its
+ * port and directory for tq_test_redis_restart(). Returns 0 or -1. */
+int tq_test_redis_kill(tq_test_redis *srv);
+
+/* Starts the server again on the same port. Returns 0 or -1. */
+int tq_test_redis_restart(tq_test_redis *srv);
+
+/* Stops the server if it runs and removes its directory. Safe on a zeroed
+ * struct and twice. */
+void tq_test_redis_stop(tq_test_redis *srv);
+
+/* Runs one command on a fresh connection (authenticated when the server has
+ * a password) and returns a new reply (freeReplyObject), or NULL when the
+ * server does not answer. For test set-up and checks, not for code under
+ * test. */
+redisReply *tq_test_redis_cmd(const tq_test_redis *srv, const char *fmt, ...);
+
+/* A TCP port on 127.0.0.1 that nothing listened on a moment ago. Returns
+ * the port, or -1. */
+int tq_test_free_port(void);
+
+#endif

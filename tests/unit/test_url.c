@@ -1,0 +1,379 @@
+/* Tests of common/url: redis:// and unix:// URLs, good and bad. */
+#include "tests/support/check.h"
+
+#include <stdio.h>
+
+#include "common/url.h"
+
+/* Parses s and fails the test with the parser's error if it is refused. */
+static void parse_ok(const char *s, tq_url *u)
+{
+    char err[256] = "";
+    int rc = tq_url_parse(s, u, err, sizeof err);
+    if (rc != 0)
+        fail_msg("tq_url_parse(\"%s\") = %d (%s): %s", s, rc, tq_strerror(rc), err);
+}
+
+/* Parses s, expects TQ_EINVAL and an error text containing needle. */
+static void parse_bad(const char *s, const char *needle)
+{
+    tq_url u;
+    char err[512] = "";
+    int rc = tq_url_parse(s, &u, err, sizeof err);
+    if (rc != TQ_EINVAL)
+        fail_msg(
+            "tq_url_parse(\"%s\"): expected TQ_EINVAL, got %d (%s); host \"%s\" port "
+            "%d db %d",
+            s ? s : "(null)", rc, tq_strerror(rc), u.host, u.port, u.db);
+    if (!*err)
+        fail_msg("tq_url_parse(\"%s\"): empty error text", s ? s : "(null)");
+    if (needle && !strstr(err, needle))
+        fail_msg("tq_url_parse(\"%s\"): error \"%s\" does not mention \"%s\"",
+                 s ? s : "(null)", err, needle);
+}
+
+static void test_host_only(void **state)
+{
+    (void)state;
+    tq_url u;
+    parse_ok("redis://localhost", &u);
+    TQ_ASSERT_INT(u.is_unix, 0);
+    TQ_ASSERT_STR(u.host, "localhost");
+    TQ_ASSERT_INT(u.port, 6379);
+    TQ_ASSERT_INT(u.port, TQ_URL_DEFAULT_PORT);
+    TQ_ASSERT_INT(u.db, 0);
+    TQ_ASSERT_STR(u.user, "");
+    TQ_ASSERT_STR(u.password, "");
+}
+
+static void test_host_port_db(void **state)
+{
+    (void)state;
+    tq_url u;
+    parse_ok("redis://10.0.0.7:6380", &u);
+    TQ_ASSERT_STR(u.host, "10.0.0.7");
+    TQ_ASSERT_INT(u.port, 6380);
+    TQ_ASSERT_INT(u.db, 0);
+
+    parse_ok("redis://redis.example.com:1/15", &u);
+    TQ_ASSERT_STR(u.host, "redis.example.com");
+    TQ_ASSERT_INT(u.port, 1);
+    TQ_ASSERT_INT(u.db, 15);
+
+    parse_ok("redis://h:65535/3", &u);
+    TQ_ASSERT_INT(u.port, 65535);
+    TQ_ASSERT_INT(u.db, 3);
+
+    parse_ok("redis://h/7", &u);
+    TQ_ASSERT_INT(u.port, 6379);
+    TQ_ASSERT_INT(u.db, 7);
+
+    parse_ok("redis://h/", &u); /* an empty path is db 0 */
+    TQ_ASSERT_STR(u.host, "h");
+    TQ_ASSERT_INT(u.db, 0);
+
+    parse_ok("redis://127.0.0.1:6379/0", &u); /* the documented default */
+    TQ_ASSERT_STR(u.host, "127.0.0.1");
+    TQ_ASSERT_INT(u.port, 6379);
+    TQ_ASSERT_INT(u.db, 0);
+}
+
+static void test_password(void **state)
+{
+    (void)state;
+    tq_url u;
+    parse_ok("redis://:s3cret@h", &u);
+    TQ_ASSERT_STR(u.user, "");
+    TQ_ASSERT_STR(u.password, "s3cret");
+    TQ_ASSERT_STR(u.host, "h");
+    TQ_ASSERT_INT(u.port, 6379);
+
+    parse_ok("redis://:s3cret@h:7000/2", &u);
+    TQ_ASSERT_STR(u.password, "s3cret");
+    TQ_ASSERT_INT(u.port, 7000);
+    TQ_ASSERT_INT(u.db, 2);
+
+    /* The last '@' ends the credentials; the first ':' ends the user. */
+    parse_ok("redis://:a:b@c@h", &u);
+    TQ_ASSERT_STR(u.user, "");
+    TQ_ASSERT_STR(u.password, "a:b@c");
+    TQ_ASSERT_STR(u.host, "h");
+}
+
+static void test_user_password(void **state)
+{
+    (void)state;
+    tq_url u;
+    parse_ok("redis://alice:s3cret@h:6390/4", &u);
+    TQ_ASSERT_STR(u.user, "alice");
+    TQ_ASSERT_STR(u.password, "s3cret");
+    TQ_ASSERT_STR(u.host, "h");
+    TQ_ASSERT_INT(u.port, 6390);
+    TQ_ASSERT_INT(u.db, 4);
+
+    parse_ok("redis://alice@h", &u);
+    TQ_ASSERT_STR(u.user, "alice");
+    TQ_ASSERT_STR(u.password, "");
+}
+
+static void test_percent_escapes(void **state)
+{
+    (void)state;
+    tq_url u;
+    parse_ok("redis://us%65r:p%40ss%3Aw%2Fd%25@h", &u);
+    TQ_ASSERT_STR(u.user, "user");
+    TQ_ASSERT_STR(u.password, "p@ss:w/d%");
+    TQ_ASSERT_STR(u.host, "h");
+
+    parse_ok("redis://loc%61lhost:6379", &u);
+    TQ_ASSERT_STR(u.host, "localhost");
+
+    parse_ok("redis://:%e2%82%ac@h", &u); /* lower case hex, UTF-8 euro sign */
+    TQ_ASSERT_STR(u.password, "\xe2\x82\xac");
+
+    parse_ok("unix:///tmp/my%20redis.sock", &u);
+    TQ_ASSERT_STR(u.host, "/tmp/my redis.sock");
+}
+
+static void test_bad_percent_escapes(void **state)
+{
+    (void)state;
+    parse_bad("redis://:%zz@h", "password");
+    parse_bad("redis://:abc%4@h", "password"); /* cut short by the '@' */
+    parse_bad("redis://:abc%@h", "password");
+    parse_bad("redis://:ab%00c@h", "password"); /* a NUL would cut the password */
+    parse_bad("redis://h%4", "host");
+    /* sscanf's %x would take a sign or a space: these are not hex escapes. */
+    parse_bad("redis://:%-1@h", "password");
+    parse_bad("redis://:%+1@h", "password");
+    parse_bad("redis://:% 1x@h", "password");
+    parse_bad("redis://a%4gb@h", "user");
+}
+
+static void test_ipv6(void **state)
+{
+    (void)state;
+    tq_url u;
+    parse_ok("redis://[::1]:6380", &u);
+    TQ_ASSERT_STR(u.host, "::1");
+    TQ_ASSERT_INT(u.port, 6380);
+
+    parse_ok("redis://[::1]", &u);
+    TQ_ASSERT_STR(u.host, "::1");
+    TQ_ASSERT_INT(u.port, 6379);
+
+    parse_ok("redis://:pw@[fe80::1:2]:7000/9", &u);
+    TQ_ASSERT_STR(u.password, "pw");
+    TQ_ASSERT_STR(u.host, "fe80::1:2");
+    TQ_ASSERT_INT(u.port, 7000);
+    TQ_ASSERT_INT(u.db, 9);
+
+    parse_bad("redis://[::1", "'['");
+    parse_bad("redis://[::1]x", "junk");
+    parse_bad("redis://[::1]:", "port");
+    parse_bad("redis://[]:6379", "host");
+}
+
+static void test_unix(void **state)
+{
+    (void)state;
+    tq_url u;
+    parse_ok("unix:///var/run/redis.sock", &u);
+    TQ_ASSERT_INT(u.is_unix, 1);
+    TQ_ASSERT_STR(u.host, "/var/run/redis.sock");
+    TQ_ASSERT_INT(u.db, 0);
+
+    parse_ok("unix:///tmp/r.sock?db=5", &u);
+    TQ_ASSERT_INT(u.is_unix, 1);
+    TQ_ASSERT_STR(u.host, "/tmp/r.sock");
+    TQ_ASSERT_INT(u.db, 5);
+
+    parse_bad("unix://tmp/r.sock", "absolute");
+    parse_bad("unix://", "absolute");
+    parse_bad("unix://./r.sock", "absolute");
+    parse_bad("unix:///tmp/r.sock?db=", "db=N");
+    parse_bad("unix:///tmp/r.sock?db=x", "db=N");
+    parse_bad("unix:///tmp/r.sock?db=-1", "db=N");
+    parse_bad("unix:///tmp/r.sock?foo=1", "db=N");
+    parse_bad("unix:///tmp/r.sock?db=1&x=2", "db=N");
+
+    char path[TQ_URL_HOST_MAX + 16];
+    memset(path, 'a', sizeof path);
+    memcpy(path, "unix:///", 8);
+    path[8 + TQ_URL_HOST_MAX] = '\0'; /* "/" + 256 bytes: one too many */
+    parse_bad(path, "too long");
+    path[7 + TQ_URL_HOST_MAX - 1] = '\0'; /* "/" + 254 bytes: fits */
+    parse_ok(path, &u);
+    TQ_ASSERT_INT(strlen(u.host), TQ_URL_HOST_MAX - 1);
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    parse_bad(NULL, "empty");
+    parse_bad("", "empty");
+    parse_bad("http://h", "redis://");
+    parse_bad("rediss://h", "redis://");
+    parse_bad("redis:/h", "redis://");
+    parse_bad("localhost:6379", "redis://");
+    parse_bad(" redis://h", "redis://");
+
+    parse_bad("redis://h:0", "port");
+    parse_bad("redis://h:70000", "port");
+    parse_bad("redis://h:65536", "port");
+    parse_bad("redis://h:abc", "port");
+    parse_bad("redis://h:", "port");
+    parse_bad("redis://h:-1", "port");
+    parse_bad("redis://h:+80", "port");
+    parse_bad("redis://h:12a", "port");
+    parse_bad("redis://h:99999999999999999999", "port");
+    parse_bad("redis://h:6379:6380", "port");
+
+    parse_bad("redis://h/x", "database");
+    parse_bad("redis://h/-1", "database");
+    parse_bad("redis://h/1.5", "database");
+    parse_bad("redis://h/99999999999", "database");
+    parse_bad("redis://h/0/extra", "database");
+
+    parse_bad("redis://", "host");
+    parse_bad("redis://:6379", "host");
+    parse_bad("redis://:pw@", "host");
+    parse_bad("redis://:pw@:6379/0", "host");
+    parse_bad("redis:///0", "host");
+
+    parse_bad("redis://h?db=1", "unexpected");
+    parse_bad("redis://h/1?x", "unexpected");
+    parse_bad("redis://h#frag", "unexpected");
+    parse_bad("redis://h:6379#x", "unexpected");
+}
+
+static void test_too_long(void **state)
+{
+    (void)state;
+    char s[2 * TQ_URL_HOST_MAX + 32];
+    tq_url u;
+
+    /* A host of TQ_URL_HOST_MAX - 1 bytes fits, one more does not. */
+    strcpy(s, "redis://");
+    memset(s + 8, 'h', TQ_URL_HOST_MAX - 1);
+    s[8 + TQ_URL_HOST_MAX - 1] = '\0';
+    parse_ok(s, &u);
+    TQ_ASSERT_INT(strlen(u.host), TQ_URL_HOST_MAX - 1);
+    strcat(s, "h");
+    parse_bad(s, "too long");
+
+    /* The same for the password. */
+    strcpy(s, "redis://:");
+    memset(s + 9, 'p', TQ_URL_PASS_MAX - 1);
+    strcpy(s + 9 + TQ_URL_PASS_MAX - 1, "@h");
+    parse_ok(s, &u);
+    TQ_ASSERT_INT(strlen(u.password), TQ_URL_PASS_MAX - 1);
+    strcpy(s, "redis://:");
+    memset(s + 9, 'p', TQ_URL_PASS_MAX);
+    strcpy(s + 9 + TQ_URL_PASS_MAX, "@h");
+    parse_bad(s, "password");
+
+    /* And the user. */
+    strcpy(s, "redis://");
+    memset(s + 8, 'u', TQ_URL_PASS_MAX);
+    strcpy(s + 8 + TQ_URL_PASS_MAX, ":p@h");
+    parse_bad(s, "user");
+}
+
+static void test_error_buffer(void **state)
+{
+    (void)state;
+    tq_url u;
+    char err[8];
+    memset(err, 'x', sizeof err);
+    TQ_ASSERT_RC(tq_url_parse("http://a-rather-long-host", &u, err, sizeof err),
+                 TQ_EINVAL);
+    TQ_ASSERT_INT(strnlen(err, sizeof err), sizeof err - 1); /* cut, terminated */
+    /* No buffer at all is allowed. */
+    TQ_ASSERT_RC(tq_url_parse("redis://h:0", &u, NULL, 0), TQ_EINVAL);
+    TQ_ASSERT_RC(tq_url_parse("redis://h:1", &u, NULL, 0), 0);
+}
+
+static void test_reparse_resets(void **state)
+{
+    (void)state;
+    tq_url u;
+    parse_ok("redis://alice:pw@h:7000/3", &u);
+    parse_ok("redis://other", &u);
+    TQ_ASSERT_STR(u.user, "");
+    TQ_ASSERT_STR(u.password, "");
+    TQ_ASSERT_INT(u.port, 6379);
+    TQ_ASSERT_INT(u.db, 0);
+    parse_ok("unix:///s?db=2", &u);
+    parse_ok("redis://h", &u);
+    TQ_ASSERT_INT(u.is_unix, 0);
+    TQ_ASSERT_INT(u.db, 0);
+}
+
+static void test_redacted(void **state)
+{
+    (void)state;
+    tq_url u;
+    char buf[TQ_URL_HOST_MAX + 64];
+
+    parse_ok("redis://alice:s3cret@h:6390/4", &u);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_NOT_CONTAINS(buf, "s3cret");
+    TQ_ASSERT_CONTAINS(buf, "***");
+    TQ_ASSERT_CONTAINS(buf, "h:6390/4");
+    TQ_ASSERT_CONTAINS(buf, "redis://");
+
+    parse_ok("redis://:s3cret@h", &u);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_NOT_CONTAINS(buf, "s3cret");
+    TQ_ASSERT_STR(buf, "redis://***@h:6379/0");
+
+    parse_ok("redis://h", &u);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_STR(buf, "redis://h:6379/0");
+
+    parse_ok("redis://[::1]:6380/2", &u);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_STR(buf, "redis://[::1]:6380/2");
+
+    parse_ok("unix:///tmp/r.sock?db=3", &u);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_STR(buf, "unix:///tmp/r.sock?db=3");
+
+    /* The redacted form parses back to the same place. */
+    tq_url back;
+    parse_ok("redis://:pw@[fe80::2]:7/1", &u);
+    tq_url_redacted(&u, buf, sizeof buf);
+    parse_ok(buf, &back);
+    TQ_ASSERT_STR(back.host, u.host);
+    TQ_ASSERT_INT(back.port, u.port);
+    TQ_ASSERT_INT(back.db, u.db);
+    TQ_ASSERT_STR(back.password, ""); /* "***@" is a user name, not a password */
+
+    /* A small buffer is cut and terminated. */
+    char small[10];
+    parse_ok("redis://:s3cret@host:6379/0", &u);
+    tq_url_redacted(&u, small, sizeof small);
+    TQ_ASSERT_INT(strlen(small), sizeof small - 1);
+    TQ_ASSERT_NOT_CONTAINS(small, "s3c");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_host_only),
+        cmocka_unit_test(test_host_port_db),
+        cmocka_unit_test(test_password),
+        cmocka_unit_test(test_user_password),
+        cmocka_unit_test(test_percent_escapes),
+        cmocka_unit_test(test_bad_percent_escapes),
+        cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_unix),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_too_long),
+        cmocka_unit_test(test_error_buffer),
+        cmocka_unit_test(test_reparse_resets),
+        cmocka_unit_test(test_redacted),
+    };
+    return cmocka_run_group_tests_name("url", tests, NULL, NULL);
+}
