@@ -108,26 +108,30 @@ static int parse_double(const char *s, double *out)
 
 static int set_queues(tq_config *cfg, const char *val)
 {
-    char buf[TQ_CONFIG_STR_MAX];
-    if (strlen(val) >= sizeof buf)
-        return -1;
-    strcpy(buf, val);
     cfg->nqueues = 0;
-    char *save = NULL;
-    for (char *q = strtok_r(buf, ",", &save); q; q = strtok_r(NULL, ",", &save)) {
-        while (*q == ' ')
-            q++;
-        size_t n = strlen(q);
-        while (n && q[n - 1] == ' ')
-            q[--n] = '\0';
-        if (!tq_config_name_ok(q) || cfg->nqueues == TQ_CONFIG_QUEUES_MAX)
+    for (const char *p = val;; p++) {
+        const char *end = p + strcspn(p, ",");
+        while (p < end && *p == ' ')
+            p++;
+        const char *e = end;
+        while (e > p && e[-1] == ' ')
+            e--;
+        size_t n = (size_t)(e - p);
+        if (n == 0 || n >= TQ_CONFIG_NAME_MAX || cfg->nqueues == TQ_CONFIG_QUEUES_MAX)
+            return -1;
+        char *q = cfg->queues[cfg->nqueues];
+        memcpy(q, p, n);
+        q[n] = '\0';
+        if (!tq_config_name_ok(q))
             return -1;
         for (int i = 0; i < cfg->nqueues; i++)
             if (strcmp(cfg->queues[i], q) == 0)
                 return -1;
-        strcpy(cfg->queues[cfg->nqueues++], q);
+        cfg->nqueues++;
+        if (!*end)
+            return 0;
+        p = end;
     }
-    return cfg->nqueues ? 0 : -1;
 }
 
 /* Checks HOST:PORT (HOST may be [v6]); the port must be 1..65535. */
@@ -247,6 +251,15 @@ int tq_config_parse(tq_config *cfg, tq_prog prog, int argc, char *const *argv,
     char origin[128];
     int rc;
 
+    /* --help and --version answer even when the environment is bad. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return TQ_EHELP;
+        if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0)
+            return TQ_EVERSION;
+        if (strcmp(argv[i], "--help-markdown") == 0)
+            return TQ_EMARKDOWN;
+    }
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const opt *o = &options[i];
@@ -269,12 +282,6 @@ int tq_config_parse(tq_config *cfg, tq_prog prog, int argc, char *const *argv,
         const char *a = argv[i];
         const opt *o = NULL;
         const char *val = NULL;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
-            return TQ_EHELP;
-        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)
-            return TQ_EVERSION;
-        if (strcmp(a, "--help-markdown") == 0)
-            return TQ_EMARKDOWN;
         if (strncmp(a, "--", 2) == 0) {
             const char *eq = strchr(a + 2, '=');
             size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);

@@ -182,6 +182,8 @@ int tq_sched_load_file(const char *path, tq_sched **out, size_t *n, char *err, s
     *out = NULL;
     *n = 0;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root && je.line < 0) /* could not read it at all */
+        return bad(err, errlen, "%s", je.text);
     if (!root)
         return bad(err, errlen, "%s:%d: %s", path, je.line, je.text);
     json_t *list = json_object_get(root, "schedules");

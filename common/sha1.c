@@ -58,7 +58,8 @@ void tq_sha1_hex(const void *data, size_t len, char hex[41])
     for (size_t i = 0; i < full; i += 64)
         block(h, p + i);
     memset(tail, 0, sizeof tail);
-    memcpy(tail, p + full, rest);
+    if (rest)
+        memcpy(tail, p + full, rest);
     tail[rest] = 0x80;
     size_t tlen = rest < 56 ? 64 : 128;
     uint64_t bits = (uint64_t)len * 8;

@@ -291,6 +291,13 @@ static void test_help_version_markdown(void **state)
     TQ_ASSERT_RC(
         parse(&cfg, TQ_PROG_WORKER, NOENV, ARGS("-c", "3", "--help"), err, sizeof err),
         TQ_EHELP);
+    /* --help and --version answer even when the environment is bad. */
+    TQ_ASSERT_RC(parse(&cfg, TQ_PROG_WORKER, ENV("TICKQ_CONCURRENCY", "lots"), ARGS("--help"),
+                       err, sizeof err),
+                 TQ_EHELP);
+    TQ_ASSERT_RC(parse(&cfg, TQ_PROG_BEAT, ENV("TICKQ_LEASE", "0"), ARGS("-V"), err,
+                       sizeof err),
+                 TQ_EVERSION);
     /* "--help=x" is not --help. */
     bad(TQ_PROG_WORKER, NOENV, ARGS("--help=x"), "--help=x");
 }
@@ -458,6 +465,9 @@ static void test_queues(void **state)
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", "a, b ,a"), "--queues");
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", ""), "--queues");
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", ","), "--queues");
+    bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", "a,,b"), "--queues");
+    bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", "a,"), "--queues");
+    bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", " , a"), "--queues");
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", " "), "--queues");
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", "a, ,b"), "--queues");
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", "a b"), "--queues");
