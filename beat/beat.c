@@ -579,6 +579,19 @@ static int housekeeping(beat *b, int64_t now_ms)
  * their scripts pipelined: one round trip for the whole batch. A tick whose
  * script did not succeed goes back to its entry, to be retried next time. */
 
+/* The publish script's answer for r: 1, 0 or -1, or TQ_EREDIS when the
+ * connection broke, or TQ_EREPLY (logged) for anything else. */
+static int reply_rc(const struct rec *r, const redisReply *reply)
+{
+    if (!reply)
+        return TQ_EREDIS;
+    if (reply->type == REDIS_REPLY_INTEGER)
+        return (int)reply->integer;
+    tq_warn("publishing %s@%lld failed: %s", r->e->name, (long long)r->tick,
+            reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    return TQ_EREPLY;
+}
+
 /* Sends rec r's script: pipelined (eval 0) or at once with NOSCRIPT
  * handling (eval 1; the reply is then read and stored in r->rc). */
 static int send_rec(beat *b, struct rec *r, int eval)
@@ -593,15 +606,7 @@ static int send_rec(beat *b, struct rec *r, int eval)
     if (!eval)
         return tq_conn_append_eval(b->conn, &publish_script, 4, 4, argv, lens);
     redisReply *reply = tq_conn_eval(b->conn, &publish_script, 4, 4, argv, lens);
-    if (!reply) {
-        r->rc = TQ_EREDIS;
-    } else if (reply->type == REDIS_REPLY_INTEGER) {
-        r->rc = (int)reply->integer;
-    } else {
-        tq_warn("publishing %s@%lld failed: %s", r->e->name, (long long)r->tick,
-                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-        r->rc = TQ_EREPLY;
-    }
+    r->rc = reply_rc(r, reply);
     freeReplyObject(reply);
     return r->rc < 0 ? r->rc : 0;
 }
@@ -614,17 +619,7 @@ static void read_replies(beat *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct rec *r = &b->recs[i];
         redisReply *reply = tq_conn_reply(b->conn);
-        if (!reply) {
-            r->rc = TQ_EREDIS;
-        } else if (tq_conn_is_noscript(reply)) {
-            r->rc = RC_NOSCRIPT;
-        } else if (reply->type == REDIS_REPLY_INTEGER) {
-            r->rc = (int)reply->integer;
-        } else {
-            tq_warn("publishing %s@%lld failed: %s", r->e->name, (long long)r->tick,
-                    reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-            r->rc = TQ_EREPLY;
-        }
+        r->rc = tq_conn_is_noscript(reply) ? RC_NOSCRIPT : reply_rc(r, reply);
         freeReplyObject(reply);
     }
     int failed = 0;

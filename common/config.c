@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,18 +70,7 @@ static const opt options[] = {
 
 #define NOPTIONS (sizeof options / sizeof options[0])
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && errlen)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return TQ_ECONFIG;
-}
+#define fail(err, errlen, ...) tq_err_set(TQ_ECONFIG, err, errlen, __VA_ARGS__)
 
 int tq_config_name_ok(const char *s)
 {

@@ -6,6 +6,8 @@
 #ifndef TQ_ERR_H
 #define TQ_ERR_H
 
+#include <stddef.h>
+
 #define TQ_ERR_MAP(X)                                                        \
     X(NOMEM, "out of memory")                                                \
     X(INVAL, "invalid argument")                                             \
@@ -31,5 +33,11 @@ enum {
 
 /* Returns a static text for a TQ_E... code (or "unknown error"). */
 const char *tq_strerror(int code);
+
+/* Writes a sentence for a person into err (errlen bytes, NUL-terminated;
+ * err may be NULL) and returns code: `return tq_err_set(TQ_EDECODE, err,
+ * errlen, "field '%s': missing", f);`. */
+int tq_err_set(int code, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

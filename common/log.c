@@ -1,6 +1,7 @@
 /* The logger: formats one line into a stack buffer and writes it at once. */
 #include "common/log.h"
 #include "common/err.h"
+#include "common/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,34 +34,6 @@ int tq_log_level_parse(const char *s, tq_log_level *out)
     return TQ_EINVAL;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 (s is NUL-terminated). */
-static size_t utf8_len(const unsigned char *s)
-{
-    size_t len;
-    unsigned cp;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        len = 2;
-        cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        len = 3;
-        cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 /* Appends s to buf as the inside of a JSON string, escaping what JSON
  * requires; invalid UTF-8 (a cut message, bytes from outside) becomes
  * U+FFFD so the line stays valid JSON. Returns the new length, never more
@@ -77,7 +50,7 @@ static size_t json_escape(char *buf, size_t len, size_t cap, const char *s)
             len += (size_t)snprintf(buf + len, cap - len, "\\u%04x", c);
         } else if (c < 0x80) {
             buf[len++] = (char)c;
-        } else if ((n = utf8_len((const unsigned char *)s)) != 0) {
+        } else if ((n = tq_utf8_seq((const unsigned char *)s, strnlen(s, 4))) != 0) {
             memcpy(buf + len, s, n);
             len += n;
             s += n - 1;

@@ -2,6 +2,7 @@
 #include "common/msg.h"
 #include "common/config.h"
 #include "common/err.h"
+#include "common/utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -54,38 +55,6 @@ static void putf(buf *b, const char *fmt, ...)
     put(b, tmp, n < (int)sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len;
-    unsigned cp;
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        len = 2;
-        cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        len = 3;
-        cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 /* Writes s as a JSON string. Invalid UTF-8 becomes U+FFFD: this is for
  * names and error texts; raw messages are checked before (utf8_ok). */
 static void put_str(buf *b, const char *s, size_t n)
@@ -100,7 +69,7 @@ static void put_str(buf *b, const char *s, size_t n)
         i = run;
         if (i == n)
             break;
-        size_t len = utf8_seq(p + i, n - i);
+        size_t len = tq_utf8_seq(p + i, n - i);
         if (p[i] == '"' || p[i] == '\\') {
             char e[2] = {'\\', (char)p[i]};
             put(b, e, 2);
@@ -224,18 +193,7 @@ void tq_msg_deinit(tq_msg *m)
     m->args = m->kwargs = m->extra = NULL;
 }
 
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && errlen)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return TQ_EDECODE;
-}
+#define bad(err, errlen, ...) tq_err_set(TQ_EDECODE, err, errlen, __VA_ARGS__)
 
 /* Copies string field f into dst (cap bytes with NUL). Control characters
  * are refused: ids and names end up in keys, logs and terminals. */
@@ -445,7 +403,7 @@ static int utf8_ok(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0, len; i < n; i += len)
-        if ((len = utf8_seq(p + i, n - i)) == 0 || p[i] == 0)
+        if ((len = tq_utf8_seq(p + i, n - i)) == 0 || p[i] == 0)
             return 0;
     return 1;
 }

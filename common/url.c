@@ -3,23 +3,11 @@
 #include "common/err.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (err && errlen)
-        vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return TQ_EINVAL;
-}
+#define fail(err, errlen, ...) tq_err_set(TQ_EINVAL, err, errlen, __VA_ARGS__)
 
 /* Parses the decimal number in [s, e) into *out within [lo, hi]. */
 static int parse_int(const char *s, const char *e, long lo, long hi, int *out)

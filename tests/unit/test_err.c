@@ -74,9 +74,25 @@ static void test_unknown_codes(void **state)
     }
 }
 
+static void test_err_set(void **state)
+{
+    (void)state;
+    char err[16];
+    TQ_ASSERT_RC(tq_err_set(TQ_EDECODE, err, sizeof err, "field '%s': %d", "id", 7),
+                 TQ_EDECODE);
+    TQ_ASSERT_STR(err, "field 'id': 7");
+    /* cut to the buffer, always NUL-terminated */
+    TQ_ASSERT_RC(tq_err_set(TQ_ECONFIG, err, sizeof err, "%s", "a rather long sentence"),
+                 TQ_ECONFIG);
+    TQ_ASSERT_STR(err, "a rather long s");
+    /* no buffer: only the code */
+    TQ_ASSERT_RC(tq_err_set(TQ_EINVAL, NULL, 0, "ignored %d", 1), TQ_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_err_set),
         cmocka_unit_test(test_codes_are_negative_and_distinct),
         cmocka_unit_test(test_every_code_has_its_own_text),
         cmocka_unit_test(test_ok_text),
