@@ -23,16 +23,22 @@ REDIS_URL=
 tq_log() { printf '[%s %s] %s\n' "$(date +%T.%3N)" "$TQ_NAME" "$*" >&2; }
 tq_fail() {
     tq_log "FAIL: $*"
+    exit 1
+}
+
+tq_dump_logs() {
     for f in "$TQ_TMP"/*.log; do
         [ -e "$f" ] || continue
         echo "---- last lines of $(basename "$f")" >&2
         tail -n 30 "$f" >&2
     done
-    exit 1
 }
 
 tq_cleanup() {
     local rc=$?
+    # Any failure, an assertion or a command that set -e caught, shows the
+    # programs' logs.
+    [ $rc -eq 0 ] || { tq_log "failed with exit code $rc (line ${BASH_LINENO[0]})"; tq_dump_logs; }
     for p in "${TQ_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${TQ_PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -127,4 +133,24 @@ tq_free_port() {
         p=$((20000 + RANDOM % 40000))
         (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
     done
+}
+
+# tq_start_web [ARGS...]: starts tickq-web on a free port and waits until it
+# answers HTTP; picks another port if that one was taken meanwhile. Sets
+# WEB_PORT and WEB_PID.
+tq_start_web() {
+    local tries
+    for tries in 1 2 3 4 5; do
+        WEB_PORT=$(tq_free_port)
+        tq_spawn web "$TICKQ_WEB" --listen "127.0.0.1:$WEB_PORT" "$@"
+        WEB_PID=$TQ_LAST_PID
+        for _ in $(seq 100); do
+            curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$WEB_PORT/" && return 0
+            kill -0 "$WEB_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -0 "$WEB_PID" 2>/dev/null && tq_fail "tickq-web does not answer on port $WEB_PORT"
+        tq_log "tickq-web could not use port $WEB_PORT; trying another"
+    done
+    tq_fail "could not start tickq-web"
 }

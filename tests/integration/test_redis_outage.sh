@@ -7,13 +7,12 @@ tq_redis_start
 tq_require_empty
 P=$TQ_PREFIX
 echo '{"schedules": [{"name": "timer", "task": "timer.tick", "every": 1}]}' >"$TQ_TMP/s.json"
-port=$(tq_free_port)
-tq_spawn web "$TICKQ_WEB" --listen "127.0.0.1:$port"; WEB=$TQ_LAST_PID
+tq_start_web; WEB=$WEB_PID
 tq_spawn beat "$TICKQ_BEAT" --schedules "$TQ_TMP/s.json" --lease 2; BEAT=$TQ_LAST_PID
 tq_spawn worker1 "$TICKQ_WORKER_BIN" --concurrency 2; W1=$TQ_LAST_PID
 tq_spawn worker2 "$TICKQ_WORKER_BIN" --concurrency 2; W2=$TQ_LAST_PID
 tq_wait_for 6 "three ticks" '[ "$(rcli GET "$P:timer" || echo 0)" -ge 3 ]'
-code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port$1"; }
+code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$WEB_PORT$1"; }
 tq_assert_eq "healthz before" 200 "$(code /healthz)"
 
 tq_redis_stop

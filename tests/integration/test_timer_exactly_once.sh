@@ -10,8 +10,7 @@ P=$TQ_PREFIX
 cat >"$TQ_TMP/schedules.json" <<'JSON'
 {"schedules": [{"name": "timer", "task": "timer.tick", "every": 1}]}
 JSON
-port=$(tq_free_port)
-tq_spawn web "$TICKQ_WEB" --listen "127.0.0.1:$port"
+tq_start_web
 tq_spawn beat1 "$TICKQ_BEAT" --schedules "$TQ_TMP/schedules.json" --lease 2
 B1=$TQ_LAST_PID
 tq_spawn beat2 "$TICKQ_BEAT" --schedules "$TQ_TMP/schedules.json" --lease 2
@@ -51,4 +50,4 @@ tq_assert_eq "w2 reaped" "" "$(rcli ZSCORE "$P:workers" w2)"
 tq_assert_eq "no lock left" "" "$(rcli --scan --pattern "$P:lock:*")"
 s=$published
 tq_assert_eq "GET /timer" "Minute: $((s / 60)), Second: $((s % 60))" \
-    "$(curl -sf --max-time 5 "http://127.0.0.1:$port/timer")"
+    "$(curl -sf --max-time 5 "http://127.0.0.1:$WEB_PORT/timer")"

@@ -6,8 +6,7 @@ tq_redis_start
 tq_require_empty
 P=$TQ_PREFIX
 echo '{"schedules": [{"name": "timer", "task": "timer.tick", "every": 1}]}' >"$TQ_TMP/s.json"
-port=$(tq_free_port)
-tq_spawn web "$TICKQ_WEB" --listen "127.0.0.1:$port"
+tq_start_web
 tq_spawn worker "$TICKQ_WORKER_BIN" --concurrency 1
 tq_spawn beat "$TICKQ_BEAT" --schedules "$TQ_TMP/s.json"
 tq_wait_for 5 "the first tick" '[ -n "$(rcli GET "$P:timer")" ]'
@@ -20,11 +19,11 @@ awk -v a="$s0" -v b="$s1" -v t0="$t0" -v t1="$t1" 'BEGIN {
     tq_fail "timer went from $s0 to $s1 in $(echo "$t1 - $t0" | bc 2>/dev/null || echo 6) s"
 tq_log "ok: timer went from $s0 to $s1 in 6 s"
 s=$(rcli GET "$P:timer")
-body=$(curl -sf --max-time 5 "http://127.0.0.1:$port/timer")
+body=$(curl -sf --max-time 5 "http://127.0.0.1:$WEB_PORT/timer")
 [[ "$body" =~ ^Minute:\ 0,\ Second:\ ([0-9]+)$ ]] || tq_fail "GET /timer answered '$body'"
 d=$(( BASH_REMATCH[1] - s ))
 [ "$d" -ge 0 ] && [ "$d" -le 1 ] || tq_fail "/timer says ${BASH_REMATCH[1]}, redis said $s just before"
-json=$(curl -sf --max-time 5 "http://127.0.0.1:$port/api/timer")
+json=$(curl -sf --max-time 5 "http://127.0.0.1:$WEB_PORT/api/timer")
 echo "$json" | /usr/bin/python3 -c '
 import json, sys
 d = json.load(sys.stdin)
