@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every tickq test on a fresh Debian or Ubuntu machine: installs what is
-# missing, builds twice (plain, and with AddressSanitizer + UBSan), and runs
-# the whole ctest suite in both builds. Each integration test starts its own
-# redis-server on a free port. Exit code 0 only if everything passed.
+# missing, builds twice (plain, and with AddressSanitizer + UBSan), runs the
+# whole ctest suite in both builds (each integration test starts its own
+# redis-server on a free port), then the container end-to-end test
+# (tests/e2e: starts a Docker engine if none runs; TICKQ_SKIP_E2E=1 skips
+# it). Exit code 0 only if everything passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -22,5 +24,11 @@ for variant in build build-asan; do
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         ctest --test-dir "$variant" --output-on-failure -j "$jobs" || status=1
 done
-[ $status -eq 0 ] && echo "all tests passed in both builds" || echo "SOME TESTS FAILED" >&2
+if [ "${TICKQ_SKIP_E2E:-0}" = 1 ]; then
+    echo "=== e2e: skipped (TICKQ_SKIP_E2E=1)"
+else
+    echo "=== e2e: docker compose"
+    bash tests/e2e/test_compose.sh || status=1
+fi
+[ $status -eq 0 ] && echo "all tests passed" || echo "SOME TESTS FAILED" >&2
 exit $status

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# End to end in containers, the way users run tickq: builds the three images,
+# runs docker-compose.yml with 3 workers and 2 beats, and checks that /timer
+# advances through the published port, that the queue holds protocol v1 JSON
+# (read with redis-cli inside the redis container), that `docker kill` of a
+# worker and a restart of the redis container lose nothing, and that at the
+# end the timer's seconds equal the ticks published, each run once. Starts a
+# Docker engine if none runs, builds the base images if no registry has them,
+# and tears everything down (down -v) even on failure. Reports build time
+# and image sizes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/deps.sh
+NAME=test_compose
+log() { printf '[%s %s] %s\n' "$(date +%T)" "$NAME" "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+
+# ---- a Docker engine
+DOCKERD_PID=
+if ! docker info >/dev/null 2>&1; then
+    command -v dockerd >/dev/null && command -v debootstrap >/dev/null ||
+        tq_deps_install docker.io docker-compose debootstrap
+    log "starting dockerd"
+    dockerd >/tmp/tickq-e2e-dockerd.log 2>&1 &
+    DOCKERD_PID=$!
+    for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    docker info >/dev/null 2>&1 || { tail -20 /tmp/tickq-e2e-dockerd.log; fail "dockerd did not start"; }
+fi
+command -v debootstrap >/dev/null || tq_deps_install debootstrap
+if docker compose version >/dev/null 2>&1; then DC=(docker compose)
+elif command -v docker-compose >/dev/null; then DC=(docker-compose)
+else tq_deps_install docker-compose; DC=(docker-compose); fi
+
+PROJECT=tickq-e2e-$$
+DCP=("${DC[@]}" -p "$PROJECT")
+export TICKQ_WEB_PORT=$((20000 + RANDOM % 40000))
+cleanup() {
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+        log "failed (exit $rc); container logs:"
+        "${DCP[@]}" logs --no-color --tail 30 >&2 2>/dev/null || true
+    fi
+    "${DCP[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+    [ -n "$DOCKERD_PID" ] && kill "$DOCKERD_PID" 2>/dev/null
+    if [ $rc -eq 0 ]; then echo "$NAME: PASS"; else echo "$NAME: FAIL"; fi
+    exit $rc
+}
+trap cleanup EXIT
+
+rcli() { "${DCP[@]}" exec -T redis redis-cli "$@" | tr -d '\r'; }
+timer() { curl -sf --max-time 5 "http://127.0.0.1:$TICKQ_WEB_PORT/timer"; }
+seconds() { rcli GET tickq:timer; }
+wait_for() { # SECONDS DESCRIPTION SNIPPET
+    local end=$((SECONDS + $1))
+    until eval "$3" >/dev/null 2>&1; do
+        [ $SECONDS -lt $end ] || fail "timed out after $1 s waiting for: $2"
+        sleep 0.5
+    done
+}
+
+# ---- images
+t0=$SECONDS
+bash tests/e2e/base-images.sh >/dev/null
+t1=$SECONDS
+"${DCP[@]}" build >/tmp/tickq-e2e-build.log 2>&1 || { tail -30 /tmp/tickq-e2e-build.log; fail "build"; }
+t2=$SECONDS
+log "base images ready in $((t1 - t0)) s; the three tickq images built in $((t2 - t1)) s"
+for img in tickq-web tickq-beat tickq-worker redis:7 debian:bookworm-slim; do
+    bytes=$(docker image inspect -f '{{.Size}}' "$img")
+    log "image $img: $((bytes / 1000000)) MB"
+    case $img in tickq-*) [ "$bytes" -lt 120000000 ] || fail "$img is over 120 MB" ;; esac
+done
+for img in tickq-web tickq-beat tickq-worker; do
+    [ "$(docker image inspect -f '{{.Config.User}}' "$img")" = tickq ] || fail "$img does not run as tickq"
+done
+
+# ---- up, scaled
+"${DCP[@]}" up -d --scale worker=3 --scale beat=2 >/dev/null 2>&1
+wait_for 90 "/timer through port $TICKQ_WEB_PORT" '[[ "$(timer)" =~ ^Minute:\ 0,\ Second:\ ([2-9]|[1-9][0-9])$ ]]'
+s0=$(seconds); sleep 3; s1=$(seconds)
+[ "$s1" -ge $((s0 + 2)) ] || fail "the timer went from $s0 to $s1 in 3 s"
+log "ok: /timer answers '$(timer)', advancing ($s0 -> $s1 in 3 s)"
+wait_for 30 "every container healthy" '[ "$("${DCP[@]}" ps | grep -c "(healthy)")" -eq 7 ]'
+log "ok: 7 containers healthy"
+
+# ---- the queue, read with redis-cli inside the redis container
+"${DCP[@]}" pause worker >/dev/null 2>&1
+sleep 2.5
+msgs=$(rcli LRANGE tickq:queue:default 0 -1)
+"${DCP[@]}" unpause worker >/dev/null 2>&1
+[ -n "$msgs" ] || fail "no message waiting while the workers were paused"
+echo "$msgs" | /usr/bin/python3 -c '
+import json, re, sys
+for line in filter(None, sys.stdin.read().splitlines()):
+    m = json.loads(line)
+    assert m["v"] == 1 and m["task"] == "timer.tick" and m["queue"] == "default", m
+    assert re.fullmatch(r"timer@\d+", m["id"]), m
+    assert int(m["id"][6:]) == round(m["scheduled_at"] * 1000), m
+    assert m["args"] == [] and m["kwargs"] == {} and m["attempt"] == 1, m
+    assert m["schedule"] == "timer" and m["enqueued_at"] >= m["scheduled_at"], m
+' || fail "the queue does not hold protocol v1 messages: $msgs"
+log "ok: the queue holds protocol v1 JSON: $(echo "$msgs" | head -n1)"
+
+# ---- a worker killed, redis restarted
+victim=$("${DCP[@]}" ps -q worker | head -n1)
+docker kill "$victim" >/dev/null
+log "killed worker container ${victim:0:12}"
+sleep 5
+before=$(seconds)
+"${DCP[@]}" restart redis >/dev/null 2>&1
+after=$(seconds)
+[ "$after" -ge "$before" ] || fail "redis lost data in its restart: timer $before -> $after"
+log "ok: redis restarted with the timer at $after (was $before): nothing lost"
+wait_for 30 "the timer to advance after the redis restart" '[ "$(seconds)" -ge $((after + 3)) ]'
+wait_for 30 "/healthz 200 again" 'curl -sf --max-time 3 http://127.0.0.1:$TICKQ_WEB_PORT/healthz'
+log "ok: the services recovered"
+
+# ---- stop publishing, drain, check exactness
+"${DCP[@]}" stop beat >/dev/null 2>&1
+published=$(rcli HGET tickq:stats published)
+log "beats stopped after publishing $published ticks"
+# The killed worker's messages come back after the liveness window (10 s).
+wait_for 60 "timer = published ($published), queue and processing lists empty" \
+    '[ "$(seconds)" = "$published" ] && [ "$(rcli LLEN tickq:queue:default)" = 0 ] && [ -z "$(rcli --scan --pattern "tickq:processing:*")" ]'
+sleep 1
+[ "$(seconds)" = "$published" ] || fail "timer $(seconds) != published $published"
+done_n=$(rcli --scan --pattern 'tickq:done:timer@*' | wc -l)
+[ "$done_n" = "$published" ] || fail "$done_n done markers for $published ticks"
+ids=$(rcli LRANGE tickq:history:timer 0 -1 | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort)
+dups=$(echo "$ids" | uniq -d)
+[ -z "$dups" ] || fail "ticks run twice: $dups"
+expect=$(( published < 100 ? published : 100 ))
+[ "$(echo "$ids" | wc -l)" = "$expect" ] || fail "history has $(echo "$ids" | wc -l) runs, expected $expect"
+[ "$(rcli LLEN tickq:dead)" = 0 ] || fail "dead letters: $(rcli LRANGE tickq:dead 0 -1)"
+want="Minute: $((published / 60)), Second: $((published % 60))"
+[ "$(timer)" = "$want" ] || fail "/timer says '$(timer)', expected '$want'"
+log "ok: timer = $published = ticks published, each run once; /timer says '$want'"
