@@ -31,6 +31,9 @@ typedef enum {
     TQ_KEY_STATS,          /* hash of counters: published, processed, ... */
     TQ_KEY_REAPER,         /* string: the reaper's short lock */
     TQ_KEY_TIMER,          /* string: the timer's seconds */
+    TQ_KEY_DELIVERIES,     /* hash: task id -> deliveries of its current attempt */
+    TQ_KEY_PAUSED,         /* set of paused queue names */
+    TQ_KEY_COUNTER,        /* string, arg: counter name (the counter.incr task) */
     TQ_KEY_COUNT_
 } tq_key;
 

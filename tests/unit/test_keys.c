@@ -29,6 +29,9 @@ static const struct {
     {TQ_KEY_STATS, "stats", 0},
     {TQ_KEY_REAPER, "reaper", 0},
     {TQ_KEY_TIMER, "timer", 0},
+    {TQ_KEY_DELIVERIES, "deliveries", 0},
+    {TQ_KEY_PAUSED, "paused", 0},
+    {TQ_KEY_COUNTER, "counter", 1},
 };
 #define NFAMILIES (sizeof families / sizeof families[0])
 
