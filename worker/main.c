@@ -1,4 +1,6 @@
 /* tickq-worker: consumes task messages from Redis queues. */
+#include <stdio.h>
+
 #include "common/log.h"
 #include "common/proc.h"
 #include "worker/worker.h"
@@ -21,11 +23,11 @@ int main(int argc, char **argv)
         tq_proc_default_id(id, sizeof id);
     tq_proc_signals();
 
-    worker *w = worker_new(&cfg, id);
+    char err[512];
+    worker *w = worker_new(&cfg, id, err, sizeof err);
     if (!w) {
-        tq_error("cannot create worker %s (out of memory, or the prefix and id are too long)",
-                 id);
-        return 1;
+        fprintf(stderr, "tickq-worker: %s\n", err);
+        return 2;
     }
     rc = worker_run(w);
     worker_free(w);

@@ -1,5 +1,6 @@
 /* The worker's Redis scripts and their C wrappers (see queue.h). */
 #include "worker/queue.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/lock.h"
 #include "common/log.h"
@@ -8,120 +9,243 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* claim(msg): 1 locked, 0 id unreadable (the worker dead-letters it),
- * -1 duplicate (done, or locked by this or another live worker).
- * A lock whose owner's heartbeat is older than liveness is taken over: its
- * message sits in a dead worker's processing list, and the reaper will find
- * it done or locked when it requeues it. */
-#define LUA_CLAIM                                                                    \
-    "local function claim(msg, me, now, liveness, ttl, margin, lock_stem, done_stem,\n"  \
-    "                     workers, stats)\n"                                         \
-    "  local ok, m = pcall(cjson.decode, msg)\n"                                     \
-    "  if not ok or type(m) ~= 'table' or type(m.id) ~= 'string' or #m.id == 0\n"    \
-    "     or #m.id > 256 then return 0 end\n"                                        \
-    "  local id = m.id\n"                                                            \
-    "  if redis.call('EXISTS', done_stem .. id) == 1 then\n"                         \
-    "    redis.call('HINCRBY', stats, 'duplicates', 1) return -1 end\n"              \
-    "  local owner = redis.call('GET', lock_stem .. id)\n"                           \
-    "  if owner then\n"                                                              \
-    "    local hb = redis.call('ZSCORE', workers, owner)\n"                          \
-    "    if owner == me or (hb and now - tonumber(hb) <= liveness) then\n"           \
-    "      redis.call('HINCRBY', stats, 'duplicates', 1) return -1 end\n"            \
-    "  end\n"                                                                        \
-    "  local t = tonumber(m.timeout)\n"                                              \
-    "  if t and t > 0 then ttl = math.floor(t * 1000) end\n"                         \
-    "  redis.call('SET', lock_stem .. id, me, 'PX', ttl + margin)\n"                 \
-    "  return 1\n"                                                                   \
+/* An event into P:events, capped near WORKER_QUEUE_EVENTS_MAX entries. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+/* A task event: every entry has the same fields (event, ts, id, task,
+ * worker, runtime, error, info), which keeps the stream compact. Scripts
+ * add events untrimmed and trim the stream once at their end. */
+#define LUA_EVENT                                                                    \
+    "local function event(stream, name, ts, id, task, me, runtime, err, info)\n"      \
+    "  redis.call('XADD', stream, '*', 'event', name, 'ts', ts, 'id', id, 'task', task,\n" \
+    "             'worker', me, 'runtime', runtime or '', 'error', err or '',\n"        \
+    "             'info', info or '')\n"                                             \
     "end\n"
 
-/* KEYS: processing, workers, stats, queue... ARGV: me, now, liveness, max,
- * ttl, margin, lock_stem, done_stem. Returns {claimed, msg, ...}. At most
- * 2 * max + 16 pops, so a queue full of duplicates cannot stall Redis. */
+/* deliver(msg): 1 delivered (locked, task-received), 0 id unreadable (the
+ * worker dead-letters it), -1 duplicate (done, or locked by this or another
+ * live worker), -2 poison (delivered more than max_deliveries times:
+ * dead-lettered here). A lock whose owner's heartbeat is older than
+ * liveness is taken over: its message sits in a dead worker's processing
+ * list, and when the reaper requeues it, it is done or locked.
+ *
+ * Deliveries are 1 plus the redeliveries the reaper counted in
+ * P:deliveries; K.redelivered says whether that hash has anything at all,
+ * so the common case costs no lookup. The id and task are read without
+ * cjson when the message starts the way tickq writes it and has no
+ * timeout field; anything else is decoded. K holds the keys: workers,
+ * stats, deliveries, dead, events, and the flag redelivered. */
+#define LUA_DELIVER                                                                  \
+    LUA_EVENT                                                                        \
+    "local function deliver(msg, me, now, liveness, ttl, margin, lock_stem, done_stem,\n" \
+    "                       maxdel, K)\n"                                            \
+    "  local id, task = string.match(msg, '^{\"v\":1,\"id\":\"([^\"\\\\]+)\",\"task\":\"([^\"\\\\]*)\"')\n" \
+    "  if not id or string.find(msg, '\"timeout\"', 1, true) then\n"                 \
+    "    local ok, m = pcall(cjson.decode, msg)\n"                                   \
+    "    if not ok or type(m) ~= 'table' or type(m.id) ~= 'string' or #m.id == 0\n"  \
+    "       or #m.id > 256 then return 0 end\n"                                      \
+    "    id = m.id\n"                                                                \
+    "    task = type(m.task) == 'string' and m.task or ''\n"                         \
+    "    local t = tonumber(m.timeout)\n"                                            \
+    "    if t and t > 0 then ttl = math.floor(t * 1000) end\n"                       \
+    "  elseif #id > 256 then return 0 end\n"                                         \
+    "  if redis.call('EXISTS', done_stem .. id) == 1 then\n"                         \
+    "    K.dups = K.dups + 1 return -1 end\n"                                        \
+    "  local owner = redis.call('SET', lock_stem .. id, me, 'NX', 'GET', 'PX',\n"     \
+    "                           ttl + margin)\n"                                      \
+    "  if owner then\n"                                                              \
+    "    local hb = redis.call('ZSCORE', K.workers, owner)\n"                        \
+    "    if owner == me or (hb and now - tonumber(hb) <= liveness) then\n"           \
+    "      K.dups = K.dups + 1 return -1 end\n"                                      \
+    "    redis.call('SET', lock_stem .. id, me, 'PX', ttl + margin)\n"              \
+    "  end\n"                                                                        \
+    "  local d = 1\n"                                                                \
+    "  if K.redelivered then\n"                                                      \
+    "    d = 1 + (tonumber(redis.call('HGET', K.deliveries, id)) or 0)\n"            \
+    "  end\n"                                                                        \
+    "  if d > maxdel then\n"                                                         \
+    "    redis.call('HDEL', K.deliveries, id)\n"                                     \
+    "    redis.call('DEL', lock_stem .. id)\n"                                       \
+    "    redis.call('LPUSH', K.dead, cjson.encode({reason = 'poison', error =\n"     \
+    "      'delivered ' .. d .. ' times; the limit is ' .. maxdel, worker = me,\n"   \
+    "      dead_at = now / 1000, message = msg}))\n"                                 \
+    "    redis.call('HINCRBY', K.stats, 'dead', 1)\n"                                \
+    "    event(K.events, 'task-dead', now, id, task, me, nil,\n"                   \
+    "          'delivered ' .. d .. ' times', 'poison')\n"                           \
+    "    return -2\n"                                                                \
+    "  end\n"                                                                        \
+    "  event(K.events, 'task-received', now, id, task, me, nil, nil, d)\n"         \
+    "  return 1\n"                                                                   \
+    "end\n"                                                                          \
+    "local function deliver_keys(workers, stats, deliveries, dead, events)\n"        \
+    "  return {workers = workers, stats = stats, deliveries = deliveries, dead = dead,\n" \
+    "          events = events, dups = 0,\n"                                          \
+    "          redelivered = redis.call('HLEN', deliveries) > 0}\n"                  \
+    "end\n"                                                                          \
+    "local function deliver_done(K)\n"                                               \
+    "  if K.dups > 0 then redis.call('HINCRBY', K.stats, 'duplicates', K.dups) end\n" \
+    "  redis.call('XTRIM', K.events, 'MAXLEN', '~', " STR(WORKER_QUEUE_EVENTS_MAX) ")\n" \
+    "end\n"
+
+/* KEYS: processing, workers, stats, deliveries, dead, events, paused, then
+ * the queues. ARGV: me, now, liveness, max, ttl, margin, lock_stem,
+ * done_stem, max_deliveries, then the queue names. Returns {delivered,
+ * msg, ...}. At most 2 * max + 16 pops, so a queue full of duplicates
+ * cannot stall Redis. */
 static tq_script fetch_script = TQ_SCRIPT(
-    LUA_CLAIM
+    LUA_DELIVER
     "local me, now, liveness = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local max, ttl, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local maxdel = tonumber(ARGV[9])\n"
+    "local K = deliver_keys(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])\n"
     "local out, n, pops = {}, 0, 0\n"
-    "for i = 4, #KEYS do\n"
-    "  while n < max and pops < 2 * max + 16 do\n"
-    "    local msg = redis.call('RPOP', KEYS[i])\n"
-    "    if not msg then break end\n"
-    "    pops = pops + 1\n"
-    "    local c = claim(msg, me, now, liveness, ttl, margin, ARGV[7], ARGV[8], KEYS[2],\n"
-    "                    KEYS[3])\n"
-    "    if c >= 0 then\n"
-    "      redis.call('LPUSH', KEYS[1], msg)\n"
-    "      n = n + 1\n"
-    "      out[#out + 1] = c\n"
-    "      out[#out + 1] = msg\n"
+    "for i = 8, #KEYS do\n"
+    "  if redis.call('SISMEMBER', KEYS[7], ARGV[2 + i]) == 0 then\n"
+    "    while n < max and pops < 2 * max + 16 do\n"
+    "      local msg = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')\n"
+    "      if not msg then break end\n"
+    "      pops = pops + 1\n"
+    "      local c = deliver(msg, me, now, liveness, ttl, margin, ARGV[7], ARGV[8],\n"
+    "                        maxdel, K)\n"
+    "      if c < 0 then\n"
+    "        redis.call('LPOP', KEYS[1])\n"
+    "      else\n"
+    "        n = n + 1\n"
+    "        out[#out + 1] = c\n"
+    "        out[#out + 1] = msg\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  if n >= max or pops >= 2 * max + 16 then break end\n"
     "end\n"
+    "deliver_done(K)\n"
     "return out\n");
 
-/* After BLMOVE put msg into processing. KEYS: processing, workers, stats;
- * ARGV: msg, me, now, liveness, ttl, margin, lock_stem, done_stem. */
+/* After BLMOVE put msg into processing. KEYS: processing, workers, stats,
+ * deliveries, dead, events, paused, queue. ARGV: msg, me, now, liveness,
+ * ttl, margin, lock_stem, done_stem, max_deliveries, queue name. Returns
+ * deliver()'s answer, or -3 when the queue is paused (the message goes
+ * back to the consuming end of its queue). */
 static tq_script claim_script = TQ_SCRIPT(
-    LUA_CLAIM
-    "local c = claim(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),\n"
-    "                tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8], KEYS[2], KEYS[3])\n"
+    LUA_DELIVER
+    "if redis.call('SISMEMBER', KEYS[7], ARGV[10]) == 1 then\n"
+    "  redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
+    "  redis.call('RPUSH', KEYS[8], ARGV[1])\n"
+    "  return -3\n"
+    "end\n"
+    "local K = deliver_keys(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])\n"
+    "local c = deliver(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),\n"
+    "                  tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8],\n"
+    "                  tonumber(ARGV[9]), K)\n"
     "if c < 0 then redis.call('LREM', KEYS[1], 1, ARGV[1]) end\n"
+    "deliver_done(K)\n"
     "return c\n");
 
-/* KEYS: processing, stats, worker hash, dead. ARGV: me, done_ttl,
- * result_ttl, lock_stem, done_stem, result_stem, history_stem, n, then per
- * item: op, msg, id, status, body, effect key, effect by, schedule.
- * Returns {applied, ...}: 0 when the ack removed nothing (the reaper
+/* KEYS: processing, stats, worker hash, dead, delayed, deliveries, events.
+ * ARGV: me, done_ttl, result_ttl, lock_stem, done_stem, result_stem,
+ * history_stem, n, then per item 15: op, msg, id, task, status, result,
+ * extra, due, effect key, effect by, schedule, started ms, finished ms,
+ * error, and "1" if task-started is to be recorded here (a slow task's was
+ * recorded when it started).
+ *
+ * A result is applied only if its lock is still this worker's, or has
+ * expired with no done marker: a lock held by another worker means another
+ * delivery runs the task (ours was taken over while we looked dead), and
+ * that one applies it. While the lock is ours nobody else can have
+ * completed the task, so the done marker needs no look-up then. Returns {applied, ...}: 0 when the ack removed nothing (the reaper
  * requeued it, or a retry after a lost reply), and then nothing is done. */
 static tq_script complete_script = TQ_SCRIPT(
+    LUA_EVENT
     "local me, done_ttl, result_ttl = ARGV[1], ARGV[2], ARGV[3]\n"
     "local lock_stem, done_stem, result_stem, history_stem = ARGV[4], ARGV[5], ARGV[6],\n"
     "  ARGV[7]\n"
+    "local stats, events = KEYS[2], KEYS[7]\n"
+    "local hasdel = redis.call('HLEN', KEYS[6]) > 0\n"
+    "local counts = {}\n"
+    "local function count(field) counts[field] = (counts[field] or 0) + 1 end\n"
     "local out = {}\n"
     "for t = 0, tonumber(ARGV[8]) - 1 do\n"
-    "  local a = 8 + t * 8\n"
-    "  local op, msg, id, status = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
-    "  local body, ekey, eby, sched = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]\n"
+    "  local a = 8 + t * 15\n"
+    "  local op, msg, id, task = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
+    "  local status, result, extra, due = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]\n"
+    "  local ekey, eby, sched = ARGV[a + 9], ARGV[a + 10], ARGV[a + 11]\n"
+    "  local started, finished, err = ARGV[a + 12], ARGV[a + 13], ARGV[a + 14]\n"
     "  local applied = 0\n"
-    "  if redis.call('LREM', KEYS[1], 1, msg) == 1 then\n"
+    "  if redis.call('LREM', KEYS[1], -1, msg) == 1 then\n"
     "    applied = 1\n"
-    "    if id ~= '' and redis.call('GET', lock_stem .. id) == me then\n"
-    "      redis.call('DEL', lock_stem .. id) end\n"
+    "    local owner = nil\n"
+    "    if id ~= '' then\n"
+    "      owner = redis.call('GET', lock_stem .. id)\n"
+    "      if owner == me then redis.call('DEL', lock_stem .. id) end\n"
+    "      if hasdel then redis.call('HDEL', KEYS[6], id) end\n"
+    "    end\n"
+    "    if started ~= '' and ARGV[a + 15] == '1' then\n"
+    "      event(events, 'task-started', started, id, task, me) end\n"
+    "    local runtime = started ~= '' and (tonumber(finished) - tonumber(started)) / 1000\n"
     "    if op == 'dead' then\n"
-    "      redis.call('LPUSH', KEYS[4], body)\n"
-    "      redis.call('HINCRBY', KEYS[2], 'dead', 1)\n"
-    "    elseif redis.call('EXISTS', done_stem .. id) == 1 then\n"
+    "      if started ~= '' then\n"
+    "        event(events, 'task-failed', finished, id, task, me, runtime, err) end\n"
+    "      redis.call('LPUSH', KEYS[4], extra)\n"
+    "      count('dead')\n"
+    "      if result ~= '' then\n"
+    "        redis.call('SET', done_stem .. id, 'dead', 'PX', done_ttl)\n"
+    "        redis.call('SET', result_stem .. id, result, 'PX', result_ttl)\n"
+    "        if sched ~= '' then\n"
+    "          redis.call('LPUSH', history_stem .. sched, result)\n"
+    "          redis.call('LTRIM', history_stem .. sched, 0, 99)\n"
+    "        end\n"
+    "      end\n"
+    "      event(events, 'task-dead', finished, id, task, me, nil, err, status)\n"
+    "    elseif op == 'retry' then\n"
+    "      redis.call('ZADD', KEYS[5], due, extra)\n"
+    "      redis.call('SET', result_stem .. id, result, 'PX', result_ttl)\n"
+    "      count('retried')\n"
+    "      event(events, 'task-retried', finished, id, task, me, runtime, err, due)\n"
+    "    elseif owner ~= me and (owner or redis.call('EXISTS', done_stem .. id) == 1) then\n"
     "      applied = 0\n"
-    "      redis.call('HINCRBY', KEYS[2], 'duplicates', 1)\n"
+    "      count('duplicates')\n"
     "    else\n"
     "      redis.call('SET', done_stem .. id, status, 'PX', done_ttl)\n"
-    "      redis.call('SET', result_stem .. id, body, 'PX', result_ttl)\n"
+    "      redis.call('SET', result_stem .. id, result, 'PX', result_ttl)\n"
     "      if ekey ~= '' then redis.call('INCRBY', ekey, eby) end\n"
     "      if sched ~= '' then\n"
-    "        redis.call('LPUSH', history_stem .. sched, body)\n"
+    "        redis.call('LPUSH', history_stem .. sched, result)\n"
     "        redis.call('LTRIM', history_stem .. sched, 0, 99)\n"
     "      end\n"
-    "      local field = status == 'success' and 'processed' or 'failed'\n"
-    "      redis.call('HINCRBY', KEYS[2], field, 1)\n"
-    "      redis.call('HINCRBY', KEYS[3], field, 1)\n"
+    "      count(status == 'success' and 'processed' or status)\n"
+    "      if status == 'expired' then\n"
+    "        event(events, 'task-expired', finished, id, task, me, nil, err)\n"
+    "      else\n"
+    "        event(events, status == 'success' and 'task-succeeded' or 'task-failed',\n"
+    "              finished, id, task, me, runtime, err)\n"
+    "      end\n"
     "    end\n"
     "  end\n"
     "  out[#out + 1] = applied\n"
     "end\n"
+    "for field, n in pairs(counts) do\n"
+    "  redis.call('HINCRBY', stats, field, n)\n"
+    "  if field ~= 'duplicates' then redis.call('HINCRBY', KEYS[3], field, n) end\n"
+    "end\n"
+    "redis.call('XTRIM', events, 'MAXLEN', '~', " STR(WORKER_QUEUE_EVENTS_MAX) ")\n"
     "return out\n");
 
 /* requeue_one(w, msg): puts one of w's messages back at the consuming end
  * of its queue and releases w's lock on it; a message without a readable
- * queue becomes a dead letter, so nothing is dropped. requeue(w,
- * processing): the same for a whole processing list, oldest first. */
+ * queue becomes a dead letter, so nothing is dropped. With a deliveries
+ * key (the reaper: w crashed), the redelivery is counted there, for the
+ * poison limit. requeue(w, processing): the same for a whole processing
+ * list, oldest first. */
 #define LUA_REQUEUE                                                                  \
-    "local function requeue_one(w, msg, lock_stem, queue_stem, dead, now)\n"        \
+    "local function requeue_one(w, msg, lock_stem, queue_stem, dead, now, deliveries)\n" \
     "  local q = nil\n"                                                              \
     "  local ok, m = pcall(cjson.decode, msg)\n"                                     \
     "  if ok and type(m) == 'table' then\n"                                          \
-    "    if type(m.id) == 'string' and redis.call('GET', lock_stem .. m.id) == w then\n" \
-    "      redis.call('DEL', lock_stem .. m.id) end\n"                               \
+    "    if type(m.id) == 'string' then\n"                                           \
+    "      if redis.call('GET', lock_stem .. m.id) == w then\n"                      \
+    "        redis.call('DEL', lock_stem .. m.id) end\n"                             \
+    "      if deliveries then redis.call('HINCRBY', deliveries, m.id, 1) end\n"       \
+    "    end\n"                                                                      \
     "    if m.queue == nil then q = 'default'\n"                                     \
     "    elseif type(m.queue) == 'string' and #m.queue <= 64\n"                      \
     "      and string.match(m.queue, '^[%w_.:-]+$') then q = m.queue end\n"          \
@@ -131,10 +255,11 @@ static tq_script complete_script = TQ_SCRIPT(
     "    error = 'requeue: no valid queue field', worker = w, dead_at = now / 1000,\n" \
     "    message = msg})) end\n"                                                     \
     "end\n"                                                                          \
-    "local function requeue(w, processing, lock_stem, queue_stem, dead, stats, now)\n"  \
+    "local function requeue(w, processing, lock_stem, queue_stem, dead, stats, now,\n" \
+    "                       deliveries)\n"                                            \
     "  local msgs = redis.call('LRANGE', processing, 0, -1)\n"                        \
     "  for i = 1, #msgs do\n"                                                         \
-    "    requeue_one(w, msgs[i], lock_stem, queue_stem, dead, now)\n"                \
+    "    requeue_one(w, msgs[i], lock_stem, queue_stem, dead, now, deliveries)\n"    \
     "  end\n"                                                                         \
     "  redis.call('DEL', processing)\n"                                               \
     "  if #msgs > 0 then redis.call('HINCRBY', stats, 'requeued', #msgs) end\n"       \
@@ -162,15 +287,17 @@ static tq_script requeue_script = TQ_SCRIPT(
     "end\n"
     "return n\n");
 
-/* KEYS: workers, dead, stats. ARGV: now, liveness, processing_stem,
- * lock_stem, queue_stem, worker_stem. Returns {worker, moved, ...}. */
+/* KEYS: workers, dead, stats, deliveries. ARGV: now, liveness,
+ * processing_stem, lock_stem, queue_stem, worker_stem. Returns {worker,
+ * moved, ...}. */
 static tq_script reap_script = TQ_SCRIPT(
     LUA_REQUEUE
     "local now = tonumber(ARGV[1])\n"
     "local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))\n"
     "local out = {}\n"
     "for _, w in ipairs(dead) do\n"
-    "  local n = requeue(w, ARGV[3] .. w, ARGV[4], ARGV[5], KEYS[2], KEYS[3], now)\n"
+    "  local n = requeue(w, ARGV[3] .. w, ARGV[4], ARGV[5], KEYS[2], KEYS[3], now,\n"
+    "                    KEYS[4])\n"
     "  redis.call('ZREM', KEYS[1], w)\n"
     "  redis.call('DEL', ARGV[6] .. w)\n"
     "  out[#out + 1] = w\n"
@@ -191,9 +318,15 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
     bad |= tq_keys_fmt(p, TQ_KEY_WORKER, id, q->worker_hash, sizeof q->worker_hash) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_DEAD, NULL, q->dead, sizeof q->dead) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_REAPER, NULL, q->reaper, sizeof q->reaper) < 0;
-    for (int i = 0; i < cfg->nqueues; i++)
+    bad |= tq_keys_fmt(p, TQ_KEY_DELAYED, NULL, q->delayed, sizeof q->delayed) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_DELIVERIES, NULL, q->deliveries, sizeof q->deliveries) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_PAUSED, NULL, q->paused, sizeof q->paused) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_EVENTS, NULL, q->events, sizeof q->events) < 0;
+    for (int i = 0; i < cfg->nqueues; i++) {
         bad |= tq_keys_fmt(p, TQ_KEY_QUEUE, cfg->queues[i], q->queues[i],
                            sizeof q->queues[i]) < 0;
+        snprintf(q->queue_names[i], sizeof q->queue_names[i], "%s", cfg->queues[i]);
+    }
     q->nqueues = cfg->nqueues;
     bad |= tq_keys_stem(p, TQ_KEY_LOCK, q->lock_stem, sizeof q->lock_stem) < 0;
     bad |= tq_keys_stem(p, TQ_KEY_DONE, q->done_stem, sizeof q->done_stem) < 0;
@@ -207,6 +340,7 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
     q->timeout_ms = cfg->timeout_ms;
     q->done_ttl_ms = cfg->done_ttl_ms;
     q->result_ttl_ms = cfg->result_ttl_ms;
+    q->max_deliveries = cfg->max_deliveries;
     return bad ? TQ_ETOOBIG : 0;
 }
 
@@ -214,7 +348,8 @@ void worker_queue_items_clear(worker_item *items, int n)
 {
     for (int i = 0; i < n; i++) {
         free(items[i].raw);
-        free(items[i].body);
+        free(items[i].result);
+        free(items[i].extra);
         memset(&items[i], 0, sizeof items[i]);
     }
 }
@@ -233,34 +368,51 @@ static int take_raw(worker_item *it, const redisReply *r, int claimed)
     return 0;
 }
 
+/* Formats the numbers the delivery scripts share. */
+typedef struct {
+    char now[24], live[24], ttl[24], margin[24], maxdel[16];
+} deliver_args;
+
+static void deliver_args_init(deliver_args *d, const worker_queue *q, int64_t now_ms)
+{
+    snprintf(d->now, sizeof d->now, "%lld", (long long)now_ms);
+    snprintf(d->live, sizeof d->live, "%lld", (long long)q->liveness_ms);
+    snprintf(d->ttl, sizeof d->ttl, "%lld", (long long)q->timeout_ms);
+    snprintf(d->margin, sizeof d->margin, "%d", WORKER_QUEUE_LOCK_MARGIN_MS);
+    snprintf(d->maxdel, sizeof d->maxdel, "%d", q->max_deliveries);
+}
+
 int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
                        worker_item *items)
 {
-    char now[24], live[24], maxs[16], ttl[24], margin[24];
-    const char *argv[3 + TQ_CONFIG_QUEUES_MAX + 8];
+    deliver_args d;
+    char maxs[16];
+    const char *argv[7 + 2 * TQ_CONFIG_QUEUES_MAX + 9];
     int k = 0;
 
-    snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
+    deliver_args_init(&d, q, now_ms);
     snprintf(maxs, sizeof maxs, "%d", max);
-    snprintf(ttl, sizeof ttl, "%lld", (long long)q->timeout_ms);
-    snprintf(margin, sizeof margin, "%d", WORKER_QUEUE_LOCK_MARGIN_MS);
-    argv[k++] = q->processing;
-    argv[k++] = q->workers;
-    argv[k++] = q->stats;
+    const char *keys[] = {q->processing, q->workers, q->stats, q->deliveries,
+                          q->dead,       q->events,  q->paused};
+    for (size_t i = 0; i < 7; i++)
+        argv[k++] = keys[i];
     for (int i = 0; i < q->nqueues; i++)
         argv[k++] = q->queues[i];
     int nkeys = k;
-    const char *args[] = {q->id, now, live, maxs, ttl, margin, q->lock_stem, q->done_stem};
-    for (size_t i = 0; i < 8; i++)
+    const char *args[] = {q->id,  d.now, d.live, maxs, d.ttl, d.margin, q->lock_stem,
+                          q->done_stem, d.maxdel};
+    for (size_t i = 0; i < 9; i++)
         argv[k++] = args[i];
+    for (int i = 0; i < q->nqueues; i++)
+        argv[k++] = q->queue_names[i];
 
-    redisReply *r = tq_conn_eval(c, &fetch_script, nkeys, 8, argv, NULL);
+    redisReply *r = tq_conn_eval(c, &fetch_script, nkeys, k - nkeys, argv, NULL);
     if (!r)
         return TQ_EREDIS;
     int n = 0, rc = 0;
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 || r->elements / 2 > (size_t)max) {
-        tq_error("fetch: unexpected reply from redis (type %d)", r->type);
+        tq_error("fetch: unexpected reply from redis: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "wrong shape");
         rc = TQ_EREPLY;
     } else {
         for (size_t i = 0; i < r->elements; i += 2) {
@@ -276,17 +428,17 @@ int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int ma
     }
     freeReplyObject(r);
     /* Whatever was taken stays in processing: a failure here only delays
-     * those messages until a requeue. */
+     * those messages until the orphan sweep or a requeue. */
     return n ? n : rc;
 }
 
-int worker_queue_wait(tq_conn *c, const worker_queue *q, int64_t now_ms, double block_s,
-                      worker_item *item)
+int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
+                      double block_s, worker_item *item)
 {
     char block[32];
     snprintf(block, sizeof block, "%.3f", block_s);
-    redisReply *r = tq_conn_cmd(c, "BLMOVE %s %s RIGHT LEFT %s", q->queues[0], q->processing,
-                                block);
+    redisReply *r = tq_conn_cmd(c, "BLMOVE %s %s RIGHT LEFT %s", q->queues[qi],
+                                q->processing, block);
     if (!r)
         return TQ_EREDIS;
     if (r->type == REDIS_REPLY_NIL) {
@@ -304,19 +456,19 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int64_t now_ms, double 
     if (rc < 0)
         return rc;
 
-    char now[24], live[24], ttl[24], margin[24];
-    snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
-    snprintf(ttl, sizeof ttl, "%lld", (long long)q->timeout_ms);
-    snprintf(margin, sizeof margin, "%d", WORKER_QUEUE_LOCK_MARGIN_MS);
-    const char *argv[] = {q->processing, q->workers, q->stats, item->raw, q->id, now,
-                          live, ttl, margin, q->lock_stem, q->done_stem};
-    size_t lens[11];
-    for (int i = 0; i < 11; i++)
-        lens[i] = i == 3 ? item->len : strlen(argv[i]);
-    /* If this reply is lost the message stays in processing unclaimed and
-     * is requeued at shutdown or by the reaper: delayed, never lost. */
-    r = tq_conn_eval(c, &claim_script, 3, 8, argv, lens);
+    deliver_args d;
+    deliver_args_init(&d, q, now_ms);
+    const char *argv[] = {q->processing, q->workers,   q->stats,     q->deliveries,
+                          q->dead,       q->events,    q->paused,    q->queues[qi],
+                          item->raw,     q->id,        d.now,        d.live,
+                          d.ttl,         d.margin,     q->lock_stem, q->done_stem,
+                          d.maxdel,      q->queue_names[qi]};
+    size_t lens[18];
+    for (int i = 0; i < 18; i++)
+        lens[i] = i == 8 ? item->len : strlen(argv[i]);
+    /* If this reply is lost the message stays in processing unclaimed; the
+     * orphan sweep requeues it: delayed, never lost. */
+    r = tq_conn_eval(c, &claim_script, 8, 10, argv, lens);
     if (!r || r->type != REDIS_REPLY_INTEGER) {
         rc = r ? TQ_EREPLY : TQ_EREDIS;
         freeReplyObject(r);
@@ -337,16 +489,17 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
                           int64_t now_ms)
 {
     (void)now_ms;
-    enum { PER = 8, HEAD = 12 };
+    enum { PER = 15, NKEYS = 7, HEAD = NKEYS + 8 };
     int todo = 0;
     for (int i = 0; i < n; i++)
         todo += items[i].op != WORKER_OP_NONE;
     if (todo == 0)
         return 0;
 
-    const char **argv = malloc(sizeof *argv * (size_t)(HEAD + PER * todo));
-    size_t *lens = malloc(sizeof *lens * (size_t)(HEAD + PER * todo));
-    char (*nums)[24] = malloc(sizeof *nums * (size_t)(todo + 1));
+    size_t cap = (size_t)(HEAD + PER * todo);
+    const char **argv = malloc(sizeof *argv * cap);
+    size_t *lens = malloc(sizeof *lens * cap);
+    char (*nums)[4][24] = malloc(sizeof *nums * (size_t)todo);
     char done_ttl[24], result_ttl[24], count[16];
     int rc = 0;
     if (!argv || !lens || !nums) {
@@ -356,36 +509,58 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
     snprintf(done_ttl, sizeof done_ttl, "%lld", (long long)q->done_ttl_ms);
     snprintf(result_ttl, sizeof result_ttl, "%lld", (long long)q->result_ttl_ms);
     snprintf(count, sizeof count, "%d", todo);
-    const char *head[HEAD] = {q->processing,  q->stats,       q->worker_hash, q->dead,
-                              q->id,          done_ttl,       result_ttl,     q->lock_stem,
-                              q->done_stem,   q->result_stem, q->history_stem, count};
+    const char *head[HEAD] = {q->processing, q->stats,       q->worker_hash, q->dead,
+                              q->delayed,    q->deliveries,  q->events,      q->id,
+                              done_ttl,      result_ttl,     q->lock_stem,   q->done_stem,
+                              q->result_stem, q->history_stem, count};
     int k = 0;
     for (; k < HEAD; k++) {
         argv[k] = head[k];
         lens[k] = strlen(head[k]);
     }
+    static const char *const ops[] = {"", "done", "retry", "dead"};
     int t = 0;
     for (int i = 0; i < n; i++) {
         worker_item *it = &items[i];
         if (it->op == WORKER_OP_NONE)
             continue;
-        snprintf(nums[t], sizeof nums[t], "%lld", (long long)it->effect_by);
-        const char *v[PER] = {it->op == WORKER_OP_DEAD ? "dead" : "done",
+        char *num[4] = {nums[t][0], nums[t][1], nums[t][2], nums[t][3]};
+        snprintf(num[0], 24, "%lld", (long long)it->due_ms);
+        snprintf(num[1], 24, "%lld", (long long)it->effect_by);
+        if (it->started_ms) {
+            snprintf(num[2], 24, "%lld", (long long)it->started_ms);
+            snprintf(num[3], 24, "%lld", (long long)it->finished_ms);
+        } else {
+            num[2][0] = '\0';
+            snprintf(num[3], 24, "%lld", (long long)(it->finished_ms ? it->finished_ms
+                                                                       : tq_clock_wall_ms()));
+        }
+        const char *v[PER] = {ops[it->op],
                               it->raw,
                               it->id,
+                              it->task,
                               it->status ? it->status : "",
-                              it->body ? it->body : "",
+                              it->result ? it->result : "",
+                              it->extra ? it->extra : "",
+                              num[0],
                               it->effect_key,
-                              nums[t],
-                              it->schedule};
+                              num[1],
+                              it->schedule,
+                              num[2],
+                              num[3],
+                              it->error,
+                              it->started_event_sent ? "" : "1"};
         for (int j = 0; j < PER; j++) {
             argv[k] = v[j];
-            lens[k] = j == 1 ? it->len : j == 4 ? it->body_len : strlen(v[j]);
+            lens[k] = j == 1   ? it->len
+                      : j == 5 ? (it->result ? it->result_len : 0)
+                      : j == 6 ? (it->extra ? it->extra_len : 0)
+                               : strlen(v[j]);
             k++;
         }
         t++;
     }
-    redisReply *r = tq_conn_eval(c, &complete_script, 4, k - 4, argv, lens);
+    redisReply *r = tq_conn_eval(c, &complete_script, NKEYS, k - NKEYS, argv, lens);
     if (!r) {
         rc = TQ_EREDIS;
         goto out;
@@ -405,6 +580,44 @@ out:
     free(argv);
     free(lens);
     free(nums);
+    return rc;
+}
+
+int worker_queue_paused(tq_conn *c, const worker_queue *q, int *paused)
+{
+    redisReply *r = tq_conn_cmd(c, "SMEMBERS %s", q->paused);
+    if (!r)
+        return TQ_EREDIS;
+    int rc = 0;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        rc = TQ_EREPLY;
+    } else {
+        for (int i = 0; i < q->nqueues; i++) {
+            paused[i] = 0;
+            for (size_t j = 0; j < r->elements; j++)
+                if (r->element[j]->type == REDIS_REPLY_STRING &&
+                    strcmp(r->element[j]->str, q->queue_names[i]) == 0)
+                    paused[i] = 1;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event, int64_t now_ms,
+                       const worker_item *it)
+{
+    char ts[24], maxlen[16];
+    snprintf(ts, sizeof ts, "%lld", (long long)now_ms);
+    snprintf(maxlen, sizeof maxlen, "%d", WORKER_QUEUE_EVENTS_MAX);
+    const char *argv[] = {"XADD", q->events, "MAXLEN", "~", maxlen, "*", "event", event,
+                          "ts", ts, "worker", q->id, "id", it ? it->id : "",
+                          "task", it ? it->task : ""};
+    redisReply *r = tq_conn_cmdargv(c, it ? 16 : 12, argv, NULL);
+    if (!r)
+        return TQ_EREDIS;
+    int rc = r->type == REDIS_REPLY_ERROR ? TQ_EREPLY : 0;
+    freeReplyObject(r);
     return rc;
 }
 
@@ -465,9 +678,11 @@ int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
     char now[24], live[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
-    const char *argv[] = {q->workers, q->dead, q->stats, now, live, q->processing_stem,
-                          q->lock_stem, q->queue_stem, q->worker_stem};
-    redisReply *r = tq_conn_eval(c, &reap_script, 3, 6, argv, NULL);
+    const char *argv[] = {q->workers,    q->dead,           q->stats,
+                          q->deliveries, now,               live,
+                          q->processing_stem, q->lock_stem, q->queue_stem,
+                          q->worker_stem};
+    redisReply *r = tq_conn_eval(c, &reap_script, 4, 6, argv, NULL);
     int moved = 0;
     if (!r) {
         return TQ_EREDIS;

@@ -1,14 +1,19 @@
 /* The worker's side of the broker: every Redis operation of a worker, each
  * one script so that it is atomic, with the fewest round trips.
  *
- *   fetch      RPOP up to N messages from the queues (priority order), drop
- *              duplicates (done, or locked by a live worker), take each lock,
- *              LPUSH into P:processing:<id>: one round trip for N messages.
- *   wait       BLMOVE when every queue was empty, then the same claim.
+ *   fetch      RPOP up to N messages from the queues that are not paused
+ *              (priority order), drop duplicates (done, or locked by a live
+ *              worker), count the delivery (past max_deliveries: a poison
+ *              dead letter), take each lock, LPUSH into P:processing:<id>,
+ *              record task-received: one round trip for N messages.
+ *   wait       BLMOVE when every queue was empty, then the same claim (a
+ *              message of a queue paused meanwhile goes back).
  *   complete   for N messages: ack (LREM), and only if the ack removed it,
- *              done marker + result + history + effect + counters, or the
- *              dead letter; release the locks. Retrying after a lost reply
- *              is safe: a second ack removes nothing and applies nothing.
+ *              one of: done marker + result + history + effect (success,
+ *              failure, expired); the next attempt into P:delayed (retry);
+ *              the dead letter. Releases the locks, clears the delivery
+ *              count, records the events. Retrying after a lost reply is
+ *              safe: a second ack removes nothing and applies nothing.
  *   requeue    move a worker's processing list back to its queues and
  *              release its locks (shutdown, start-up, and the reaper).
  *   reap       requeue every worker whose heartbeat is older than liveness.
@@ -29,11 +34,13 @@
 
 #define WORKER_QUEUE_LOCK_MARGIN_MS 5000 /* lock TTL = task timeout + this */
 #define WORKER_QUEUE_BATCH_MAX 64        /* messages one fetch takes at most */
+#define WORKER_QUEUE_EVENTS_MAX 10000    /* P:events is capped near this (MAXLEN ~) */
 
 typedef enum {
     WORKER_OP_NONE = 0, /* leave it in processing (aborted: requeued later) */
-    WORKER_OP_DONE,     /* ran: success or failure */
-    WORKER_OP_DEAD,     /* dead letter (undecodable, unknown task) */
+    WORKER_OP_DONE,     /* ran (success, failure) or expired */
+    WORKER_OP_RETRY,    /* failed; the next attempt goes to P:delayed */
+    WORKER_OP_DEAD,     /* dead letter (undecodable, unknown task, retries used up) */
 } worker_op;
 
 /* One fetched message and, once run, its outcome. */
@@ -43,12 +50,19 @@ typedef struct {
     int claimed;                     /* 1: locked; 0: the broker could not read its id */
     worker_op op;
     char id[TQ_MSG_ID_MAX];          /* "" when unknown */
-    const char *status;              /* "success" or "failure" (static) */
-    char *body;                      /* owned: result JSON or dead letter */
-    size_t body_len;
+    char task[TQ_MSG_NAME_MAX];      /* "" when unknown */
+    const char *status;              /* success, failure, expired, retrying, dead */
+    char *result;                    /* owned: result JSON, NULL for none */
+    size_t result_len;
+    char *extra;                     /* owned: dead letter (DEAD) or next attempt (RETRY) */
+    size_t extra_len;
+    int64_t due_ms;                  /* RETRY: when the next attempt is due */
     char effect_key[TQ_KEYS_MAX];    /* "" for none */
     int64_t effect_by;
     char schedule[TQ_MSG_NAME_MAX];  /* "" when not scheduled */
+    int64_t started_ms, finished_ms; /* 0 when it did not run */
+    char error[512];                 /* for the events */
+    int started_event_sent;          /* task-started was recorded when it began */
     int applied;                     /* set by complete: 1 applied, 0 lost */
 } worker_item;
 
@@ -57,13 +71,17 @@ typedef struct {
     char id[TQ_CONFIG_NAME_MAX];
     char processing[TQ_KEYS_MAX], workers[TQ_KEYS_MAX], stats[TQ_KEYS_MAX];
     char worker_hash[TQ_KEYS_MAX], dead[TQ_KEYS_MAX], reaper[TQ_KEYS_MAX];
+    char delayed[TQ_KEYS_MAX], deliveries[TQ_KEYS_MAX], paused[TQ_KEYS_MAX];
+    char events[TQ_KEYS_MAX];
     char queues[TQ_CONFIG_QUEUES_MAX][TQ_KEYS_MAX];
+    char queue_names[TQ_CONFIG_QUEUES_MAX][TQ_CONFIG_NAME_MAX];
     int nqueues;
     char lock_stem[TQ_KEYS_MAX], done_stem[TQ_KEYS_MAX], result_stem[TQ_KEYS_MAX];
     char history_stem[TQ_KEYS_MAX], queue_stem[TQ_KEYS_MAX];
     char processing_stem[TQ_KEYS_MAX], worker_stem[TQ_KEYS_MAX];
     char prefix[TQ_CONFIG_NAME_MAX];
     int64_t liveness_ms, timeout_ms, done_ttl_ms, result_ttl_ms;
+    int max_deliveries;
 } worker_queue;
 
 /* Fills *q for worker id from cfg. Returns 0 or TQ_ETOOBIG. */
@@ -77,11 +95,21 @@ void worker_queue_items_clear(worker_item *items, int n);
 int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
                        worker_item *items);
 
-/* Blocks up to block_s seconds for one message of the first queue, then
- * claims it. Returns 1 (item filled), 0 (none, or a duplicate dropped), or
- * TQ_EREDIS / TQ_EREPLY. */
-int worker_queue_wait(tq_conn *c, const worker_queue *q, int64_t now_ms, double block_s,
-                      worker_item *item);
+/* Blocks up to block_s seconds for one message of queue number qi, then
+ * claims it. Returns 1 (item filled), 0 (none, a duplicate or poison
+ * dropped, or the queue was paused meanwhile), or TQ_EREDIS / TQ_EREPLY. */
+int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
+                      double block_s, worker_item *item);
+
+/* Reads P:paused: sets paused[i] to 1 for each of this worker's queues that
+ * is paused. Returns 0 or a negative code. */
+int worker_queue_paused(tq_conn *c, const worker_queue *q, int *paused);
+
+/* Records an event in P:events: a worker event (worker-online,
+ * worker-heartbeat, worker-offline) with it NULL, or a task's (its id and
+ * task name). Returns 0 or a negative code. */
+int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
+                       int64_t now_ms, const worker_item *it);
 
 /* Completes the items whose op is not NONE, in one script, and sets their
  * `applied`. Returns 0, or TQ_EREDIS / TQ_EREPLY (then call again). */

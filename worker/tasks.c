@@ -1,71 +1,137 @@
-/* Built-in tasks: timer.tick, noop, sleep, fail. */
+/* Built-in tasks and the --tasks library loader. */
 #include "worker/tasks.h"
 #include "common/clock.h"
+#include "common/err.h"
+#include "worker/shell.h"
 
-#include <jansson.h>
-#include <stdatomic.h>
+#include <dlfcn.h>
 #include <math.h>
-#include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 
-/* Adds one second to the timer, through the completion's effect. */
-static int task_timer_tick(worker_task_ctx *ctx)
+#define TASKS_MAX 1024 /* tasks one worker knows, built-ins included */
+
+struct worker_tasks {
+    void *lib; /* dlopen handle, NULL for none */
+    size_t n;
+    tq_task_def defs[TASKS_MAX];
+};
+
+/* Adds one to the timer, through the completion's effect. */
+static int task_timer_tick(tq_task_ctx *ctx)
 {
-    ctx->effect_key = TQ_KEY_TIMER;
-    ctx->effect_by = 1;
+    ctx->timer = 1;
     return 0;
 }
 
-static int task_noop(worker_task_ctx *ctx)
+static int task_noop(tq_task_ctx *ctx)
 {
     (void)ctx;
     return 0;
 }
 
-/* args: [seconds]. Sleeps, waking every 50 ms to see whether the worker is
- * stopping and its grace period is over; then the task is aborted and its
- * message requeued. */
-static int task_sleep(worker_task_ctx *ctx)
+/* args: [seconds]. Returns early at the time limit or a shutdown. */
+static int task_sleep(tq_task_ctx *ctx)
 {
-    json_t *a = json_array_get(ctx->msg->args, 0);
-    if (!json_is_number(a) || json_number_value(a) < 0 || json_number_value(a) > 86400) {
-        snprintf(ctx->error, sizeof ctx->error,
-                 "sleep: args[0] must be a number of seconds from 0 to 86400");
-        return -1;
-    }
+    json_t *a = json_array_get(ctx->args, 0);
+    if (!json_is_number(a) || json_number_value(a) < 0 || json_number_value(a) > 86400)
+        return tq_task_fail(ctx, "sleep: args[0] must be a number of seconds from 0 to 86400");
     int64_t end = tq_clock_mono_ms() + (int64_t)llround(json_number_value(a) * 1000.0);
     for (;;) {
-        int64_t now = tq_clock_mono_ms();
-        if (now >= end)
+        int64_t left = end - tq_clock_mono_ms();
+        if (left <= 0)
             return 0;
-        int64_t grace_end = *ctx->grace_end_ms;
-        if (*ctx->stop >= 2 || (grace_end && now >= grace_end)) {
-            ctx->aborted = 1;
-            snprintf(ctx->error, sizeof ctx->error, "sleep: aborted by shutdown");
+        if (tq_task_should_stop(ctx))
             return -1;
-        }
-        int64_t step = end - now < 50 ? end - now : 50;
-        tq_clock_sleep_us(step * 1000);
+        tq_clock_sleep_us((left < 20 ? left : 20) * 1000);
     }
 }
 
-static int task_fail(worker_task_ctx *ctx)
+static int task_fail(tq_task_ctx *ctx)
 {
-    snprintf(ctx->error, sizeof ctx->error, "fail: this task always fails");
-    return -1;
+    return tq_task_fail(ctx, "fail: this task always fails");
 }
 
-static const worker_task builtins[] = {
-    {"timer.tick", task_timer_tick, 1},
-    {"noop", task_noop, 1},
+static const tq_task_def builtins[] = {
+    {"timer.tick", task_timer_tick, TQ_TASK_FAST},
+    {"noop", task_noop, TQ_TASK_FAST},
     {"sleep", task_sleep, 0},
-    {"fail", task_fail, 1},
+    {"fail", task_fail, TQ_TASK_FAST},
+    {"shell", worker_shell_run, 0},
 };
 
-const worker_task *worker_task_find(const char *name)
+const tq_task_def *worker_tasks_find(const worker_tasks *t, const char *name)
 {
-    for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
-        if (strcmp(builtins[i].name, name) == 0)
-            return &builtins[i];
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->defs[i].name, name) == 0)
+            return &t->defs[i];
     return NULL;
+}
+
+size_t worker_tasks_count(const worker_tasks *t)
+{
+    return t->n;
+}
+
+static int add(worker_tasks *t, const tq_task_def *d, const char *from, char *err,
+               size_t errlen)
+{
+    if (!d->name || !d->run || !d->name[0] || strlen(d->name) >= TQ_TASK_NAME_MAX)
+        return tq_err_set(TQ_ECONFIG, err, errlen,
+                          "%s: a task needs a name of 1 to 128 bytes and a function", from);
+    if (worker_tasks_find(t, d->name))
+        return tq_err_set(TQ_ECONFIG, err, errlen, "%s: task '%s' is defined twice", from,
+                          d->name);
+    if (t->n == TASKS_MAX)
+        return tq_err_set(TQ_ECONFIG, err, errlen, "%s: more than %d tasks", from, TASKS_MAX);
+    t->defs[t->n++] = *d;
+    return 0;
+}
+
+static int load(worker_tasks *t, const char *path, char *err, size_t errlen)
+{
+    t->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!t->lib)
+        return tq_err_set(TQ_ECONFIG, err, errlen, "--tasks: %s", dlerror());
+    const int *api = dlsym(t->lib, "tickq_task_api");
+    const tq_task_def *defs = dlsym(t->lib, "tickq_tasks");
+    if (!api || !defs)
+        return tq_err_set(TQ_ECONFIG, err, errlen,
+                          "--tasks %s: defines no tickq_task_api and tickq_tasks (see "
+                          "common/task.h)",
+                          path);
+    if (*api != TQ_TASK_API)
+        return tq_err_set(TQ_ECONFIG, err, errlen,
+                          "--tasks %s: built for task API %d, this worker has %d", path, *api,
+                          TQ_TASK_API);
+    for (size_t i = 0; defs[i].name; i++) {
+        int rc = add(t, &defs[i], path, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+worker_tasks *worker_tasks_new(const char *library, char *err, size_t errlen)
+{
+    worker_tasks *t = calloc(1, sizeof *t);
+    if (!t) {
+        tq_err_set(TQ_ENOMEM, err, errlen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
+        add(t, &builtins[i], "built-in", err, errlen);
+    if (library && *library && load(t, library, err, errlen) < 0) {
+        worker_tasks_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void worker_tasks_free(worker_tasks *t)
+{
+    if (!t)
+        return;
+    if (t->lib)
+        dlclose(t->lib);
+    free(t);
 }

@@ -1,44 +1,27 @@
-/* The worker's built-in tasks and the interface a task implements.
- *
- * A task runs in a worker thread with the decoded message. It reports
- * success or failure and may ask for one effect in Redis: INCRBY of a key by
- * an amount, applied in the same script as the task's completion (done
- * marker, result, ack), so the effect happens exactly once even when the
- * worker is killed at any instant. timer.tick uses it on P:timer. */
+/* The tasks a worker knows: the built-ins (timer.tick, noop, sleep, fail,
+ * shell) and those of a library loaded with --tasks (common/task.h). */
 #ifndef TQ_WORKER_TASKS_H
 #define TQ_WORKER_TASKS_H
 
-#include <signal.h>
-#include <stdatomic.h>
-#include <stdint.h>
+#include <stddef.h>
 
-#include "common/keys.h"
-#include "common/msg.h"
+#include "common/task.h"
 
-#define WORKER_ERROR_MAX 512 /* bytes of a task's error text, with the NUL */
+typedef struct worker_tasks worker_tasks;
 
-typedef struct {
-    const tq_msg *msg;               /* borrowed, the message being run */
-    volatile sig_atomic_t *stop;     /* the process' stop counter */
-    _Atomic int64_t *grace_end_ms;   /* monotonic ms when a stopping worker's
-                                        grace ends; 0 while running */
-    /* filled by the task */
-    char error[WORKER_ERROR_MAX];    /* why it failed ("" on success) */
-    int aborted;                     /* 1: stopped by shutdown, not finished */
-    tq_key effect_key;               /* TQ_KEY_COUNT_ for no effect */
-    int64_t effect_by;               /* INCRBY amount */
-} worker_task_ctx;
+/* Returns a new table of the built-in tasks plus, if library is not "",
+ * the tasks of that shared library; or NULL with a sentence in err (a
+ * library that cannot be loaded, has the wrong API version, or names a
+ * task twice: a configuration error). */
+worker_tasks *worker_tasks_new(const char *library, char *err, size_t errlen);
 
-/* Runs the task. Returns 0 on success, -1 on failure (ctx->error says why). */
-typedef int (*worker_task_fn)(worker_task_ctx *ctx);
+/* Unloads the library and frees t; NULL does nothing. */
+void worker_tasks_free(worker_tasks *t);
 
-typedef struct {
-    const char *name;
-    worker_task_fn run;
-    int inline_fast; /* 1: returns in microseconds and may share a batch */
-} worker_task;
+/* The task called name (borrowed from t), or NULL. */
+const tq_task_def *worker_tasks_find(const worker_tasks *t, const char *name);
 
-/* Returns the built-in task called name (borrowed, static), or NULL. */
-const worker_task *worker_task_find(const char *name);
+/* How many tasks t knows. */
+size_t worker_tasks_count(const worker_tasks *t);
 
 #endif

@@ -10,7 +10,9 @@
 #include "worker/worker.h"
 #include "common/clock.h"
 #include "common/conn.h"
+#include "common/delayed.h"
 #include "common/err.h"
+#include "common/lock.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "worker/queue.h"
@@ -28,6 +30,7 @@
  * long is an orphan: the reply of the fetch that moved it there was lost
  * (any reply comes within the command timeout, or never). */
 #define ORPHAN_AGE_MS (TQ_CONN_COMMAND_TIMEOUT_MS + 2000)
+#define WORKER_ERRORS_KEPT 20 /* errors of past attempts a message carries */
 
 typedef struct {
     struct worker *w;
@@ -37,8 +40,11 @@ typedef struct {
     tq_conn *conn;
     int batch; /* messages the next fetch asks for */
     worker_item items[WORKER_QUEUE_BATCH_MAX];
-    pthread_mutex_t held_lock; /* guards nheld and items[0..nheld) for the sweep */
+    pthread_mutex_t held_lock; /* guards nheld, items[0..nheld) and running_* */
     int nheld;
+    char running_id[TQ_MSG_ID_MAX]; /* the slow task running now, "" for none */
+    int64_t running_ttl_ms;         /* its lock's lifetime, renewed by the heartbeat */
+    uint64_t rng;                   /* xorshift state for retry jitter */
 } task_thread;
 
 /* A message seen in the processing list without a thread holding it. */
@@ -53,6 +59,8 @@ struct worker {
     tq_config cfg;
     tq_url url;
     worker_queue q;
+    worker_tasks *tasks;
+    atomic_int paused[TQ_CONFIG_QUEUES_MAX]; /* P:paused as of the last heartbeat */
     char host[64];
     int nthreads;
     task_thread *threads;
@@ -65,19 +73,27 @@ struct worker {
     suspect *suspects;  /* the heartbeat thread's own */
     int nsuspects;
     int64_t started_ms;
-    atomic_llong processed, failed, dead;
+    atomic_llong processed, failed, dead, retried;
 };
 
-worker *worker_new(const tq_config *cfg, const char *id)
+worker *worker_new(const tq_config *cfg, const char *id, char *err, size_t errlen)
 {
-    char err[256];
     worker *w = calloc(1, sizeof *w);
-    if (!w)
+    if (!w) {
+        tq_err_set(TQ_ENOMEM, err, errlen, "out of memory");
         return NULL;
+    }
     w->cfg = *cfg;
-    if (tq_url_parse(cfg->redis_url, &w->url, err, sizeof err) < 0 ||
-        worker_queue_init(&w->q, cfg, id) < 0)
+    tq_err_set(TQ_ENOMEM, err, errlen, "out of memory");
+    if (tq_url_parse(cfg->redis_url, &w->url, err, errlen) < 0)
         goto err;
+    if (worker_queue_init(&w->q, cfg, id) < 0) {
+        tq_err_set(TQ_ETOOBIG, err, errlen, "the prefix and worker id make keys too long");
+        goto err;
+    }
+    if (!(w->tasks = worker_tasks_new(cfg->tasks, err, errlen)))
+        goto err;
+    tq_err_set(TQ_ENOMEM, err, errlen, "out of memory");
     w->nthreads = cfg->concurrency > 0 ? cfg->concurrency : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (w->nthreads < 1)
         w->nthreads = 1;
@@ -93,6 +109,7 @@ worker *worker_new(const tq_config *cfg, const char *id)
         t->w = w;
         t->index = i;
         t->batch = 1;
+        t->rng = (uint64_t)tq_clock_wall_us() * 2654435761u + (uint64_t)i * 40503u + 1;
         pthread_mutex_init(&t->held_lock, NULL);
         snprintf(name, sizeof name, "tickq-worker:%s:%d", id, i);
         if (!(t->conn = tq_conn_new(&w->url, name)))
@@ -119,6 +136,7 @@ void worker_free(worker *w)
     free(w->suspects);
     free(w->threads);
     tq_conn_free(w->hb_conn);
+    worker_tasks_free(w->tasks);
     free(w);
 }
 
@@ -128,36 +146,6 @@ static void pause_after_error(tq_conn *c, int rc)
 {
     int64_t ms = rc == TQ_EREDIS ? tq_conn_backoff_ms(c) : 100;
     tq_clock_sleep_ms(ms > 0 ? ms : 10, &tq_proc_stop);
-}
-
-/* Builds the result JSON kept in P:result:<id> and P:history:<schedule>. */
-static int set_result(worker_item *it, const tq_msg *m, const char *worker_id,
-                      int64_t started_us, int64_t finished_us, const char *error)
-{
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:f}", "id", m->id, "task",
-                          m->task, "status", it->status, "worker", worker_id, "attempt",
-                          m->attempt, "started", (double)started_us / 1e6, "finished",
-                          (double)finished_us / 1e6, "runtime",
-                          (double)(finished_us - started_us) / 1e6);
-    if (!o)
-        return TQ_ENOMEM;
-    json_object_set_new(o, "error", error && *error ? json_string(error) : json_null());
-    if (m->schedule[0])
-        json_object_set_new(o, "schedule", json_string(m->schedule));
-    it->body = tq_msg_dump_json(o, &it->body_len);
-    json_decref(o);
-    return it->body ? 0 : TQ_ENOMEM;
-}
-
-static void set_dead(worker_item *it, const char *reason, const char *error,
-                     const char *worker_id)
-{
-    it->op = WORKER_OP_DEAD;
-    it->body = tq_msg_dead_letter(it->raw, it->len, reason, error, worker_id,
-                                  (double)tq_clock_wall_ms() / 1000.0, &it->body_len);
-    if (!it->body) /* out of memory: leave it in processing for a requeue */
-        it->op = WORKER_OP_NONE;
-    tq_warn("dead letter (%s): task %s: %s", reason, it->id[0] ? it->id : "?", error);
 }
 
 /* Completes items[0..n), retrying while Redis is away. A retry after a
@@ -191,6 +179,8 @@ static void complete_items(task_thread *t, worker_item *items, int n)
                    it->id);
         } else if (it->op == WORKER_OP_DEAD) {
             atomic_fetch_add(&w->dead, 1);
+        } else if (it->op == WORKER_OP_RETRY) {
+            atomic_fetch_add(&w->retried, 1);
         } else if (strcmp(it->status, "success") == 0) {
             atomic_fetch_add(&w->processed, 1);
         } else {
@@ -200,23 +190,208 @@ static void complete_items(task_thread *t, worker_item *items, int n)
     }
 }
 
-/* Decodes and runs fetched message i and records its outcome. Before a
- * slow task, the outcomes of items[*done..i) are completed, so they do not
- * wait for it. Returns 1 if the task was a fast inline one (or none ran). */
+/* Builds the result JSON kept in P:result:<id> and P:history:<schedule>.
+ * ctx is NULL when the task did not run (expired). */
+static int set_result(worker_item *it, const tq_msg *m, const char *worker_id,
+                      const tq_task_ctx *ctx, const json_t *errors)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:f}", "id", m->id,
+                          "task", m->task, "queue", m->queue, "status", it->status, "worker",
+                          worker_id, "attempt", m->attempt, "started",
+                          (double)it->started_ms / 1e3, "finished",
+                          (double)it->finished_ms / 1e3, "runtime",
+                          (double)(it->finished_ms - it->started_ms) / 1e3);
+    if (!o)
+        return TQ_ENOMEM;
+    json_object_set_new(o, "exit_code",
+                        ctx && ctx->exit_code >= 0 ? json_integer(ctx->exit_code)
+                                                   : json_null());
+    json_object_set_new(o, "output",
+                        ctx && ctx->output_len
+                            ? json_stringn_nocheck(ctx->output, ctx->output_len)
+                            : json_string(""));
+    json_object_set_new(o, "error", it->error[0] ? json_string(it->error) : json_null());
+    if (errors && json_array_size(errors))
+        json_object_set(o, "errors", (json_t *)errors);
+    if (m->schedule[0])
+        json_object_set_new(o, "schedule", json_string(m->schedule));
+    it->result = tq_msg_dump_json(o, &it->result_len);
+    json_decref(o);
+    return it->result ? 0 : TQ_ENOMEM;
+}
+
+static void set_dead(worker_item *it, const char *reason, const char *error,
+                     const char *worker_id)
+{
+    it->op = WORKER_OP_DEAD;
+    it->extra = tq_msg_dead_letter(it->raw, it->len, reason, error, worker_id,
+                                   (double)tq_clock_wall_ms() / 1000.0, &it->extra_len);
+    snprintf(it->error, sizeof it->error, "%s", error);
+    if (!it->extra) /* out of memory: leave it in processing for a requeue */
+        it->op = WORKER_OP_NONE;
+    tq_warn("dead letter (%s): task %s: %s", reason, it->id[0] ? it->id : "?", error);
+}
+
+/* The errors of the attempts so far (the message's "errors") plus this
+ * one; the last WORKER_ERRORS_KEPT are kept. New reference. */
+static json_t *errors_with(const tq_msg *m, const worker_item *it, const char *worker_id)
+{
+    json_t *old = json_object_get(m->extra, "errors");
+    json_t *errors = json_array();
+    size_t n = json_is_array(old) ? json_array_size(old) : 0;
+    for (size_t i = n > WORKER_ERRORS_KEPT - 1 ? n - (WORKER_ERRORS_KEPT - 1) : 0; i < n; i++)
+        json_array_append(errors, json_array_get(old, i));
+    json_array_append_new(errors, json_pack("{s:i, s:s, s:s, s:f}", "attempt", m->attempt,
+                                            "error", it->error, "worker", worker_id,
+                                            "finished", (double)it->finished_ms / 1e3));
+    return errors;
+}
+
+/* Full jitter: a random wait from 0 to min(cap, base * 2^(attempt - 1)). */
+static int64_t retry_delay_ms(task_thread *t, int attempt)
+{
+    const tq_config *cfg = &t->w->cfg;
+    int64_t window = cfg->retry_base_ms;
+    for (int i = 1; i < attempt && window < cfg->retry_cap_ms; i++)
+        window *= 2;
+    if (window > cfg->retry_cap_ms)
+        window = cfg->retry_cap_ms;
+    t->rng ^= t->rng << 13;
+    t->rng ^= t->rng >> 7;
+    t->rng ^= t->rng << 17;
+    return (int64_t)(t->rng % (uint64_t)(window + 1));
+}
+
+/* A failed run: the next attempt through P:delayed, or the dead letter when
+ * the retries are used up. Each attempt's error travels in the message's
+ * "errors" and ends in the result and the dead letter. */
+static void set_failure(task_thread *t, worker_item *it, tq_msg *m, const tq_task_ctx *ctx)
+{
+    worker *w = t->w;
+    int max = m->max_retries >= 0 ? m->max_retries : w->cfg.max_retries;
+    json_t *errors = errors_with(m, it, w->q.id);
+    json_object_set(m->extra, "errors", errors);
+    if (m->attempt <= max) {
+        it->op = WORKER_OP_RETRY;
+        it->status = "retrying";
+        it->due_ms = it->finished_ms + retry_delay_ms(t, m->attempt);
+        m->attempt++;
+        it->extra = tq_msg_encode(m, &it->extra_len);
+        m->attempt--;
+        tq_info("task %s (%s) failed (attempt %d of %d): %s; retry in %.3f s", m->id, m->task,
+                m->attempt, max + 1, it->error, (double)(it->due_ms - it->finished_ms) / 1e3);
+    } else {
+        it->op = WORKER_OP_DEAD;
+        it->status = "failure";
+        size_t len;
+        char *last = tq_msg_encode(m, &len); /* with every attempt's error */
+        char why[600];
+        snprintf(why, sizeof why, "%s (attempt %d of %d)", it->error, m->attempt, max + 1);
+        if (last)
+            it->extra = tq_msg_dead_letter(last, len, "max-retries", why, w->q.id,
+                                           (double)it->finished_ms / 1e3, &it->extra_len);
+        free(last);
+        tq_warn("dead letter (max-retries): task %s (%s): %s", m->id, m->task, why);
+    }
+    if (!it->extra || set_result(it, m, w->q.id, ctx, errors) < 0)
+        it->op = WORKER_OP_NONE; /* out of memory: requeued later */
+    json_decref(errors);
+}
+
+/* Keeps the id of the task a thread runs, for the heartbeat's lock
+ * extension. */
+static void set_running(task_thread *t, const char *id, int64_t ttl_ms)
+{
+    pthread_mutex_lock(&t->held_lock);
+    snprintf(t->running_id, sizeof t->running_id, "%s", id ? id : "");
+    t->running_ttl_ms = ttl_ms;
+    pthread_mutex_unlock(&t->held_lock);
+}
+
+/* Runs a decoded message's task and records the outcome in *it. */
+static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, tq_msg *m)
+{
+    worker *w = t->w;
+    worker_item *it = &t->items[i];
+    int64_t timeout_ms = m->timeout > 0 ? (int64_t)(m->timeout * 1000.0) : w->cfg.timeout_ms;
+    tq_task_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.id = m->id;
+    ctx.task = m->task;
+    ctx.attempt = m->attempt;
+    ctx.args = m->args;
+    ctx.kwargs = m->kwargs;
+    ctx.stop = &tq_proc_stop;
+    ctx.grace_end_ms = &w->grace_end_ms;
+    ctx.exit_code = -1;
+
+    if (!(task->flags & TQ_TASK_FAST)) {
+        /* Complete the fast ones before it, so they do not wait for it, and
+         * say now that it started. */
+        if (i > *done) {
+            complete_items(t, t->items + *done, i - *done);
+            *done = i;
+        }
+        set_running(t, m->id, timeout_ms + WORKER_QUEUE_LOCK_MARGIN_MS);
+        it->started_event_sent =
+            worker_queue_event(t->conn, &w->q, "task-started", tq_clock_wall_ms(), it) == 0;
+    }
+    ctx.deadline_mono_ms = tq_clock_mono_ms() + timeout_ms;
+    it->started_ms = tq_clock_wall_ms();
+    int rc = task->run(&ctx);
+    it->finished_ms = tq_clock_wall_ms();
+    if (!(task->flags & TQ_TASK_FAST))
+        set_running(t, NULL, 0);
+
+    if (ctx.aborted) {
+        tq_info("task %s (%s) stopped by the shutdown: it will be requeued", m->id, m->task);
+        return;
+    }
+    snprintf(it->schedule, sizeof it->schedule, "%s", m->schedule);
+    if (rc == 0 && !ctx.timed_out) {
+        it->op = WORKER_OP_DONE;
+        it->status = "success";
+        if (ctx.timer) {
+            tq_keys_fmt(w->cfg.prefix, TQ_KEY_TIMER, NULL, it->effect_key,
+                        sizeof it->effect_key);
+            it->effect_by = 1;
+        } else if (ctx.counter[0]) {
+            tq_keys_fmt(w->cfg.prefix, TQ_KEY_COUNTER, ctx.counter, it->effect_key,
+                        sizeof it->effect_key);
+            it->effect_by = ctx.counter_by;
+        }
+        if (set_result(it, m, w->q.id, &ctx, json_object_get(m->extra, "errors")) < 0)
+            it->op = WORKER_OP_NONE;
+        tq_debug("task %s (%s): success in %lld ms", m->id, m->task,
+                 (long long)(it->finished_ms - it->started_ms));
+        return;
+    }
+    if (ctx.timed_out)
+        snprintf(it->error, sizeof it->error, "timed out after %.3f s%s%.400s",
+                 (double)timeout_ms / 1e3, ctx.error[0] ? ": " : "", ctx.error);
+    else
+        snprintf(it->error, sizeof it->error, "%s", ctx.error[0] ? ctx.error : "failed");
+    set_failure(t, it, m, &ctx);
+}
+
+/* Decodes fetched message i and runs it, or decides it without running:
+ * dead letter (undecodable, unknown task) or expired. Returns 1 if no slow
+ * task ran. */
 static int run_item(task_thread *t, int i, int *done)
 {
     worker *w = t->w;
     worker_item *it = &t->items[i];
     char err[512];
     tq_msg m;
-    int fast = 1;
 
     if (tq_msg_decode(&m, it->raw, it->len, err, sizeof err) < 0) {
         set_dead(it, "undecodable", err, w->q.id);
         return 1;
     }
     snprintf(it->id, sizeof it->id, "%s", m.id);
-    const worker_task *task = worker_task_find(m.task);
+    snprintf(it->task, sizeof it->task, "%s", m.task);
+    const tq_task_def *task = worker_tasks_find(w->tasks, m.task);
+    int fast = 1;
     if (!it->claimed) {
         set_dead(it, "undecodable",
                  "Redis' JSON parser could not read the field 'id', so the message "
@@ -225,38 +400,19 @@ static int run_item(task_thread *t, int i, int *done)
     } else if (!task) {
         snprintf(err, sizeof err, "unknown task '%s'", m.task);
         set_dead(it, "unknown-task", err, w->q.id);
+    } else if (m.expires_at > 0 && (double)tq_clock_wall_ms() / 1e3 > m.expires_at) {
+        it->op = WORKER_OP_DONE;
+        it->status = "expired";
+        it->started_ms = it->finished_ms = tq_clock_wall_ms();
+        snprintf(it->schedule, sizeof it->schedule, "%s", m.schedule);
+        snprintf(it->error, sizeof it->error, "expired at %.3f, not run", m.expires_at);
+        if (set_result(it, &m, w->q.id, NULL, json_object_get(m.extra, "errors")) < 0)
+            it->op = WORKER_OP_NONE;
+        it->started_ms = 0; /* no task-started event */
+        tq_info("task %s (%s) expired: not run", m.id, m.task);
     } else {
-        worker_task_ctx ctx;
-        memset(&ctx, 0, sizeof ctx);
-        ctx.msg = &m;
-        ctx.stop = &tq_proc_stop;
-        ctx.grace_end_ms = &w->grace_end_ms;
-        ctx.effect_key = TQ_KEY_COUNT_;
-        fast = task->inline_fast;
-        if (!fast && i > *done) {
-            complete_items(t, t->items + *done, i - *done);
-            *done = i;
-        }
-        int64_t started = tq_clock_wall_us();
-        int rc = task->run(&ctx);
-        int64_t finished = tq_clock_wall_us();
-        if (ctx.aborted) {
-            tq_info("task %s (%s) aborted by shutdown: it will be requeued", m.id, m.task);
-        } else {
-            it->op = WORKER_OP_DONE;
-            it->status = rc == 0 ? "success" : "failure";
-            if (ctx.effect_key != TQ_KEY_COUNT_) {
-                tq_keys_fmt(w->cfg.prefix, ctx.effect_key, NULL, it->effect_key,
-                            sizeof it->effect_key);
-                it->effect_by = ctx.effect_by;
-            }
-            snprintf(it->schedule, sizeof it->schedule, "%s", m.schedule);
-            if (set_result(it, &m, w->q.id, started, finished, ctx.error) < 0) {
-                it->op = WORKER_OP_NONE;
-            }
-            tq_debug("task %s (%s): %s in %.3f ms%s%s", m.id, m.task, it->status,
-                     (double)(finished - started) / 1000.0, rc ? ": " : "", ctx.error);
-        }
+        fast = task->flags & TQ_TASK_FAST;
+        run_task(t, i, done, task, &m);
     }
     tq_msg_deinit(&m);
     return fast;
@@ -282,9 +438,18 @@ static void *task_thread_main(void *arg)
     while (!tq_proc_stop) {
         int64_t now = tq_clock_wall_ms();
         int n = worker_queue_fetch(t->conn, &w->q, now, t->batch, t->items);
-        if (n == 0)
-            n = worker_queue_wait(t->conn, &w->q, now, w->q.nqueues > 1 ? 0.1 : 1.0,
-                                  &t->items[0]);
+        if (n == 0) {
+            /* Block on the first queue that is not paused; if all are, the
+             * next heartbeat may say otherwise. */
+            int qi = 0;
+            while (qi < w->q.nqueues && atomic_load(&w->paused[qi]))
+                qi++;
+            if (qi < w->q.nqueues)
+                n = worker_queue_wait(t->conn, &w->q, qi, now, w->q.nqueues > 1 ? 0.1 : 1.0,
+                                      &t->items[0]);
+            else
+                tq_clock_sleep_ms(200, &tq_proc_stop);
+        }
         if (n < 0) {
             atomic_store(&w->resync, 1); /* what was moved may be unknown */
             pause_after_error(t->conn, n);
@@ -385,6 +550,22 @@ static void sweep_orphans(worker *w)
     w->nsuspects = k;
 }
 
+/* Keeps the locks of running slow tasks alive for as long as they run. */
+static void extend_locks(worker *w)
+{
+    for (int i = 0; i < w->nthreads; i++) {
+        task_thread *t = &w->threads[i];
+        char id[TQ_MSG_ID_MAX], key[TQ_KEYS_MAX];
+        pthread_mutex_lock(&t->held_lock);
+        snprintf(id, sizeof id, "%s", t->running_id);
+        int64_t ttl = t->running_ttl_ms;
+        pthread_mutex_unlock(&t->held_lock);
+        if (id[0] && tq_keys_fmt(w->cfg.prefix, TQ_KEY_LOCK, id, key, sizeof key) >= 0 &&
+            tq_lock_extend(w->hb_conn, key, w->q.id, ttl) == 0)
+            tq_warn("task %s: its lock is held by someone else now", id);
+    }
+}
+
 static void heartbeat_once(worker *w)
 {
     char pid[16], conc[16], started[24], now_s[24], queues[TQ_CONFIG_STR_MAX] = "";
@@ -403,6 +584,13 @@ static void heartbeat_once(worker *w)
                           NULL};
     if (worker_queue_heartbeat(w->hb_conn, &w->q, now, info) < 0)
         return;
+    worker_queue_event(w->hb_conn, &w->q, "worker-heartbeat", now, NULL);
+    int paused[TQ_CONFIG_QUEUES_MAX];
+    if (worker_queue_paused(w->hb_conn, &w->q, paused) == 0)
+        for (int i = 0; i < w->q.nqueues; i++)
+            atomic_store(&w->paused[i], paused[i]);
+    extend_locks(w);
+    tq_delayed_promote(w->hb_conn, w->cfg.prefix, now, TQ_DELAYED_BATCH);
     worker_queue_reap(w->hb_conn, &w->q, now);
     sweep_orphans(w);
 }
@@ -435,8 +623,10 @@ static int register_worker(worker *w)
             if (rc > 0)
                 tq_warn("requeued %d message(s) left by an earlier worker with id %s", rc,
                         w->q.id);
-            if (rc >= 0)
+            if (rc >= 0) {
+                worker_queue_event(w->hb_conn, &w->q, "worker-online", now, NULL);
                 return 0;
+            }
         }
         pause_after_error(w->hb_conn, rc);
     }
@@ -450,6 +640,7 @@ static void deregister_worker(worker *w)
         if (rc >= 0) {
             if (rc > 0)
                 tq_info("requeued %d message(s) not run before the stop", rc);
+            worker_queue_event(w->hb_conn, &w->q, "worker-offline", tq_clock_wall_ms(), NULL);
             return;
         }
         int64_t ms = tq_conn_backoff_ms(w->hb_conn);
@@ -499,9 +690,10 @@ int worker_run(worker *w)
     if (w->hb_started)
         pthread_join(w->hb_tid, NULL);
     deregister_worker(w);
-    tq_info("worker %s stopped: processed=%lld failed=%lld dead=%lld roundtrips=%llu",
+    tq_info("worker %s stopped: processed=%lld failed=%lld retried=%lld dead=%lld "
+            "roundtrips=%llu",
             w->q.id, (long long)atomic_load(&w->processed),
-            (long long)atomic_load(&w->failed), (long long)atomic_load(&w->dead),
-            (unsigned long long)roundtrips);
+            (long long)atomic_load(&w->failed), (long long)atomic_load(&w->retried),
+            (long long)atomic_load(&w->dead), (unsigned long long)roundtrips);
     return 0;
 }

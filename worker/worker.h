@@ -3,13 +3,17 @@
 #ifndef TQ_WORKER_H
 #define TQ_WORKER_H
 
+#include <stddef.h>
+
 #include "common/config.h"
 
 typedef struct worker worker;
 
-/* Returns a new worker with id (copied) for cfg (copied), or NULL when out
- * of memory or the key names do not fit. Connects to nothing yet. */
-worker *worker_new(const tq_config *cfg, const char *id);
+/* Returns a new worker with id (copied) for cfg (copied), or NULL with a
+ * sentence in err: out of memory, key names that do not fit, or a --tasks
+ * library that cannot be loaded (a configuration error). Loads the tasks;
+ * connects to nothing yet. */
+worker *worker_new(const tq_config *cfg, const char *id, char *err, size_t errlen);
 
 /* Registers, requeues what an earlier process with the same id left, runs
  * the threads until tq_proc_stop, then stops gracefully: no new tasks,
