@@ -5,6 +5,7 @@
 #include "common/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 /* KEYS: delayed, dead, stats. ARGV: now ms, max, queue stem. */
 static tq_script promote_script = TQ_SCRIPT(
@@ -32,9 +33,16 @@ static tq_script promote_script = TQ_SCRIPT(
     "  end\n"
     "end\n"
     "if moved > 0 then redis.call('HINCRBY', KEYS[3], 'promoted', moved) end\n"
-    "return moved\n");
+    "local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+    "return {moved, nxt[2] or '-1'}\n");
 
 int tq_delayed_promote(tq_conn *c, const char *prefix, int64_t now_ms, int max)
+{
+    return tq_delayed_promote_next(c, prefix, now_ms, max, NULL);
+}
+
+int tq_delayed_promote_next(tq_conn *c, const char *prefix, int64_t now_ms, int max,
+                            int64_t *next_due_ms)
 {
     char delayed[TQ_KEYS_MAX], dead[TQ_KEYS_MAX], stats[TQ_KEYS_MAX], stem[TQ_KEYS_MAX];
     char now[24], maxs[16];
@@ -50,9 +58,14 @@ int tq_delayed_promote(tq_conn *c, const char *prefix, int64_t now_ms, int max)
     if (!r)
         return TQ_EREDIS;
     int rc = TQ_EREPLY;
-    if (r->type == REDIS_REPLY_INTEGER)
-        rc = (int)r->integer;
-    else
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
+        rc = (int)r->element[0]->integer;
+        if (next_due_ms) {
+            double due = strtod(r->element[1]->str, NULL);
+            *next_due_ms = due < 0 ? INT64_MAX : (int64_t)due;
+        }
+    } else
         tq_warn("promoting delayed messages failed: %s",
                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     freeReplyObject(r);

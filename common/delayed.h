@@ -20,4 +20,9 @@
  * were moved, or TQ_EREDIS / TQ_EREPLY. One round trip. */
 int tq_delayed_promote(tq_conn *c, const char *prefix, int64_t now_ms, int max);
 
+/* The same, and sets *next_due_ms to the due time of the earliest message
+ * left (INT64_MAX when none), so a promoter can sleep until then. */
+int tq_delayed_promote_next(tq_conn *c, const char *prefix, int64_t now_ms, int max,
+                            int64_t *next_due_ms);
+
 #endif

@@ -70,6 +70,7 @@ struct worker {
     atomic_int hb_stop;
     _Atomic int64_t grace_end_ms;
     atomic_int resync;  /* a fetch or claim reply may have been lost */
+    _Atomic int64_t retry_due; /* earliest retry the threads scheduled, wall ms */
     suspect *suspects;  /* the heartbeat thread's own */
     int nsuspects;
     int64_t started_ms;
@@ -84,6 +85,7 @@ worker *worker_new(const tq_config *cfg, const char *id, char *err, size_t errle
         return NULL;
     }
     w->cfg = *cfg;
+    atomic_store(&w->retry_due, INT64_MAX);
     tq_err_set(TQ_ENOMEM, err, errlen, "out of memory");
     if (tq_url_parse(cfg->redis_url, &w->url, err, errlen) < 0)
         goto err;
@@ -181,6 +183,10 @@ static void complete_items(task_thread *t, worker_item *items, int n)
             atomic_fetch_add(&w->dead, 1);
         } else if (it->op == WORKER_OP_RETRY) {
             atomic_fetch_add(&w->retried, 1);
+            int64_t due = atomic_load(&w->retry_due);
+            while (it->due_ms < due &&
+                   !atomic_compare_exchange_weak(&w->retry_due, &due, it->due_ms))
+                ;
         } else if (strcmp(it->status, "success") == 0) {
             atomic_fetch_add(&w->processed, 1);
         } else {
@@ -590,19 +596,33 @@ static void heartbeat_once(worker *w)
         for (int i = 0; i < w->q.nqueues; i++)
             atomic_store(&w->paused[i], paused[i]);
     extend_locks(w);
-    tq_delayed_promote(w->hb_conn, w->cfg.prefix, now, TQ_DELAYED_BATCH);
     worker_queue_reap(w->hb_conn, &w->q, now);
     sweep_orphans(w);
 }
 
+/* The heartbeat thread: a heartbeat (with reaping, lock extension and the
+ * orphan sweep) every HEARTBEAT_MS, and the promotion of delayed messages
+ * whenever one falls due, so that a retry waits its backoff and not up to a
+ * heartbeat more. */
 static void *heartbeat_main(void *arg)
 {
     worker *w = arg;
+    int64_t next_hb = 0, next_due = 0;
     while (!atomic_load(&w->hb_stop)) {
-        int64_t next = tq_clock_mono_ms() + HEARTBEAT_MS;
-        heartbeat_once(w);
-        while (!atomic_load(&w->hb_stop) && tq_clock_mono_ms() < next)
-            tq_clock_sleep_us(20000);
+        int64_t mono = tq_clock_mono_ms(), wall = tq_clock_wall_ms();
+        if (mono >= next_hb) {
+            next_hb = mono + HEARTBEAT_MS;
+            heartbeat_once(w);
+            next_due = 0; /* a client may have added delayed messages: look */
+        }
+        int64_t hint = atomic_exchange(&w->retry_due, INT64_MAX);
+        if (hint < next_due)
+            next_due = hint;
+        if (wall >= next_due &&
+            tq_delayed_promote_next(w->hb_conn, w->cfg.prefix, wall, TQ_DELAYED_BATCH,
+                                    &next_due) < 0)
+            next_due = wall + 100;
+        tq_clock_sleep_us(10000);
     }
     return NULL;
 }

@@ -8,7 +8,10 @@
 set -euo pipefail
 
 for v in $(env | sed -n 's/^\(TICKQ_[A-Z_]*\)=.*/\1/p'); do
-    case $v in TICKQ_BEAT|TICKQ_WORKER_BIN|TICKQ_WEB|TICKQ_SOURCE_DIR) ;; *) unset "$v" ;; esac
+    case $v in
+        TICKQ_BEAT|TICKQ_WORKER_BIN|TICKQ_WEB|TICKQ_SOURCE_DIR|TICKQ_TEST_TASKS|TICKQ_EXAMPLE_TASKS) ;;
+        *) unset "$v" ;;
+    esac
 done
 : "${TICKQ_BEAT:?set by ctest}" "${TICKQ_WORKER_BIN:?set by ctest}" "${TICKQ_WEB:?set by ctest}"
 
@@ -153,4 +156,23 @@ tq_start_web() {
         tq_log "tickq-web could not use port $WEB_PORT; trying another"
     done
     tq_fail "could not start tickq-web"
+}
+
+# tq_msg ID TASK [ARGS_JSON [MORE_FIELDS_JSON]]: a protocol v1 message, e.g.
+#   tq_msg r1 fail '[]' '"max_retries":2,"queue":"q"'
+tq_msg() {
+    echo "{\"v\":1,\"id\":\"$1\",\"task\":\"$2\",\"args\":${3:-[]}${4:+,$4}}"
+}
+
+# tq_result ID [JQ_FILTER]: the task's result JSON, or a field of it.
+tq_result() {
+    rcli GET "$TQ_PREFIX:result:$1" | jq -r "${2:-.}"
+}
+
+# tq_events ID: the events of one task, oldest first, one name a line.
+tq_events() {
+    rcli --raw XRANGE "$TQ_PREFIX:events" - + | awk -v id="$1" '
+        /^[0-9]+-[0-9]+$/ { if (ev != "" && tid == id) print ev; ev = ""; tid = ""; next }
+        prev == "event" { ev = $0 } prev == "id" { tid = $0 } { prev = $0 }
+        END { if (ev != "" && tid == id) print ev }'
 }
