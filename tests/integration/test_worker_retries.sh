@@ -22,7 +22,6 @@ tq_assert_eq "result attempt" 4 "$(tq_result f1 .attempt)"
 tq_assert_eq "result errors" 4 "$(tq_result f1 '.errors | length')"
 tq_assert_eq "done marker" dead "$(rcli GET "$P:done:f1")"
 tq_assert_eq "nothing left delayed" 0 "$(rcli ZCARD "$P:delayed")"
-echo "$msg" | jq -c .errors >&2
 # The gaps between attempts stay within their full-jitter windows.
 echo "$msg" | jq -r '.errors[].finished' | awk '
     NR > 1 { gap = $1 - prev; cap = 0.4 * 2 ^ (NR - 2) + 0.35
