@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Time limits, expiry and paused queues: a `sleep 5` with timeout 1 is
+# stopped and fails; a shell task past its limit has its whole process group
+# killed; an expired message is not run and its result says so; a paused
+# queue is not consumed, and is again within a second of its resume.
+. "$(dirname "$0")/lib.sh"
+tq_redis_start
+tq_require_empty
+P=$TQ_PREFIX
+tq_spawn worker "$TICKQ_WORKER_BIN" -c 2 -Q default,other --max-retries 0
+
+# sleep 5 with a 1 s limit: stopped at 1 s, a failure.
+t0=$(date +%s%3N)
+rcli LPUSH "$P:queue:default" "$(tq_msg s1 sleep '[5]' '"timeout":1')" >/dev/null
+tq_wait_for 5 "s1 finished" '[ -n "$(rcli GET "$P:done:s1")" ]'
+tq_assert_eq "s1 status" failure "$(tq_result s1 .status)"
+tq_result s1 .error | grep -q "timed out after 1.000 s" || tq_fail "s1 error: $(tq_result s1 .error)"
+rt=$(tq_result s1 .runtime)
+awk -v r="$rt" 'BEGIN { exit !(r >= 0.99 && r < 1.5) }' || tq_fail "s1 ran $rt s, not about 1 s"
+tq_log "ok: sleep 5 with timeout 1 stopped after $rt s"
+
+# A shell task whose children outlive the limit: the whole group dies.
+marker=$TQ_TMP/still-alive
+rcli LPUSH "$P:queue:default" "$(tq_msg sh1 shell "[\"sh\",\"-c\",\"(sleep 3; touch $marker) & sleep 30\"]" '"timeout":1')" >/dev/null
+tq_wait_for 10 "sh1 finished" '[ -n "$(rcli GET "$P:done:sh1")" ]'
+tq_assert_eq "sh1 status" failure "$(tq_result sh1 .status)"
+tq_result sh1 .error | grep -q "killed at the time limit" || tq_fail "sh1 error: $(tq_result sh1 .error)"
+tq_assert_eq "sh1 exit code (SIGTERM)" 143 "$(tq_result sh1 .exit_code)"
+sleep 3
+[ ! -e "$marker" ] || tq_fail "a child of the shell task survived the kill"
+pgrep -f "sleep 30" >/dev/null && pgrep -af "sleep 30" | grep -v pgrep && tq_fail "sleep 30 still runs"
+tq_log "ok: the process group was killed"
+
+# Expired: not run, result says expired, an event says so.
+past=$(( $(date +%s) - 10 ))
+rcli LPUSH "$P:queue:default" "$(tq_msg e1 timer.tick '[]' "\"expires_at\":$past")" >/dev/null
+tq_wait_for 5 "e1 handled" '[ -n "$(rcli GET "$P:done:e1")" ]'
+tq_assert_eq "e1 status" expired "$(tq_result e1 .status)"
+tq_assert_eq "e1 not run (timer untouched)" "" "$(rcli GET "$P:timer")"
+tq_assert_eq "e1 events" "task-received task-expired" "$(tq_events e1 | tr '\n' ' ' | sed 's/ $//')"
+tq_assert_eq "expired counter" 1 "$(rcli HGET "$P:stats" expired)"
+future=$(( $(date +%s) + 60 ))
+rcli LPUSH "$P:queue:default" "$(tq_msg e2 timer.tick '[]' "\"expires_at\":$future")" >/dev/null
+tq_wait_for 5 "e2 run" '[ "$(rcli GET "$P:done:e2")" = success ]'
+
+# Pause: nothing taken from "other" while paused, even for 3 s.
+rcli SADD "$P:paused" other >/dev/null
+sleep 1.5
+for i in 1 2 3; do rcli LPUSH "$P:queue:other" "$(tq_msg p$i noop '[]' '"queue":"other"')" >/dev/null; done
+sleep 3
+tq_assert_eq "paused queue untouched" 3 "$(rcli LLEN "$P:queue:other")"
+rcli LPUSH "$P:queue:default" "$(tq_msg d1 noop)" >/dev/null
+tq_wait_for 3 "the default queue still served" '[ "$(rcli GET "$P:done:d1")" = success ]'
+t0=$(date +%s%3N)
+rcli SREM "$P:paused" other >/dev/null
+tq_wait_for 3 "the resumed queue drained" '[ "$(rcli LLEN "$P:queue:other")" = 0 ] && [ -n "$(rcli GET "$P:done:p3")" ]'
+ms=$(( $(date +%s%3N) - t0 ))
+[ "$ms" -le 1500 ] || tq_fail "resume took $ms ms"
+tq_log "ok: resumed queue consumed $ms ms after SREM"
