@@ -1,4 +1,4 @@
-/* Schedule definitions and the interval grid. */
+/* Schedule definitions, the interval grid and cron rules. */
 #include "common/sched.h"
 #include "common/config.h"
 #include "common/err.h"
@@ -53,14 +53,47 @@ static int num_field(const json_t *def, const char *name, const char *f, double 
     return 0;
 }
 
-int tq_sched_decode(tq_sched *s, const json_t *def, char *err, size_t errlen)
+/* Decodes the "cron" and "tz" fields (a cron schedule) into s. */
+static int cron_fields(tq_sched *s, const json_t *def, const char *default_tz, char *err,
+                       size_t errlen)
 {
-    static const char *const known[] = {"name",    "task",        "every",   "queue",
-                                        "args",    "kwargs",      "timeout", "max_retries",
+    char sub[512];
+    const json_t *v = json_object_get(def, "cron");
+    if (!json_is_string(v) || json_string_length(v) >= sizeof s->cron)
+        return bad(err, errlen, "schedule '%s': field 'cron' must be a string of at most %zu "
+                   "bytes, like \"*/5 * * * *\"", s->name, sizeof s->cron - 1);
+    snprintf(s->cron, sizeof s->cron, "%s", json_string_value(v));
+    if (tq_cron_parse(&s->rule.cron, s->cron, sub, sizeof sub) < 0)
+        return bad(err, errlen, "schedule '%s': field 'cron': %s", s->name, sub);
+    if (!tq_cron_ever(&s->rule.cron))
+        return bad(err, errlen, "schedule '%s': field 'cron': '%s' never fires (no day of "
+                   "any year matches)", s->name, s->cron);
+    v = json_object_get(def, "tz");
+    if (v && (!json_is_string(v) || json_string_length(v) >= sizeof s->tz))
+        return bad(err, errlen, "schedule '%s': field 'tz' must be a time zone name like "
+                   "\"Europe/Berlin\"", s->name);
+    snprintf(s->tz, sizeof s->tz, "%s",
+             v ? json_string_value(v) : default_tz && *default_tz ? default_tz : "UTC");
+    int rc = tq_tz_get(s->tz, &s->rule.zone, sub, sizeof sub);
+    if (rc == TQ_ENOMEM)
+        return rc;
+    if (rc < 0)
+        return bad(err, errlen, "schedule '%s': field 'tz': %s", s->name, sub);
+    s->rule.kind = TQ_SCHED_CRON;
+    return 0;
+}
+
+int tq_sched_decode(tq_sched *s, const json_t *def, const char *default_tz, char *err,
+                    size_t errlen)
+{
+    static const char *const known[] = {"name",    "task",        "every",   "cron",
+                                        "tz",      "catchup",     "queue",   "args",
+                                        "kwargs",  "timeout",     "max_retries",
                                         "expires", "enabled"};
     const char *k;
     json_t *v;
     double every = 0, retries = -1;
+    int rc;
 
     memset(s, 0, sizeof *s);
     s->max_retries = -1;
@@ -87,22 +120,42 @@ int tq_sched_decode(tq_sched *s, const json_t *def, char *err, size_t errlen)
         return bad(err, errlen,
                    "schedule '%s': field 'queue' must be 1 to 64 of A-Z a-z 0-9 _ . : -",
                    s->name);
-    if (!json_object_get(def, "every"))
-        return bad(err, errlen, "schedule '%s': field 'every' is missing", s->name);
-    if (num_field(def, s->name, "every", TQ_SCHED_EVERY_MIN_MS / 1000.0,
-                  TQ_SCHED_EVERY_MAX_MS / 1000.0, &every, err, errlen) < 0 ||
+    int has_every = json_object_get(def, "every") != NULL;
+    int has_cron = json_object_get(def, "cron") != NULL;
+    if (has_every && has_cron)
+        return bad(err, errlen, "schedule '%s': fields 'every' and 'cron' exclude each other: "
+                   "give one", s->name);
+    if (!has_every && !has_cron)
+        return bad(err, errlen, "schedule '%s': field 'every' is missing (or give 'cron' "
+                   "for a cron schedule)", s->name);
+    if (has_every && json_object_get(def, "tz"))
+        return bad(err, errlen, "schedule '%s': field 'tz' applies only to 'cron' schedules; "
+                   "an interval is on the UTC epoch grid", s->name);
+    if (has_cron && (rc = cron_fields(s, def, default_tz, err, errlen)) < 0)
+        return rc;
+    if ((has_every && num_field(def, s->name, "every", TQ_SCHED_EVERY_MIN_MS / 1000.0,
+                                TQ_SCHED_EVERY_MAX_MS / 1000.0, &every, err, errlen) < 0) ||
         num_field(def, s->name, "timeout", 0.001, 31536000, &s->timeout, err, errlen) < 0 ||
         num_field(def, s->name, "max_retries", 0, 1000000, &retries, err, errlen) < 0 ||
         num_field(def, s->name, "expires", 0.001, 31536000, &s->expires, err, errlen) < 0)
         return TQ_EDECODE;
-    s->every_ms = llround(every * 1000.0);
-    if (s->every_ms < TQ_SCHED_EVERY_MIN_MS || fabs(every * 1000.0 - (double)s->every_ms) > 1e-6)
-        return bad(err, errlen, "schedule '%s': field 'every' must be a whole number of "
-                   "milliseconds, at least 0.001", s->name);
+    if (has_every) {
+        s->rule.kind = TQ_SCHED_EVERY;
+        s->rule.every_ms = llround(every * 1000.0);
+        if (s->rule.every_ms < TQ_SCHED_EVERY_MIN_MS ||
+            fabs(every * 1000.0 - (double)s->rule.every_ms) > 1e-6)
+            return bad(err, errlen, "schedule '%s': field 'every' must be a whole number of "
+                       "milliseconds, at least 0.001", s->name);
+    }
     if (retries != floor(retries))
         return bad(err, errlen, "schedule '%s': field 'max_retries' must be a whole number",
                    s->name);
     s->max_retries = (int)retries;
+    v = json_object_get(def, "catchup");
+    if (v && (!json_is_string(v) ||
+              tq_sched_catchup_parse(json_string_value(v), &s->catchup) < 0))
+        return bad(err, errlen, "schedule '%s': field 'catchup' must be \"latest\", \"none\" "
+                   "or \"all\"", s->name);
     v = json_object_get(def, "enabled");
     if (v && !json_is_boolean(v))
         return bad(err, errlen, "schedule '%s': field 'enabled' must be true or false",
@@ -126,7 +179,8 @@ int tq_sched_decode(tq_sched *s, const json_t *def, char *err, size_t errlen)
     return 0;
 }
 
-int tq_sched_decode_text(tq_sched *s, const char *text, size_t len, char *err, size_t errlen)
+int tq_sched_decode_text(tq_sched *s, const char *text, size_t len, const char *default_tz,
+                         char *err, size_t errlen)
 {
     json_error_t je;
     json_t *def = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -134,7 +188,7 @@ int tq_sched_decode_text(tq_sched *s, const char *text, size_t len, char *err, s
         memset(s, 0, sizeof *s);
         return bad(err, errlen, "schedule is not valid JSON: %s", je.text);
     }
-    int rc = tq_sched_decode(s, def, err, errlen);
+    int rc = tq_sched_decode(s, def, default_tz, err, errlen);
     json_decref(def);
     return rc;
 }
@@ -147,7 +201,13 @@ char *tq_sched_encode(const tq_sched *s, size_t *len)
         return NULL;
     json_object_set_new(o, "name", json_string(s->name));
     json_object_set_new(o, "task", json_string(s->task));
-    json_object_set_new(o, "every", json_real((double)s->every_ms / 1000.0));
+    if (s->rule.kind == TQ_SCHED_CRON) {
+        json_object_set_new(o, "cron", json_string(s->cron));
+        json_object_set_new(o, "tz", json_string(s->tz));
+    } else {
+        json_object_set_new(o, "every", json_real((double)s->rule.every_ms / 1000.0));
+    }
+    json_object_set_new(o, "catchup", json_string(tq_sched_catchup_name(s->catchup)));
     json_object_set_new(o, "queue", json_string(s->queue));
     json_object_set(o, "args", s->args);
     json_object_set(o, "kwargs", s->kwargs);
@@ -163,7 +223,8 @@ char *tq_sched_encode(const tq_sched *s, size_t *len)
     return out;
 }
 
-int tq_sched_load_file(const char *path, tq_sched **out, size_t *n, char *err, size_t errlen)
+int tq_sched_load_file(const char *path, const char *default_tz, tq_sched **out, size_t *n,
+                       char *err, size_t errlen)
 {
     json_error_t je;
     char sub[512];
@@ -186,7 +247,7 @@ int tq_sched_load_file(const char *path, tq_sched **out, size_t *n, char *err, s
         return TQ_ENOMEM;
     }
     for (size_t i = 0; i < count; i++) {
-        int rc = tq_sched_decode(&s[i], json_array_get(list, i), sub, sizeof sub);
+        int rc = tq_sched_decode(&s[i], json_array_get(list, i), default_tz, sub, sizeof sub);
         for (size_t j = 0; rc == 0 && j < i; j++)
             if (strcmp(s[j].name, s[i].name) == 0) {
                 snprintf(sub, sizeof sub, "schedule '%s' is defined twice", s[i].name);
@@ -215,14 +276,47 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
+int64_t tq_sched_rule_prev(const tq_sched_rule *r, int64_t at_ms)
+{
+    if (r->kind == TQ_SCHED_CRON)
+        return tq_cron_prev(&r->cron, r->zone, at_ms);
+    return floor_div(at_ms, r->every_ms) * r->every_ms;
+}
+
+int64_t tq_sched_rule_next(const tq_sched_rule *r, int64_t after_ms)
+{
+    if (r->kind == TQ_SCHED_CRON)
+        return tq_cron_next(&r->cron, r->zone, after_ms);
+    if (after_ms > INT64_MAX - 2 * r->every_ms)
+        return TQ_SCHED_NEVER;
+    return floor_div(after_ms, r->every_ms) * r->every_ms + r->every_ms;
+}
+
 int64_t tq_sched_prev(const tq_sched *s, int64_t at_ms)
 {
-    return floor_div(at_ms, s->every_ms) * s->every_ms;
+    return tq_sched_rule_prev(&s->rule, at_ms);
 }
 
 int64_t tq_sched_next(const tq_sched *s, int64_t after_ms)
 {
-    return tq_sched_prev(s, after_ms) + s->every_ms;
+    return tq_sched_rule_next(&s->rule, after_ms);
+}
+
+static const char *const catchup_names[] = {"latest", "none", "all"};
+
+int tq_sched_catchup_parse(const char *text, tq_sched_catchup *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(text, catchup_names[i]) == 0) {
+            *out = (tq_sched_catchup)i;
+            return 0;
+        }
+    return TQ_EINVAL;
+}
+
+const char *tq_sched_catchup_name(tq_sched_catchup c)
+{
+    return (unsigned)c < 3 ? catchup_names[c] : "latest";
 }
 
 int tq_sched_message(const tq_sched *s, int64_t tick_ms, int64_t now_ms, tq_msg *m)

@@ -16,7 +16,7 @@
 static void decode_ok(tq_sched *s, const char *json)
 {
     char err[512] = "";
-    int rc = tq_sched_decode_text(s, json, strlen(json), err, sizeof err);
+    int rc = tq_sched_decode_text(s, json, strlen(json), "UTC", err, sizeof err);
     if (rc != 0)
         fail_msg("decode %s: %d (%s): %s", json, rc, tq_strerror(rc), err);
 }
@@ -27,7 +27,7 @@ static void decode_bad(const char *json, const char *needle1, const char *needle
     tq_sched s;
     char err[512] = "";
     memset(&s, 0xa5, sizeof s);
-    int rc = tq_sched_decode_text(&s, json, strlen(json), err, sizeof err);
+    int rc = tq_sched_decode_text(&s, json, strlen(json), "UTC", err, sizeof err);
     if (rc != TQ_EDECODE)
         fail_msg("decode %s: expected TQ_EDECODE, got %d (%s)", json, rc,
                  tq_strerror(rc));
@@ -44,7 +44,7 @@ static tq_sched every_ms(int64_t ms)
 {
     tq_sched s;
     memset(&s, 0, sizeof s);
-    s.every_ms = ms;
+    s.rule.every_ms = ms;
     return s;
 }
 
@@ -94,7 +94,7 @@ static void test_decode_defaults(void **state)
     TQ_ASSERT_STR(s.name, "timer");
     TQ_ASSERT_STR(s.task, "timer.tick");
     TQ_ASSERT_STR(s.queue, "default");
-    TQ_ASSERT_INT(s.every_ms, 1000);
+    TQ_ASSERT_INT(s.rule.every_ms, 1000);
     assert_true(json_is_array(s.args));
     TQ_ASSERT_INT(json_array_size(s.args), 0);
     assert_true(json_is_object(s.kwargs));
@@ -124,7 +124,7 @@ static void test_decode_all_fields(void **state)
                   "\"timeout\":5.5,\"max_retries\":2,\"expires\":30,\"enabled\":false}");
     TQ_ASSERT_STR(s.name, "report.daily");
     TQ_ASSERT_STR(s.task, "reports.build");
-    TQ_ASSERT_INT(s.every_ms, 250);
+    TQ_ASSERT_INT(s.rule.every_ms, 250);
     TQ_ASSERT_STR(s.queue, "low");
     TQ_ASSERT_INT(json_array_size(s.args), 2);
     TQ_ASSERT_STR(json_string_value(json_array_get(s.args, 1)), "two");
@@ -136,22 +136,22 @@ static void test_decode_all_fields(void **state)
     tq_sched_deinit(&s);
 
     decode_ok(&s, "{\"name\":\"n\",\"task\":\"t\",\"every\":86400,\"enabled\":true}");
-    TQ_ASSERT_INT(s.every_ms, 86400000);
+    TQ_ASSERT_INT(s.rule.every_ms, 86400000);
     TQ_ASSERT_INT(s.enabled, 1);
     tq_sched_deinit(&s);
 
     /* The bounds of every. */
     decode_ok(&s, "{\"name\":\"n\",\"task\":\"t\",\"every\":0.001}");
-    TQ_ASSERT_INT(s.every_ms, 1);
+    TQ_ASSERT_INT(s.rule.every_ms, 1);
     tq_sched_deinit(&s);
     decode_ok(&s, "{\"name\":\"n\",\"task\":\"t\",\"every\":31622400}");
-    TQ_ASSERT_INT(s.every_ms, TQ_SCHED_EVERY_MAX_MS);
+    TQ_ASSERT_INT(s.rule.every_ms, TQ_SCHED_EVERY_MAX_MS);
     tq_sched_deinit(&s);
     decode_ok(&s, "{\"name\":\"n\",\"task\":\"t\",\"every\":0.007}");
-    TQ_ASSERT_INT(s.every_ms, 7);
+    TQ_ASSERT_INT(s.rule.every_ms, 7);
     tq_sched_deinit(&s);
     decode_ok(&s, "{\"name\":\"n\",\"task\":\"t\",\"every\":0.3}");
-    TQ_ASSERT_INT(s.every_ms, 300);
+    TQ_ASSERT_INT(s.rule.every_ms, 300);
     tq_sched_deinit(&s);
 }
 
@@ -165,7 +165,7 @@ static void test_decode_copies(void **state)
     assert_non_null(def);
     tq_sched s;
     char err[256] = "";
-    TQ_ASSERT_RC_ERR(tq_sched_decode(&s, def, err, sizeof err), 0, err);
+    TQ_ASSERT_RC_ERR(tq_sched_decode(&s, def, NULL, err, sizeof err), 0, err);
     json_array_append_new(json_object_get(def, "args"), json_integer(2));
     TQ_ASSERT_INT(json_array_size(s.args), 1);
     json_decref(def);
@@ -174,7 +174,7 @@ static void test_decode_copies(void **state)
     /* Not an object. */
     json_t *arr = json_array();
     memset(&s, 0xa5, sizeof s);
-    TQ_ASSERT_RC(tq_sched_decode(&s, arr, err, sizeof err), TQ_EDECODE);
+    TQ_ASSERT_RC(tq_sched_decode(&s, arr, NULL, err, sizeof err), TQ_EDECODE);
     TQ_ASSERT_CONTAINS(err, "object");
     assert_null(s.args);
     json_decref(arr);
@@ -208,7 +208,7 @@ static void test_decode_errors(void **state)
     decode_bad("{\"name\":\"n\",\"task\":\"t\",\"every\":1,\"evry\":2}", "schedule 'n'",
                "'evry'");
     decode_bad("{\"name\":\"n\",\"task\":\"t\",\"every\":1,\"cron\":\"* * * * *\"}",
-               "schedule 'n'", "unknown field 'cron'");
+               "schedule 'n'", "'every' and 'cron' exclude each other");
     decode_bad("{\"name\":\"n\",\"task\":\"t\",\"every\":1,\"enabled\":\"yes\"}",
                "schedule 'n'", "'enabled'");
     decode_bad("{\"name\":\"n\",\"task\":\"t\",\"every\":1,\"enabled\":1}",
@@ -284,7 +284,7 @@ static void test_encode(void **state)
     char *out = tq_sched_encode(&s, &len);
     TQ_ASSERT_STR(out,
                   "{\"name\":\"timer\",\"task\":\"timer.tick\",\"every\":1.0,"
-                  "\"queue\":\"default\",\"args\":[],\"kwargs\":{},\"enabled\":true}");
+                  "\"catchup\":\"latest\",\"queue\":\"default\",\"args\":[],\"kwargs\":{},\"enabled\":true}");
     TQ_ASSERT_INT(len, strlen(out));
     free(out);
     tq_sched_deinit(&s);
@@ -294,7 +294,8 @@ static void test_encode(void **state)
             "\"kwargs\":{\"k\":\"v\"},\"timeout\":5,\"max_retries\":0,\"expires\":0.5,"
             "\"enabled\":false}");
     out = tq_sched_encode(&s, &len);
-    TQ_ASSERT_STR(out, "{\"name\":\"n\",\"task\":\"t\",\"every\":0.25,\"queue\":\"q\","
+    TQ_ASSERT_STR(out, "{\"name\":\"n\",\"task\":\"t\",\"every\":0.25,"
+                       "\"catchup\":\"latest\",\"queue\":\"q\","
                        "\"args\":[1],\"kwargs\":{\"k\":\"v\"},\"timeout\":5.0,"
                        "\"max_retries\":0,\"expires\":0.5,\"enabled\":false}");
     free(out);
@@ -323,7 +324,7 @@ static void test_encode_decode_round_trip(void **state)
         TQ_ASSERT_STR(b.name, a.name);
         TQ_ASSERT_STR(b.task, a.task);
         TQ_ASSERT_STR(b.queue, a.queue);
-        TQ_ASSERT_INT(b.every_ms, a.every_ms);
+        TQ_ASSERT_INT(b.rule.every_ms, a.rule.every_ms);
         assert_true(json_equal(b.args, a.args));
         assert_true(json_equal(b.kwargs, a.kwargs));
         TQ_ASSERT_DOUBLE(b.timeout, a.timeout, 0);
@@ -353,10 +354,10 @@ static void test_load_file_good(void **state)
     tq_sched *list = NULL;
     size_t n = 99;
     char err[512] = "";
-    TQ_ASSERT_RC_ERR(tq_sched_load_file(path, &list, &n, err, sizeof err), 0, err);
+    TQ_ASSERT_RC_ERR(tq_sched_load_file(path, "UTC", &list, &n, err, sizeof err), 0, err);
     TQ_ASSERT_INT(n, 2);
     TQ_ASSERT_STR(list[0].name, "timer");
-    TQ_ASSERT_INT(list[0].every_ms, 1000);
+    TQ_ASSERT_INT(list[0].rule.every_ms, 1000);
     TQ_ASSERT_STR(list[1].name, "slow");
     TQ_ASSERT_STR(list[1].queue, "low");
     TQ_ASSERT_INT(list[1].enabled, 0);
@@ -364,13 +365,13 @@ static void test_load_file_good(void **state)
 
     /* An empty list is fine. */
     path = write_file("empty.json", "{\"schedules\": []}");
-    TQ_ASSERT_RC_ERR(tq_sched_load_file(path, &list, &n, err, sizeof err), 0, err);
+    TQ_ASSERT_RC_ERR(tq_sched_load_file(path, "UTC", &list, &n, err, sizeof err), 0, err);
     TQ_ASSERT_INT(n, 0);
     free_all(list, n);
 
     /* Other top-level keys are allowed next to "schedules". */
     path = write_file("extra.json", "{\"version\": 1, \"schedules\": []}");
-    TQ_ASSERT_RC_ERR(tq_sched_load_file(path, &list, &n, err, sizeof err), 0, err);
+    TQ_ASSERT_RC_ERR(tq_sched_load_file(path, "UTC", &list, &n, err, sizeof err), 0, err);
     free_all(list, n);
 }
 
@@ -383,7 +384,7 @@ static void load_bad(const char *name, const char *text, const char *needle1,
     tq_sched *list = (tq_sched *)&list; /* not NULL: must be reset */
     size_t n = 99;
     char err[1024] = "";
-    int rc = tq_sched_load_file(pathcopy, &list, &n, err, sizeof err);
+    int rc = tq_sched_load_file(pathcopy, "UTC", &list, &n, err, sizeof err);
     if (rc >= 0)
         fail_msg("%s: expected an error, got %d", name, rc);
     assert_null(list);
@@ -482,8 +483,8 @@ static void test_grid_properties(void **state)
             /* Times within about +-300 years of the epoch. */
             int64_t t = (int64_t)(x % 20000000000000ull) - 10000000000000LL;
             int64_t p = tq_sched_prev(&s, t), n = tq_sched_next(&s, t);
-            if (!(p <= t && t < n && n - p == s.every_ms && p % s.every_ms == 0))
-                fail_msg("every %lld at %lld: prev %lld next %lld", (long long)s.every_ms,
+            if (!(p <= t && t < n && n - p == s.rule.every_ms && p % s.rule.every_ms == 0))
+                fail_msg("every %lld at %lld: prev %lld next %lld", (long long)s.rule.every_ms,
                          (long long)t, (long long)p, (long long)n);
             /* The grid is absolute: prev of a tick is the tick, next of the
              * instant before a tick is that tick. */
@@ -492,6 +493,133 @@ static void test_grid_properties(void **state)
             TQ_ASSERT_INT(tq_sched_next(&s, p), n);
         }
     }
+}
+
+/* ---- cron schedules ---- */
+
+static void test_decode_cron(void **state)
+{
+    (void)state;
+    tq_sched s;
+    char err[512] = "";
+    /* No "tz": the default given to decode. */
+    const char *def = "{\"name\":\"nightly\",\"task\":\"t\",\"cron\":\"30 2 * * *\"}";
+    TQ_ASSERT_RC_ERR(tq_sched_decode_text(&s, def, strlen(def), "America/New_York", err,
+                                          sizeof err),
+                     0, err);
+    TQ_ASSERT_INT(s.rule.kind, TQ_SCHED_CRON);
+    TQ_ASSERT_STR(s.cron, "30 2 * * *");
+    TQ_ASSERT_STR(s.tz, "America/New_York");
+    TQ_ASSERT_STR(tq_tz_name(s.rule.zone), "America/New_York");
+    TQ_ASSERT_INT(s.catchup, TQ_SCHED_CATCHUP_LATEST);
+    /* 2026-03-08 02:30 does not exist in New York: the gap's end, 07:00Z. */
+    TQ_ASSERT_INT(tq_sched_next(&s, 1772884800000), 1772953200000);
+    TQ_ASSERT_INT(tq_sched_prev(&s, 1772953200000), 1772953200000);
+    TQ_ASSERT_INT(tq_sched_prev(&s, 1772953199999), 1772868600000); /* 03-07 07:30Z */
+    tq_sched_deinit(&s);
+
+    /* NULL default: UTC. */
+    TQ_ASSERT_RC_ERR(tq_sched_decode_text(&s, def, strlen(def), NULL, err, sizeof err), 0,
+                     err);
+    TQ_ASSERT_STR(s.tz, "UTC");
+    tq_sched_deinit(&s);
+
+    /* "tz" wins over the default; catchup; macros. */
+    decode_ok(&s, "{\"name\":\"n\",\"task\":\"t\",\"cron\":\"@daily\","
+                  "\"tz\":\"Asia/Kolkata\",\"catchup\":\"all\"}");
+    TQ_ASSERT_STR(s.tz, "Asia/Kolkata");
+    TQ_ASSERT_INT(s.catchup, TQ_SCHED_CATCHUP_ALL);
+    /* Midnight in Kolkata is 18:30Z the day before. */
+    TQ_ASSERT_INT(tq_sched_next(&s, 1774656000000), 1774722600000);
+    tq_sched_deinit(&s);
+
+    decode_ok(&s, "{\"name\":\"n\",\"task\":\"t\",\"every\":5,\"catchup\":\"none\"}");
+    TQ_ASSERT_INT(s.rule.kind, TQ_SCHED_EVERY);
+    TQ_ASSERT_INT(s.catchup, TQ_SCHED_CATCHUP_NONE);
+    TQ_ASSERT_STR(s.cron, "");
+    TQ_ASSERT_STR(s.tz, "");
+    tq_sched_deinit(&s);
+}
+
+static void test_decode_cron_errors(void **state)
+{
+    (void)state;
+    decode_bad("{\"name\":\"n\",\"task\":\"t\"}", "schedule 'n'", "'every' is missing");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"every\":1,\"tz\":\"UTC\"}",
+               "schedule 'n'", "'tz' applies only to 'cron'");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":5}", "schedule 'n'",
+               "field 'cron' must be a string");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"* * * *\"}",
+               "schedule 'n': field 'cron'", "expected 5 fields");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"60 * * * *\"}",
+               "field 'cron'", "minute field: 60 is out of range 0-59");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"0 0 30 2 *\"}",
+               "field 'cron'", "never fires");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"@reboot\"}", "field 'cron'",
+               "unknown macro");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"* * * * *\","
+               "\"tz\":\"Mars/Olympus\"}",
+               "schedule 'n': field 'tz'", "unknown time zone 'Mars/Olympus'");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"* * * * *\","
+               "\"tz\":\"../../etc/passwd\"}",
+               "field 'tz'", "not a time zone name");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"* * * * *\",\"tz\":1}",
+               "field 'tz'", NULL);
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"every\":1,\"catchup\":\"some\"}",
+               "schedule 'n'", "'catchup' must be");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"every\":1,\"catchup\":true}",
+               "schedule 'n'", "'catchup' must be");
+
+    /* The default zone must exist too. */
+    tq_sched s;
+    char err[512] = "";
+    const char *def = "{\"name\":\"n\",\"task\":\"t\",\"cron\":\"* * * * *\"}";
+    TQ_ASSERT_RC(tq_sched_decode_text(&s, def, strlen(def), "Nowhere/Land", err, sizeof err),
+                 TQ_EDECODE);
+    TQ_ASSERT_CONTAINS(err, "Nowhere/Land");
+}
+
+static void test_encode_cron(void **state)
+{
+    (void)state;
+    tq_sched a, b;
+    char err[512] = "";
+    const char *def = "{\"name\":\"c\",\"task\":\"t\",\"cron\":\"*/15 9-17 * * MON-FRI\","
+                      "\"catchup\":\"none\"}";
+    TQ_ASSERT_RC_ERR(tq_sched_decode_text(&a, def, strlen(def), "Europe/Berlin", err,
+                                          sizeof err),
+                     0, err);
+    size_t len;
+    char *text = tq_sched_encode(&a, &len);
+    /* The default zone is written down, so every beat agrees. */
+    TQ_ASSERT_STR(text, "{\"name\":\"c\",\"task\":\"t\",\"cron\":\"*/15 9-17 * * MON-FRI\","
+                        "\"tz\":\"Europe/Berlin\",\"catchup\":\"none\",\"queue\":\"default\","
+                        "\"args\":[],\"kwargs\":{},\"enabled\":true}");
+    TQ_ASSERT_RC_ERR(tq_sched_decode_text(&b, text, len, "UTC", err, sizeof err), 0, err);
+    TQ_ASSERT_STR(b.tz, "Europe/Berlin");
+    TQ_ASSERT_STR(b.cron, a.cron);
+    TQ_ASSERT_INT(b.catchup, a.catchup);
+    assert_true(memcmp(&a.rule.cron, &b.rule.cron, sizeof a.rule.cron) == 0);
+    free(text);
+    tq_sched_deinit(&a);
+    tq_sched_deinit(&b);
+}
+
+static void test_catchup_names(void **state)
+{
+    (void)state;
+    tq_sched_catchup c = TQ_SCHED_CATCHUP_NONE;
+    TQ_ASSERT_RC(tq_sched_catchup_parse("latest", &c), 0);
+    TQ_ASSERT_INT(c, TQ_SCHED_CATCHUP_LATEST);
+    TQ_ASSERT_RC(tq_sched_catchup_parse("all", &c), 0);
+    TQ_ASSERT_INT(c, TQ_SCHED_CATCHUP_ALL);
+    TQ_ASSERT_RC(tq_sched_catchup_parse("none", &c), 0);
+    TQ_ASSERT_INT(c, TQ_SCHED_CATCHUP_NONE);
+    TQ_ASSERT_RC(tq_sched_catchup_parse("Latest", &c), TQ_EINVAL);
+    TQ_ASSERT_RC(tq_sched_catchup_parse("", &c), TQ_EINVAL);
+    TQ_ASSERT_STR(tq_sched_catchup_name(TQ_SCHED_CATCHUP_LATEST), "latest");
+    TQ_ASSERT_STR(tq_sched_catchup_name(TQ_SCHED_CATCHUP_NONE), "none");
+    TQ_ASSERT_STR(tq_sched_catchup_name(TQ_SCHED_CATCHUP_ALL), "all");
 }
 
 /* ---- messages ---- */
@@ -588,6 +716,10 @@ int main(void)
         cmocka_unit_test(test_grid_every_second),
         cmocka_unit_test(test_grid_every_250ms),
         cmocka_unit_test(test_grid_properties),
+        cmocka_unit_test(test_decode_cron),
+        cmocka_unit_test(test_decode_cron_errors),
+        cmocka_unit_test(test_encode_cron),
+        cmocka_unit_test(test_catchup_names),
         cmocka_unit_test(test_message),
         cmocka_unit_test(test_message_defaults),
     };
