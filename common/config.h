@@ -36,10 +36,10 @@ typedef struct {
     char schedules[TQ_CONFIG_STR_MAX]; /* seed file, "" for none */
     char beat_id[TQ_CONFIG_NAME_MAX];  /* "" means host-pid-random */
     int64_t lease_ms;
-    char tz[TQ_CONFIG_NAME_MAX];        /* default zone of cron schedules */
+    char tz[TQ_CONFIG_STR_MAX];         /* default zone of cron schedules */
     int catchup_max;                    /* ticks "catchup": "all" publishes at most */
     char next_runs[TQ_CONFIG_STR_MAX];  /* dry run: a cron expression, "" for none */
-    char from[TQ_CONFIG_NAME_MAX];      /* dry run: ISO-8601 start, "" for now */
+    char from[TQ_CONFIG_STR_MAX];       /* dry run: ISO-8601 start, "" for now */
     int count;                          /* dry run: how many fire times */
     /* worker */
     char worker_id[TQ_CONFIG_NAME_MAX]; /* "" means host-pid-random */
