@@ -1,8 +1,11 @@
-/* The beat: leader lease, schedule reload, the next-due heap and tick
- * publishing. One thread, one Redis connection; see beat.h. */
+/* The beat: leader lease, change detection and reload of the schedules,
+ * reading the schedule state, the next-due heap, tick publishing and the
+ * promotion of delayed messages. One thread, one Redis connection; see
+ * beat.h. */
 #include "beat/beat.h"
 #include "common/clock.h"
 #include "common/conn.h"
+#include "common/delayed.h"
 #include "common/err.h"
 #include "common/keys.h"
 #include "common/lock.h"
@@ -18,44 +21,63 @@
 #include <time.h>
 
 #define NO_TICK INT64_MIN
-#define NOT_IN_HEAP SIZE_MAX
+#define SINCE_START INT64_MIN      /* known since the first load: catch-up applies */
+#define NOT_IN_HEAP UINT32_MAX
 #define SHOWN_MAX 80               /* bytes of a name quoted in a log line */
 #define STATE_TICK_MAX 1000000000000000LL /* ms; later state values are ignored */
-#define RC_NOSCRIPT 2              /* a pipelined EVALSHA found no script */
+#define COUNT_CAP 100000           /* missed ticks counted for a log line, at most */
+#define SYNC_PIPELINE 8            /* HMGETs in flight while reading the state */
 
 /* ------------------------------------------------------------------------
  * State.
  *
- * The beat keeps one entry per field of P:schedules, good or bad, sorted by
- * name, so that a reload can tell added, changed and removed definitions
- * apart and warns about a bad one once (per version of its text). The good,
- * enabled entries are also in a binary min-heap keyed on (next tick, name):
- * a pass looks at the top only, so it costs O(due * log n). */
+ * The beat keeps one entry per field of P:schedules, good or bad, in an
+ * array sorted by name, so that a reload can tell added, changed and
+ * removed definitions apart and warns about a bad one once (per version of
+ * its text). The good, enabled entries are also in a binary min-heap keyed
+ * on (next tick, name): a pass looks at the top only, so it costs
+ * O(due * log n).
+ *
+ * An entry is one allocation, small enough for a million of them: the
+ * timing rule, what a message needs, a hash of the definition's text (to
+ * notice changes without keeping the text) and the strings, one after the
+ * other. */
 
-/* How a reload came to know an entry; decides its first tick (reload()). */
-enum { MODE_CARRIED, MODE_FIRST, MODE_ADDED, MODE_CHANGED };
-
-/* One schedule as this beat knows it. */
 struct entry {
-    char *name;     /* owned, NUL-terminated: the P:schedules field */
-    size_t namelen; /* bytes (a field with a NUL in it is a bad name) */
-    char *text;     /* owned: the definition as stored */
-    size_t textlen;
-    int ok;         /* 1: text decoded into s and its messages encode */
-    tq_sched s;     /* owned when ok */
-    int64_t last;   /* last tick known published, NO_TICK if none */
-    int64_t next;   /* next tick to publish, valid while in the heap */
-    size_t hpos;    /* index in the heap, or NOT_IN_HEAP */
-    int mode;       /* MODE_*, only during a reload */
+    tq_sched_rule rule;
+    int64_t last;        /* last tick known published, NO_TICK if none known */
+    int64_t next;        /* next tick to publish, valid while in the heap */
+    int64_t since;       /* SINCE_START, or when this definition appeared (ms) */
+    uint64_t hash;       /* of the definition's text */
+    double timeout;      /* seconds, 0: the worker's default */
+    double expires;      /* seconds after the tick, 0: never */
+    int32_t max_retries; /* -1: the worker's default */
+    uint32_t hpos;       /* index in the heap, or NOT_IN_HEAP */
+    uint32_t seen;       /* the reload generation that saw it last */
+    uint32_t namelen;    /* bytes of the name (a bad field name may hold a NUL) */
+    uint8_t ok;          /* 1: the definition decoded and its messages encode */
+    uint8_t enabled;
+    uint8_t catchup;     /* tq_sched_catchup */
+    uint8_t need_sync;   /* its P:schedule-state value must be read before publishing */
+    uint8_t catching_up; /* a catch-up has been logged */
+    /* name, then (when ok) task, queue, args JSON, kwargs JSON and the
+     * cron expression ("" for an interval), each NUL-terminated */
+    char str[];
 };
 
-/* One tick of a publishing batch. */
+/* One tick of a publishing pass. */
 struct rec {
     struct entry *e; /* borrowed from the entries */
     int64_t tick;
     char *msg;       /* owned: the encoded message */
     size_t len;
-    int rc;          /* script result 1, 0 or -1, RC_NOSCRIPT, or a TQ_E... code */
+    int rc;          /* 1 published, 0 already published, -1 lease lost, or a TQ_E... code */
+};
+
+/* A definition that changed during a reload: replaces old when it ends. */
+struct change {
+    struct entry *old; /* borrowed from the entries */
+    struct entry *e;   /* owned until applied */
 };
 
 struct beat {
@@ -64,8 +86,10 @@ struct beat {
     char prefix[TQ_CONFIG_NAME_MAX];
     char where[TQ_URL_HOST_MAX + 64]; /* the Redis URL without password */
     char file[TQ_CONFIG_STR_MAX];     /* the seed file, "" for none */
+    char tz[TQ_TZ_NAME_MAX];          /* default zone of cron schedules */
     int64_t lease_ms;
-    int64_t period_ms; /* housekeeping: lease renewal and reload */
+    int64_t period_ms;  /* lease renewal */
+    int catchup_max;
     char key_schedules[TQ_KEYS_MAX];
     char key_state[TQ_KEYS_MAX];
     char key_leader[TQ_KEYS_MAX];
@@ -73,33 +97,60 @@ struct beat {
     tq_sched *seed; /* owned: the file's schedules until upserted */
     size_t nseed;
     int seeded;
-    struct entry *ents; /* owned, sorted by name */
+    struct entry **ents; /* owned entries, sorted by name */
     size_t nents;
     struct entry **heap; /* borrowed pointers into ents */
     size_t nheap;
-    struct rec *recs; /* owned, BEAT_BATCH_MAX of them */
-    int loaded;       /* a reload has succeeded */
-    int leader;       /* this beat holds the lease (as far as it knows) */
-    int role_known;   /* leader or standby has been logged once */
-    int redis_ok;     /* the last housekeeping succeeded, no failure since */
-    int reload_err;   /* the last reload found unreadable keys (warned) */
-    int64_t hk_due_mono; /* monotonic ms of the next housekeeping */
+    struct rec *recs;    /* owned, BEAT_PASS_MAX of them */
+    /* reload */
+    int reloading;       /* an HSCAN is under way */
+    int reload_again;    /* P:schedules changed during it */
+    char cursor[32];
+    uint32_t gen;
+    int64_t reload_ms;   /* wall time the reload started: "since" of new definitions */
+    struct entry **added; /* owned until applied */
+    size_t nadded, capadded;
+    struct change *changed;
+    size_t nchanged, capchanged;
+    long long client_id; /* CLIENT ID of the connection the WATCH is on, -1 none */
+    int watch_warned;
+    /* roles */
+    int loaded;          /* a reload has been applied */
+    int leader;          /* this beat holds the lease (as far as it knows) */
+    int role_known;      /* leader or standby has been logged once */
+    int redis_ok;        /* the last lease renewal succeeded, no failure since */
+    int sync_all;        /* read the whole state before publishing */
+    int sync_pending;    /* some entries need their state read */
+    int reload_err;      /* P:schedules is unreadable (warned) */
+    int64_t lease_due_mono;
+    int64_t check_due_mono;
+    int64_t promote_due_mono;
 };
 
-/* Publishes one tick. KEYS: leader, schedule-state, queue, stats. ARGV: beat
- * id, schedule name, tick ms, message. Returns -1 if the caller does not hold
- * the lease (a stale leader never publishes), 0 if the state is already at
- * or past the tick (two beats never publish a tick twice), 1 once the state
- * is advanced, the message pushed and the counter incremented. A state value
- * that is not a number counts as absent. */
+/* Publishes up to BEAT_SCRIPT_TICKS ticks. KEYS: leader, schedule-state,
+ * stats, then the queues. ARGV: beat id, then per tick its schedule name,
+ * tick ms, the index of its queue in KEYS and the message. Returns -1 if the
+ * caller does not hold the lease (a stale leader never publishes), else an
+ * array with, per tick, 0 if the state is already at or past it (two beats
+ * never publish a tick twice) or 1 once the state is advanced and the
+ * message pushed. The counter goes up by the number published. A state
+ * value that is not a number counts as absent. */
 static tq_script publish_script = TQ_SCRIPT(
     "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
-    "local last = tonumber(redis.call('HGET', KEYS[2], ARGV[2]))\n"
-    "if last and last >= tonumber(ARGV[3]) then return 0 end\n"
-    "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
-    "redis.call('LPUSH', KEYS[3], ARGV[4])\n"
-    "redis.call('HINCRBY', KEYS[4], 'published', 1)\n"
-    "return 1\n");
+    "local res, n = {}, 0\n"
+    "for i = 2, #ARGV, 4 do\n"
+    "  local last = tonumber(redis.call('HGET', KEYS[2], ARGV[i]))\n"
+    "  if last and last >= tonumber(ARGV[i + 1]) then\n"
+    "    res[#res + 1] = 0\n"
+    "  else\n"
+    "    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])\n"
+    "    redis.call('LPUSH', KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3])\n"
+    "    n = n + 1\n"
+    "    res[#res + 1] = 1\n"
+    "  end\n"
+    "end\n"
+    "if n > 0 then redis.call('HINCRBY', KEYS[3], 'published', n) end\n"
+    "return res\n");
 
 /* Copies len bytes of s into buf for a log line: non-printable bytes become
  * '?', and the copy is cut to the buffer. Returns buf. */
@@ -120,55 +171,182 @@ static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
     return (alen > blen) - (alen < blen);
 }
 
-static void entry_deinit(struct entry *e)
+static int entry_cmp(const void *pa, const void *pb)
 {
-    free(e->name);
-    free(e->text);
-    if (e->ok)
-        tq_sched_deinit(&e->s);
-    memset(e, 0, sizeof *e);
+    const struct entry *a = *(struct entry *const *)pa, *b = *(struct entry *const *)pb;
+    return name_cmp(a->str, a->namelen, b->str, b->namelen);
 }
 
-/* Checks that every message of s can be encoded (args and kwargs within
- * TQ_MSG_MAX). Returns 0, or TQ_EDECODE with a sentence in err. */
+/* FNV-1a, 64 bits: tells a changed definition from an unchanged one. */
+static uint64_t text_hash(const char *s, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* The strings after the name. */
+static const char *entry_task(const struct entry *e)
+{
+    return e->str + e->namelen + 1;
+}
+
+static const char *entry_queue(const struct entry *e)
+{
+    const char *task = entry_task(e);
+    return task + strlen(task) + 1;
+}
+
+/* Builds the message of e's tick at tick_ms, enqueued at now_ms. Returns a
+ * new string (its length in *len), or NULL when out of memory. */
+static char *entry_message(const struct entry *e, int64_t tick_ms, int64_t now_ms, size_t *len)
+{
+    const char *task = entry_task(e), *queue = entry_queue(e);
+    const char *args = queue + strlen(queue) + 1, *kwargs = args + strlen(args) + 1;
+    tq_msg m;
+    char *text = NULL;
+    if (tq_msg_init(&m) < 0)
+        return NULL;
+    snprintf(m.id, sizeof m.id, "%s@%lld", e->str, (long long)tick_ms);
+    snprintf(m.task, sizeof m.task, "%s", task);
+    snprintf(m.queue, sizeof m.queue, "%s", queue);
+    snprintf(m.schedule, sizeof m.schedule, "%s", e->str);
+    /* Empty args and kwargs are the usual case, and what init made. */
+    if (strcmp(args, "[]") != 0) {
+        json_decref(m.args);
+        m.args = json_loads(args, 0, NULL);
+    }
+    if (strcmp(kwargs, "{}") != 0) {
+        json_decref(m.kwargs);
+        m.kwargs = json_loads(kwargs, 0, NULL);
+    }
+    if (m.args && m.kwargs) {
+        m.scheduled_at = (double)tick_ms / 1000.0;
+        m.enqueued_at = (double)now_ms / 1000.0;
+        if (e->expires > 0)
+            m.expires_at = m.scheduled_at + e->expires;
+        m.max_retries = e->max_retries;
+        m.timeout = e->timeout;
+        text = tq_msg_encode(&m, len);
+    }
+    tq_msg_deinit(&m);
+    return text;
+}
+
+/* Checks that the messages of s encode (args and kwargs within TQ_MSG_MAX).
+ * Returns 0, or TQ_EDECODE / TQ_ENOMEM with a sentence in err. */
 static int check_messages(const tq_sched *s, char *err, size_t errlen)
 {
     tq_msg m;
     size_t len;
-    if (tq_sched_message(s, 0, 0, &m) < 0) {
-        snprintf(err, errlen, "schedule '%s': out of memory", s->name);
-        return TQ_ENOMEM;
-    }
+    if (tq_sched_message(s, 0, 0, &m) < 0)
+        return tq_err_set(TQ_ENOMEM, err, errlen, "schedule '%s': out of memory", s->name);
     char *text = tq_msg_encode(&m, &len);
     tq_msg_deinit(&m);
-    if (!text) {
-        snprintf(err, errlen, "schedule '%s': its messages would be over %d bytes", s->name,
-                 TQ_MSG_MAX);
-        return TQ_EDECODE;
-    }
+    if (!text)
+        return tq_err_set(TQ_EDECODE, err, errlen,
+                          "schedule '%s': its messages would be over %d bytes", s->name,
+                          TQ_MSG_MAX);
     free(text);
     return 0;
 }
 
-/* Decodes e's text into e->s, and warns (once per text: the caller only
- * decodes a new or changed text) when it is bad. Sets e->ok. */
-static void entry_decode(beat *b, struct entry *e)
+/* Makes a bad entry: the name only. */
+static struct entry *entry_bad(const char *name, size_t namelen, uint64_t hash)
 {
-    char err[512] = "out of memory";
-    char nm[SHOWN_MAX];
-    int rc = tq_sched_decode_text(&e->s, e->text, e->textlen, err, sizeof err);
-    if (rc == 0 && name_cmp(e->s.name, strlen(e->s.name), e->name, e->namelen) != 0) {
-        snprintf(err, sizeof err, "the definition's name is '%s'", e->s.name);
-        rc = TQ_EDECODE;
-    }
-    if (rc == 0)
-        rc = check_messages(&e->s, err, sizeof err);
+    struct entry *e = calloc(1, sizeof *e + namelen + 1);
+    if (!e)
+        return NULL;
+    memcpy(e->str, name, namelen);
+    e->namelen = (uint32_t)namelen;
+    e->hash = hash;
+    e->last = e->next = NO_TICK;
+    e->hpos = NOT_IN_HEAP;
+    return e;
+}
+
+/* Decodes the definition text (textlen bytes) of the field name into a new
+ * entry. A bad definition is warned about and makes a bad entry. Returns
+ * NULL only when out of memory. */
+static struct entry *entry_new(const beat *b, const char *name, size_t namelen, const char *text,
+                               size_t textlen)
+{
+    char err[512] = "", nm[SHOWN_MAX];
+    uint64_t hash = text_hash(text, textlen);
+    tq_sched s;
+    int rc = tq_sched_decode_text(&s, text, textlen, b->tz, err, sizeof err);
+    if (rc == 0 && name_cmp(s.name, strlen(s.name), name, namelen) != 0)
+        rc = tq_err_set(TQ_EDECODE, err, sizeof err, "the definition's name is '%s'", s.name);
+    /* A message is about as long as its definition: only a long one may
+     * be too big once encoded. */
+    if (rc == 0 && textlen > TQ_MSG_MAX / 2)
+        rc = check_messages(&s, err, sizeof err);
     if (rc < 0) {
-        tq_sched_deinit(&e->s);
-        tq_warn("schedule '%s' in %s is skipped: %s",
-                shown(e->name, e->namelen, nm, sizeof nm), b->key_schedules, err);
+        if (rc != TQ_ENOMEM)
+            tq_warn("schedule '%s' in %s is skipped: %s", shown(name, namelen, nm, sizeof nm),
+                    b->key_schedules, err);
+        tq_sched_deinit(&s);
+        return rc == TQ_ENOMEM ? NULL : entry_bad(name, namelen, hash);
     }
-    e->ok = rc == 0;
+    size_t alen, klen;
+    char *args = tq_msg_dump_json(s.args, &alen), *kwargs = tq_msg_dump_json(s.kwargs, &klen);
+    size_t tlen = strlen(s.task), qlen = strlen(s.queue);
+    size_t clen = s.rule.kind == TQ_SCHED_CRON ? strlen(s.cron) : 0;
+    struct entry *e = NULL;
+    if (args && kwargs)
+        e = calloc(1, sizeof *e + namelen + tlen + qlen + alen + klen + clen + 6);
+    if (e) {
+        char *p = e->str;
+        memcpy(p, name, namelen);
+        p += namelen + 1;
+        memcpy(p, s.task, tlen);
+        p += tlen + 1;
+        memcpy(p, s.queue, qlen);
+        p += qlen + 1;
+        memcpy(p, args, alen);
+        p += alen + 1;
+        memcpy(p, kwargs, klen);
+        p += klen + 1;
+        memcpy(p, s.cron, clen);
+        e->rule = s.rule;
+        e->namelen = (uint32_t)namelen;
+        e->hash = hash;
+        e->ok = 1;
+        e->enabled = (uint8_t)s.enabled;
+        e->catchup = (uint8_t)s.catchup;
+        e->timeout = s.timeout;
+        e->expires = s.expires;
+        e->max_retries = s.max_retries;
+        e->last = e->next = NO_TICK;
+        e->hpos = NOT_IN_HEAP;
+    }
+    free(args);
+    free(kwargs);
+    tq_sched_deinit(&s);
+    return e;
+}
+
+static void log_entry(const beat *b, const struct entry *e, const char *what)
+{
+    char nm[SHOWN_MAX];
+    tq_log_level level = b->loaded ? TQ_LOG_INFO : TQ_LOG_DEBUG;
+    if (level < tq_log_min || !e->ok)
+        return; /* a bad one has been warned about */
+    shown(e->str, e->namelen, nm, sizeof nm);
+    const char *task = entry_task(e), *queue = entry_queue(e);
+    const char *args = queue + strlen(queue) + 1, *kwargs = args + strlen(args) + 1;
+    const char *cron = kwargs + strlen(kwargs) + 1;
+    if (!e->enabled)
+        tq_log(level, "schedule '%s' %s: disabled", nm, what);
+    else if (e->rule.kind == TQ_SCHED_CRON)
+        tq_log(level, "schedule '%s' %s: task %s on cron '%s' in %s on queue %s", nm, what,
+               task, cron, tq_tz_name(e->rule.zone), queue);
+    else
+        tq_log(level, "schedule '%s' %s: task %s every %lld ms on queue %s", nm, what, task,
+               (long long)e->rule.every_ms, queue);
 }
 
 /* ------------------------------------------------------------------------
@@ -178,13 +356,13 @@ static int due_before(const struct entry *a, const struct entry *b)
 {
     if (a->next != b->next)
         return a->next < b->next;
-    return name_cmp(a->name, a->namelen, b->name, b->namelen) < 0;
+    return name_cmp(a->str, a->namelen, b->str, b->namelen) < 0;
 }
 
 static void heap_put(beat *b, size_t i, struct entry *e)
 {
     b->heap[i] = e;
-    e->hpos = i;
+    e->hpos = (uint32_t)i;
 }
 
 static void heap_sift_down(beat *b, size_t i)
@@ -211,65 +389,409 @@ static void heap_build(beat *b)
         heap_sift_down(b, i);
 }
 
-/* ------------------------------------------------------------------------
- * The catch-up rule (see beat.h). A gap no longer than the lease plus a
- * second is what a failover leaves (the old leader died, its lease ran out,
- * a standby took over): those ticks were merely delayed, so each is
- * published, in order. A longer gap means no beat ran at all, and flooding
- * the queues with stale ticks is worse than skipping them, so only the most
- * recent due tick is published. */
+/* Puts every good, enabled entry in the heap. O(n). */
+static void heap_rebuild(beat *b)
+{
+    b->nheap = 0;
+    for (size_t i = 0; i < b->nents; i++) {
+        struct entry *e = b->ents[i];
+        e->hpos = NOT_IN_HEAP;
+        if (e->ok && e->enabled)
+            heap_put(b, b->nheap++, e);
+    }
+    heap_build(b);
+}
 
-int64_t beat_catch_up(const tq_sched *s, int64_t next_ms, int64_t now_ms, int64_t lease_ms)
+/* ------------------------------------------------------------------------
+ * Ticks: the first one an entry publishes, and the catch-up rule. */
+
+/* The next tick of e from what is known: the tick after the last one
+ * published; for a definition known since this beat's first load with
+ * nothing published yet, the first tick at or after now (a new schedule
+ * waits for its next tick rather than publishing one from the past); for a
+ * definition added, changed or re-enabled while running, never a tick from
+ * before it appeared (the ticks of a new grid before the change, or of a
+ * disabled period, were never due). The catch-up rule then decides, at
+ * publish time, what happens to ticks that are overdue. */
+static int64_t first_tick(const struct entry *e, int64_t now_ms)
+{
+    int64_t after = e->last != NO_TICK ? tq_sched_rule_next(&e->rule, e->last) : NO_TICK;
+    if (e->since == SINCE_START)
+        return after != NO_TICK ? after : tq_sched_rule_next(&e->rule, now_ms - 1);
+    int64_t first = tq_sched_rule_next(&e->rule, e->since - 1);
+    return after != NO_TICK && after > first ? after : first;
+}
+
+/* The number of ticks of r in [from_ms, to_ms], counting at most cap. */
+static int64_t count_ticks(const tq_sched_rule *r, int64_t from_ms, int64_t to_ms, int64_t cap)
+{
+    if (from_ms > to_ms)
+        return 0;
+    if (r->kind == TQ_SCHED_EVERY) {
+        int64_t n = (tq_sched_rule_prev(r, to_ms) - from_ms) / r->every_ms + 1;
+        return n < cap ? n : cap;
+    }
+    int64_t n = 0;
+    for (int64_t t = from_ms; t <= to_ms && n < cap; t = tq_sched_rule_next(r, t))
+        n++;
+    return n;
+}
+
+/* Failover gaps (see beat.h): a tick at most the lease plus a second late
+ * was merely delayed while a standby waited for the dead leader's lease,
+ * so each is published, in order. A later tick was due while no beat ran,
+ * and the schedule's policy decides: Celery's behaviour (the latest only)
+ * by default, because flooding the queues with stale ticks is usually worse
+ * than skipping them. */
+int64_t beat_catch_up(const tq_sched_rule *r, tq_sched_catchup policy, int catchup_max,
+                      int64_t next_ms, int64_t now_ms, int64_t lease_ms)
 {
     if (next_ms > now_ms || next_ms > now_ms - (lease_ms + BEAT_GAP_SLACK_MS))
         return next_ms;
-    return tq_sched_prev(s, now_ms);
+    if (policy == TQ_SCHED_CATCHUP_NONE)
+        return tq_sched_rule_next(r, now_ms);
+    if (policy != TQ_SCHED_CATCHUP_ALL || catchup_max < 1)
+        return tq_sched_rule_prev(r, now_ms);
+    if (count_ticks(r, next_ms, now_ms, (int64_t)catchup_max + 1) <= catchup_max)
+        return next_ms;
+    int64_t t = tq_sched_rule_prev(r, now_ms);
+    if (r->kind == TQ_SCHED_EVERY)
+        return t - (int64_t)(catchup_max - 1) * r->every_ms;
+    for (int i = 1; i < catchup_max; i++)
+        t = tq_sched_rule_prev(r, t - 1);
+    return t;
+}
+
+/* Logs, once per catch-up, what the rule did to e's overdue ticks. */
+static void log_catch_up(beat *b, struct entry *e, int64_t t, int64_t now_ms)
+{
+    char nm[SHOWN_MAX];
+    int64_t late = now_ms - e->next;
+    if (late <= b->lease_ms + BEAT_GAP_SLACK_MS) {
+        e->catching_up = 0;
+        return;
+    }
+    if (e->catching_up)
+        return;
+    e->catching_up = 1;
+    shown(e->str, e->namelen, nm, sizeof nm);
+    int64_t skipped = count_ticks(&e->rule, e->next, t - 1, COUNT_CAP);
+    const char *more = skipped == COUNT_CAP ? "at least " : "";
+    if (e->catchup == TQ_SCHED_CATCHUP_NONE)
+        tq_info("schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
+                "(catchup none); the next is %s@%lld",
+                nm, (long long)late, more, (long long)skipped, nm, (long long)t);
+    else if (e->catchup == TQ_SCHED_CATCHUP_ALL && t == e->next)
+        tq_info("schedule '%s': no beat ran for %lld ms; publishing all %lld missed ticks "
+                "(catchup all)",
+                nm, (long long)late, (long long)count_ticks(&e->rule, e->next, now_ms, COUNT_CAP));
+    else if (e->catchup == TQ_SCHED_CATCHUP_ALL)
+        tq_info("schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks and "
+                "publishing the last %d (catchup all, --catchup-max)",
+                nm, (long long)late, more, (long long)skipped, b->catchup_max);
+    else
+        tq_info("schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks and "
+                "publishing only the latest, %s@%lld",
+                nm, (long long)late, more, (long long)skipped, nm, (long long)t);
 }
 
 /* ------------------------------------------------------------------------
- * Reload. P:schedules is the source of truth: every housekeeping reads it
- * whole, with P:schedule-state, and rebuilds the entries and the heap.
- *
- * The first tick an entry publishes depends on how this beat came to know
- * it (MODE_*):
- * - carried (same text as before): its next tick stays, or moves forward if
- *   P:schedule-state says another beat published further;
- * - first (this process's first reload): the tick after the state's last,
- *   and the catch-up rule decides at publish time what happens to missed
- *   ticks; with no state, the first grid tick at or after now (a new
- *   schedule waits for its next tick rather than publishing one from the
- *   past);
- * - added, changed or re-enabled while running: the first grid tick at or
- *   after now, but never one the state has already passed. Ticks of a new
- *   grid that fall before the change, or of a disabled period, were never
- *   due and are not published. */
+ * Reload. P:schedules is the source of truth. Every BEAT_CHECK_MS a beat
+ * asks whether it changed: WATCH on the hash, and an empty MULTI/EXEC that
+ * Redis aborts if anyone wrote the hash since (CLIENT ID tells a new
+ * connection, whose WATCH is gone, from the old one). Only then it reads
+ * the hash again, with HSCAN in slices between its ticks, and compares each
+ * definition's hash with the one it knows. When the scan ends, the added,
+ * changed and removed definitions take effect at once. Where WATCH is not
+ * allowed (an ACL), every check reloads. */
 
-struct field {
-    const redisReply *name;
-    const redisReply *value;
-};
-
-static int field_cmp(const void *pa, const void *pb)
+static void reload_discard(beat *b)
 {
-    const struct field *a = pa, *b = pb;
-    return name_cmp(a->name->str, a->name->len, b->name->str, b->name->len);
+    for (size_t i = 0; i < b->nadded; i++)
+        free(b->added[i]);
+    for (size_t i = 0; i < b->nchanged; i++)
+        free(b->changed[i].e);
+    b->nadded = b->nchanged = 0;
+    b->reloading = 0;
 }
 
-static struct entry *find_entry(struct entry *ents, size_t n, const char *name, size_t len)
+static void reload_start(beat *b, int64_t now_ms)
 {
-    size_t lo = 0, hi = n;
+    reload_discard(b);
+    b->reloading = 1;
+    b->reload_again = 0;
+    b->gen++;
+    b->reload_ms = now_ms;
+    snprintf(b->cursor, sizeof b->cursor, "0");
+}
+
+/* The index of the entry called name, or SIZE_MAX. */
+static size_t find_pos(const beat *b, const char *name, size_t len)
+{
+    size_t lo = 0, hi = b->nents;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = name_cmp(ents[mid].name, ents[mid].namelen, name, len);
+        int c = name_cmp(b->ents[mid]->str, b->ents[mid]->namelen, name, len);
         if (c == 0)
-            return &ents[mid];
+            return mid;
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return NULL;
+    return SIZE_MAX;
 }
+
+static struct entry *find_entry(const beat *b, const char *name, size_t len)
+{
+    size_t i = find_pos(b, name, len);
+    return i == SIZE_MAX ? NULL : b->ents[i];
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * size);
+    if (!p)
+        return TQ_ENOMEM;
+    *arr = p;
+    *cap = n;
+    return 0;
+}
+
+/* Takes note of one field of the scan. Returns 0 or TQ_ENOMEM. */
+static int reload_field(beat *b, const redisReply *name, const redisReply *value)
+{
+    uint64_t h = text_hash(value->str, value->len);
+    struct entry *old = find_entry(b, name->str, name->len);
+    struct change *ch = NULL;
+    if (old && old->seen != b->gen) { /* its first sighting in this scan */
+        old->seen = b->gen;
+        if (old->hash == h)
+            return 0; /* unchanged */
+    } else if (old) {
+        /* HSCAN may return a field twice: the latest text counts. */
+        for (size_t i = 0; i < b->nchanged && !ch; i++)
+            if (b->changed[i].old == old)
+                ch = &b->changed[i];
+        if (ch ? ch->e->hash == h : old->hash == h)
+            return 0;
+    }
+    struct entry *e = entry_new(b, name->str, name->len, value->str, value->len);
+    if (!e)
+        return TQ_ENOMEM;
+    e->seen = b->gen;
+    if (ch) {
+        free(ch->e);
+        ch->e = e;
+    } else if (old) {
+        if (grow((void **)&b->changed, &b->capchanged, b->nchanged + 1, sizeof *b->changed) < 0) {
+            free(e);
+            return TQ_ENOMEM;
+        }
+        b->changed[b->nchanged++] = (struct change){old, e};
+    } else {
+        if (grow((void **)&b->added, &b->capadded, b->nadded + 1, sizeof *b->added) < 0) {
+            free(e);
+            return TQ_ENOMEM;
+        }
+        b->added[b->nadded++] = e; /* a duplicate is dropped when applied */
+    }
+    return 0;
+}
+
+/* Ends a reload: removes what the scan did not see, replaces what changed,
+ * merges what was added, computes the first ticks and rebuilds the heap. */
+static int reload_apply(beat *b, int64_t now_ms)
+{
+    char nm[SHOWN_MAX];
+    /* Added: sorted, and a field seen twice counts once (the last text). */
+    qsort(b->added, b->nadded, sizeof *b->added, entry_cmp);
+    size_t na = 0;
+    for (size_t i = 0; i < b->nadded; i++) {
+        if (na && entry_cmp(&b->added[na - 1], &b->added[i]) == 0) {
+            free(b->added[na - 1]);
+            na--;
+        }
+        b->added[na++] = b->added[i];
+    }
+    b->nadded = na;
+    struct entry **ents = malloc((b->nents + na + 1) * sizeof *ents);
+    struct entry **heap = malloc((b->nents + na + 1) * sizeof *heap);
+    if (!ents || !heap) {
+        free(ents);
+        free(heap);
+        return TQ_ENOMEM;
+    }
+    /* Changed: the new version takes the old one's place (same name). */
+    for (size_t i = 0; i < b->nchanged; i++) {
+        struct entry *old = b->changed[i].old, *e = b->changed[i].e;
+        b->ents[find_pos(b, old->str, old->namelen)] = e;
+        e->last = old->last;
+        e->since = b->reload_ms;
+        e->need_sync = 1;
+        log_entry(b, e, "updated");
+        free(old);
+    }
+    /* Merge the added ones in; drop the ones the scan did not see. */
+    size_t n = 0, i = 0, j = 0;
+    while (i < b->nents || j < na) {
+        struct entry *o = i < b->nents ? b->ents[i] : NULL, *a = j < na ? b->added[j] : NULL;
+        if (a && (!o || entry_cmp(&a, &o) < 0)) {
+            a->since = b->loaded ? b->reload_ms : SINCE_START;
+            a->need_sync = 1;
+            log_entry(b, a, "added");
+            ents[n++] = a;
+            j++;
+        } else if (o->seen != b->gen) {
+            tq_info("schedule '%s' removed", shown(o->str, o->namelen, nm, sizeof nm));
+            free(o);
+            i++;
+        } else {
+            ents[n++] = o;
+            i++;
+        }
+    }
+    free(b->ents);
+    free(b->heap);
+    b->ents = ents;
+    b->nents = n;
+    b->heap = heap;
+    b->nadded = b->nchanged = 0;
+    b->reloading = 0;
+    for (size_t k = 0; k < n; k++)
+        if (b->ents[k]->need_sync && b->ents[k]->ok) {
+            b->ents[k]->next = first_tick(b->ents[k], now_ms);
+            b->sync_pending = 1;
+        }
+    heap_rebuild(b);
+    if (!b->loaded) {
+        size_t bad = 0, enabled = b->nheap;
+        for (size_t k = 0; k < n; k++)
+            bad += !b->ents[k]->ok;
+        tq_info("loaded %zu schedules from %s: %zu enabled, %zu disabled, %zu bad", n,
+                b->key_schedules, enabled, n - enabled - bad, bad);
+    }
+    b->loaded = 1;
+    return 0;
+}
+
+/* Scans P:schedules for up to BEAT_SCAN_BUDGET_MS. Returns 0 or a negative
+ * TQ_E... code (the reload then starts over at the next check). */
+static int reload_step(beat *b, int64_t now_ms)
+{
+    int64_t deadline = tq_clock_mono_ms() + BEAT_SCAN_BUDGET_MS;
+    char count[16];
+    snprintf(count, sizeof count, "%d", BEAT_SCAN_COUNT);
+    do {
+        const char *argv[] = {"HSCAN", b->key_schedules, b->cursor, "COUNT", count};
+        redisReply *r = tq_conn_cmdargv(b->conn, 5, argv, NULL);
+        if (!r)
+            return TQ_EREDIS;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING ||
+            r->element[0]->len >= sizeof b->cursor ||
+            r->element[1]->type != REDIS_REPLY_ARRAY || r->element[1]->elements % 2) {
+            if (!b->reload_err)
+                tq_warn("cannot read %s (%s); keeping the schedules known so far",
+                        b->key_schedules,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            b->reload_err = 1;
+            freeReplyObject(r);
+            reload_discard(b);
+            return 0;
+        }
+        if (b->reload_err)
+            tq_info("%s is readable again", b->key_schedules);
+        b->reload_err = 0;
+        const redisReply *kv = r->element[1];
+        for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+            const redisReply *name = kv->element[i], *value = kv->element[i + 1];
+            if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
+                continue;
+            if (reload_field(b, name, value) < 0) {
+                freeReplyObject(r);
+                reload_discard(b);
+                tq_error("reload: out of memory; trying again at the next check");
+                return TQ_ENOMEM;
+            }
+        }
+        memcpy(b->cursor, r->element[0]->str, r->element[0]->len);
+        b->cursor[r->element[0]->len] = '\0';
+        freeReplyObject(r);
+        if (strcmp(b->cursor, "0") == 0) {
+            int rc = reload_apply(b, now_ms);
+            if (rc < 0) {
+                reload_discard(b);
+                tq_error("reload: out of memory; trying again at the next check");
+                return rc;
+            }
+            if (b->reload_again)
+                reload_start(b, now_ms);
+            return 0;
+        }
+    } while (tq_clock_mono_ms() < deadline);
+    return 0;
+}
+
+/* Asks whether P:schedules changed since the last check, and starts a
+ * reload if it did (or if that cannot be known). Returns 0 or a negative
+ * TQ_E... code. */
+static int check_changes(beat *b, int64_t now_ms)
+{
+    const char *client_id[] = {"CLIENT", "ID"};
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    const char *watch[] = {"WATCH", b->key_schedules};
+    if (tq_conn_append(b->conn, 2, client_id, NULL) < 0 ||
+        tq_conn_append(b->conn, 1, multi, NULL) < 0 ||
+        tq_conn_append(b->conn, 1, exec, NULL) < 0 ||
+        tq_conn_append(b->conn, 2, watch, NULL) < 0)
+        return TQ_EREDIS;
+    redisReply *r[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4; i++)
+        if (!(r[i] = tq_conn_reply(b->conn))) {
+            for (int k = 0; k < i; k++)
+                freeReplyObject(r[k]);
+            return TQ_EREDIS;
+        }
+    long long id = r[0]->type == REDIS_REPLY_INTEGER ? r[0]->integer : -1;
+    int watched = id >= 0 && r[1]->type == REDIS_REPLY_STATUS &&
+                  r[3]->type == REDIS_REPLY_STATUS;
+    int changed = !watched || id != b->client_id || r[2]->type != REDIS_REPLY_ARRAY;
+    if (!watched && !b->watch_warned) {
+        const redisReply *e = r[0]->type == REDIS_REPLY_ERROR   ? r[0]
+                              : r[1]->type == REDIS_REPLY_ERROR ? r[1]
+                                                                : r[3];
+        tq_warn("cannot watch %s for changes (%s); reloading it every %d ms instead",
+                b->key_schedules, e->type == REDIS_REPLY_ERROR ? e->str : "unexpected reply",
+                BEAT_CHECK_MS);
+        b->watch_warned = 1;
+    }
+    int same_conn = watched && id == b->client_id;
+    if (!same_conn && b->leader)
+        b->sync_all = 1; /* a new connection: Redis may have restarted */
+    b->client_id = watched ? id : -1;
+    for (int i = 0; i < 4; i++)
+        freeReplyObject(r[i]);
+    if (changed) {
+        if (b->reloading && same_conn)
+            b->reload_again = 1; /* after this scan, another */
+        else
+            reload_start(b, now_ms);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Reading P:schedule-state: what has been published, by this beat or
+ * another. A beat reads it for every schedule when it becomes the leader
+ * (or its connection is new), and for a definition that appeared or
+ * changed; after that, as the leader, it knows the state, because only it
+ * writes there. HMGETs of BEAT_SYNC_CHUNK names, SYNC_PIPELINE at a time. */
 
 /* Parses a P:schedule-state value: a tick in ms. Returns 0 or TQ_EINVAL. */
 static int parse_tick(const redisReply *v, int64_t *out)
@@ -287,180 +809,95 @@ static int parse_tick(const redisReply *v, int64_t *out)
     return 0;
 }
 
-/* Copies a field and its value into a fresh entry. Returns 0 or TQ_ENOMEM. */
-static int entry_init(struct entry *e, const redisReply *name, const redisReply *value)
+static int sync_state(beat *b, int64_t now_ms)
 {
-    memset(e, 0, sizeof *e);
-    e->name = malloc(name->len + 1);
-    e->text = malloc(value->len + 1);
-    if (!e->name || !e->text) {
-        entry_deinit(e);
-        return TQ_ENOMEM;
+    size_t n = 0;
+    if (!b->sync_all && !b->sync_pending)
+        return 0;
+    b->sync_pending = 0;
+    if (b->sync_all)
+        for (size_t i = 0; i < b->nents; i++)
+            b->ents[i]->need_sync = 1;
+    for (size_t i = 0; i < b->nents; i++) {
+        struct entry *e = b->ents[i];
+        if (e->need_sync && !(e->ok && e->enabled))
+            e->need_sync = 0;
+        n += e->need_sync;
     }
-    memcpy(e->name, name->str, name->len);
-    e->name[name->len] = '\0';
-    e->namelen = name->len;
-    memcpy(e->text, value->str, value->len);
-    e->text[value->len] = '\0';
-    e->textlen = value->len;
-    e->last = NO_TICK;
-    e->hpos = NOT_IN_HEAP;
-    return 0;
-}
-
-static void log_entry(const beat *b, const struct entry *e, const char *what)
-{
-    char nm[SHOWN_MAX];
-    shown(e->name, e->namelen, nm, sizeof nm);
-    if (!e->ok)
-        return; /* entry_decode() has warned */
-    if (e->s.enabled)
-        tq_log(b->loaded ? TQ_LOG_INFO : TQ_LOG_DEBUG,
-               "schedule '%s' %s: task %s every %lld ms on queue %s", nm, what, e->s.task,
-               (long long)e->s.every_ms, e->s.queue);
-    else
-        tq_log(b->loaded ? TQ_LOG_INFO : TQ_LOG_DEBUG, "schedule '%s' %s: disabled", nm,
-               what);
-}
-
-/* Rebuilds the entries and the heap from the replies of HGETALL P:schedules
- * (defs) and HGETALL P:schedule-state (state), both borrowed, at now_ms.
- * Returns 0, TQ_EREPLY if a key holds the wrong type (warned once; the old
- * schedules stay), or TQ_ENOMEM (nothing changed). */
-static int reload(beat *b, const redisReply *defs, const redisReply *state, int64_t now_ms)
-{
-    if (defs->type != REDIS_REPLY_ARRAY || defs->elements % 2 ||
-        state->type != REDIS_REPLY_ARRAY || state->elements % 2) {
-        const redisReply *bad = defs->type != REDIS_REPLY_ARRAY ? defs : state;
-        if (!b->reload_err)
-            tq_warn("cannot read %s and %s (%s); keeping the schedules known so far",
-                    b->key_schedules, b->key_state,
-                    bad->type == REDIS_REPLY_ERROR ? bad->str : "unexpected reply");
-        b->reload_err = 1;
-        return TQ_EREPLY;
+    b->sync_all = 0;
+    if (n == 0)
+        return 0;
+    struct entry **todo = malloc(n * sizeof *todo);
+    const char **argv = malloc((BEAT_SYNC_CHUNK + 2) * SYNC_PIPELINE * sizeof *argv);
+    size_t *lens = malloc((BEAT_SYNC_CHUNK + 2) * SYNC_PIPELINE * sizeof *lens);
+    int rc = 0;
+    if (!todo || !argv || !lens) {
+        rc = TQ_ENOMEM;
+        goto out;
     }
-    if (b->reload_err)
-        tq_info("%s is readable again", b->key_schedules);
-    b->reload_err = 0;
-
-    size_t k = defs->elements / 2, nf = 0, n = 0, i = 0, j = 0;
-    struct field *fields = malloc((k ? k : 1) * sizeof *fields);
-    struct entry *ents = calloc(k ? k : 1, sizeof *ents);
-    struct entry **heap = malloc((k ? k : 1) * sizeof *heap);
-    if (!fields || !ents || !heap) {
-        free(fields);
-        free(ents);
-        free(heap);
-        tq_error("reload: out of memory");
-        return TQ_ENOMEM;
-    }
-    for (size_t f = 0; f < k; f++) {
-        const redisReply *name = defs->element[2 * f], *value = defs->element[2 * f + 1];
-        if (name->type == REDIS_REPLY_STRING && value->type == REDIS_REPLY_STRING)
-            fields[nf++] = (struct field){name, value};
-    }
-    qsort(fields, nf, sizeof *fields, field_cmp);
-
-    /* Merge the old entries (sorted) with the new fields (sorted). */
-    while (i < b->nents || j < nf) {
-        struct entry *old = i < b->nents ? &b->ents[i] : NULL;
-        const struct field *f = j < nf ? &fields[j] : NULL;
-        int c = !old ? 1 : !f ? -1
-                              : name_cmp(old->name, old->namelen, f->name->str, f->name->len);
-        if (c < 0) {
-            char nm[SHOWN_MAX];
-            tq_info("schedule '%s' removed", shown(old->name, old->namelen, nm, sizeof nm));
-            entry_deinit(old);
-            i++;
-            continue;
-        }
-        j++;
-        if (c == 0 && old->textlen == f->value->len &&
-            memcmp(old->text, f->value->str, old->textlen) == 0) {
-            ents[n] = *old; /* the entry moves; the old slot owns nothing now */
-            memset(old, 0, sizeof *old);
-            ents[n++].mode = MODE_CARRIED;
-            i++;
-            continue;
-        }
-        struct entry *e = &ents[n];
-        if (entry_init(e, f->name, f->value) < 0) {
-            tq_error("reload: out of memory; a schedule is left out until the next reload");
-            if (c == 0) {
-                entry_deinit(old);
-                i++;
+    for (size_t i = 0, k = 0; i < b->nents; i++)
+        if (b->ents[i]->need_sync)
+            todo[k++] = b->ents[i];
+    for (size_t done = 0; done < n && rc == 0;) {
+        /* Send up to SYNC_PIPELINE chunks, then read their replies. */
+        size_t sent = 0, start = done;
+        for (; sent < SYNC_PIPELINE && done < n; sent++) {
+            const char **a = argv + sent * (BEAT_SYNC_CHUNK + 2);
+            size_t *l = lens + sent * (BEAT_SYNC_CHUNK + 2), c = 0;
+            a[0] = "HMGET";
+            l[0] = 5;
+            a[1] = b->key_state;
+            l[1] = strlen(b->key_state);
+            for (; c < BEAT_SYNC_CHUNK && done < n; c++, done++) {
+                a[2 + c] = todo[done]->str;
+                l[2 + c] = todo[done]->namelen;
             }
-            continue;
+            if (tq_conn_append(b->conn, (int)(c + 2), a, l) < 0) {
+                rc = TQ_EREDIS;
+                break;
+            }
         }
-        entry_decode(b, e);
-        if (c == 0) {
-            e->last = old->last;
-            e->mode = MODE_CHANGED;
-            log_entry(b, e, "updated");
-            entry_deinit(old);
-            i++;
-        } else {
-            e->mode = b->loaded ? MODE_ADDED : MODE_FIRST;
-            log_entry(b, e, "added");
+        for (size_t s = 0, at = start; s < sent; s++) {
+            redisReply *r = tq_conn_reply(b->conn);
+            if (!r) {
+                rc = TQ_EREDIS;
+                break;
+            }
+            if (r->type != REDIS_REPLY_ARRAY) {
+                tq_warn("cannot read %s: %s", b->key_state,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                rc = rc ? rc : TQ_EREPLY;
+            }
+            for (size_t x = 0; r->type == REDIS_REPLY_ARRAY && x < r->elements; x++) {
+                struct entry *e = todo[at + x];
+                int64_t t;
+                if (parse_tick(r->element[x], &t) == 0 && (e->last == NO_TICK || t > e->last))
+                    e->last = t;
+            }
+            at += r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+            freeReplyObject(r);
         }
-        n++;
     }
-    free(fields);
-    free(b->ents);
-    free(b->heap);
-    b->ents = ents;
-    b->nents = n;
-    b->heap = heap;
-    b->nheap = 0;
-
-    /* What has been published, by this beat or another. */
-    for (size_t f = 0; f + 1 < state->elements; f += 2) {
-        const redisReply *name = state->element[f];
-        int64_t t;
-        if (name->type != REDIS_REPLY_STRING || parse_tick(state->element[f + 1], &t) < 0)
-            continue;
-        struct entry *e = find_entry(b->ents, b->nents, name->str, name->len);
-        if (e && (e->last == NO_TICK || t > e->last))
-            e->last = t;
-    }
-
-    size_t enabled = 0, bad = 0;
-    for (size_t x = 0; x < b->nents; x++) {
-        struct entry *e = &b->ents[x];
-        e->hpos = NOT_IN_HEAP;
-        if (!e->ok) {
-            bad++;
-            continue;
+    if (rc == 0) {
+        for (size_t i = 0; i < n; i++) {
+            todo[i]->need_sync = 0;
+            todo[i]->next = first_tick(todo[i], now_ms);
         }
-        if (!e->s.enabled)
-            continue;
-        int64_t after = e->last != NO_TICK ? tq_sched_next(&e->s, e->last) : NO_TICK;
-        int64_t first = tq_sched_next(&e->s, now_ms - 1);
-        switch (e->mode) {
-        case MODE_CARRIED:
-            if (after != NO_TICK && after > e->next)
-                e->next = after;
-            break;
-        case MODE_FIRST:
-            e->next = after != NO_TICK ? after : first;
-            break;
-        default:
-            e->next = after != NO_TICK && after > first ? after : first;
-            break;
-        }
-        heap_put(b, b->nheap++, e);
-        enabled++;
+        heap_build(b);
+    } else {
+        b->sync_all = 1; /* start over next time */
     }
-    heap_build(b);
-    if (!b->loaded)
-        tq_info("loaded %zu schedules from %s: %zu enabled, %zu disabled, %zu bad", b->nents,
-                b->key_schedules, enabled, b->nents - enabled - bad, bad);
-    b->loaded = 1;
-    return 0;
+out:
+    if (rc == TQ_ENOMEM)
+        tq_error("reading %s: out of memory", b->key_state);
+    free(todo);
+    free(argv);
+    free(lens);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------
- * Housekeeping: seed, lease, reload. */
+ * Housekeeping: seed and lease. */
 
 /* Upserts the file's schedules into P:schedules with one HSET. Returns 0,
  * TQ_EREDIS, TQ_EREPLY (warned) or TQ_ENOMEM. Frees the seed on success. */
@@ -517,21 +954,23 @@ out:
 
 static void set_leader(beat *b, int leader, const char *why)
 {
-    if (leader && !b->leader)
+    if (leader && !b->leader) {
         tq_info("leader: beat %s holds %s and publishes", b->id, b->key_leader);
-    else if (!leader && b->leader)
+        b->sync_all = 1; /* another beat may have published meanwhile */
+    } else if (!leader && b->leader) {
         tq_info("lost leadership: %s", why);
-    else if (!leader && !b->role_known)
+    } else if (!leader && !b->role_known) {
         tq_info("standby: another beat holds %s", b->key_leader);
+    }
     b->leader = leader;
     b->role_known = 1;
 }
 
-/* Seeds (until that succeeds), takes or renews the lease, reloads, and sets
- * the time of the next housekeeping: the period, or sooner for a standby
- * when the current lease runs out first, so that failover waits for the
- * lease only. Returns 0 or a negative TQ_E... code (nothing else done). */
-static int housekeeping(beat *b, int64_t now_ms)
+/* Seeds (until that succeeds), takes or renews the lease, and sets the time
+ * of the next renewal: the period, or sooner for a standby when the current
+ * lease runs out first, so that failover waits for the lease only. Returns
+ * 0 or a negative TQ_E... code. */
+static int lease(beat *b)
 {
     int rc;
     if (!b->seeded && (rc = seed(b)) < 0)
@@ -543,137 +982,172 @@ static int housekeeping(beat *b, int64_t now_ms)
         return rc;
     }
     set_leader(b, rc == 1, "another beat holds the lease");
-
-    const char *hgetall_defs[] = {"HGETALL", b->key_schedules};
-    const char *hgetall_state[] = {"HGETALL", b->key_state};
-    const char *pttl[] = {"PTTL", b->key_leader};
-    if (tq_conn_append(b->conn, 2, hgetall_defs, NULL) < 0 ||
-        tq_conn_append(b->conn, 2, hgetall_state, NULL) < 0 ||
-        tq_conn_append(b->conn, 2, pttl, NULL) < 0)
-        return TQ_EREDIS;
-    redisReply *defs = tq_conn_reply(b->conn);
-    redisReply *state = defs ? tq_conn_reply(b->conn) : NULL;
-    redisReply *ttl = state ? tq_conn_reply(b->conn) : NULL;
-    if (!ttl) {
-        freeReplyObject(defs);
-        freeReplyObject(state);
-        return TQ_EREDIS;
-    }
-    rc = reload(b, defs, state, now_ms);
     int64_t mono = tq_clock_mono_ms();
-    b->hk_due_mono = mono + b->period_ms;
-    if (!b->leader && ttl->type == REDIS_REPLY_INTEGER) {
-        /* -2: the lease is gone already; -1: no TTL (set by hand) */
-        int64_t wait = ttl->integer == -2 ? 10 : ttl->integer >= 0 ? ttl->integer + 1 : -1;
-        if (wait >= 0 && mono + wait < b->hk_due_mono)
-            b->hk_due_mono = mono + wait;
+    b->lease_due_mono = mono + b->period_ms;
+    if (!b->leader) {
+        redisReply *ttl = tq_conn_cmd(b->conn, "PTTL %s", b->key_leader);
+        if (!ttl)
+            return TQ_EREDIS;
+        if (ttl->type == REDIS_REPLY_INTEGER) {
+            /* -2: the lease is gone already; -1: no TTL (set by hand) */
+            int64_t wait = ttl->integer == -2  ? 10
+                           : ttl->integer >= 0 ? ttl->integer + 1
+                                               : -1;
+            if (wait >= 0 && mono + wait < b->lease_due_mono)
+                b->lease_due_mono = mono + wait;
+        }
+        freeReplyObject(ttl);
     }
-    freeReplyObject(defs);
-    freeReplyObject(state);
-    freeReplyObject(ttl);
-    return rc == TQ_EREPLY ? 0 : rc; /* unreadable schedules: keep the old ones */
+    return 0;
 }
 
 /* ------------------------------------------------------------------------
- * Publishing. Due ticks are popped from the heap in (tick, name) order and
- * their scripts pipelined: one round trip for the whole batch. A tick whose
- * script did not succeed goes back to its entry, to be retried next time. */
+ * Publishing. Due ticks are popped from the heap in (tick, name) order,
+ * encoded, and sent BEAT_SCRIPT_TICKS to a script call, all calls of a pass
+ * pipelined: one round trip. A tick whose script did not succeed goes back
+ * to its entry, to be retried next time. */
 
-/* The publish script's answer for r: 1, 0 or -1, or TQ_EREDIS when the
- * connection broke, or TQ_EREPLY (logged) for anything else. */
-static int reply_rc(const struct rec *r, const redisReply *reply)
+/* Stores the reply of a script call in its recs' rc. reply may be NULL (the
+ * connection broke). */
+static void batch_result(beat *b, size_t from, size_t to, const redisReply *reply)
 {
-    if (!reply)
-        return TQ_EREDIS;
-    if (reply->type == REDIS_REPLY_INTEGER)
-        return (int)reply->integer;
-    tq_warn("publishing %s@%lld failed: %s", r->e->name, (long long)r->tick,
-            reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-    return TQ_EREPLY;
-}
-
-/* Sends rec r's script: pipelined (eval 0) or at once with NOSCRIPT
- * handling (eval 1; the reply is then read and stored in r->rc). */
-static int send_rec(beat *b, struct rec *r, int eval)
-{
-    char qkey[TQ_KEYS_MAX], tick[24];
-    tq_keys_fmt(b->prefix, TQ_KEY_QUEUE, r->e->s.queue, qkey, sizeof qkey);
-    snprintf(tick, sizeof tick, "%lld", (long long)r->tick);
-    const char *argv[8] = {b->key_leader, b->key_state, qkey, b->key_stats,
-                           b->id,         r->e->name,   tick, r->msg};
-    size_t lens[8] = {strlen(argv[0]), strlen(argv[1]), strlen(qkey), strlen(argv[3]),
-                      strlen(b->id),   r->e->namelen,   strlen(tick), r->len};
-    if (!eval)
-        return tq_conn_append_eval(b->conn, &publish_script, 4, 4, argv, lens);
-    redisReply *reply = tq_conn_eval(b->conn, &publish_script, 4, 4, argv, lens);
-    r->rc = reply_rc(r, reply);
-    freeReplyObject(reply);
-    return r->rc < 0 ? r->rc : 0;
-}
-
-/* Reads the pipelined replies of recs[0..n) into their rc, then retries the
- * NOSCRIPT ones in order (stopping at the first failure, so that a later
- * tick never lands before an earlier one of the same schedule). */
-static void read_replies(beat *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < to; i++) {
         struct rec *r = &b->recs[i];
-        redisReply *reply = tq_conn_reply(b->conn);
-        r->rc = tq_conn_is_noscript(reply) ? RC_NOSCRIPT : reply_rc(r, reply);
-        freeReplyObject(reply);
+        if (!reply)
+            r->rc = TQ_EREDIS;
+        else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == -1)
+            r->rc = -1;
+        else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == to - from &&
+                 reply->element[i - from]->type == REDIS_REPLY_INTEGER)
+            r->rc = (int)reply->element[i - from]->integer;
+        else
+            r->rc = TQ_EREPLY;
     }
-    int failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct rec *r = &b->recs[i];
-        if (r->rc == RC_NOSCRIPT) {
-            if (failed)
-                r->rc = TQ_EREDIS;
-            else
-                send_rec(b, r, 1); /* sets r->rc */
+    if (reply && b->recs[from].rc == TQ_EREPLY)
+        tq_warn("publishing %s@%lld and %zu more failed: %s", b->recs[from].e->str,
+                (long long)b->recs[from].tick, to - from - 1,
+                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+}
+
+/* Sends the script for recs[from, to): pipelined (eval 0), or at once with
+ * NOSCRIPT handling (eval 1; the reply is then read and stored). */
+static int send_batch(beat *b, size_t from, size_t to, int eval)
+{
+    enum { QMAX = BEAT_SCRIPT_TICKS };
+    const char *argv[3 + QMAX + 1 + 4 * BEAT_SCRIPT_TICKS];
+    size_t lens[3 + QMAX + 1 + 4 * BEAT_SCRIPT_TICKS];
+    char qkeys[QMAX][TQ_KEYS_MAX], ticks[BEAT_SCRIPT_TICKS][24], idx[QMAX][8];
+    const char *qnames[QMAX];
+    int nq = 0, na = 0;
+
+    for (size_t i = from; i < to; i++) {
+        const char *queue = entry_queue(b->recs[i].e);
+        int q = 0;
+        while (q < nq && strcmp(qnames[q], queue) != 0)
+            q++;
+        if (q == nq) {
+            qnames[nq] = queue;
+            tq_keys_fmt(b->prefix, TQ_KEY_QUEUE, queue, qkeys[nq], TQ_KEYS_MAX);
+            snprintf(idx[nq], sizeof idx[nq], "%d", 4 + nq);
+            nq++;
         }
-        if (r->rc < 0)
-            failed = 1;
     }
+    int nkeys = 3 + nq;
+    argv[0] = b->key_leader;
+    argv[1] = b->key_state;
+    argv[2] = b->key_stats;
+    for (int q = 0; q < nq; q++)
+        argv[3 + q] = qkeys[q];
+    for (int k = 0; k < nkeys; k++)
+        lens[k] = strlen(argv[k]);
+    na = nkeys;
+    argv[na] = b->id;
+    lens[na++] = strlen(b->id);
+    for (size_t i = from; i < to; i++) {
+        struct rec *r = &b->recs[i];
+        const char *queue = entry_queue(r->e);
+        int q = 0;
+        while (strcmp(qnames[q], queue) != 0)
+            q++;
+        snprintf(ticks[i - from], sizeof ticks[i - from], "%lld", (long long)r->tick);
+        argv[na] = r->e->str;
+        lens[na++] = r->e->namelen;
+        argv[na] = ticks[i - from];
+        lens[na++] = strlen(ticks[i - from]);
+        argv[na] = idx[q];
+        lens[na++] = strlen(idx[q]);
+        argv[na] = r->msg;
+        lens[na++] = r->len;
+    }
+    if (!eval)
+        return tq_conn_append_eval(b->conn, &publish_script, nkeys, na - nkeys, argv, lens);
+    redisReply *reply = tq_conn_eval(b->conn, &publish_script, nkeys, na - nkeys, argv, lens);
+    batch_result(b, from, to, reply);
+    freeReplyObject(reply);
+    return reply ? 0 : TQ_EREDIS;
 }
 
-/* Publishes every tick due at now_ms, up to BEAT_BATCH_MAX, as the leader.
+/* Publishes every tick due at now_ms, up to BEAT_PASS_MAX, as the leader.
  * Returns 0, or a negative TQ_E... code after a failure (the ticks not
  * published are due again). */
 static int publish_due(beat *b, int64_t now_ms)
 {
     size_t n = 0, sent = 0;
     int rc = 0;
-    while (b->nheap && b->heap[0]->next <= now_ms && n < BEAT_BATCH_MAX) {
+    while (b->nheap && b->heap[0]->next <= now_ms && n < BEAT_PASS_MAX) {
         struct entry *e = b->heap[0];
-        int64_t t = beat_catch_up(&e->s, e->next, now_ms, b->lease_ms);
-        if (t != e->next)
-            tq_info("schedule '%s': no beat ran for %lld ms; skipping %lld missed ticks and "
-                    "publishing only the latest, %s@%lld",
-                    e->name, (long long)(now_ms - e->next),
-                    (long long)((t - e->next) / e->s.every_ms), e->name, (long long)t);
-        tq_msg m;
+        int64_t t = beat_catch_up(&e->rule, e->catchup, b->catchup_max, e->next, now_ms,
+                                  b->lease_ms);
+        log_catch_up(b, e, t, now_ms);
+        if (t > now_ms) { /* catchup none: nothing to publish now */
+            e->next = t;
+            heap_sift_down(b, 0);
+            continue;
+        }
         struct rec *r = &b->recs[n];
         *r = (struct rec){e, t, NULL, 0, TQ_EREDIS};
-        if (tq_sched_message(&e->s, t, now_ms, &m) < 0) {
-            rc = TQ_ENOMEM;
-            break;
-        }
-        r->msg = tq_msg_encode(&m, &r->len);
-        tq_msg_deinit(&m);
-        n++;
+        r->msg = entry_message(e, t, now_ms, &r->len);
         if (!r->msg) {
             rc = TQ_ENOMEM;
             break;
         }
-        if ((rc = send_rec(b, r, 0)) < 0)
-            break;
-        sent++;
-        e->next = tq_sched_next(&e->s, t);
+        n++;
+        e->next = tq_sched_rule_next(&e->rule, t);
         heap_sift_down(b, 0);
     }
     if (rc == TQ_ENOMEM)
         tq_error("publishing: out of memory");
-    read_replies(b, sent);
+
+    /* Send the batches pipelined, read the replies, retry NOSCRIPT ones in
+     * order (stopping at the first failure, so that a later tick never
+     * lands before an earlier one of the same schedule). */
+    size_t nb = (n + BEAT_SCRIPT_TICKS - 1) / BEAT_SCRIPT_TICKS;
+    for (size_t k = 0; k < nb; k++, sent++)
+        if (send_batch(b, k * BEAT_SCRIPT_TICKS,
+                       (k + 1) * BEAT_SCRIPT_TICKS < n ? (k + 1) * BEAT_SCRIPT_TICKS : n,
+                       0) < 0)
+            break;
+    unsigned char noscript[BEAT_PASS_MAX / BEAT_SCRIPT_TICKS + 1] = {0};
+    for (size_t k = 0; k < nb; k++) {
+        size_t from = k * BEAT_SCRIPT_TICKS, to = from + BEAT_SCRIPT_TICKS < n ? from + BEAT_SCRIPT_TICKS : n;
+        redisReply *reply = k < sent ? tq_conn_reply(b->conn) : NULL;
+        noscript[k] = (unsigned char)tq_conn_is_noscript(reply);
+        if (!noscript[k])
+            batch_result(b, from, to, reply);
+        freeReplyObject(reply);
+    }
+    int failed = 0;
+    for (size_t k = 0; k < nb; k++) {
+        size_t from = k * BEAT_SCRIPT_TICKS, to = from + BEAT_SCRIPT_TICKS < n ? from + BEAT_SCRIPT_TICKS : n;
+        if (noscript[k]) {
+            if (failed)
+                batch_result(b, from, to, NULL);
+            else
+                send_batch(b, from, to, 1);
+        }
+        if (b->recs[from].rc < 0)
+            failed = 1;
+    }
 
     int rollback = 0, lost = 0;
     for (size_t i = 0; i < n; i++) {
@@ -682,8 +1156,8 @@ static int publish_due(beat *b, int64_t now_ms)
         if (r->rc == 1 || r->rc == 0) {
             if (e->last == NO_TICK || r->tick > e->last)
                 e->last = r->tick;
-            tq_debug("%s %s@%lld on queue %s", r->rc ? "published" : "already published",
-                     e->name, (long long)r->tick, e->s.queue);
+            tq_debug("%s %s@%lld", r->rc ? "published" : "already published", e->str,
+                     (long long)r->tick);
         } else {
             if (r->rc == -1)
                 lost = 1;
@@ -700,7 +1174,7 @@ static int publish_due(beat *b, int64_t now_ms)
         heap_build(b);
     if (lost) {
         set_leader(b, 0, "the lease changed hands before a tick was published");
-        b->hk_due_mono = tq_clock_mono_ms(); /* find out who leads, now */
+        b->lease_due_mono = tq_clock_mono_ms(); /* find out who leads, now */
     }
     return rc;
 }
@@ -708,29 +1182,55 @@ static int publish_due(beat *b, int64_t now_ms)
 /* ------------------------------------------------------------------------
  * The loop. */
 
+/* After a Redis failure: pause the Redis work until a lease renewal
+ * succeeds again, after the connection's backoff. */
+static void redis_failed(beat *b, int rc)
+{
+    int64_t wait = rc == TQ_EREDIS ? tq_conn_backoff_ms(b->conn) : 1000;
+    wait = wait < 10 ? 10 : wait > 1000 ? 1000 : wait;
+    b->redis_ok = 0;
+    b->lease_due_mono = tq_clock_mono_ms() + wait;
+}
+
 int64_t beat_step(beat *b, int64_t now_ms, int64_t mono_ms)
 {
-    if (mono_ms >= b->hk_due_mono) {
-        int rc = housekeeping(b, now_ms);
+    int rc;
+    if (mono_ms >= b->lease_due_mono) {
+        rc = lease(b);
         b->redis_ok = rc == 0;
-        if (rc < 0) {
-            int64_t wait = rc == TQ_EREDIS ? tq_conn_backoff_ms(b->conn) : 1000;
-            wait = wait < 10 ? 10 : wait > 1000 ? 1000 : wait;
-            b->hk_due_mono = tq_clock_mono_ms() + wait;
-        }
+        if (rc < 0)
+            redis_failed(b, rc);
     }
-    if (b->leader && b->redis_ok) {
-        int rc = publish_due(b, now_ms);
-        if (rc < 0) {
-            /* Redis went away (or an error reply): pause publishing until a
-             * housekeeping succeeds again, after the connection's backoff. */
-            int64_t wait = rc == TQ_EREDIS ? tq_conn_backoff_ms(b->conn) : 1000;
-            wait = wait < 10 ? 10 : wait > 1000 ? 1000 : wait;
-            b->redis_ok = 0;
-            b->hk_due_mono = tq_clock_mono_ms() + wait;
-        }
+    if (b->redis_ok && mono_ms >= b->check_due_mono) {
+        b->check_due_mono = mono_ms + BEAT_CHECK_MS;
+        if ((rc = check_changes(b, now_ms)) < 0)
+            redis_failed(b, rc);
     }
-    int64_t sleep_ms = b->hk_due_mono - mono_ms;
+    if (b->redis_ok && b->reloading && (rc = reload_step(b, now_ms)) < 0)
+        redis_failed(b, rc);
+    if (b->redis_ok && b->leader && b->loaded && (rc = sync_state(b, now_ms)) < 0)
+        redis_failed(b, rc);
+    if (b->redis_ok && b->leader && b->loaded && (rc = publish_due(b, now_ms)) < 0)
+        redis_failed(b, rc);
+    if (b->redis_ok && b->leader && mono_ms >= b->promote_due_mono) {
+        rc = tq_delayed_promote(b->conn, b->prefix, now_ms, TQ_DELAYED_BATCH);
+        b->promote_due_mono = rc == TQ_DELAYED_BATCH ? mono_ms : mono_ms + BEAT_PROMOTE_MS;
+        if (rc > 0)
+            tq_debug("promoted %d delayed messages", rc);
+        else if (rc == TQ_EREDIS)
+            redis_failed(b, rc);
+    }
+
+    int64_t wake = b->lease_due_mono;
+    if (b->redis_ok) {
+        if (b->check_due_mono < wake)
+            wake = b->check_due_mono;
+        if (b->reloading)
+            wake = mono_ms;
+        if (b->leader && b->promote_due_mono < wake)
+            wake = b->promote_due_mono;
+    }
+    int64_t sleep_ms = wake - mono_ms;
     if (b->leader && b->redis_ok && b->nheap && b->heap[0]->next - now_ms < sleep_ms)
         sleep_ms = b->heap[0]->next - now_ms;
     return sleep_ms < 0 ? 0 : sleep_ms > BEAT_SLEEP_MAX_MS ? BEAT_SLEEP_MAX_MS : sleep_ms;
@@ -770,7 +1270,8 @@ void beat_run(beat *b, volatile sig_atomic_t *stop)
          * is not slept again and a wall-clock step cannot stretch it. */
         int64_t wall = tq_clock_wall_us(), mono = mono_us();
         int64_t sleep_ms = beat_step(b, wall / 1000, mono / 1000);
-        sleep_until(mono + sleep_ms * 1000 - wall % 1000, stop);
+        if (sleep_ms > 0)
+            sleep_until(mono + sleep_ms * 1000 - wall % 1000, stop);
     }
     beat_resign(b);
     tq_info("beat %s stopped", b->id);
@@ -800,6 +1301,8 @@ int beat_is_leader(const beat *b)
 beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
 {
     tq_url url;
+    const tq_tz *zone;
+    char sub[512];
     beat *b = calloc(1, sizeof *b);
     if (errlen)
         err[0] = '\0';
@@ -810,16 +1313,23 @@ beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
     tq_url_redacted(&url, b->where, sizeof b->where);
     snprintf(b->prefix, sizeof b->prefix, "%s", cfg->prefix);
     snprintf(b->file, sizeof b->file, "%s", cfg->schedules);
+    if (tq_tz_get(cfg->tz, &zone, sub, sizeof sub) < 0) {
+        snprintf(err, errlen, "--tz: %s", sub);
+        goto fail;
+    }
+    snprintf(b->tz, sizeof b->tz, "%s", tq_tz_name(zone));
     if (cfg->beat_id[0])
         snprintf(b->id, sizeof b->id, "%s", cfg->beat_id);
     else
         tq_proc_default_id(b->id, sizeof b->id);
     b->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : 5000;
+    b->catchup_max = cfg->catchup_max > 0 ? cfg->catchup_max : 100;
     /* Renew well before the lease runs out: three chances per lease. */
     b->period_ms = b->lease_ms / 3 < BEAT_HOUSEKEEPING_MS ? b->lease_ms / 3
                                                            : BEAT_HOUSEKEEPING_MS;
     if (b->period_ms < 10)
         b->period_ms = 10;
+    b->client_id = -1;
     if (tq_keys_fmt(b->prefix, TQ_KEY_SCHEDULES, NULL, b->key_schedules, TQ_KEYS_MAX) < 0 ||
         tq_keys_fmt(b->prefix, TQ_KEY_SCHEDULE_STATE, NULL, b->key_state, TQ_KEYS_MAX) < 0 ||
         tq_keys_fmt(b->prefix, TQ_KEY_BEAT_LEADER, NULL, b->key_leader, TQ_KEYS_MAX) < 0 ||
@@ -828,13 +1338,12 @@ beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
         goto fail;
     }
     if (b->file[0]) {
-        int rc = tq_sched_load_file(b->file, &b->seed, &b->nseed, err, errlen);
+        int rc = tq_sched_load_file(b->file, b->tz, &b->seed, &b->nseed, err, errlen);
         if (rc == TQ_ENOMEM)
             err[0] = '\0';
         if (rc < 0)
             goto fail;
         for (size_t i = 0; i < b->nseed; i++) {
-            char sub[256];
             int crc = check_messages(&b->seed[i], sub, sizeof sub);
             if (crc < 0) {
                 if (crc == TQ_ENOMEM)
@@ -846,7 +1355,7 @@ beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
         }
     }
     b->seeded = b->nseed == 0;
-    b->recs = calloc(BEAT_BATCH_MAX, sizeof *b->recs);
+    b->recs = calloc(BEAT_PASS_MAX, sizeof *b->recs);
     b->conn = tq_conn_new(&url, "beat");
     if (!b->recs || !b->conn) {
         err[0] = '\0';
@@ -865,8 +1374,11 @@ void beat_free(beat *b)
     for (size_t i = 0; i < b->nseed; i++)
         tq_sched_deinit(&b->seed[i]);
     free(b->seed);
+    reload_discard(b);
+    free(b->added);
+    free(b->changed);
     for (size_t i = 0; i < b->nents; i++)
-        entry_deinit(&b->ents[i]);
+        free(b->ents[i]);
     free(b->ents);
     free(b->heap);
     free(b->recs);

@@ -1,7 +1,8 @@
 /* tickq-beat: publishes the ticks of the schedules in Redis as task
  * messages, while it holds the leader lease. Parses the configuration, builds
  * the beat (beat/beat.c), runs its loop until SIGTERM or SIGINT, and exits 0;
- * a bad configuration or schedules file exits 2. */
+ * a bad configuration or schedules file exits 2. --next-runs is a dry run
+ * (beat/dryrun.c) that needs no Redis. */
 #include "beat/beat.h"
 #include "common/config.h"
 #include "common/proc.h"
@@ -19,6 +20,8 @@ int main(int argc, char **argv)
         return rc;
     if (cfg.check)
         return tq_proc_check(&cfg);
+    if (cfg.next_runs[0])
+        return beat_dry_run(&cfg, stdout, stderr);
     tq_proc_signals();
 
     char err[1024];
