@@ -203,7 +203,7 @@ static int set_result(worker_item *it, const tq_msg *m, const char *worker_id,
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:f}", "id", m->id,
                           "task", m->task, "queue", m->queue, "status", it->status, "worker",
-                          worker_id, "attempt", m->attempt, "started",
+                          worker_id, "attempts", m->attempt, "started",
                           (double)it->started_ms / 1e3, "finished",
                           (double)it->finished_ms / 1e3, "runtime",
                           (double)(it->finished_ms - it->started_ms) / 1e3);

@@ -20,7 +20,7 @@ rcli LPUSH "$P:queue:default" "$(tq_msg long1 sleep '[60]' '"timeout":120')" >/d
 tq_wait_for 75 "long1 done" '[ "$(rcli GET "$P:done:long1")" = success ]'
 sleep 2
 tq_assert_eq "ran by its first worker" "$owner" "$(tq_result long1 .worker)"
-tq_assert_eq "one attempt" 1 "$(tq_result long1 .attempt)"
+tq_assert_eq "one attempt" 1 "$(tq_result long1 .attempts)"
 tq_assert_eq "started once" 1 "$(tq_events long1 | grep -c '^task-started$')"
 tq_assert_eq "received once" 1 "$(tq_events long1 | grep -c '^task-received$')"
 tq_assert_eq "nothing requeued" "" "$(rcli HGET "$P:stats" requeued)"

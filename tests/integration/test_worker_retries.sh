@@ -18,7 +18,7 @@ tq_assert_eq "attempt in the dead message" 4 "$(echo "$msg" | jq .attempt)"
 tq_assert_eq "errors kept, one per attempt" "1 2 3 4" "$(echo "$msg" | jq -r '[.errors[].attempt] | join(" ")')"
 tq_assert_eq "each error" "fail: this task always fails" "$(echo "$msg" | jq -r '.errors | map(.error) | unique | join(",")')"
 tq_assert_eq "result status" failure "$(tq_result f1 .status)"
-tq_assert_eq "result attempt" 4 "$(tq_result f1 .attempt)"
+tq_assert_eq "result attempt" 4 "$(tq_result f1 .attempts)"
 tq_assert_eq "result errors" 4 "$(tq_result f1 '.errors | length')"
 tq_assert_eq "done marker" dead "$(rcli GET "$P:done:f1")"
 tq_assert_eq "nothing left delayed" 0 "$(rcli ZCARD "$P:delayed")"
@@ -33,14 +33,14 @@ tq_assert_eq "events of f1" "task-received task-started task-retried task-receiv
 # max_retries 0: straight to the dead letters, no retry.
 rcli LPUSH "$P:queue:default" "$(tq_msg f0 fail '[]' '"max_retries":0')" >/dev/null
 tq_wait_for 5 "f0 dead" '[ "$(rcli LLEN "$P:dead")" = 2 ]'
-tq_assert_eq "f0 attempts" 1 "$(tq_result f0 .attempt)"
+tq_assert_eq "f0 attempts" 1 "$(tq_result f0 .attempts)"
 
 # The worker's default (--max-retries, 3 here by default) when the message
 # has none; a task that fails once then succeeds is not dead.
 rcli SET "$P:counter:flaky" 0 >/dev/null
 rcli LPUSH "$P:queue:default" "$(tq_msg f2 fail)" >/dev/null
 tq_wait_for 20 "f2 dead after the default 3 retries" '[ "$(rcli LLEN "$P:dead")" = 3 ]'
-tq_assert_eq "f2 attempts (default max_retries 3)" 4 "$(tq_result f2 .attempt)"
+tq_assert_eq "f2 attempts (default max_retries 3)" 4 "$(tq_result f2 .attempts)"
 
 # A successful task's life.
 rcli LPUSH "$P:queue:default" "$(tq_msg ok1 noop)" >/dev/null
