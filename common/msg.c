@@ -75,7 +75,12 @@ static void put_str(buf *b, const char *s, size_t n)
             put(b, e, 2);
             i++;
         } else if (p[i] < 0x20) {
-            putf(b, "\\u%04x", p[i]);
+            static const char *const short_esc[0x20] = {
+                ['\b'] = "\\b", ['\f'] = "\\f", ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t"};
+            if (short_esc[p[i]])
+                puts_(b, short_esc[p[i]]);
+            else
+                putf(b, "\\u%04x", p[i]);
             i++;
         } else if (len) {
             put(b, s + i, len);

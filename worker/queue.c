@@ -610,10 +610,15 @@ int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event, int
     char ts[24], maxlen[16];
     snprintf(ts, sizeof ts, "%lld", (long long)now_ms);
     snprintf(maxlen, sizeof maxlen, "%d", WORKER_QUEUE_EVENTS_MAX);
-    const char *argv[] = {"XADD", q->events, "MAXLEN", "~", maxlen, "*", "event", event,
-                          "ts", ts, "worker", q->id, "id", it ? it->id : "",
-                          "task", it ? it->task : ""};
-    redisReply *r = tq_conn_cmdargv(c, it ? 16 : 12, argv, NULL);
+    /* Task events have the same fields as those the scripts write. */
+    const char *task_ev[] = {"XADD",  q->events, "MAXLEN", "~",      maxlen, "*",
+                             "event", event,     "ts",     ts,       "id",   it ? it->id : "",
+                             "task",  it ? it->task : "", "worker", q->id, "runtime", "",
+                             "error", "",        "info",   ""};
+    const char *worker_ev[] = {"XADD", q->events, "MAXLEN", "~",    maxlen, "*",
+                               "event", event,   "ts",     ts,     "worker", q->id};
+    redisReply *r = it ? tq_conn_cmdargv(c, 22, task_ev, NULL)
+                       : tq_conn_cmdargv(c, 12, worker_ev, NULL);
     if (!r)
         return TQ_EREDIS;
     int rc = r->type == REDIS_REPLY_ERROR ? TQ_EREPLY : 0;

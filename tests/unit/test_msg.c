@@ -383,7 +383,11 @@ static void test_dump_json_values(void **state)
     TQ_ASSERT_STR(s, "-42");
     free(s);
     s = dump(json_string("a\"b\\c\n\x01\x1f\x7f/\xc3\xa9"));
-    TQ_ASSERT_STR(s, "\"a\\\"b\\\\c\\u000a\\u0001\\u001f\x7f/\xc3\xa9\"");
+    TQ_ASSERT_STR(s, "\"a\\\"b\\\\c\\n\\u0001\\u001f\x7f/\xc3\xa9\"");
+    free(s);
+    /* The short escapes JSON has, for readable output in redis-cli. */
+    s = dump(json_string("\t\r\b\f"));
+    TQ_ASSERT_STR(s, "\"\\t\\r\\b\\f\"");
     free(s);
     /* A string that is not UTF-8 (jansson's _nocheck) still dumps as JSON. */
     s = dump(json_stringn_nocheck("x\xff\xc3y", 4));
