@@ -53,12 +53,10 @@ struct entry {
     double expires;      /* seconds after the tick, 0: never */
     int32_t max_retries; /* -1: the worker's default */
     uint32_t hpos;       /* index in the heap, or NOT_IN_HEAP */
-    uint32_t seen;       /* the reload generation that saw it last */
     uint32_t namelen;    /* bytes of the name (a bad field name may hold a NUL) */
     uint8_t ok;          /* 1: the definition decoded and its messages encode */
     uint8_t enabled;
     uint8_t catchup;     /* tq_sched_catchup */
-    uint8_t need_sync;   /* its P:schedule-state value must be read before publishing */
     uint8_t catching_up; /* a catch-up has been logged */
     /* name, then (when ok) task, queue, args JSON, kwargs JSON and the
      * cron expression ("" for an interval), each NUL-terminated */
@@ -98,15 +96,19 @@ struct beat {
     size_t nseed;
     int seeded;
     struct entry **ents; /* owned entries, sorted by name */
-    size_t nents;
+    uint32_t *seen;      /* per entry: the reload generation that saw it last */
+    size_t nents, capents;
     struct entry **heap; /* borrowed pointers into ents */
-    size_t nheap;
+    size_t nheap, capheap;
+    struct entry **pending; /* borrowed: entries whose state the leader must read */
+    size_t npending, cappending;
     struct rec *recs;    /* owned, BEAT_PASS_MAX of them */
     /* reload */
     int reloading;       /* an HSCAN is under way */
     int reload_again;    /* P:schedules changed during it */
     char cursor[32];
     uint32_t gen;
+    size_t nseen;        /* distinct known entries this scan has seen */
     int64_t reload_ms;   /* wall time the reload started: "since" of new definitions */
     struct entry **added; /* owned until applied */
     size_t nadded, capadded;
@@ -120,11 +122,12 @@ struct beat {
     int role_known;      /* leader or standby has been logged once */
     int redis_ok;        /* the last lease renewal succeeded, no failure since */
     int sync_all;        /* read the whole state before publishing */
-    int sync_pending;    /* some entries need their state read */
     int reload_err;      /* P:schedules is unreadable (warned) */
     int64_t lease_due_mono;
     int64_t check_due_mono;
     int64_t promote_due_mono;
+    size_t pass_caught_up;  /* schedules caught up in this pass (for the summary) */
+    int64_t pass_skipped;   /* and the missed ticks they skipped */
 };
 
 /* Publishes up to BEAT_SCRIPT_TICKS ticks. KEYS: leader, schedule-state,
@@ -382,24 +385,46 @@ static void heap_sift_down(beat *b, size_t i)
     heap_put(b, i, e);
 }
 
+static void heap_sift_up(beat *b, size_t i)
+{
+    struct entry *e = b->heap[i];
+    while (i > 0 && due_before(e, b->heap[(i - 1) / 2])) {
+        heap_put(b, i, b->heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_put(b, i, e);
+}
+
+/* Restores the order around e, in the heap, after its key changed. */
+static void heap_fix(beat *b, struct entry *e)
+{
+    heap_sift_up(b, e->hpos);
+    heap_sift_down(b, e->hpos);
+}
+
+/* Adds e; the caller has made room (capheap). */
+static void heap_push(beat *b, struct entry *e)
+{
+    heap_put(b, b->nheap++, e);
+    heap_sift_up(b, e->hpos);
+}
+
+static void heap_remove(beat *b, struct entry *e)
+{
+    size_t i = e->hpos;
+    struct entry *last = b->heap[--b->nheap];
+    e->hpos = NOT_IN_HEAP;
+    if (i < b->nheap) {
+        heap_put(b, i, last);
+        heap_fix(b, last);
+    }
+}
+
 /* Restores the heap order after any number of keys changed. O(n). */
 static void heap_build(beat *b)
 {
     for (size_t i = b->nheap / 2; i-- > 0;)
         heap_sift_down(b, i);
-}
-
-/* Puts every good, enabled entry in the heap. O(n). */
-static void heap_rebuild(beat *b)
-{
-    b->nheap = 0;
-    for (size_t i = 0; i < b->nents; i++) {
-        struct entry *e = b->ents[i];
-        e->hpos = NOT_IN_HEAP;
-        if (e->ok && e->enabled)
-            heap_put(b, b->nheap++, e);
-    }
-    heap_build(b);
 }
 
 /* ------------------------------------------------------------------------
@@ -462,7 +487,10 @@ int64_t beat_catch_up(const tq_sched_rule *r, tq_sched_catchup policy, int catch
     return t;
 }
 
-/* Logs, once per catch-up, what the rule did to e's overdue ticks. */
+/* Logs, once per catch-up, what the rule did to e's overdue ticks (t is
+ * the tick it chose), and counts it for the pass's summary: the first
+ * BEAT_CATCHUP_LOGS schedules of a pass at info level, the others at debug
+ * level, so that a million schedules after an outage are one line. */
 static void log_catch_up(beat *b, struct entry *e, int64_t t, int64_t now_ms)
 {
     char nm[SHOWN_MAX];
@@ -474,25 +502,32 @@ static void log_catch_up(beat *b, struct entry *e, int64_t t, int64_t now_ms)
     if (e->catching_up)
         return;
     e->catching_up = 1;
+    int64_t skipped = t > now_ms ? count_ticks(&e->rule, e->next, now_ms, COUNT_CAP)
+                                 : count_ticks(&e->rule, e->next, t - 1, COUNT_CAP);
+    b->pass_caught_up++;
+    b->pass_skipped += skipped;
+    tq_log_level level = b->pass_caught_up <= BEAT_CATCHUP_LOGS ? TQ_LOG_INFO : TQ_LOG_DEBUG;
+    if (level < tq_log_min)
+        return;
     shown(e->str, e->namelen, nm, sizeof nm);
-    int64_t skipped = count_ticks(&e->rule, e->next, t - 1, COUNT_CAP);
     const char *more = skipped == COUNT_CAP ? "at least " : "";
     if (e->catchup == TQ_SCHED_CATCHUP_NONE)
-        tq_info("schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
-                "(catchup none); the next is %s@%lld",
-                nm, (long long)late, more, (long long)skipped, nm, (long long)t);
+        tq_log(level, "schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
+               "(catchup none); the next is %s@%lld",
+               nm, (long long)late, more, (long long)skipped, nm, (long long)t);
     else if (e->catchup == TQ_SCHED_CATCHUP_ALL && t == e->next)
-        tq_info("schedule '%s': no beat ran for %lld ms; publishing all %lld missed ticks "
-                "(catchup all)",
-                nm, (long long)late, (long long)count_ticks(&e->rule, e->next, now_ms, COUNT_CAP));
+        tq_log(level, "schedule '%s': no beat ran for %lld ms; publishing all %lld missed ticks "
+               "(catchup all)",
+               nm, (long long)late,
+               (long long)count_ticks(&e->rule, e->next, now_ms, COUNT_CAP));
     else if (e->catchup == TQ_SCHED_CATCHUP_ALL)
-        tq_info("schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks and "
-                "publishing the last %d (catchup all, --catchup-max)",
-                nm, (long long)late, more, (long long)skipped, b->catchup_max);
+        tq_log(level, "schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
+               "and publishing the last %d (catchup all, --catchup-max)",
+               nm, (long long)late, more, (long long)skipped, b->catchup_max);
     else
-        tq_info("schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks and "
-                "publishing only the latest, %s@%lld",
-                nm, (long long)late, more, (long long)skipped, nm, (long long)t);
+        tq_log(level, "schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
+               "and publishing only the latest, %s@%lld",
+               nm, (long long)late, more, (long long)skipped, nm, (long long)t);
 }
 
 /* ------------------------------------------------------------------------
@@ -521,6 +556,7 @@ static void reload_start(beat *b, int64_t now_ms)
     b->reloading = 1;
     b->reload_again = 0;
     b->gen++;
+    b->nseen = 0;
     b->reload_ms = now_ms;
     snprintf(b->cursor, sizeof b->cursor, "0");
 }
@@ -542,10 +578,18 @@ static size_t find_pos(const beat *b, const char *name, size_t len)
     return SIZE_MAX;
 }
 
-static struct entry *find_entry(const beat *b, const char *name, size_t len)
+/* The index of the first of ents[0, n) named after e (e's place). */
+static size_t lower_bound(struct entry *const *ents, size_t n, const struct entry *e)
 {
-    size_t i = find_pos(b, name, len);
-    return i == SIZE_MAX ? NULL : b->ents[i];
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (name_cmp(ents[mid]->str, ents[mid]->namelen, e->str, e->namelen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 static int grow(void **arr, size_t *cap, size_t need, size_t size)
@@ -567,10 +611,12 @@ static int grow(void **arr, size_t *cap, size_t need, size_t size)
 static int reload_field(beat *b, const redisReply *name, const redisReply *value)
 {
     uint64_t h = text_hash(value->str, value->len);
-    struct entry *old = find_entry(b, name->str, name->len);
+    size_t pos = find_pos(b, name->str, name->len);
+    struct entry *old = pos == SIZE_MAX ? NULL : b->ents[pos];
     struct change *ch = NULL;
-    if (old && old->seen != b->gen) { /* its first sighting in this scan */
-        old->seen = b->gen;
+    if (old && b->seen[pos] != b->gen) { /* its first sighting in this scan */
+        b->seen[pos] = b->gen;
+        b->nseen++;
         if (old->hash == h)
             return 0; /* unchanged */
     } else if (old) {
@@ -584,7 +630,6 @@ static int reload_field(beat *b, const redisReply *name, const redisReply *value
     struct entry *e = entry_new(b, name->str, name->len, value->str, value->len);
     if (!e)
         return TQ_ENOMEM;
-    e->seen = b->gen;
     if (ch) {
         free(ch->e);
         ch->e = e;
@@ -604,11 +649,49 @@ static int reload_field(beat *b, const redisReply *name, const redisReply *value
     return 0;
 }
 
-/* Ends a reload: removes what the scan did not see, replaces what changed,
- * merges what was added, computes the first ticks and rebuilds the heap. */
+/* Notes that the leader must read e's state before publishing it. A
+ * standby reads every state when it becomes the leader instead. */
+static void pending_add(beat *b, struct entry *e)
+{
+    if (!b->leader || b->sync_all)
+        return;
+    if (grow((void **)&b->pending, &b->cappending, b->npending + 1, sizeof *b->pending) < 0) {
+        b->sync_all = 1; /* read them all, then */
+        b->npending = 0;
+        return;
+    }
+    b->pending[b->npending++] = e;
+}
+
+/* Makes room for n entries in ents, seen and the heap. */
+static int reserve(beat *b, size_t n)
+{
+    size_t cap = b->capents;
+    if (grow((void **)&b->ents, &b->capents, n, sizeof *b->ents) < 0)
+        return TQ_ENOMEM;
+    if (b->capents != cap) {
+        uint32_t *seen = realloc(b->seen, b->capents * sizeof *seen);
+        if (!seen) {
+            b->capents = cap; /* the larger ents block is harmless */
+            return TQ_ENOMEM;
+        }
+        b->seen = seen;
+    }
+    return grow((void **)&b->heap, &b->capheap, n, sizeof *b->heap);
+}
+
+/* Ends a reload: replaces what changed, removes what the scan did not see,
+ * inserts what was added, and updates the heap for those only, so that a
+ * small edit among a million schedules costs little more than the scan. */
 static int reload_apply(beat *b, int64_t now_ms)
 {
     char nm[SHOWN_MAX];
+    size_t before = b->nents;
+    /* Entries waiting for their state may be freed below: read all, then. */
+    if (b->npending) {
+        b->npending = 0;
+        b->sync_all = 1;
+    }
     /* Added: sorted, and a field seen twice counts once (the last text). */
     qsort(b->added, b->nadded, sizeof *b->added, entry_cmp);
     size_t na = 0;
@@ -620,71 +703,95 @@ static int reload_apply(beat *b, int64_t now_ms)
         b->added[na++] = b->added[i];
     }
     b->nadded = na;
-    struct entry **ents = malloc((b->nents + na + 1) * sizeof *ents);
-    struct entry **heap = malloc((b->nents + na + 1) * sizeof *heap);
-    if (!ents || !heap) {
-        free(ents);
-        free(heap);
+    if (reserve(b, b->nents + na + 1) < 0)
         return TQ_ENOMEM;
-    }
+
     /* Changed: the new version takes the old one's place (same name). */
     for (size_t i = 0; i < b->nchanged; i++) {
         struct entry *old = b->changed[i].old, *e = b->changed[i].e;
         b->ents[find_pos(b, old->str, old->namelen)] = e;
         e->last = old->last;
         e->since = b->reload_ms;
-        e->need_sync = 1;
         log_entry(b, e, "updated");
+        int live = e->ok && e->enabled;
+        if (live)
+            e->next = first_tick(e, now_ms);
+        if (old->hpos != NOT_IN_HEAP && live) {
+            heap_put(b, old->hpos, e);
+            heap_fix(b, e);
+        } else if (old->hpos != NOT_IN_HEAP) {
+            heap_remove(b, old);
+        } else if (live) {
+            heap_push(b, e);
+        }
+        if (live)
+            pending_add(b, e);
         free(old);
     }
-    /* Merge the added ones in; drop the ones the scan did not see. */
-    size_t n = 0, i = 0, j = 0;
-    while (i < b->nents || j < na) {
-        struct entry *o = i < b->nents ? b->ents[i] : NULL, *a = j < na ? b->added[j] : NULL;
-        if (a && (!o || entry_cmp(&a, &o) < 0)) {
-            a->since = b->loaded ? b->reload_ms : SINCE_START;
-            a->need_sync = 1;
-            log_entry(b, a, "added");
-            ents[n++] = a;
-            j++;
-        } else if (o->seen != b->gen) {
+    b->nchanged = 0;
+
+    /* Removed: not seen by the scan. Only then is every entry visited. */
+    if (b->nseen < before) {
+        size_t n = 0;
+        for (size_t i = 0; i < b->nents; i++) {
+            struct entry *o = b->ents[i];
+            if (b->seen[i] == b->gen) {
+                b->ents[n] = o;
+                b->seen[n++] = b->gen;
+                continue;
+            }
             tq_info("schedule '%s' removed", shown(o->str, o->namelen, nm, sizeof nm));
+            if (o->hpos != NOT_IN_HEAP)
+                heap_remove(b, o);
             free(o);
-            i++;
-        } else {
-            ents[n++] = o;
-            i++;
+        }
+        b->nents = n;
+    }
+
+    /* Added: inserted by name, from the last one down, each found by
+     * bisection and the entries after it moved up in one block. */
+    size_t end = b->nents, k = b->nents + na;
+    for (size_t j = na; j-- > 0;) {
+        struct entry *a = b->added[j];
+        size_t p = lower_bound(b->ents, end, a), len = end - p;
+        k -= len;
+        memmove(&b->ents[k], &b->ents[p], len * sizeof *b->ents);
+        memmove(&b->seen[k], &b->seen[p], len * sizeof *b->seen);
+        b->ents[--k] = a;
+        b->seen[k] = b->gen;
+        end = p;
+        a->since = b->loaded ? b->reload_ms : SINCE_START;
+        log_entry(b, a, "added");
+        if (a->ok && a->enabled) {
+            a->next = first_tick(a, now_ms);
+            if (na > 1024) /* many: one heap_build below */
+                heap_put(b, b->nheap++, a);
+            else
+                heap_push(b, a);
+            pending_add(b, a);
         }
     }
-    free(b->ents);
-    free(b->heap);
-    b->ents = ents;
-    b->nents = n;
-    b->heap = heap;
-    b->nadded = b->nchanged = 0;
+    b->nents += na;
+    if (na > 1024)
+        heap_build(b);
+    b->nadded = 0;
     b->reloading = 0;
-    for (size_t k = 0; k < n; k++)
-        if (b->ents[k]->need_sync && b->ents[k]->ok) {
-            b->ents[k]->next = first_tick(b->ents[k], now_ms);
-            b->sync_pending = 1;
-        }
-    heap_rebuild(b);
     if (!b->loaded) {
         size_t bad = 0, enabled = b->nheap;
-        for (size_t k = 0; k < n; k++)
-            bad += !b->ents[k]->ok;
-        tq_info("loaded %zu schedules from %s: %zu enabled, %zu disabled, %zu bad", n,
-                b->key_schedules, enabled, n - enabled - bad, bad);
+        for (size_t i = 0; i < b->nents; i++)
+            bad += !b->ents[i]->ok;
+        tq_info("loaded %zu schedules from %s: %zu enabled, %zu disabled, %zu bad", b->nents,
+                b->key_schedules, enabled, b->nents - enabled - bad, bad);
     }
     b->loaded = 1;
     return 0;
 }
 
-/* Scans P:schedules for up to BEAT_SCAN_BUDGET_MS. Returns 0 or a negative
- * TQ_E... code (the reload then starts over at the next check). */
-static int reload_step(beat *b, int64_t now_ms)
+/* Scans P:schedules until the monotonic time deadline (one HSCAN at
+ * least). Returns 0 or a negative TQ_E... code (the reload then starts
+ * over at the next check). */
+static int reload_step(beat *b, int64_t now_ms, int64_t deadline)
 {
-    int64_t deadline = tq_clock_mono_ms() + BEAT_SCAN_BUDGET_MS;
     char count[16];
     snprintf(count, sizeof count, "%d", BEAT_SCAN_COUNT);
     do {
@@ -811,33 +918,21 @@ static int parse_tick(const redisReply *v, int64_t *out)
 
 static int sync_state(beat *b, int64_t now_ms)
 {
-    size_t n = 0;
-    if (!b->sync_all && !b->sync_pending)
+    if (!b->sync_all && !b->npending)
         return 0;
-    b->sync_pending = 0;
-    if (b->sync_all)
-        for (size_t i = 0; i < b->nents; i++)
-            b->ents[i]->need_sync = 1;
-    for (size_t i = 0; i < b->nents; i++) {
-        struct entry *e = b->ents[i];
-        if (e->need_sync && !(e->ok && e->enabled))
-            e->need_sync = 0;
-        n += e->need_sync;
-    }
-    b->sync_all = 0;
-    if (n == 0)
-        return 0;
-    struct entry **todo = malloc(n * sizeof *todo);
+    int all = b->sync_all, rc = 0;
+    size_t n = all ? 0 : b->npending;
+    int64_t t0 = tq_clock_mono_ms();
+    struct entry **todo = all ? malloc((b->nents + 1) * sizeof *todo) : b->pending;
     const char **argv = malloc((BEAT_SYNC_CHUNK + 2) * SYNC_PIPELINE * sizeof *argv);
     size_t *lens = malloc((BEAT_SYNC_CHUNK + 2) * SYNC_PIPELINE * sizeof *lens);
-    int rc = 0;
     if (!todo || !argv || !lens) {
         rc = TQ_ENOMEM;
         goto out;
     }
-    for (size_t i = 0, k = 0; i < b->nents; i++)
-        if (b->ents[i]->need_sync)
-            todo[k++] = b->ents[i];
+    for (size_t i = 0; all && i < b->nents; i++)
+        if (b->ents[i]->ok && b->ents[i]->enabled)
+            todo[n++] = b->ents[i];
     for (size_t done = 0; done < n && rc == 0;) {
         /* Send up to SYNC_PIPELINE chunks, then read their replies. */
         size_t sent = 0, start = done;
@@ -857,7 +952,7 @@ static int sync_state(beat *b, int64_t now_ms)
                 break;
             }
         }
-        for (size_t s = 0, at = start; s < sent; s++) {
+        for (size_t k = 0, at = start; k < sent; k++) {
             redisReply *r = tq_conn_reply(b->conn);
             if (!r) {
                 rc = TQ_EREDIS;
@@ -880,17 +975,28 @@ static int sync_state(beat *b, int64_t now_ms)
     }
     if (rc == 0) {
         for (size_t i = 0; i < n; i++) {
-            todo[i]->need_sync = 0;
             todo[i]->next = first_tick(todo[i], now_ms);
+            if (!all && todo[i]->hpos != NOT_IN_HEAP)
+                heap_fix(b, todo[i]);
         }
-        heap_build(b);
+        if (all)
+            heap_build(b);
+        b->sync_all = 0;
+        b->npending = 0;
+        tq_log(n >= 10000 ? TQ_LOG_INFO : TQ_LOG_DEBUG, "read %s for %zu schedules in %lld ms",
+               b->key_state, n, (long long)(tq_clock_mono_ms() - t0));
     } else {
         b->sync_all = 1; /* start over next time */
+        b->npending = 0;
     }
 out:
-    if (rc == TQ_ENOMEM)
+    if (rc == TQ_ENOMEM) {
         tq_error("reading %s: out of memory", b->key_state);
-    free(todo);
+        b->sync_all = 1;
+        b->npending = 0;
+    }
+    if (all)
+        free(todo);
     free(argv);
     free(lens);
     return rc;
@@ -1094,6 +1200,8 @@ static int publish_due(beat *b, int64_t now_ms)
 {
     size_t n = 0, sent = 0;
     int rc = 0;
+    b->pass_caught_up = 0;
+    b->pass_skipped = 0;
     while (b->nheap && b->heap[0]->next <= now_ms && n < BEAT_PASS_MAX) {
         struct entry *e = b->heap[0];
         int64_t t = beat_catch_up(&e->rule, e->catchup, b->catchup_max, e->next, now_ms,
@@ -1117,6 +1225,10 @@ static int publish_due(beat *b, int64_t now_ms)
     }
     if (rc == TQ_ENOMEM)
         tq_error("publishing: out of memory");
+    if (b->pass_caught_up > BEAT_CATCHUP_LOGS)
+        tq_info("no beat ran for a while: %zu schedules caught up in this pass, skipping %lld "
+                "missed ticks by their catchup policies",
+                b->pass_caught_up, (long long)b->pass_skipped);
 
     /* Send the batches pipelined, read the replies, retry NOSCRIPT ones in
      * order (stopping at the first failure, so that a later tick never
@@ -1206,12 +1318,18 @@ int64_t beat_step(beat *b, int64_t now_ms, int64_t mono_ms)
         if ((rc = check_changes(b, now_ms)) < 0)
             redis_failed(b, rc);
     }
-    if (b->redis_ok && b->reloading && (rc = reload_step(b, now_ms)) < 0)
-        redis_failed(b, rc);
     if (b->redis_ok && b->leader && b->loaded && (rc = sync_state(b, now_ms)) < 0)
         redis_failed(b, rc);
     if (b->redis_ok && b->leader && b->loaded && (rc = publish_due(b, now_ms)) < 0)
         redis_failed(b, rc);
+    if (b->redis_ok && b->reloading) {
+        /* Scan until the next tick is due, and at most the budget. */
+        int64_t mono = tq_clock_mono_ms(), deadline = mono + BEAT_SCAN_BUDGET_MS;
+        if (b->leader && b->nheap && b->heap[0]->next - now_ms < deadline - mono_ms)
+            deadline = mono_ms + (b->heap[0]->next - now_ms);
+        if ((rc = reload_step(b, now_ms, deadline)) < 0)
+            redis_failed(b, rc);
+    }
     if (b->redis_ok && b->leader && mono_ms >= b->promote_due_mono) {
         rc = tq_delayed_promote(b->conn, b->prefix, now_ms, TQ_DELAYED_BATCH);
         b->promote_due_mono = rc == TQ_DELAYED_BATCH ? mono_ms : mono_ms + BEAT_PROMOTE_MS;
@@ -1225,7 +1343,7 @@ int64_t beat_step(beat *b, int64_t now_ms, int64_t mono_ms)
     if (b->redis_ok) {
         if (b->check_due_mono < wake)
             wake = b->check_due_mono;
-        if (b->reloading)
+        if (b->reloading || (b->leader && (b->sync_all || b->npending)))
             wake = mono_ms;
         if (b->leader && b->promote_due_mono < wake)
             wake = b->promote_due_mono;
@@ -1380,7 +1498,9 @@ void beat_free(beat *b)
     for (size_t i = 0; i < b->nents; i++)
         free(b->ents[i]);
     free(b->ents);
+    free(b->seen);
     free(b->heap);
+    free(b->pending);
     free(b->recs);
     tq_conn_free(b->conn);
     free(b);

@@ -39,6 +39,7 @@
 #define BEAT_SCAN_BUDGET_MS 20     /* reload work per pass before ticks get a turn */
 #define BEAT_SYNC_CHUNK 1000       /* schedule names per HMGET of P:schedule-state */
 #define BEAT_GAP_SLACK_MS 1000     /* a tick up to lease + this late is a failover's */
+#define BEAT_CATCHUP_LOGS 10       /* catch-ups logged one by one per pass (info) */
 #define BEAT_SLEEP_MAX_MS 1000     /* a pass never sleeps longer (clock jumps) */
 
 typedef struct beat beat;
