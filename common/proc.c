@@ -81,6 +81,7 @@ int tq_proc_check(const tq_config *cfg)
 {
     tq_url url;
     char err[256];
+    tq_log_min = TQ_LOG_ERROR; /* the exit code is the answer: no warnings */
     if (tq_url_parse(cfg->redis_url, &url, err, sizeof err) < 0)
         return 1;
     tq_conn *c = tq_conn_new(&url, "check");

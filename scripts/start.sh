@@ -15,10 +15,17 @@ cmake --build build -j "$(nproc)" >/dev/null
 export TICKQ_REDIS_URL=${TICKQ_REDIS_URL:-redis://127.0.0.1:6379/0}
 export TICKQ_LISTEN=${TICKQ_LISTEN:-127.0.0.1:5000}
 pids=()
+redis_pid=
+# Stop the tickq programs first (workers requeue what they hold and leave
+# P:workers), then the redis-server this script started.
 stop() {
     echo "stopping..." >&2
     kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
+    if [ -n "$redis_pid" ]; then
+        kill -TERM "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+    fi
     exit 0
 }
 trap stop INT TERM
@@ -26,9 +33,11 @@ trap stop INT TERM
 if ! build/web/tickq-web --check; then
     mkdir -p run/redis
     echo "starting redis-server on 127.0.0.1:6379 (data in run/redis)" >&2
-    redis-server --bind 127.0.0.1 --port 6379 --dir "$PWD/run/redis" --appendonly yes \
+    # Its own session, so that Ctrl-C reaches the tickq programs only and
+    # Redis outlives them long enough for their graceful stop.
+    setsid redis-server --bind 127.0.0.1 --port 6379 --dir "$PWD/run/redis" --appendonly yes \
         --save '' --logfile "$PWD/run/redis.log" &
-    pids+=($!)
+    redis_pid=$!
     for _ in $(seq 50); do build/web/tickq-web --check && break; sleep 0.1; done
 fi
 build/web/tickq-web & pids+=($!)
