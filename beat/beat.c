@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #define NO_TICK INT64_MIN
@@ -32,9 +33,15 @@
  * State.
  *
  * The beat keeps one entry per field of P:schedules, good or bad, in an
- * array sorted by name, so that a reload can tell added, changed and
- * removed definitions apart and warns about a bad one once (per version of
- * its text). The good, enabled entries are also in a binary min-heap keyed
+ * array sorted by (hash of the name, name), so that a reload can tell
+ * added, changed and removed definitions apart and warns about a bad one
+ * once (per version of its text). A parallel array of slots holds, per
+ * entry, the hash of its name, the hash of its definition and the reload
+ * generation that last saw it; a name is found there through a table of
+ * where each hash prefix starts. A reload that finds a definition
+ * unchanged therefore touches one slot, not the entry: one or two cache
+ * misses rather than the twenty of a bisection that chases pointers. That
+ * is what makes a reload of a million schedules fast. The good, enabled entries are also in a binary min-heap keyed
  * on (next tick, name): a pass looks at the top only, so it costs
  * O(due * log n).
  *
@@ -49,6 +56,7 @@ struct entry {
     int64_t next;        /* next tick to publish, valid while in the heap */
     int64_t since;       /* SINCE_START, or when this definition appeared (ms) */
     uint64_t hash;       /* of the definition's text */
+    uint64_t namehash;   /* of the name: the sort key */
     double timeout;      /* seconds, 0: the worker's default */
     double expires;      /* seconds after the tick, 0: never */
     int32_t max_retries; /* -1: the worker's default */
@@ -70,6 +78,13 @@ struct rec {
     char *msg;       /* owned: the encoded message */
     size_t len;
     int rc;          /* 1 published, 0 already published, -1 lease lost, or a TQ_E... code */
+};
+
+/* The lookup data of one entry, next to that of its neighbours. */
+struct slot {
+    uint64_t name; /* the entry's namehash: the sort key */
+    uint64_t def;  /* the entry's hash: its definition's text */
+    uint32_t seen; /* the reload generation that saw it last */
 };
 
 /* A definition that changed during a reload: replaces old when it ends. */
@@ -95,8 +110,10 @@ struct beat {
     tq_sched *seed; /* owned: the file's schedules until upserted */
     size_t nseed;
     int seeded;
-    struct entry **ents; /* owned entries, sorted by name */
-    uint32_t *seen;      /* per entry: the reload generation that saw it last */
+    struct entry **ents; /* owned entries, sorted by (namehash, name) */
+    struct slot *slots;  /* per entry */
+    uint32_t *bucket;    /* index of the first slot of each top-bits prefix, and nents */
+    int bucket_bits;
     size_t nents, capents;
     struct entry **heap; /* borrowed pointers into ents */
     size_t nheap, capheap;
@@ -110,6 +127,10 @@ struct beat {
     uint32_t gen;
     size_t nseen;        /* distinct known entries this scan has seen */
     int64_t reload_ms;   /* wall time the reload started: "since" of new definitions */
+    int64_t reload_mono; /* monotonic ms it started */
+    size_t nscanned;     /* fields it has read */
+    uint64_t *hashes;    /* scratch: name and text hashes of one HSCAN reply */
+    size_t caphashes;
     struct entry **added; /* owned until applied */
     size_t nadded, capadded;
     struct change *changed;
@@ -177,18 +198,35 @@ static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 static int entry_cmp(const void *pa, const void *pb)
 {
     const struct entry *a = *(struct entry *const *)pa, *b = *(struct entry *const *)pb;
+    if (a->namehash != b->namehash)
+        return a->namehash < b->namehash ? -1 : 1;
     return name_cmp(a->str, a->namelen, b->str, b->namelen);
 }
 
-/* FNV-1a, 64 bits: tells a changed definition from an unchanged one. */
+/* A 64-bit hash of len bytes at s, eight bytes at a time, finished with
+ * the MurmurHash3 mixer: tells a changed definition from an unchanged one,
+ * and spreads names evenly over the prefix table. Not for adversaries: only
+ * writers of P:schedules choose the input, and they can change it anyway. */
 static uint64_t text_hash(const char *s, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
+    const uint64_t m = 0xff51afd7ed558ccdull;
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (len * m), w;
+    for (; len >= 8; s += 8, len -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * m;
+        h ^= h >> 32;
     }
-    return h;
+    w = 0;
+    memcpy(&w, s, len);
+    h = (h ^ w) * m;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+static uint64_t name_hash(const char *s, size_t len)
+{
+    return text_hash(s, len);
 }
 
 /* The strings after the name. */
@@ -266,6 +304,7 @@ static struct entry *entry_bad(const char *name, size_t namelen, uint64_t hash)
     memcpy(e->str, name, namelen);
     e->namelen = (uint32_t)namelen;
     e->hash = hash;
+    e->namehash = name_hash(name, namelen);
     e->last = e->next = NO_TICK;
     e->hpos = NOT_IN_HEAP;
     return e;
@@ -317,6 +356,7 @@ static struct entry *entry_new(const beat *b, const char *name, size_t namelen, 
         e->rule = s.rule;
         e->namelen = (uint32_t)namelen;
         e->hash = hash;
+        e->namehash = name_hash(name, namelen);
         e->ok = 1;
         e->enabled = (uint8_t)s.enabled;
         e->catchup = (uint8_t)s.catchup;
@@ -557,39 +597,26 @@ static void reload_start(beat *b, int64_t now_ms)
     b->reload_again = 0;
     b->gen++;
     b->nseen = 0;
+    b->nscanned = 0;
     b->reload_ms = now_ms;
+    b->reload_mono = tq_clock_mono_ms();
     snprintf(b->cursor, sizeof b->cursor, "0");
 }
 
-/* The index of the entry called name, or SIZE_MAX. */
-static size_t find_pos(const beat *b, const char *name, size_t len)
+/* Asks for huge pages under a big array that is read at random (the
+ * slots, the index, the heap): with a million schedules, TLB misses would
+ * otherwise cost more than the cache misses. Advice only. */
+static void huge_pages(void *p, size_t len)
 {
-    size_t lo = 0, hi = b->nents;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = name_cmp(b->ents[mid]->str, b->ents[mid]->namelen, name, len);
-        if (c == 0)
-            return mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return SIZE_MAX;
-}
-
-/* The index of the first of ents[0, n) named after e (e's place). */
-static size_t lower_bound(struct entry *const *ents, size_t n, const struct entry *e)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (name_cmp(ents[mid]->str, ents[mid]->namelen, e->str, e->namelen) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+#ifdef MADV_HUGEPAGE
+    const uintptr_t page = 4096;
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), z = ((uintptr_t)p + len) & ~(page - 1);
+    if (len >= ((size_t)4 << 20) && z > a)
+        madvise((void *)a, z - a, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)len;
+#endif
 }
 
 static int grow(void **arr, size_t *cap, size_t need, size_t size)
@@ -602,23 +629,97 @@ static int grow(void **arr, size_t *cap, size_t need, size_t size)
     void *p = realloc(*arr, n * size);
     if (!p)
         return TQ_ENOMEM;
+    huge_pages(p, n * size);
     *arr = p;
     *cap = n;
     return 0;
 }
 
-/* Takes note of one field of the scan. Returns 0 or TQ_ENOMEM. */
-static int reload_field(beat *b, const redisReply *name, const redisReply *value)
+/* The index of the first of the entries [0, n) that does not sort before
+ * (h, name), by bisection (for inserting). */
+static size_t lower_bound(const beat *b, size_t n, uint64_t h, const char *name, size_t len)
 {
-    uint64_t h = text_hash(value->str, value->len);
-    size_t pos = find_pos(b, name->str, name->len);
-    struct entry *old = pos == SIZE_MAX ? NULL : b->ents[pos];
-    struct change *ch = NULL;
-    if (old && b->seen[pos] != b->gen) { /* its first sighting in this scan */
-        b->seen[pos] = b->gen;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->slots[mid].name < h ||
+            (b->slots[mid].name == h &&
+             name_cmp(b->ents[mid]->str, b->ents[mid]->namelen, name, len) < 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Rebuilds the prefix table after entries were added or removed: about
+ * eight entries per prefix. O(n), sequential. Returns 0 or TQ_ENOMEM. */
+static int index_build(beat *b)
+{
+    int bits = 8;
+    while (bits < 24 && ((size_t)8 << bits) < b->nents)
+        bits++;
+    uint32_t *t = realloc(b->bucket, (((size_t)1 << bits) + 1) * sizeof *t);
+    if (!t) {
+        free(b->bucket); /* find_pos() bisects without it */
+        b->bucket = NULL;
+        return TQ_ENOMEM;
+    }
+    huge_pages(t, (((size_t)1 << bits) + 1) * sizeof *t);
+    b->bucket = t;
+    b->bucket_bits = bits;
+    size_t i = 0;
+    for (size_t j = 0; j < (size_t)1 << bits; j++) {
+        while (i < b->nents && (b->slots[i].name >> (64 - bits)) < j)
+            i++;
+        t[j] = (uint32_t)i;
+    }
+    t[(size_t)1 << bits] = (uint32_t)b->nents;
+    return 0;
+}
+
+/* The index of the entry called name (whose name_hash() is h), or
+ * SIZE_MAX. With def (the hash of a definition's text, or 0), a slot whose
+ * name and definition hashes both match is taken without reading the
+ * entry: the text holds the name, so that is the same name and the same
+ * definition (but for a 128-bit collision). */
+static size_t find_pos(const beat *b, const char *name, size_t len, uint64_t h, uint64_t def)
+{
+    size_t i, end;
+    if (b->bucket) {
+        size_t j = h >> (64 - b->bucket_bits);
+        i = b->bucket[j];
+        end = b->bucket[j + 1];
+    } else {
+        i = lower_bound(b, b->nents, h, name, len);
+        end = b->nents;
+    }
+    while (i < end && b->slots[i].name < h)
+        i++;
+    for (; i < end && b->slots[i].name == h; i++)
+        if ((def && b->slots[i].def == def) ||
+            name_cmp(b->ents[i]->str, b->ents[i]->namelen, name, len) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* Takes note of one field of the scan, whose name hashes to nh and whose
+ * text to h. Returns 0 or TQ_ENOMEM. */
+static int reload_field(beat *b, const redisReply *name, const redisReply *value, uint64_t nh,
+                        uint64_t h)
+{
+    size_t pos = find_pos(b, name->str, name->len, nh, h);
+    struct slot *sl = pos == SIZE_MAX ? NULL : &b->slots[pos];
+    if (sl && sl->seen != b->gen && sl->def == h) { /* unchanged, first sighting */
+        sl->seen = b->gen;
         b->nseen++;
-        if (old->hash == h)
-            return 0; /* unchanged */
+        return 0;
+    }
+    struct entry *old = sl ? b->ents[pos] : NULL;
+    struct change *ch = NULL;
+    if (old && sl->seen != b->gen) { /* changed, first sighting */
+        sl->seen = b->gen;
+        b->nseen++;
     } else if (old) {
         /* HSCAN may return a field twice: the latest text counts. */
         for (size_t i = 0; i < b->nchanged && !ch; i++)
@@ -663,19 +764,20 @@ static void pending_add(beat *b, struct entry *e)
     b->pending[b->npending++] = e;
 }
 
-/* Makes room for n entries in ents, seen and the heap. */
+/* Makes room for n entries in ents, slots and the heap. */
 static int reserve(beat *b, size_t n)
 {
     size_t cap = b->capents;
     if (grow((void **)&b->ents, &b->capents, n, sizeof *b->ents) < 0)
         return TQ_ENOMEM;
     if (b->capents != cap) {
-        uint32_t *seen = realloc(b->seen, b->capents * sizeof *seen);
-        if (!seen) {
+        struct slot *slots = realloc(b->slots, b->capents * sizeof *slots);
+        if (!slots) {
             b->capents = cap; /* the larger ents block is harmless */
             return TQ_ENOMEM;
         }
-        b->seen = seen;
+        huge_pages(slots, b->capents * sizeof *slots);
+        b->slots = slots;
     }
     return grow((void **)&b->heap, &b->capheap, n, sizeof *b->heap);
 }
@@ -686,7 +788,7 @@ static int reserve(beat *b, size_t n)
 static int reload_apply(beat *b, int64_t now_ms)
 {
     char nm[SHOWN_MAX];
-    size_t before = b->nents;
+    size_t before = b->nents, nchanged = b->nchanged;
     /* Entries waiting for their state may be freed below: read all, then. */
     if (b->npending) {
         b->npending = 0;
@@ -709,7 +811,9 @@ static int reload_apply(beat *b, int64_t now_ms)
     /* Changed: the new version takes the old one's place (same name). */
     for (size_t i = 0; i < b->nchanged; i++) {
         struct entry *old = b->changed[i].old, *e = b->changed[i].e;
-        b->ents[find_pos(b, old->str, old->namelen)] = e;
+        size_t pos = find_pos(b, old->str, old->namelen, old->namehash, 0);
+        b->ents[pos] = e;
+        b->slots[pos].def = e->hash;
         e->last = old->last;
         e->since = b->reload_ms;
         log_entry(b, e, "updated");
@@ -735,9 +839,9 @@ static int reload_apply(beat *b, int64_t now_ms)
         size_t n = 0;
         for (size_t i = 0; i < b->nents; i++) {
             struct entry *o = b->ents[i];
-            if (b->seen[i] == b->gen) {
+            if (b->slots[i].seen == b->gen) {
                 b->ents[n] = o;
-                b->seen[n++] = b->gen;
+                b->slots[n++] = b->slots[i];
                 continue;
             }
             tq_info("schedule '%s' removed", shown(o->str, o->namelen, nm, sizeof nm));
@@ -753,12 +857,12 @@ static int reload_apply(beat *b, int64_t now_ms)
     size_t end = b->nents, k = b->nents + na;
     for (size_t j = na; j-- > 0;) {
         struct entry *a = b->added[j];
-        size_t p = lower_bound(b->ents, end, a), len = end - p;
+        size_t p = lower_bound(b, end, a->namehash, a->str, a->namelen), len = end - p;
         k -= len;
         memmove(&b->ents[k], &b->ents[p], len * sizeof *b->ents);
-        memmove(&b->seen[k], &b->seen[p], len * sizeof *b->seen);
+        memmove(&b->slots[k], &b->slots[p], len * sizeof *b->slots);
         b->ents[--k] = a;
-        b->seen[k] = b->gen;
+        b->slots[k] = (struct slot){a->namehash, a->hash, b->gen};
         end = p;
         a->since = b->loaded ? b->reload_ms : SINCE_START;
         log_entry(b, a, "added");
@@ -774,6 +878,8 @@ static int reload_apply(beat *b, int64_t now_ms)
     b->nents += na;
     if (na > 1024)
         heap_build(b);
+    if ((na || b->nents != before) && index_build(b) < 0)
+        tq_warn("reload: out of memory for the name index; looking names up by bisection");
     b->nadded = 0;
     b->reloading = 0;
     if (!b->loaded) {
@@ -784,6 +890,11 @@ static int reload_apply(beat *b, int64_t now_ms)
                 b->key_schedules, enabled, b->nents - enabled - bad, bad);
     }
     b->loaded = 1;
+    int64_t took = tq_clock_mono_ms() - b->reload_mono;
+    tq_log(took >= 1000 ? TQ_LOG_INFO : TQ_LOG_DEBUG,
+           "reloaded %s in %lld ms: %zu fields read, %zu added, %zu changed, %zu removed",
+           b->key_schedules, (long long)took, b->nscanned, na, nchanged,
+           before + na - b->nents);
     return 0;
 }
 
@@ -816,11 +927,34 @@ static int reload_step(beat *b, int64_t now_ms, int64_t deadline)
             tq_info("%s is readable again", b->key_schedules);
         b->reload_err = 0;
         const redisReply *kv = r->element[1];
-        for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-            const redisReply *name = kv->element[i], *value = kv->element[i + 1];
-            if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
-                continue;
-            if (reload_field(b, name, value) < 0) {
+        size_t nf = kv->elements / 2;
+        for (size_t i = 0; i < nf; i++)
+            if (kv->element[2 * i]->type != REDIS_REPLY_STRING ||
+                kv->element[2 * i + 1]->type != REDIS_REPLY_STRING)
+                nf = 0; /* not what HSCAN of a hash gives: read none */
+        if (grow((void **)&b->hashes, &b->caphashes, 2 * nf, sizeof *b->hashes) < 0) {
+            freeReplyObject(r);
+            reload_discard(b);
+            tq_error("reload: out of memory; trying again at the next check");
+            return TQ_ENOMEM;
+        }
+        /* Hash every field first, then look them up with the slots
+         * prefetched a few fields ahead: the lookups' cache misses then
+         * overlap instead of coming one after the other. */
+        for (size_t i = 0; i < nf; i++) {
+            const redisReply *name = kv->element[2 * i], *value = kv->element[2 * i + 1];
+            b->hashes[2 * i] = name_hash(name->str, name->len);
+            b->hashes[2 * i + 1] = text_hash(value->str, value->len);
+        }
+        for (size_t i = 0; i < nf; i++) {
+            if (b->bucket && i + 16 < nf)
+                __builtin_prefetch(&b->bucket[b->hashes[2 * (i + 16)] >> (64 - b->bucket_bits)]);
+            if (b->bucket && i + 8 < nf)
+                __builtin_prefetch(
+                    &b->slots[b->bucket[b->hashes[2 * (i + 8)] >> (64 - b->bucket_bits)]]);
+            b->nscanned++;
+            if (reload_field(b, kv->element[2 * i], kv->element[2 * i + 1], b->hashes[2 * i],
+                             b->hashes[2 * i + 1]) < 0) {
                 freeReplyObject(r);
                 reload_discard(b);
                 tq_error("reload: out of memory; trying again at the next check");
@@ -1498,7 +1632,9 @@ void beat_free(beat *b)
     for (size_t i = 0; i < b->nents; i++)
         free(b->ents[i]);
     free(b->ents);
-    free(b->seen);
+    free(b->slots);
+    free(b->hashes);
+    free(b->bucket);
     free(b->heap);
     free(b->pending);
     free(b->recs);

@@ -35,7 +35,7 @@
 #define BEAT_HOUSEKEEPING_MS 1000  /* lease renewal period */
 #define BEAT_CHECK_MS 250          /* how often P:schedules is checked for changes */
 #define BEAT_PROMOTE_MS 100        /* how often the leader promotes delayed messages */
-#define BEAT_SCAN_COUNT 2000       /* HSCAN COUNT of a reload */
+#define BEAT_SCAN_COUNT 5000       /* HSCAN COUNT of a reload */
 #define BEAT_SCAN_BUDGET_MS 20     /* reload work per pass before ticks get a turn */
 #define BEAT_SYNC_CHUNK 1000       /* schedule names per HMGET of P:schedule-state */
 #define BEAT_GAP_SLACK_MS 1000     /* a tick up to lease + this late is a failover's */

@@ -4,7 +4,7 @@
 # interval shortened (the next run comes from the new definition), disabled,
 # re-enabled (the disabled period publishes nothing), deleted; a cron
 # schedule added without "tz" gets --tz; a cron expression that never fires
-# is skipped with a warning. Delayed messages are promoted when due. Where
+# is skipped with a warning; a mass edit of thousands in one transaction. Delayed messages are promoted when due. Where
 # WATCH is not allowed (an ACL), edits still take effect. Needs jq.
 . "$(dirname "$0")/lib.sh"
 
@@ -106,6 +106,27 @@ late=$(($(now_ms) - due2))
 [ "$late" -le 600 ] || tq_fail "d2 was promoted $late ms after it was due"
 tq_assert_eq "delayed left" 0 "$(rcli ZCARD "$P:delayed")"
 tq_log "ok: delayed messages promoted when due (d2 within $late ms)"
+# A mass edit in one transaction: 1000 of 3000 schedules deleted, 500
+# changed, 1500 added; afterwards exactly the changed and added ones tick.
+rcli EVAL "for i = 1, 3000 do redis.call('HSET', KEYS[1], 'm' .. i,
+    '{\"name\":\"m' .. i .. '\",\"task\":\"noop\",\"every\":3600,\"queue\":\"mass\"}') end" \
+    1 "$P:schedules" >/dev/null
+tq_wait_for 3 "3000 schedules added" "grep -q 'reloaded .* 3000 added, 0 changed, 0 removed' '$TQ_TMP/beat.log'"
+rcli EVAL "for i = 1, 1000 do redis.call('HDEL', KEYS[1], 'm' .. i) end
+    for i = 1001, 1500 do redis.call('HSET', KEYS[1], 'm' .. i,
+        '{\"name\":\"m' .. i .. '\",\"task\":\"noop\",\"every\":1,\"queue\":\"mass\"}') end
+    for i = 3001, 4500 do redis.call('HSET', KEYS[1], 'm' .. i,
+        '{\"name\":\"m' .. i .. '\",\"task\":\"noop\",\"every\":1,\"queue\":\"mass2\"}') end" \
+    1 "$P:schedules" >/dev/null
+tq_wait_for 3 "the mass edit is applied" \
+    "grep -q 'reloaded .* 1500 added, 500 changed, 1000 removed' '$TQ_TMP/beat.log'"
+sleep 2.2
+names() { rcli LRANGE "$P:queue:$1" 0 -1 | jq -r .schedule | sort -u | sed 's/^m//' | sort -n | tr '\n' ' '; }
+[ "$(names mass)" == "$(seq -s ' ' 1001 1500) " ] ||
+    tq_fail "queue mass: expected ticks of m1001..m1500 only, got schedules $(names mass)"
+[ "$(names mass2)" == "$(seq -s ' ' 3001 4500) " ] ||
+    tq_fail "queue mass2: expected ticks of m3001..m4500 only, got schedules $(names mass2)"
+tq_log "ok: after the mass edit exactly the 500 changed and 1500 added schedules tick"
 kill -TERM "$BEAT"
 wait "$BEAT" || tq_fail "the beat exited with $? after SIGTERM"
 
