@@ -2,7 +2,8 @@
 # missing. Sourced by scripts/start.sh and scripts/test.sh; root or sudo.
 tq_deps_install() {
     local pkgs=(build-essential cmake pkg-config libhiredis-dev libjansson-dev
-                libcivetweb-dev libcmocka-dev redis-server redis-tools curl jq python3 "$@")
+                libcivetweb-dev libcmocka-dev redis-server redis-tools curl jq python3 tzdata
+                python3-croniter "$@")
     local missing=()
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
