@@ -41,9 +41,10 @@
  * where each hash prefix starts. A reload that finds a definition
  * unchanged therefore touches one slot, not the entry: one or two cache
  * misses rather than the twenty of a bisection that chases pointers. That
- * is what makes a reload of a million schedules fast. The good, enabled entries are also in a binary min-heap keyed
- * on (next tick, name): a pass looks at the top only, so it costs
- * O(due * log n).
+ * is what makes a reload of a million schedules fast.
+ *
+ * The good, enabled entries are also in a binary min-heap keyed on (next
+ * tick, name): a pass looks at the top only, so it costs O(due * log n).
  *
  * An entry is one allocation, small enough for a million of them: the
  * timing rule, what a message needs, a hash of the definition's text (to
@@ -224,11 +225,6 @@ static uint64_t text_hash(const char *s, size_t len)
     return h ^ (h >> 33);
 }
 
-static uint64_t name_hash(const char *s, size_t len)
-{
-    return text_hash(s, len);
-}
-
 /* The strings after the name. */
 static const char *entry_task(const struct entry *e)
 {
@@ -304,7 +300,7 @@ static struct entry *entry_bad(const char *name, size_t namelen, uint64_t hash)
     memcpy(e->str, name, namelen);
     e->namelen = (uint32_t)namelen;
     e->hash = hash;
-    e->namehash = name_hash(name, namelen);
+    e->namehash = text_hash(name, namelen);
     e->last = e->next = NO_TICK;
     e->hpos = NOT_IN_HEAP;
     return e;
@@ -356,7 +352,7 @@ static struct entry *entry_new(const beat *b, const char *name, size_t namelen, 
         e->rule = s.rule;
         e->namelen = (uint32_t)namelen;
         e->hash = hash;
-        e->namehash = name_hash(name, namelen);
+        e->namehash = text_hash(name, namelen);
         e->ok = 1;
         e->enabled = (uint8_t)s.enabled;
         e->catchup = (uint8_t)s.catchup;
@@ -678,7 +674,7 @@ static int index_build(beat *b)
     return 0;
 }
 
-/* The index of the entry called name (whose name_hash() is h), or
+/* The index of the entry called name (whose text_hash() is h), or
  * SIZE_MAX. With def (the hash of a definition's text, or 0), a slot whose
  * name and definition hashes both match is taken without reading the
  * entry: the text holds the name, so that is the same name and the same
@@ -943,7 +939,7 @@ static int reload_step(beat *b, int64_t now_ms, int64_t deadline)
          * overlap instead of coming one after the other. */
         for (size_t i = 0; i < nf; i++) {
             const redisReply *name = kv->element[2 * i], *value = kv->element[2 * i + 1];
-            b->hashes[2 * i] = name_hash(name->str, name->len);
+            b->hashes[2 * i] = text_hash(name->str, name->len);
             b->hashes[2 * i + 1] = text_hash(value->str, value->len);
         }
         for (size_t i = 0; i < nf; i++) {
@@ -1366,34 +1362,30 @@ static int publish_due(beat *b, int64_t now_ms)
 
     /* Send the batches pipelined, read the replies, retry NOSCRIPT ones in
      * order (stopping at the first failure, so that a later tick never
-     * lands before an earlier one of the same schedule). */
+     * lands before an earlier one of the same schedule). Batch k is
+     * recs[k * BEAT_SCRIPT_TICKS, end(k)). */
     size_t nb = (n + BEAT_SCRIPT_TICKS - 1) / BEAT_SCRIPT_TICKS;
+#define BATCH_END(k) ((k) + 1 < nb ? ((k) + 1) * BEAT_SCRIPT_TICKS : n)
     for (size_t k = 0; k < nb; k++, sent++)
-        if (send_batch(b, k * BEAT_SCRIPT_TICKS,
-                       (k + 1) * BEAT_SCRIPT_TICKS < n ? (k + 1) * BEAT_SCRIPT_TICKS : n,
-                       0) < 0)
+        if (send_batch(b, k * BEAT_SCRIPT_TICKS, BATCH_END(k), 0) < 0)
             break;
     unsigned char noscript[BEAT_PASS_MAX / BEAT_SCRIPT_TICKS + 1] = {0};
     for (size_t k = 0; k < nb; k++) {
-        size_t from = k * BEAT_SCRIPT_TICKS, to = from + BEAT_SCRIPT_TICKS < n ? from + BEAT_SCRIPT_TICKS : n;
         redisReply *reply = k < sent ? tq_conn_reply(b->conn) : NULL;
         noscript[k] = (unsigned char)tq_conn_is_noscript(reply);
         if (!noscript[k])
-            batch_result(b, from, to, reply);
+            batch_result(b, k * BEAT_SCRIPT_TICKS, BATCH_END(k), reply);
         freeReplyObject(reply);
     }
-    int failed = 0;
-    for (size_t k = 0; k < nb; k++) {
-        size_t from = k * BEAT_SCRIPT_TICKS, to = from + BEAT_SCRIPT_TICKS < n ? from + BEAT_SCRIPT_TICKS : n;
-        if (noscript[k]) {
-            if (failed)
-                batch_result(b, from, to, NULL);
-            else
-                send_batch(b, from, to, 1);
-        }
-        if (b->recs[from].rc < 0)
+    for (size_t k = 0, failed = 0; k < nb; k++) {
+        if (noscript[k] && failed)
+            batch_result(b, k * BEAT_SCRIPT_TICKS, BATCH_END(k), NULL);
+        else if (noscript[k])
+            send_batch(b, k * BEAT_SCRIPT_TICKS, BATCH_END(k), 1);
+        if (b->recs[k * BEAT_SCRIPT_TICKS].rc < 0)
             failed = 1;
     }
+#undef BATCH_END
 
     int rollback = 0, lost = 0;
     for (size_t i = 0; i < n; i++) {

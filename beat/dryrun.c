@@ -22,8 +22,10 @@ int beat_dry_run(const tq_config *cfg, FILE *out, FILE *errout)
         return 2;
     }
     if (!tq_cron_ever(&c)) {
-        fprintf(errout, "tickq-beat: --next-runs: '%s' never fires (no day of any year "
-                "matches)\n", cfg->next_runs);
+        fprintf(errout,
+                "tickq-beat: --next-runs: '%s' never fires (no day of any year "
+                "matches)\n",
+                cfg->next_runs);
         return 2;
     }
     if (!cfg->from[0])

@@ -27,10 +27,8 @@ static const char *const month_names[] = {"JAN", "FEB", "MAR", "APR", "MAY", "JU
 static const char *const day_names[] = {"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"};
 
 static const struct field fields[NFIELDS] = {
-    {"minute", 0, 59, NULL, 0},
-    {"hour", 0, 23, NULL, 0},
-    {"day-of-month", 1, 31, NULL, 0},
-    {"month", 1, 12, month_names, 12},
+    {"minute", 0, 59, NULL, 0},          {"hour", 0, 23, NULL, 0},
+    {"day-of-month", 1, 31, NULL, 0},    {"month", 1, 12, month_names, 12},
     {"day-of-week", 0, 7, day_names, 7},
 };
 
@@ -58,8 +56,9 @@ static int parse_value(const char **sp, const struct field *f, const char *expr,
             n++;
         }
         if (v < f->lo || v > f->hi)
-            return tq_err_set(-1, err, errlen, "'%s': %s field: %.*s is out of range %d-%d",
-                              expr, f->name, n, s, f->lo, f->hi);
+            return tq_err_set(-1, err, errlen,
+                              "'%s': %s field: %.*s is out of range %d-%d", expr, f->name,
+                              n, s, f->lo, f->hi);
         *out = (int)v;
         *sp = s + n;
         return 0;
@@ -71,8 +70,8 @@ static int parse_value(const char **sp, const struct field *f, const char *expr,
         if (*s == '\0' || *s == ',')
             return tq_err_set(-1, err, errlen, "'%s': %s field: a value is missing", expr,
                               f->name);
-        return tq_err_set(-1, err, errlen, "'%s': %s field: unexpected '%c'", expr, f->name,
-                          *s);
+        return tq_err_set(-1, err, errlen, "'%s': %s field: unexpected '%c'", expr,
+                          f->name, *s);
     }
     for (int i = 0; f->names && n == 3 && i < f->nnames; i++)
         if (strncasecmp(s, f->names[i], 3) == 0) {
@@ -83,8 +82,8 @@ static int parse_value(const char **sp, const struct field *f, const char *expr,
     if (!f->names)
         return tq_err_set(-1, err, errlen, "'%s': %s field: '%.*s' is not a number", expr,
                           f->name, n, s);
-    return tq_err_set(-1, err, errlen, "'%s': %s field: unknown name '%.*s' (use %s-%s)", expr,
-                      f->name, n, s, f->names[0], f->names[f->nnames - 1]);
+    return tq_err_set(-1, err, errlen, "'%s': %s field: unknown name '%.*s' (use %s-%s)",
+                      expr, f->name, n, s, f->names[0], f->names[f->nnames - 1]);
 }
 
 /* Reads "/n" at *sp if there is one (else *step stays). */
@@ -96,8 +95,9 @@ static int parse_step(const char **sp, const struct field *f, const char *expr, 
         return 0;
     s++;
     if (!isdigit((unsigned char)*s))
-        return tq_err_set(-1, err, errlen, "'%s': %s field: '/' must be followed by a step",
-                          expr, f->name);
+        return tq_err_set(-1, err, errlen,
+                          "'%s': %s field: '/' must be followed by a step", expr,
+                          f->name);
     long v = 0;
     int n = 0;
     while (isdigit((unsigned char)s[n])) {
@@ -106,19 +106,19 @@ static int parse_step(const char **sp, const struct field *f, const char *expr, 
         n++;
     }
     if (v == 0)
-        return tq_err_set(-1, err, errlen, "'%s': %s field: step 0 (a step is at least 1)",
-                          expr, f->name);
+        return tq_err_set(-1, err, errlen,
+                          "'%s': %s field: step 0 (a step is at least 1)", expr, f->name);
     if (v > f->hi)
-        return tq_err_set(-1, err, errlen, "'%s': %s field: step %.*s is larger than %d", expr,
-                          f->name, n, s, f->hi);
+        return tq_err_set(-1, err, errlen, "'%s': %s field: step %.*s is larger than %d",
+                          expr, f->name, n, s, f->hi);
     *step = (int)v;
     *sp = s + n;
     return 0;
 }
 
 /* Parses one field (len bytes at text) into bits. */
-static int parse_field(const char *text, size_t len, const struct field *f, const char *expr,
-                       uint64_t *bits, char *err, size_t errlen)
+static int parse_field(const char *text, size_t len, const struct field *f,
+                       const char *expr, uint64_t *bits, char *err, size_t errlen)
 {
     char buf[TQ_CRON_EXPR_MAX];
     memcpy(buf, text, len);
@@ -144,9 +144,10 @@ static int parse_field(const char *text, size_t len, const struct field *f, cons
                 if (parse_value(&s, f, expr, &b, err, errlen) < 0)
                     return -1;
                 if (b < a)
-                    return tq_err_set(-1, err, errlen,
-                                      "'%s': %s field: reversed range '%.*s' (%d is after %d)",
-                                      expr, f->name, (int)(s - item), item, a, b);
+                    return tq_err_set(
+                        -1, err, errlen,
+                        "'%s': %s field: reversed range '%.*s' (%d is after %d)", expr,
+                        f->name, (int)(s - item), item, a, b);
             } else if (*s == '/') {
                 b = f->hi;
             }
@@ -154,8 +155,9 @@ static int parse_field(const char *text, size_t len, const struct field *f, cons
         if (parse_step(&s, f, expr, &step, err, errlen) < 0)
             return -1;
         if (s != end)
-            return tq_err_set(-1, err, errlen, "'%s': %s field: unexpected '%c' in '%.*s'",
-                              expr, f->name, *s, (int)(end - item), item);
+            return tq_err_set(-1, err, errlen,
+                              "'%s': %s field: unexpected '%c' in '%.*s'", expr, f->name,
+                              *s, (int)(end - item), item);
         for (int v = a; v <= b; v += step)
             *bits |= 1ull << v;
         if (!*end)
@@ -172,8 +174,8 @@ int tq_cron_parse(tq_cron *c, const char *expr, char *err, size_t errlen)
 
     memset(c, 0, sizeof *c);
     if (strlen(expr) >= TQ_CRON_EXPR_MAX)
-        return tq_err_set(TQ_EINVAL, err, errlen,
-                          "a cron expression is at most %d bytes", TQ_CRON_EXPR_MAX - 1);
+        return tq_err_set(TQ_EINVAL, err, errlen, "a cron expression is at most %d bytes",
+                          TQ_CRON_EXPR_MAX - 1);
     while (*s == ' ' || *s == '\t')
         s++;
     if (*s == '@') {
@@ -182,10 +184,11 @@ int tq_cron_parse(tq_cron *c, const char *expr, char *err, size_t errlen)
         for (size_t i = 0; !*rest && i < sizeof macros / sizeof macros[0]; i++)
             if (strlen(macros[i].name) == k && strncasecmp(s, macros[i].name, k) == 0)
                 return tq_cron_parse(c, macros[i].expr, err, errlen);
-        return tq_err_set(TQ_EINVAL, err, errlen,
-                          "'%s': unknown macro (use @yearly, @annually, @monthly, @weekly, "
-                          "@daily, @midnight or @hourly)",
-                          expr);
+        return tq_err_set(
+            TQ_EINVAL, err, errlen,
+            "'%s': unknown macro (use @yearly, @annually, @monthly, @weekly, "
+            "@daily, @midnight or @hourly)",
+            expr);
     }
     while (*s) {
         size_t k = strcspn(s, " \t");
@@ -285,7 +288,8 @@ static int64_t first_match(const tq_cron *c, int64_t from, int64_t limit)
     tq_tz_civil_from_days(days, &y, &m, &d);
     for (;;) {
         if (tq_tz_days_from_civil(y, m, 1) * 86400 + (int64_t)(d - 1) * 86400 + h * 3600 +
-                mi * 60 >= limit)
+                mi * 60 >=
+            limit)
             return NONE;
         if (!(c->months >> m & 1)) {
             int nm = next_bit(c->months, m + 1);

@@ -26,8 +26,8 @@
 
 #include "common/tz.h"
 
-#define TQ_CRON_EXPR_MAX 256       /* bytes of an expression, with the NUL */
-#define TQ_CRON_NEVER INT64_MAX    /* "no fire instant" */
+#define TQ_CRON_EXPR_MAX 256    /* bytes of an expression, with the NUL */
+#define TQ_CRON_NEVER INT64_MAX /* "no fire instant" */
 /* How far tq_cron_next() looks: 400 years, the period of the Gregorian
  * calendar with its weekdays, so an expression that does not fire within
  * it never fires at all. */
@@ -41,12 +41,12 @@ enum {
 
 /* A parsed expression: one bit per allowed value. A plain value. */
 typedef struct {
-    uint64_t minutes;  /* bits 0-59 */
-    uint32_t hours;    /* bits 0-23 */
-    uint32_t days;     /* bits 1-31 */
-    uint16_t months;   /* bits 1-12 */
-    uint8_t weekdays;  /* bits 0-6, Sunday 0 */
-    uint8_t flags;     /* TQ_CRON_* */
+    uint64_t minutes; /* bits 0-59 */
+    uint32_t hours;   /* bits 0-23 */
+    uint32_t days;    /* bits 1-31 */
+    uint16_t months;  /* bits 1-12 */
+    uint8_t weekdays; /* bits 0-6, Sunday 0 */
+    uint8_t flags;    /* TQ_CRON_* */
 } tq_cron;
 
 /* Parses expr into *c. Returns 0, or TQ_EINVAL with a sentence in err that

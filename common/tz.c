@@ -14,11 +14,11 @@
 
 #define bad(err, errlen, ...) tq_err_set(TQ_EINVAL, err, errlen, __VA_ARGS__)
 
-#define OFFSET_MIN (-89999)         /* RFC 8536: offsets are within +-25:59:59 */
+#define OFFSET_MIN (-89999) /* RFC 8536: offsets are within +-25:59:59 */
 #define OFFSET_MAX 93599
 #define RESOLVE_WINDOW_S (30 * 3600) /* wider than any offset */
 #define TYPES_MAX 256
-#define RULE_TIME_MAX (167 * 3600)  /* RFC 8536 extension of POSIX rule times */
+#define RULE_TIME_MAX (167 * 3600) /* RFC 8536 extension of POSIX rule times */
 
 /* ------------------------------------------------------------------------
  * Civil dates. Howard Hinnant's algorithms: exact for every year of the
@@ -74,7 +74,7 @@ int tq_tz_days_in_month(int64_t y, int m)
  * The zone. */
 
 struct ttype {
-    int32_t off;   /* seconds east of UTC */
+    int32_t off; /* seconds east of UTC */
     uint8_t isdst;
 };
 
@@ -96,9 +96,9 @@ struct posix {
 
 struct tq_tz {
     char name[TQ_TZ_NAME_MAX];
-    size_t n;           /* transitions */
-    int64_t *at;        /* owned: n UTC instants, increasing */
-    uint8_t *type;      /* owned: n indexes into types */
+    size_t n;            /* transitions */
+    int64_t *at;         /* owned: n UTC instants, increasing */
+    uint8_t *type;       /* owned: n indexes into types */
     struct ttype *types; /* owned */
     size_t ntypes;       /* >= 1 */
     int has_rule;        /* the footer gives the offsets after at[n-1] */
@@ -220,7 +220,8 @@ int32_t tq_tz_offset(const tq_tz *z, int64_t utc_s, int *is_dst)
     return tt->off;
 }
 
-int64_t tq_tz_next_transition(const tq_tz *z, int64_t utc_s, int32_t *before, int32_t *after)
+int64_t tq_tz_next_transition(const tq_tz *z, int64_t utc_s, int32_t *before,
+                              int32_t *after)
 {
     int64_t t = utc_s, found = TQ_TZ_NONE;
     int32_t b = 0, a = 0;
@@ -282,10 +283,9 @@ static int parse_abbr(const char **sp)
     size_t n = 0;
     if (*s == '<') {
         s++;
-        while (s[n] && s[n] != '>' && (s[n] == '+' || s[n] == '-' ||
-                                       (s[n] >= '0' && s[n] <= '9') ||
-                                       (s[n] >= 'A' && s[n] <= 'Z') ||
-                                       (s[n] >= 'a' && s[n] <= 'z')))
+        while (s[n] && s[n] != '>' &&
+               (s[n] == '+' || s[n] == '-' || (s[n] >= '0' && s[n] <= '9') ||
+                (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z')))
             n++;
         if (s[n] != '>' || n < 3)
             return -1;
@@ -353,7 +353,8 @@ static int parse_rule_date(const char **sp, struct rule_date *r, int32_t *time)
         s++;
         r->kind = 'M';
         if (parse_uint(&s, 1, 12, &r->m) < 0 || *s++ != '.' ||
-            parse_uint(&s, 1, 5, &r->w) < 0 || *s++ != '.' || parse_uint(&s, 0, 6, &r->d) < 0)
+            parse_uint(&s, 1, 5, &r->w) < 0 || *s++ != '.' ||
+            parse_uint(&s, 0, 6, &r->d) < 0)
             return -1;
     } else {
         r->kind = 'n';
@@ -397,8 +398,8 @@ static int parse_posix(const char *s, struct posix *p)
         p->start_time = p->end_time = 2 * 3600;
         return 1;
     }
-    if (*s++ != ',' || parse_rule_date(&s, &p->start, &p->start_time) < 0 || *s++ != ',' ||
-        parse_rule_date(&s, &p->end, &p->end_time) < 0 || *s)
+    if (*s++ != ',' || parse_rule_date(&s, &p->start, &p->start_time) < 0 ||
+        *s++ != ',' || parse_rule_date(&s, &p->end, &p->end_time) < 0 || *s)
         return -1;
     if (p->std_off < OFFSET_MIN || p->std_off > OFFSET_MAX || p->dst_off < OFFSET_MIN ||
         p->dst_off > OFFSET_MAX)
@@ -440,7 +441,8 @@ static uint64_t block_size(const struct counts *c, int tsize)
            c->leap * (uint64_t)(tsize + 4) + c->isstd + c->isut;
 }
 
-tq_tz *tq_tz_parse(const char *name, const void *data, size_t len, char *err, size_t errlen)
+tq_tz *tq_tz_parse(const char *name, const void *data, size_t len, char *err,
+                   size_t errlen)
 {
     const unsigned char *p = data, *end = p + len;
     struct counts c;
@@ -471,8 +473,8 @@ tq_tz *tq_tz_parse(const char *name, const void *data, size_t len, char *err, si
         return NULL;
     }
     if (c.leap) {
-        bad(err, errlen, "zone '%s': zones with leap seconds (right/...) are not supported",
-            name);
+        bad(err, errlen,
+            "zone '%s': zones with leap seconds (right/...) are not supported", name);
         return NULL;
     }
     z = calloc(1, sizeof *z);
@@ -497,7 +499,8 @@ tq_tz *tq_tz_parse(const char *name, const void *data, size_t len, char *err, si
     for (size_t i = 0; i < z->n; i++) {
         z->type[i] = *p++;
         if (z->type[i] >= c.type) {
-            bad(err, errlen, "zone '%s': a transition names a type that does not exist", name);
+            bad(err, errlen, "zone '%s': a transition names a type that does not exist",
+                name);
             goto fail;
         }
     }
@@ -512,8 +515,8 @@ tq_tz *tq_tz_parse(const char *name, const void *data, size_t len, char *err, si
     p += c.chars + c.isstd + c.isut; /* abbreviations and flags are not needed */
     if (tsize == 8) {
         /* The footer: "\n<POSIX TZ string>\n". */
-        const unsigned char *nl = p < end && *p == '\n' ? memchr(p + 1, '\n', (size_t)(end - p - 1))
-                                                        : NULL;
+        const unsigned char *nl =
+            p < end && *p == '\n' ? memchr(p + 1, '\n', (size_t)(end - p - 1)) : NULL;
         char footer[128];
         if (!nl || (size_t)(nl - p - 1) >= sizeof footer) {
             bad(err, errlen, "zone '%s': missing or malformed TZ string footer", name);
@@ -554,7 +557,8 @@ static int name_ok(const char *name)
         return 0;
     const char *s = name;
     for (;;) {
-        size_t k = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-.");
+        size_t k = strspn(
+            s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-.");
         if (k == 0 || (k == 1 && s[0] == '.') || (k == 2 && s[0] == '.' && s[1] == '.'))
             return 0;
         s += k;
@@ -591,7 +595,8 @@ static tq_tz *load_file(const char *name, char *err, size_t errlen)
         if (errno == ENOENT || errno == ENOTDIR)
             bad(err, errlen, "unknown time zone '%s' (no file %s)", name, path);
         else
-            bad(err, errlen, "time zone '%s': cannot open %s: %s", name, path, strerror(errno));
+            bad(err, errlen, "time zone '%s': cannot open %s: %s", name, path,
+                strerror(errno));
         return NULL;
     }
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > TQ_TZ_FILE_MAX) {
@@ -624,8 +629,8 @@ static tq_tz *load_file(const char *name, char *err, size_t errlen)
 int tq_tz_get(const char *name, const tq_tz **out, char *err, size_t errlen)
 {
     if (!name_ok(name))
-        return bad(err, errlen, "'%s' is not a time zone name (like Europe/Berlin or UTC)",
-                   name);
+        return bad(err, errlen,
+                   "'%s' is not a time zone name (like Europe/Berlin or UTC)", name);
     pthread_mutex_lock(&cache_lock);
     tq_tz *z = cache;
     while (z && strcmp(z->name, name) != 0)

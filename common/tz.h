@@ -17,11 +17,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TQ_TZ_NAME_MAX 65                  /* bytes of a zone name, with the NUL */
-#define TQ_TZ_DIR "/usr/share/zoneinfo"     /* where zones are read unless $TZDIR */
-#define TQ_TZ_FILE_MAX (1024 * 1024)        /* bytes of a TZif file */
-#define TQ_TZ_NONE INT64_MAX                /* "no such instant" */
-#define TQ_TZ_ISO_MAX 32                    /* bytes of a formatted instant, with the NUL */
+#define TQ_TZ_NAME_MAX 65               /* bytes of a zone name, with the NUL */
+#define TQ_TZ_DIR "/usr/share/zoneinfo" /* where zones are read unless $TZDIR */
+#define TQ_TZ_FILE_MAX (1024 * 1024)    /* bytes of a TZif file */
+#define TQ_TZ_NONE INT64_MAX            /* "no such instant" */
+#define TQ_TZ_ISO_MAX 32                /* bytes of a formatted instant, with the NUL */
 
 typedef struct tq_tz tq_tz;
 
@@ -36,7 +36,8 @@ int tq_tz_get(const char *name, const tq_tz **out, char *err, size_t errlen);
 /* Parses len bytes of TZif data into a new zone called name (not cached:
  * tq_tz_free() it). Returns NULL with a sentence in err if the data is bad
  * (err is "" when out of memory). For tests and other sources of data. */
-tq_tz *tq_tz_parse(const char *name, const void *data, size_t len, char *err, size_t errlen);
+tq_tz *tq_tz_parse(const char *name, const void *data, size_t len, char *err,
+                   size_t errlen);
 
 /* Frees a zone from tq_tz_parse(); NULL does nothing. Never call it on a
  * zone from tq_tz_get(). */
@@ -53,7 +54,8 @@ int32_t tq_tz_offset(const tq_tz *z, int64_t utc_s, int *is_dst);
  * the offsets before and after it (either pointer may be NULL); TQ_TZ_NONE
  * if the offset never changes again. Changes of name or DST flag alone are
  * not transitions here. */
-int64_t tq_tz_next_transition(const tq_tz *z, int64_t utc_s, int32_t *before, int32_t *after);
+int64_t tq_tz_next_transition(const tq_tz *z, int64_t utc_s, int32_t *before,
+                              int32_t *after);
 
 /* The UTC instants at which the wall clock shows local_s. Returns how many,
  * in increasing order in out: 1 usually; 2 when the clock is set back and

@@ -61,8 +61,8 @@ static void runs(const char *expr, const char *zname, const char *from, ...)
             tq_tz_format_utc(t, got, sizeof got);
         if (strcmp(got, want) != 0) {
             va_end(ap);
-            fail_msg("'%s' in %s after %s: run %d: expected %s, got %s", expr, zname, from,
-                     i + 1, want, got);
+            fail_msg("'%s' in %s after %s: run %d: expected %s, got %s", expr, zname,
+                     from, i + 1, want, got);
         }
     }
     va_end(ap);
@@ -78,7 +78,8 @@ static uint64_t bits(const int *v, int n)
     return b;
 }
 
-#define BITS(...) bits((const int[]){__VA_ARGS__}, sizeof((const int[]){__VA_ARGS__}) / sizeof(int))
+#define BITS(...)                                                                        \
+    bits((const int[]){__VA_ARGS__}, sizeof((const int[]){__VA_ARGS__}) / sizeof(int))
 
 static void test_parse_items(void **state)
 {
@@ -131,9 +132,9 @@ static void test_parse_macros(void **state)
 {
     (void)state;
     static const char *const pairs[][2] = {
-        {"@yearly", "0 0 1 1 *"},  {"@annually", "0 0 1 1 *"}, {"@monthly", "0 0 1 * *"},
-        {"@weekly", "0 0 * * 0"},  {"@daily", "0 0 * * *"},    {"@midnight", "0 0 * * *"},
-        {"@hourly", "0 * * * *"},  {"@DAILY", "0 0 * * *"},    {" @hourly ", "0 * * * *"},
+        {"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"}, {"@monthly", "0 0 1 * *"},
+        {"@weekly", "0 0 * * 0"}, {"@daily", "0 0 * * *"},    {"@midnight", "0 0 * * *"},
+        {"@hourly", "0 * * * *"}, {"@DAILY", "0 0 * * *"},    {" @hourly ", "0 * * * *"},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
         tq_cron a = parse_ok(pairs[i][0]), b = parse_ok(pairs[i][1]);
@@ -155,7 +156,8 @@ static void parse_bad(const char *expr, const char *needle)
 static void test_parse_errors(void **state)
 {
     (void)state;
-    parse_bad("", "expected 5 fields (minute hour day-of-month month day-of-week), got 0");
+    parse_bad("",
+              "expected 5 fields (minute hour day-of-month month day-of-week), got 0");
     parse_bad("   ", "got 0");
     parse_bad("* * * *", "expected 5 fields");
     parse_bad("* * * *", "got 4");
@@ -250,8 +252,9 @@ static void test_never(void **state)
         TQ_ASSERT_INT(tq_cron_ever(&c), 0);
         TQ_ASSERT_INT(tq_cron_next(&c, zone("UTC"), iso("2026-01-01T00:00:00Z")),
                       TQ_CRON_NEVER);
-        TQ_ASSERT_INT(tq_cron_next(&c, zone("Europe/Berlin"), iso("2026-01-01T00:00:00Z")),
-                      TQ_CRON_NEVER);
+        TQ_ASSERT_INT(
+            tq_cron_next(&c, zone("Europe/Berlin"), iso("2026-01-01T00:00:00Z")),
+            TQ_CRON_NEVER);
         TQ_ASSERT_INT(tq_cron_prev(&c, zone("UTC"), iso("2026-01-01T00:00:00Z")),
                       TQ_CRON_NEVER);
     }
@@ -304,10 +307,10 @@ static void test_dst_new_york(void **state)
          "2026-11-01T04:30:00Z", "2026-11-01T05:30:00Z", "2026-11-01T06:30:00Z",
          "2026-11-01T07:30:00Z", NULL);
     /* The same after the table's end (2037), from the footer rule. */
-    runs("30 2 11 3 *", "America/New_York", "2040-01-01T00:00:00Z", "2040-03-11T07:00:00Z",
-         NULL);
-    runs("30 1 4 11 *", "America/New_York", "2040-01-01T00:00:00Z", "2040-11-04T05:30:00Z",
-         NULL);
+    runs("30 2 11 3 *", "America/New_York", "2040-01-01T00:00:00Z",
+         "2040-03-11T07:00:00Z", NULL);
+    runs("30 1 4 11 *", "America/New_York", "2040-01-01T00:00:00Z",
+         "2040-11-04T05:30:00Z", NULL);
     runs("@daily", "America/New_York", "2099-03-07T12:00:00Z", "2099-03-08T05:00:00Z",
          "2099-03-09T04:00:00Z", NULL);
 }
@@ -328,8 +331,8 @@ static void test_dst_europe(void **state)
     runs("*/20 * * * *", "Europe/Berlin", "2026-10-25T00:30:00Z", "2026-10-25T00:40:00Z",
          "2026-10-25T01:00:00Z", "2026-10-25T01:20:00Z", "2026-10-25T01:40:00Z",
          "2026-10-25T02:00:00Z", NULL);
-    runs("0 9 * * MON-FRI", "Europe/Berlin", "2026-03-27T12:00:00Z", "2026-03-30T07:00:00Z",
-         NULL);
+    runs("0 9 * * MON-FRI", "Europe/Berlin", "2026-03-27T12:00:00Z",
+         "2026-03-30T07:00:00Z", NULL);
     runs("30 2 * * SUN", "Europe/Berlin", "2061-03-20T00:00:00Z", "2061-03-20T01:30:00Z",
          "2061-03-27T01:00:00Z", NULL);
 }
@@ -381,7 +384,8 @@ static void test_dst_others(void **state)
     /* Kolkata: +5:30, no DST, now and far ahead. */
     runs("0 9 * * *", "Asia/Kolkata", "2026-03-28T12:00:00Z", "2026-03-29T03:30:00Z",
          "2026-03-30T03:30:00Z", NULL);
-    runs("0 0 1 1 *", "Asia/Kolkata", "2099-06-01T00:00:00Z", "2099-12-31T18:30:00Z", NULL);
+    runs("0 0 1 1 *", "Asia/Kolkata", "2099-06-01T00:00:00Z", "2099-12-31T18:30:00Z",
+         NULL);
 }
 
 /* ---- prev ---- */
@@ -401,11 +405,13 @@ static void test_prev(void **state)
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                int64_t t = iso("2020-01-01T00:00:00Z") + (int64_t)(x % (20ull * 365 * 86400000));
+                int64_t t =
+                    iso("2020-01-01T00:00:00Z") + (int64_t)(x % (20ull * 365 * 86400000));
                 int64_t p = tq_cron_prev(&c, z, t);
-                if (!(p <= t && tq_cron_next(&c, z, p - 1) == p && tq_cron_next(&c, z, p) > t))
-                    fail_msg("'%s' in %s: prev(%lld) = %lld is not the last fire", exprs[i],
-                             zones[k], (long long)t, (long long)p);
+                if (!(p <= t && tq_cron_next(&c, z, p - 1) == p &&
+                      tq_cron_next(&c, z, p) > t))
+                    fail_msg("'%s' in %s: prev(%lld) = %lld is not the last fire",
+                             exprs[i], zones[k], (long long)t, (long long)p);
                 TQ_ASSERT_INT(tq_cron_prev(&c, z, p), p);
             }
         }
@@ -419,7 +425,8 @@ static void test_prev(void **state)
  * time before (or the hour field is '*'-like); a transition that skips
  * wall-clock time fires if any skipped minute matches. */
 
-static int64_t brute_next(const tq_cron *c, const tq_tz *z, int64_t after_ms, int64_t until_s)
+static int64_t brute_next(const tq_cron *c, const tq_tz *z, int64_t after_ms,
+                          int64_t until_s)
 {
     int64_t a = after_ms >= 0 ? after_ms / 1000 : -((-after_ms + 999) / 1000);
     int64_t u = (a / 60) * 60 - 2 * 86400;
@@ -454,14 +461,16 @@ static uint64_t rnd(uint64_t *x)
 static void test_brute_force(void **state)
 {
     (void)state;
-    static const char *const zones[] = {
-        "America/New_York", "Europe/London",   "Europe/Berlin",    "Australia/Sydney",
-        "Australia/Lord_Howe", "America/Santiago", "Pacific/Chatham", "America/St_Johns",
-        "Asia/Kolkata",     "UTC",              "America/Havana",   "Antarctica/Troll"};
-    static const char *const minute[] = {"*", "*/15", "0", "30", "45", "0,30", "5-10", "*/7",
-                                         "59", "15/20"};
-    static const char *const hour[] = {"*",   "*/2", "*/3", "0",   "1",   "2",
-                                       "3",   "1-3", "0,12", "23", "2-4/2", "*/1"};
+    static const char *const zones[] = {"America/New_York",    "Europe/London",
+                                        "Europe/Berlin",       "Australia/Sydney",
+                                        "Australia/Lord_Howe", "America/Santiago",
+                                        "Pacific/Chatham",     "America/St_Johns",
+                                        "Asia/Kolkata",        "UTC",
+                                        "America/Havana",      "Antarctica/Troll"};
+    static const char *const minute[] = {"*",    "*/15", "0",   "30", "45",
+                                         "0,30", "5-10", "*/7", "59", "15/20"};
+    static const char *const hour[] = {"*", "*/2", "*/3",  "0",  "1",     "2",
+                                       "3", "1-3", "0,12", "23", "2-4/2", "*/1"};
     static const char *const dom[] = {"*", "1", "15", "*/2", "1-7", "28-31", "5,6,7,8"};
     static const char *const month[] = {"*", "3", "4", "10,11", "*/2", "9-11"};
     static const char *const dow[] = {"*", "0", "SUN", "1-5", "6", "*/3"};
@@ -472,8 +481,9 @@ static void test_brute_force(void **state)
         const tq_tz *z = zone(zones[k]);
         /* The transitions of 2025-2027 and 2045-2046; for zones without
          * any, one window a year. */
-        int64_t windows[2][2] = {{iso("2025-01-01T00:00:00Z"), iso("2028-01-01T00:00:00Z")},
-                                 {iso("2045-01-01T00:00:00Z"), iso("2046-06-01T00:00:00Z")}};
+        int64_t windows[2][2] = {
+            {iso("2025-01-01T00:00:00Z"), iso("2028-01-01T00:00:00Z")},
+            {iso("2045-01-01T00:00:00Z"), iso("2046-06-01T00:00:00Z")}};
         for (int w = 0; w < 2; w++) {
             int64_t t = windows[w][0] / 1000;
             for (;;) {
@@ -485,8 +495,8 @@ static void test_brute_force(void **state)
                 t = tr;
                 for (int e = 0; e < 25; e++) {
                     char expr[128];
-                    snprintf(expr, sizeof expr, "%s %s %s %s %s", PICK(minute), PICK(hour),
-                             PICK(dom), PICK(month), PICK(dow));
+                    snprintf(expr, sizeof expr, "%s %s %s %s %s", PICK(minute),
+                             PICK(hour), PICK(dom), PICK(month), PICK(dow));
                     tq_cron c = parse_ok(expr);
                     int64_t from = (tr - 36 * 3600 + (int64_t)(x % 7200)) * 1000 + 500;
                     int64_t until = tr + 36 * 3600;
@@ -496,19 +506,24 @@ static void test_brute_force(void **state)
                         ours = tq_cron_next(&c, z, ours);
                         if (ref == TQ_CRON_NEVER) {
                             if (ours <= until * 1000)
-                                fail_msg("'%s' in %s after %lld: fire at %lld, brute force "
-                                         "finds none before %lld", expr, zones[k],
-                                         (long long)from, (long long)ours, (long long)until);
+                                fail_msg(
+                                    "'%s' in %s after %lld: fire at %lld, brute force "
+                                    "finds none before %lld",
+                                    expr, zones[k], (long long)from, (long long)ours,
+                                    (long long)until);
                             break;
                         }
                         if (ours != ref) {
                             char a[TQ_TZ_ISO_MAX], b[TQ_TZ_ISO_MAX], f[TQ_TZ_ISO_MAX];
-                            fail_msg("'%s' in %s, fire %d after %s: expected %s (brute force), "
-                                     "got %s", expr, zones[k], n + 1,
+                            fail_msg("'%s' in %s, fire %d after %s: expected %s (brute "
+                                     "force), "
+                                     "got %s",
+                                     expr, zones[k], n + 1,
                                      tq_tz_format_utc(from, f, sizeof f),
                                      tq_tz_format_utc(ref, a, sizeof a),
-                                     ours == TQ_CRON_NEVER ? "never"
-                                                           : tq_tz_format_utc(ours, b, sizeof b));
+                                     ours == TQ_CRON_NEVER
+                                         ? "never"
+                                         : tq_tz_format_utc(ours, b, sizeof b));
                         }
                         fires++;
                     }
@@ -519,7 +534,8 @@ static void test_brute_force(void **state)
     }
 #undef PICK
     print_message("cron: %d expressions around DST changes, %d fire times agree with the "
-                  "brute force\n", cases, fires);
+                  "brute force\n",
+                  cases, fires);
     if (cases < 300)
         fail_msg("only %d cases", cases);
 }
@@ -527,16 +543,11 @@ static void test_brute_force(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_items),
-        cmocka_unit_test(test_parse_macros),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_next_utc),
-        cmocka_unit_test(test_never),
-        cmocka_unit_test(test_dst_new_york),
-        cmocka_unit_test(test_dst_europe),
-        cmocka_unit_test(test_dst_southern),
-        cmocka_unit_test(test_dst_others),
-        cmocka_unit_test(test_prev),
+        cmocka_unit_test(test_parse_items),  cmocka_unit_test(test_parse_macros),
+        cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_next_utc),
+        cmocka_unit_test(test_never),        cmocka_unit_test(test_dst_new_york),
+        cmocka_unit_test(test_dst_europe),   cmocka_unit_test(test_dst_southern),
+        cmocka_unit_test(test_dst_others),   cmocka_unit_test(test_prev),
         cmocka_unit_test(test_brute_force),
     };
     return cmocka_run_group_tests_name("cron", tests, NULL, NULL);

@@ -284,7 +284,8 @@ static void test_encode(void **state)
     char *out = tq_sched_encode(&s, &len);
     TQ_ASSERT_STR(out,
                   "{\"name\":\"timer\",\"task\":\"timer.tick\",\"every\":1.0,"
-                  "\"catchup\":\"latest\",\"queue\":\"default\",\"args\":[],\"kwargs\":{},\"enabled\":true}");
+                  "\"catchup\":\"latest\",\"queue\":\"default\",\"args\":[],"
+                  "\"kwargs\":{},\"enabled\":true}");
     TQ_ASSERT_INT(len, strlen(out));
     free(out);
     tq_sched_deinit(&s);

@@ -33,8 +33,8 @@ static void check_offset(const char *name, int64_t t, int32_t off, int dst)
     int is_dst = -1;
     int32_t got = tq_tz_offset(zone(name), t, &is_dst);
     if (got != off || is_dst != dst)
-        fail_msg("%s at %lld: expected offset %d dst %d, got %d dst %d", name, (long long)t,
-                 off, dst, got, is_dst);
+        fail_msg("%s at %lld: expected offset %d dst %d, got %d dst %d", name,
+                 (long long)t, off, dst, got, is_dst);
 }
 
 /* ---- civil dates ---- */
@@ -45,7 +45,7 @@ static void test_civil(void **state)
     TQ_ASSERT_INT(tq_tz_days_from_civil(1970, 1, 1), 0);
     TQ_ASSERT_INT(tq_tz_days_from_civil(2000, 3, 1), 11017);
     TQ_ASSERT_INT(tq_tz_days_from_civil(1969, 12, 31), -1);
-    TQ_ASSERT_INT(tq_tz_weekday(0), 4);                                /* Thursday */
+    TQ_ASSERT_INT(tq_tz_weekday(0), 4); /* Thursday */
     TQ_ASSERT_INT(tq_tz_weekday(-1), 3);
     TQ_ASSERT_INT(tq_tz_weekday(tq_tz_days_from_civil(2026, 3, 29)), 0); /* Sunday */
     TQ_ASSERT_INT(tq_tz_days_in_month(2024, 2), 29);
@@ -66,8 +66,8 @@ static void test_civil(void **state)
                 prev = n;
                 tq_tz_civil_from_days(n, &yy, &mm, &dd);
                 if (yy != y || mm != m || dd != d)
-                    fail_msg("day %lld: expected %lld-%d-%d, got %lld-%d-%d", (long long)n,
-                             (long long)y, m, d, (long long)yy, mm, dd);
+                    fail_msg("day %lld: expected %lld-%d-%d, got %lld-%d-%d",
+                             (long long)n, (long long)y, m, d, (long long)yy, mm, dd);
                 if (y >= 1902 && y < 2200 && d == 13) {
                     struct tm tm;
                     time_t t = (time_t)(n * 86400);
@@ -136,11 +136,13 @@ static void test_against_libc(void **state)
 {
     (void)state;
     static const char *const zones[] = {
-        "America/New_York", "Europe/London",   "Europe/Berlin",      "Australia/Sydney",
-        "Australia/Lord_Howe", "America/Santiago", "Pacific/Chatham", "America/St_Johns",
-        "Asia/Kolkata",     "Pacific/Apia",     "Africa/Casablanca", "America/Sao_Paulo",
-        "Asia/Tehran",      "Europe/Dublin",    "America/Godthab",   "Antarctica/Troll",
-        "Pacific/Kiritimati", "America/Havana", "Asia/Gaza",         "Europe/Moscow"};
+        "America/New_York", "Europe/London",       "Europe/Berlin",
+        "Australia/Sydney", "Australia/Lord_Howe", "America/Santiago",
+        "Pacific/Chatham",  "America/St_Johns",    "Asia/Kolkata",
+        "Pacific/Apia",     "Africa/Casablanca",   "America/Sao_Paulo",
+        "Asia/Tehran",      "Europe/Dublin",       "America/Godthab",
+        "Antarctica/Troll", "Pacific/Kiritimati",  "America/Havana",
+        "Asia/Gaza",        "Europe/Moscow"};
     char *saved = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
     uint64_t x = 0x243f6a8885a308d3ull;
     for (size_t k = 0; k < sizeof zones / sizeof zones[0]; k++) {
@@ -161,22 +163,25 @@ static void test_against_libc(void **state)
             int dst;
             int32_t off = tq_tz_offset(z, t, &dst);
             if (off != tm.tm_gmtoff)
-                fail_msg("%s at %lld: offset %d, libc says %ld", zones[k], (long long)t, off,
-                         (long)tm.tm_gmtoff);
+                fail_msg("%s at %lld: offset %d, libc says %ld", zones[k], (long long)t,
+                         off, (long)tm.tm_gmtoff);
         }
         /* Around each transition from 1970 to 2120. */
         int64_t t = 0;
         int32_t before, after;
-        while ((t = tq_tz_next_transition(z, t, &before, &after)) < utc(2120, 1, 1, 0, 0)) {
+        while ((t = tq_tz_next_transition(z, t, &before, &after)) <
+               utc(2120, 1, 1, 0, 0)) {
             for (int d = -1; d <= 0; d++) {
                 struct tm tm;
                 time_t tt = (time_t)(t + d);
                 localtime_r(&tt, &tm);
                 int32_t off = tq_tz_offset(z, t + d, NULL);
                 if (off != tm.tm_gmtoff || off != (d ? before : after))
-                    fail_msg("%s at transition %lld%+d: offset %d (before %d after %d), libc "
-                             "says %ld", zones[k], (long long)t, d, off, before, after,
-                             (long)tm.tm_gmtoff);
+                    fail_msg(
+                        "%s at transition %lld%+d: offset %d (before %d after %d), libc "
+                        "says %ld",
+                        zones[k], (long long)t, d, off, before, after,
+                        (long)tm.tm_gmtoff);
             }
         }
     }
@@ -194,7 +199,8 @@ static void test_next_transition(void **state)
     (void)state;
     int32_t b, a;
     const tq_tz *ny = zone("America/New_York");
-    TQ_ASSERT_INT(tq_tz_next_transition(ny, utc(2026, 1, 1, 0, 0), &b, &a), utc(2026, 3, 8, 7, 0));
+    TQ_ASSERT_INT(tq_tz_next_transition(ny, utc(2026, 1, 1, 0, 0), &b, &a),
+                  utc(2026, 3, 8, 7, 0));
     TQ_ASSERT_INT(b, -18000);
     TQ_ASSERT_INT(a, -14400);
     /* Strictly after. */
@@ -208,14 +214,14 @@ static void test_next_transition(void **state)
     TQ_ASSERT_INT(tq_tz_next_transition(ny, utc(2299, 12, 1, 0, 0), NULL, NULL),
                   utc(2300, 3, 11, 7, 0));
     /* Santiago's 24:00 rule: the first Saturday of September at 24:00 -04. */
-    TQ_ASSERT_INT(tq_tz_next_transition(zone("America/Santiago"), utc(2041, 8, 1, 0, 0), &b,
-                                        &a),
-                  utc(2041, 9, 8, 4, 0));
+    TQ_ASSERT_INT(
+        tq_tz_next_transition(zone("America/Santiago"), utc(2041, 8, 1, 0, 0), &b, &a),
+        utc(2041, 9, 8, 4, 0));
     TQ_ASSERT_INT(a, -10800);
     /* No more changes. */
-    TQ_ASSERT_INT(tq_tz_next_transition(zone("Asia/Kolkata"), utc(2026, 1, 1, 0, 0), NULL,
-                                        NULL),
-                  TQ_TZ_NONE);
+    TQ_ASSERT_INT(
+        tq_tz_next_transition(zone("Asia/Kolkata"), utc(2026, 1, 1, 0, 0), NULL, NULL),
+        TQ_TZ_NONE);
     TQ_ASSERT_INT(tq_tz_next_transition(zone("UTC"), 0, NULL, NULL), TQ_TZ_NONE);
 }
 
@@ -224,38 +230,43 @@ static void check_resolve(const char *name, int64_t local, int n, int64_t u0, in
     int64_t out[2] = {-1, -1};
     int got = tq_tz_resolve(zone(name), local, out);
     if (got != n || out[0] != u0 || (n == 2 && out[1] != u1))
-        fail_msg("%s: wall time %lld: expected %d (%lld, %lld), got %d (%lld, %lld)", name,
-                 (long long)local, n, (long long)u0, (long long)u1, got, (long long)out[0],
-                 (long long)out[1]);
+        fail_msg("%s: wall time %lld: expected %d (%lld, %lld), got %d (%lld, %lld)",
+                 name, (long long)local, n, (long long)u0, (long long)u1, got,
+                 (long long)out[0], (long long)out[1]);
 }
 
 static void test_resolve(void **state)
 {
     (void)state;
     /* Wall times are written as if UTC. New York 2026. */
-    check_resolve("America/New_York", utc(2026, 3, 8, 1, 59), 1, utc(2026, 3, 8, 6, 59), 0);
+    check_resolve("America/New_York", utc(2026, 3, 8, 1, 59), 1, utc(2026, 3, 8, 6, 59),
+                  0);
     check_resolve("America/New_York", utc(2026, 3, 8, 2, 0), 0, utc(2026, 3, 8, 7, 0), 0);
-    check_resolve("America/New_York", utc(2026, 3, 8, 2, 30), 0, utc(2026, 3, 8, 7, 0), 0);
+    check_resolve("America/New_York", utc(2026, 3, 8, 2, 30), 0, utc(2026, 3, 8, 7, 0),
+                  0);
     check_resolve("America/New_York", utc(2026, 3, 8, 3, 0), 1, utc(2026, 3, 8, 7, 0), 0);
-    check_resolve("America/New_York", utc(2026, 11, 1, 0, 59), 1, utc(2026, 11, 1, 4, 59), 0);
+    check_resolve("America/New_York", utc(2026, 11, 1, 0, 59), 1, utc(2026, 11, 1, 4, 59),
+                  0);
     check_resolve("America/New_York", utc(2026, 11, 1, 1, 0), 2, utc(2026, 11, 1, 5, 0),
                   utc(2026, 11, 1, 6, 0));
     check_resolve("America/New_York", utc(2026, 11, 1, 1, 59), 2, utc(2026, 11, 1, 5, 59),
                   utc(2026, 11, 1, 6, 59));
-    check_resolve("America/New_York", utc(2026, 11, 1, 2, 0), 1, utc(2026, 11, 1, 7, 0), 0);
+    check_resolve("America/New_York", utc(2026, 11, 1, 2, 0), 1, utc(2026, 11, 1, 7, 0),
+                  0);
     /* Lord Howe: a 30-minute gap and overlap. */
-    check_resolve("Australia/Lord_Howe", utc(2026, 10, 4, 2, 15), 0, utc(2026, 10, 3, 15, 30),
-                  0);
-    check_resolve("Australia/Lord_Howe", utc(2026, 10, 4, 2, 30), 1, utc(2026, 10, 3, 15, 30),
-                  0);
-    check_resolve("Australia/Lord_Howe", utc(2026, 4, 5, 1, 45), 2, utc(2026, 4, 4, 14, 45),
-                  utc(2026, 4, 4, 15, 15));
+    check_resolve("Australia/Lord_Howe", utc(2026, 10, 4, 2, 15), 0,
+                  utc(2026, 10, 3, 15, 30), 0);
+    check_resolve("Australia/Lord_Howe", utc(2026, 10, 4, 2, 30), 1,
+                  utc(2026, 10, 3, 15, 30), 0);
+    check_resolve("Australia/Lord_Howe", utc(2026, 4, 5, 1, 45), 2,
+                  utc(2026, 4, 4, 14, 45), utc(2026, 4, 4, 15, 15));
     /* Santiago: midnight does not exist on 2026-09-06. */
     check_resolve("America/Santiago", utc(2026, 9, 6, 0, 0), 0, utc(2026, 9, 6, 4, 0), 0);
     check_resolve("America/Santiago", utc(2026, 4, 4, 23, 30), 2, utc(2026, 4, 5, 2, 30),
                   utc(2026, 4, 5, 3, 30));
     /* Chatham, past 2037. */
-    check_resolve("Pacific/Chatham", utc(2045, 9, 24, 3, 0), 0, utc(2045, 9, 23, 14, 0), 0);
+    check_resolve("Pacific/Chatham", utc(2045, 9, 24, 3, 0), 0, utc(2045, 9, 23, 14, 0),
+                  0);
     check_resolve("Asia/Kolkata", utc(2026, 3, 8, 2, 30), 1, utc(2026, 3, 7, 21, 0), 0);
     check_resolve("UTC", 123456789, 1, 123456789, 0);
 }
@@ -279,7 +290,8 @@ static void test_resolve_brute_force(void **state)
             if (i % 2) { /* next to a transition, where it matters */
                 int64_t t = tq_tz_next_transition(z, local, NULL, NULL);
                 if (t != TQ_TZ_NONE)
-                    local = t + tq_tz_offset(z, t, NULL) - 5400 + (int64_t)(x >> 40) % 10800;
+                    local =
+                        t + tq_tz_offset(z, t, NULL) - 5400 + (int64_t)(x >> 40) % 10800;
             }
             int64_t want[4];
             int nwant = 0;
@@ -301,15 +313,19 @@ static void test_resolve_brute_force(void **state)
                 want[0] = want[1];
                 want[1] = tmp;
             }
-            if (n != nwant || (n >= 1 && out[0] != want[0]) || (n == 2 && out[1] != want[1]))
-                fail_msg("%s: wall time %lld: resolve gives %d answers (%lld), expected %d "
-                         "(%lld)", zones[k], (long long)local, n, (long long)out[0], nwant,
-                         (long long)(nwant ? want[0] : 0));
+            if (n != nwant || (n >= 1 && out[0] != want[0]) ||
+                (n == 2 && out[1] != want[1]))
+                fail_msg(
+                    "%s: wall time %lld: resolve gives %d answers (%lld), expected %d "
+                    "(%lld)",
+                    zones[k], (long long)local, n, (long long)out[0], nwant,
+                    (long long)(nwant ? want[0] : 0));
             if (n == 0) { /* the gap's end: the first instant showing a later time */
-                int32_t before = tq_tz_offset(z, out[0] - 1, NULL), after = tq_tz_offset(z, out[0], NULL);
+                int32_t before = tq_tz_offset(z, out[0] - 1, NULL),
+                        after = tq_tz_offset(z, out[0], NULL);
                 if (!(out[0] - 1 + before < local && local < out[0] + after))
-                    fail_msg("%s: wall time %lld is not in the gap ending at %lld", zones[k],
-                             (long long)local, (long long)out[0]);
+                    fail_msg("%s: wall time %lld is not in the gap ending at %lld",
+                             zones[k], (long long)local, (long long)out[0]);
             }
         }
     }
@@ -323,7 +339,8 @@ static void get_bad(const char *name, const char *needle)
     char err[512] = "";
     int rc = tq_tz_get(name, &z, err, sizeof err);
     if (rc != TQ_EINVAL)
-        fail_msg("tq_tz_get(%s): expected TQ_EINVAL, got %d (%s)", name, rc, tq_strerror(rc));
+        fail_msg("tq_tz_get(%s): expected TQ_EINVAL, got %d (%s)", name, rc,
+                 tq_strerror(rc));
     TQ_ASSERT_CONTAINS(err, needle);
 }
 
@@ -368,8 +385,8 @@ static unsigned char *put32(unsigned char *p, uint32_t v)
     return p + 4;
 }
 
-static unsigned char *header(unsigned char *p, char version, uint32_t timecnt, uint32_t typecnt,
-                             uint32_t charcnt, uint32_t leapcnt)
+static unsigned char *header(unsigned char *p, char version, uint32_t timecnt,
+                             uint32_t typecnt, uint32_t charcnt, uint32_t leapcnt)
 {
     memcpy(p, "TZif", 4);
     p[4] = (unsigned char)version;
@@ -387,8 +404,8 @@ static unsigned char *header(unsigned char *p, char version, uint32_t timecnt, u
  * types idx[i] (offsets off[], dst flags dst[]) and the footer. Returns its
  * length. */
 static size_t make_tzif(unsigned char *buf, const int64_t *at, const unsigned char *idx,
-                        size_t n, const int32_t *off, const unsigned char *dst, size_t ntypes,
-                        const char *footer)
+                        size_t n, const int32_t *off, const unsigned char *dst,
+                        size_t ntypes, const char *footer)
 {
     unsigned char *p = header(buf, '2', 0, 1, 4, 0);
     p = put32(p, 0); /* one type in the v1 block */
@@ -426,7 +443,8 @@ static tq_tz *parse_ok(const char *name, const unsigned char *buf, size_t len)
     return z;
 }
 
-static void parse_bad(const char *name, const unsigned char *buf, size_t len, const char *needle)
+static void parse_bad(const char *name, const unsigned char *buf, size_t len,
+                      const char *needle)
 {
     char err[256] = "";
     tq_tz *z = tq_tz_parse(name, buf, len, err, sizeof err);
@@ -474,7 +492,8 @@ static void test_footer_rules(void **state)
     z = parse_ok("alldst", buf, len);
     TQ_ASSERT_INT(tq_tz_offset(z, utc(2030, 1, 1, 12, 0), NULL), -14400);
     TQ_ASSERT_INT(tq_tz_offset(z, utc(2030, 12, 31, 23, 0), NULL), -14400);
-    TQ_ASSERT_INT(tq_tz_next_transition(z, utc(2030, 1, 1, 0, 0), NULL, NULL), TQ_TZ_NONE);
+    TQ_ASSERT_INT(tq_tz_next_transition(z, utc(2030, 1, 1, 0, 0), NULL, NULL),
+                  TQ_TZ_NONE);
     tq_tz_free(z);
 
     /* No footer rule: the last type lasts forever; before the first
@@ -509,8 +528,9 @@ static void test_bad_data(void **state)
     size_t len;
 
     parse_bad("short", (const unsigned char *)"TZif", 4, "not a TZif file");
-    parse_bad("text", (const unsigned char *)"# tzdata zone.tab, not TZif at all ..........",
-              45, "not a TZif file");
+    parse_bad("text",
+              (const unsigned char *)"# tzdata zone.tab, not TZif at all ..........", 45,
+              "not a TZif file");
     len = make_tzif(buf, NULL, NULL, 0, off, dst, 1, "CET-1CEST,M3.5.0,M10.5.0/3");
     for (size_t cut = 44; cut + 1 < len; cut += 7)
         parse_bad("truncated", buf, cut, "zone 'truncated'");
@@ -523,10 +543,15 @@ static void test_bad_data(void **state)
     int32_t huge[1] = {100000};
     len = make_tzif(buf, NULL, NULL, 0, huge, dst, 1, "");
     parse_bad("offset", buf, len, "malformed local time type");
-    static const char *const footers[] = {"C", "CET", "CET-1CEST,M13.1.0,M10.5.0",
-                                          "CET-1CEST,M3.5.0", "CET-1CEST,M3.5.7,M10.5.0",
-                                          "CET-1CEST,J0,J365", "CET-1CEST,366,1",
-                                          "<ab-1", "CET-1CEST,M3.5.0/200,M10.5.0",
+    static const char *const footers[] = {"C",
+                                          "CET",
+                                          "CET-1CEST,M13.1.0,M10.5.0",
+                                          "CET-1CEST,M3.5.0",
+                                          "CET-1CEST,M3.5.7,M10.5.0",
+                                          "CET-1CEST,J0,J365",
+                                          "CET-1CEST,366,1",
+                                          "<ab-1",
+                                          "CET-1CEST,M3.5.0/200,M10.5.0",
                                           "CET-1:5"};
     for (size_t i = 0; i < sizeof footers / sizeof footers[0]; i++) {
         len = make_tzif(buf, NULL, NULL, 0, off, dst, 1, footers[i]);
@@ -611,7 +636,8 @@ static void iso_bad(const char *text, const char *needle)
 {
     int64_t ms;
     char err[256] = "";
-    TQ_ASSERT_RC_ERR(tq_tz_parse_iso(text, zone("UTC"), &ms, err, sizeof err), TQ_EINVAL, err);
+    TQ_ASSERT_RC_ERR(tq_tz_parse_iso(text, zone("UTC"), &ms, err, sizeof err), TQ_EINVAL,
+                     err);
     TQ_ASSERT_CONTAINS(err, needle);
 }
 
@@ -664,18 +690,12 @@ static void test_iso(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_civil),
-        cmocka_unit_test(test_known_offsets),
-        cmocka_unit_test(test_against_libc),
-        cmocka_unit_test(test_next_transition),
-        cmocka_unit_test(test_resolve),
-        cmocka_unit_test(test_resolve_brute_force),
-        cmocka_unit_test(test_bad_names),
-        cmocka_unit_test(test_footer_rules),
-        cmocka_unit_test(test_bad_data),
-        cmocka_unit_test(test_version1),
-        cmocka_unit_test(test_tzdir),
-        cmocka_unit_test(test_iso),
+        cmocka_unit_test(test_civil),        cmocka_unit_test(test_known_offsets),
+        cmocka_unit_test(test_against_libc), cmocka_unit_test(test_next_transition),
+        cmocka_unit_test(test_resolve),      cmocka_unit_test(test_resolve_brute_force),
+        cmocka_unit_test(test_bad_names),    cmocka_unit_test(test_footer_rules),
+        cmocka_unit_test(test_bad_data),     cmocka_unit_test(test_version1),
+        cmocka_unit_test(test_tzdir),        cmocka_unit_test(test_iso),
     };
     return cmocka_run_group_tests_name("tz", tests, NULL, NULL);
 }
