@@ -998,7 +998,8 @@ static int check_changes(beat *b, int64_t now_ms)
     long long id = r[0]->type == REDIS_REPLY_INTEGER ? r[0]->integer : -1;
     int watched = id >= 0 && r[1]->type == REDIS_REPLY_STATUS &&
                   r[3]->type == REDIS_REPLY_STATUS;
-    int changed = !watched || id != b->client_id || r[2]->type != REDIS_REPLY_ARRAY;
+    int new_conn = id >= 0 && id != b->client_id;
+    int changed = !watched || new_conn || r[2]->type != REDIS_REPLY_ARRAY;
     if (!watched && !b->watch_warned) {
         const redisReply *e = r[0]->type == REDIS_REPLY_ERROR   ? r[0]
                               : r[1]->type == REDIS_REPLY_ERROR ? r[1]
@@ -1008,18 +1009,17 @@ static int check_changes(beat *b, int64_t now_ms)
                 BEAT_CHECK_MS);
         b->watch_warned = 1;
     }
-    int same_conn = watched && id == b->client_id;
-    if (!same_conn && b->leader)
+    if (new_conn && b->client_id >= 0 && b->leader)
         b->sync_all = 1; /* a new connection: Redis may have restarted */
-    b->client_id = watched ? id : -1;
+    b->client_id = id;
     for (int i = 0; i < 4; i++)
         freeReplyObject(r[i]);
-    if (changed) {
-        if (b->reloading && same_conn)
-            b->reload_again = 1; /* after this scan, another */
-        else
-            reload_start(b, now_ms);
-    }
+    /* A scan under way goes on (its cursor stays valid), and another one
+     * follows it, so that every change is seen. */
+    if (changed && b->reloading)
+        b->reload_again = 1;
+    else if (changed)
+        reload_start(b, now_ms);
     return 0;
 }
 
