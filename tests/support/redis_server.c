@@ -304,3 +304,14 @@ redisReply *tq_test_redis_cmd(const tq_test_redis *srv, const char *fmt, ...)
     redisFree(ctx);
     return r;
 }
+
+int tq_test_redis_flush(const tq_test_redis *srv)
+{
+    redisReply *r = tq_test_redis_cmd(srv, "FLUSHALL");
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    r = tq_test_redis_cmd(srv, "SCRIPT FLUSH");
+    ok = ok && r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}

@@ -45,13 +45,7 @@ static int setup(void **state)
     tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
     if (!srv.pid && tq_test_redis_restart(&srv) < 0)
         return -1;
-    redisReply *r = tq_test_redis_cmd(&srv, "FLUSHALL");
-    int ok = r && r->type == REDIS_REPLY_STATUS;
-    freeReplyObject(r);
-    r = tq_test_redis_cmd(&srv, "SCRIPT FLUSH");
-    ok = ok && r && r->type == REDIS_REPLY_STATUS;
-    freeReplyObject(r);
-    return ok ? 0 : -1;
+    return tq_test_redis_flush(&srv);
 }
 
 static tq_conn *conn_to(const char *url, const char *name)

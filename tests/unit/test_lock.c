@@ -42,13 +42,7 @@ static int group_teardown(void **state)
 static int setup(void **state)
 {
     (void)state;
-    redisReply *r = tq_test_redis_cmd(&srv, "FLUSHALL");
-    int ok = r && r->type == REDIS_REPLY_STATUS;
-    freeReplyObject(r);
-    r = tq_test_redis_cmd(&srv, "SCRIPT FLUSH");
-    ok = ok && r && r->type == REDIS_REPLY_STATUS;
-    freeReplyObject(r);
-    return ok ? 0 : -1;
+    return tq_test_redis_flush(&srv);
 }
 
 /* The lock's value, "" when it does not exist. */
