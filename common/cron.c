@@ -41,6 +41,20 @@ static const struct {
     {"@hourly", "0 * * * *"},
 };
 
+/* Reads the decimal digits at s into *v (saturating above 100000, which is
+ * out of every field's range anyway). Returns how many digits there were. */
+static int read_number(const char *s, long *v)
+{
+    int n = 0;
+    *v = 0;
+    while (isdigit((unsigned char)s[n])) {
+        if (*v < 100000)
+            *v = *v * 10 + (s[n] - '0');
+        n++;
+    }
+    return n;
+}
+
 /* Reads a number or, where the field has them, a name, at *sp. Returns 0
  * with the value, or -1 with err set. */
 static int parse_value(const char **sp, const struct field *f, const char *expr, int *out,
@@ -48,13 +62,8 @@ static int parse_value(const char **sp, const struct field *f, const char *expr,
 {
     const char *s = *sp;
     if (isdigit((unsigned char)*s)) {
-        long v = 0;
-        int n = 0;
-        while (isdigit((unsigned char)s[n])) {
-            if (v < 100000)
-                v = v * 10 + (s[n] - '0');
-            n++;
-        }
+        long v;
+        int n = read_number(s, &v);
         if (v < f->lo || v > f->hi)
             return tq_err_set(-1, err, errlen,
                               "'%s': %s field: %.*s is out of range %d-%d", expr, f->name,
@@ -98,13 +107,8 @@ static int parse_step(const char **sp, const struct field *f, const char *expr, 
         return tq_err_set(-1, err, errlen,
                           "'%s': %s field: '/' must be followed by a step", expr,
                           f->name);
-    long v = 0;
-    int n = 0;
-    while (isdigit((unsigned char)s[n])) {
-        if (v < 100000)
-            v = v * 10 + (s[n] - '0');
-        n++;
-    }
+    long v;
+    int n = read_number(s, &v);
     if (v == 0)
         return tq_err_set(-1, err, errlen,
                           "'%s': %s field: step 0 (a step is at least 1)", expr, f->name);
