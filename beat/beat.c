@@ -22,12 +22,12 @@
 #include <time.h>
 
 #define NO_TICK INT64_MIN
-#define SINCE_START INT64_MIN      /* known since the first load: catch-up applies */
+#define SINCE_START INT64_MIN /* known since the first load: catch-up applies */
 #define NOT_IN_HEAP UINT32_MAX
-#define SHOWN_MAX 80               /* bytes of a name quoted in a log line */
+#define SHOWN_MAX 80                      /* bytes of a name quoted in a log line */
 #define STATE_TICK_MAX 1000000000000000LL /* ms; later state values are ignored */
-#define COUNT_CAP 100000           /* missed ticks counted for a log line, at most */
-#define SYNC_PIPELINE 8            /* HMGETs in flight while reading the state */
+#define COUNT_CAP 100000 /* missed ticks counted for a log line, at most */
+#define SYNC_PIPELINE 8  /* HMGETs in flight while reading the state */
 
 /* ------------------------------------------------------------------------
  * State.
@@ -76,9 +76,9 @@ struct entry {
 struct rec {
     struct entry *e; /* borrowed from the entries */
     int64_t tick;
-    char *msg;       /* owned: the encoded message */
+    char *msg; /* owned: the encoded message */
     size_t len;
-    int rc;          /* 1 published, 0 already published, -1 lease lost, or a TQ_E... code */
+    int rc; /* 1 published, 0 already published, -1 lease lost, or a TQ_E... code */
 };
 
 /* The lookup data of one entry, next to that of its neighbours. */
@@ -102,7 +102,7 @@ struct beat {
     char file[TQ_CONFIG_STR_MAX];     /* the seed file, "" for none */
     char tz[TQ_TZ_NAME_MAX];          /* default zone of cron schedules */
     int64_t lease_ms;
-    int64_t period_ms;  /* lease renewal */
+    int64_t period_ms; /* lease renewal */
     int catchup_max;
     char key_schedules[TQ_KEYS_MAX];
     char key_state[TQ_KEYS_MAX];
@@ -120,10 +120,10 @@ struct beat {
     size_t nheap, capheap;
     struct entry **pending; /* borrowed: entries whose state the leader must read */
     size_t npending, cappending;
-    struct rec *recs;    /* owned, BEAT_PASS_MAX of them */
+    struct rec *recs; /* owned, BEAT_PASS_MAX of them */
     /* reload */
-    int reloading;       /* an HSCAN is under way */
-    int reload_again;    /* P:schedules changed during it */
+    int reloading;    /* an HSCAN is under way */
+    int reload_again; /* P:schedules changed during it */
     char cursor[32];
     uint32_t gen;
     size_t nseen;        /* distinct known entries this scan has seen */
@@ -139,17 +139,17 @@ struct beat {
     long long client_id; /* CLIENT ID of the connection the WATCH is on, -1 none */
     int watch_warned;
     /* roles */
-    int loaded;          /* a reload has been applied */
-    int leader;          /* this beat holds the lease (as far as it knows) */
-    int role_known;      /* leader or standby has been logged once */
-    int redis_ok;        /* the last lease renewal succeeded, no failure since */
-    int sync_all;        /* read the whole state before publishing */
-    int reload_err;      /* P:schedules is unreadable (warned) */
+    int loaded;     /* a reload has been applied */
+    int leader;     /* this beat holds the lease (as far as it knows) */
+    int role_known; /* leader or standby has been logged once */
+    int redis_ok;   /* the last lease renewal succeeded, no failure since */
+    int sync_all;   /* read the whole state before publishing */
+    int reload_err; /* P:schedules is unreadable (warned) */
     int64_t lease_due_mono;
     int64_t check_due_mono;
     int64_t promote_due_mono;
-    size_t pass_caught_up;  /* schedules caught up in this pass (for the summary) */
-    int64_t pass_skipped;   /* and the missed ticks they skipped */
+    size_t pass_caught_up; /* schedules caught up in this pass (for the summary) */
+    int64_t pass_skipped;  /* and the missed ticks they skipped */
 };
 
 /* Publishes up to BEAT_SCRIPT_TICKS ticks. KEYS: leader, schedule-state,
@@ -160,22 +160,22 @@ struct beat {
  * never publish a tick twice) or 1 once the state is advanced and the
  * message pushed. The counter goes up by the number published. A state
  * value that is not a number counts as absent. */
-static tq_script publish_script = TQ_SCRIPT(
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
-    "local res, n = {}, 0\n"
-    "for i = 2, #ARGV, 4 do\n"
-    "  local last = tonumber(redis.call('HGET', KEYS[2], ARGV[i]))\n"
-    "  if last and last >= tonumber(ARGV[i + 1]) then\n"
-    "    res[#res + 1] = 0\n"
-    "  else\n"
-    "    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])\n"
-    "    redis.call('LPUSH', KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3])\n"
-    "    n = n + 1\n"
-    "    res[#res + 1] = 1\n"
-    "  end\n"
-    "end\n"
-    "if n > 0 then redis.call('HINCRBY', KEYS[3], 'published', n) end\n"
-    "return res\n");
+static tq_script publish_script =
+    TQ_SCRIPT("if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
+              "local res, n = {}, 0\n"
+              "for i = 2, #ARGV, 4 do\n"
+              "  local last = tonumber(redis.call('HGET', KEYS[2], ARGV[i]))\n"
+              "  if last and last >= tonumber(ARGV[i + 1]) then\n"
+              "    res[#res + 1] = 0\n"
+              "  else\n"
+              "    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])\n"
+              "    redis.call('LPUSH', KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3])\n"
+              "    n = n + 1\n"
+              "    res[#res + 1] = 1\n"
+              "  end\n"
+              "end\n"
+              "if n > 0 then redis.call('HINCRBY', KEYS[3], 'published', n) end\n"
+              "return res\n");
 
 /* Copies len bytes of s into buf for a log line: non-printable bytes become
  * '?', and the copy is cut to the buffer. Returns buf. */
@@ -239,7 +239,8 @@ static const char *entry_queue(const struct entry *e)
 
 /* Builds the message of e's tick at tick_ms, enqueued at now_ms. Returns a
  * new string (its length in *len), or NULL when out of memory. */
-static char *entry_message(const struct entry *e, int64_t tick_ms, int64_t now_ms, size_t *len)
+static char *entry_message(const struct entry *e, int64_t tick_ms, int64_t now_ms,
+                           size_t *len)
 {
     const char *task = entry_task(e), *queue = entry_queue(e);
     const char *args = queue + strlen(queue) + 1, *kwargs = args + strlen(args) + 1;
@@ -280,7 +281,8 @@ static int check_messages(const tq_sched *s, char *err, size_t errlen)
     tq_msg m;
     size_t len;
     if (tq_sched_message(s, 0, 0, &m) < 0)
-        return tq_err_set(TQ_ENOMEM, err, errlen, "schedule '%s': out of memory", s->name);
+        return tq_err_set(TQ_ENOMEM, err, errlen, "schedule '%s': out of memory",
+                          s->name);
     char *text = tq_msg_encode(&m, &len);
     tq_msg_deinit(&m);
     if (!text)
@@ -309,28 +311,30 @@ static struct entry *entry_bad(const char *name, size_t namelen, uint64_t hash)
 /* Decodes the definition text (textlen bytes) of the field name into a new
  * entry. A bad definition is warned about and makes a bad entry. Returns
  * NULL only when out of memory. */
-static struct entry *entry_new(const beat *b, const char *name, size_t namelen, const char *text,
-                               size_t textlen)
+static struct entry *entry_new(const beat *b, const char *name, size_t namelen,
+                               const char *text, size_t textlen)
 {
     char err[512] = "", nm[SHOWN_MAX];
     uint64_t hash = text_hash(text, textlen);
     tq_sched s;
     int rc = tq_sched_decode_text(&s, text, textlen, b->tz, err, sizeof err);
     if (rc == 0 && name_cmp(s.name, strlen(s.name), name, namelen) != 0)
-        rc = tq_err_set(TQ_EDECODE, err, sizeof err, "the definition's name is '%s'", s.name);
+        rc = tq_err_set(TQ_EDECODE, err, sizeof err, "the definition's name is '%s'",
+                        s.name);
     /* A message is about as long as its definition: only a long one may
      * be too big once encoded. */
     if (rc == 0 && textlen > TQ_MSG_MAX / 2)
         rc = check_messages(&s, err, sizeof err);
     if (rc < 0) {
         if (rc != TQ_ENOMEM)
-            tq_warn("schedule '%s' in %s is skipped: %s", shown(name, namelen, nm, sizeof nm),
-                    b->key_schedules, err);
+            tq_warn("schedule '%s' in %s is skipped: %s",
+                    shown(name, namelen, nm, sizeof nm), b->key_schedules, err);
         tq_sched_deinit(&s);
         return rc == TQ_ENOMEM ? NULL : entry_bad(name, namelen, hash);
     }
     size_t alen, klen;
-    char *args = tq_msg_dump_json(s.args, &alen), *kwargs = tq_msg_dump_json(s.kwargs, &klen);
+    char *args = tq_msg_dump_json(s.args, &alen),
+         *kwargs = tq_msg_dump_json(s.kwargs, &klen);
     size_t tlen = strlen(s.task), qlen = strlen(s.queue);
     size_t clen = s.rule.kind == TQ_SCHED_CRON ? strlen(s.cron) : 0;
     struct entry *e = NULL;
@@ -381,11 +385,11 @@ static void log_entry(const beat *b, const struct entry *e, const char *what)
     if (!e->enabled)
         tq_log(level, "schedule '%s' %s: disabled", nm, what);
     else if (e->rule.kind == TQ_SCHED_CRON)
-        tq_log(level, "schedule '%s' %s: task %s on cron '%s' in %s on queue %s", nm, what,
-               task, cron, tq_tz_name(e->rule.zone), queue);
+        tq_log(level, "schedule '%s' %s: task %s on cron '%s' in %s on queue %s", nm,
+               what, task, cron, tq_tz_name(e->rule.zone), queue);
     else
-        tq_log(level, "schedule '%s' %s: task %s every %lld ms on queue %s", nm, what, task,
-               (long long)e->rule.every_ms, queue);
+        tq_log(level, "schedule '%s' %s: task %s every %lld ms on queue %s", nm, what,
+               task, (long long)e->rule.every_ms, queue);
 }
 
 /* ------------------------------------------------------------------------
@@ -484,7 +488,8 @@ static int64_t first_tick(const struct entry *e, int64_t now_ms)
 }
 
 /* The number of ticks of r in [from_ms, to_ms], counting at most cap. */
-static int64_t count_ticks(const tq_sched_rule *r, int64_t from_ms, int64_t to_ms, int64_t cap)
+static int64_t count_ticks(const tq_sched_rule *r, int64_t from_ms, int64_t to_ms,
+                           int64_t cap)
 {
     if (from_ms > to_ms)
         return 0;
@@ -542,26 +547,31 @@ static void log_catch_up(beat *b, struct entry *e, int64_t t, int64_t now_ms)
                                  : count_ticks(&e->rule, e->next, t - 1, COUNT_CAP);
     b->pass_caught_up++;
     b->pass_skipped += skipped;
-    tq_log_level level = b->pass_caught_up <= BEAT_CATCHUP_LOGS ? TQ_LOG_INFO : TQ_LOG_DEBUG;
+    tq_log_level level =
+        b->pass_caught_up <= BEAT_CATCHUP_LOGS ? TQ_LOG_INFO : TQ_LOG_DEBUG;
     if (level < tq_log_min)
         return;
     shown(e->str, e->namelen, nm, sizeof nm);
     const char *more = skipped == COUNT_CAP ? "at least " : "";
     if (e->catchup == TQ_SCHED_CATCHUP_NONE)
-        tq_log(level, "schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
+        tq_log(level,
+               "schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
                "(catchup none); the next is %s@%lld",
                nm, (long long)late, more, (long long)skipped, nm, (long long)t);
     else if (e->catchup == TQ_SCHED_CATCHUP_ALL && t == e->next)
-        tq_log(level, "schedule '%s': no beat ran for %lld ms; publishing all %lld missed ticks "
+        tq_log(level,
+               "schedule '%s': no beat ran for %lld ms; publishing all %lld missed ticks "
                "(catchup all)",
                nm, (long long)late,
                (long long)count_ticks(&e->rule, e->next, now_ms, COUNT_CAP));
     else if (e->catchup == TQ_SCHED_CATCHUP_ALL)
-        tq_log(level, "schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
+        tq_log(level,
+               "schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
                "and publishing the last %d (catchup all, --catchup-max)",
                nm, (long long)late, more, (long long)skipped, b->catchup_max);
     else
-        tq_log(level, "schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
+        tq_log(level,
+               "schedule '%s': no beat ran for %lld ms; skipping %s%lld missed ticks "
                "and publishing only the latest, %s@%lld",
                nm, (long long)late, more, (long long)skipped, nm, (long long)t);
 }
@@ -606,7 +616,8 @@ static void huge_pages(void *p, size_t len)
 {
 #ifdef MADV_HUGEPAGE
     const uintptr_t page = 4096;
-    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), z = ((uintptr_t)p + len) & ~(page - 1);
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1),
+              z = ((uintptr_t)p + len) & ~(page - 1);
     if (len >= ((size_t)4 << 20) && z > a)
         madvise((void *)a, z - a, MADV_HUGEPAGE);
 #else
@@ -633,7 +644,8 @@ static int grow(void **arr, size_t *cap, size_t need, size_t size)
 
 /* The index of the first of the entries [0, n) that does not sort before
  * (h, name), by bisection (for inserting). */
-static size_t lower_bound(const beat *b, size_t n, uint64_t h, const char *name, size_t len)
+static size_t lower_bound(const beat *b, size_t n, uint64_t h, const char *name,
+                          size_t len)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -679,7 +691,8 @@ static int index_build(beat *b)
  * name and definition hashes both match is taken without reading the
  * entry: the text holds the name, so that is the same name and the same
  * definition (but for a 128-bit collision). */
-static size_t find_pos(const beat *b, const char *name, size_t len, uint64_t h, uint64_t def)
+static size_t find_pos(const beat *b, const char *name, size_t len, uint64_t h,
+                       uint64_t def)
 {
     size_t i, end;
     if (b->bucket) {
@@ -701,8 +714,8 @@ static size_t find_pos(const beat *b, const char *name, size_t len, uint64_t h, 
 
 /* Takes note of one field of the scan, whose name hashes to nh and whose
  * text to h. Returns 0 or TQ_ENOMEM. */
-static int reload_field(beat *b, const redisReply *name, const redisReply *value, uint64_t nh,
-                        uint64_t h)
+static int reload_field(beat *b, const redisReply *name, const redisReply *value,
+                        uint64_t nh, uint64_t h)
 {
     size_t pos = find_pos(b, name->str, name->len, nh, h);
     struct slot *sl = pos == SIZE_MAX ? NULL : &b->slots[pos];
@@ -731,7 +744,8 @@ static int reload_field(beat *b, const redisReply *name, const redisReply *value
         free(ch->e);
         ch->e = e;
     } else if (old) {
-        if (grow((void **)&b->changed, &b->capchanged, b->nchanged + 1, sizeof *b->changed) < 0) {
+        if (grow((void **)&b->changed, &b->capchanged, b->nchanged + 1,
+                 sizeof *b->changed) < 0) {
             free(e);
             return TQ_ENOMEM;
         }
@@ -752,7 +766,8 @@ static void pending_add(beat *b, struct entry *e)
 {
     if (!b->leader || b->sync_all)
         return;
-    if (grow((void **)&b->pending, &b->cappending, b->npending + 1, sizeof *b->pending) < 0) {
+    if (grow((void **)&b->pending, &b->cappending, b->npending + 1, sizeof *b->pending) <
+        0) {
         b->sync_all = 1; /* read them all, then */
         b->npending = 0;
         return;
@@ -875,15 +890,16 @@ static int reload_apply(beat *b, int64_t now_ms)
     if (na > 1024)
         heap_build(b);
     if ((na || b->nents != before) && index_build(b) < 0)
-        tq_warn("reload: out of memory for the name index; looking names up by bisection");
+        tq_warn(
+            "reload: out of memory for the name index; looking names up by bisection");
     b->nadded = 0;
     b->reloading = 0;
     if (!b->loaded) {
         size_t bad = 0, enabled = b->nheap;
         for (size_t i = 0; i < b->nents; i++)
             bad += !b->ents[i]->ok;
-        tq_info("loaded %zu schedules from %s: %zu enabled, %zu disabled, %zu bad", b->nents,
-                b->key_schedules, enabled, b->nents - enabled - bad, bad);
+        tq_info("loaded %zu schedules from %s: %zu enabled, %zu disabled, %zu bad",
+                b->nents, b->key_schedules, enabled, b->nents - enabled - bad, bad);
     }
     b->loaded = 1;
     int64_t took = tq_clock_mono_ms() - b->reload_mono;
@@ -944,13 +960,14 @@ static int reload_step(beat *b, int64_t now_ms, int64_t deadline)
         }
         for (size_t i = 0; i < nf; i++) {
             if (b->bucket && i + 16 < nf)
-                __builtin_prefetch(&b->bucket[b->hashes[2 * (i + 16)] >> (64 - b->bucket_bits)]);
-            if (b->bucket && i + 8 < nf)
                 __builtin_prefetch(
-                    &b->slots[b->bucket[b->hashes[2 * (i + 8)] >> (64 - b->bucket_bits)]]);
+                    &b->bucket[b->hashes[2 * (i + 16)] >> (64 - b->bucket_bits)]);
+            if (b->bucket && i + 8 < nf)
+                __builtin_prefetch(&b->slots[b->bucket[b->hashes[2 * (i + 8)] >>
+                                                       (64 - b->bucket_bits)]]);
             b->nscanned++;
-            if (reload_field(b, kv->element[2 * i], kv->element[2 * i + 1], b->hashes[2 * i],
-                             b->hashes[2 * i + 1]) < 0) {
+            if (reload_field(b, kv->element[2 * i], kv->element[2 * i + 1],
+                             b->hashes[2 * i], b->hashes[2 * i + 1]) < 0) {
                 freeReplyObject(r);
                 reload_discard(b);
                 tq_error("reload: out of memory; trying again at the next check");
@@ -996,8 +1013,8 @@ static int check_changes(beat *b, int64_t now_ms)
             return TQ_EREDIS;
         }
     long long id = r[0]->type == REDIS_REPLY_INTEGER ? r[0]->integer : -1;
-    int watched = id >= 0 && r[1]->type == REDIS_REPLY_STATUS &&
-                  r[3]->type == REDIS_REPLY_STATUS;
+    int watched =
+        id >= 0 && r[1]->type == REDIS_REPLY_STATUS && r[3]->type == REDIS_REPLY_STATUS;
     int new_conn = id >= 0 && id != b->client_id;
     int changed = !watched || new_conn || r[2]->type != REDIS_REPLY_ARRAY;
     if (!watched && !b->watch_warned) {
@@ -1005,7 +1022,8 @@ static int check_changes(beat *b, int64_t now_ms)
                               : r[1]->type == REDIS_REPLY_ERROR ? r[1]
                                                                 : r[3];
         tq_warn("cannot watch %s for changes (%s); reloading it every %d ms instead",
-                b->key_schedules, e->type == REDIS_REPLY_ERROR ? e->str : "unexpected reply",
+                b->key_schedules,
+                e->type == REDIS_REPLY_ERROR ? e->str : "unexpected reply",
                 BEAT_CHECK_MS);
         b->watch_warned = 1;
     }
@@ -1096,7 +1114,8 @@ static int sync_state(beat *b, int64_t now_ms)
             for (size_t x = 0; r->type == REDIS_REPLY_ARRAY && x < r->elements; x++) {
                 struct entry *e = todo[at + x];
                 int64_t t;
-                if (parse_tick(r->element[x], &t) == 0 && (e->last == NO_TICK || t > e->last))
+                if (parse_tick(r->element[x], &t) == 0 &&
+                    (e->last == NO_TICK || t > e->last))
                     e->last = t;
             }
             at += r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
@@ -1113,8 +1132,9 @@ static int sync_state(beat *b, int64_t now_ms)
             heap_build(b);
         b->sync_all = 0;
         b->npending = 0;
-        tq_log(n >= 10000 ? TQ_LOG_INFO : TQ_LOG_DEBUG, "read %s for %zu schedules in %lld ms",
-               b->key_state, n, (long long)(tq_clock_mono_ms() - t0));
+        tq_log(n >= 10000 ? TQ_LOG_INFO : TQ_LOG_DEBUG,
+               "read %s for %zu schedules in %lld ms", b->key_state, n,
+               (long long)(tq_clock_mono_ms() - t0));
     } else {
         b->sync_all = 1; /* start over next time */
         b->npending = 0;
@@ -1177,7 +1197,8 @@ out:
     free(argv);
     free(lens);
     if (rc == 0) {
-        tq_info("upserted %zu schedules from %s into %s", b->nseed, b->file, b->key_schedules);
+        tq_info("upserted %zu schedules from %s into %s", b->nseed, b->file,
+                b->key_schedules);
         for (size_t i = 0; i < b->nseed; i++)
             tq_sched_deinit(&b->seed[i]);
         free(b->seed);
@@ -1316,8 +1337,10 @@ static int send_batch(beat *b, size_t from, size_t to, int eval)
         lens[na++] = r->len;
     }
     if (!eval)
-        return tq_conn_append_eval(b->conn, &publish_script, nkeys, na - nkeys, argv, lens);
-    redisReply *reply = tq_conn_eval(b->conn, &publish_script, nkeys, na - nkeys, argv, lens);
+        return tq_conn_append_eval(b->conn, &publish_script, nkeys, na - nkeys, argv,
+                                   lens);
+    redisReply *reply =
+        tq_conn_eval(b->conn, &publish_script, nkeys, na - nkeys, argv, lens);
     batch_result(b, from, to, reply);
     freeReplyObject(reply);
     return reply ? 0 : TQ_EREDIS;
@@ -1356,7 +1379,8 @@ static int publish_due(beat *b, int64_t now_ms)
     if (rc == TQ_ENOMEM)
         tq_error("publishing: out of memory");
     if (b->pass_caught_up > BEAT_CATCHUP_LOGS)
-        tq_info("no beat ran for a while: %zu schedules caught up in this pass, skipping %lld "
+        tq_info("no beat ran for a while: %zu schedules caught up in this pass, skipping "
+                "%lld "
                 "missed ticks by their catchup policies",
                 b->pass_caught_up, (long long)b->pass_skipped);
 
@@ -1458,7 +1482,8 @@ int64_t beat_step(beat *b, int64_t now_ms, int64_t mono_ms)
     }
     if (b->redis_ok && b->leader && mono_ms >= b->promote_due_mono) {
         rc = tq_delayed_promote(b->conn, b->prefix, now_ms, TQ_DELAYED_BATCH);
-        b->promote_due_mono = rc == TQ_DELAYED_BATCH ? mono_ms : mono_ms + BEAT_PROMOTE_MS;
+        b->promote_due_mono =
+            rc == TQ_DELAYED_BATCH ? mono_ms : mono_ms + BEAT_PROMOTE_MS;
         if (rc > 0)
             tq_debug("promoted %d delayed messages", rc);
         else if (rc == TQ_EREDIS)
@@ -1502,8 +1527,9 @@ static void sleep_until(int64_t deadline_us, volatile sig_atomic_t *stop)
 void beat_run(beat *b, volatile sig_atomic_t *stop)
 {
     if (b->file[0])
-        tq_info("beat %s starting: %zu schedules from %s, redis %s, prefix %s, lease %lld ms",
-                b->id, b->nseed, b->file, b->where, b->prefix, (long long)b->lease_ms);
+        tq_info(
+            "beat %s starting: %zu schedules from %s, redis %s, prefix %s, lease %lld ms",
+            b->id, b->nseed, b->file, b->where, b->prefix, (long long)b->lease_ms);
     else
         tq_info("beat %s starting: schedules from %s, redis %s, lease %lld ms", b->id,
                 b->key_schedules, b->where, (long long)b->lease_ms);
@@ -1569,14 +1595,17 @@ beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
     b->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : 5000;
     b->catchup_max = cfg->catchup_max > 0 ? cfg->catchup_max : 100;
     /* Renew well before the lease runs out: three chances per lease. */
-    b->period_ms = b->lease_ms / 3 < BEAT_HOUSEKEEPING_MS ? b->lease_ms / 3
-                                                           : BEAT_HOUSEKEEPING_MS;
+    b->period_ms =
+        b->lease_ms / 3 < BEAT_HOUSEKEEPING_MS ? b->lease_ms / 3 : BEAT_HOUSEKEEPING_MS;
     if (b->period_ms < 10)
         b->period_ms = 10;
     b->client_id = -1;
-    if (tq_keys_fmt(b->prefix, TQ_KEY_SCHEDULES, NULL, b->key_schedules, TQ_KEYS_MAX) < 0 ||
-        tq_keys_fmt(b->prefix, TQ_KEY_SCHEDULE_STATE, NULL, b->key_state, TQ_KEYS_MAX) < 0 ||
-        tq_keys_fmt(b->prefix, TQ_KEY_BEAT_LEADER, NULL, b->key_leader, TQ_KEYS_MAX) < 0 ||
+    if (tq_keys_fmt(b->prefix, TQ_KEY_SCHEDULES, NULL, b->key_schedules, TQ_KEYS_MAX) <
+            0 ||
+        tq_keys_fmt(b->prefix, TQ_KEY_SCHEDULE_STATE, NULL, b->key_state, TQ_KEYS_MAX) <
+            0 ||
+        tq_keys_fmt(b->prefix, TQ_KEY_BEAT_LEADER, NULL, b->key_leader, TQ_KEYS_MAX) <
+            0 ||
         tq_keys_fmt(b->prefix, TQ_KEY_STATS, NULL, b->key_stats, TQ_KEYS_MAX) < 0) {
         snprintf(err, errlen, "prefix '%s' is too long", b->prefix);
         goto fail;

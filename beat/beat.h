@@ -30,17 +30,17 @@
 #include "common/config.h"
 #include "common/sched.h"
 
-#define BEAT_PASS_MAX 5000         /* ticks published per pass, pipelined */
-#define BEAT_SCRIPT_TICKS 100      /* ticks per call of the publish script */
-#define BEAT_HOUSEKEEPING_MS 1000  /* lease renewal period */
-#define BEAT_CHECK_MS 250          /* how often P:schedules is checked for changes */
-#define BEAT_PROMOTE_MS 100        /* how often the leader promotes delayed messages */
-#define BEAT_SCAN_COUNT 5000       /* HSCAN COUNT of a reload */
-#define BEAT_SCAN_BUDGET_MS 20     /* reload work per pass before ticks get a turn */
-#define BEAT_SYNC_CHUNK 1000       /* schedule names per HMGET of P:schedule-state */
-#define BEAT_GAP_SLACK_MS 1000     /* a tick up to lease + this late is a failover's */
-#define BEAT_CATCHUP_LOGS 10       /* catch-ups logged one by one per pass (info) */
-#define BEAT_SLEEP_MAX_MS 1000     /* a pass never sleeps longer (clock jumps) */
+#define BEAT_PASS_MAX 5000        /* ticks published per pass, pipelined */
+#define BEAT_SCRIPT_TICKS 100     /* ticks per call of the publish script */
+#define BEAT_HOUSEKEEPING_MS 1000 /* lease renewal period */
+#define BEAT_CHECK_MS 250         /* how often P:schedules is checked for changes */
+#define BEAT_PROMOTE_MS 100       /* how often the leader promotes delayed messages */
+#define BEAT_SCAN_COUNT 5000      /* HSCAN COUNT of a reload */
+#define BEAT_SCAN_BUDGET_MS 20    /* reload work per pass before ticks get a turn */
+#define BEAT_SYNC_CHUNK 1000      /* schedule names per HMGET of P:schedule-state */
+#define BEAT_GAP_SLACK_MS 1000    /* a tick up to lease + this late is a failover's */
+#define BEAT_CATCHUP_LOGS 10      /* catch-ups logged one by one per pass (info) */
+#define BEAT_SLEEP_MAX_MS 1000    /* a pass never sleeps longer (clock jumps) */
 
 typedef struct beat beat;
 

@@ -12,10 +12,11 @@
 int main(int argc, char **argv)
 {
     tq_config cfg;
-    int rc = tq_proc_start(&cfg, TQ_PROG_BEAT, "beat",
-                           "Publishes the scheduled ticks of P:schedules as task messages; "
-                           "one leader at a time.",
-                           argc, argv);
+    int rc =
+        tq_proc_start(&cfg, TQ_PROG_BEAT, "beat",
+                      "Publishes the scheduled ticks of P:schedules as task messages; "
+                      "one leader at a time.",
+                      argc, argv);
     if (rc >= 0)
         return rc;
     if (cfg.check)

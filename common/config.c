@@ -9,33 +9,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { OPT_STR, OPT_NAME, OPT_URL, OPT_INT, OPT_SECONDS, OPT_LEVEL, OPT_FORMAT,
-               OPT_QUEUES, OPT_LISTEN, OPT_BOOL } opt_type;
+typedef enum {
+    OPT_STR,
+    OPT_NAME,
+    OPT_URL,
+    OPT_INT,
+    OPT_SECONDS,
+    OPT_LEVEL,
+    OPT_FORMAT,
+    OPT_QUEUES,
+    OPT_LISTEN,
+    OPT_BOOL
+} opt_type;
 
 /* One row per option. For OPT_INT the bounds are integers; for OPT_SECONDS
  * they are seconds and the field holds milliseconds. */
 typedef struct {
-    const char *flag;  /* long flag without the dashes */
-    char shortc;       /* short flag, 0 for none */
-    const char *env;   /* environment variable */
-    const char *def;   /* default, as it would be written on the command line */
+    const char *flag; /* long flag without the dashes */
+    char shortc;      /* short flag, 0 for none */
+    const char *env;  /* environment variable */
+    const char *def;  /* default, as it would be written on the command line */
     opt_type type;
-    size_t offset;     /* of the field in tq_config */
-    double lo, hi;     /* bounds for numbers */
-    unsigned progs;    /* tq_prog mask */
+    size_t offset;  /* of the field in tq_config */
+    double lo, hi;  /* bounds for numbers */
+    unsigned progs; /* tq_prog mask */
     const char *help;
 } opt;
 
 #define F(field) offsetof(tq_config, field)
 
 static const opt options[] = {
-    {"redis-url", 0, "TICKQ_REDIS_URL", "redis://127.0.0.1:6379/0", OPT_URL, F(redis_url), 0,
-     0, TQ_PROG_ALL,
+    {"redis-url", 0, "TICKQ_REDIS_URL", "redis://127.0.0.1:6379/0", OPT_URL, F(redis_url),
+     0, 0, TQ_PROG_ALL,
      "Redis to use: redis://[:password@]host[:port][/db] or unix:///path[?db=N]"},
     {"prefix", 0, "TICKQ_PREFIX", "tickq", OPT_NAME, F(prefix), 0, 0, TQ_PROG_ALL,
      "prefix of every Redis key"},
-    {"log-level", 0, "TICKQ_LOG_LEVEL", "info", OPT_LEVEL, F(log_level), 0, 0, TQ_PROG_ALL,
-     "debug, info, warn or error"},
+    {"log-level", 0, "TICKQ_LOG_LEVEL", "info", OPT_LEVEL, F(log_level), 0, 0,
+     TQ_PROG_ALL, "debug, info, warn or error"},
     {"log-format", 0, "TICKQ_LOG_FORMAT", "text", OPT_FORMAT, F(log_format), 0, 0,
      TQ_PROG_ALL, "text or json"},
     {"check", 0, "TICKQ_CHECK", "false", OPT_BOOL, F(check), 0, 0, TQ_PROG_ALL,
@@ -60,8 +70,8 @@ static const opt options[] = {
      "this worker's id (default: host-pid-random)"},
     {"concurrency", 'c', "TICKQ_CONCURRENCY", "0", OPT_INT, F(concurrency), 0, 256,
      TQ_PROG_WORKER, "task threads (0: the number of CPUs)"},
-    {"queues", 'Q', "TICKQ_QUEUES", "default", OPT_QUEUES, F(queues), 0, 0, TQ_PROG_WORKER,
-     "comma-separated queues, highest priority first"},
+    {"queues", 'Q', "TICKQ_QUEUES", "default", OPT_QUEUES, F(queues), 0, 0,
+     TQ_PROG_WORKER, "comma-separated queues, highest priority first"},
     {"liveness", 0, "TICKQ_LIVENESS", "10", OPT_SECONDS, F(liveness_ms), 2, 3600,
      TQ_PROG_WORKER, "seconds without a heartbeat after which a worker is dead"},
     {"grace", 0, "TICKQ_GRACE", "10", OPT_SECONDS, F(grace_ms), 0, 3600, TQ_PROG_WORKER,
@@ -74,16 +84,18 @@ static const opt options[] = {
      31536000, TQ_PROG_WORKER, "seconds a task result lives"},
     {"max-retries", 0, "TICKQ_MAX_RETRIES", "3", OPT_INT, F(max_retries), 0, 1000000,
      TQ_PROG_WORKER, "retries of a failed task whose message and schedule set none"},
-    {"retry-base", 0, "TICKQ_RETRY_BASE", "1", OPT_SECONDS, F(retry_base_ms), 0.001, 86400,
-     TQ_PROG_WORKER, "retry backoff: retry n waits a random time up to base * 2^(n-1)"},
-    {"retry-cap", 0, "TICKQ_RETRY_CAP", "300", OPT_SECONDS, F(retry_cap_ms), 0.001, 604800,
-     TQ_PROG_WORKER, "retry backoff: the longest wait, in seconds"},
-    {"max-deliveries", 0, "TICKQ_MAX_DELIVERIES", "5", OPT_INT, F(max_deliveries), 1, 1000,
-     TQ_PROG_WORKER, "deliveries after which a message is poison and dead-lettered"},
+    {"retry-base", 0, "TICKQ_RETRY_BASE", "1", OPT_SECONDS, F(retry_base_ms), 0.001,
+     86400, TQ_PROG_WORKER,
+     "retry backoff: retry n waits a random time up to base * 2^(n-1)"},
+    {"retry-cap", 0, "TICKQ_RETRY_CAP", "300", OPT_SECONDS, F(retry_cap_ms), 0.001,
+     604800, TQ_PROG_WORKER, "retry backoff: the longest wait, in seconds"},
+    {"max-deliveries", 0, "TICKQ_MAX_DELIVERIES", "5", OPT_INT, F(max_deliveries), 1,
+     1000, TQ_PROG_WORKER,
+     "deliveries after which a message is poison and dead-lettered"},
     {"tasks", 0, "TICKQ_TASKS", "", OPT_STR, F(tasks), 0, 0, TQ_PROG_WORKER,
      "a shared library (.so) of task functions to load"},
-    {"listen", 0, "TICKQ_LISTEN", "127.0.0.1:5000", OPT_LISTEN, F(listen), 0, 0, TQ_PROG_WEB,
-     "HOST:PORT the web server listens on"},
+    {"listen", 0, "TICKQ_LISTEN", "127.0.0.1:5000", OPT_LISTEN, F(listen), 0, 0,
+     TQ_PROG_WEB, "HOST:PORT the web server listens on"},
     {"web-threads", 0, "TICKQ_WEB_THREADS", "8", OPT_INT, F(web_threads), 1, 256,
      TQ_PROG_WEB, "HTTP worker threads"},
 };
@@ -98,7 +110,8 @@ int tq_config_name_ok(const char *s)
     if (n == 0 || n >= TQ_CONFIG_NAME_MAX)
         return 0;
     for (; *s; s++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-", *s))
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-",
+                    *s))
             return 0;
     return 1;
 }
@@ -189,8 +202,8 @@ static int set_option(tq_config *cfg, const opt *o, const char *val, const char 
         return 0;
     case OPT_INT:
         if (parse_double(val, &d) < 0 || d != floor(d) || d < o->lo || d > o->hi)
-            return fail(err, errlen, "%s: '%s' is not a whole number from %g to %g", origin,
-                        val, o->lo, o->hi);
+            return fail(err, errlen, "%s: '%s' is not a whole number from %g to %g",
+                        origin, val, o->lo, o->hi);
         *(int *)(void *)field = (int)d;
         return 0;
     case OPT_SECONDS:
@@ -333,8 +346,8 @@ void tq_config_usage(tq_prog prog, FILE *out, int markdown)
         if (markdown)
             fprintf(out, "| `%s` | `%s` | %s | %s |\n", flag, o->env, def, o->help);
         else
-            fprintf(out, "  %-20s %s\n  %-20s [env %s, default '%s']\n", flag, o->help, "",
-                    o->env, o->def);
+            fprintf(out, "  %-20s %s\n  %-20s [env %s, default '%s']\n", flag, o->help,
+                    "", o->env, o->def);
     }
     if (!markdown)
         fprintf(out, "  %-20s %s\n  %-20s %s\n", "-h, --help", "print this help and exit",

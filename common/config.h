@@ -36,11 +36,11 @@ typedef struct {
     char schedules[TQ_CONFIG_STR_MAX]; /* seed file, "" for none */
     char beat_id[TQ_CONFIG_NAME_MAX];  /* "" means host-pid-random */
     int64_t lease_ms;
-    char tz[TQ_CONFIG_STR_MAX];         /* default zone of cron schedules */
-    int catchup_max;                    /* ticks "catchup": "all" publishes at most */
-    char next_runs[TQ_CONFIG_STR_MAX];  /* dry run: a cron expression, "" for none */
-    char from[TQ_CONFIG_STR_MAX];       /* dry run: ISO-8601 start, "" for now */
-    int count;                          /* dry run: how many fire times */
+    char tz[TQ_CONFIG_STR_MAX];        /* default zone of cron schedules */
+    int catchup_max;                   /* ticks "catchup": "all" publishes at most */
+    char next_runs[TQ_CONFIG_STR_MAX]; /* dry run: a cron expression, "" for none */
+    char from[TQ_CONFIG_STR_MAX];      /* dry run: ISO-8601 start, "" for now */
+    int count;                         /* dry run: how many fire times */
     /* worker */
     char worker_id[TQ_CONFIG_NAME_MAX]; /* "" means host-pid-random */
     int concurrency;                    /* 0 means the number of CPUs */
@@ -48,13 +48,13 @@ typedef struct {
     int nqueues;
     int64_t liveness_ms;
     int64_t grace_ms;
-    int64_t timeout_ms;    /* a task's time limit when its message has none */
-    int64_t done_ttl_ms;   /* dedupe window of the done marker */
-    int64_t result_ttl_ms; /* lifetime of P:result:<id> */
-    int max_retries;       /* retries of a failed task whose message has none */
-    int64_t retry_base_ms; /* backoff: attempt n waits up to base * 2^(n-1) */
-    int64_t retry_cap_ms;  /* ... and never more than this */
-    int max_deliveries;    /* a message delivered more often is poison */
+    int64_t timeout_ms;            /* a task's time limit when its message has none */
+    int64_t done_ttl_ms;           /* dedupe window of the done marker */
+    int64_t result_ttl_ms;         /* lifetime of P:result:<id> */
+    int max_retries;               /* retries of a failed task whose message has none */
+    int64_t retry_base_ms;         /* backoff: attempt n waits up to base * 2^(n-1) */
+    int64_t retry_cap_ms;          /* ... and never more than this */
+    int max_deliveries;            /* a message delivered more often is poison */
     char tasks[TQ_CONFIG_STR_MAX]; /* a shared library of task functions, "" for none */
     /* web */
     char listen[TQ_CONFIG_NAME_MAX];

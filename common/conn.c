@@ -17,13 +17,13 @@
 struct tq_conn {
     tq_url url;
     char name[NAME_MAX_];
-    redisContext *ctx;  /* NULL while disconnected */
-    int failures;       /* consecutive failed attempts; 0 while healthy */
+    redisContext *ctx;   /* NULL while disconnected */
+    int failures;        /* consecutive failed attempts; 0 while healthy */
     int64_t next_try_ms; /* monotonic time of the next allowed attempt */
-    int64_t timeout_ms; /* command timeout */
-    uint64_t rng;       /* xorshift state for jitter */
-    int unflushed;      /* commands appended since the last reply read */
-    int pending;        /* replies still to read */
+    int64_t timeout_ms;  /* command timeout */
+    uint64_t rng;        /* xorshift state for jitter */
+    int unflushed;       /* commands appended since the last reply read */
+    int pending;         /* replies still to read */
     uint64_t roundtrips;
 };
 
@@ -87,10 +87,11 @@ static void schedule_retry(tq_conn *c, const char *why)
     char where[TQ_URL_HOST_MAX + 64];
     tq_url_redacted(&c->url, where, sizeof where);
     if (c->failures == 0)
-        tq_warn("%s: redis %s unreachable (%s); retrying with backoff", c->name, where, why);
+        tq_warn("%s: redis %s unreachable (%s); retrying with backoff", c->name, where,
+                why);
     else
-        tq_debug("%s: redis %s still unreachable (%s); next try in %lld ms", c->name, where,
-                 why, (long long)delay);
+        tq_debug("%s: redis %s still unreachable (%s); next try in %lld ms", c->name,
+                 where, why, (long long)delay);
     c->failures++;
 }
 
@@ -266,8 +267,8 @@ static const char *script_sha(tq_script *s)
 #define EVAL_ARGS_MAX 4096
 
 /* Appends EVAL or EVALSHA of s; argv holds keys, then arguments. */
-static int append_script(tq_conn *c, const char *verb, const char *body, int nkeys, int nargs,
-                         const char **argv, const size_t *lens)
+static int append_script(tq_conn *c, const char *verb, const char *body, int nkeys,
+                         int nargs, const char **argv, const size_t *lens)
 {
     int total = nkeys + nargs;
     if (total > EVAL_ARGS_MAX)
@@ -308,8 +309,8 @@ int tq_conn_is_noscript(const redisReply *r)
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-redisReply *tq_conn_eval(tq_conn *c, tq_script *s, int nkeys, int nargs, const char **argv,
-                         const size_t *lens)
+redisReply *tq_conn_eval(tq_conn *c, tq_script *s, int nkeys, int nargs,
+                         const char **argv, const size_t *lens)
 {
     if (c->pending)
         tq_conn_drop(c, "unread pipelined replies");

@@ -18,8 +18,8 @@
 
 #include "common/url.h"
 
-#define TQ_CONN_BACKOFF_BASE_MS 100  /* first retry after about this */
-#define TQ_CONN_BACKOFF_CAP_MS 2000  /* retries never wait longer */
+#define TQ_CONN_BACKOFF_BASE_MS 100 /* first retry after about this */
+#define TQ_CONN_BACKOFF_CAP_MS 2000 /* retries never wait longer */
 #define TQ_CONN_CONNECT_TIMEOUT_MS 2000
 #define TQ_CONN_COMMAND_TIMEOUT_MS 5000 /* also bounds blocking commands */
 
@@ -28,11 +28,14 @@ typedef struct tq_conn tq_conn;
 /* A Lua script; define with TQ_SCRIPT("..."), static storage. */
 typedef struct {
     const char *src;
-    int ready;    /* sha computed (under a lock, once) */
+    int ready; /* sha computed (under a lock, once) */
     char sha[41];
 } tq_script;
 
-#define TQ_SCRIPT(source) {(source), 0, ""}
+#define TQ_SCRIPT(source)                                                                \
+    {                                                                                    \
+        (source), 0, ""                                                                  \
+    }
 
 /* Returns a new connection to url (copied) that has not connected yet, or
  * NULL when out of memory. name (copied) labels it in logs and in Redis'
@@ -76,8 +79,8 @@ redisReply *tq_conn_reply(tq_conn *c);
 
 /* Runs script s with nkeys keys followed by nargs arguments in argv.
  * Returns a new reply or NULL as tq_conn_cmd() does. */
-redisReply *tq_conn_eval(tq_conn *c, tq_script *s, int nkeys, int nargs, const char **argv,
-                         const size_t *lens);
+redisReply *tq_conn_eval(tq_conn *c, tq_script *s, int nkeys, int nargs,
+                         const char **argv, const size_t *lens);
 
 /* 1 if r is Redis' NOSCRIPT error (a pipelined EVALSHA then needs a
  * tq_conn_eval() retry). */

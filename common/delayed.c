@@ -59,7 +59,8 @@ int tq_delayed_promote_next(tq_conn *c, const char *prefix, int64_t now_ms, int 
         return TQ_EREDIS;
     int rc = TQ_EREPLY;
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
+        r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
         rc = (int)r->element[0]->integer;
         if (next_due_ms) {
             double due = strtod(r->element[1]->str, NULL);

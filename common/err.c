@@ -9,8 +9,8 @@ const char *tq_strerror(int code)
     switch (code) {
     case TQ_OK:
         return "ok";
-#define TQ_ERR_TEXT(name, text)                                              \
-    case TQ_E##name:                                                         \
+#define TQ_ERR_TEXT(name, text)                                                          \
+    case TQ_E##name:                                                                     \
         return text;
         TQ_ERR_MAP(TQ_ERR_TEXT)
 #undef TQ_ERR_TEXT

@@ -8,19 +8,19 @@
 
 #include <stddef.h>
 
-#define TQ_ERR_MAP(X)                                                        \
-    X(NOMEM, "out of memory")                                                \
-    X(INVAL, "invalid argument")                                             \
-    X(CONFIG, "bad configuration")                                           \
-    X(HELP, "help requested")                                                \
-    X(VERSION, "version requested")                                          \
-    X(MARKDOWN, "option table requested")                                    \
-    X(REDIS, "redis unavailable")                                            \
-    X(REPLY, "unexpected redis reply")                                       \
-    X(DECODE, "undecodable message")                                         \
-    X(TOOBIG, "too large")                                                   \
-    X(IO, "i/o error")                                                       \
-    X(BUSY, "held by another owner")                                         \
+#define TQ_ERR_MAP(X)                                                                    \
+    X(NOMEM, "out of memory")                                                            \
+    X(INVAL, "invalid argument")                                                         \
+    X(CONFIG, "bad configuration")                                                       \
+    X(HELP, "help requested")                                                            \
+    X(VERSION, "version requested")                                                      \
+    X(MARKDOWN, "option table requested")                                                \
+    X(REDIS, "redis unavailable")                                                        \
+    X(REPLY, "unexpected redis reply")                                                   \
+    X(DECODE, "undecodable message")                                                     \
+    X(TOOBIG, "too large")                                                               \
+    X(IO, "i/o error")                                                                   \
+    X(BUSY, "held by another owner")                                                     \
     X(STOPPED, "stopped")
 
 enum {

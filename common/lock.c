@@ -11,17 +11,18 @@ static tq_script acquire_script = TQ_SCRIPT(
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
     "return 1\n");
 
-static tq_script extend_script = TQ_SCRIPT(
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
-    "return 0\n");
+static tq_script extend_script =
+    TQ_SCRIPT("if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+              "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
+              "return 0\n");
 
-static tq_script release_script = TQ_SCRIPT(
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-    "  redis.call('DEL', KEYS[1]) return 1 end\n"
-    "return 0\n");
+static tq_script release_script =
+    TQ_SCRIPT("if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+              "  redis.call('DEL', KEYS[1]) return 1 end\n"
+              "return 0\n");
 
-static int run(tq_conn *c, tq_script *s, const char *key, const char *owner, int64_t ttl_ms)
+static int run(tq_conn *c, tq_script *s, const char *key, const char *owner,
+               int64_t ttl_ms)
 {
     char ttl[32];
     snprintf(ttl, sizeof ttl, "%lld", (long long)ttl_ms);

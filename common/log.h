@@ -39,10 +39,10 @@ int tq_log_level_parse(const char *s, tq_log_level *out);
 void tq_log_write(tq_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-#define tq_log(level, ...)                                                   \
-    do {                                                                     \
-        if ((level) >= tq_log_min)                                           \
-            tq_log_write((level), __VA_ARGS__);                              \
+#define tq_log(level, ...)                                                               \
+    do {                                                                                 \
+        if ((level) >= tq_log_min)                                                       \
+            tq_log_write((level), __VA_ARGS__);                                          \
     } while (0)
 
 #define tq_debug(...) tq_log(TQ_LOG_DEBUG, __VA_ARGS__)

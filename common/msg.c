@@ -63,7 +63,8 @@ static void put_str(buf *b, const char *s, size_t n)
     puts_(b, "\"");
     for (size_t i = 0; i < n;) {
         size_t run = i;
-        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' &&
+               p[run] != '\\')
             run++;
         put(b, s + i, run - i);
         i = run;
@@ -75,8 +76,11 @@ static void put_str(buf *b, const char *s, size_t n)
             put(b, e, 2);
             i++;
         } else if (p[i] < 0x20) {
-            static const char *const short_esc[0x20] = {
-                ['\b'] = "\\b", ['\f'] = "\\f", ['\n'] = "\\n", ['\r'] = "\\r", ['\t'] = "\\t"};
+            static const char *const short_esc[0x20] = {['\b'] = "\\b",
+                                                        ['\f'] = "\\f",
+                                                        ['\n'] = "\\n",
+                                                        ['\r'] = "\\r",
+                                                        ['\t'] = "\\t"};
             if (short_esc[p[i]])
                 puts_(b, short_esc[p[i]]);
             else
@@ -121,7 +125,8 @@ static void put_value(buf *b, const json_t *v)
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         puts_(b, "{");
-        json_object_foreach((json_t *)v, k, x) {
+        json_object_foreach((json_t *)v, k, x)
+        {
             if (!first)
                 puts_(b, ",");
             first = 0;
@@ -133,7 +138,8 @@ static void put_value(buf *b, const json_t *v)
         break;
     case JSON_ARRAY:
         puts_(b, "[");
-        json_array_foreach(v, i, x) {
+        json_array_foreach(v, i, x)
+        {
             if (i)
                 puts_(b, ",");
             put_value(b, x);
@@ -219,20 +225,22 @@ static int take_str(const json_t *v, const char *f, char *dst, size_t cap, char 
 }
 
 /* A time field: a non-negative number or null (absent). */
-static int take_time(const json_t *v, const char *f, double *out, char *err, size_t errlen)
+static int take_time(const json_t *v, const char *f, double *out, char *err,
+                     size_t errlen)
 {
     if (json_is_null(v)) {
         *out = 0;
         return 0;
     }
     if (!json_is_number(v) || json_number_value(v) < 0)
-        return bad(err, errlen, "field '%s': must be a number of seconds >= 0 or null", f);
+        return bad(err, errlen, "field '%s': must be a number of seconds >= 0 or null",
+                   f);
     *out = json_number_value(v);
     return 0;
 }
 
-static int take_int(const json_t *v, const char *f, json_int_t lo, json_int_t hi, int *out,
-                    char *err, size_t errlen)
+static int take_int(const json_t *v, const char *f, json_int_t lo, json_int_t hi,
+                    int *out, char *err, size_t errlen)
 {
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
         return bad(err, errlen, "field '%s': must be a whole number from %lld to %lld", f,
@@ -258,7 +266,8 @@ static int decode_field(tq_msg *m, const char *k, json_t *v, char *err, size_t e
     }
     if (strcmp(k, "queue") == 0) {
         if (!json_is_string(v) || !tq_config_name_ok(json_string_value(v)))
-            return bad(err, errlen, "field 'queue': must be 1 to 64 of A-Z a-z 0-9 _ . : -");
+            return bad(err, errlen,
+                       "field 'queue': must be 1 to 64 of A-Z a-z 0-9 _ . : -");
         strcpy(m->queue, json_string_value(v));
         return 0;
     }
@@ -305,8 +314,9 @@ static int decode_field(tq_msg *m, const char *k, json_t *v, char *err, size_t e
         }
         if (!json_is_number(v) || json_number_value(v) <= 0 ||
             json_number_value(v) > 31536000)
-            return bad(err, errlen,
-                       "field 'timeout': must be a number of seconds > 0 and <= 31536000");
+            return bad(
+                err, errlen,
+                "field 'timeout': must be a number of seconds > 0 and <= 31536000");
         m->timeout = json_number_value(v);
         return 0;
     }
@@ -343,7 +353,8 @@ int tq_msg_decode(tq_msg *m, const char *buf_, size_t len, char *err, size_t err
             goto err;
         }
     }
-    json_object_foreach(root, k, v) {
+    json_object_foreach(root, k, v)
+    {
         if ((rc = decode_field(m, k, v, err, errlen)) < 0)
             goto err;
     }
@@ -388,7 +399,8 @@ char *tq_msg_encode(const tq_msg *m, size_t *len)
         puts_(&b, ",\"timeout\":");
         put_real(&b, m->timeout);
     }
-    json_object_foreach(m->extra, k, v) {
+    json_object_foreach(m->extra, k, v)
+    {
         puts_(&b, ",");
         put_str(&b, k, strlen(k));
         puts_(&b, ":");

@@ -12,24 +12,24 @@
 
 #define TQ_MSG_MAX (1024 * 1024) /* bytes of one encoded message */
 #define TQ_MSG_VERSION 1
-#define TQ_MSG_ID_MAX 257        /* bytes of an id, with the NUL */
-#define TQ_MSG_NAME_MAX 129      /* bytes of a task or schedule name, with the NUL */
-#define TQ_MSG_QUEUE_MAX 65      /* bytes of a queue name, with the NUL */
+#define TQ_MSG_ID_MAX 257   /* bytes of an id, with the NUL */
+#define TQ_MSG_NAME_MAX 129 /* bytes of a task or schedule name, with the NUL */
+#define TQ_MSG_QUEUE_MAX 65 /* bytes of a queue name, with the NUL */
 
 typedef struct {
-    char id[TQ_MSG_ID_MAX];          /* unique per logical execution */
-    char task[TQ_MSG_NAME_MAX];      /* task name, e.g. "timer.tick" */
-    char queue[TQ_MSG_QUEUE_MAX];    /* default "default" */
-    char schedule[TQ_MSG_NAME_MAX];  /* "" when not from a schedule */
-    json_t *args;                    /* owned array, default [] */
-    json_t *kwargs;                  /* owned object, default {} */
-    double scheduled_at;             /* Unix seconds; 0 when absent */
-    double enqueued_at;              /* Unix seconds; 0 when absent */
-    double expires_at;               /* Unix seconds; 0 when it never expires */
-    int attempt;                     /* 1 for the first run */
-    int max_retries;                 /* -1 when absent: the worker decides */
-    double timeout;                  /* seconds; 0 when absent: the worker decides */
-    json_t *extra;                   /* owned object of unknown fields */
+    char id[TQ_MSG_ID_MAX];         /* unique per logical execution */
+    char task[TQ_MSG_NAME_MAX];     /* task name, e.g. "timer.tick" */
+    char queue[TQ_MSG_QUEUE_MAX];   /* default "default" */
+    char schedule[TQ_MSG_NAME_MAX]; /* "" when not from a schedule */
+    json_t *args;                   /* owned array, default [] */
+    json_t *kwargs;                 /* owned object, default {} */
+    double scheduled_at;            /* Unix seconds; 0 when absent */
+    double enqueued_at;             /* Unix seconds; 0 when absent */
+    double expires_at;              /* Unix seconds; 0 when it never expires */
+    int attempt;                    /* 1 for the first run */
+    int max_retries;                /* -1 when absent: the worker decides */
+    double timeout;                 /* seconds; 0 when absent: the worker decides */
+    json_t *extra;                  /* owned object of unknown fields */
 } tq_msg;
 
 /* Sets *m to an empty message with the defaults (args and kwargs are
@@ -60,6 +60,7 @@ char *tq_msg_dump_json(const json_t *v, size_t *len);
  * string when they are valid UTF-8, else as "message_base64". Returns a new
  * string (free() it) or NULL when out of memory. */
 char *tq_msg_dead_letter(const char *raw, size_t rawlen, const char *reason,
-                         const char *error, const char *worker, double now_s, size_t *len);
+                         const char *error, const char *worker, double now_s,
+                         size_t *len);
 
 #endif

@@ -18,8 +18,8 @@ static const char *env_lookup(const char *name)
     return getenv(name);
 }
 
-int tq_proc_start(tq_config *cfg, tq_prog prog, const char *component, const char *summary,
-                  int argc, char **argv)
+int tq_proc_start(tq_config *cfg, tq_prog prog, const char *component,
+                  const char *summary, int argc, char **argv)
 {
     char err[512];
     int rc = tq_config_parse(cfg, prog, argc, argv, env_lookup, err, sizeof err);
@@ -70,7 +70,8 @@ void tq_proc_default_id(char *buf, size_t len)
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
     for (char *p = host; *p; p++)
-        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *p))
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-",
+                    *p))
             *p = '_';
     host[40] = '\0'; /* keep the id within TQ_CONFIG_NAME_MAX */
     unsigned r = (unsigned)(tq_clock_wall_us() ^ ((uint64_t)getpid() << 16)) & 0xffff;

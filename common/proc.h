@@ -16,8 +16,8 @@ extern volatile sig_atomic_t tq_proc_stop;
  * as component. Returns -1 to go on, or the exit code to return from main:
  * 0 after printing --help, --version or --help-markdown on stdout, 2 after
  * printing a configuration error on stderr. */
-int tq_proc_start(tq_config *cfg, tq_prog prog, const char *component, const char *summary,
-                  int argc, char **argv);
+int tq_proc_start(tq_config *cfg, tq_prog prog, const char *component,
+                  const char *summary, int argc, char **argv);
 
 /* Installs handlers for SIGTERM and SIGINT (which only count into
  * tq_proc_stop) and ignores SIGPIPE. */

@@ -29,8 +29,9 @@ static int str_field(const json_t *def, const char *name, const char *f, char *d
         return 0;
     }
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= cap)
-        return bad(err, errlen, "schedule '%s': field '%s' must be a string of 1 to %zu bytes",
-                   name, f, cap - 1);
+        return bad(err, errlen,
+                   "schedule '%s': field '%s' must be a string of 1 to %zu bytes", name,
+                   f, cap - 1);
     const char *s = json_string_value(v);
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p < 0x20)
@@ -40,15 +41,16 @@ static int str_field(const json_t *def, const char *name, const char *f, char *d
     return 0;
 }
 
-static int num_field(const json_t *def, const char *name, const char *f, double lo, double hi,
-                     double *out, char *err, size_t errlen)
+static int num_field(const json_t *def, const char *name, const char *f, double lo,
+                     double hi, double *out, char *err, size_t errlen)
 {
     const json_t *v = json_object_get(def, f);
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_number(v) || json_number_value(v) < lo || json_number_value(v) > hi)
-        return bad(err, errlen, "schedule '%s': field '%s' must be a number from %g to %g",
-                   name, f, lo, hi);
+        return bad(err, errlen,
+                   "schedule '%s': field '%s' must be a number from %g to %g", name, f,
+                   lo, hi);
     *out = json_number_value(v);
     return 0;
 }
@@ -60,20 +62,28 @@ static int cron_fields(tq_sched *s, const json_t *def, const char *default_tz, c
     char sub[512];
     const json_t *v = json_object_get(def, "cron");
     if (!json_is_string(v) || json_string_length(v) >= sizeof s->cron)
-        return bad(err, errlen, "schedule '%s': field 'cron' must be a string of at most %zu "
-                   "bytes, like \"*/5 * * * *\"", s->name, sizeof s->cron - 1);
+        return bad(err, errlen,
+                   "schedule '%s': field 'cron' must be a string of at most %zu "
+                   "bytes, like \"*/5 * * * *\"",
+                   s->name, sizeof s->cron - 1);
     snprintf(s->cron, sizeof s->cron, "%s", json_string_value(v));
     if (tq_cron_parse(&s->rule.cron, s->cron, sub, sizeof sub) < 0)
         return bad(err, errlen, "schedule '%s': field 'cron': %s", s->name, sub);
     if (!tq_cron_ever(&s->rule.cron))
-        return bad(err, errlen, "schedule '%s': field 'cron': '%s' never fires (no day of "
-                   "any year matches)", s->name, s->cron);
+        return bad(err, errlen,
+                   "schedule '%s': field 'cron': '%s' never fires (no day of "
+                   "any year matches)",
+                   s->name, s->cron);
     v = json_object_get(def, "tz");
     if (v && (!json_is_string(v) || json_string_length(v) >= sizeof s->tz))
-        return bad(err, errlen, "schedule '%s': field 'tz' must be a time zone name like "
-                   "\"Europe/Berlin\"", s->name);
+        return bad(err, errlen,
+                   "schedule '%s': field 'tz' must be a time zone name like "
+                   "\"Europe/Berlin\"",
+                   s->name);
     snprintf(s->tz, sizeof s->tz, "%s",
-             v ? json_string_value(v) : default_tz && *default_tz ? default_tz : "UTC");
+             v                           ? json_string_value(v)
+             : default_tz && *default_tz ? default_tz
+                                         : "UTC");
     int rc = tq_tz_get(s->tz, &s->rule.zone, sub, sizeof sub);
     if (rc == TQ_ENOMEM)
         return rc;
@@ -86,10 +96,9 @@ static int cron_fields(tq_sched *s, const json_t *def, const char *default_tz, c
 int tq_sched_decode(tq_sched *s, const json_t *def, const char *default_tz, char *err,
                     size_t errlen)
 {
-    static const char *const known[] = {"name",    "task",        "every",   "cron",
-                                        "tz",      "catchup",     "queue",   "args",
-                                        "kwargs",  "timeout",     "max_retries",
-                                        "expires", "enabled"};
+    static const char *const known[] = {
+        "name", "task",   "every",   "cron",        "tz",      "catchup", "queue",
+        "args", "kwargs", "timeout", "max_retries", "expires", "enabled"};
     const char *k;
     json_t *v;
     double every = 0, retries = -1;
@@ -103,9 +112,11 @@ int tq_sched_decode(tq_sched *s, const json_t *def, const char *default_tz, char
     if (str_field(def, "?", "name", s->name, sizeof s->name, NULL, err, errlen) < 0)
         return TQ_EDECODE;
     if (!tq_config_name_ok(s->name))
-        return bad(err, errlen, "schedule '%s': field 'name' must be 1 to 64 of A-Z a-z 0-9 _ . : -",
+        return bad(err, errlen,
+                   "schedule '%s': field 'name' must be 1 to 64 of A-Z a-z 0-9 _ . : -",
                    s->name);
-    json_object_foreach((json_t *)def, k, v) {
+    json_object_foreach((json_t *)def, k, v)
+    {
         size_t i = 0;
         while (i < sizeof known / sizeof known[0] && strcmp(known[i], k) != 0)
             i++;
@@ -113,8 +124,8 @@ int tq_sched_decode(tq_sched *s, const json_t *def, const char *default_tz, char
             return bad(err, errlen, "schedule '%s': unknown field '%s'", s->name, k);
     }
     if (str_field(def, s->name, "task", s->task, sizeof s->task, NULL, err, errlen) < 0 ||
-        str_field(def, s->name, "queue", s->queue, sizeof s->queue, "default", err, errlen) <
-            0)
+        str_field(def, s->name, "queue", s->queue, sizeof s->queue, "default", err,
+                  errlen) < 0)
         return TQ_EDECODE;
     if (!tq_config_name_ok(s->queue))
         return bad(err, errlen,
@@ -123,19 +134,27 @@ int tq_sched_decode(tq_sched *s, const json_t *def, const char *default_tz, char
     int has_every = json_object_get(def, "every") != NULL;
     int has_cron = json_object_get(def, "cron") != NULL;
     if (has_every && has_cron)
-        return bad(err, errlen, "schedule '%s': fields 'every' and 'cron' exclude each other: "
-                   "give one", s->name);
+        return bad(err, errlen,
+                   "schedule '%s': fields 'every' and 'cron' exclude each other: "
+                   "give one",
+                   s->name);
     if (!has_every && !has_cron)
-        return bad(err, errlen, "schedule '%s': field 'every' is missing (or give 'cron' "
-                   "for a cron schedule)", s->name);
+        return bad(err, errlen,
+                   "schedule '%s': field 'every' is missing (or give 'cron' "
+                   "for a cron schedule)",
+                   s->name);
     if (has_every && json_object_get(def, "tz"))
-        return bad(err, errlen, "schedule '%s': field 'tz' applies only to 'cron' schedules; "
-                   "an interval is on the UTC epoch grid", s->name);
+        return bad(err, errlen,
+                   "schedule '%s': field 'tz' applies only to 'cron' schedules; "
+                   "an interval is on the UTC epoch grid",
+                   s->name);
     if (has_cron && (rc = cron_fields(s, def, default_tz, err, errlen)) < 0)
         return rc;
-    if ((has_every && num_field(def, s->name, "every", TQ_SCHED_EVERY_MIN_MS / 1000.0,
-                                TQ_SCHED_EVERY_MAX_MS / 1000.0, &every, err, errlen) < 0) ||
-        num_field(def, s->name, "timeout", 0.001, 31536000, &s->timeout, err, errlen) < 0 ||
+    if ((has_every &&
+         num_field(def, s->name, "every", TQ_SCHED_EVERY_MIN_MS / 1000.0,
+                   TQ_SCHED_EVERY_MAX_MS / 1000.0, &every, err, errlen) < 0) ||
+        num_field(def, s->name, "timeout", 0.001, 31536000, &s->timeout, err, errlen) <
+            0 ||
         num_field(def, s->name, "max_retries", 0, 1000000, &retries, err, errlen) < 0 ||
         num_field(def, s->name, "expires", 0.001, 31536000, &s->expires, err, errlen) < 0)
         return TQ_EDECODE;
@@ -144,18 +163,22 @@ int tq_sched_decode(tq_sched *s, const json_t *def, const char *default_tz, char
         s->rule.every_ms = llround(every * 1000.0);
         if (s->rule.every_ms < TQ_SCHED_EVERY_MIN_MS ||
             fabs(every * 1000.0 - (double)s->rule.every_ms) > 1e-6)
-            return bad(err, errlen, "schedule '%s': field 'every' must be a whole number of "
-                       "milliseconds, at least 0.001", s->name);
+            return bad(err, errlen,
+                       "schedule '%s': field 'every' must be a whole number of "
+                       "milliseconds, at least 0.001",
+                       s->name);
     }
     if (retries != floor(retries))
-        return bad(err, errlen, "schedule '%s': field 'max_retries' must be a whole number",
-                   s->name);
+        return bad(err, errlen,
+                   "schedule '%s': field 'max_retries' must be a whole number", s->name);
     s->max_retries = (int)retries;
     v = json_object_get(def, "catchup");
     if (v && (!json_is_string(v) ||
               tq_sched_catchup_parse(json_string_value(v), &s->catchup) < 0))
-        return bad(err, errlen, "schedule '%s': field 'catchup' must be \"latest\", \"none\" "
-                   "or \"all\"", s->name);
+        return bad(err, errlen,
+                   "schedule '%s': field 'catchup' must be \"latest\", \"none\" "
+                   "or \"all\"",
+                   s->name);
     v = json_object_get(def, "enabled");
     if (v && !json_is_boolean(v))
         return bad(err, errlen, "schedule '%s': field 'enabled' must be true or false",
@@ -169,7 +192,8 @@ int tq_sched_decode(tq_sched *s, const json_t *def, const char *default_tz, char
     v = json_object_get(def, "kwargs");
     if (v && !json_is_object(v)) {
         tq_sched_deinit(s);
-        return bad(err, errlen, "schedule '%s': field 'kwargs' must be an object", s->name);
+        return bad(err, errlen, "schedule '%s': field 'kwargs' must be an object",
+                   s->name);
     }
     s->kwargs = v ? json_deep_copy(v) : json_object();
     if (!s->args || !s->kwargs) {
@@ -179,8 +203,8 @@ int tq_sched_decode(tq_sched *s, const json_t *def, const char *default_tz, char
     return 0;
 }
 
-int tq_sched_decode_text(tq_sched *s, const char *text, size_t len, const char *default_tz,
-                         char *err, size_t errlen)
+int tq_sched_decode_text(tq_sched *s, const char *text, size_t len,
+                         const char *default_tz, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *def = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -223,8 +247,8 @@ char *tq_sched_encode(const tq_sched *s, size_t *len)
     return out;
 }
 
-int tq_sched_load_file(const char *path, const char *default_tz, tq_sched **out, size_t *n,
-                       char *err, size_t errlen)
+int tq_sched_load_file(const char *path, const char *default_tz, tq_sched **out,
+                       size_t *n, char *err, size_t errlen)
 {
     json_error_t je;
     char sub[512];
@@ -238,7 +262,8 @@ int tq_sched_load_file(const char *path, const char *default_tz, tq_sched **out,
     json_t *list = json_object_get(root, "schedules");
     if (!json_is_object(root) || !json_is_array(list)) {
         json_decref(root);
-        return bad(err, errlen, "%s: must be an object with an array \"schedules\"", path);
+        return bad(err, errlen, "%s: must be an object with an array \"schedules\"",
+                   path);
     }
     size_t count = json_array_size(list);
     tq_sched *s = calloc(count ? count : 1, sizeof *s);
@@ -247,7 +272,8 @@ int tq_sched_load_file(const char *path, const char *default_tz, tq_sched **out,
         return TQ_ENOMEM;
     }
     for (size_t i = 0; i < count; i++) {
-        int rc = tq_sched_decode(&s[i], json_array_get(list, i), default_tz, sub, sizeof sub);
+        int rc =
+            tq_sched_decode(&s[i], json_array_get(list, i), default_tz, sub, sizeof sub);
         for (size_t j = 0; rc == 0 && j < i; j++)
             if (strcmp(s[j].name, s[i].name) == 0) {
                 snprintf(sub, sizeof sub, "schedule '%s' is defined twice", s[i].name);

@@ -18,11 +18,11 @@
 #include "common/msg.h"
 #include "common/tz.h"
 
-#define TQ_SCHED_NAME_MAX 65       /* bytes of a schedule name, with the NUL */
-#define TQ_SCHED_EVERY_MIN_MS 1    /* the finest interval */
+#define TQ_SCHED_NAME_MAX 65    /* bytes of a schedule name, with the NUL */
+#define TQ_SCHED_EVERY_MIN_MS 1 /* the finest interval */
 #define TQ_SCHED_EVERY_MAX_MS (366LL * 86400 * 1000)
 #define TQ_SCHED_FILE_MAX (64 * 1024 * 1024) /* bytes of a schedules file */
-#define TQ_SCHED_NEVER INT64_MAX   /* "no such tick" */
+#define TQ_SCHED_NEVER INT64_MAX             /* "no such tick" */
 
 typedef enum {
     TQ_SCHED_EVERY = 0, /* an interval on the epoch grid */
@@ -40,9 +40,9 @@ typedef enum {
  * value that a beat keeps per schedule. */
 typedef struct {
     tq_sched_kind kind;
-    int64_t every_ms;   /* TQ_SCHED_EVERY: > 0 */
-    tq_cron cron;       /* TQ_SCHED_CRON: the parsed expression */
-    const tq_tz *zone;  /* TQ_SCHED_CRON: borrowed from the zone cache */
+    int64_t every_ms;  /* TQ_SCHED_EVERY: > 0 */
+    tq_cron cron;      /* TQ_SCHED_CRON: the parsed expression */
+    const tq_tz *zone; /* TQ_SCHED_CRON: borrowed from the zone cache */
 } tq_sched_rule;
 
 typedef struct {
@@ -53,12 +53,12 @@ typedef struct {
     char cron[TQ_CRON_EXPR_MAX]; /* TQ_SCHED_CRON: the expression as given */
     char tz[TQ_TZ_NAME_MAX];     /* TQ_SCHED_CRON: the zone's name (given or default) */
     tq_sched_catchup catchup;
-    json_t *args;      /* owned array */
-    json_t *kwargs;    /* owned object */
-    double timeout;    /* seconds, 0 for the worker's default */
-    int max_retries;   /* -1 for the worker's default */
-    double expires;    /* seconds after the tick when it expires, 0 for never */
-    int enabled;       /* 0: kept but not published */
+    json_t *args;    /* owned array */
+    json_t *kwargs;  /* owned object */
+    double timeout;  /* seconds, 0 for the worker's default */
+    int max_retries; /* -1 for the worker's default */
+    double expires;  /* seconds after the tick when it expires, 0 for never */
+    int enabled;     /* 0: kept but not published */
 } tq_sched;
 
 /* Decodes one definition (a JSON object, borrowed) into *s. A cron
@@ -70,8 +70,8 @@ int tq_sched_decode(tq_sched *s, const json_t *def, const char *default_tz, char
                     size_t errlen);
 
 /* The same from JSON text (a P:schedules value). */
-int tq_sched_decode_text(tq_sched *s, const char *text, size_t len, const char *default_tz,
-                         char *err, size_t errlen);
+int tq_sched_decode_text(tq_sched *s, const char *text, size_t len,
+                         const char *default_tz, char *err, size_t errlen);
 
 /* Frees what *s owns. Safe twice. */
 void tq_sched_deinit(tq_sched *s);
@@ -85,8 +85,8 @@ char *tq_sched_encode(const tq_sched *s, size_t *len);
  * schedules in *out (free each with tq_sched_deinit, then free()), or a
  * negative code with err naming the file, the entry and the field. Names
  * must be unique. Blocks on file I/O. */
-int tq_sched_load_file(const char *path, const char *default_tz, tq_sched **out, size_t *n,
-                       char *err, size_t errlen);
+int tq_sched_load_file(const char *path, const char *default_tz, tq_sched **out,
+                       size_t *n, char *err, size_t errlen);
 
 /* The first tick of r strictly after after_ms, or TQ_SCHED_NEVER. */
 int64_t tq_sched_rule_next(const tq_sched_rule *r, int64_t after_ms);

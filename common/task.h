@@ -40,32 +40,32 @@
 #include <string.h>
 #include <time.h>
 
-#define TQ_TASK_API 1             /* tickq_task_api must equal this */
-#define TQ_TASK_ERROR_MAX 512     /* bytes of the error text, with the NUL */
-#define TQ_TASK_OUTPUT_MAX 4096   /* bytes of output kept: the last ones */
-#define TQ_TASK_NAME_MAX 129      /* bytes of a task or counter name, with the NUL */
+#define TQ_TASK_API 1           /* tickq_task_api must equal this */
+#define TQ_TASK_ERROR_MAX 512   /* bytes of the error text, with the NUL */
+#define TQ_TASK_OUTPUT_MAX 4096 /* bytes of output kept: the last ones */
+#define TQ_TASK_NAME_MAX 129    /* bytes of a task or counter name, with the NUL */
 
 typedef struct tq_task_ctx {
     /* In: borrowed, valid during the call. */
-    const char *id;                   /* the task id */
-    const char *task;                 /* the task name */
-    int attempt;                      /* 1 for the first run */
-    const json_t *args;               /* array */
-    const json_t *kwargs;             /* object */
-    int64_t deadline_mono_ms;         /* time limit, CLOCK_MONOTONIC ms */
-    volatile sig_atomic_t *stop;      /* the worker's signal counter */
-    _Atomic int64_t *grace_end_ms;    /* monotonic ms when a stopping worker's
-                                         grace ends; 0 while running */
+    const char *id;                /* the task id */
+    const char *task;              /* the task name */
+    int attempt;                   /* 1 for the first run */
+    const json_t *args;            /* array */
+    const json_t *kwargs;          /* object */
+    int64_t deadline_mono_ms;      /* time limit, CLOCK_MONOTONIC ms */
+    volatile sig_atomic_t *stop;   /* the worker's signal counter */
+    _Atomic int64_t *grace_end_ms; /* monotonic ms when a stopping worker's
+                                      grace ends; 0 while running */
     /* Out: written by the task (through the helpers below). */
-    char error[TQ_TASK_ERROR_MAX];    /* why it failed */
-    char output[TQ_TASK_OUTPUT_MAX];  /* the last output bytes (not NUL-terminated) */
+    char error[TQ_TASK_ERROR_MAX];   /* why it failed */
+    char output[TQ_TASK_OUTPUT_MAX]; /* the last output bytes (not NUL-terminated) */
     size_t output_len;
-    int exit_code;                    /* a process' exit code, -1 if none */
-    int timed_out;                    /* stopped at the time limit */
-    int aborted;                      /* stopped by the worker's shutdown */
-    char counter[TQ_TASK_NAME_MAX];   /* effect: INCRBY P:counter:<counter> */
+    int exit_code;                  /* a process' exit code, -1 if none */
+    int timed_out;                  /* stopped at the time limit */
+    int aborted;                    /* stopped by the worker's shutdown */
+    char counter[TQ_TASK_NAME_MAX]; /* effect: INCRBY P:counter:<counter> */
     int64_t counter_by;
-    int timer;                        /* effect of timer.tick: INCR P:timer */
+    int timer; /* effect of timer.tick: INCR P:timer */
 } tq_task_ctx;
 
 /* Runs the task: 0 on success, -1 on failure. */
@@ -74,7 +74,7 @@ typedef int (*tq_task_fn)(tq_task_ctx *ctx);
 typedef struct {
     const char *name; /* 1 to 128 bytes, unique within the worker */
     tq_task_fn run;
-    int flags;        /* TQ_TASK_FAST or 0 */
+    int flags; /* TQ_TASK_FAST or 0 */
 } tq_task_def;
 
 /* The task returns within microseconds: it may share a fetched batch. */
@@ -144,9 +144,10 @@ static inline int tq_task_count(tq_task_ctx *ctx, const char *name, int64_t by)
 {
     size_t n = strlen(name);
     if (n == 0 || n >= sizeof ctx->counter ||
-        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") != n)
-        return tq_task_fail(ctx, "counter name '%.64s' must be 1 to 128 of A-Z a-z 0-9 _ . : -",
-                            name);
+        strspn(name,
+               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") != n)
+        return tq_task_fail(
+            ctx, "counter name '%.64s' must be 1 to 128 of A-Z a-z 0-9 _ . : -", name);
     memcpy(ctx->counter, name, n + 1);
     ctx->counter_by = by;
     return 0;

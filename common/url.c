@@ -55,7 +55,8 @@ static int parse_unix(const char *s, tq_url *out, char *err, size_t errlen)
     const char *q = strchr(path, '?');
     const char *end = q ? q : path + strlen(path);
     if (*path != '/')
-        return fail(err, errlen, "redis url '%s': a unix socket path must be absolute", s);
+        return fail(err, errlen, "redis url '%s': a unix socket path must be absolute",
+                    s);
     if (copy_decoded(out->host, sizeof out->host, path, end) < 0)
         return fail(err, errlen, "redis url '%s': bad or too long socket path", s);
     out->is_unix = 1;
@@ -76,8 +77,8 @@ int tq_url_parse(const char *s, tq_url *out, char *err, size_t errlen)
     if (strncmp(s, "unix://", 7) == 0)
         return parse_unix(s, out, err, errlen);
     if (strncmp(s, "redis://", 8) != 0)
-        return fail(err, errlen,
-                    "redis url '%s': must start with redis:// or unix://", s);
+        return fail(err, errlen, "redis url '%s': must start with redis:// or unix://",
+                    s);
 
     const char *p = s + 8;
     const char *end = p + strcspn(p, "/?#");
@@ -118,8 +119,8 @@ int tq_url_parse(const char *s, tq_url *out, char *err, size_t errlen)
     if (host_end < end && *host_end == ':')
         port_start = host_end + 1;
     if (port_start && parse_int(port_start, end, 1, 65535, &out->port) < 0)
-        return fail(err, errlen, "redis url '%s': the port must be a number from 1 to 65535",
-                    s);
+        return fail(err, errlen,
+                    "redis url '%s': the port must be a number from 1 to 65535", s);
 
     if (*end == '/') {
         const char *db = end + 1;
@@ -137,8 +138,7 @@ void tq_url_redacted(const tq_url *u, char *buf, size_t len)
 {
     if (u->is_unix)
         snprintf(buf, len, "unix://%s?db=%d", u->host, u->db);
-    else
-    {
+    else {
         int v6 = strchr(u->host, ':') != NULL;
         snprintf(buf, len, "redis://%s%s%s%s:%d/%d", u->password[0] ? "***@" : "",
                  v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, u->db);

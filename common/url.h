@@ -14,12 +14,12 @@
 #define TQ_URL_DEFAULT_PORT 6379
 
 typedef struct {
-    int is_unix;                   /* 1: host is a socket path */
-    char host[TQ_URL_HOST_MAX];    /* host name, IPv4/IPv6 literal, or path */
-    int port;                      /* 1..65535; unused for unix */
-    char user[TQ_URL_PASS_MAX];    /* ACL user name, "" for none */
+    int is_unix;                    /* 1: host is a socket path */
+    char host[TQ_URL_HOST_MAX];     /* host name, IPv4/IPv6 literal, or path */
+    int port;                       /* 1..65535; unused for unix */
+    char user[TQ_URL_PASS_MAX];     /* ACL user name, "" for none */
     char password[TQ_URL_PASS_MAX]; /* "" for none */
-    int db;                        /* 0..15 by convention, >= 0 accepted */
+    int db;                         /* 0..15 by convention, >= 0 accepted */
 } tq_url;
 
 /* Parses s into *out. Returns 0, or TQ_EINVAL with a sentence in err (at

@@ -15,11 +15,12 @@
 /* A task event: every entry has the same fields (event, ts, id, task,
  * worker, runtime, error, info), which keeps the stream compact. Scripts
  * add events untrimmed and trim the stream once at their end. */
-#define LUA_EVENT                                                                    \
-    "local function event(stream, name, ts, id, task, me, runtime, err, info)\n"      \
-    "  redis.call('XADD', stream, '*', 'event', name, 'ts', ts, 'id', id, 'task', task,\n" \
-    "             'worker', me, 'runtime', runtime or '', 'error', err or '',\n"        \
-    "             'info', info or '')\n"                                             \
+#define LUA_EVENT                                                                        \
+    "local function event(stream, name, ts, id, task, me, runtime, err, info)\n"         \
+    "  redis.call('XADD', stream, '*', 'event', name, 'ts', ts, 'id', id, 'task', "      \
+    "task,\n"                                                                            \
+    "             'worker', me, 'runtime', runtime or '', 'error', err or '',\n"         \
+    "             'info', info or '')\n"                                                 \
     "end\n"
 
 /* deliver(msg): 1 delivered (locked, task-received), 0 id unreadable (the
@@ -35,57 +36,61 @@
  * cjson when the message starts the way tickq writes it and has no
  * timeout field; anything else is decoded. K holds the keys: workers,
  * stats, deliveries, dead, events, and the flag redelivered. */
-#define LUA_DELIVER                                                                  \
-    LUA_EVENT                                                                        \
-    "local function deliver(msg, me, now, liveness, ttl, margin, lock_stem, done_stem,\n" \
-    "                       maxdel, K)\n"                                            \
-    "  local id, task = string.match(msg, '^{\"v\":1,\"id\":\"([^\"\\\\]+)\",\"task\":\"([^\"\\\\]*)\"')\n" \
-    "  if not id or string.find(msg, '\"timeout\"', 1, true) then\n"                 \
-    "    local ok, m = pcall(cjson.decode, msg)\n"                                   \
-    "    if not ok or type(m) ~= 'table' or type(m.id) ~= 'string' or #m.id == 0\n"  \
-    "       or #m.id > 256 then return 0 end\n"                                      \
-    "    id = m.id\n"                                                                \
-    "    task = type(m.task) == 'string' and m.task or ''\n"                         \
-    "    local t = tonumber(m.timeout)\n"                                            \
-    "    if t and t > 0 then ttl = math.floor(t * 1000) end\n"                       \
-    "  elseif #id > 256 then return 0 end\n"                                         \
-    "  if redis.call('EXISTS', done_stem .. id) == 1 then\n"                         \
-    "    K.dups = K.dups + 1 return -1 end\n"                                        \
-    "  local owner = redis.call('SET', lock_stem .. id, me, 'NX', 'GET', 'PX',\n"     \
-    "                           ttl + margin)\n"                                      \
-    "  if owner then\n"                                                              \
-    "    local hb = redis.call('ZSCORE', K.workers, owner)\n"                        \
-    "    if owner == me or (hb and now - tonumber(hb) <= liveness) then\n"           \
-    "      K.dups = K.dups + 1 return -1 end\n"                                      \
-    "    redis.call('SET', lock_stem .. id, me, 'PX', ttl + margin)\n"              \
-    "  end\n"                                                                        \
-    "  local d = 1\n"                                                                \
-    "  if K.redelivered then\n"                                                      \
-    "    d = 1 + (tonumber(redis.call('HGET', K.deliveries, id)) or 0)\n"            \
-    "  end\n"                                                                        \
-    "  if d > maxdel then\n"                                                         \
-    "    redis.call('HDEL', K.deliveries, id)\n"                                     \
-    "    redis.call('DEL', lock_stem .. id)\n"                                       \
-    "    redis.call('LPUSH', K.dead, cjson.encode({reason = 'poison', error =\n"     \
-    "      'delivered ' .. d .. ' times; the limit is ' .. maxdel, worker = me,\n"   \
-    "      dead_at = now / 1000, message = msg}))\n"                                 \
-    "    redis.call('HINCRBY', K.stats, 'dead', 1)\n"                                \
-    "    event(K.events, 'task-dead', now, id, task, me, nil,\n"                   \
-    "          'delivered ' .. d .. ' times', 'poison')\n"                           \
-    "    return -2\n"                                                                \
-    "  end\n"                                                                        \
-    "  event(K.events, 'task-received', now, id, task, me, nil, nil, d)\n"         \
-    "  return 1\n"                                                                   \
-    "end\n"                                                                          \
-    "local function deliver_keys(workers, stats, deliveries, dead, events)\n"        \
-    "  return {workers = workers, stats = stats, deliveries = deliveries, dead = dead,\n" \
-    "          events = events, dups = 0,\n"                                          \
-    "          redelivered = redis.call('HLEN', deliveries) > 0}\n"                  \
-    "end\n"                                                                          \
-    "local function deliver_done(K)\n"                                               \
-    "  if K.dups > 0 then redis.call('HINCRBY', K.stats, 'duplicates', K.dups) end\n" \
-    "  redis.call('XTRIM', K.events, 'MAXLEN', '~', " STR(WORKER_QUEUE_EVENTS_MAX) ")\n" \
-    "end\n"
+#define LUA_DELIVER                                                                      \
+    LUA_EVENT                                                                            \
+    "local function deliver(msg, me, now, liveness, ttl, margin, lock_stem, "            \
+    "done_stem,\n"                                                                       \
+    "                       maxdel, K)\n"                                                \
+    "  local id, task = string.match(msg, "                                              \
+    "'^{\"v\":1,\"id\":\"([^\"\\\\]+)\",\"task\":\"([^\"\\\\]*)\"')\n"                   \
+    "  if not id or string.find(msg, '\"timeout\"', 1, true) then\n"                     \
+    "    local ok, m = pcall(cjson.decode, msg)\n"                                       \
+    "    if not ok or type(m) ~= 'table' or type(m.id) ~= 'string' or #m.id == 0\n"      \
+    "       or #m.id > 256 then return 0 end\n"                                          \
+    "    id = m.id\n"                                                                    \
+    "    task = type(m.task) == 'string' and m.task or ''\n"                             \
+    "    local t = tonumber(m.timeout)\n"                                                \
+    "    if t and t > 0 then ttl = math.floor(t * 1000) end\n"                           \
+    "  elseif #id > 256 then return 0 end\n"                                             \
+    "  if redis.call('EXISTS', done_stem .. id) == 1 then\n"                             \
+    "    K.dups = K.dups + 1 return -1 end\n"                                            \
+    "  local owner = redis.call('SET', lock_stem .. id, me, 'NX', 'GET', 'PX',\n"        \
+    "                           ttl + margin)\n"                                         \
+    "  if owner then\n"                                                                  \
+    "    local hb = redis.call('ZSCORE', K.workers, owner)\n"                            \
+    "    if owner == me or (hb and now - tonumber(hb) <= liveness) then\n"               \
+    "      K.dups = K.dups + 1 return -1 end\n"                                          \
+    "    redis.call('SET', lock_stem .. id, me, 'PX', ttl + margin)\n"                   \
+    "  end\n"                                                                            \
+    "  local d = 1\n"                                                                    \
+    "  if K.redelivered then\n"                                                          \
+    "    d = 1 + (tonumber(redis.call('HGET', K.deliveries, id)) or 0)\n"                \
+    "  end\n"                                                                            \
+    "  if d > maxdel then\n"                                                             \
+    "    redis.call('HDEL', K.deliveries, id)\n"                                         \
+    "    redis.call('DEL', lock_stem .. id)\n"                                           \
+    "    redis.call('LPUSH', K.dead, cjson.encode({reason = 'poison', error =\n"         \
+    "      'delivered ' .. d .. ' times; the limit is ' .. maxdel, worker = me,\n"       \
+    "      dead_at = now / 1000, message = msg}))\n"                                     \
+    "    redis.call('HINCRBY', K.stats, 'dead', 1)\n"                                    \
+    "    event(K.events, 'task-dead', now, id, task, me, nil,\n"                         \
+    "          'delivered ' .. d .. ' times', 'poison')\n"                               \
+    "    return -2\n"                                                                    \
+    "  end\n"                                                                            \
+    "  event(K.events, 'task-received', now, id, task, me, nil, nil, d)\n"               \
+    "  return 1\n"                                                                       \
+    "end\n"                                                                              \
+    "local function deliver_keys(workers, stats, deliveries, dead, events)\n"            \
+    "  return {workers = workers, stats = stats, deliveries = deliveries, dead = "       \
+    "dead,\n"                                                                            \
+    "          events = events, dups = 0,\n"                                             \
+    "          redelivered = redis.call('HLEN', deliveries) > 0}\n"                      \
+    "end\n"                                                                              \
+    "local function deliver_done(K)\n"                                                   \
+    "  if K.dups > 0 then redis.call('HINCRBY', K.stats, 'duplicates', K.dups) end\n"    \
+    "  redis.call('XTRIM', K.events, 'MAXLEN', '~', " STR(                               \
+        WORKER_QUEUE_EVENTS_MAX) ")\n"                                                   \
+                                 "end\n"
 
 /* KEYS: processing, workers, stats, deliveries, dead, events, paused, then
  * the queues. ARGV: me, now, liveness, max, ttl, margin, lock_stem,
@@ -152,8 +157,9 @@ static tq_script claim_script = TQ_SCRIPT(
  * expired with no done marker: a lock held by another worker means another
  * delivery runs the task (ours was taken over while we looked dead), and
  * that one applies it. While the lock is ours nobody else can have
- * completed the task, so the done marker needs no look-up then. Returns {applied, ...}: 0 when the ack removed nothing (the reaper
- * requeued it, or a retry after a lost reply), and then nothing is done. */
+ * completed the task, so the done marker needs no look-up then. Returns {applied, ...}: 0
+ * when the ack removed nothing (the reaper requeued it, or a retry after a lost reply),
+ * and then nothing is done. */
 static tq_script complete_script = TQ_SCRIPT(
     LUA_EVENT
     "local me, done_ttl, result_ttl = ARGV[1], ARGV[2], ARGV[3]\n"
@@ -167,7 +173,8 @@ static tq_script complete_script = TQ_SCRIPT(
     "for t = 0, tonumber(ARGV[8]) - 1 do\n"
     "  local a = 8 + t * 15\n"
     "  local op, msg, id, task = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
-    "  local status, result, extra, due = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]\n"
+    "  local status, result, extra, due = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a "
+    "+ 8]\n"
     "  local ekey, eby, sched = ARGV[a + 9], ARGV[a + 10], ARGV[a + 11]\n"
     "  local started, finished, err = ARGV[a + 12], ARGV[a + 13], ARGV[a + 14]\n"
     "  local applied = 0\n"
@@ -181,7 +188,8 @@ static tq_script complete_script = TQ_SCRIPT(
     "    end\n"
     "    if started ~= '' and ARGV[a + 15] == '1' then\n"
     "      event(events, 'task-started', started, id, task, me) end\n"
-    "    local runtime = started ~= '' and (tonumber(finished) - tonumber(started)) / 1000\n"
+    "    local runtime = started ~= '' and (tonumber(finished) - tonumber(started)) / "
+    "1000\n"
     "    if op == 'dead' then\n"
     "      if started ~= '' then\n"
     "        event(events, 'task-failed', finished, id, task, me, runtime, err) end\n"
@@ -201,7 +209,8 @@ static tq_script complete_script = TQ_SCRIPT(
     "      redis.call('SET', result_stem .. id, result, 'PX', result_ttl)\n"
     "      count('retried')\n"
     "      event(events, 'task-retried', finished, id, task, me, runtime, err, due)\n"
-    "    elseif owner ~= me and (owner or redis.call('EXISTS', done_stem .. id) == 1) then\n"
+    "    elseif owner ~= me and (owner or redis.call('EXISTS', done_stem .. id) == 1) "
+    "then\n"
     "      applied = 0\n"
     "      count('duplicates')\n"
     "    else\n"
@@ -227,8 +236,9 @@ static tq_script complete_script = TQ_SCRIPT(
     "  redis.call('HINCRBY', stats, field, n)\n"
     "  if field ~= 'duplicates' then redis.call('HINCRBY', KEYS[3], field, n) end\n"
     "end\n"
-    "redis.call('XTRIM', events, 'MAXLEN', '~', " STR(WORKER_QUEUE_EVENTS_MAX) ")\n"
-    "return out\n");
+    "redis.call('XTRIM', events, 'MAXLEN', '~', " STR(
+        WORKER_QUEUE_EVENTS_MAX) ")\n"
+                                 "return out\n");
 
 /* requeue_one(w, msg): puts one of w's messages back at the consuming end
  * of its queue and releases w's lock on it; a message without a readable
@@ -236,34 +246,34 @@ static tq_script complete_script = TQ_SCRIPT(
  * key (the reaper: w crashed), the redelivery is counted there, for the
  * poison limit. requeue(w, processing): the same for a whole processing
  * list, oldest first. */
-#define LUA_REQUEUE                                                                  \
+#define LUA_REQUEUE                                                                      \
     "local function requeue_one(w, msg, lock_stem, queue_stem, dead, now, deliveries)\n" \
-    "  local q = nil\n"                                                              \
-    "  local ok, m = pcall(cjson.decode, msg)\n"                                     \
-    "  if ok and type(m) == 'table' then\n"                                          \
-    "    if type(m.id) == 'string' then\n"                                           \
-    "      if redis.call('GET', lock_stem .. m.id) == w then\n"                      \
-    "        redis.call('DEL', lock_stem .. m.id) end\n"                             \
-    "      if deliveries then redis.call('HINCRBY', deliveries, m.id, 1) end\n"       \
-    "    end\n"                                                                      \
-    "    if m.queue == nil then q = 'default'\n"                                     \
-    "    elseif type(m.queue) == 'string' and #m.queue <= 64\n"                      \
-    "      and string.match(m.queue, '^[%w_.:-]+$') then q = m.queue end\n"          \
-    "  end\n"                                                                        \
-    "  if q then redis.call('RPUSH', queue_stem .. q, msg)\n"                        \
-    "  else redis.call('LPUSH', dead, cjson.encode({reason = 'undecodable',\n"       \
-    "    error = 'requeue: no valid queue field', worker = w, dead_at = now / 1000,\n" \
-    "    message = msg})) end\n"                                                     \
-    "end\n"                                                                          \
-    "local function requeue(w, processing, lock_stem, queue_stem, dead, stats, now,\n" \
-    "                       deliveries)\n"                                            \
-    "  local msgs = redis.call('LRANGE', processing, 0, -1)\n"                        \
-    "  for i = 1, #msgs do\n"                                                         \
-    "    requeue_one(w, msgs[i], lock_stem, queue_stem, dead, now, deliveries)\n"    \
-    "  end\n"                                                                         \
-    "  redis.call('DEL', processing)\n"                                               \
-    "  if #msgs > 0 then redis.call('HINCRBY', stats, 'requeued', #msgs) end\n"       \
-    "  return #msgs\n"                                                                \
+    "  local q = nil\n"                                                                  \
+    "  local ok, m = pcall(cjson.decode, msg)\n"                                         \
+    "  if ok and type(m) == 'table' then\n"                                              \
+    "    if type(m.id) == 'string' then\n"                                               \
+    "      if redis.call('GET', lock_stem .. m.id) == w then\n"                          \
+    "        redis.call('DEL', lock_stem .. m.id) end\n"                                 \
+    "      if deliveries then redis.call('HINCRBY', deliveries, m.id, 1) end\n"          \
+    "    end\n"                                                                          \
+    "    if m.queue == nil then q = 'default'\n"                                         \
+    "    elseif type(m.queue) == 'string' and #m.queue <= 64\n"                          \
+    "      and string.match(m.queue, '^[%w_.:-]+$') then q = m.queue end\n"              \
+    "  end\n"                                                                            \
+    "  if q then redis.call('RPUSH', queue_stem .. q, msg)\n"                            \
+    "  else redis.call('LPUSH', dead, cjson.encode({reason = 'undecodable',\n"           \
+    "    error = 'requeue: no valid queue field', worker = w, dead_at = now / 1000,\n"   \
+    "    message = msg})) end\n"                                                         \
+    "end\n"                                                                              \
+    "local function requeue(w, processing, lock_stem, queue_stem, dead, stats, now,\n"   \
+    "                       deliveries)\n"                                               \
+    "  local msgs = redis.call('LRANGE', processing, 0, -1)\n"                           \
+    "  for i = 1, #msgs do\n"                                                            \
+    "    requeue_one(w, msgs[i], lock_stem, queue_stem, dead, now, deliveries)\n"        \
+    "  end\n"                                                                            \
+    "  redis.call('DEL', processing)\n"                                                  \
+    "  if #msgs > 0 then redis.call('HINCRBY', stats, 'requeued', #msgs) end\n"          \
+    "  return #msgs\n"                                                                   \
     "end\n"
 
 /* KEYS: processing, dead, stats. ARGV: me, now, lock_stem, queue_stem,
@@ -277,15 +287,15 @@ static tq_script orphan_script = TQ_SCRIPT(
 
 /* KEYS: processing, dead, stats, workers, worker hash. ARGV: me, now,
  * lock_stem, queue_stem, deregister. */
-static tq_script requeue_script = TQ_SCRIPT(
-    LUA_REQUEUE
-    "local n = requeue(ARGV[1], KEYS[1], ARGV[3], ARGV[4], KEYS[2], KEYS[3],\n"
-    "                  tonumber(ARGV[2]))\n"
-    "if ARGV[5] == '1' then\n"
-    "  redis.call('ZREM', KEYS[4], ARGV[1])\n"
-    "  redis.call('DEL', KEYS[5])\n"
-    "end\n"
-    "return n\n");
+static tq_script requeue_script =
+    TQ_SCRIPT(LUA_REQUEUE
+              "local n = requeue(ARGV[1], KEYS[1], ARGV[3], ARGV[4], KEYS[2], KEYS[3],\n"
+              "                  tonumber(ARGV[2]))\n"
+              "if ARGV[5] == '1' then\n"
+              "  redis.call('ZREM', KEYS[4], ARGV[1])\n"
+              "  redis.call('DEL', KEYS[5])\n"
+              "end\n"
+              "return n\n");
 
 /* KEYS: workers, dead, stats, deliveries. ARGV: now, liveness,
  * processing_stem, lock_stem, queue_stem, worker_stem. Returns {worker,
@@ -319,7 +329,8 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
     bad |= tq_keys_fmt(p, TQ_KEY_DEAD, NULL, q->dead, sizeof q->dead) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_REAPER, NULL, q->reaper, sizeof q->reaper) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_DELAYED, NULL, q->delayed, sizeof q->delayed) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_DELIVERIES, NULL, q->deliveries, sizeof q->deliveries) < 0;
+    bad |=
+        tq_keys_fmt(p, TQ_KEY_DELIVERIES, NULL, q->deliveries, sizeof q->deliveries) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_PAUSED, NULL, q->paused, sizeof q->paused) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_EVENTS, NULL, q->events, sizeof q->events) < 0;
     for (int i = 0; i < cfg->nqueues; i++) {
@@ -399,8 +410,8 @@ int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int ma
     for (int i = 0; i < q->nqueues; i++)
         argv[k++] = q->queues[i];
     int nkeys = k;
-    const char *args[] = {q->id,  d.now, d.live, maxs, d.ttl, d.margin, q->lock_stem,
-                          q->done_stem, d.maxdel};
+    const char *args[] = {q->id,    d.now,        d.live,       maxs,    d.ttl,
+                          d.margin, q->lock_stem, q->done_stem, d.maxdel};
     for (size_t i = 0; i < 9; i++)
         argv[k++] = args[i];
     for (int i = 0; i < q->nqueues; i++)
@@ -410,7 +421,8 @@ int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int ma
     if (!r)
         return TQ_EREDIS;
     int n = 0, rc = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 || r->elements / 2 > (size_t)max) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 ||
+        r->elements / 2 > (size_t)max) {
         tq_error("fetch: unexpected reply from redis: %s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "wrong shape");
         rc = TQ_EREPLY;
@@ -437,8 +449,8 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
 {
     char block[32];
     snprintf(block, sizeof block, "%.3f", block_s);
-    redisReply *r = tq_conn_cmd(c, "BLMOVE %s %s RIGHT LEFT %s", q->queues[qi],
-                                q->processing, block);
+    redisReply *r =
+        tq_conn_cmd(c, "BLMOVE %s %s RIGHT LEFT %s", q->queues[qi], q->processing, block);
     if (!r)
         return TQ_EREDIS;
     if (r->type == REDIS_REPLY_NIL) {
@@ -458,11 +470,12 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
 
     deliver_args d;
     deliver_args_init(&d, q, now_ms);
-    const char *argv[] = {q->processing, q->workers,   q->stats,     q->deliveries,
-                          q->dead,       q->events,    q->paused,    q->queues[qi],
-                          item->raw,     q->id,        d.now,        d.live,
-                          d.ttl,         d.margin,     q->lock_stem, q->done_stem,
-                          d.maxdel,      q->queue_names[qi]};
+    const char *argv[] = {q->processing, q->workers,    q->stats,
+                          q->deliveries, q->dead,       q->events,
+                          q->paused,     q->queues[qi], item->raw,
+                          q->id,         d.now,         d.live,
+                          d.ttl,         d.margin,      q->lock_stem,
+                          q->done_stem,  d.maxdel,      q->queue_names[qi]};
     size_t lens[18];
     for (int i = 0; i < 18; i++)
         lens[i] = i == 8 ? item->len : strlen(argv[i]);
@@ -499,7 +512,7 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
     size_t cap = (size_t)(HEAD + PER * todo);
     const char **argv = malloc(sizeof *argv * cap);
     size_t *lens = malloc(sizeof *lens * cap);
-    char (*nums)[4][24] = malloc(sizeof *nums * (size_t)todo);
+    char(*nums)[4][24] = malloc(sizeof *nums * (size_t)todo);
     char done_ttl[24], result_ttl[24], count[16];
     int rc = 0;
     if (!argv || !lens || !nums) {
@@ -509,10 +522,10 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
     snprintf(done_ttl, sizeof done_ttl, "%lld", (long long)q->done_ttl_ms);
     snprintf(result_ttl, sizeof result_ttl, "%lld", (long long)q->result_ttl_ms);
     snprintf(count, sizeof count, "%d", todo);
-    const char *head[HEAD] = {q->processing, q->stats,       q->worker_hash, q->dead,
-                              q->delayed,    q->deliveries,  q->events,      q->id,
-                              done_ttl,      result_ttl,     q->lock_stem,   q->done_stem,
-                              q->result_stem, q->history_stem, count};
+    const char *head[HEAD] = {
+        q->processing, q->stats,     q->worker_hash, q->dead,         q->delayed,
+        q->deliveries, q->events,    q->id,          done_ttl,        result_ttl,
+        q->lock_stem,  q->done_stem, q->result_stem, q->history_stem, count};
     int k = 0;
     for (; k < HEAD; k++) {
         argv[k] = head[k];
@@ -532,8 +545,8 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
             snprintf(num[3], 24, "%lld", (long long)it->finished_ms);
         } else {
             num[2][0] = '\0';
-            snprintf(num[3], 24, "%lld", (long long)(it->finished_ms ? it->finished_ms
-                                                                       : tq_clock_wall_ms()));
+            snprintf(num[3], 24, "%lld",
+                     (long long)(it->finished_ms ? it->finished_ms : tq_clock_wall_ms()));
         }
         const char *v[PER] = {ops[it->op],
                               it->raw,
@@ -604,19 +617,26 @@ int worker_queue_paused(tq_conn *c, const worker_queue *q, int *paused)
     return rc;
 }
 
-int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event, int64_t now_ms,
-                       const worker_item *it)
+int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
+                       int64_t now_ms, const worker_item *it)
 {
     char ts[24], maxlen[16];
     snprintf(ts, sizeof ts, "%lld", (long long)now_ms);
     snprintf(maxlen, sizeof maxlen, "%d", WORKER_QUEUE_EVENTS_MAX);
     /* Task events have the same fields as those the scripts write. */
-    const char *task_ev[] = {"XADD",  q->events, "MAXLEN", "~",      maxlen, "*",
-                             "event", event,     "ts",     ts,       "id",   it ? it->id : "",
-                             "task",  it ? it->task : "", "worker", q->id, "runtime", "",
-                             "error", "",        "info",   ""};
-    const char *worker_ev[] = {"XADD", q->events, "MAXLEN", "~",    maxlen, "*",
-                               "event", event,   "ts",     ts,     "worker", q->id};
+    const char *task_ev[] = {"XADD",    q->events,
+                             "MAXLEN",  "~",
+                             maxlen,    "*",
+                             "event",   event,
+                             "ts",      ts,
+                             "id",      it ? it->id : "",
+                             "task",    it ? it->task : "",
+                             "worker",  q->id,
+                             "runtime", "",
+                             "error",   "",
+                             "info",    ""};
+    const char *worker_ev[] = {"XADD",  q->events, "MAXLEN", "~", maxlen,   "*",
+                               "event", event,     "ts",     ts,  "worker", q->id};
     redisReply *r = it ? tq_conn_cmdargv(c, 22, task_ev, NULL)
                        : tq_conn_cmdargv(c, 12, worker_ev, NULL);
     if (!r)
@@ -626,12 +646,14 @@ int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event, int
     return rc;
 }
 
-int worker_queue_requeue(tq_conn *c, const worker_queue *q, int64_t now_ms, int deregister)
+int worker_queue_requeue(tq_conn *c, const worker_queue *q, int64_t now_ms,
+                         int deregister)
 {
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    const char *argv[] = {q->processing, q->dead, q->stats, q->workers, q->worker_hash,
-                          q->id, now, q->lock_stem, q->queue_stem, deregister ? "1" : "0"};
+    const char *argv[] = {
+        q->processing, q->dead, q->stats,     q->workers,    q->worker_hash,
+        q->id,         now,     q->lock_stem, q->queue_stem, deregister ? "1" : "0"};
     redisReply *r = tq_conn_eval(c, &requeue_script, 5, 5, argv, NULL);
     if (!r)
         return TQ_EREDIS;
@@ -651,7 +673,8 @@ int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, int64_t now_ms,
     char ttl[24];
     /* The hash outlives a few missed heartbeats, not a dead worker. */
     snprintf(ttl, sizeof ttl, "%lld", (long long)(q->liveness_ms * 3));
-    redisReply *r = tq_conn_cmd(c, "ZADD %s %lld %s", q->workers, (long long)now_ms, q->id);
+    redisReply *r =
+        tq_conn_cmd(c, "ZADD %s %lld %s", q->workers, (long long)now_ms, q->id);
     if (!r)
         return TQ_EREDIS;
     freeReplyObject(r);
@@ -683,10 +706,9 @@ int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
     char now[24], live[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
-    const char *argv[] = {q->workers,    q->dead,           q->stats,
-                          q->deliveries, now,               live,
-                          q->processing_stem, q->lock_stem, q->queue_stem,
-                          q->worker_stem};
+    const char *argv[] = {q->workers,    q->dead,       q->stats,           q->deliveries,
+                          now,           live,          q->processing_stem, q->lock_stem,
+                          q->queue_stem, q->worker_stem};
     redisReply *r = tq_conn_eval(c, &reap_script, 4, 6, argv, NULL);
     int moved = 0;
     if (!r) {
@@ -699,8 +721,8 @@ int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
         for (size_t i = 0; i + 1 < r->elements; i += 2) {
             tq_warn("reaper: worker %s is dead (no heartbeat for %lld ms); requeued %lld "
                     "message(s) and released its locks",
-                    r->element[i]->str ? r->element[i]->str : "?", (long long)q->liveness_ms,
-                    r->element[i + 1]->integer);
+                    r->element[i]->str ? r->element[i]->str : "?",
+                    (long long)q->liveness_ms, r->element[i + 1]->integer);
             moved += (int)r->element[i + 1]->integer;
         }
     }
@@ -728,8 +750,8 @@ int worker_queue_requeue_orphan(tq_conn *c, const worker_queue *q, int64_t now_m
 {
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    const char *argv[] = {q->processing, q->dead, q->stats, q->id, now, q->lock_stem,
-                          q->queue_stem, raw};
+    const char *argv[] = {q->processing, q->dead,      q->stats,      q->id,
+                          now,           q->lock_stem, q->queue_stem, raw};
     size_t lens[8];
     for (int i = 0; i < 8; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);

@@ -45,19 +45,19 @@ typedef enum {
 
 /* One fetched message and, once run, its outcome. */
 typedef struct {
-    char *raw;                       /* owned: the exact bytes in processing */
+    char *raw; /* owned: the exact bytes in processing */
     size_t len;
-    int claimed;                     /* 1: locked; 0: the broker could not read its id */
+    int claimed; /* 1: locked; 0: the broker could not read its id */
     worker_op op;
-    char id[TQ_MSG_ID_MAX];          /* "" when unknown */
-    char task[TQ_MSG_NAME_MAX];      /* "" when unknown */
-    const char *status;              /* success, failure, expired, retrying, dead */
-    char *result;                    /* owned: result JSON, NULL for none */
+    char id[TQ_MSG_ID_MAX];     /* "" when unknown */
+    char task[TQ_MSG_NAME_MAX]; /* "" when unknown */
+    const char *status;         /* success, failure, expired, retrying, dead */
+    char *result;               /* owned: result JSON, NULL for none */
     size_t result_len;
-    char *extra;                     /* owned: dead letter (DEAD) or next attempt (RETRY) */
+    char *extra; /* owned: dead letter (DEAD) or next attempt (RETRY) */
     size_t extra_len;
-    int64_t due_ms;                  /* RETRY: when the next attempt is due */
-    char effect_key[TQ_KEYS_MAX];    /* "" for none */
+    int64_t due_ms;               /* RETRY: when the next attempt is due */
+    char effect_key[TQ_KEYS_MAX]; /* "" for none */
     int64_t effect_by;
     char schedule[TQ_MSG_NAME_MAX];  /* "" when not scheduled */
     int64_t started_ms, finished_ms; /* 0 when it did not run */
@@ -119,7 +119,8 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
 /* Requeues this worker's processing list; with deregister, also removes the
  * worker from P:workers and deletes its hash. Returns the number of
  * messages moved, or a negative code. */
-int worker_queue_requeue(tq_conn *c, const worker_queue *q, int64_t now_ms, int deregister);
+int worker_queue_requeue(tq_conn *c, const worker_queue *q, int64_t now_ms,
+                         int deregister);
 
 /* Records a heartbeat: ZADD P:workers, and the worker hash (fields in
  * info, a NULL-terminated list of name, value pairs) with a TTL. */

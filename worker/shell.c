@@ -42,13 +42,15 @@ static int build_env(tq_task_ctx *ctx, const json_t *env, spawn_args *a)
         return tq_task_fail(ctx, "shell: out of memory");
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)env, k, v) {
+    json_object_foreach((json_t *)env, k, v)
+    {
         if (!json_is_string(v) || !*k || strchr(k, '=') ||
             strlen(json_string_value(v)) != json_string_length(v))
-            return tq_task_fail(ctx,
-                                "shell: kwargs.env['%.64s'] must be a string without NUL, "
-                                "under a name without '='",
-                                k);
+            return tq_task_fail(
+                ctx,
+                "shell: kwargs.env['%.64s'] must be a string without NUL, "
+                "under a name without '='",
+                k);
         char *s = malloc(strlen(k) + json_string_length(v) + 2);
         if (!s)
             return tq_task_fail(ctx, "shell: out of memory");
@@ -70,7 +72,8 @@ static int build_argv(tq_task_ctx *ctx, spawn_args *a)
 {
     size_t n = json_array_size(ctx->args);
     if (!json_is_array(ctx->args) || n == 0 || n > WORKER_SHELL_ARGS_MAX)
-        return tq_task_fail(ctx, "shell: args must be the argv, a non-empty array of strings");
+        return tq_task_fail(ctx,
+                            "shell: args must be the argv, a non-empty array of strings");
     a->argv = calloc(n + 1, sizeof *a->argv);
     if (!a->argv)
         return tq_task_fail(ctx, "shell: out of memory");
@@ -125,7 +128,8 @@ int worker_shell_run(tq_task_ctx *ctx)
         tq_task_fail(ctx, "shell: kwargs.cwd must be a non-empty string");
         goto out;
     }
-    if (sin && (!json_is_string(sin) || json_string_length(sin) > WORKER_SHELL_STDIN_MAX)) {
+    if (sin &&
+        (!json_is_string(sin) || json_string_length(sin) > WORKER_SHELL_STDIN_MAX)) {
         tq_task_fail(ctx, "shell: kwargs.stdin must be a string of at most %d bytes",
                      WORKER_SHELL_STDIN_MAX);
         goto out;
@@ -220,7 +224,7 @@ int worker_shell_run(tq_task_ctx *ctx)
             exited = 1;
         }
     }
-    ctx->exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
+    ctx->exit_code = WIFEXITED(status)     ? WEXITSTATUS(status)
                      : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
                                            : -1;
     if (stopped && ctx->timed_out)
@@ -228,9 +232,11 @@ int worker_shell_run(tq_task_ctx *ctx)
     else if (stopped)
         tq_task_fail(ctx, "shell: '%.200s' stopped by the worker's shutdown", a.argv[0]);
     else if (WIFSIGNALED(status))
-        tq_task_fail(ctx, "shell: '%.200s' killed by signal %d", a.argv[0], WTERMSIG(status));
+        tq_task_fail(ctx, "shell: '%.200s' killed by signal %d", a.argv[0],
+                     WTERMSIG(status));
     else if (ctx->exit_code != 0)
-        tq_task_fail(ctx, "shell: '%.200s' exited with code %d", a.argv[0], ctx->exit_code);
+        tq_task_fail(ctx, "shell: '%.200s' exited with code %d", a.argv[0],
+                     ctx->exit_code);
     else
         rc = 0;
 out:

@@ -34,7 +34,8 @@ static int task_sleep(tq_task_ctx *ctx)
 {
     json_t *a = json_array_get(ctx->args, 0);
     if (!json_is_number(a) || json_number_value(a) < 0 || json_number_value(a) > 86400)
-        return tq_task_fail(ctx, "sleep: args[0] must be a number of seconds from 0 to 86400");
+        return tq_task_fail(ctx,
+                            "sleep: args[0] must be a number of seconds from 0 to 86400");
     int64_t end = tq_clock_mono_ms() + (int64_t)llround(json_number_value(a) * 1000.0);
     for (;;) {
         int64_t left = end - tq_clock_mono_ms();
@@ -77,12 +78,14 @@ static int add(worker_tasks *t, const tq_task_def *d, const char *from, char *er
 {
     if (!d->name || !d->run || !d->name[0] || strlen(d->name) >= TQ_TASK_NAME_MAX)
         return tq_err_set(TQ_ECONFIG, err, errlen,
-                          "%s: a task needs a name of 1 to 128 bytes and a function", from);
+                          "%s: a task needs a name of 1 to 128 bytes and a function",
+                          from);
     if (worker_tasks_find(t, d->name))
         return tq_err_set(TQ_ECONFIG, err, errlen, "%s: task '%s' is defined twice", from,
                           d->name);
     if (t->n == TASKS_MAX)
-        return tq_err_set(TQ_ECONFIG, err, errlen, "%s: more than %d tasks", from, TASKS_MAX);
+        return tq_err_set(TQ_ECONFIG, err, errlen, "%s: more than %d tasks", from,
+                          TASKS_MAX);
     t->defs[t->n++] = *d;
     return 0;
 }
@@ -101,8 +104,8 @@ static int load(worker_tasks *t, const char *path, char *err, size_t errlen)
                           path);
     if (*api != TQ_TASK_API)
         return tq_err_set(TQ_ECONFIG, err, errlen,
-                          "--tasks %s: built for task API %d, this worker has %d", path, *api,
-                          TQ_TASK_API);
+                          "--tasks %s: built for task API %d, this worker has %d", path,
+                          *api, TQ_TASK_API);
     for (size_t i = 0; defs[i].name; i++) {
         int rc = add(t, &defs[i], path, err, errlen);
         if (rc < 0)

@@ -69,9 +69,9 @@ struct worker {
     int hb_started;
     atomic_int hb_stop;
     _Atomic int64_t grace_end_ms;
-    atomic_int resync;  /* a fetch or claim reply may have been lost */
+    atomic_int resync;         /* a fetch or claim reply may have been lost */
     _Atomic int64_t retry_due; /* earliest retry the threads scheduled, wall ms */
-    suspect *suspects;  /* the heartbeat thread's own */
+    suspect *suspects;         /* the heartbeat thread's own */
     int nsuspects;
     int64_t started_ms;
     atomic_llong processed, failed, dead, retried;
@@ -90,13 +90,15 @@ worker *worker_new(const tq_config *cfg, const char *id, char *err, size_t errle
     if (tq_url_parse(cfg->redis_url, &w->url, err, errlen) < 0)
         goto err;
     if (worker_queue_init(&w->q, cfg, id) < 0) {
-        tq_err_set(TQ_ETOOBIG, err, errlen, "the prefix and worker id make keys too long");
+        tq_err_set(TQ_ETOOBIG, err, errlen,
+                   "the prefix and worker id make keys too long");
         goto err;
     }
     if (!(w->tasks = worker_tasks_new(cfg->tasks, err, errlen)))
         goto err;
     tq_err_set(TQ_ENOMEM, err, errlen, "out of memory");
-    w->nthreads = cfg->concurrency > 0 ? cfg->concurrency : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    w->nthreads =
+        cfg->concurrency > 0 ? cfg->concurrency : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (w->nthreads < 1)
         w->nthreads = 1;
     w->threads = calloc((size_t)w->nthreads, sizeof *w->threads);
@@ -162,8 +164,10 @@ static void complete_items(task_thread *t, worker_item *items, int n)
         if (rc == 0)
             break;
         if (tq_proc_stop >= 2) {
-            tq_warn("giving up completing %d task(s) at shutdown; the reaper will requeue "
-                    "them", n);
+            tq_warn(
+                "giving up completing %d task(s) at shutdown; the reaper will requeue "
+                "them",
+                n);
             return;
         }
         tries++;
@@ -201,12 +205,12 @@ static void complete_items(task_thread *t, worker_item *items, int n)
 static int set_result(worker_item *it, const tq_msg *m, const char *worker_id,
                       const tq_task_ctx *ctx, const json_t *errors)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:f}", "id", m->id,
-                          "task", m->task, "queue", m->queue, "status", it->status, "worker",
-                          worker_id, "attempts", m->attempt, "started",
-                          (double)it->started_ms / 1e3, "finished",
-                          (double)it->finished_ms / 1e3, "runtime",
-                          (double)(it->finished_ms - it->started_ms) / 1e3);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:f}", "id", m->id, "task",
+                  m->task, "queue", m->queue, "status", it->status, "worker", worker_id,
+                  "attempts", m->attempt, "started", (double)it->started_ms / 1e3,
+                  "finished", (double)it->finished_ms / 1e3, "runtime",
+                  (double)(it->finished_ms - it->started_ms) / 1e3);
     if (!o)
         return TQ_ENOMEM;
     json_object_set_new(o, "exit_code",
@@ -245,7 +249,8 @@ static json_t *errors_with(const tq_msg *m, const worker_item *it, const char *w
     json_t *old = json_object_get(m->extra, "errors");
     json_t *errors = json_array();
     size_t n = json_is_array(old) ? json_array_size(old) : 0;
-    for (size_t i = n > WORKER_ERRORS_KEPT - 1 ? n - (WORKER_ERRORS_KEPT - 1) : 0; i < n; i++)
+    for (size_t i = n > WORKER_ERRORS_KEPT - 1 ? n - (WORKER_ERRORS_KEPT - 1) : 0; i < n;
+         i++)
         json_array_append(errors, json_array_get(old, i));
     json_array_append_new(errors, json_pack("{s:i, s:s, s:s, s:f}", "attempt", m->attempt,
                                             "error", it->error, "worker", worker_id,
@@ -271,7 +276,8 @@ static int64_t retry_delay_ms(task_thread *t, int attempt)
 /* A failed run: the next attempt through P:delayed, or the dead letter when
  * the retries are used up. Each attempt's error travels in the message's
  * "errors" and ends in the result and the dead letter. */
-static void set_failure(task_thread *t, worker_item *it, tq_msg *m, const tq_task_ctx *ctx)
+static void set_failure(task_thread *t, worker_item *it, tq_msg *m,
+                        const tq_task_ctx *ctx)
 {
     worker *w = t->w;
     int max = m->max_retries >= 0 ? m->max_retries : w->cfg.max_retries;
@@ -284,15 +290,17 @@ static void set_failure(task_thread *t, worker_item *it, tq_msg *m, const tq_tas
         m->attempt++;
         it->extra = tq_msg_encode(m, &it->extra_len);
         m->attempt--;
-        tq_info("task %s (%s) failed (attempt %d of %d): %s; retry in %.3f s", m->id, m->task,
-                m->attempt, max + 1, it->error, (double)(it->due_ms - it->finished_ms) / 1e3);
+        tq_info("task %s (%s) failed (attempt %d of %d): %s; retry in %.3f s", m->id,
+                m->task, m->attempt, max + 1, it->error,
+                (double)(it->due_ms - it->finished_ms) / 1e3);
     } else {
         it->op = WORKER_OP_DEAD;
         it->status = "failure";
         size_t len;
         char *last = tq_msg_encode(m, &len); /* with every attempt's error */
         char why[600];
-        snprintf(why, sizeof why, "%s (attempt %d of %d)", it->error, m->attempt, max + 1);
+        snprintf(why, sizeof why, "%s (attempt %d of %d)", it->error, m->attempt,
+                 max + 1);
         if (last)
             it->extra = tq_msg_dead_letter(last, len, "max-retries", why, w->q.id,
                                            (double)it->finished_ms / 1e3, &it->extra_len);
@@ -319,7 +327,8 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
 {
     worker *w = t->w;
     worker_item *it = &t->items[i];
-    int64_t timeout_ms = m->timeout > 0 ? (int64_t)(m->timeout * 1000.0) : w->cfg.timeout_ms;
+    int64_t timeout_ms =
+        m->timeout > 0 ? (int64_t)(m->timeout * 1000.0) : w->cfg.timeout_ms;
     tq_task_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.id = m->id;
@@ -339,8 +348,8 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
             *done = i;
         }
         set_running(t, m->id, timeout_ms + WORKER_QUEUE_LOCK_MARGIN_MS);
-        it->started_event_sent =
-            worker_queue_event(t->conn, &w->q, "task-started", tq_clock_wall_ms(), it) == 0;
+        it->started_event_sent = worker_queue_event(t->conn, &w->q, "task-started",
+                                                    tq_clock_wall_ms(), it) == 0;
     }
     ctx.deadline_mono_ms = tq_clock_mono_ms() + timeout_ms;
     it->started_ms = tq_clock_wall_ms();
@@ -350,7 +359,8 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
         set_running(t, NULL, 0);
 
     if (ctx.aborted) {
-        tq_info("task %s (%s) stopped by the shutdown: it will be requeued", m->id, m->task);
+        tq_info("task %s (%s) stopped by the shutdown: it will be requeued", m->id,
+                m->task);
         return;
     }
     snprintf(it->schedule, sizeof it->schedule, "%s", m->schedule);
@@ -451,8 +461,8 @@ static void *task_thread_main(void *arg)
             while (qi < w->q.nqueues && atomic_load(&w->paused[qi]))
                 qi++;
             if (qi < w->q.nqueues)
-                n = worker_queue_wait(t->conn, &w->q, qi, now, w->q.nqueues > 1 ? 0.1 : 1.0,
-                                      &t->items[0]);
+                n = worker_queue_wait(t->conn, &w->q, qi, now,
+                                      w->q.nqueues > 1 ? 0.1 : 1.0, &t->items[0]);
             else
                 tq_clock_sleep_ms(200, &tq_proc_stop);
         }
@@ -518,8 +528,8 @@ static void sweep_orphans(worker *w)
         if (m->type != REDIS_REPLY_STRING || held_by_thread(w, m->str, m->len))
             continue;
         int i = 0;
-        while (i < w->nsuspects &&
-               (w->suspects[i].len != m->len || memcmp(w->suspects[i].raw, m->str, m->len)))
+        while (i < w->nsuspects && (w->suspects[i].len != m->len ||
+                                    memcmp(w->suspects[i].raw, m->str, m->len)))
             i++;
         if (i < w->nsuspects) {
             if (now - w->suspects[i].since_ms < ORPHAN_AGE_MS) {
@@ -585,9 +595,9 @@ static void heartbeat_once(worker *w)
             strcat(queues, ",");
         strcat(queues, w->cfg.queues[i]);
     }
-    const char *info[] = {"host",    w->host, "pid",       pid,   "queues", queues,
-                          "concurrency", conc, "started", started, "heartbeat", now_s,
-                          NULL};
+    const char *info[] = {"host",      w->host,       "pid", pid,       "queues",
+                          queues,      "concurrency", conc,  "started", started,
+                          "heartbeat", now_s,         NULL};
     if (worker_queue_heartbeat(w->hb_conn, &w->q, now, info) < 0)
         return;
     worker_queue_event(w->hb_conn, &w->q, "worker-heartbeat", now, NULL);
@@ -618,9 +628,8 @@ static void *heartbeat_main(void *arg)
         int64_t hint = atomic_exchange(&w->retry_due, INT64_MAX);
         if (hint < next_due)
             next_due = hint;
-        if (wall >= next_due &&
-            tq_delayed_promote_next(w->hb_conn, w->cfg.prefix, wall, TQ_DELAYED_BATCH,
-                                    &next_due) < 0)
+        if (wall >= next_due && tq_delayed_promote_next(w->hb_conn, w->cfg.prefix, wall,
+                                                        TQ_DELAYED_BATCH, &next_due) < 0)
             next_due = wall + 100;
         tq_clock_sleep_us(10000);
     }
@@ -660,7 +669,8 @@ static void deregister_worker(worker *w)
         if (rc >= 0) {
             if (rc > 0)
                 tq_info("requeued %d message(s) not run before the stop", rc);
-            worker_queue_event(w->hb_conn, &w->q, "worker-offline", tq_clock_wall_ms(), NULL);
+            worker_queue_event(w->hb_conn, &w->q, "worker-offline", tq_clock_wall_ms(),
+                               NULL);
             return;
         }
         int64_t ms = tq_conn_backoff_ms(w->hb_conn);
@@ -674,8 +684,8 @@ int worker_run(worker *w)
     char where[TQ_URL_HOST_MAX + 64];
     tq_url_redacted(&w->url, where, sizeof where);
     w->started_ms = tq_clock_wall_ms();
-    tq_info("worker %s starting: %d thread(s), queues %s%s, redis %s", w->q.id, w->nthreads,
-            w->cfg.queues[0], w->cfg.nqueues > 1 ? ",..." : "", where);
+    tq_info("worker %s starting: %d thread(s), queues %s%s, redis %s", w->q.id,
+            w->nthreads, w->cfg.queues[0], w->cfg.nqueues > 1 ? ",..." : "", where);
 
     if (register_worker(w) < 0) {
         tq_info("stopped before redis was reachable");
@@ -697,8 +707,9 @@ int worker_run(worker *w)
     while (!tq_proc_stop)
         tq_clock_sleep_us(50000);
     atomic_store(&w->grace_end_ms, tq_clock_mono_ms() + w->cfg.grace_ms);
-    tq_info("stopping: no new tasks; running ones have %.1f s (a second signal stops now)",
-            (double)w->cfg.grace_ms / 1000.0);
+    tq_info(
+        "stopping: no new tasks; running ones have %.1f s (a second signal stops now)",
+        (double)w->cfg.grace_ms / 1000.0);
 
     uint64_t roundtrips = 0;
     for (int i = 0; i < w->nthreads; i++) {

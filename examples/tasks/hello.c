@@ -21,7 +21,8 @@ static int hello(tq_task_ctx *ctx)
     if (!name)
         return tq_task_fail(ctx, "example.hello: args[0] must be a name");
     char line[256];
-    int n = snprintf(line, sizeof line, "hello, %.200s (attempt %d)\n", name, ctx->attempt);
+    int n =
+        snprintf(line, sizeof line, "hello, %.200s (attempt %d)\n", name, ctx->attempt);
     tq_task_write(ctx, line, (size_t)n);
     return tq_task_count(ctx, "example.greetings", 1);
 }
