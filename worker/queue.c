@@ -53,6 +53,7 @@
     "    if t and t > 0 then ttl = math.floor(t * 1000) end\n"                           \
     "  elseif #id > 256 then return 0 end\n"                                             \
     "  if redis.call('EXISTS', done_stem .. id) == 1 then\n"                             \
+    "    if K.redelivered then redis.call('HDEL', K.deliveries, id) end\n"               \
     "    K.dups = K.dups + 1 return -1 end\n"                                            \
     "  local owner = redis.call('SET', lock_stem .. id, me, 'NX', 'GET', 'PX',\n"        \
     "                           ttl + margin)\n"                                         \
