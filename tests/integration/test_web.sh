@@ -102,9 +102,11 @@ case $out in *--listen*) ;; *) tq_fail "--help: no --listen in '$out'" ;; esac
 
 # ---- start ------------------------------------------------------------------
 
-tq_spawn web "$TICKQ_WEB" --listen "127.0.0.1:$PORT" --log-level debug
-WEB_PID=$TQ_LAST_PID
-tq_wait_for 10 "tickq-web to listen on $PORT" curl -s --max-time 1 -o /dev/null "$BASE/"
+# On a port free now (the one picked above may have been taken meanwhile by
+# another test's server).
+tq_start_web --log-level debug
+PORT=$WEB_PORT
+BASE="http://127.0.0.1:$PORT"
 
 # A second server on the same port is a clear error, exit 2.
 set +e
