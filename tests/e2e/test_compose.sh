@@ -33,7 +33,7 @@ else tq_deps_install docker-compose; DC=(docker-compose); fi
 
 PROJECT=tickq-e2e-$$
 DCP=("${DC[@]}" -p "$PROJECT")
-export TICKQ_WEB_PORT=$((20000 + RANDOM % 40000))
+export TICKQ_WEB_PORT=$((20000 + RANDOM % 12000))
 cleanup() {
     local rc=$?
     if [ $rc -ne 0 ]; then

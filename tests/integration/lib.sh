@@ -69,7 +69,7 @@ tq_redis_start() {
     local tries=0
     while :; do
         if [ -z "$REDIS_PORT" ] || [ $tries -gt 0 ]; then
-            REDIS_PORT=$((20000 + RANDOM % 40000))
+            REDIS_PORT=$((20000 + RANDOM % 12000))
         fi
         tries=$((tries + 1))
         redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TQ_TMP/redis" \
@@ -130,10 +130,12 @@ tq_assert_eq() { # WHAT EXPECTED ACTUAL
     tq_log "ok: $1 = '$3'"
 }
 
+# Test ports are drawn from 20000-31999, below Linux's ephemeral range
+# (32768-60999), so that no client connection's local port takes them.
 tq_free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % 12000))
         (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
     done
 }
