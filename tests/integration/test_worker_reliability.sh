@@ -57,6 +57,7 @@ tq_wait_for 5 "w2 to hold 4 tasks" '[ "$(rcli LLEN "$P:processing:w2")" = 4 ]'
 kill -KILL "$W2"
 tq_log "killed w2 holding 4 sleep tasks"
 tq_spawn w3 "$TICKQ_WORKER_BIN" --concurrency 4 --liveness 2 --worker-id w3 --queues slow
+W3=$TQ_LAST_PID
 tq_wait_for 15 "s1..s4 done after the kill" \
     '[ "$(rcli GET "$P:done:s1")$(rcli GET "$P:done:s2")$(rcli GET "$P:done:s3")$(rcli GET "$P:done:s4")" = successsuccesssuccesssuccess ]'
 for i in 1 2 3 4; do tq_assert_eq "s$i ran by the survivor" w3 "$(rcli GET "$P:result:s$i" | sed 's/.*"worker":"\([^"]*\)".*/\1/')"; done
@@ -81,6 +82,10 @@ for i in 1 2 3 4 5; do
 done
 awk -v h="$last_hi" -v l="$first_lo" 'BEGIN{exit !(h <= l)}' || tq_fail "a low message ran before a high one ($first_lo < $last_hi)"
 tq_log "ok: last high finished at $last_hi, first low at $first_lo"
+
+# The workers with a 2 s liveness would reap wp if the connection kill below
+# delayed its heartbeat past 2 s; (h) is about wp's own sweep.
+kill -TERM "$W1" "$W3"; wait "$W1" "$W3"
 
 # (h) a message left in a live worker's processing list by a lost reply (as
 # when a connection drops between a fetch and its reply) is requeued by the
