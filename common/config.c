@@ -9,6 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Values are strict, and the same rules hold for a flag and a variable:
+ * - an empty value is an error, never "the default" (an unset shell variable
+ *   in `--next-runs "$X"` must not start the daemon): leave an option out to
+ *   get its default;
+ * - no value begins or ends with white space, and none holds a control byte;
+ * - whole numbers are decimal digits only (no sign, hex, exponent or
+ *   fraction), seconds are digits with an optional decimal fraction;
+ * - a flag that takes a value takes the next argument whatever it looks like
+ *   (`--next-runs --help` is a dry run of "--help"), and the last of a
+ *   repeated flag wins;
+ * - an option that only makes sense with another (--from and --count without
+ *   --next-runs) is an error, not silently ignored. */
+
 typedef enum {
     OPT_STR,
     OPT_NAME,
@@ -116,15 +129,34 @@ int tq_config_name_ok(const char *s)
     return 1;
 }
 
-static int parse_double(const char *s, double *out)
+/* Parses a whole number made of 1 to 15 decimal digits (enough for every
+ * bound in the table, and exact in a double). Returns 0 or -1. */
+static int parse_whole(const char *s, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v))
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || s[n] || n > 15)
         return -1;
-    *out = v;
+    *out = strtod(s, NULL);
     return 0;
+}
+
+/* Parses seconds: digits, then optionally '.' and more digits. */
+static int parse_seconds(const char *s, double *out)
+{
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || n > 15)
+        return -1;
+    if (s[n] == '.') {
+        size_t f = strspn(s + n + 1, "0123456789");
+        if (f == 0 || f > 9)
+            return -1;
+        n += 1 + f;
+    }
+    if (s[n])
+        return -1;
+    errno = 0;
+    *out = strtod(s, NULL);
+    return errno || !isfinite(*out) ? -1 : 0;
 }
 
 static int set_queues(tq_config *cfg, const char *val)
@@ -155,15 +187,26 @@ static int set_queues(tq_config *cfg, const char *val)
     }
 }
 
-/* Checks HOST:PORT (HOST may be [v6]); the port must be 1..65535. */
+/* Checks HOST:PORT: HOST is a name or IPv4 address of [A-Za-z0-9._-], or
+ * an IPv6 address in brackets; PORT is 1..65535 in decimal digits. */
 static int listen_ok(const char *s)
 {
     const char *colon = strrchr(s, ':');
     if (!colon || colon == s || strlen(s) >= TQ_CONFIG_NAME_MAX)
         return 0;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    return *end == '\0' && colon[1] && port >= 1 && port <= 65535;
+    size_t hostlen = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (hostlen < 3 || s[hostlen - 1] != ']' ||
+            strspn(s + 1, "0123456789abcdefABCDEF:.") != hostlen - 2)
+            return 0;
+    } else if (strspn(
+                   s,
+                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+               hostlen) {
+        return 0;
+    }
+    double port;
+    return parse_whole(colon + 1, &port) == 0 && port >= 1 && port <= 65535;
 }
 
 /* Stores val into the field of o. Returns 0 or TQ_ECONFIG with err set;
@@ -194,6 +237,7 @@ static int set_option(tq_config *cfg, const opt *o, const char *val, const char 
         strcpy(field, val);
         return 0;
     case OPT_URL:
+        /* urlerr never holds the password: tq_url_parse redacts it. */
         if (strlen(val) >= TQ_CONFIG_STR_MAX)
             return fail(err, errlen, "%s: the url is too long", origin);
         if (tq_url_parse(val, &url, urlerr, sizeof urlerr) < 0)
@@ -201,13 +245,13 @@ static int set_option(tq_config *cfg, const opt *o, const char *val, const char 
         strcpy(field, val);
         return 0;
     case OPT_INT:
-        if (parse_double(val, &d) < 0 || d != floor(d) || d < o->lo || d > o->hi)
+        if (parse_whole(val, &d) < 0 || d < o->lo || d > o->hi)
             return fail(err, errlen, "%s: '%s' is not a whole number from %g to %g",
                         origin, val, o->lo, o->hi);
         *(int *)(void *)field = (int)d;
         return 0;
     case OPT_SECONDS:
-        if (parse_double(val, &d) < 0 || d < o->lo || d > o->hi)
+        if (parse_seconds(val, &d) < 0 || d < o->lo || d > o->hi)
             return fail(err, errlen, "%s: '%s' is not a number of seconds from %g to %g",
                         origin, val, o->lo, o->hi);
         *(int64_t *)(void *)field = (int64_t)llround(d * 1000.0);
@@ -249,43 +293,142 @@ static int set_option(tq_config *cfg, const opt *o, const char *val, const char 
     return fail(err, errlen, "%s: unknown option type", origin);
 }
 
-static const opt *find_long(const char *name, size_t len, unsigned prog)
+/* set_option() for a value a person gave (a flag or a variable): first the
+ * rules every value follows, whatever its type. */
+static int set_given(tq_config *cfg, const opt *o, const char *val, const char *origin,
+                     char *err, size_t errlen)
 {
-    for (size_t i = 0; i < NOPTIONS; i++)
-        if ((options[i].progs & prog) && strlen(options[i].flag) == len &&
-            strncmp(options[i].flag, name, len) == 0)
-            return &options[i];
+    size_t n = strlen(val);
+    if (n == 0)
+        return fail(
+            err, errlen,
+            "%s: the value is empty (leave the option out to get its default%s%s%s)",
+            origin, o->def[0] ? ", '" : "", o->def, o->def[0] ? "'" : "");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)val[i] < 0x20 || val[i] == 0x7f)
+            return fail(err, errlen, "%s: the value holds a control character (byte %zu)",
+                        origin, i + 1);
+    if (val[0] == ' ' || val[n - 1] == ' ')
+        return fail(err, errlen, "%s: the value begins or ends with a space", origin);
+    return set_option(cfg, o, val, origin, err, errlen);
+}
+
+/* Finds an option by its long name (len bytes of name) or, when name is
+ * NULL, by its short letter c, among those of the programs in progs. */
+static const opt *find(const char *name, size_t len, char c, unsigned progs)
+{
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const opt *o = &options[i];
+        if (!(o->progs & progs))
+            continue;
+        if (name ? strlen(o->flag) == len && strncmp(o->flag, name, len) == 0
+                 : o->shortc && o->shortc == c)
+            return o;
+    }
     return NULL;
 }
 
-static const opt *find_short(char c, unsigned prog)
+/* Parses argv[*i] as an option of prog: sets *o (NULL when unknown) and
+ * *val (the value after '=', the next argument, or NULL), and advances *i
+ * past a separate value. */
+static void next_option(int argc, char *const *argv, int *i, unsigned prog, const opt **o,
+                        const char **val)
 {
+    const char *a = argv[*i];
+    *o = NULL;
+    *val = NULL;
+    if (strncmp(a, "--", 2) == 0) {
+        const char *eq = strchr(a + 2, '=');
+        *o = find(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2), 0, prog);
+        if (eq)
+            *val = eq + 1;
+    } else if (a[0] == '-' && a[1] && !a[2]) {
+        *o = find(NULL, 0, a[1], prog);
+    }
+    if (*o && !*val && (*o)->type != OPT_BOOL && *i + 1 < argc)
+        *val = argv[++*i];
+}
+
+static const char *prog_name(unsigned progs)
+{
+    return progs & TQ_PROG_BEAT     ? "tickq-beat"
+           : progs & TQ_PROG_WORKER ? "tickq-worker"
+                                    : "tickq-web";
+}
+
+/* The error for an argument a that is no option of prog. */
+static int unknown(const char *a, unsigned prog, char *err, size_t errlen)
+{
+    const opt *other = NULL;
+    if (strncmp(a, "--", 2) == 0)
+        other = find(a + 2, strcspn(a + 2, "="), 0, TQ_PROG_ALL & ~prog);
+    else if (a[0] == '-' && a[1] && !a[2])
+        other = find(NULL, 0, a[1], TQ_PROG_ALL & ~prog);
+    if (other)
+        return fail(err, errlen,
+                    "unknown option '%s': it is an option of %s (see --help)", a,
+                    prog_name(other->progs));
+    if (a[0] != '-' || !a[1])
+        return fail(err, errlen,
+                    "unexpected argument '%s': options start with -- (see --help)", a);
+    return fail(err, errlen, "unknown option '%s' (see --help)", a);
+}
+
+/* Options that only make sense together: returns 0 or TQ_ECONFIG. given[i]
+ * is where options[i] came from ("" when it was not given). */
+static int check_combinations(const tq_config *cfg, char given[][64], char *err,
+                              size_t errlen)
+{
+    const char *dry_only[] = {"from", "count"};
+    const char *next_runs = NULL, *check = NULL;
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        if (strcmp(options[i].flag, "next-runs") == 0 && given[i][0])
+            next_runs = given[i];
+        if (strcmp(options[i].flag, "check") == 0 && given[i][0] && cfg->check)
+            check = given[i];
+    }
     for (size_t i = 0; i < NOPTIONS; i++)
-        if ((options[i].progs & prog) && options[i].shortc == c)
-            return &options[i];
-    return NULL;
+        for (size_t j = 0; j < 2; j++)
+            if (strcmp(options[i].flag, dry_only[j]) == 0 && given[i][0] && !next_runs)
+                return fail(err, errlen,
+                            "%s applies only to the dry run: give --next-runs too, or "
+                            "leave %s out",
+                            given[i], given[i]);
+    if (next_runs && check)
+        return fail(err, errlen, "%s and %s exclude each other: a dry run needs no Redis",
+                    check, next_runs);
+    return 0;
 }
 
 int tq_config_parse(tq_config *cfg, tq_prog prog, int argc, char *const *argv,
                     tq_config_getenv getenv_fn, char *err, size_t errlen)
 {
-    char origin[128];
+    char given[NOPTIONS][64]; /* where each option came from, "" if default */
     int rc;
 
-    /* --help and --version answer even when the environment is bad. */
+    /* --help and --version answer even when the environment is bad; an
+     * argument that is another option's value is that value. */
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+        const opt *o;
+        const char *val;
+        const char *a = argv[i];
+        next_option(argc, argv, &i, prog, &o, &val);
+        if (o)
+            continue;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0)
             return TQ_EHELP;
-        if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0)
+        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)
             return TQ_EVERSION;
-        if (strcmp(argv[i], "--help-markdown") == 0)
+        if (strcmp(a, "--help-markdown") == 0)
             return TQ_EMARKDOWN;
     }
     memset(cfg, 0, sizeof *cfg);
+    memset(given, 0, sizeof given);
     for (size_t i = 0; i < NOPTIONS; i++) {
         const opt *o = &options[i];
-        if (!(o->progs & prog))
+        if (!(o->progs & prog) || !o->def[0]) /* "": the field stays zero */
             continue;
+        char origin[96];
         snprintf(origin, sizeof origin, "default of --%s", o->flag);
         if ((rc = set_option(cfg, o, o->def, origin, err, errlen)) < 0)
             return rc;
@@ -295,37 +438,27 @@ int tq_config_parse(tq_config *cfg, tq_prog prog, int argc, char *const *argv,
         const char *v = (o->progs & prog) ? getenv_fn(o->env) : NULL;
         if (!v)
             continue;
-        snprintf(origin, sizeof origin, "%s", o->env);
-        if ((rc = set_option(cfg, o, v, origin, err, errlen)) < 0)
+        snprintf(given[i], sizeof given[i], "%s", o->env);
+        if ((rc = set_given(cfg, o, v, given[i], err, errlen)) < 0)
             return rc;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const opt *o = NULL;
-        const char *val = NULL;
-        if (strncmp(a, "--", 2) == 0) {
-            const char *eq = strchr(a + 2, '=');
-            size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-            o = find_long(a + 2, len, prog);
-            if (eq)
-                val = eq + 1;
-        } else if (a[0] == '-' && a[1] && !a[2]) {
-            o = find_short(a[1], prog);
-        }
+        const opt *o;
+        const char *val;
+        next_option(argc, argv, &i, prog, &o, &val);
         if (!o)
-            return fail(err, errlen, "unknown option '%s' (see --help)", a);
-        snprintf(origin, sizeof origin, "--%s", o->flag);
-        if (!val && o->type == OPT_BOOL) {
+            return unknown(a, prog, err, errlen);
+        size_t k = (size_t)(o - options);
+        snprintf(given[k], sizeof given[k], "--%s", o->flag);
+        if (!val && o->type == OPT_BOOL && !strchr(a, '='))
             val = "true";
-        } else if (!val) {
-            if (i + 1 >= argc)
-                return fail(err, errlen, "%s needs a value", origin);
-            val = argv[++i];
-        }
-        if ((rc = set_option(cfg, o, val, origin, err, errlen)) < 0)
+        else if (!val)
+            return fail(err, errlen, "%s needs a value", given[k]);
+        if ((rc = set_given(cfg, o, val, given[k], err, errlen)) < 0)
             return rc;
     }
-    return 0;
+    return check_combinations(cfg, given, err, errlen);
 }
 
 void tq_config_usage(tq_prog prog, FILE *out, int markdown)

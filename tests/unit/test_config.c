@@ -244,9 +244,9 @@ static void test_flag_forms(void **state)
     /* "=" splits at the first '=': the value may hold more. */
     ok(&cfg, TQ_PROG_BEAT, NOENV, ARGS("--schedules=/tmp/a=b.json"));
     TQ_ASSERT_STR(cfg.schedules, "/tmp/a=b.json");
-    /* An empty value through '=' is a value. */
-    ok(&cfg, TQ_PROG_BEAT, ENV("TICKQ_SCHEDULES", "/x"), ARGS("--schedules="));
-    TQ_ASSERT_STR(cfg.schedules, "");
+    /* An empty value is a mistake (an unset shell variable), never "the
+     * default": leave the option out for that. */
+    bad(TQ_PROG_BEAT, ENV("TICKQ_SCHEDULES", "/x"), ARGS("--schedules="), "--schedules");
     /* A value may start with a dash when given separately. */
     bad(TQ_PROG_WORKER, NOENV, ARGS("-c", "-1"), "--concurrency");
 }
@@ -292,12 +292,12 @@ static void test_help_version_markdown(void **state)
         parse(&cfg, TQ_PROG_WORKER, NOENV, ARGS("-c", "3", "--help"), err, sizeof err),
         TQ_EHELP);
     /* --help and --version answer even when the environment is bad. */
-    TQ_ASSERT_RC(parse(&cfg, TQ_PROG_WORKER, ENV("TICKQ_CONCURRENCY", "lots"), ARGS("--help"),
-                       err, sizeof err),
+    TQ_ASSERT_RC(parse(&cfg, TQ_PROG_WORKER, ENV("TICKQ_CONCURRENCY", "lots"),
+                       ARGS("--help"), err, sizeof err),
                  TQ_EHELP);
-    TQ_ASSERT_RC(parse(&cfg, TQ_PROG_BEAT, ENV("TICKQ_LEASE", "0"), ARGS("-V"), err,
-                       sizeof err),
-                 TQ_EVERSION);
+    TQ_ASSERT_RC(
+        parse(&cfg, TQ_PROG_BEAT, ENV("TICKQ_LEASE", "0"), ARGS("-V"), err, sizeof err),
+        TQ_EVERSION);
     /* "--help=x" is not --help. */
     bad(TQ_PROG_WORKER, NOENV, ARGS("--help=x"), "--help=x");
 }
@@ -435,7 +435,7 @@ static void test_queues(void **state)
 {
     (void)state;
     tq_config cfg;
-    ok(&cfg, TQ_PROG_WORKER, NOENV, ARGS("-Q", " a , b.c ,x:y-z_1 "));
+    ok(&cfg, TQ_PROG_WORKER, NOENV, ARGS("-Q", "a , b.c ,x:y-z_1"));
     TQ_ASSERT_INT(cfg.nqueues, 3);
     TQ_ASSERT_STR(cfg.queues[0], "a");
     TQ_ASSERT_STR(cfg.queues[1], "b.c");
@@ -468,6 +468,8 @@ static void test_queues(void **state)
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", "a,,b"), "--queues");
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", "a,"), "--queues");
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", " , a"), "--queues");
+    bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", " a,b"), "--queues");
+    bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", "a,b "), "--queues");
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", " "), "--queues");
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", "a, ,b"), "--queues");
     bad(TQ_PROG_WORKER, NOENV, ARGS("-Q", "a b"), "--queues");
@@ -498,8 +500,8 @@ static void test_names(void **state)
 
     ok(&cfg, TQ_PROG_WORKER, NOENV, ARGS("--worker-id", "host-1.2:3_x"));
     TQ_ASSERT_STR(cfg.worker_id, "host-1.2:3_x");
-    ok(&cfg, TQ_PROG_WORKER, NOENV, ARGS("--worker-id", "")); /* "" means generate one */
-    TQ_ASSERT_STR(cfg.worker_id, "");
+    /* Left out, the id is generated; given empty, it is a mistake. */
+    bad(TQ_PROG_WORKER, NOENV, ARGS("--worker-id", ""), "--worker-id");
     bad(TQ_PROG_WORKER, NOENV, ARGS("--worker-id", "a b"), "--worker-id");
     bad(TQ_PROG_WORKER, NOENV, ARGS("--worker-id", name), "--worker-id");
     bad(TQ_PROG_BEAT, NOENV, ARGS("--beat-id", "b/1"), "--beat-id");
@@ -705,9 +707,16 @@ static void test_every_flag_in_help_parses(void **state)
                 def[0] = '\0';
             char arg[256];
             snprintf(arg, sizeof arg, "--%s=%s", flag, def);
+            /* --count only goes with a dry run. */
+            int dry = strcmp(flag, "count") == 0;
+            const char *argv[] = {"tickq-test", arg, dry ? "--next-runs=* * * * *" : NULL,
+                                  NULL};
+            if (!def[0]) { /* (none): only leaving it out gives it */
+                bad(progs[i], NOENV, argv, flag);
+                continue;
+            }
             tq_config cfg;
             char err[512] = "";
-            const char *argv[] = {"tickq-test", arg, NULL};
             int rc = parse(&cfg, progs[i], NOENV, argv, err, sizeof err);
             if (rc != 0)
                 fail_msg("%s %s: %d (%s): %s", prog_name(progs[i]), arg, rc,
@@ -715,6 +724,241 @@ static void test_every_flag_in_help_parses(void **state)
         }
         free(m);
     }
+}
+
+/* ---- every option against every kind of bad value ---- */
+
+/* The flags and variables of prog, from its --help-markdown rows: the
+ * options the table really has, so a new option is tested by itself. */
+typedef struct {
+    char flag[64]; /* without the dashes */
+    char env[64];
+    int is_bool;
+} option_row;
+
+static size_t option_rows(tq_prog prog, option_row *rows, size_t cap)
+{
+    char *m = usage_text(prog, 1);
+    size_t n = 0;
+    for (char *p = strstr(m, "\n| `"); p && n < cap; p = strstr(p + 1, "\n| `")) {
+        const char *f = strstr(p, "--");
+        if (!f || sscanf(f, "--%63[^`]` | `%63[^`]`", rows[n].flag, rows[n].env) != 2)
+            fail_msg("cannot read the row \"%.60s\"", p);
+        rows[n].is_bool = strcmp(rows[n].flag, "check") == 0;
+        n++;
+    }
+    free(m);
+    return n;
+}
+
+/* Every option refuses the value v, by flag (--x=v and --x v) and by its
+ * environment variable, naming the flag or the variable. */
+static void refused_everywhere(tq_prog prog, const char *v, int except_bool)
+{
+    option_row rows[64];
+    size_t n = option_rows(prog, rows, 64);
+    TQ_ASSERT_RANGE(n, 7, 64);
+    for (size_t i = 0; i < n; i++) {
+        char flag[80], eq[600];
+        snprintf(flag, sizeof flag, "--%.63s", rows[i].flag);
+        snprintf(eq, sizeof eq, "--%.63s=%.500s", rows[i].flag, v);
+        bad(prog, NOENV, ARGS(eq), flag);
+        if (!rows[i].is_bool)
+            bad(prog, NOENV, ARGS(flag, v), flag);
+        else if (except_bool)
+            continue;
+        bad(prog, ENV(rows[i].env, v), NOARGS, rows[i].env);
+    }
+}
+
+static void test_every_option_refuses_empty(void **state)
+{
+    (void)state;
+    const tq_prog progs[] = {TQ_PROG_BEAT, TQ_PROG_WORKER, TQ_PROG_WEB};
+    for (size_t i = 0; i < 3; i++)
+        refused_everywhere(progs[i], "", 0);
+    /* The defect: an empty --next-runs ran the daemon instead of the dry run. */
+    bad(TQ_PROG_BEAT, NOENV, ARGS("--next-runs", ""), "--next-runs");
+    bad(TQ_PROG_BEAT, ENV("TICKQ_NEXT_RUNS", ""), NOARGS, "TICKQ_NEXT_RUNS");
+}
+
+static void test_every_option_refuses_spaces_and_controls(void **state)
+{
+    (void)state;
+    const tq_prog progs[] = {TQ_PROG_BEAT, TQ_PROG_WORKER, TQ_PROG_WEB};
+    const char *values[] = {" 5",
+                            "5 ",
+                            " x",
+                            "x ",
+                            "\t1",
+                            "1\n",
+                            "a\x01"
+                            "b",
+                            "a\x7f"};
+    for (size_t i = 0; i < 3; i++)
+        for (size_t j = 0; j < sizeof values / sizeof values[0]; j++)
+            refused_everywhere(progs[i], values[j], 0);
+    /* The message names the problem. */
+    bad(TQ_PROG_WORKER, NOENV, ARGS("-c", " 5"), "space");
+    bad(TQ_PROG_BEAT, NOENV, ARGS("--schedules", "/x\x1b[2J"), "control");
+}
+
+static void test_strict_numbers(void **state)
+{
+    (void)state;
+    const char *ints[] = {"0x10",
+                          "1e3",
+                          "1e0",
+                          "+5",
+                          "5.0",
+                          "05x",
+                          "1_000",
+                          "١",
+                          "--5",
+                          "0x0",
+                          "1e-3",
+                          "INF",
+                          "-",
+                          "99999999999999999999",
+                          "-99999999999999999999",
+                          "18446744073709551617"};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        bad(TQ_PROG_WORKER, NOENV, ARGS("-c", ints[i]), "--concurrency");
+        bad(TQ_PROG_WORKER, NOENV, ARGS("--max-retries", ints[i]), "--max-retries");
+        bad(TQ_PROG_WORKER, ENV("TICKQ_MAX_DELIVERIES", ints[i]), NOARGS,
+            "TICKQ_MAX_DELIVERIES");
+        bad(TQ_PROG_BEAT, NOENV, ARGS("--catchup-max", ints[i]), "--catchup-max");
+        bad(TQ_PROG_BEAT, NOENV, ARGS("--count", ints[i], "--next-runs", "* * * * *"),
+            "--count");
+        bad(TQ_PROG_WEB, NOENV, ARGS("--web-threads", ints[i]), "--web-threads");
+    }
+    const char *secs[] = {"0x10",  "1e3",   "1e0", "+5",  "5.", ".5",
+                          "1,5",   "0x1p3", "INF", "nan", "-",  "99999999999999999999",
+                          "1.2.3", "5s"};
+    for (size_t i = 0; i < sizeof secs / sizeof secs[0]; i++) {
+        bad(TQ_PROG_WORKER, NOENV, ARGS("--timeout", secs[i]), "--timeout");
+        bad(TQ_PROG_WORKER, ENV("TICKQ_GRACE", secs[i]), NOARGS, "TICKQ_GRACE");
+        bad(TQ_PROG_BEAT, NOENV, ARGS("--lease", secs[i]), "--lease");
+    }
+    /* Negative where not allowed (no option allows one). */
+    bad(TQ_PROG_WORKER, NOENV, ARGS("--max-retries", "-1"), "--max-retries");
+    bad(TQ_PROG_WORKER, NOENV, ARGS("--grace", "-1"), "--grace");
+    bad(TQ_PROG_WORKER, NOENV, ARGS("-c", "-0"), "--concurrency");
+    /* What stays valid. */
+    tq_config cfg;
+    ok(&cfg, TQ_PROG_WORKER, NOENV,
+       ARGS("-c", "007", "--grace", "0.125", "--timeout", "12", "--max-retries", "0"));
+    TQ_ASSERT_INT(cfg.concurrency, 7);
+    TQ_ASSERT_INT(cfg.grace_ms, 125);
+    TQ_ASSERT_INT(cfg.timeout_ms, 12000);
+    TQ_ASSERT_INT(cfg.max_retries, 0);
+}
+
+static void test_help_as_a_value(void **state)
+{
+    (void)state;
+    tq_config cfg;
+    /* "--help" after an option that takes a value is that value. */
+    ok(&cfg, TQ_PROG_BEAT, NOENV, ARGS("--next-runs", "--help"));
+    TQ_ASSERT_STR(cfg.next_runs, "--help");
+    ok(&cfg, TQ_PROG_BEAT, NOENV, ARGS("--schedules", "-V"));
+    TQ_ASSERT_STR(cfg.schedules, "-V");
+    ok(&cfg, TQ_PROG_BEAT, NOENV, ARGS("--prefix", "--help"));
+    TQ_ASSERT_STR(cfg.prefix, "--help");
+    ok(&cfg, TQ_PROG_WORKER, NOENV, ARGS("-Q", "--version"));
+    TQ_ASSERT_STR(cfg.queues[0], "--version");
+    bad(TQ_PROG_WEB, NOENV, ARGS("--listen", "-h"), "--listen");
+    /* ... but a boolean takes none, so --help after --check is help. */
+    char err[256];
+    TQ_ASSERT_RC(
+        parse(&cfg, TQ_PROG_WEB, NOENV, ARGS("--check", "--help"), err, sizeof err),
+        TQ_EHELP);
+    TQ_ASSERT_RC(
+        parse(&cfg, TQ_PROG_WORKER, NOENV, ARGS("-c", "2", "-V"), err, sizeof err),
+        TQ_EVERSION);
+}
+
+static void test_dry_run_options(void **state)
+{
+    (void)state;
+    tq_config cfg;
+    ok(&cfg, TQ_PROG_BEAT, NOENV,
+       ARGS("--next-runs", "0 3 * * *", "--from", "2026-01-01T00:00:00", "--count", "3"));
+    TQ_ASSERT_STR(cfg.next_runs, "0 3 * * *");
+    TQ_ASSERT_STR(cfg.from, "2026-01-01T00:00:00");
+    TQ_ASSERT_INT(cfg.count, 3);
+    /* --from and --count only apply to the dry run: alone, they were ignored. */
+    bad(TQ_PROG_BEAT, NOENV, ARGS("--from", "2026-01-01T00:00:00"), "--from");
+    bad(TQ_PROG_BEAT, NOENV, ARGS("--from", "2026-01-01T00:00:00"), "--next-runs");
+    bad(TQ_PROG_BEAT, NOENV, ARGS("--count", "3"), "--count");
+    bad(TQ_PROG_BEAT, ENV("TICKQ_FROM", "2026-01-01T00:00:00"), NOARGS, "TICKQ_FROM");
+    bad(TQ_PROG_BEAT, ENV("TICKQ_COUNT", "4"), NOARGS, "TICKQ_COUNT");
+    /* The dry run and the health check exclude each other. */
+    bad(TQ_PROG_BEAT, NOENV, ARGS("--check", "--next-runs", "* * * * *"), "--check");
+}
+
+static void test_repeated_options_last_wins(void **state)
+{
+    (void)state;
+    tq_config cfg;
+    ok(&cfg, TQ_PROG_WORKER, NOENV,
+       ARGS("-Q", "a,b", "--queues=c", "-c", "1", "-c", "3"));
+    TQ_ASSERT_INT(cfg.nqueues, 1);
+    TQ_ASSERT_STR(cfg.queues[0], "c");
+    TQ_ASSERT_INT(cfg.concurrency, 3);
+    ok(&cfg, TQ_PROG_WEB, NOENV, ARGS("--check", "--check=false"));
+    TQ_ASSERT_INT(cfg.check, 0);
+    /* A bad value is refused even when a later one would be good. */
+    bad(TQ_PROG_WORKER, NOENV, ARGS("-c", "x", "-c", "2"), "--concurrency");
+}
+
+static void test_strict_listen(void **state)
+{
+    (void)state;
+    const char *v[] = {"h: 80",   "h:+80",    "h:0x50", "a b:80",   "h:80 ",    "h:1e2",
+                       "[::1:80", "h\x01:80", "h:-80",  "h:080000", "[::1]x:80"};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        bad(TQ_PROG_WEB, NOENV, ARGS("--listen", v[i]), "--listen");
+    tq_config cfg;
+    ok(&cfg, TQ_PROG_WEB, NOENV, ARGS("--listen", "[::1]:8080"));
+    ok(&cfg, TQ_PROG_WEB, NOENV, ARGS("--listen", "my-host.example_1:80"));
+}
+
+static void test_url_host_refused(void **state)
+{
+    (void)state;
+    const char *v[] = {"redis://a b:6379/0", "redis://a%20b:6379/0", "redis://a%0ab/0",
+                       "redis://h\t/0",      "redis://:pw@h%00/0",   " redis://h/0",
+                       "redis://h/0 "};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        bad(TQ_PROG_WORKER, NOENV, ARGS("--redis-url", v[i]), "--redis-url");
+}
+
+static void test_url_error_hides_password(void **state)
+{
+    (void)state;
+    const char *v[] = {"redis://:Sekr1tPw@h:99999/0", "redis://u:Sekr1tPw@h/zz",
+                       "redis://:Sekr1tPw@/0",        "redis://:Sekr1tPw@h/0?x=1",
+                       "redis://:Sekr1tPw@a b/0",     "redis://:Sekr1tPw@[::1/0"};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        tq_config cfg;
+        char err[512] = "";
+        fake_env = ENV("TICKQ_REDIS_URL", v[i]);
+        int rc = tq_config_parse(&cfg, TQ_PROG_WEB, 1, (char *const *)NOARGS, fake_getenv,
+                                 err, sizeof err);
+        fake_env = NULL;
+        TQ_ASSERT_RC_ERR(rc, TQ_ECONFIG, err);
+        TQ_ASSERT_CONTAINS(err, "TICKQ_REDIS_URL");
+        TQ_ASSERT_NOT_CONTAINS(err, "Sekr1tPw");
+    }
+}
+
+static void test_other_programs_option_named(void **state)
+{
+    (void)state;
+    bad(TQ_PROG_WORKER, NOENV, ARGS("--listen", "1.2.3.4:80"), "tickq-web");
+    bad(TQ_PROG_BEAT, NOENV, ARGS("-Q", "a"), "tickq-worker");
+    bad(TQ_PROG_WEB, NOENV, ARGS("--next-runs=x"), "tickq-beat");
 }
 
 int main(void)
@@ -748,6 +992,16 @@ int main(void)
         cmocka_unit_test(test_error_buffer),
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_every_flag_in_help_parses),
+        cmocka_unit_test(test_every_option_refuses_empty),
+        cmocka_unit_test(test_every_option_refuses_spaces_and_controls),
+        cmocka_unit_test(test_strict_numbers),
+        cmocka_unit_test(test_help_as_a_value),
+        cmocka_unit_test(test_dry_run_options),
+        cmocka_unit_test(test_repeated_options_last_wins),
+        cmocka_unit_test(test_strict_listen),
+        cmocka_unit_test(test_url_host_refused),
+        cmocka_unit_test(test_url_error_hides_password),
+        cmocka_unit_test(test_other_programs_option_named),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
