@@ -310,6 +310,53 @@ static void test_reparse_resets(void **state)
     TQ_ASSERT_INT(u.db, 0);
 }
 
+static void test_host_refuses_spaces_and_controls(void **state)
+{
+    (void)state;
+    const char *bad[] = {"redis://a b:6379/0", "redis://a%20b/0",  "redis://a%0ab",
+                         "redis://h\t",        "redis://h\x01:1",  "redis://h%7f",
+                         "redis://h!x",        "redis://h%2fx",    "redis://h,x",
+                         "redis://[::1 ]",     "redis://[::1%0a]", "redis://[h]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        parse_bad(bad[i], "host");
+    /* Anywhere in the URL, a raw space or control byte is refused: a space
+     * in a password is written %20. */
+    parse_bad("redis://h/0 ", "space or control");
+    parse_bad("redis://:p w@h", "space or control");
+    parse_bad("redis://:p\x01w@h", "space or control");
+    parse_bad("unix:///tmp/a\nb.sock", "space or control");
+    parse_bad("unix:///tmp/a%0ab.sock", "socket path");
+    tq_url u;
+    parse_ok("redis://:p%20w@h", &u);
+    TQ_ASSERT_STR(u.password, "p w");
+    parse_ok("redis://my-host_1.example.com:1/0", &u);
+    parse_ok("redis://10.0.0.1", &u);
+}
+
+/* No error shows the password, whichever part of the URL is wrong. */
+static void test_errors_hide_the_password(void **state)
+{
+    (void)state;
+    const char *bad[] = {"redis://:Sekr1tPw@h:99999/0", "redis://u:Sekr1tPw@h/zz",
+                         "redis://:Sekr1tPw@/0",        "redis://:Sekr1tPw@h/0?x=1",
+                         "redis://:Sekr1tPw@a b/0",     "redis://:Sekr1tPw@[::1/0",
+                         "redis://:Sekr1tPw@[::1]x/0",  "redis://:Sekr1tPw@h%zz/0",
+                         "redis://:Sekr1tPw%zz@h/0",    "redis://:Sekr1tPw@h/0#x",
+                         "redis://u%zz:Sekr1tPw@h",     "redis://:Sekr1tPw@h:1:2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tq_url u;
+        char err[512] = "";
+        TQ_ASSERT_RC_ERR(tq_url_parse(bad[i], &u, err, sizeof err), TQ_EINVAL, err);
+        TQ_ASSERT_NOT_CONTAINS(err, "Sekr1tPw");
+        TQ_ASSERT_NOT_CONTAINS(err, "Sekr1t");
+    }
+    /* The URL in the message is the redacted one. */
+    tq_url u;
+    char err[512] = "";
+    tq_url_parse("redis://:Sekr1tPw@h:99999/0", &u, err, sizeof err);
+    TQ_ASSERT_CONTAINS(err, "redis://:***@h:99999/0");
+}
+
 static void test_redacted(void **state)
 {
     (void)state;
@@ -326,7 +373,15 @@ static void test_redacted(void **state)
     parse_ok("redis://:s3cret@h", &u);
     tq_url_redacted(&u, buf, sizeof buf);
     TQ_ASSERT_NOT_CONTAINS(buf, "s3cret");
-    TQ_ASSERT_STR(buf, "redis://***@h:6379/0");
+    TQ_ASSERT_STR(buf, "redis://:***@h:6379/0");
+
+    /* The user is no secret and helps to find a wrong ACL user. */
+    parse_ok("redis://alice:s3cret@h:6390/4", &u);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_STR(buf, "redis://alice:***@h:6390/4");
+    parse_ok("redis://al%40ice@h", &u);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_STR(buf, "redis://al%40ice@h:6379/0");
 
     parse_ok("redis://h", &u);
     tq_url_redacted(&u, buf, sizeof buf);
@@ -348,7 +403,7 @@ static void test_redacted(void **state)
     TQ_ASSERT_STR(back.host, u.host);
     TQ_ASSERT_INT(back.port, u.port);
     TQ_ASSERT_INT(back.db, u.db);
-    TQ_ASSERT_STR(back.password, ""); /* "***@" is a user name, not a password */
+    TQ_ASSERT_STR(back.password, "***");
 
     /* A small buffer is cut and terminated. */
     char small[10];
@@ -374,6 +429,8 @@ int main(void)
         cmocka_unit_test(test_error_buffer),
         cmocka_unit_test(test_reparse_resets),
         cmocka_unit_test(test_redacted),
+        cmocka_unit_test(test_host_refuses_spaces_and_controls),
+        cmocka_unit_test(test_errors_hide_the_password),
     };
     return cmocka_run_group_tests_name("url", tests, NULL, NULL);
 }
