@@ -45,14 +45,31 @@ static void puts_(buf *b, const char *s)
 
 static void putf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Appends printf output of any length: never cut, since a cut number or
+ * string would leave invalid JSON behind. */
 static void putf(buf *b, const char *fmt, ...)
 {
-    char tmp[64];
+    char tmp[64], *p = tmp;
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    put(b, tmp, n < (int)sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (n < 0) {
+        b->oom = 1; /* an encoding error: fail the whole output, never cut it */
+        return;
+    }
+    if ((size_t)n >= sizeof tmp) {
+        if (!(p = malloc((size_t)n + 1))) {
+            b->oom = 1;
+            return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(p, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    put(b, p, (size_t)n);
+    if (p != tmp)
+        free(p);
 }
 
 /* Writes s as a JSON string. Invalid UTF-8 becomes U+FFFD: this is for
@@ -113,6 +130,23 @@ static void put_real(buf *b, double v)
     puts_(b, tmp);
     if (!strpbrk(tmp, ".eEn")) /* keep it a real on the way back */
         puts_(b, ".0");
+}
+
+/* A time stamp: with millisecond precision ("1764096000.001") when that
+ * reads back to the same double, as it does for every stamp the programs
+ * write; else in the shortest exact form, so that whatever the decoder
+ * accepted is encoded back exactly. */
+static void put_time(buf *b, double v)
+{
+    char tmp[48];
+    if (isfinite(v) && fabs(v) < 1e15) {
+        snprintf(tmp, sizeof tmp, "%.3f", v);
+        if (strtod(tmp, NULL) == v) {
+            puts_(b, tmp);
+            return;
+        }
+    }
+    put_real(b, v);
 }
 
 static void put_value(buf *b, const json_t *v)
@@ -224,7 +258,7 @@ static int take_str(const json_t *v, const char *f, char *dst, size_t cap, char 
     return 0;
 }
 
-/* A time field: a non-negative number or null (absent). */
+/* A time field: null (absent) or Unix seconds in [0, TQ_MSG_TIME_END). */
 static int take_time(const json_t *v, const char *f, double *out, char *err,
                      size_t errlen)
 {
@@ -232,9 +266,12 @@ static int take_time(const json_t *v, const char *f, double *out, char *err,
         *out = 0;
         return 0;
     }
-    if (!json_is_number(v) || json_number_value(v) < 0)
-        return bad(err, errlen, "field '%s': must be a number of seconds >= 0 or null",
-                   f);
+    if (!json_is_number(v) || !(json_number_value(v) >= 0) ||
+        !(json_number_value(v) < TQ_MSG_TIME_END))
+        return bad(err, errlen,
+                   "field '%s': must be null or a number of Unix seconds from 0 to "
+                   "%.3f (years 1970 to 9999)",
+                   f, TQ_MSG_TIME_END - 0.001);
     *out = json_number_value(v);
     return 0;
 }
@@ -299,24 +336,25 @@ static int decode_field(tq_msg *m, const char *k, json_t *v, char *err, size_t e
     if (strcmp(k, "expires_at") == 0)
         return take_time(v, k, &m->expires_at, err, errlen);
     if (strcmp(k, "attempt") == 0)
-        return take_int(v, k, 1, 1000000, &m->attempt, err, errlen);
+        return take_int(v, k, 1, TQ_MSG_RETRIES_MAX + 1, &m->attempt, err, errlen);
     if (strcmp(k, "max_retries") == 0) {
         if (json_is_null(v)) {
             m->max_retries = -1;
             return 0;
         }
-        return take_int(v, k, 0, 1000000, &m->max_retries, err, errlen);
+        return take_int(v, k, 0, TQ_MSG_RETRIES_MAX, &m->max_retries, err, errlen);
     }
     if (strcmp(k, "timeout") == 0) {
         if (json_is_null(v)) {
             m->timeout = 0;
             return 0;
         }
-        if (!json_is_number(v) || json_number_value(v) <= 0 ||
-            json_number_value(v) > 31536000)
-            return bad(
-                err, errlen,
-                "field 'timeout': must be a number of seconds > 0 and <= 31536000");
+        if (!json_is_number(v) || !(json_number_value(v) > 0) ||
+            !(json_number_value(v) <= TQ_MSG_TIMEOUT_MAX))
+            return bad(err, errlen,
+                       "field 'timeout': must be null or a number of seconds > 0 and "
+                       "<= %d",
+                       TQ_MSG_TIMEOUT_MAX);
         m->timeout = json_number_value(v);
         return 0;
     }
@@ -386,12 +424,18 @@ char *tq_msg_encode(const tq_msg *m, size_t *len)
         puts_(&b, ",\"schedule\":");
         put_str(&b, m->schedule, strlen(m->schedule));
     }
-    if (m->scheduled_at > 0)
-        putf(&b, ",\"scheduled_at\":%.3f", m->scheduled_at);
-    if (m->enqueued_at > 0)
-        putf(&b, ",\"enqueued_at\":%.3f", m->enqueued_at);
-    if (m->expires_at > 0)
-        putf(&b, ",\"expires_at\":%.3f", m->expires_at);
+    if (m->scheduled_at > 0) {
+        puts_(&b, ",\"scheduled_at\":");
+        put_time(&b, m->scheduled_at);
+    }
+    if (m->enqueued_at > 0) {
+        puts_(&b, ",\"enqueued_at\":");
+        put_time(&b, m->enqueued_at);
+    }
+    if (m->expires_at > 0) {
+        puts_(&b, ",\"expires_at\":");
+        put_time(&b, m->expires_at);
+    }
     putf(&b, ",\"attempt\":%d", m->attempt);
     if (m->max_retries >= 0)
         putf(&b, ",\"max_retries\":%d", m->max_retries);
@@ -451,7 +495,8 @@ char *tq_msg_dead_letter(const char *raw, size_t rawlen, const char *reason,
     put_str(&b, error, strlen(error));
     puts_(&b, ",\"worker\":");
     put_str(&b, worker, strlen(worker));
-    putf(&b, ",\"dead_at\":%.3f", now_s);
+    puts_(&b, ",\"dead_at\":");
+    put_time(&b, now_s);
     if (utf8_ok(raw, rawlen)) {
         puts_(&b, ",\"message\":");
         put_str(&b, raw, rawlen);

@@ -15,6 +15,14 @@
 #define TQ_MSG_ID_MAX 257   /* bytes of an id, with the NUL */
 #define TQ_MSG_NAME_MAX 129 /* bytes of a task or schedule name, with the NUL */
 #define TQ_MSG_QUEUE_MAX 65 /* bytes of a queue name, with the NUL */
+/* The ranges of the numeric fields: time stamps in [0, TQ_MSG_TIME_END),
+ * timeout in (0, TQ_MSG_TIMEOUT_MAX], max_retries in [0, TQ_MSG_RETRIES_MAX]
+ * and attempt in [1, TQ_MSG_RETRIES_MAX + 1] (the run after the last
+ * retry). A value outside is a decode error that names the field and the
+ * range (docs/PROTOCOL.md). */
+#define TQ_MSG_TIME_END 253402300800.0 /* s: 10000-01-01T00:00:00Z, excluded */
+#define TQ_MSG_TIMEOUT_MAX 31536000    /* s: a timeout is in (0, 365 days] */
+#define TQ_MSG_RETRIES_MAX 1000000     /* retries of one message */
 
 typedef struct {
     char id[TQ_MSG_ID_MAX];         /* unique per logical execution */
@@ -45,9 +53,11 @@ void tq_msg_deinit(tq_msg *m);
  * left deinitialised. */
 int tq_msg_decode(tq_msg *m, const char *buf, size_t len, char *err, size_t errlen);
 
-/* Encodes *m as compact JSON, known fields first in protocol order. Returns
- * a new NUL-terminated string (free() it) and its length in *len, or NULL
- * when out of memory or the result is over TQ_MSG_MAX. */
+/* Encodes *m as compact JSON, known fields first in protocol order. Every
+ * message tq_msg_decode() accepted encodes back exactly: decoding the
+ * output gives the same fields, and encoding those gives the same bytes.
+ * Returns a new NUL-terminated string (free() it) and its length in *len,
+ * or NULL when out of memory or the result is over TQ_MSG_MAX. */
 char *tq_msg_encode(const tq_msg *m, size_t *len);
 
 /* Encodes any JSON value compactly with the shortest number forms that
@@ -57,8 +67,10 @@ char *tq_msg_dump_json(const json_t *v, size_t *len);
 
 /* Builds a dead letter: {"reason":..,"error":..,"worker":..,"dead_at":..,
  * "message":<the raw message>}. The raw bytes are kept whole: as a JSON
- * string when they are valid UTF-8, else as "message_base64". Returns a new
- * string (free() it) or NULL when out of memory. */
+ * string when they are valid UTF-8 without NUL, else as "message_base64".
+ * The result is valid JSON whatever the bytes (invalid UTF-8 in reason,
+ * error or worker becomes U+FFFD; a dead_at that is not finite is null).
+ * Returns a new string (free() it) or NULL when out of memory. */
 char *tq_msg_dead_letter(const char *raw, size_t rawlen, const char *reason,
                          const char *error, const char *worker, double now_s,
                          size_t *len);

@@ -547,6 +547,13 @@ static void test_errors_numbers(void **state)
         {"\"enqueued_at\":false}", "field 'enqueued_at'"},
         {"\"expires_at\":-1e10}", "field 'expires_at'"},
         {"\"expires_at\":{}}", "field 'expires_at'"},
+        /* Out of the documented ranges (docs/PROTOCOL.md): issue 8, 4 and 5. */
+        {"\"expires_at\":1e300}", "field 'expires_at'"},
+        {"\"scheduled_at\":253402300800}", "field 'scheduled_at'"},
+        {"\"enqueued_at\":1e20}", "field 'enqueued_at'"},
+        {"\"timeout\":1e300}", "field 'timeout'"},
+        {"\"timeout\":31536000.000001}", "field 'timeout'"},
+        {"\"attempt\":1000002}", "field 'attempt'"},
     };
     char json[256];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -560,6 +567,88 @@ static void test_errors_numbers(void **state)
     TQ_ASSERT_INT(m.attempt, 1000000);
     TQ_ASSERT_INT(m.max_retries, 1000000);
     TQ_ASSERT_DOUBLE(m.timeout, 31536000, 0);
+    tq_msg_deinit(&m);
+    decode_ok(&m, "{\"v\":1,\"id\":\"x\",\"task\":\"t\","
+                  "\"scheduled_at\":253402300799.999,\"enqueued_at\":253402300799,"
+                  "\"expires_at\":253402300799.9999}");
+    TQ_ASSERT_DOUBLE(m.scheduled_at, 253402300799.999, 0);
+    round_trip(&m);
+    tq_msg_deinit(&m);
+}
+
+/* Issue 8, defect 4: a large value the decoder accepted was cut at 63 bytes
+ * when encoded, so a retry was invalid JSON. Now such values are refused
+ * with the range in the error, and what is accepted comes back exactly. */
+static void test_errors_name_the_range(void **state)
+{
+    (void)state;
+    const char *head = "{\"v\":1,\"id\":\"x\",\"task\":\"t\",";
+    const struct {
+        const char *tail;
+        const char *needle;
+    } cases[] = {
+        {"\"expires_at\":1e300}", "field 'expires_at': must be null or a number of Unix "
+                                  "seconds from 0 to 253402300799.999"},
+        {"\"scheduled_at\":-1}", "(years 1970 to 9999)"},
+        {"\"timeout\":1e300}", "field 'timeout': must be null or a number of seconds > 0 "
+                               "and <= 31536000"},
+        {"\"attempt\":0}", "field 'attempt': must be a whole number from 1 to 1000001"},
+        {"\"max_retries\":-2}", "field 'max_retries': must be a whole number from 0 to "
+                                "1000000"},
+    };
+    char json[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(json, sizeof json, "%s%s", head, cases[i].tail);
+        decode_bad(json, cases[i].needle);
+    }
+}
+
+/* Every time stamp the decoder accepts encodes back to the same double: in
+ * milliseconds when that is exact (what the programs write), else in the
+ * shortest exact form. */
+static void test_times_round_trip_exactly(void **state)
+{
+    (void)state;
+    const struct {
+        const char *in;
+        const char *out;
+    } cases[] = {
+        {"1764096000", "1764096000.000"},
+        {"1764096000.001", "1764096000.001"},
+        {"1.0001", "1.0001"},
+        {"0.0001", "0.0001"},
+        {"1764096000.0005", "1764096000.0005"},
+        {"253402300799.999", "253402300799.999"},
+        {"253402300799.9999", "253402300799.9999"},
+        {"1e-300", "1e-300"},
+        {"0.1", "0.100"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[256], want[256];
+        snprintf(json, sizeof json,
+                 "{\"v\":1,\"id\":\"x\",\"task\":\"t\",\"expires_at\":%s}", cases[i].in);
+        tq_msg m;
+        decode_ok(&m, json);
+        char *s = tq_msg_encode(&m, NULL);
+        snprintf(want, sizeof want, "\"expires_at\":%s,", cases[i].out);
+        TQ_ASSERT_CONTAINS(s, want);
+        free(s);
+        round_trip(&m);
+        tq_msg_deinit(&m);
+    }
+}
+
+/* A message on its last allowed attempt is retried with attempt + 1: that
+ * message must still decode, or the retry turns into a dead letter. */
+static void test_attempt_after_last_retry_decodes(void **state)
+{
+    (void)state;
+    tq_msg m;
+    decode_ok(&m, "{\"v\":1,\"id\":\"x\",\"task\":\"t\",\"attempt\":1000000,"
+                  "\"max_retries\":1000000}");
+    assert_true(m.attempt <= m.max_retries); /* the worker retries it ... */
+    m.attempt++;                             /* ... as the next attempt */
+    round_trip(&m);
     tq_msg_deinit(&m);
 }
 
@@ -719,6 +808,30 @@ static void test_dead_letter_base64(void **state)
         check_base64((const char *)all, cut);
 }
 
+/* Issue 8, defect 4: dead_at went through the 63-byte cut too. Any dead_at
+ * gives valid JSON: the same number, or null when it is not finite. */
+static void test_dead_letter_any_dead_at(void **state)
+{
+    (void)state;
+    const double finite[] = {1e300, -1e300, 1764096000.0005, 5e-324, -0.0, 0};
+    for (size_t i = 0; i < sizeof finite / sizeof finite[0]; i++) {
+        json_t *o = dead_letter("x", 1, "e", finite[i]);
+        TQ_ASSERT_DOUBLE(json_number_value(json_object_get(o, "dead_at")), finite[i], 0);
+        json_decref(o);
+    }
+    const double odd[] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        char *s = tq_msg_dead_letter("x", 1, "r", "e", "w", odd[i], NULL);
+        json_error_t je;
+        json_t *o = json_loads(s, 0, &je);
+        if (!json_is_object(o))
+            fail_msg("dead letter is not JSON (%s): %s", je.text, s);
+        assert_true(json_is_null(json_object_get(o, "dead_at")));
+        json_decref(o);
+        free(s);
+    }
+}
+
 static void test_dead_letter_bad_error_text(void **state)
 {
     (void)state;
@@ -761,11 +874,15 @@ int main(void)
         cmocka_unit_test(test_errors_queue_schedule),
         cmocka_unit_test(test_errors_args_kwargs),
         cmocka_unit_test(test_errors_numbers),
+        cmocka_unit_test(test_errors_name_the_range),
+        cmocka_unit_test(test_times_round_trip_exactly),
+        cmocka_unit_test(test_attempt_after_last_retry_decodes),
         cmocka_unit_test(test_errors_duplicate_keys),
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_decode_uses_len_not_nul),
         cmocka_unit_test(test_dead_letter_utf8),
         cmocka_unit_test(test_dead_letter_base64),
+        cmocka_unit_test(test_dead_letter_any_dead_at),
         cmocka_unit_test(test_dead_letter_bad_error_text),
     };
     return cmocka_run_group_tests_name("msg", tests, NULL, NULL);
