@@ -1,4 +1,16 @@
-/* The worker's Redis scripts and their C wrappers (see queue.h). */
+/* The worker's Redis scripts and their C wrappers (see queue.h).
+ *
+ * Redis does not roll back a script that fails halfway, so every script
+ * here is written so that no command can fail after its first write: it
+ * first checks the type of every key it will write (check(), a missing key
+ * is fine), then writes only with commands that cannot fail on keys of
+ * those types. Where a single key may still be of the wrong type (a lock
+ * or a history key someone overwrote), that command runs under
+ * redis.pcall() and its failure is handled: a failed command changes
+ * nothing. A script that finds a key of the wrong type before writing
+ * answers a WRONGTYPE error naming the key and leaves everything as it
+ * was; the worker logs it and tries again later. Each script's comment
+ * says why nothing can fail after its first write. */
 #include "worker/queue.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -9,40 +21,72 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An event into P:events, capped near WORKER_QUEUE_EVENTS_MAX entries. */
 #define STR_(x) #x
 #define STR(x) STR_(x)
-/* A task event: every entry has the same fields (event, ts, id, task,
- * worker, runtime, error, info), which keeps the stream compact. Scripts
+
+/* clang-format off */
+
+/* badtype(key, want): nil when key is missing or a `want`, else a text
+ * that names it. check{key, type, ...}: the first such text as a WRONGTYPE
+ * error reply, or nil. hincr(hash, field, n): HINCRBY that cannot fail on
+ * a hash: a field that holds no integer (someone's HSET) starts again from
+ * n. A task event: every entry has the same fields (event, ts, id, task,
+ * worker, runtime, error, info), which keeps the stream compact; scripts
  * add events untrimmed and trim the stream once at their end. */
-#define LUA_EVENT                                                                        \
+#define LUA_COMMON                                                                       \
+    "local function badtype(key, want)\n"                                                \
+    "  local t = redis.call('TYPE', key).ok\n"                                           \
+    "  if t ~= 'none' and t ~= want then\n"                                              \
+    "    return 'key ' .. key .. ' is a ' .. t .. ', not a ' .. want end\n"              \
+    "end\n"                                                                              \
+    "local function check(spec)\n"                                                       \
+    "  for i = 1, #spec, 2 do\n"                                                         \
+    "    local e = badtype(spec[i], spec[i + 1])\n"                                      \
+    "    if e then return redis.error_reply('WRONGTYPE ' .. e) end\n"                    \
+    "  end\n"                                                                            \
+    "end\n"                                                                              \
+    "local function hincr(h, f, n)\n"                                                    \
+    "  if type(redis.pcall('HINCRBY', h, f, n)) == 'table' then\n"                       \
+    "    redis.call('HSET', h, f, n) end\n"                                              \
+    "end\n"                                                                              \
     "local function event(stream, name, ts, id, task, me, runtime, err, info)\n"         \
-    "  redis.call('XADD', stream, '*', 'event', name, 'ts', ts, 'id', id, 'task', "      \
-    "task,\n"                                                                            \
+    "  redis.call('XADD', stream, '*', 'event', name, 'ts', ts, 'id', id, 'task', task,\n" \
     "             'worker', me, 'runtime', runtime or '', 'error', err or '',\n"         \
     "             'info', info or '')\n"                                                 \
     "end\n"
 
-/* deliver(msg): 1 delivered (locked, task-received), 0 id unreadable (the
- * worker dead-letters it), -1 duplicate (done, or locked by this or another
- * live worker), -2 poison (delivered more than max_deliveries times:
- * dead-lettered here). A lock whose owner's heartbeat is older than
- * liveness is taken over: its message sits in a dead worker's processing
- * list, and when the reaper requeues it, it is done or locked.
+/* deliver(msg): returns code, id. Codes: 1 delivered (locked,
+ * task-received), 0 id unreadable (the worker dead-letters it), -1
+ * duplicate (done, or locked by this or another live worker), -2
+ * dead-lettered here: poison (delivered more than max_deliveries times),
+ * or a lock key of the wrong type (the message cannot be locked). A lock
+ * whose owner's heartbeat is older than liveness is taken over: its
+ * message sits in a dead worker's processing list, and when the reaper
+ * requeues it, it is done or locked.
  *
  * Deliveries are 1 plus the redeliveries the reaper counted in
  * P:deliveries; K.redelivered says whether that hash has anything at all,
  * so the common case costs no lookup. The id and task are read without
  * cjson when the message starts the way tickq writes it and has no
- * timeout field; anything else is decoded. K holds the keys: workers,
- * stats, deliveries, dead, events, and the flag redelivered. */
+ * timeout field; anything else is decoded. A timeout outside the range the
+ * worker's decoder accepts (0, TQ_MSG_TIMEOUT_MAX] leaves the lock at the
+ * worker's default: the worker then dead-letters the message and releases
+ * the lock. K holds the keys: workers, stats, deliveries, dead, events
+ * (types checked by the caller), and the flag redelivered.
+ *
+ * The first write is the SET of the lock, under pcall: a lock key of the
+ * wrong type fails it with nothing written. Everything after it writes
+ * keys whose types were checked. */
 #define LUA_DELIVER                                                                      \
-    LUA_EVENT                                                                            \
-    "local function deliver(msg, me, now, liveness, ttl, margin, lock_stem, "            \
-    "done_stem,\n"                                                                       \
+    "local function dead_letter(K, reason, err, me, now, msg)\n"                         \
+    "  redis.call('LPUSH', K.dead, cjson.encode({reason = reason, error = err,\n"        \
+    "    worker = me, dead_at = now / 1000, message = msg}))\n"                          \
+    "  hincr(K.stats, 'dead', 1)\n"                                                      \
+    "end\n"                                                                              \
+    "local function deliver(msg, me, now, liveness, ttl, margin, lock_stem, done_stem,\n" \
     "                       maxdel, K)\n"                                                \
-    "  local id, task = string.match(msg, "                                              \
-    "'^{\"v\":1,\"id\":\"([^\"\\\\]+)\",\"task\":\"([^\"\\\\]*)\"')\n"                   \
+    "  local id, task = string.match(msg,\n"                                             \
+    "    '^{\"v\":1,\"id\":\"([^\"\\\\]+)\",\"task\":\"([^\"\\\\]*)\"')\n"               \
     "  if not id or string.find(msg, '\"timeout\"', 1, true) then\n"                     \
     "    local ok, m = pcall(cjson.decode, msg)\n"                                       \
     "    if not ok or type(m) ~= 'table' or type(m.id) ~= 'string' or #m.id == 0\n"      \
@@ -50,17 +94,25 @@
     "    id = m.id\n"                                                                    \
     "    task = type(m.task) == 'string' and m.task or ''\n"                             \
     "    local t = tonumber(m.timeout)\n"                                                \
-    "    if t and t > 0 then ttl = math.floor(t * 1000) end\n"                           \
+    "    if t and t > 0 and t <= " STR(TQ_MSG_TIMEOUT_MAX) " then\n"                     \
+    "      ttl = math.floor(t * 1000) end\n"                                             \
     "  elseif #id > 256 then return 0 end\n"                                             \
     "  if redis.call('EXISTS', done_stem .. id) == 1 then\n"                             \
     "    if K.redelivered then redis.call('HDEL', K.deliveries, id) end\n"               \
-    "    K.dups = K.dups + 1 return -1 end\n"                                            \
-    "  local owner = redis.call('SET', lock_stem .. id, me, 'NX', 'GET', 'PX',\n"        \
-    "                           ttl + margin)\n"                                         \
+    "    K.dups = K.dups + 1 return -1, id end\n"                                        \
+    "  local owner = redis.pcall('SET', lock_stem .. id, me, 'NX', 'GET', 'PX',\n"       \
+    "                            ttl + margin)\n"                                        \
+    "  if type(owner) == 'table' and owner.err then\n"                                   \
+    "    dead_letter(K, 'lock-key', 'the lock key ' .. lock_stem .. id ..\n"             \
+    "      ' holds a value of the wrong type: the message cannot be locked', me, now,\n" \
+    "      msg)\n"                                                                       \
+    "    event(K.events, 'task-dead', now, id, task, me, nil, 'lock key', 'lock-key')\n" \
+    "    return -2, id\n"                                                                \
+    "  end\n"                                                                            \
     "  if owner then\n"                                                                  \
     "    local hb = redis.call('ZSCORE', K.workers, owner)\n"                            \
     "    if owner == me or (hb and now - tonumber(hb) <= liveness) then\n"               \
-    "      K.dups = K.dups + 1 return -1 end\n"                                          \
+    "      K.dups = K.dups + 1 return -1, id end\n"                                      \
     "    redis.call('SET', lock_stem .. id, me, 'PX', ttl + margin)\n"                   \
     "  end\n"                                                                            \
     "  local d = 1\n"                                                                    \
@@ -70,55 +122,65 @@
     "  if d > maxdel then\n"                                                             \
     "    redis.call('HDEL', K.deliveries, id)\n"                                         \
     "    redis.call('DEL', lock_stem .. id)\n"                                           \
-    "    redis.call('LPUSH', K.dead, cjson.encode({reason = 'poison', error =\n"         \
-    "      'delivered ' .. d .. ' times; the limit is ' .. maxdel, worker = me,\n"       \
-    "      dead_at = now / 1000, message = msg}))\n"                                     \
-    "    redis.call('HINCRBY', K.stats, 'dead', 1)\n"                                    \
+    "    dead_letter(K, 'poison', 'delivered ' .. d .. ' times; the limit is ' ..\n"     \
+    "      maxdel, me, now, msg)\n"                                                      \
     "    event(K.events, 'task-dead', now, id, task, me, nil,\n"                         \
     "          'delivered ' .. d .. ' times', 'poison')\n"                               \
-    "    return -2\n"                                                                    \
+    "    return -2, id\n"                                                                \
     "  end\n"                                                                            \
     "  event(K.events, 'task-received', now, id, task, me, nil, nil, d)\n"               \
-    "  return 1\n"                                                                       \
+    "  return 1, id\n"                                                                   \
     "end\n"                                                                              \
     "local function deliver_keys(workers, stats, deliveries, dead, events)\n"            \
-    "  return {workers = workers, stats = stats, deliveries = deliveries, dead = "       \
-    "dead,\n"                                                                            \
+    "  return {workers = workers, stats = stats, deliveries = deliveries, dead = dead,\n" \
     "          events = events, dups = 0,\n"                                             \
     "          redelivered = redis.call('HLEN', deliveries) > 0}\n"                      \
     "end\n"                                                                              \
     "local function deliver_done(K)\n"                                                   \
-    "  if K.dups > 0 then redis.call('HINCRBY', K.stats, 'duplicates', K.dups) end\n"    \
-    "  redis.call('XTRIM', K.events, 'MAXLEN', '~', " STR(                               \
-        WORKER_QUEUE_EVENTS_MAX) ")\n"                                                   \
-                                 "end\n"
+    "  if K.dups > 0 then hincr(K.stats, 'duplicates', K.dups) end\n"                    \
+    "  redis.call('XTRIM', K.events, 'MAXLEN', '~', " STR(WORKER_QUEUE_EVENTS_MAX) ")\n" \
+    "end\n"
+
+/* The keys of deliver(), checked before the first write. */
+#define LUA_CHECK_DELIVER                                                                \
+    "local e = check{KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4],\n"      \
+    "                'hash', KEYS[5], 'list', KEYS[6], 'stream', KEYS[7], 'set'}\n"      \
+    "if e then return e end\n"
 
 /* KEYS: processing, workers, stats, deliveries, dead, events, paused, then
  * the queues. ARGV: me, now, liveness, max, ttl, margin, lock_stem,
- * done_stem, max_deliveries, then the queue names. Returns {delivered,
- * msg, ...}. At most 2 * max + 16 pops, so a queue full of duplicates
- * cannot stall Redis. */
+ * done_stem, max_deliveries, then the queue names. Returns {skipped,
+ * delivered, msg, id, ...}: skipped lists the queues of the wrong type
+ * (passed over, so that one broken queue key does not stop the others).
+ * At most 2 * max + 16 pops, so a queue full of duplicates cannot stall
+ * Redis. The types of all keys but the locks are checked first (the
+ * queues' before they are popped); see deliver() for the locks. */
 static tq_script fetch_script = TQ_SCRIPT(
-    LUA_DELIVER
+    LUA_COMMON LUA_DELIVER LUA_CHECK_DELIVER
     "local me, now, liveness = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local max, ttl, margin = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
     "local maxdel = tonumber(ARGV[9])\n"
     "local K = deliver_keys(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])\n"
-    "local out, n, pops = {}, 0, 0\n"
+    "local skipped = {}\n"
+    "local out, n, pops = {skipped}, 0, 0\n"
     "for i = 8, #KEYS do\n"
-    "  if redis.call('SISMEMBER', KEYS[7], ARGV[2 + i]) == 0 then\n"
+    "  local bad = badtype(KEYS[i], 'list')\n"
+    "  if bad then\n"
+    "    skipped[#skipped + 1] = bad\n"
+    "  elseif redis.call('SISMEMBER', KEYS[7], ARGV[2 + i]) == 0 then\n"
     "    while n < max and pops < 2 * max + 16 do\n"
     "      local msg = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')\n"
     "      if not msg then break end\n"
     "      pops = pops + 1\n"
-    "      local c = deliver(msg, me, now, liveness, ttl, margin, ARGV[7], ARGV[8],\n"
-    "                        maxdel, K)\n"
+    "      local c, id = deliver(msg, me, now, liveness, ttl, margin, ARGV[7], ARGV[8],\n"
+    "                            maxdel, K)\n"
     "      if c < 0 then\n"
     "        redis.call('LPOP', KEYS[1])\n"
     "      else\n"
     "        n = n + 1\n"
     "        out[#out + 1] = c\n"
     "        out[#out + 1] = msg\n"
+    "        out[#out + 1] = id or ''\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -130,22 +192,25 @@ static tq_script fetch_script = TQ_SCRIPT(
 /* After BLMOVE put msg into processing. KEYS: processing, workers, stats,
  * deliveries, dead, events, paused, queue. ARGV: msg, me, now, liveness,
  * ttl, margin, lock_stem, done_stem, max_deliveries, queue name. Returns
- * deliver()'s answer, or -3 when the queue is paused (the message goes
- * back to the consuming end of its queue). */
+ * {code, id}: deliver()'s answer, or -3 when the queue is paused (the
+ * message goes back to the consuming end of its queue). Types are checked
+ * first, as in fetch. */
 static tq_script claim_script = TQ_SCRIPT(
-    LUA_DELIVER
+    LUA_COMMON LUA_DELIVER LUA_CHECK_DELIVER
+    "if badtype(KEYS[8], 'list') then\n"
+    "  return redis.error_reply('WRONGTYPE ' .. badtype(KEYS[8], 'list')) end\n"
     "if redis.call('SISMEMBER', KEYS[7], ARGV[10]) == 1 then\n"
     "  redis.call('LREM', KEYS[1], 1, ARGV[1])\n"
     "  redis.call('RPUSH', KEYS[8], ARGV[1])\n"
-    "  return -3\n"
+    "  return {-3, ''}\n"
     "end\n"
     "local K = deliver_keys(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])\n"
-    "local c = deliver(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),\n"
-    "                  tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8],\n"
-    "                  tonumber(ARGV[9]), K)\n"
+    "local c, id = deliver(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),\n"
+    "                      tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8],\n"
+    "                      tonumber(ARGV[9]), K)\n"
     "if c < 0 then redis.call('LREM', KEYS[1], 1, ARGV[1]) end\n"
     "deliver_done(K)\n"
-    "return c\n");
+    "return {c, id or ''}\n");
 
 /* KEYS: processing, stats, worker hash, dead, delayed, deliveries, events.
  * ARGV: me, done_ttl, result_ttl, lock_stem, done_stem, result_stem,
@@ -158,39 +223,84 @@ static tq_script claim_script = TQ_SCRIPT(
  * expired with no done marker: a lock held by another worker means another
  * delivery runs the task (ours was taken over while we looked dead), and
  * that one applies it. While the lock is ours nobody else can have
- * completed the task, so the done marker needs no look-up then. Returns {applied, ...}: 0
- * when the ack removed nothing (the reaper requeued it, or a retry after a lost reply),
- * and then nothing is done. */
+ * completed the task, so the done marker needs no look-up then.
+ *
+ * Returns {code, ..., warnings}: per item 1 applied; 0 when the ack
+ * removed nothing (the reaper requeued it, or a retry after a lost reply),
+ * and then nothing is done; 2 when its effect cannot be applied (the
+ * effect key is not an integer that INCRBY can add to without overflow):
+ * then nothing is done for it either and the worker records the run as a
+ * failure. warnings is a list of texts (a history key of the wrong type,
+ * skipped).
+ *
+ * Nothing fails after the first write: the seven keys' types and every
+ * effect key are checked in a first pass that only reads; the lock GET
+ * and the history LPUSH run under pcall (a failure there skips that read
+ * or write); every other write is to a checked key, or a SET, DEL or HDEL,
+ * which do not fail on any type. */
 static tq_script complete_script = TQ_SCRIPT(
-    LUA_EVENT
+    LUA_COMMON
+    "local e = check{KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'hash', KEYS[4], 'list',\n"
+    "                KEYS[5], 'zset', KEYS[6], 'hash', KEYS[7], 'stream'}\n"
+    "if e then return e end\n"
     "local me, done_ttl, result_ttl = ARGV[1], ARGV[2], ARGV[3]\n"
     "local lock_stem, done_stem, result_stem, history_stem = ARGV[4], ARGV[5], ARGV[6],\n"
     "  ARGV[7]\n"
     "local stats, events = KEYS[2], KEYS[7]\n"
+    "local n = tonumber(ARGV[8])\n"
+    "local out, warnings = {}, {}\n"
+    "local adds = {}\n"
+    "for t = 0, n - 1 do\n"
+    "  local a = 8 + t * 15\n"
+    "  local ekey = ARGV[a + 9]\n"
+    "  if ARGV[a + 1] == 'done' and ekey ~= '' then\n"
+    "    local v = redis.pcall('GET', ekey)\n"
+    "    local bad = nil\n"
+    "    if type(v) == 'table' then bad = 'holds a value of the wrong type'\n"
+    "    elseif v and not (v == '0' or string.match(v, '^%-?[1-9]%d*$')) then\n"
+    "      bad = 'holds ' .. string.format('%q', string.sub(v, 1, 40)) ..\n"
+    "            ', not an integer'\n"
+    "    elseif v and #v > 18 then bad = 'holds an integer too large to add to'\n"
+    "    elseif math.abs(tonumber(ARGV[a + 10])) >= 1e15 then\n"
+    "      bad = 'cannot take an increment of ' .. ARGV[a + 10]\n"
+    "    end\n"
+    "    out[t + 1] = bad and 2 or nil\n"
+    "    if bad then warnings[#warnings + 1] = 'the effect key ' .. ekey .. ' ' .. bad end\n"
+    "  end\n"
+    "end\n"
     "local hasdel = redis.call('HLEN', KEYS[6]) > 0\n"
     "local counts = {}\n"
     "local function count(field) counts[field] = (counts[field] or 0) + 1 end\n"
-    "local out = {}\n"
-    "for t = 0, tonumber(ARGV[8]) - 1 do\n"
+    "local function history(sched, result)\n"
+    "  if sched == '' then return end\n"
+    "  local r = redis.pcall('LPUSH', history_stem .. sched, result)\n"
+    "  if type(r) == 'table' then\n"
+    "    warnings[#warnings + 1] = 'the history key ' .. history_stem .. sched ..\n"
+    "      ' holds a value of the wrong type: not written'\n"
+    "  else redis.call('LTRIM', history_stem .. sched, 0, 99) end\n"
+    "end\n"
+    "for t = 0, n - 1 do\n"
     "  local a = 8 + t * 15\n"
     "  local op, msg, id, task = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
-    "  local status, result, extra, due = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a "
-    "+ 8]\n"
+    "  local status, result, extra, due = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7],\n"
+    "    ARGV[a + 8]\n"
     "  local ekey, eby, sched = ARGV[a + 9], ARGV[a + 10], ARGV[a + 11]\n"
     "  local started, finished, err = ARGV[a + 12], ARGV[a + 13], ARGV[a + 14]\n"
     "  local applied = 0\n"
-    "  if redis.call('LREM', KEYS[1], -1, msg) == 1 then\n"
+    "  if out[t + 1] == 2 then\n"
+    "    applied = 2\n"
+    "  elseif redis.call('LREM', KEYS[1], -1, msg) == 1 then\n"
     "    applied = 1\n"
     "    local owner = nil\n"
     "    if id ~= '' then\n"
-    "      owner = redis.call('GET', lock_stem .. id)\n"
+    "      owner = redis.pcall('GET', lock_stem .. id)\n"
+    "      if type(owner) == 'table' then owner = nil end\n"
     "      if owner == me then redis.call('DEL', lock_stem .. id) end\n"
     "      if hasdel then redis.call('HDEL', KEYS[6], id) end\n"
     "    end\n"
     "    if started ~= '' and ARGV[a + 15] == '1' then\n"
     "      event(events, 'task-started', started, id, task, me) end\n"
-    "    local runtime = started ~= '' and (tonumber(finished) - tonumber(started)) / "
-    "1000\n"
+    "    local runtime = started ~= '' and (tonumber(finished) - tonumber(started)) / 1000\n"
     "    if op == 'dead' then\n"
     "      if started ~= '' then\n"
     "        event(events, 'task-failed', finished, id, task, me, runtime, err) end\n"
@@ -199,10 +309,7 @@ static tq_script complete_script = TQ_SCRIPT(
     "      if result ~= '' then\n"
     "        redis.call('SET', done_stem .. id, 'dead', 'PX', done_ttl)\n"
     "        redis.call('SET', result_stem .. id, result, 'PX', result_ttl)\n"
-    "        if sched ~= '' then\n"
-    "          redis.call('LPUSH', history_stem .. sched, result)\n"
-    "          redis.call('LTRIM', history_stem .. sched, 0, 99)\n"
-    "        end\n"
+    "        history(sched, result)\n"
     "      end\n"
     "      event(events, 'task-dead', finished, id, task, me, nil, err, status)\n"
     "    elseif op == 'retry' then\n"
@@ -210,18 +317,14 @@ static tq_script complete_script = TQ_SCRIPT(
     "      redis.call('SET', result_stem .. id, result, 'PX', result_ttl)\n"
     "      count('retried')\n"
     "      event(events, 'task-retried', finished, id, task, me, runtime, err, due)\n"
-    "    elseif owner ~= me and (owner or redis.call('EXISTS', done_stem .. id) == 1) "
-    "then\n"
+    "    elseif owner ~= me and (owner or redis.call('EXISTS', done_stem .. id) == 1) then\n"
     "      applied = 0\n"
     "      count('duplicates')\n"
     "    else\n"
     "      redis.call('SET', done_stem .. id, status, 'PX', done_ttl)\n"
     "      redis.call('SET', result_stem .. id, result, 'PX', result_ttl)\n"
     "      if ekey ~= '' then redis.call('INCRBY', ekey, eby) end\n"
-    "      if sched ~= '' then\n"
-    "        redis.call('LPUSH', history_stem .. sched, result)\n"
-    "        redis.call('LTRIM', history_stem .. sched, 0, 99)\n"
-    "      end\n"
+    "      history(sched, result)\n"
     "      count(status == 'success' and 'processed' or status)\n"
     "      if status == 'expired' then\n"
     "        event(events, 'task-expired', finished, id, task, me, nil, err)\n"
@@ -231,90 +334,158 @@ static tq_script complete_script = TQ_SCRIPT(
     "      end\n"
     "    end\n"
     "  end\n"
-    "  out[#out + 1] = applied\n"
+    "  out[t + 1] = applied\n"
     "end\n"
-    "for field, n in pairs(counts) do\n"
-    "  redis.call('HINCRBY', stats, field, n)\n"
-    "  if field ~= 'duplicates' then redis.call('HINCRBY', KEYS[3], field, n) end\n"
+    "for field, c in pairs(counts) do\n"
+    "  hincr(stats, field, c)\n"
+    "  if field ~= 'duplicates' then hincr(KEYS[3], field, c) end\n"
     "end\n"
-    "redis.call('XTRIM', events, 'MAXLEN', '~', " STR(
-        WORKER_QUEUE_EVENTS_MAX) ")\n"
-                                 "return out\n");
+    "redis.call('XTRIM', events, 'MAXLEN', '~', " STR(WORKER_QUEUE_EVENTS_MAX) ")\n"
+    "out[#out + 1] = warnings\n"
+    "return out\n");
 
 /* requeue_one(w, msg): puts one of w's messages back at the consuming end
  * of its queue and releases w's lock on it; a message without a readable
- * queue becomes a dead letter, so nothing is dropped. With a deliveries
- * key (the reaper: w crashed), the redelivery is counted there, for the
- * poison limit. requeue(w, processing): the same for a whole processing
- * list, oldest first. */
+ * queue, or whose queue key is of the wrong type, becomes a dead letter, so
+ * nothing is dropped. With a deliveries key (the reaper: w crashed), the
+ * redelivery is counted there, for the poison limit. requeue(w,
+ * processing): the same for a whole processing list, oldest first. The
+ * callers check the types of processing, dead, stats and deliveries
+ * first; each message's queue key is checked before that message's first
+ * write, and the lock GET runs under pcall, so nothing fails after a
+ * write. */
 #define LUA_REQUEUE                                                                      \
-    "local function requeue_one(w, msg, lock_stem, queue_stem, dead, now, deliveries)\n" \
-    "  local q = nil\n"                                                                  \
+    "local function requeue_one(w, msg, lock_stem, queue_stem, dead, stats, now,\n"      \
+    "                           deliveries)\n"                                           \
+    "  local q, id, why = nil, nil, 'no valid queue field'\n"                            \
     "  local ok, m = pcall(cjson.decode, msg)\n"                                         \
     "  if ok and type(m) == 'table' then\n"                                              \
-    "    if type(m.id) == 'string' then\n"                                               \
-    "      if redis.call('GET', lock_stem .. m.id) == w then\n"                          \
-    "        redis.call('DEL', lock_stem .. m.id) end\n"                                 \
-    "      if deliveries then redis.call('HINCRBY', deliveries, m.id, 1) end\n"          \
-    "    end\n"                                                                          \
+    "    if type(m.id) == 'string' then id = m.id end\n"                                 \
     "    if m.queue == nil then q = 'default'\n"                                         \
     "    elseif type(m.queue) == 'string' and #m.queue <= 64\n"                          \
     "      and string.match(m.queue, '^[%w_.:-]+$') then q = m.queue end\n"              \
     "  end\n"                                                                            \
+    "  if q then\n"                                                                      \
+    "    local bad = badtype(queue_stem .. q, 'list')\n"                                 \
+    "    if bad then q, why = nil, bad end\n"                                            \
+    "  end\n"                                                                            \
+    "  if id then\n"                                                                     \
+    "    if redis.pcall('GET', lock_stem .. id) == w then\n"                             \
+    "      redis.call('DEL', lock_stem .. id) end\n"                                     \
+    "    if deliveries then hincr(deliveries, id, 1) end\n"                              \
+    "  end\n"                                                                            \
     "  if q then redis.call('RPUSH', queue_stem .. q, msg)\n"                            \
-    "  else redis.call('LPUSH', dead, cjson.encode({reason = 'undecodable',\n"           \
-    "    error = 'requeue: no valid queue field', worker = w, dead_at = now / 1000,\n"   \
-    "    message = msg})) end\n"                                                         \
+    "  else\n"                                                                           \
+    "    redis.call('LPUSH', dead, cjson.encode({reason = 'undecodable',\n"              \
+    "      error = 'requeue: ' .. why, worker = w, dead_at = now / 1000,\n"              \
+    "      message = msg}))\n"                                                           \
+    "    hincr(stats, 'dead', 1)\n"                                                      \
+    "  end\n"                                                                            \
     "end\n"                                                                              \
     "local function requeue(w, processing, lock_stem, queue_stem, dead, stats, now,\n"   \
     "                       deliveries)\n"                                               \
     "  local msgs = redis.call('LRANGE', processing, 0, -1)\n"                           \
     "  for i = 1, #msgs do\n"                                                            \
-    "    requeue_one(w, msgs[i], lock_stem, queue_stem, dead, now, deliveries)\n"        \
+    "    requeue_one(w, msgs[i], lock_stem, queue_stem, dead, stats, now, deliveries)\n" \
     "  end\n"                                                                            \
     "  redis.call('DEL', processing)\n"                                                  \
-    "  if #msgs > 0 then redis.call('HINCRBY', stats, 'requeued', #msgs) end\n"          \
+    "  if #msgs > 0 then hincr(stats, 'requeued', #msgs) end\n"                          \
     "  return #msgs\n"                                                                   \
     "end\n"
 
 /* KEYS: processing, dead, stats. ARGV: me, now, lock_stem, queue_stem,
- * msg. Requeues msg if it is still in processing; returns 1 or 0. */
+ * msg. Requeues msg if it is still in processing; returns 1 or 0. Types
+ * are checked first (see requeue_one). */
 static tq_script orphan_script = TQ_SCRIPT(
-    LUA_REQUEUE
+    LUA_COMMON LUA_REQUEUE
+    "local e = check{KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'hash'}\n"
+    "if e then return e end\n"
     "if redis.call('LREM', KEYS[1], 1, ARGV[5]) == 0 then return 0 end\n"
-    "requeue_one(ARGV[1], ARGV[5], ARGV[3], ARGV[4], KEYS[2], tonumber(ARGV[2]))\n"
-    "redis.call('HINCRBY', KEYS[3], 'requeued', 1)\n"
+    "requeue_one(ARGV[1], ARGV[5], ARGV[3], ARGV[4], KEYS[2], KEYS[3], tonumber(ARGV[2]))\n"
+    "hincr(KEYS[3], 'requeued', 1)\n"
     "return 1\n");
 
 /* KEYS: processing, dead, stats, workers, worker hash. ARGV: me, now,
- * lock_stem, queue_stem, deregister. */
-static tq_script requeue_script =
-    TQ_SCRIPT(LUA_REQUEUE
-              "local n = requeue(ARGV[1], KEYS[1], ARGV[3], ARGV[4], KEYS[2], KEYS[3],\n"
-              "                  tonumber(ARGV[2]))\n"
-              "if ARGV[5] == '1' then\n"
-              "  redis.call('ZREM', KEYS[4], ARGV[1])\n"
-              "  redis.call('DEL', KEYS[5])\n"
-              "end\n"
-              "return n\n");
+ * lock_stem, queue_stem, deregister. Types are checked first (see
+ * requeue_one; ZREM and DEL do not fail on a zset). */
+static tq_script requeue_script = TQ_SCRIPT(
+    LUA_COMMON LUA_REQUEUE
+    "local e = check{KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'hash', KEYS[4], 'zset'}\n"
+    "if e then return e end\n"
+    "local n = requeue(ARGV[1], KEYS[1], ARGV[3], ARGV[4], KEYS[2], KEYS[3],\n"
+    "                  tonumber(ARGV[2]))\n"
+    "if ARGV[5] == '1' then\n"
+    "  redis.call('ZREM', KEYS[4], ARGV[1])\n"
+    "  redis.call('DEL', KEYS[5])\n"
+    "end\n"
+    "return n\n");
 
 /* KEYS: workers, dead, stats, deliveries. ARGV: now, liveness,
  * processing_stem, lock_stem, queue_stem, worker_stem. Returns {worker,
- * moved, ...}. */
+ * moved, ...}; moved is -1 for a dead worker whose processing key is of
+ * the wrong type: it is left as it is (and reported each time) rather
+ * than dropped. Types are checked first (see requeue_one). */
 static tq_script reap_script = TQ_SCRIPT(
-    LUA_REQUEUE
+    LUA_COMMON LUA_REQUEUE
+    "local e = check{KEYS[1], 'zset', KEYS[2], 'list', KEYS[3], 'hash', KEYS[4], 'hash'}\n"
+    "if e then return e end\n"
     "local now = tonumber(ARGV[1])\n"
     "local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))\n"
     "local out = {}\n"
     "for _, w in ipairs(dead) do\n"
-    "  local n = requeue(w, ARGV[3] .. w, ARGV[4], ARGV[5], KEYS[2], KEYS[3], now,\n"
-    "                    KEYS[4])\n"
-    "  redis.call('ZREM', KEYS[1], w)\n"
-    "  redis.call('DEL', ARGV[6] .. w)\n"
+    "  local n = -1\n"
+    "  if not badtype(ARGV[3] .. w, 'list') then\n"
+    "    n = requeue(w, ARGV[3] .. w, ARGV[4], ARGV[5], KEYS[2], KEYS[3], now, KEYS[4])\n"
+    "    redis.call('ZREM', KEYS[1], w)\n"
+    "    redis.call('DEL', ARGV[6] .. w)\n"
+    "  end\n"
     "  out[#out + 1] = w\n"
     "  out[#out + 1] = n\n"
     "end\n"
     "return out\n");
+
+/* KEYS: workers, worker hash. ARGV: id, instance, now, liveness. One
+ * process per worker id: registers this instance, unless another instance
+ * holds the id and heartbeat within liveness. Returns {1} registered, or
+ * {0, its last heartbeat, its instance, its host, its pid}. Types are
+ * checked first; ZADD and HSET cannot fail after that. */
+static tq_script register_script = TQ_SCRIPT(
+    LUA_COMMON
+    "local e = check{KEYS[1], 'zset', KEYS[2], 'hash'}\n"
+    "if e then return e end\n"
+    "local hb = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+    "local inst = redis.call('HGET', KEYS[2], 'instance')\n"
+    "if hb and inst and inst ~= ARGV[2]\n"
+    "   and tonumber(ARGV[3]) - tonumber(hb) <= tonumber(ARGV[4]) then\n"
+    "  local who = redis.call('HMGET', KEYS[2], 'host', 'pid')\n"
+    "  return {0, hb, inst, who[1] or '?', who[2] or '?'}\n"
+    "end\n"
+    "redis.call('HSET', KEYS[2], 'instance', ARGV[2])\n"
+    "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])\n"
+    "return {1}\n");
+
+/* KEYS: workers, worker hash. ARGV: id, instance, now, ttl, then field,
+ * value pairs for the hash. Returns 1, or 0 (nothing written) when
+ * another instance has taken this id over. Types are checked first. */
+static tq_script heartbeat_script = TQ_SCRIPT(
+    LUA_COMMON
+    "local e = check{KEYS[1], 'zset', KEYS[2], 'hash'}\n"
+    "if e then return e end\n"
+    "local inst = redis.call('HGET', KEYS[2], 'instance')\n"
+    "if inst and inst ~= ARGV[2] then return 0 end\n"
+    "redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])\n"
+    "redis.call('HSET', KEYS[2], 'instance', ARGV[2], unpack(ARGV, 5))\n"
+    "redis.call('PEXPIRE', KEYS[2], ARGV[4])\n"
+    "return 1\n");
+
+/* clang-format on */
+
+const char *worker_queue_reply_error(const redisReply *r)
+{
+    if (r && r->type == REDIS_REPLY_ERROR)
+        return r->str;
+    return "unexpected reply from redis";
+}
 
 int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
 {
@@ -367,7 +538,8 @@ void worker_queue_items_clear(worker_item *items, int n)
 }
 
 /* Takes a copy of a bulk string reply element. */
-static int take_raw(worker_item *it, const redisReply *r, int claimed)
+static int take_raw(worker_item *it, const redisReply *r, int claimed,
+                    const redisReply *id)
 {
     memset(it, 0, sizeof *it);
     it->raw = malloc(r->len + 1);
@@ -377,6 +549,10 @@ static int take_raw(worker_item *it, const redisReply *r, int claimed)
     it->raw[r->len] = '\0';
     it->len = r->len;
     it->claimed = claimed;
+    /* The id the broker locked: a message the worker cannot decode is
+     * dead-lettered under it, which releases the lock. */
+    if (claimed == 1 && id && id->len < sizeof it->id)
+        memcpy(it->id, id->str, id->len + 1);
     return 0;
 }
 
@@ -395,7 +571,7 @@ static void deliver_args_init(deliver_args *d, const worker_queue *q, int64_t no
 }
 
 int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
-                       worker_item *items)
+                       worker_item *items, unsigned *bad_queues)
 {
     deliver_args d;
     char maxs[16];
@@ -422,19 +598,35 @@ int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int ma
     if (!r)
         return TQ_EREDIS;
     int n = 0, rc = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 ||
-        r->elements / 2 > (size_t)max) {
-        tq_error("fetch: unexpected reply from redis: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "wrong shape");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 1 ||
+        r->elements / 3 > (size_t)max || r->element[0]->type != REDIS_REPLY_ARRAY) {
+        WORKER_WARN_LIMITED("fetch: %s; no message is taken until it is fixed",
+                            worker_queue_reply_error(r));
         rc = TQ_EREPLY;
     } else {
-        for (size_t i = 0; i < r->elements; i += 2) {
-            const redisReply *flag = r->element[i], *msg = r->element[i + 1];
-            if (flag->type != REDIS_REPLY_INTEGER || msg->type != REDIS_REPLY_STRING) {
+        const redisReply *skipped = r->element[0];
+        unsigned bad = 0;
+        for (size_t i = 0; i < skipped->elements; i++) {
+            const redisReply *e = skipped->element[i];
+            if (e->type != REDIS_REPLY_STRING)
+                continue;
+            for (int j = 0; j < q->nqueues; j++)
+                if (strstr(e->str, q->queues[j]))
+                    bad |= 1u << j;
+            WORKER_WARN_LIMITED("fetch: %s; that queue is skipped until it is fixed",
+                                e->str);
+        }
+        if (bad_queues)
+            *bad_queues = bad;
+        for (size_t i = 1; i < r->elements; i += 3) {
+            const redisReply *flag = r->element[i], *msg = r->element[i + 1],
+                             *id = r->element[i + 2];
+            if (flag->type != REDIS_REPLY_INTEGER || msg->type != REDIS_REPLY_STRING ||
+                id->type != REDIS_REPLY_STRING) {
                 rc = TQ_EREPLY;
                 break;
             }
-            if ((rc = take_raw(&items[n], msg, (int)flag->integer)) < 0)
+            if ((rc = take_raw(&items[n], msg, (int)flag->integer, id)) < 0)
                 break;
             n++;
         }
@@ -459,12 +651,11 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
         return 0;
     }
     if (r->type != REDIS_REPLY_STRING) {
-        tq_error("wait: unexpected reply from redis: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "not a string");
+        WORKER_WARN_LIMITED("wait on %s: %s", q->queues[qi], worker_queue_reply_error(r));
         freeReplyObject(r);
         return TQ_EREPLY;
     }
-    int rc = take_raw(item, r, 0);
+    int rc = take_raw(item, r, 0, NULL);
     freeReplyObject(r);
     if (rc < 0)
         return rc;
@@ -480,16 +671,23 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
     size_t lens[18];
     for (int i = 0; i < 18; i++)
         lens[i] = i == 8 ? item->len : strlen(argv[i]);
-    /* If this reply is lost the message stays in processing unclaimed; the
-     * orphan sweep requeues it: delayed, never lost. */
+    /* If this reply is lost, or the script refuses (a key of the wrong
+     * type), the message stays in processing unclaimed; the orphan sweep
+     * requeues it: delayed, never lost. */
     r = tq_conn_eval(c, &claim_script, 8, 10, argv, lens);
-    if (!r || r->type != REDIS_REPLY_INTEGER) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[1]->type != REDIS_REPLY_STRING) {
+        if (r)
+            WORKER_WARN_LIMITED("claim: %s", worker_queue_reply_error(r));
         rc = r ? TQ_EREPLY : TQ_EREDIS;
         freeReplyObject(r);
         worker_queue_items_clear(item, 1);
         return rc;
     }
-    long long claimed = r->integer;
+    long long claimed = r->element[0]->integer;
+    if (claimed == 1 && r->element[1]->len < sizeof item->id)
+        memcpy(item->id, r->element[1]->str, r->element[1]->len + 1);
     freeReplyObject(r);
     if (claimed < 0) {
         worker_queue_items_clear(item, 1);
@@ -579,15 +777,21 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
         rc = TQ_EREDIS;
         goto out;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)todo) {
-        tq_error("complete: unexpected reply from redis: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "wrong shape");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)todo + 1 ||
+        r->element[todo]->type != REDIS_REPLY_ARRAY) {
+        WORKER_WARN_LIMITED("complete: %s; the tasks wait in processing until it is "
+                            "fixed",
+                            worker_queue_reply_error(r));
         rc = TQ_EREPLY;
     } else {
+        const redisReply *warnings = r->element[todo];
+        for (size_t j = 0; j < warnings->elements; j++)
+            if (warnings->element[j]->type == REDIS_REPLY_STRING)
+                WORKER_WARN_LIMITED("complete: %s", warnings->element[j]->str);
         t = 0;
         for (int i = 0; i < n; i++)
             if (items[i].op != WORKER_OP_NONE)
-                items[i].applied = r->element[t++]->integer == 1;
+                items[i].applied = (int)r->element[t++]->integer;
     }
     freeReplyObject(r);
 out:
@@ -660,43 +864,70 @@ int worker_queue_requeue(tq_conn *c, const worker_queue *q, int64_t now_ms,
         return TQ_EREDIS;
     int rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : TQ_EREPLY;
     if (rc == TQ_EREPLY)
-        tq_error("requeue: unexpected reply from redis: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "not an integer");
+        WORKER_WARN_LIMITED("requeue: %s", worker_queue_reply_error(r));
     freeReplyObject(r);
     return rc;
 }
 
-int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, int64_t now_ms,
-                           const char *const *info)
+int worker_queue_register(tq_conn *c, const worker_queue *q, const char *instance,
+                          int64_t now_ms, worker_holder *holder)
 {
-    const char *argv[2 + 2 * 16];
-    int k = 0;
-    char ttl[24];
-    /* The hash outlives a few missed heartbeats, not a dead worker. */
-    snprintf(ttl, sizeof ttl, "%lld", (long long)(q->liveness_ms * 3));
-    redisReply *r =
-        tq_conn_cmd(c, "ZADD %s %lld %s", q->workers, (long long)now_ms, q->id);
+    char now[24], live[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
+    const char *argv[] = {q->workers, q->worker_hash, q->id, instance, now, live};
+    redisReply *r = tq_conn_eval(c, &register_script, 2, 4, argv, NULL);
     if (!r)
         return TQ_EREDIS;
+    int rc = TQ_EREPLY;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER) {
+        rc = 1;
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 5) {
+        rc = 0;
+        memset(holder, 0, sizeof *holder);
+        const redisReply *const *e = (const redisReply *const *)r->element;
+        holder->heartbeat_ms = e[1]->str ? strtoll(e[1]->str, NULL, 10) : 0;
+        if (e[2]->str)
+            snprintf(holder->instance, sizeof holder->instance, "%s", e[2]->str);
+        if (e[3]->str)
+            snprintf(holder->host, sizeof holder->host, "%s", e[3]->str);
+        if (e[4]->str)
+            snprintf(holder->pid, sizeof holder->pid, "%s", e[4]->str);
+    } else {
+        WORKER_WARN_LIMITED("register: %s", worker_queue_reply_error(r));
+    }
     freeReplyObject(r);
-    argv[k++] = "HSET";
-    argv[k++] = q->worker_hash;
-    for (int i = 0; info[i] && k + 2 <= (int)(sizeof argv / sizeof argv[0]); i += 2) {
+    return rc;
+}
+
+int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, const char *instance,
+                           int64_t now_ms, const char *const *info)
+{
+    enum { ARGS_MAX = 6 + 2 * 16 };
+    const char *argv[ARGS_MAX];
+    char ttl[24], now[24];
+    /* The hash outlives a few missed heartbeats, not a dead worker. */
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(q->liveness_ms * 3));
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    int k = 0;
+    const char *head[] = {q->workers, q->worker_hash, q->id, instance, now, ttl};
+    for (size_t i = 0; i < 6; i++)
+        argv[k++] = head[i];
+    for (int i = 0; info[i] && k + 2 <= ARGS_MAX; i += 2) {
         argv[k++] = info[i];
         argv[k++] = info[i + 1];
     }
-    if (tq_conn_append(c, k, argv, NULL) < 0)
+    redisReply *r = tq_conn_eval(c, &heartbeat_script, 2, k - 2, argv, NULL);
+    if (!r)
         return TQ_EREDIS;
-    const char *exp[] = {"PEXPIRE", q->worker_hash, ttl};
-    if (tq_conn_append(c, 3, exp, NULL) < 0)
-        return TQ_EREDIS;
-    for (int i = 0; i < 2; i++) {
-        r = tq_conn_reply(c);
-        if (!r)
-            return TQ_EREDIS;
-        freeReplyObject(r);
-    }
-    return 0;
+    int rc = TQ_EREPLY;
+    if (r->type == REDIS_REPLY_INTEGER)
+        rc = (int)r->integer;
+    else
+        WORKER_WARN_LIMITED("heartbeat: %s", worker_queue_reply_error(r));
+    freeReplyObject(r);
+    return rc;
 }
 
 int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
@@ -715,16 +946,22 @@ int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
     if (!r) {
         return TQ_EREDIS;
     } else if (r->type != REDIS_REPLY_ARRAY) {
-        tq_error("reap: unexpected reply from redis: %s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+        WORKER_WARN_LIMITED("reap: %s", worker_queue_reply_error(r));
         moved = TQ_EREPLY;
     } else {
         for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const char *who = r->element[i]->str ? r->element[i]->str : "?";
+            long long n = r->element[i + 1]->integer;
+            if (n < 0) {
+                WORKER_WARN_LIMITED("reaper: worker %s is dead but its processing list "
+                                    "is not a list; left as it is until it is fixed",
+                                    who);
+                continue;
+            }
             tq_warn("reaper: worker %s is dead (no heartbeat for %lld ms); requeued %lld "
                     "message(s) and released its locks",
-                    r->element[i]->str ? r->element[i]->str : "?",
-                    (long long)q->liveness_ms, r->element[i + 1]->integer);
-            moved += (int)r->element[i + 1]->integer;
+                    who, (long long)q->liveness_ms, n);
+            moved += (int)n;
         }
     }
     freeReplyObject(r);
@@ -760,6 +997,8 @@ int worker_queue_requeue_orphan(tq_conn *c, const worker_queue *q, int64_t now_m
     if (!r)
         return TQ_EREDIS;
     int rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : TQ_EREPLY;
+    if (rc == TQ_EREPLY)
+        WORKER_WARN_LIMITED("orphan requeue: %s", worker_queue_reply_error(r));
     freeReplyObject(r);
     return rc;
 }

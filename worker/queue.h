@@ -24,8 +24,12 @@
 #ifndef TQ_WORKER_QUEUE_H
 #define TQ_WORKER_QUEUE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/clock.h"
+#include "common/log.h"
 
 #include "common/config.h"
 #include "common/conn.h"
@@ -35,6 +39,19 @@
 #define WORKER_QUEUE_LOCK_MARGIN_MS 5000 /* lock TTL = task timeout + this */
 #define WORKER_QUEUE_BATCH_MAX 64        /* messages one fetch takes at most */
 #define WORKER_QUEUE_EVENTS_MAX 10000    /* P:events is capped near this (MAXLEN ~) */
+#define WORKER_WARN_EVERY_MS 30000       /* a repeated warning is logged this often */
+
+/* tq_warn(), at most once per WORKER_WARN_EVERY_MS at each place it is
+ * used: a key of the wrong type fails every call the same way until
+ * someone fixes it, and one line says so without flooding the log. */
+#define WORKER_WARN_LIMITED(...)                                                         \
+    do {                                                                                 \
+        static _Atomic int64_t last_;                                                    \
+        int64_t now_ = tq_clock_mono_ms(), was_ = atomic_load(&last_);                   \
+        if ((was_ == 0 || now_ - was_ >= WORKER_WARN_EVERY_MS) &&                        \
+            atomic_compare_exchange_strong(&last_, &was_, now_))                         \
+            tq_warn(__VA_ARGS__);                                                        \
+    } while (0)
 
 typedef enum {
     WORKER_OP_NONE = 0, /* leave it in processing (aborted: requeued later) */
@@ -47,7 +64,8 @@ typedef enum {
 typedef struct {
     char *raw; /* owned: the exact bytes in processing */
     size_t len;
-    int claimed; /* 1: locked; 0: the broker could not read its id */
+    int claimed; /* 1: locked (id is the locked id); 0: the broker could not read its id
+                  */
     worker_op op;
     char id[TQ_MSG_ID_MAX];     /* "" when unknown */
     char task[TQ_MSG_NAME_MAX]; /* "" when unknown */
@@ -63,7 +81,7 @@ typedef struct {
     int64_t started_ms, finished_ms; /* 0 when it did not run */
     char error[512];                 /* for the events */
     int started_event_sent;          /* task-started was recorded when it began */
-    int applied;                     /* set by complete: 1 applied, 0 lost */
+    int applied; /* set by complete: 1 applied, 0 lost, 2 its effect cannot be applied */
 } worker_item;
 
 /* Key names and limits of one worker: a plain value, filled once. */
@@ -91,9 +109,14 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id);
 void worker_queue_items_clear(worker_item *items, int n);
 
 /* Takes up to max messages without blocking. Returns how many (items[0..)
- * filled), or TQ_EREDIS / TQ_EREPLY. */
+ * filled), or TQ_EREDIS / TQ_EREPLY. Sets bit i of *bad_queues (may be
+ * NULL) when queue i is a key of the wrong type: it was skipped. */
 int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
-                       worker_item *items);
+                       worker_item *items, unsigned *bad_queues);
+
+/* The text of an error reply, for logs; a fixed text for other replies.
+ * Borrowed from r. */
+const char *worker_queue_reply_error(const redisReply *r);
 
 /* Blocks up to block_s seconds for one message of queue number qi, then
  * claims it. Returns 1 (item filled), 0 (none, a duplicate or poison
@@ -112,7 +135,10 @@ int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
                        int64_t now_ms, const worker_item *it);
 
 /* Completes the items whose op is not NONE, in one script, and sets their
- * `applied`. Returns 0, or TQ_EREDIS / TQ_EREPLY (then call again). */
+ * `applied` (2: the effect key cannot be added to, nothing done: record a
+ * failure and complete again). Returns 0, or TQ_EREDIS / TQ_EREPLY (then
+ * call again: a key of the wrong type refuses the whole batch before any
+ * write). */
 int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items, int n,
                           int64_t now_ms);
 
@@ -122,10 +148,25 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
 int worker_queue_requeue(tq_conn *c, const worker_queue *q, int64_t now_ms,
                          int deregister);
 
-/* Records a heartbeat: ZADD P:workers, and the worker hash (fields in
- * info, a NULL-terminated list of name, value pairs) with a TTL. */
-int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, int64_t now_ms,
-                           const char *const *info);
+/* Who holds a worker id: another live process with the same id. */
+typedef struct {
+    int64_t heartbeat_ms; /* its last heartbeat, wall ms */
+    char instance[40], host[64], pid[16];
+} worker_holder;
+
+/* Registers this process (instance: a random text unique to it) as the
+ * worker q->id. Returns 1; 0 when another instance heartbeats under this
+ * id within liveness (*holder says which, nothing written); or a negative
+ * code. */
+int worker_queue_register(tq_conn *c, const worker_queue *q, const char *instance,
+                          int64_t now_ms, worker_holder *holder);
+
+/* Records a heartbeat: the score in P:workers and the worker hash (fields
+ * in info, a NULL-terminated list of name, value pairs, at most 16) with a
+ * TTL. Returns 1; 0 when another instance has taken the id over (nothing
+ * written); or a negative code. */
+int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, const char *instance,
+                           int64_t now_ms, const char *const *info);
 
 /* Reaps dead workers (one reaper at a time, under P:reaper). Returns the
  * number of messages requeued, or a negative code. */

@@ -62,6 +62,8 @@ struct worker {
     worker_tasks *tasks;
     atomic_int paused[TQ_CONFIG_QUEUES_MAX]; /* P:paused as of the last heartbeat */
     char host[64];
+    char instance[40];     /* this process, unique: one process per worker id */
+    atomic_int superseded; /* another process took the id over */
     int nthreads;
     task_thread *threads;
     tq_conn *hb_conn; /* the heartbeat thread's; the main thread's outside it */
@@ -120,6 +122,8 @@ worker *worker_new(const tq_config *cfg, const char *id, char *err, size_t errle
             goto err;
     }
     gethostname(w->host, sizeof w->host - 1);
+    snprintf(w->instance, sizeof w->instance, "%d-%016llx", (int)getpid(),
+             (unsigned long long)(w->threads[0].rng * 0x9e3779b97f4a7c15ull));
     return w;
 err:
     worker_free(w);
@@ -144,26 +148,34 @@ void worker_free(worker *w)
     free(w);
 }
 
-/* Sleeps after a failed Redis call: the connection's backoff, or 100 ms
- * after a reply we did not expect. Returns early when stopping. */
+/* Sleeps after a failed Redis call: the connection's backoff, or 500 ms
+ * after an error reply (a key of the wrong type: it stays so until someone
+ * fixes it). Returns early when stopping. */
 static void pause_after_error(tq_conn *c, int rc)
 {
-    int64_t ms = rc == TQ_EREDIS ? tq_conn_backoff_ms(c) : 100;
+    int64_t ms = rc == TQ_EREDIS ? tq_conn_backoff_ms(c) : 500;
     tq_clock_sleep_ms(ms > 0 ? ms : 10, &tq_proc_stop);
 }
 
-/* Completes items[0..n), retrying while Redis is away. A retry after a
- * lost reply is safe (see queue.h). Gives up only on a second signal: the
- * messages then stay in processing and the reaper requeues them. */
+static void effect_failed(task_thread *t, worker_item *it);
+
+/* Completes items[0..n), retrying while Redis is away or refuses (a key of
+ * the wrong type). A retry after a lost reply is safe (see queue.h). Gives
+ * up only on a second signal, or at a stop once the grace period is over:
+ * the messages then stay in processing and the reaper requeues them. A
+ * task whose effect could not be applied is recorded as failed (retried)
+ * and completed again. */
 static void complete_items(task_thread *t, worker_item *items, int n)
 {
     worker *w = t->w;
     int tries = 0;
+again:
     for (;;) {
         int rc = worker_queue_complete(t->conn, &w->q, items, n, tq_clock_wall_ms());
         if (rc == 0)
             break;
-        if (tq_proc_stop >= 2) {
+        if (tq_proc_stop >= 2 ||
+            (tq_proc_stop && tq_clock_mono_ms() > atomic_load(&w->grace_end_ms))) {
             tq_warn(
                 "giving up completing %d task(s) at shutdown; the reaper will requeue "
                 "them",
@@ -173,10 +185,16 @@ static void complete_items(task_thread *t, worker_item *items, int n)
         tries++;
         pause_after_error(t->conn, rc);
     }
+    int redo = 0;
     for (int i = 0; i < n; i++) {
         worker_item *it = &items[i];
         if (it->op == WORKER_OP_NONE)
             continue;
+        if (it->applied == 2) {
+            effect_failed(t, it);
+            redo += it->op != WORKER_OP_NONE;
+            continue;
+        }
         if (!it->applied) {
             /* After a retry, "not applied" usually means the first try was. */
             tq_log(tries ? TQ_LOG_DEBUG : TQ_LOG_WARN,
@@ -198,6 +216,8 @@ static void complete_items(task_thread *t, worker_item *items, int n)
         }
         it->op = WORKER_OP_NONE;
     }
+    if (redo)
+        goto again;
 }
 
 /* Builds the result JSON kept in P:result:<id> and P:history:<schedule>.
@@ -230,15 +250,22 @@ static int set_result(worker_item *it, const tq_msg *m, const char *worker_id,
     return it->result ? 0 : TQ_ENOMEM;
 }
 
-static void set_dead(worker_item *it, const char *reason, const char *error,
-                     const char *worker_id)
+/* Leaves a message in processing (out of memory): the orphan sweep
+ * requeues it, so it is not held until the worker stops. */
+static void keep_for_requeue(worker *w, worker_item *it)
+{
+    it->op = WORKER_OP_NONE;
+    atomic_store(&w->resync, 1);
+}
+
+static void set_dead(worker *w, worker_item *it, const char *reason, const char *error)
 {
     it->op = WORKER_OP_DEAD;
-    it->extra = tq_msg_dead_letter(it->raw, it->len, reason, error, worker_id,
+    it->extra = tq_msg_dead_letter(it->raw, it->len, reason, error, w->q.id,
                                    (double)tq_clock_wall_ms() / 1000.0, &it->extra_len);
     snprintf(it->error, sizeof it->error, "%s", error);
-    if (!it->extra) /* out of memory: leave it in processing for a requeue */
-        it->op = WORKER_OP_NONE;
+    if (!it->extra)
+        keep_for_requeue(w, it);
     tq_warn("dead letter (%s): task %s: %s", reason, it->id[0] ? it->id : "?", error);
 }
 
@@ -283,33 +310,76 @@ static void set_failure(task_thread *t, worker_item *it, tq_msg *m,
     int max = m->max_retries >= 0 ? m->max_retries : w->cfg.max_retries;
     json_t *errors = errors_with(m, it, w->q.id);
     json_object_set(m->extra, "errors", errors);
+    const char *reason = "max-retries";
     if (m->attempt <= max) {
-        it->op = WORKER_OP_RETRY;
-        it->status = "retrying";
         it->due_ms = it->finished_ms + retry_delay_ms(t, m->attempt);
         m->attempt++;
         it->extra = tq_msg_encode(m, &it->extra_len);
+        if (!it->extra) {
+            /* Over TQ_MSG_MAX with the errors: keep only this attempt's. */
+            json_t *last = json_array();
+            json_array_append(last, json_array_get(errors, json_array_size(errors) - 1));
+            json_object_set_new(m->extra, "errors", last);
+            it->extra = tq_msg_encode(m, &it->extra_len);
+        }
         m->attempt--;
-        tq_info("task %s (%s) failed (attempt %d of %d): %s; retry in %.3f s", m->id,
-                m->task, m->attempt, max + 1, it->error,
-                (double)(it->due_ms - it->finished_ms) / 1e3);
-    } else {
+        if (it->extra) {
+            it->op = WORKER_OP_RETRY;
+            it->status = "retrying";
+            tq_info("task %s (%s) failed (attempt %d of %d): %s; retry in %.3f s", m->id,
+                    m->task, m->attempt, max + 1, it->error,
+                    (double)(it->due_ms - it->finished_ms) / 1e3);
+        } else {
+            reason = "too-big"; /* the next attempt cannot be written: dead letter */
+        }
+    }
+    if (!it->extra) {
         it->op = WORKER_OP_DEAD;
         it->status = "failure";
         size_t len;
+        json_object_set(m->extra, "errors", errors);
         char *last = tq_msg_encode(m, &len); /* with every attempt's error */
-        char why[600];
-        snprintf(why, sizeof why, "%s (attempt %d of %d)", it->error, m->attempt,
-                 max + 1);
-        if (last)
-            it->extra = tq_msg_dead_letter(last, len, "max-retries", why, w->q.id,
-                                           (double)it->finished_ms / 1e3, &it->extra_len);
+        char why[700];
+        snprintf(why, sizeof why, "%s (attempt %d of %d)%s", it->error, m->attempt,
+                 max + 1,
+                 strcmp(reason, "too-big") == 0
+                     ? "; the next attempt would be over the 1 MiB limit"
+                     : "");
+        /* A message too big to take its errors is kept as it came. */
+        it->extra =
+            tq_msg_dead_letter(last ? last : it->raw, last ? len : it->len, reason, why,
+                               w->q.id, (double)it->finished_ms / 1e3, &it->extra_len);
         free(last);
-        tq_warn("dead letter (max-retries): task %s (%s): %s", m->id, m->task, why);
+        tq_warn("dead letter (%s): task %s (%s): %s", reason, m->id, m->task, why);
     }
     if (!it->extra || set_result(it, m, w->q.id, ctx, errors) < 0)
-        it->op = WORKER_OP_NONE; /* out of memory: requeued later */
+        keep_for_requeue(w, it); /* out of memory */
     json_decref(errors);
+}
+
+/* The task ran, but the completion could not apply its effect (the key
+ * holds no integer, or one too large): the run is a failure, retried or
+ * dead-lettered like any other, and the worker says why. */
+static void effect_failed(task_thread *t, worker_item *it)
+{
+    worker *w = t->w;
+    char err[512];
+    tq_msg m;
+    free(it->result);
+    free(it->extra);
+    it->result = it->extra = NULL;
+    if (tq_msg_decode(&m, it->raw, it->len, err, sizeof err) < 0) {
+        keep_for_requeue(w, it); /* it decoded before: out of memory */
+        return;
+    }
+    snprintf(it->error, sizeof it->error,
+             "its effect could not be applied: the key %s holds no integer that %lld "
+             "can be added to",
+             it->effect_key, (long long)it->effect_by);
+    tq_error("task %s (%s): %s", m.id, m.task, it->error);
+    it->effect_key[0] = '\0';
+    set_failure(t, it, &m, NULL);
+    tq_msg_deinit(&m);
 }
 
 /* Keeps the id of the task a thread runs, for the heartbeat's lock
@@ -377,7 +447,7 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
             it->effect_by = ctx.counter_by;
         }
         if (set_result(it, m, w->q.id, &ctx, json_object_get(m->extra, "errors")) < 0)
-            it->op = WORKER_OP_NONE;
+            keep_for_requeue(w, it);
         tq_debug("task %s (%s): success in %lld ms", m->id, m->task,
                  (long long)(it->finished_ms - it->started_ms));
         return;
@@ -400,22 +470,31 @@ static int run_item(task_thread *t, int i, int *done)
     char err[512];
     tq_msg m;
 
+    /* A claimed message's it->id is the id the broker locked: a message
+     * dead-lettered here releases that lock, whatever the decoder says. */
     if (tq_msg_decode(&m, it->raw, it->len, err, sizeof err) < 0) {
-        set_dead(it, "undecodable", err, w->q.id);
+        set_dead(w, it, "undecodable", err);
         return 1;
     }
-    snprintf(it->id, sizeof it->id, "%s", m.id);
+    int same_id = !it->claimed || strcmp(it->id, m.id) == 0;
+    if (!it->claimed)
+        snprintf(it->id, sizeof it->id, "%s", m.id);
     snprintf(it->task, sizeof it->task, "%s", m.task);
     const tq_task_def *task = worker_tasks_find(w->tasks, m.task);
     int fast = 1;
     if (!it->claimed) {
-        set_dead(it, "undecodable",
+        set_dead(w, it, "undecodable",
                  "Redis' JSON parser could not read the field 'id', so the message "
-                 "cannot be locked",
-                 w->q.id);
+                 "cannot be locked");
+    } else if (!same_id) {
+        snprintf(err, sizeof err,
+                 "field 'id': Redis' JSON parser and the worker's read different ids "
+                 "(%.100s, %.100s)",
+                 it->id, m.id);
+        set_dead(w, it, "undecodable", err);
     } else if (!task) {
         snprintf(err, sizeof err, "unknown task '%s'", m.task);
-        set_dead(it, "unknown-task", err, w->q.id);
+        set_dead(w, it, "unknown-task", err);
     } else if (m.expires_at > 0 && (double)tq_clock_wall_ms() / 1e3 > m.expires_at) {
         it->op = WORKER_OP_DONE;
         it->status = "expired";
@@ -423,7 +502,7 @@ static int run_item(task_thread *t, int i, int *done)
         snprintf(it->schedule, sizeof it->schedule, "%s", m.schedule);
         snprintf(it->error, sizeof it->error, "expired at %.3f, not run", m.expires_at);
         if (set_result(it, &m, w->q.id, NULL, json_object_get(m.extra, "errors")) < 0)
-            it->op = WORKER_OP_NONE;
+            keep_for_requeue(w, it);
         it->started_ms = 0; /* no task-started event */
         tq_info("task %s (%s) expired: not run", m.id, m.task);
     } else {
@@ -451,14 +530,15 @@ static void *task_thread_main(void *arg)
 {
     task_thread *t = arg;
     worker *w = t->w;
+    unsigned bad = 0; /* queues whose key is of the wrong type */
     while (!tq_proc_stop) {
         int64_t now = tq_clock_wall_ms();
-        int n = worker_queue_fetch(t->conn, &w->q, now, t->batch, t->items);
+        int n = worker_queue_fetch(t->conn, &w->q, now, t->batch, t->items, &bad);
         if (n == 0) {
-            /* Block on the first queue that is not paused; if all are, the
-             * next heartbeat may say otherwise. */
+            /* Block on the first queue that is not paused (or broken); if
+             * all are, the next heartbeat may say otherwise. */
             int qi = 0;
-            while (qi < w->q.nqueues && atomic_load(&w->paused[qi]))
+            while (qi < w->q.nqueues && (atomic_load(&w->paused[qi]) || bad >> qi & 1))
                 qi++;
             if (qi < w->q.nqueues)
                 n = worker_queue_wait(t->conn, &w->q, qi, now,
@@ -584,21 +664,30 @@ static void extend_locks(worker *w)
 
 static void heartbeat_once(worker *w)
 {
-    char pid[16], conc[16], started[24], now_s[24], queues[TQ_CONFIG_STR_MAX] = "";
+    /* Every queue name and a comma after each fit. */
+    char pid[16], conc[16], started[24], now_s[24];
+    char queues[TQ_CONFIG_QUEUES_MAX * TQ_CONFIG_NAME_MAX];
     int64_t now = tq_clock_wall_ms();
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     snprintf(conc, sizeof conc, "%d", w->nthreads);
     snprintf(started, sizeof started, "%lld", (long long)w->started_ms);
     snprintf(now_s, sizeof now_s, "%lld", (long long)now);
-    for (int i = 0; i < w->cfg.nqueues; i++) {
-        if (i)
-            strcat(queues, ",");
-        strcat(queues, w->cfg.queues[i]);
-    }
+    size_t used = 0;
+    queues[0] = '\0';
+    for (int i = 0; i < w->cfg.nqueues; i++)
+        used += (size_t)snprintf(queues + used, sizeof queues - used, "%s%s",
+                                 i ? "," : "", w->cfg.queues[i]);
     const char *info[] = {"host",      w->host,       "pid", pid,       "queues",
                           queues,      "concurrency", conc,  "started", started,
                           "heartbeat", now_s,         NULL};
-    if (worker_queue_heartbeat(w->hb_conn, &w->q, now, info) < 0)
+    int rc = worker_queue_heartbeat(w->hb_conn, &w->q, w->instance, now, info);
+    if (rc == 0 && !atomic_exchange(&w->superseded, 1)) {
+        tq_error("another process has taken over worker id %s (this one looked dead "
+                 "for longer than the liveness window): stopping",
+                 w->q.id);
+        tq_proc_stop = 1;
+    }
+    if (rc <= 0)
         return;
     worker_queue_event(w->hb_conn, &w->q, "worker-heartbeat", now, NULL);
     int paused[TQ_CONFIG_QUEUES_MAX];
@@ -637,17 +726,44 @@ static void *heartbeat_main(void *arg)
 }
 
 /* Registers the worker and requeues what an earlier process with the same
- * id left in its processing list. Waits for Redis. Returns 0, or
+ * id left in its processing list. Waits for Redis. A live process with the
+ * same id (its heartbeat moves) makes this one refuse to start: two
+ * processes under one id would requeue and ack each other's messages.
+ * One whose heartbeat does not move for the liveness window is dead, and
+ * this one takes its place. Returns 0; TQ_EBUSY (the id is in use); or
  * TQ_ESTOPPED if a signal came first. */
 static int register_worker(worker *w)
 {
+    int64_t first_hb = -1;
     for (;;) {
         if (tq_proc_stop)
             return TQ_ESTOPPED;
         int64_t now = tq_clock_wall_ms();
-        const char *info[] = {"host", w->host, NULL};
-        int rc = worker_queue_heartbeat(w->hb_conn, &w->q, now, info);
+        worker_holder other;
+        int rc = worker_queue_register(w->hb_conn, &w->q, w->instance, now, &other);
         if (rc == 0) {
+            if (first_hb < 0) {
+                first_hb = other.heartbeat_ms;
+                tq_warn("worker id %s is held by another process (host %s, pid %s, last "
+                        "heartbeat %lld ms ago): waiting up to %lld ms to see whether it "
+                        "is alive",
+                        w->q.id, other.host, other.pid,
+                        (long long)(now - other.heartbeat_ms),
+                        (long long)w->q.liveness_ms);
+            } else if (other.heartbeat_ms != first_hb) {
+                tq_error("worker id %s is in use by a live worker (host %s, pid %s): "
+                         "choose another --worker-id",
+                         w->q.id, other.host, other.pid);
+                return TQ_EBUSY;
+            }
+            tq_clock_sleep_ms(200, &tq_proc_stop);
+            continue;
+        }
+        if (rc > 0) {
+            const char *info[] = {"host", w->host, NULL};
+            rc = worker_queue_heartbeat(w->hb_conn, &w->q, w->instance, now, info);
+        }
+        if (rc > 0) {
             rc = worker_queue_requeue(w->hb_conn, &w->q, now, 0);
             if (rc > 0)
                 tq_warn("requeued %d message(s) left by an earlier worker with id %s", rc,
@@ -687,7 +803,10 @@ int worker_run(worker *w)
     tq_info("worker %s starting: %d thread(s), queues %s%s, redis %s", w->q.id,
             w->nthreads, w->cfg.queues[0], w->cfg.nqueues > 1 ? ",..." : "", where);
 
-    if (register_worker(w) < 0) {
+    int rc = register_worker(w);
+    if (rc == TQ_EBUSY)
+        return 2;
+    if (rc < 0) {
         tq_info("stopped before redis was reachable");
         return 0;
     }
@@ -720,11 +839,12 @@ int worker_run(worker *w)
     atomic_store(&w->hb_stop, 1);
     if (w->hb_started)
         pthread_join(w->hb_tid, NULL);
-    deregister_worker(w);
+    if (!atomic_load(&w->superseded))
+        deregister_worker(w); /* else the id, its hash and list are another's now */
     tq_info("worker %s stopped: processed=%lld failed=%lld retried=%lld dead=%lld "
             "roundtrips=%llu",
             w->q.id, (long long)atomic_load(&w->processed),
             (long long)atomic_load(&w->failed), (long long)atomic_load(&w->retried),
             (long long)atomic_load(&w->dead), (unsigned long long)roundtrips);
-    return 0;
+    return atomic_load(&w->superseded) ? 1 : 0;
 }
