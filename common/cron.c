@@ -353,11 +353,19 @@ static int64_t first_match(const tq_cron *c, int64_t from, int64_t limit)
  * transition. The walk starts two days early so that it knows the high
  * water mark of a fall-back just before after_ms. */
 
+/* 1 if the walk from ms, and the horizon after it, stay within int64_t
+ * milliseconds; for the rest next and prev answer TQ_CRON_NEVER. */
+static int in_range(int64_t ms)
+{
+    int64_t lo = floor_div(ms, 1000) + 1;
+    return lo <= INT64_MAX / 1000 - TQ_CRON_HORIZON_S - 4 * 86400 &&
+           lo >= INT64_MIN / 1000 + 4 * 86400;
+}
+
 int64_t tq_cron_next(const tq_cron *c, const tq_tz *z, int64_t after_ms)
 {
     int64_t lo = floor_div(after_ms, 1000) + 1; /* the first allowed fire, in s */
-    if (lo > INT64_MAX / 1000 - TQ_CRON_HORIZON_S - 4 * 86400 ||
-        lo < INT64_MIN / 1000 + 4 * 86400)
+    if (!in_range(after_ms))
         return TQ_CRON_NEVER;
     int64_t horizon = lo + TQ_CRON_HORIZON_S;
     int64_t s = lo - 2 * 86400;
@@ -386,6 +394,10 @@ int64_t tq_cron_next(const tq_cron *c, const tq_tz *z, int64_t after_ms)
 
 int64_t tq_cron_prev(const tq_cron *c, const tq_tz *z, int64_t at_ms)
 {
+    /* Out of next's range, the bisection below would take next's NEVER for
+     * "no fire yet" and answer an instant that is no fire. */
+    if (!in_range(at_ms))
+        return TQ_CRON_NEVER;
     /* Find lo with a fire in (lo, at_ms], doubling the distance. */
     int64_t step = 60000, lo;
     for (;;) {

@@ -271,6 +271,28 @@ static void test_never(void **state)
     TQ_ASSERT_INT(tq_cron_next(&c, zone("UTC"), INT64_MIN + 1), TQ_CRON_NEVER);
 }
 
+/* Found by tests/fuzz/fuzz_cron: prev from an instant past next's range
+ * bisected against next's NEVER and answered an instant that is no fire. */
+static void test_prev_out_of_range(void **state)
+{
+    (void)state;
+    tq_cron c = parse_ok(" 0 3 * * SUN ");
+    const tq_tz *z = zone("America/New_York");
+    const int64_t at[] = {9223371403128995839LL, INT64_MAX, INT64_MAX / 1000 * 999,
+                          INT64_MIN, INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        int64_t p = tq_cron_prev(&c, z, at[i]);
+        if (p != TQ_CRON_NEVER && (p > at[i] || tq_cron_next(&c, z, p - 1) != p))
+            fail_msg("prev(%lld) = %lld is not a fire", (long long)at[i], (long long)p);
+    }
+    TQ_ASSERT_INT(tq_cron_prev(&c, z, INT64_MAX), TQ_CRON_NEVER);
+    /* Near the end of the range, prev still finds the last fire. */
+    int64_t far = (INT64_MAX / 1000 - TQ_CRON_HORIZON_S - 5 * 86400) * 1000;
+    int64_t p = tq_cron_prev(&c, z, far);
+    assert_true(p != TQ_CRON_NEVER && p <= far && tq_cron_next(&c, z, p - 1) == p &&
+                tq_cron_next(&c, z, p) > far);
+}
+
 /* ---- daylight-saving time ---- */
 
 static void test_dst_new_york(void **state)
@@ -545,10 +567,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_items),  cmocka_unit_test(test_parse_macros),
         cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_next_utc),
-        cmocka_unit_test(test_never),        cmocka_unit_test(test_dst_new_york),
-        cmocka_unit_test(test_dst_europe),   cmocka_unit_test(test_dst_southern),
-        cmocka_unit_test(test_dst_others),   cmocka_unit_test(test_prev),
-        cmocka_unit_test(test_brute_force),
+        cmocka_unit_test(test_never),        cmocka_unit_test(test_prev_out_of_range),
+        cmocka_unit_test(test_dst_new_york), cmocka_unit_test(test_dst_europe),
+        cmocka_unit_test(test_dst_southern), cmocka_unit_test(test_dst_others),
+        cmocka_unit_test(test_prev),         cmocka_unit_test(test_brute_force),
     };
     return cmocka_run_group_tests_name("cron", tests, NULL, NULL);
 }
