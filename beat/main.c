@@ -5,6 +5,7 @@
  * (beat/dryrun.c) that needs no Redis. */
 #include "beat/beat.h"
 #include "common/config.h"
+#include "common/conn.h"
 #include "common/proc.h"
 
 #include <stdio.h>
@@ -12,6 +13,7 @@
 int main(int argc, char **argv)
 {
     tq_config cfg;
+    char err[1024];
     int rc =
         tq_proc_start(&cfg, TQ_PROG_BEAT, "beat",
                       "Publishes the scheduled ticks of P:schedules as task messages; "
@@ -19,13 +21,16 @@ int main(int argc, char **argv)
                       argc, argv);
     if (rc >= 0)
         return rc;
-    if (cfg.check)
-        return tq_proc_check(&cfg);
+    if (cfg.check) { /* one PING; on failure, one line that says why */
+        if (tq_conn_check(cfg.redis_url, "check", 1, err, sizeof err) == 0)
+            return 0;
+        fprintf(stderr, "tickq-beat: --check: %s\n", err);
+        return 1;
+    }
     if (cfg.next_runs[0])
         return beat_dry_run(&cfg, stdout, stderr);
     tq_proc_signals();
 
-    char err[1024];
     beat *b = beat_new(&cfg, err, sizeof err);
     if (!b) {
         fprintf(stderr, "tickq-beat: %s\n", err[0] ? err : "out of memory");

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -25,7 +26,27 @@ struct tq_conn {
     int unflushed;       /* commands appended since the last reply read */
     int pending;         /* replies still to read */
     uint64_t roundtrips;
+    int auth_failed; /* the last failure was a refused login or right */
+    int auth_cmd;    /* ... refused to a command: a new login proves nothing */
+    int quiet;       /* log nothing (tq_conn_check for --check) */
+    char error[TQ_CONN_ERROR_MAX]; /* why the last attempt failed, "" if none */
 };
+
+/* When a login failure was last logged (monotonic ms), for the whole
+ * process: every thread's connection fails the same way at once, and one
+ * line says it. 0 means "not during this outage": a good login resets it. */
+static _Atomic int64_t auth_logged_ms = 0;
+
+/* 1 if an error reply s means Redis refused our credentials or rights:
+ * WRONGPASS (Redis 6+, also a disabled user), NOAUTH (no password given),
+ * "invalid password" (Redis 5 and older), AUTH sent to a server without a
+ * password, or NOPERM (an ACL user without the rights a command needs). */
+static int is_auth_error(const char *s)
+{
+    return strncmp(s, "WRONGPASS", 9) == 0 || strncmp(s, "NOAUTH", 6) == 0 ||
+           strncmp(s, "NOPERM", 6) == 0 || strstr(s, "invalid password") ||
+           strstr(s, "without any password configured");
+}
 
 tq_conn *tq_conn_new(const tq_url *url, const char *name)
 {
@@ -65,12 +86,69 @@ uint64_t tq_conn_roundtrips(const tq_conn *c)
     return c->roundtrips;
 }
 
+int tq_conn_auth_failed(const tq_conn *c)
+{
+    return c->auth_failed;
+}
+
+const char *tq_conn_last_error(const tq_conn *c)
+{
+    return c->error;
+}
+
+int tq_conn_check(const char *url, const char *name, int quiet, char *why, size_t whylen)
+{
+    tq_url u;
+    char err[TQ_CONN_ERROR_MAX];
+    if (tq_url_parse(url, &u, err, sizeof err) < 0)
+        return tq_err_set(TQ_EINVAL, why, whylen, "%s", err);
+    tq_conn *c = tq_conn_new(&u, name);
+    if (!c)
+        return tq_err_set(TQ_ENOMEM, why, whylen, "out of memory");
+    c->quiet = quiet;
+    redisReply *r = tq_conn_cmd(c, "PING");
+    int rc = 0;
+    char where[TQ_URL_HOST_MAX + 64];
+    tq_url_redacted(&u, where, sizeof where);
+    if (!r)
+        rc = tq_err_set(TQ_EREDIS, why, whylen, "redis %s: %s: %s", where,
+                        !c->auth_failed                      ? "unreachable"
+                        : strstr(c->error, "NOPERM") != NULL ? "permission denied"
+                                                             : "authentication failed",
+                        c->error[0] ? c->error : "no answer");
+    else if (r->type != REDIS_REPLY_STATUS)
+        rc = tq_err_set(TQ_EREDIS, why, whylen, "redis %s: PING answered %s", where,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "something else");
+    freeReplyObject(r);
+    tq_conn_free(c);
+    return rc;
+}
+
 static uint64_t next_rand(tq_conn *c)
 {
     c->rng ^= c->rng << 13;
     c->rng ^= c->rng >> 7;
     c->rng ^= c->rng << 17;
     return c->rng;
+}
+
+/* Logs a refused login: an error once per outage for the whole process,
+ * then at most every TQ_CONN_AUTH_LOG_EVERY_MS; debug otherwise. */
+static void log_auth_failure(const tq_conn *c, const char *where, const char *why)
+{
+    int64_t now = tq_clock_mono_ms();
+    int64_t last = atomic_load(&auth_logged_ms);
+    int nopriv = strstr(why, "NOPERM") != NULL;
+    if ((last == 0 || now - last >= TQ_CONN_AUTH_LOG_EVERY_MS) &&
+        atomic_compare_exchange_strong(&auth_logged_ms, &last, now ? now : 1)) {
+        tq_error("%s: redis %s: %s: %s; check the %s in the redis url (retrying with "
+                 "backoff, this error is repeated at most once a minute)",
+                 c->name, where, nopriv ? "permission denied" : "authentication failed",
+                 why, nopriv ? "user's ACL rights" : "user and password");
+    } else {
+        tq_debug("%s: redis %s: %s still fails: %s", c->name, where,
+                 nopriv ? "permission" : "authentication", why);
+    }
 }
 
 /* After a failed attempt: wait half the window plus a random part of the
@@ -86,7 +164,12 @@ static void schedule_retry(tq_conn *c, const char *why)
     c->next_try_ms = tq_clock_mono_ms() + delay;
     char where[TQ_URL_HOST_MAX + 64];
     tq_url_redacted(&c->url, where, sizeof where);
-    if (c->failures == 0)
+    snprintf(c->error, sizeof c->error, "%s", why);
+    if (c->quiet)
+        ;
+    else if (c->auth_failed)
+        log_auth_failure(c, where, why);
+    else if (c->failures == 0)
         tq_warn("%s: redis %s unreachable (%s); retrying with backoff", c->name, where,
                 why);
     else
@@ -95,9 +178,10 @@ static void schedule_retry(tq_conn *c, const char *why)
     c->failures++;
 }
 
-void tq_conn_drop(tq_conn *c, const char *why_)
+/* Frees the context and schedules the next attempt. */
+static void drop(tq_conn *c, const char *why_)
 {
-    char why[128]; /* why_ often points into the context freed below */
+    char why[TQ_CONN_ERROR_MAX]; /* why_ often points into the context freed below */
     snprintf(why, sizeof why, "%s", why_ && *why_ ? why_ : "connection lost");
     if (c->ctx) {
         redisFree(c->ctx);
@@ -108,6 +192,25 @@ void tq_conn_drop(tq_conn *c, const char *why_)
     schedule_retry(c, why);
 }
 
+void tq_conn_drop(tq_conn *c, const char *why)
+{
+    c->auth_failed = c->auth_cmd = 0;
+    drop(c, why);
+}
+
+/* The connection works again: one line if it had failed, and the end of a
+ * login outage. */
+static void healthy(tq_conn *c)
+{
+    if (c->failures && !c->quiet)
+        tq_info("%s: redis connection restored after %d failed attempts", c->name,
+                c->failures);
+    c->failures = 0;
+    c->error[0] = '\0';
+    atomic_store(&auth_logged_ms, 0); /* Redis let us in: that outage is over */
+    c->auth_failed = c->auth_cmd = 0;
+}
+
 int64_t tq_conn_backoff_ms(const tq_conn *c)
 {
     if (c->ctx)
@@ -116,7 +219,28 @@ int64_t tq_conn_backoff_ms(const tq_conn *c)
     return left > 0 ? left : 0;
 }
 
-/* Sends AUTH, SELECT and CLIENT SETNAME on a fresh context. */
+/* Checks a handshake reply: returns 0, or -1 with why set (and
+ * c->auth_failed when Redis refused the login). Frees r. */
+static int handshake_reply(tq_conn *c, redisReply *r, const char *what, char *why,
+                           size_t whylen)
+{
+    int rc = 0;
+    if (!r) {
+        snprintf(why, whylen, "%s: %s", what, c->ctx->errstr);
+        rc = -1;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(why, whylen, "%s: %s", what, r->str);
+        c->auth_failed = is_auth_error(r->str);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Sends AUTH, SELECT and CLIENT SETNAME on a fresh context. Without a
+ * password in the URL, a server that wants one answers SETNAME (or SELECT)
+ * with NOAUTH: that is a failed login, found here rather than as an error
+ * reply to every command the program sends afterwards. */
 static int handshake(tq_conn *c, char *why, size_t whylen)
 {
     redisReply *r;
@@ -125,21 +249,13 @@ static int handshake(tq_conn *c, char *why, size_t whylen)
             r = redisCommand(c->ctx, "AUTH %s %s", c->url.user, c->url.password);
         else
             r = redisCommand(c->ctx, "AUTH %s", c->url.password);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(why, whylen, "AUTH: %s", r ? r->str : c->ctx->errstr);
-            freeReplyObject(r);
+        if (handshake_reply(c, r, "AUTH", why, whylen) < 0)
             return -1;
-        }
-        freeReplyObject(r);
     }
     if (c->url.db) {
         r = redisCommand(c->ctx, "SELECT %d", c->url.db);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(why, whylen, "SELECT: %s", r ? r->str : c->ctx->errstr);
-            freeReplyObject(r);
+        if (handshake_reply(c, r, "SELECT", why, whylen) < 0)
             return -1;
-        }
-        freeReplyObject(r);
     }
     char cname[NAME_MAX_];
     snprintf(cname, sizeof cname, "%s", c->name);
@@ -147,12 +263,13 @@ static int handshake(tq_conn *c, char *why, size_t whylen)
         if (*p == ' ')
             *p = '_';
     r = redisCommand(c->ctx, "CLIENT SETNAME %s", cname);
-    if (!r) {
-        snprintf(why, whylen, "%s", c->ctx->errstr);
-        return -1;
+    /* A user without the right to name itself may still do its work: only
+     * a refused login counts here. */
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) != 0) {
+        freeReplyObject(r);
+        return 0;
     }
-    freeReplyObject(r);
-    return 0;
+    return handshake_reply(c, r, "CLIENT SETNAME", why, whylen);
 }
 
 int tq_conn_ensure(tq_conn *c)
@@ -166,7 +283,9 @@ int tq_conn_ensure(tq_conn *c)
                          (TQ_CONN_CONNECT_TIMEOUT_MS % 1000) * 1000};
     struct timeval rt = {(time_t)(c->timeout_ms / 1000),
                          (suseconds_t)(c->timeout_ms % 1000) * 1000};
-    char why[256] = "out of memory";
+    char why[TQ_CONN_ERROR_MAX] = "out of memory";
+    int auth_cmd = c->auth_cmd;
+    c->auth_failed = c->auth_cmd = 0;
     if (c->url.is_unix)
         c->ctx = redisConnectUnixWithTimeout(c->url.host, ct);
     else
@@ -174,11 +293,10 @@ int tq_conn_ensure(tq_conn *c)
     if (c->ctx && !c->ctx->err && redisSetTimeout(c->ctx, rt) == REDIS_OK &&
         (c->url.is_unix || redisEnableKeepAlive(c->ctx) == REDIS_OK) &&
         handshake(c, why, sizeof why) == 0) {
-        if (c->failures) {
-            tq_info("%s: redis connection restored after %d failed attempts", c->name,
-                    c->failures);
-        }
-        c->failures = 0;
+        if (auth_cmd) /* healthy only once a command is let through */
+            c->auth_failed = c->auth_cmd = 1;
+        else
+            healthy(c);
         return 0;
     }
     if (c->ctx && c->ctx->err && strcmp(why, "out of memory") == 0)
@@ -220,6 +338,20 @@ redisReply *tq_conn_reply(tq_conn *c)
         return NULL;
     }
     c->pending--;
+    redisReply *r = reply;
+    if (r->type == REDIS_REPLY_ERROR && is_auth_error(r->str)) {
+        /* The login was revoked or the user lacks a right: the command did
+         * not run, and every other would fail the same way. An outage, not
+         * a reply for each caller to log. */
+        char why[TQ_CONN_ERROR_MAX];
+        snprintf(why, sizeof why, "%s", r->str);
+        freeReplyObject(r);
+        c->auth_failed = c->auth_cmd = 1;
+        drop(c, why);
+        return NULL;
+    }
+    if (c->auth_cmd)
+        healthy(c);
     return reply;
 }
 

@@ -8,6 +8,15 @@
  * freed and the next call reconnects. Error replies (-ERR ...) are replies,
  * not I/O errors: the caller checks reply types.
  *
+ * A login that Redis refuses (WRONGPASS, NOAUTH, "invalid password", or
+ * NOPERM for a user without the rights a command needs) is an outage of its
+ * own kind: the context is dropped as after an I/O error, the call returns
+ * NULL, and the next try waits the same capped backoff. It is logged as one
+ * error that says "authentication failed" (or "permission denied") once per
+ * outage for the whole process, then at most every
+ * TQ_CONN_AUTH_LOG_EVERY_MS while it lasts; a password never appears in a
+ * log line (the URL is shown through tq_url_redacted()).
+ *
  * Lua scripts go through tq_script: EVALSHA first, EVAL when Redis answers
  * NOSCRIPT (a restarted or flushed Redis), so scripts need no loading step. */
 #ifndef TQ_CONN_H
@@ -22,6 +31,8 @@
 #define TQ_CONN_BACKOFF_CAP_MS 2000 /* retries never wait longer */
 #define TQ_CONN_CONNECT_TIMEOUT_MS 2000
 #define TQ_CONN_COMMAND_TIMEOUT_MS 5000 /* also bounds blocking commands */
+#define TQ_CONN_AUTH_LOG_EVERY_MS 60000 /* a lasting login failure, repeated */
+#define TQ_CONN_ERROR_MAX 256           /* bytes of tq_conn_last_error(), with NUL */
 
 typedef struct tq_conn tq_conn;
 
@@ -88,5 +99,22 @@ int tq_conn_is_noscript(const redisReply *r);
 
 /* Round trips to Redis so far (each flush of one or more commands). */
 uint64_t tq_conn_roundtrips(const tq_conn *c);
+
+/* 1 while c's last attempt failed because Redis refused the login or the
+ * rights (see above), 0 otherwise. */
+int tq_conn_auth_failed(const tq_conn *c);
+
+/* Why c's last attempt or command failed, "" if nothing failed: borrowed,
+ * valid until the next call on c; never holds a password. */
+const char *tq_conn_last_error(const tq_conn *c);
+
+/* One health check of the Redis at url (a string, parsed here): connects,
+ * logs in and sends PING, once, without backoff. Returns 0 when PONG came
+ * back; TQ_EINVAL for a bad url; TQ_EREDIS otherwise. On failure why gets a
+ * sentence naming the (redacted) URL and the reason, e.g. "redis
+ * redis://:***@db:6379/0: authentication failed: WRONGPASS ...". quiet 1
+ * logs nothing (--check prints why itself); quiet 0 logs as every
+ * connection does. Blocks at most the connect and command timeouts. */
+int tq_conn_check(const char *url, const char *name, int quiet, char *why, size_t whylen);
 
 #endif

@@ -3,6 +3,7 @@
  * configuration (including an address that cannot be listened on). */
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/conn.h"
 #include "common/err.h"
 #include "common/proc.h"
 #include "web/web.h"
@@ -16,14 +17,21 @@
 int main(int argc, char **argv)
 {
     tq_config cfg;
+    char err[512];
     int rc = tq_proc_start(&cfg, TQ_PROG_WEB, "web", SUMMARY, argc, argv);
     if (rc >= 0)
         return rc;
-    if (cfg.check)
-        return tq_proc_check(&cfg);
+    if (cfg.check) { /* one PING; on failure, one line that says why */
+        if (tq_conn_check(cfg.redis_url, "check", 1, err, sizeof err) == 0)
+            return 0;
+        fprintf(stderr, "tickq-web: --check: %s\n", err);
+        return 1;
+    }
     tq_proc_signals();
+    /* A Redis that is down or refuses the login is logged now, not at the
+     * first request; the server starts anyway and /healthz says 503. */
+    tq_conn_check(cfg.redis_url, "web", 0, err, sizeof err);
 
-    char err[512];
     web_server *w = NULL;
     rc = web_start(&cfg, &w, err, sizeof err);
     if (rc < 0) {

@@ -1,6 +1,7 @@
 /* tickq-worker: consumes task messages from Redis queues. */
 #include <stdio.h>
 
+#include "common/conn.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "worker/worker.h"
@@ -8,6 +9,7 @@
 int main(int argc, char **argv)
 {
     tq_config cfg;
+    char err[512];
     char id[TQ_CONFIG_NAME_MAX];
 
     int rc = tq_proc_start(&cfg, TQ_PROG_WORKER, "worker",
@@ -15,15 +17,18 @@ int main(int argc, char **argv)
                            argv);
     if (rc >= 0)
         return rc;
-    if (cfg.check)
-        return tq_proc_check(&cfg);
+    if (cfg.check) { /* one PING; on failure, one line that says why */
+        if (tq_conn_check(cfg.redis_url, "check", 1, err, sizeof err) == 0)
+            return 0;
+        fprintf(stderr, "tickq-worker: --check: %s\n", err);
+        return 1;
+    }
     if (cfg.worker_id[0])
         snprintf(id, sizeof id, "%s", cfg.worker_id);
     else
         tq_proc_default_id(id, sizeof id);
     tq_proc_signals();
 
-    char err[512];
     worker *w = worker_new(&cfg, id, err, sizeof err);
     if (!w) {
         fprintf(stderr, "tickq-worker: %s\n", err);

@@ -271,14 +271,14 @@ static void test_passwords(void **state)
     free(log);
     tq_conn_free(c);
 
-    /* No password at all: connected, but every command is refused. */
+    /* No password at all: the handshake sees NOAUTH, so no command is sent
+     * on a connection that refuses everything. */
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", auth.port);
     c = conn_to(url, "none");
-    r = tq_conn_cmd(c, "PING");
-    assert_non_null(r);
-    TQ_ASSERT_INT(r->type, REDIS_REPLY_ERROR);
-    TQ_ASSERT_CONTAINS(r->str, "NOAUTH");
-    freeReplyObject(r);
+    assert_null(tq_conn_cmd(c, "PING"));
+    TQ_ASSERT_INT(tq_conn_auth_failed(c), 1);
+    TQ_ASSERT_CONTAINS(tq_conn_last_error(c), "NOAUTH");
+    TQ_ASSERT_RANGE(tq_conn_backoff_ms(c), 1, TQ_CONN_BACKOFF_CAP_MS);
     tq_conn_free(c);
 
     /* An ACL user with its own password: user:password@. */
@@ -697,6 +697,181 @@ static void test_append_eval_and_noscript(void **state)
     tq_conn_free(c);
 }
 
+/* Calls PING for about ms milliseconds as a program's loop would (sleeping
+ * the backoff between tries) and returns what was logged at info level.
+ * Every reply must be NULL. */
+static char *ping_for(tq_conn *c, int64_t ms)
+{
+    tq_log_init(TQ_LOG_INFO, TQ_LOG_TEXT, "test");
+    tq_test_capture cap;
+    if (tq_test_capture_start(&cap, STDERR_FILENO) < 0)
+        fail_msg("cannot capture stderr");
+    int64_t end = tq_clock_mono_ms() + ms;
+    int replies = 0, tries = 0;
+    while (tq_clock_mono_ms() < end) {
+        redisReply *r = tq_conn_cmd(c, "PING");
+        if (r)
+            replies++;
+        freeReplyObject(r);
+        tries++;
+        int64_t b = tq_conn_backoff_ms(c);
+        tq_clock_sleep_ms(b > 10 ? b : 10, NULL);
+    }
+    char *log = tq_test_capture_stop(&cap, NULL);
+    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
+    if (replies)
+        fail_msg("%d of %d PINGs got a reply from a connection that failed to log in",
+                 replies, tries);
+    return log;
+}
+
+/* A failed login is one clear "authentication failed" error per outage,
+ * then quiet retries under the capped backoff: not an error per call, not
+ * "unexpected reply", not a connection that looks healthy. */
+static void test_auth_failure_is_one_clear_error(void **state)
+{
+    (void)state;
+    tq_test_redis auth;
+    assert_int_equal(tq_test_redis_start_with(&auth, "Pw-4b1e9c", 0), 0);
+    char wrong[400], none[400], right[400];
+    snprintf(wrong, sizeof wrong, "redis://:Wrong-77f3@127.0.0.1:%d/0", auth.port);
+    snprintf(none, sizeof none, "redis://127.0.0.1:%d/0", auth.port);
+    snprintf(right, sizeof right, "redis://:Pw-4b1e9c@127.0.0.1:%d/0", auth.port);
+    const char *urls[] = {wrong, none};
+    const char *codes[] = {"WRONGPASS", "NOAUTH"};
+    for (int i = 0; i < 2; i++) {
+        /* A good login first: a new outage starts after it. */
+        tq_conn *ok = conn_to(right, "right");
+        ping_ok(ok);
+        tq_conn_free(ok);
+        tq_conn *c1 = conn_to(urls[i], "one");
+        tq_conn *c2 = conn_to(urls[i], "two");
+        char *log1 = ping_for(c1, 2500);
+        char *log2 = ping_for(c2, 1000); /* the same outage: quiet */
+        TQ_ASSERT_INT(tq_test_count_lines(log1), 1);
+        TQ_ASSERT_CONTAINS(log1, "authentication failed");
+        TQ_ASSERT_CONTAINS(log1, codes[i]);
+        TQ_ASSERT_CONTAINS(log1, "127.0.0.1");
+        TQ_ASSERT_NOT_CONTAINS(log1, "Wrong-77f3");
+        TQ_ASSERT_NOT_CONTAINS(log1, "unexpected");
+        TQ_ASSERT_NOT_CONTAINS(log1, "unreachable");
+        TQ_ASSERT_INT(tq_test_count_lines(log2), 0);
+        TQ_ASSERT_INT(tq_conn_auth_failed(c1), 1);
+        TQ_ASSERT_CONTAINS(tq_conn_last_error(c1), codes[i]);
+        /* The backoff grew toward its cap: a handful of tries, no storm. */
+        TQ_ASSERT_RANGE(tq_conn_backoff_ms(c1), 0, TQ_CONN_BACKOFF_CAP_MS);
+        free(log1);
+        free(log2);
+        tq_conn_free(c1);
+        tq_conn_free(c2);
+    }
+    tq_test_redis_stop(&auth);
+}
+
+/* An ACL user that cannot log in (disabled) and one without rights: each a
+ * distinct error, and the connection comes back by itself once the user is
+ * fixed, with one "restored" line. */
+static void test_acl_user_errors_and_recovery(void **state)
+{
+    (void)state;
+    tq_test_redis auth;
+    assert_int_equal(tq_test_redis_start_with(&auth, "Pw-admin", 0), 0);
+    redisReply *r =
+        tq_test_redis_cmd(&auth, "ACL SETUSER carol off >carolpw ~* &* +@all");
+    assert_non_null(r);
+    TQ_ASSERT_INT(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = tq_test_redis_cmd(&auth, "ACL SETUSER dave on >davepw ~* &* -@all");
+    assert_non_null(r);
+    TQ_ASSERT_INT(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    char url[400];
+
+    snprintf(url, sizeof url, "redis://dave:davepw@127.0.0.1:%d/0", auth.port);
+    tq_conn *d = conn_to(url, "dave");
+    char *log = ping_for(d, 1000);
+    TQ_ASSERT_INT(tq_test_count_lines(log), 1);
+    TQ_ASSERT_CONTAINS(log, "NOPERM");
+    TQ_ASSERT_CONTAINS(log, "redis://dave:***@127.0.0.1");
+    TQ_ASSERT_NOT_CONTAINS(log, "davepw");
+    free(log);
+    TQ_ASSERT_INT(tq_conn_auth_failed(d), 1);
+    tq_conn_free(d);
+
+    /* A good login in between ends that outage. */
+    snprintf(url, sizeof url, "redis://:Pw-admin@127.0.0.1:%d/0", auth.port);
+    tq_conn *admin = conn_to(url, "admin");
+    ping_ok(admin);
+    tq_conn_free(admin);
+    snprintf(url, sizeof url, "redis://carol:carolpw@127.0.0.1:%d/0", auth.port);
+    tq_conn *c = conn_to(url, "carol");
+    log = ping_for(c, 1500);
+    TQ_ASSERT_INT(tq_test_count_lines(log), 1);
+    TQ_ASSERT_CONTAINS(log, "authentication failed");
+    TQ_ASSERT_NOT_CONTAINS(log, "carolpw");
+    free(log);
+    r = tq_test_redis_cmd(&auth, "ACL SETUSER carol on");
+    freeReplyObject(r);
+    tq_log_init(TQ_LOG_INFO, TQ_LOG_TEXT, "test");
+    tq_test_capture cap;
+    assert_int_equal(tq_test_capture_start(&cap, STDERR_FILENO), 0);
+    int64_t t0 = tq_clock_mono_ms();
+    redisReply *pong = NULL;
+    while (!pong && tq_clock_mono_ms() - t0 < 30000) {
+        pong = tq_conn_cmd(c, "PING");
+        if (!pong)
+            tq_clock_sleep_ms(tq_conn_backoff_ms(c) + 5, NULL);
+    }
+    log = tq_test_capture_stop(&cap, NULL);
+    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
+    want_status(pong, "PONG");
+    TQ_ASSERT_INT(tq_conn_auth_failed(c), 0);
+    TQ_ASSERT_INT(tq_test_count_lines(log), 1);
+    TQ_ASSERT_CONTAINS(log, "restored");
+    free(log);
+    tq_conn_free(c);
+    tq_test_redis_stop(&auth);
+}
+
+/* --check: one try, no log lines, and the reason in words. */
+static void test_check_says_why(void **state)
+{
+    (void)state;
+    tq_test_redis auth;
+    assert_int_equal(tq_test_redis_start_with(&auth, "Pw-chk-5150", 0), 0);
+    char url[400], why[512];
+    tq_log_init(TQ_LOG_DEBUG, TQ_LOG_TEXT, "test");
+    tq_test_capture cap;
+    assert_int_equal(tq_test_capture_start(&cap, STDERR_FILENO), 0);
+    snprintf(url, sizeof url, "redis://:Pw-chk-5150@127.0.0.1:%d/0", auth.port);
+    int good = tq_conn_check(url, "check", 1, why, sizeof why);
+    snprintf(url, sizeof url, "redis://:Bad-chk-9@127.0.0.1:%d/0", auth.port);
+    int wrong = tq_conn_check(url, "check", 1, why, sizeof why);
+    char why_wrong[512];
+    snprintf(why_wrong, sizeof why_wrong, "%s", why);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", auth.port);
+    int none = tq_conn_check(url, "check", 1, why, sizeof why);
+    char why_none[512];
+    snprintf(why_none, sizeof why_none, "%s", why);
+    tq_test_redis_stop(&auth);
+    int down = tq_conn_check(url, "check", 1, why, sizeof why);
+    int bad = tq_conn_check("http://x", "check", 1, why, sizeof why);
+    char *log = tq_test_capture_stop(&cap, NULL);
+    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
+    TQ_ASSERT_RC(good, 0);
+    TQ_ASSERT_RC(wrong, TQ_EREDIS);
+    TQ_ASSERT_CONTAINS(why_wrong, "authentication failed");
+    TQ_ASSERT_CONTAINS(why_wrong, "WRONGPASS");
+    TQ_ASSERT_CONTAINS(why_wrong, ":***@127.0.0.1");
+    TQ_ASSERT_NOT_CONTAINS(why_wrong, "Bad-chk-9");
+    TQ_ASSERT_RC(none, TQ_EREDIS);
+    TQ_ASSERT_CONTAINS(why_none, "NOAUTH");
+    TQ_ASSERT_RC(down, TQ_EREDIS);
+    TQ_ASSERT_RC(bad, TQ_EINVAL);
+    TQ_ASSERT_STR(log, ""); /* quiet: the caller prints why */
+    free(log);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, NULL)
@@ -707,6 +882,9 @@ int main(void)
         T(test_db_from_url),
         T(test_unix_socket),
         T(test_passwords),
+        T(test_auth_failure_is_one_clear_error),
+        T(test_acl_user_errors_and_recovery),
+        T(test_check_says_why),
         T(test_server_stopped_backoff_grows),
         T(test_server_stopped_no_busy_loop),
         T(test_server_restarted_reconnects),
