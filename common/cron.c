@@ -362,11 +362,9 @@ static int in_range(int64_t ms)
            lo >= INT64_MIN / 1000 + 4 * 86400;
 }
 
-int64_t tq_cron_next(const tq_cron *c, const tq_tz *z, int64_t after_ms)
+static int64_t next_fire(const tq_cron *c, const tq_tz *z, int64_t after_ms)
 {
     int64_t lo = floor_div(after_ms, 1000) + 1; /* the first allowed fire, in s */
-    if (!in_range(after_ms))
-        return TQ_CRON_NEVER;
     int64_t horizon = lo + TQ_CRON_HORIZON_S;
     int64_t s = lo - 2 * 86400;
     int32_t o = tq_tz_offset(z, s, NULL);
@@ -390,6 +388,16 @@ int64_t tq_cron_next(const tq_cron *c, const tq_tz *z, int64_t after_ms)
         s = e;
         o = after;
     }
+}
+
+/* Only fires F with F - 1 in range count, so that next(F - 1) is F for
+ * every fire next answers, up to the very end of the range. */
+int64_t tq_cron_next(const tq_cron *c, const tq_tz *z, int64_t after_ms)
+{
+    if (!in_range(after_ms))
+        return TQ_CRON_NEVER;
+    int64_t f = next_fire(c, z, after_ms);
+    return f != TQ_CRON_NEVER && in_range(f - 1) ? f : TQ_CRON_NEVER;
 }
 
 int64_t tq_cron_prev(const tq_cron *c, const tq_tz *z, int64_t at_ms)

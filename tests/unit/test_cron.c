@@ -273,7 +273,7 @@ static void test_never(void **state)
 
 /* Found by tests/fuzz/fuzz_cron: prev from an instant past next's range
  * bisected against next's NEVER and answered an instant that is no fire. */
-static void test_prev_out_of_range(void **state)
+static void test_next_prev_range_end(void **state)
 {
     (void)state;
     tq_cron c = parse_ok(" 0 3 * * SUN ");
@@ -286,6 +286,13 @@ static void test_prev_out_of_range(void **state)
             fail_msg("prev(%lld) = %lld is not a fire", (long long)at[i], (long long)p);
     }
     TQ_ASSERT_INT(tq_cron_prev(&c, z, INT64_MAX), TQ_CRON_NEVER);
+    /* Found by tests/fuzz/fuzz_tz: next near the end of the range answered
+     * a fire F for which next(F - 1) was never. */
+    tq_cron c2 = parse_ok("*/20 1-3 * * 0");
+    int64_t t = 9223359413555575000LL, f = tq_cron_next(&c2, z, t);
+    if (f != TQ_CRON_NEVER && tq_cron_next(&c2, z, f - 1) != f)
+        fail_msg("next(%lld) = %lld, but next(%lld) = %lld", (long long)t, (long long)f,
+                 (long long)(f - 1), (long long)tq_cron_next(&c2, z, f - 1));
     /* Near the end of the range, prev still finds the last fire. */
     int64_t far = (INT64_MAX / 1000 - TQ_CRON_HORIZON_S - 5 * 86400) * 1000;
     int64_t p = tq_cron_prev(&c, z, far);
@@ -567,7 +574,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_items),  cmocka_unit_test(test_parse_macros),
         cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_next_utc),
-        cmocka_unit_test(test_never),        cmocka_unit_test(test_prev_out_of_range),
+        cmocka_unit_test(test_never),        cmocka_unit_test(test_next_prev_range_end),
         cmocka_unit_test(test_dst_new_york), cmocka_unit_test(test_dst_europe),
         cmocka_unit_test(test_dst_southern), cmocka_unit_test(test_dst_others),
         cmocka_unit_test(test_prev),         cmocka_unit_test(test_brute_force),
