@@ -530,6 +530,16 @@ tq_tz *tq_tz_parse(const char *name, const void *data, size_t len, char *err,
             goto fail;
         }
         z->has_rule = rc == 1;
+        /* RFC 8536 wants the rule to agree with the last transition; if it
+         * did not, the offset would change just after it unannounced. */
+        if (z->has_rule && z->n &&
+            rule_offset(&z->rule, z->at[z->n - 1], NULL) !=
+                z->types[z->type[z->n - 1]].off) {
+            bad(err, errlen,
+                "zone '%s': its TZ string '%s' disagrees with its last transition", name,
+                footer);
+            goto fail;
+        }
     }
     return z;
 nomem:

@@ -569,6 +569,37 @@ static void test_bad_data(void **state)
     parse_bad("leap", buf, (size_t)(p - buf), "leap seconds");
 }
 
+/* Found by tests/fuzz/fuzz_tz: a footer rule that disagrees with the last
+ * transition changed the offset one second after it, a change that
+ * tq_tz_next_transition() never reported (so cron walked a stretch of
+ * "constant" offset that was not). RFC 8536 requires them to agree: such
+ * a file is refused, and one that agrees is read. */
+static void test_footer_agrees_with_last_transition(void **state)
+{
+    (void)state;
+    unsigned char buf[1024];
+    int32_t off[2] = {0, 37800};
+    unsigned char dst[2] = {0, 0};
+    unsigned char idx[1] = {1};
+    const char *footer = "<+1030>-10:30<+11>-11,J60/0,280/25";
+    int64_t in_dst[1] = {1000000000}; /* 2001-09-09: the rule says +11 */
+    size_t len = make_tzif(buf, in_dst, idx, 1, off, dst, 2, footer);
+    parse_bad("disagrees", buf, len, "disagrees with its last transition");
+
+    int64_t in_std[1] = {1007164800}; /* 2001-12-01: +10:30 by both */
+    len = make_tzif(buf, in_std, idx, 1, off, dst, 2, footer);
+    tq_tz *z = parse_ok("agrees", buf, len);
+    TQ_ASSERT_INT(tq_tz_offset(z, 1007164800, NULL), 37800);
+    TQ_ASSERT_INT(tq_tz_offset(z, 1007164801, NULL), 37800);
+    int32_t before, after;
+    int64_t e = tq_tz_next_transition(z, 1007164800, &before, &after);
+    TQ_ASSERT_INT(before, 37800);
+    TQ_ASSERT_INT(after, 39600);
+    TQ_ASSERT_INT(tq_tz_offset(z, e - 1, NULL), 37800);
+    TQ_ASSERT_INT(tq_tz_offset(z, e, NULL), 39600);
+    tq_tz_free(z);
+}
+
 /* A version 1 file (32-bit times, no footer) still works. */
 static void test_version1(void **state)
 {
@@ -690,12 +721,19 @@ static void test_iso(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_civil),        cmocka_unit_test(test_known_offsets),
-        cmocka_unit_test(test_against_libc), cmocka_unit_test(test_next_transition),
-        cmocka_unit_test(test_resolve),      cmocka_unit_test(test_resolve_brute_force),
-        cmocka_unit_test(test_bad_names),    cmocka_unit_test(test_footer_rules),
-        cmocka_unit_test(test_bad_data),     cmocka_unit_test(test_version1),
-        cmocka_unit_test(test_tzdir),        cmocka_unit_test(test_iso),
+        cmocka_unit_test(test_civil),
+        cmocka_unit_test(test_known_offsets),
+        cmocka_unit_test(test_against_libc),
+        cmocka_unit_test(test_next_transition),
+        cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_resolve_brute_force),
+        cmocka_unit_test(test_bad_names),
+        cmocka_unit_test(test_footer_rules),
+        cmocka_unit_test(test_bad_data),
+        cmocka_unit_test(test_version1),
+        cmocka_unit_test(test_footer_agrees_with_last_transition),
+        cmocka_unit_test(test_tzdir),
+        cmocka_unit_test(test_iso),
     };
     return cmocka_run_group_tests_name("tz", tests, NULL, NULL);
 }
