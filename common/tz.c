@@ -19,6 +19,9 @@
 #define RESOLVE_WINDOW_S (30 * 3600) /* wider than any offset */
 #define TYPES_MAX 256
 #define RULE_TIME_MAX (167 * 3600) /* RFC 8536 extension of POSIX rule times */
+/* Transition times are within +-2^59 s, zic's "big bang" (-2^59) included:
+ * civil-date arithmetic on them cannot overflow. */
+#define TIME_MAX ((int64_t)1 << 59)
 
 /* ------------------------------------------------------------------------
  * Civil dates. Howard Hinnant's algorithms: exact for every year of the
@@ -170,26 +173,30 @@ static int32_t rule_offset(const struct posix *p, int64_t t, int *is_dst)
     return in ? p->dst_off : p->std_off;
 }
 
-/* The rule's candidate transitions after t, in order, until one changes the
- * offset. Returns TQ_TZ_NONE when the rule has no daylight time, or when it
- * is daylight time all year round. */
+/* The first instant after t at which rule_offset() changes. It can only
+ * change where daylight time starts or ends, or where the year it looks at
+ * (of t + std_off) changes: a rule whose start and end swap order from one
+ * year to the next ("M1.5.0,30") flips there. The candidates of year y lie
+ * within 8 days of it (rule times are at most 167 h), and a rule can skip
+ * years (day 365 exists in leap years only), so up to 9 years are looked
+ * at. Returns TQ_TZ_NONE when the rule has no daylight time, or when it is
+ * daylight time all year round. */
 static int64_t rule_next(const struct posix *p, int64_t t)
 {
     if (!p->has_dst || p->std_off == p->dst_off)
         return TQ_TZ_NONE;
-    int64_t y0 = year_of(t);
-    for (int64_t y = y0 - 1; y <= y0 + 2; y++) {
-        int64_t c[2] = {rule_start(p, y), rule_end(p, y)};
-        if (c[0] > c[1]) {
-            int64_t x = c[0];
-            c[0] = c[1];
-            c[1] = x;
-        }
-        for (int i = 0; i < 2; i++)
-            if (c[i] > t && rule_offset(p, c[i] - 1, NULL) != rule_offset(p, c[i], NULL))
-                return c[i];
+    int64_t y0 = year_of(t), best = TQ_TZ_NONE;
+    for (int64_t y = y0 - 1; y <= y0 + 9; y++) {
+        int64_t c[3] = {rule_start(p, y), rule_end(p, y),
+                        tq_tz_days_from_civil(y, 1, 1) * 86400 - p->std_off};
+        for (int i = 0; i < 3; i++)
+            if (c[i] > t && c[i] < best &&
+                rule_offset(p, c[i] - 1, NULL) != rule_offset(p, c[i], NULL))
+                best = c[i];
+        if (best < tq_tz_days_from_civil(y + 1, 1, 1) * 86400 - 10 * 86400)
+            break; /* the later years' candidates are all later */
     }
-    return TQ_TZ_NONE;
+    return best;
 }
 
 /* ---- lookups ---- */
@@ -491,6 +498,10 @@ tq_tz *tq_tz_parse(const char *name, const void *data, size_t len, char *err,
     for (size_t i = 0; i < z->n; i++) {
         z->at[i] = tsize == 8 ? be64(p) : (int32_t)be32(p);
         p += tsize;
+        if (z->at[i] < -TIME_MAX || z->at[i] > TIME_MAX) {
+            bad(err, errlen, "zone '%s': a transition time is out of range", name);
+            goto fail;
+        }
         if (i && z->at[i] <= z->at[i - 1]) {
             bad(err, errlen, "zone '%s': transition times are not increasing", name);
             goto fail;
@@ -518,7 +529,8 @@ tq_tz *tq_tz_parse(const char *name, const void *data, size_t len, char *err,
         const unsigned char *nl =
             p < end && *p == '\n' ? memchr(p + 1, '\n', (size_t)(end - p - 1)) : NULL;
         char footer[128];
-        if (!nl || (size_t)(nl - p - 1) >= sizeof footer) {
+        if (!nl || (size_t)(nl - p - 1) >= sizeof footer ||
+            memchr(p + 1, '\0', (size_t)(nl - p - 1))) {
             bad(err, errlen, "zone '%s': missing or malformed TZ string footer", name);
             goto fail;
         }

@@ -600,6 +600,82 @@ static void test_footer_agrees_with_last_transition(void **state)
     tq_tz_free(z);
 }
 
+/* Found by tests/fuzz/fuzz_tz: in "CET-5CEST,M1.5.0,30" daylight time
+ * starts on the last Sunday of January and ends on January 31, which is
+ * after the start in 2026 (a week of daylight time) and before it in 2027
+ * (daylight time all year but a few hours). The offset flips at new year,
+ * and tq_tz_next_transition() did not say so. Now every change of offset
+ * is a transition, whatever the rule. */
+static void test_rule_flips_at_new_year(void **state)
+{
+    (void)state;
+    unsigned char buf[1024];
+    int32_t off[1] = {18000};
+    unsigned char dst[1] = {0};
+    size_t len = make_tzif(buf, NULL, NULL, 0, off, dst, 1, "CET-5CEST,M1.5.0,30");
+    tq_tz *z = parse_ok("flip", buf, len);
+    TQ_ASSERT_INT(tq_tz_offset(z, utc(2026, 3, 29, 0, 0), NULL), 18000);
+    TQ_ASSERT_INT(tq_tz_offset(z, utc(2027, 1, 10, 0, 0), NULL), 21600);
+    int changes = 0;
+    for (int64_t t = utc(2025, 6, 1, 0, 0); t < utc(2031, 1, 1, 0, 0);) {
+        int32_t before, after;
+        int64_t e = tq_tz_next_transition(z, t, &before, &after);
+        assert_true(e != TQ_TZ_NONE && e > t);
+        if (tq_tz_offset(z, t, NULL) != before ||
+            tq_tz_offset(z, e - 1, NULL) != before || tq_tz_offset(z, e, NULL) != after)
+            fail_msg(
+                "after %lld: a transition at %lld from %d to %d, but the offsets are "
+                "%d at %lld, %d before it and %d at it",
+                (long long)t, (long long)e, before, after, tq_tz_offset(z, t, NULL),
+                (long long)t, tq_tz_offset(z, e - 1, NULL), tq_tz_offset(z, e, NULL));
+        t = e;
+        changes++;
+    }
+    /* 2026: a week, then a flip at new year; 2027 to 2030: a few hours of
+     * standard time a year, or a week of daylight time. */
+    TQ_ASSERT_RANGE(changes, 8, 14);
+    tq_tz_free(z);
+}
+
+/* Found by tests/fuzz/fuzz_tz: a footer is the text between two newlines;
+ * one holding a NUL byte was read up to the NUL and the rest ignored. */
+static void test_footer_with_nul(void **state)
+{
+    (void)state;
+    unsigned char buf[1024];
+    int32_t off[1] = {0};
+    unsigned char dst[1] = {0};
+    size_t len = make_tzif(buf, NULL, NULL, 0, off, dst, 1, "UTC0#CET-1CEST");
+    unsigned char *hash = memchr(buf, '#', len);
+    assert_non_null(hash);
+    *hash = '\0';
+    parse_bad("nul", buf, len, "malformed TZ string footer");
+}
+
+/* Transition times beyond +-2^59 s (zic writes -2^59 as its "big bang")
+ * are refused: with a footer rule, the date arithmetic on a time near
+ * INT64_MAX overflowed (UBSan). */
+static void test_transition_time_range(void **state)
+{
+    (void)state;
+    unsigned char buf[1024];
+    int32_t off[2] = {3600, 7200};
+    unsigned char dst[2] = {0, 1};
+    unsigned char idx[2] = {0, 0};
+    const char *rule = "CET-1CEST,M3.5.0,M10.5.0/3";
+    int64_t big_bang[2] = {-((int64_t)1 << 59), 0};
+    size_t len = make_tzif(buf, big_bang, idx, 2, off, dst, 2, rule);
+    tq_tz *z = parse_ok("big-bang", buf, len);
+    TQ_ASSERT_INT(tq_tz_offset(z, utc(2026, 7, 1, 0, 0), NULL), 7200);
+    tq_tz_free(z);
+    int64_t too_early[2] = {-((int64_t)1 << 59) - 1, 0};
+    len = make_tzif(buf, too_early, idx, 2, off, dst, 2, rule);
+    parse_bad("early", buf, len, "transition time is out of range");
+    int64_t too_late[1] = {INT64_MAX - 1};
+    len = make_tzif(buf, too_late, idx, 1, off, dst, 2, rule);
+    parse_bad("late", buf, len, "transition time is out of range");
+}
+
 /* A version 1 file (32-bit times, no footer) still works. */
 static void test_version1(void **state)
 {
@@ -732,6 +808,9 @@ int main(void)
         cmocka_unit_test(test_bad_data),
         cmocka_unit_test(test_version1),
         cmocka_unit_test(test_footer_agrees_with_last_transition),
+        cmocka_unit_test(test_rule_flips_at_new_year),
+        cmocka_unit_test(test_footer_with_nul),
+        cmocka_unit_test(test_transition_time_range),
         cmocka_unit_test(test_tzdir),
         cmocka_unit_test(test_iso),
     };
