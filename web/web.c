@@ -2,6 +2,8 @@
  * response helpers. */
 #include "web/web.h"
 
+#include "web/http.h"
+
 #include "common/clock.h"
 #include "common/conn.h"
 #include "common/err.h"
@@ -23,7 +25,19 @@
 
 #define MG_FEATURE_IPV6 8 /* mg_check_feature() bit */
 
-#define REQUEST_TIMEOUT_MS "10000" /* civetweb drops a client this slow */
+/* civetweb 1.15 gives each connection one worker thread from accept to
+ * close, also while the client is still sending its request head: a client
+ * that sends a byte a second holds a thread until REQUEST_TIMEOUT_MS, the
+ * limit on a whole request head (and on each read or write after it). So
+ * the server starts WEB_SLOW_CLIENT_THREADS threads beyond --web-threads:
+ * that many slow or idle clients may be connected while --web-threads
+ * threads still answer. An idle thread costs little (its stack's touched
+ * pages and civetweb's 16 KiB request buffer); it opens a Redis connection
+ * only once it serves a route that reads Redis. More slow clients than
+ * that at once still queue the others (put a proxy in front on a hostile
+ * network). A fixed constant rather than an option: see docs/RELIABILITY.md. */
+#define WEB_SLOW_CLIENT_THREADS 120
+#define REQUEST_TIMEOUT_MS "5000" /* a whole request head must come in this time */
 #define KEEP_ALIVE_TIMEOUT_MS "2000"
 
 /* The first request after Redis restarted finds the thread's old socket
@@ -81,8 +95,8 @@ static int get_timer(struct mg_connection *conn, web_server *w, tq_conn *redis);
 static int get_api_timer(struct mg_connection *conn, web_server *w, tq_conn *redis);
 static int get_healthz(struct mg_connection *conn, web_server *w, tq_conn *redis);
 
-/* Every route of tickq-web. "/" must stay: civetweb hands it every path that
- * matches no other entry, and its dispatcher answers those with 404. */
+/* Every route of tickq-web: a request is served only when its decoded path
+ * is exactly one of these. */
 static const route routes[] = {
     {"/", M_GET, get_index, "this text"},
     {"/timer", M_GET, get_timer, "the timer as \"Minute: M, Second: S\""},
@@ -238,6 +252,21 @@ static int is_head(const struct mg_connection *conn)
     return ri && ri->request_method && strcmp(ri->request_method, "HEAD") == 0;
 }
 
+/* civetweb 1.15 writes the request's version into the status line as the
+ * client sent it: after a malformed request line that is whatever bytes
+ * followed the target ("HTTP/HTTP/1.1 extra\r\nHost: ..."), and "2.0" for
+ * an HTTP/2.0 request. An answer's status line says 1.0 or 1.1, our own
+ * version, whatever the request said: the version is set to "1.1" unless it
+ * is exactly "1.0" or "1.1" (request_info is the connection's own struct; the
+ * pointer is never freed, so a static string is safe there). */
+static void sane_version(struct mg_connection *conn)
+{
+    struct mg_request_info *ri = (struct mg_request_info *)mg_get_request_info(conn);
+    if (ri && (!ri->http_version || (strcmp(ri->http_version, "1.0") != 0 &&
+                                     strcmp(ri->http_version, "1.1") != 0)))
+        ri->http_version = "1.1";
+}
+
 /* Sends a complete response: status, Content-Type (unless ctype is NULL),
  * Content-Length, Cache-Control: no-store, Allow when allow is not NULL,
  * then body (len bytes, borrowed) unless the request is HEAD. Returns
@@ -247,6 +276,7 @@ static int send_response(struct mg_connection *conn, int status, const char *cty
 {
     char clen[24];
     snprintf(clen, sizeof clen, "%zu", len);
+    sane_version(conn);
     if (mg_response_header_start(conn, status) < 0) {
         tq_debug("cannot start a %d response (connection state)", status);
         return status;
@@ -451,44 +481,82 @@ static int method_bit(const char *m)
     return 0;
 }
 
-/* The one request handler civetweb calls, with the route as cbdata: checks
- * that the path is exactly the route's (civetweb also hands over paths below
- * it, and "/" gets every unmatched path), then the method, then runs the
- * route's function. Returns the status sent, as civetweb expects. */
+/* The route whose path is exactly path, or NULL. */
+static const route *route_find(const char *path)
+{
+    for (size_t i = 0; i < NROUTES; i++)
+        if (strcmp(path, routes[i].path) == 0)
+            return &routes[i];
+    return NULL;
+}
+
+/* The one request handler civetweb calls, for every path: checks the
+ * request head (web/http.c), finds the route whose path is exactly the
+ * decoded path, then checks the method and that no body was declared (no
+ * route takes one), then runs the route's function. A request that
+ * declared a body, or whose head was refused, gets its answer at once and
+ * its connection closed: the body is never read, so it cannot hold the
+ * thread nor be taken for a next request. Returns the status sent, as
+ * civetweb expects. */
 static int dispatch(struct mg_connection *conn, void *cbdata)
 {
-    const route *rt = cbdata;
+    (void)cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     web_server *w = ri->user_data;
-    const char *path = ri->local_uri ? ri->local_uri : "";
     int64_t t0 = tq_clock_mono_ms();
+    web_http_header headers[64];
+    web_http_verdict v;
     char allow[64];
     int status;
 
+    int nh = ri->num_headers;
+    if (nh < 0)
+        nh = 0;
+    if (nh > (int)(sizeof headers / sizeof headers[0]))
+        nh = (int)(sizeof headers / sizeof headers[0]);
+    for (int i = 0; i < nh; i++) {
+        headers[i].name = ri->http_headers[i].name;
+        headers[i].value = ri->http_headers[i].value;
+    }
+    /* civetweb runs with decode_url=no and has cut request_uri at '?'. */
+    web_http_request rq = {ri->request_method, ri->http_version, ri->request_uri,
+                           ri->query_string,   headers,          nh};
+    web_http_check(&rq, &v);
+
+    const route *rt = v.status ? NULL : route_find(v.path);
     int bit = method_bit(ri->request_method);
-    int allowed = rt->methods | ((rt->methods & M_GET) ? M_HEAD : 0);
-    methods_text(rt->methods, 1, allow, sizeof allow);
-    if (strcmp(path, rt->path) != 0) {
+    if (rt)
+        methods_text(rt->methods, 1, allow, sizeof allow);
+    if (v.status || v.body_len != 0)
+        mg_disable_connection_keep_alive(conn);
+
+    if (v.status) {
+        status = send_error(conn, v.status, "%s", v.error);
+    } else if (!rt) {
         char shown[CLEAN_MAX];
-        clean_text(path, shown, sizeof shown);
+        clean_text(v.path, shown, sizeof shown);
         status = send_error(conn, 404, "no such path: %s", shown);
-    } else if (bit & allowed) {
-        status = rt->fn(conn, w, mg_get_thread_pointer(conn));
     } else if (bit == M_OPTIONS) {
         status = send_response(conn, 204, NULL, "", 0, allow);
-    } else {
+    } else if (!(bit & (rt->methods | ((rt->methods & M_GET) ? M_HEAD : 0)))) {
         char m[32];
         clean_text(ri->request_method, m, sizeof m);
         status =
             send_error_allow(conn, 405, allow, "method %s not allowed on %s; allowed: %s",
                              m, rt->path, allow);
+    } else if (v.body_len != 0) {
+        char m[32];
+        clean_text(ri->request_method, m, sizeof m);
+        status = send_error(conn, 413, "%s %s takes no request body", m, rt->path);
+    } else {
+        status = rt->fn(conn, w, mg_get_thread_pointer(conn));
     }
     if (tq_log_min <= TQ_LOG_DEBUG) {
         char m[32], shown[CLEAN_MAX];
         clean_text(ri->request_method, m, sizeof m);
         clean_text(ri->request_uri, shown, sizeof shown);
-        tq_debug("%s %s %s -> %d (%lld ms)", ri->remote_addr, m, shown, status,
-                 (long long)(tq_clock_mono_ms() - t0));
+        tq_debug("%s %s %s -> %d (%lld ms)%s%s", ri->remote_addr, m, shown, status,
+                 (long long)(tq_clock_mono_ms() - t0), v.status ? ": " : "", v.error);
     }
     return status;
 }
@@ -546,11 +614,12 @@ static void on_exit_thread(const struct mg_context *ctx, int thread_type, void *
         tq_conn_free(ptr);
 }
 
-/* Registers every route of the table with the one dispatcher. */
+/* Registers the one dispatcher for every path: it decodes the target
+ * itself and looks the route up in the table, so civetweb's own matching
+ * (on a path it has not decoded nor checked) decides nothing. */
 static void register_routes(web_server *w)
 {
-    for (size_t i = 0; i < NROUTES; i++)
-        mg_set_request_handler(w->mg, routes[i].path, dispatch, (void *)&routes[i]);
+    mg_set_request_handler(w->mg, "/", dispatch, NULL);
 }
 
 /* ---- start and stop ---------------------------------------------------- */
@@ -581,15 +650,21 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
         goto err;
 
     char threads[16];
-    snprintf(threads, sizeof threads, "%d", cfg->web_threads > 0 ? cfg->web_threads : 1);
-    /* civetweb's options, as name/value pairs. */
+    snprintf(threads, sizeof threads, "%d",
+             (cfg->web_threads > 0 ? cfg->web_threads : 1) + WEB_SLOW_CLIENT_THREADS);
+    /* civetweb's options, as name/value pairs. decode_url=no hands the raw
+     * target to web_http_check(), which decodes and checks it; with the
+     * domain check off, an absolute-form target for this port reaches the
+     * dispatcher too (which refuses it) instead of a silent close. */
     // clang-format off
     const char *options[] = {
-        "listening_ports",       w->ports,
-        "num_threads",           threads,
-        "request_timeout_ms",    REQUEST_TIMEOUT_MS,
-        "enable_keep_alive",     "yes",
-        "keep_alive_timeout_ms", KEEP_ALIVE_TIMEOUT_MS,
+        "listening_ports",          w->ports,
+        "num_threads",              threads,
+        "request_timeout_ms",       REQUEST_TIMEOUT_MS,
+        "enable_keep_alive",        "yes",
+        "keep_alive_timeout_ms",    KEEP_ALIVE_TIMEOUT_MS,
+        "decode_url",               "no",
+        "enable_auth_domain_check", "no",
         NULL,
     };
     // clang-format on
@@ -622,8 +697,10 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
 
     char where[TQ_URL_HOST_MAX + 64];
     tq_url_redacted(&w->url, where, sizeof where);
-    tq_info("listening on http://%s with %s threads; redis %s, timer key %s", w->ports,
-            threads, where, w->timer_key);
+    tq_info("listening on http://%s with %s threads (--web-threads %d + %d for slow "
+            "clients); redis %s, timer key %s",
+            w->ports, threads, cfg->web_threads, WEB_SLOW_CLIENT_THREADS, where,
+            w->timer_key);
     *out = w;
     return 0;
 err:

@@ -24,7 +24,8 @@
 
 typedef struct web_server web_server;
 
-/* Starts serving cfg->listen with cfg->web_threads worker threads, reading
+/* Starts serving cfg->listen with cfg->web_threads worker threads (plus a
+ * fixed reserve so that slow clients cannot hold them all), reading
  * the timer under cfg->prefix from cfg->redis_url (cfg is copied). Returns 0
  * and a new server in *out (stop it with web_stop), or a negative code with a
  * sentence in err: TQ_ECONFIG when the address cannot be used (unresolvable

@@ -210,7 +210,7 @@ case $BODY in '{"error":"'*'"}') ;; *) tq_fail "GET /<9000 x a>: expected a JSON
 req GET '/timer?a=%00%ff&&&;==&b'
 expect "GET /timer with an odd query string" 200 "Minute: 60, Second: 1"
 req GET '/%ff%fe%0a%00x' --path-as-is
-tq_assert_eq "GET /<bad bytes>: status" 404 "$CODE"
+tq_assert_eq "GET /<bad bytes>: status" 400 "$CODE"
 case $BODY in '{"error":"'*'"}') ;; *) tq_fail "GET /<bad bytes>: expected a JSON error, got '$BODY'" ;; esac
 req GET /timer -H "X-Junk: $(head -c 4000 /dev/zero | tr '\0' z)"
 expect "GET /timer with a large header" 200 "Minute: 60, Second: 1"
