@@ -344,50 +344,68 @@ static tq_script complete_script = TQ_SCRIPT(
     "out[#out + 1] = warnings\n"
     "return out\n");
 
-/* requeue_one(w, msg): puts one of w's messages back at the consuming end
- * of its queue and releases w's lock on it; a message without a readable
- * queue, or whose queue key is of the wrong type, becomes a dead letter, so
- * nothing is dropped. With a deliveries key (the reaper: w crashed), the
- * redelivery is counted there, for the poison limit. requeue(w,
- * processing): the same for a whole processing list, oldest first. The
- * callers check the types of processing, dead, stats and deliveries
- * first; each message's queue key is checked before that message's first
- * write, and the lock GET runs under pcall, so nothing fails after a
- * write. */
+/* requeue_plan(msgs): where each of a worker's messages goes back to: its
+ * queue, or the dead letters when it has no readable queue or its queue
+ * key is of the wrong type (so nothing is dropped). Only reads: returns
+ * the plan, or nil and a WRONGTYPE error reply when a dead letter is
+ * needed and P:dead is not a list. requeue_apply(w, msgs, plan): puts each
+ * message back at the consuming end of its queue and releases w's lock on
+ * it; with a deliveries key (the reaper: w crashed), counts the
+ * redelivery there, for the poison limit. requeue(w, processing): both for
+ * a whole processing list, oldest first, then deletes it. The callers
+ * check processing, stats and deliveries first; after the plan, every
+ * write is to a checked key (the lock GET runs under pcall), so nothing
+ * fails after the first write. */
 #define LUA_REQUEUE                                                                      \
-    "local function requeue_one(w, msg, lock_stem, queue_stem, dead, stats, now,\n"      \
-    "                           deliveries)\n"                                           \
-    "  local q, id, why = nil, nil, 'no valid queue field'\n"                            \
-    "  local ok, m = pcall(cjson.decode, msg)\n"                                         \
-    "  if ok and type(m) == 'table' then\n"                                              \
-    "    if type(m.id) == 'string' then id = m.id end\n"                                 \
-    "    if m.queue == nil then q = 'default'\n"                                         \
-    "    elseif type(m.queue) == 'string' and #m.queue <= 64\n"                          \
-    "      and string.match(m.queue, '^[%w_.:-]+$') then q = m.queue end\n"              \
+    "local function requeue_plan(msgs, queue_stem, dead)\n"                              \
+    "  local plan, need_dead = {}, false\n"                                              \
+    "  for i = 1, #msgs do\n"                                                            \
+    "    local q, id, why = nil, nil, 'no valid queue field'\n"                          \
+    "    local ok, m = pcall(cjson.decode, msgs[i])\n"                                   \
+    "    if ok and type(m) == 'table' then\n"                                            \
+    "      if type(m.id) == 'string' then id = m.id end\n"                               \
+    "      if m.queue == nil then q = 'default'\n"                                       \
+    "      elseif type(m.queue) == 'string' and #m.queue <= 64\n"                        \
+    "        and string.match(m.queue, '^[%w_.:-]+$') then q = m.queue end\n"            \
+    "    end\n"                                                                          \
+    "    if q then\n"                                                                    \
+    "      local bad = badtype(queue_stem .. q, 'list')\n"                               \
+    "      if bad then q, why = nil, bad end\n"                                          \
+    "    end\n"                                                                          \
+    "    need_dead = need_dead or not q\n"                                               \
+    "    plan[i] = {id = id, q = q, why = why}\n"                                        \
     "  end\n"                                                                            \
-    "  if q then\n"                                                                      \
-    "    local bad = badtype(queue_stem .. q, 'list')\n"                                 \
-    "    if bad then q, why = nil, bad end\n"                                            \
+    "  if need_dead then\n"                                                              \
+    "    local e = check{dead, 'list'}\n"                                                \
+    "    if e then return nil, e end\n"                                                  \
     "  end\n"                                                                            \
-    "  if id then\n"                                                                     \
-    "    if redis.pcall('GET', lock_stem .. id) == w then\n"                             \
-    "      redis.call('DEL', lock_stem .. id) end\n"                                     \
-    "    if deliveries then hincr(deliveries, id, 1) end\n"                              \
-    "  end\n"                                                                            \
-    "  if q then redis.call('RPUSH', queue_stem .. q, msg)\n"                            \
-    "  else\n"                                                                           \
-    "    redis.call('LPUSH', dead, cjson.encode({reason = 'undecodable',\n"              \
-    "      error = 'requeue: ' .. why, worker = w, dead_at = now / 1000,\n"              \
-    "      message = msg}))\n"                                                           \
-    "    hincr(stats, 'dead', 1)\n"                                                      \
+    "  return plan\n"                                                                    \
+    "end\n"                                                                              \
+    "local function requeue_apply(w, msgs, plan, lock_stem, queue_stem, dead, stats,\n"  \
+    "                             now, deliveries)\n"                                    \
+    "  for i = 1, #msgs do\n"                                                            \
+    "    local p = plan[i]\n"                                                            \
+    "    if p.id then\n"                                                                 \
+    "      if redis.pcall('GET', lock_stem .. p.id) == w then\n"                         \
+    "        redis.call('DEL', lock_stem .. p.id) end\n"                                 \
+    "      if deliveries then hincr(deliveries, p.id, 1) end\n"                          \
+    "    end\n"                                                                          \
+    "    if p.q then redis.call('RPUSH', queue_stem .. p.q, msgs[i])\n"                  \
+    "    else\n"                                                                         \
+    "      redis.call('LPUSH', dead, cjson.encode({reason = 'undecodable',\n"            \
+    "        error = 'requeue: ' .. p.why, worker = w, dead_at = now / 1000,\n"          \
+    "        message = msgs[i]}))\n"                                                     \
+    "      hincr(stats, 'dead', 1)\n"                                                    \
+    "    end\n"                                                                          \
     "  end\n"                                                                            \
     "end\n"                                                                              \
     "local function requeue(w, processing, lock_stem, queue_stem, dead, stats, now,\n"   \
     "                       deliveries)\n"                                               \
     "  local msgs = redis.call('LRANGE', processing, 0, -1)\n"                           \
-    "  for i = 1, #msgs do\n"                                                            \
-    "    requeue_one(w, msgs[i], lock_stem, queue_stem, dead, stats, now, deliveries)\n" \
-    "  end\n"                                                                            \
+    "  local plan, e = requeue_plan(msgs, queue_stem, dead)\n"                           \
+    "  if not plan then return nil, e end\n"                                             \
+    "  requeue_apply(w, msgs, plan, lock_stem, queue_stem, dead, stats, now,\n"          \
+    "                deliveries)\n"                                                      \
     "  redis.call('DEL', processing)\n"                                                  \
     "  if #msgs > 0 then hincr(stats, 'requeued', #msgs) end\n"                          \
     "  return #msgs\n"                                                                   \
@@ -395,25 +413,30 @@ static tq_script complete_script = TQ_SCRIPT(
 
 /* KEYS: processing, dead, stats. ARGV: me, now, lock_stem, queue_stem,
  * msg. Requeues msg if it is still in processing; returns 1 or 0. Types
- * are checked first (see requeue_one). */
+ * and the plan come first (see requeue_plan). */
 static tq_script orphan_script = TQ_SCRIPT(
     LUA_COMMON LUA_REQUEUE
-    "local e = check{KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'hash'}\n"
+    "local e = check{KEYS[1], 'list', KEYS[3], 'hash'}\n"
     "if e then return e end\n"
+    "local msgs = {ARGV[5]}\n"
+    "local plan, e2 = requeue_plan(msgs, ARGV[4], KEYS[2])\n"
+    "if not plan then return e2 end\n"
     "if redis.call('LREM', KEYS[1], 1, ARGV[5]) == 0 then return 0 end\n"
-    "requeue_one(ARGV[1], ARGV[5], ARGV[3], ARGV[4], KEYS[2], KEYS[3], tonumber(ARGV[2]))\n"
+    "requeue_apply(ARGV[1], msgs, plan, ARGV[3], ARGV[4], KEYS[2], KEYS[3],\n"
+    "              tonumber(ARGV[2]))\n"
     "hincr(KEYS[3], 'requeued', 1)\n"
     "return 1\n");
 
 /* KEYS: processing, dead, stats, workers, worker hash. ARGV: me, now,
- * lock_stem, queue_stem, deregister. Types are checked first (see
- * requeue_one; ZREM and DEL do not fail on a zset). */
+ * lock_stem, queue_stem, deregister. Types and the plan come first (see
+ * requeue_plan; ZREM and DEL do not fail on a zset). */
 static tq_script requeue_script = TQ_SCRIPT(
     LUA_COMMON LUA_REQUEUE
-    "local e = check{KEYS[1], 'list', KEYS[2], 'list', KEYS[3], 'hash', KEYS[4], 'zset'}\n"
+    "local e = check{KEYS[1], 'list', KEYS[3], 'hash', KEYS[4], 'zset'}\n"
     "if e then return e end\n"
-    "local n = requeue(ARGV[1], KEYS[1], ARGV[3], ARGV[4], KEYS[2], KEYS[3],\n"
-    "                  tonumber(ARGV[2]))\n"
+    "local n, e2 = requeue(ARGV[1], KEYS[1], ARGV[3], ARGV[4], KEYS[2], KEYS[3],\n"
+    "                      tonumber(ARGV[2]))\n"
+    "if not n then return e2 end\n"
     "if ARGV[5] == '1' then\n"
     "  redis.call('ZREM', KEYS[4], ARGV[1])\n"
     "  redis.call('DEL', KEYS[5])\n"
@@ -422,12 +445,13 @@ static tq_script requeue_script = TQ_SCRIPT(
 
 /* KEYS: workers, dead, stats, deliveries. ARGV: now, liveness,
  * processing_stem, lock_stem, queue_stem, worker_stem. Returns {worker,
- * moved, ...}; moved is -1 for a dead worker whose processing key is of
- * the wrong type: it is left as it is (and reported each time) rather
- * than dropped. Types are checked first (see requeue_one). */
+ * moved, ...}; moved is -1 for a dead worker whose messages cannot be put
+ * anywhere now (its processing key, or P:dead when needed, is of the wrong
+ * type): it is left as it is, and reported each time, rather than dropped.
+ * Types and each worker's plan come before that worker's first write. */
 static tq_script reap_script = TQ_SCRIPT(
     LUA_COMMON LUA_REQUEUE
-    "local e = check{KEYS[1], 'zset', KEYS[2], 'list', KEYS[3], 'hash', KEYS[4], 'hash'}\n"
+    "local e = check{KEYS[1], 'zset', KEYS[3], 'hash', KEYS[4], 'hash'}\n"
     "if e then return e end\n"
     "local now = tonumber(ARGV[1])\n"
     "local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))\n"
@@ -436,8 +460,10 @@ static tq_script reap_script = TQ_SCRIPT(
     "  local n = -1\n"
     "  if not badtype(ARGV[3] .. w, 'list') then\n"
     "    n = requeue(w, ARGV[3] .. w, ARGV[4], ARGV[5], KEYS[2], KEYS[3], now, KEYS[4])\n"
-    "    redis.call('ZREM', KEYS[1], w)\n"
-    "    redis.call('DEL', ARGV[6] .. w)\n"
+    "    if n then\n"
+    "      redis.call('ZREM', KEYS[1], w)\n"
+    "      redis.call('DEL', ARGV[6] .. w)\n"
+    "    else n = -1 end\n"
     "  end\n"
     "  out[#out + 1] = w\n"
     "  out[#out + 1] = n\n"
@@ -953,9 +979,10 @@ int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
             const char *who = r->element[i]->str ? r->element[i]->str : "?";
             long long n = r->element[i + 1]->integer;
             if (n < 0) {
-                WORKER_WARN_LIMITED("reaper: worker %s is dead but its processing list "
-                                    "is not a list; left as it is until it is fixed",
-                                    who);
+                WORKER_WARN_LIMITED("reaper: worker %s is dead but its messages cannot "
+                                    "be requeued (its processing list, or %s, is not a "
+                                    "list); left as they are until it is fixed",
+                                    who, q->dead);
                 continue;
             }
             tq_warn("reaper: worker %s is dead (no heartbeat for %lld ms); requeued %lld "
