@@ -4,6 +4,7 @@
 #include "common/err.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +33,11 @@ static int str_field(const json_t *def, const char *name, const char *f, char *d
         return bad(err, errlen,
                    "schedule '%s': field '%s' must be a string of 1 to %zu bytes", name,
                    f, cap - 1);
+    /* The same rule as the message codec's: a task the worker would refuse
+     * must be refused here, not published to be dead-lettered every tick. */
     const char *s = json_string_value(v);
     for (const char *p = s; *p; p++)
-        if ((unsigned char)*p < 0x20)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return bad(err, errlen, "schedule '%s': field '%s' has a control character",
                        name, f);
     strcpy(dst, s);
@@ -160,9 +163,12 @@ int tq_sched_decode(tq_sched *s, const json_t *def, const char *default_tz, char
         return TQ_EDECODE;
     if (has_every) {
         s->rule.kind = TQ_SCHED_EVERY;
+        /* every * 1000 is off by up to about an ulp: 4e-6 ms near the
+         * maximum, more than a fixed 1e-6 allows. */
         s->rule.every_ms = llround(every * 1000.0);
         if (s->rule.every_ms < TQ_SCHED_EVERY_MIN_MS ||
-            fabs(every * 1000.0 - (double)s->rule.every_ms) > 1e-6)
+            fabs(every * 1000.0 - (double)s->rule.every_ms) >
+                fmax(1e-6, every * 1000.0 * 4 * DBL_EPSILON))
             return bad(err, errlen,
                        "schedule '%s': field 'every' must be a whole number of "
                        "milliseconds, at least 0.001",

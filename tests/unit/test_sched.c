@@ -282,10 +282,9 @@ static void test_encode(void **state)
     size_t len = 0;
     decode_ok(&s, "{\"task\":\"timer.tick\",\"every\":1,\"name\":\"timer\"}");
     char *out = tq_sched_encode(&s, &len);
-    TQ_ASSERT_STR(out,
-                  "{\"name\":\"timer\",\"task\":\"timer.tick\",\"every\":1.0,"
-                  "\"catchup\":\"latest\",\"queue\":\"default\",\"args\":[],"
-                  "\"kwargs\":{},\"enabled\":true}");
+    TQ_ASSERT_STR(out, "{\"name\":\"timer\",\"task\":\"timer.tick\",\"every\":1.0,"
+                       "\"catchup\":\"latest\",\"queue\":\"default\",\"args\":[],"
+                       "\"kwargs\":{},\"enabled\":true}");
     TQ_ASSERT_INT(len, strlen(out));
     free(out);
     tq_sched_deinit(&s);
@@ -484,9 +483,11 @@ static void test_grid_properties(void **state)
             /* Times within about +-300 years of the epoch. */
             int64_t t = (int64_t)(x % 20000000000000ull) - 10000000000000LL;
             int64_t p = tq_sched_prev(&s, t), n = tq_sched_next(&s, t);
-            if (!(p <= t && t < n && n - p == s.rule.every_ms && p % s.rule.every_ms == 0))
-                fail_msg("every %lld at %lld: prev %lld next %lld", (long long)s.rule.every_ms,
-                         (long long)t, (long long)p, (long long)n);
+            if (!(p <= t && t < n && n - p == s.rule.every_ms &&
+                  p % s.rule.every_ms == 0))
+                fail_msg("every %lld at %lld: prev %lld next %lld",
+                         (long long)s.rule.every_ms, (long long)t, (long long)p,
+                         (long long)n);
             /* The grid is absolute: prev of a tick is the tick, next of the
              * instant before a tick is that tick. */
             TQ_ASSERT_INT(tq_sched_prev(&s, p), p);
@@ -505,9 +506,9 @@ static void test_decode_cron(void **state)
     char err[512] = "";
     /* No "tz": the default given to decode. */
     const char *def = "{\"name\":\"nightly\",\"task\":\"t\",\"cron\":\"30 2 * * *\"}";
-    TQ_ASSERT_RC_ERR(tq_sched_decode_text(&s, def, strlen(def), "America/New_York", err,
-                                          sizeof err),
-                     0, err);
+    TQ_ASSERT_RC_ERR(
+        tq_sched_decode_text(&s, def, strlen(def), "America/New_York", err, sizeof err),
+        0, err);
     TQ_ASSERT_INT(s.rule.kind, TQ_SCHED_CRON);
     TQ_ASSERT_STR(s.cron, "30 2 * * *");
     TQ_ASSERT_STR(s.tz, "America/New_York");
@@ -552,10 +553,10 @@ static void test_decode_cron_errors(void **state)
                "field 'cron' must be a string");
     decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"* * * *\"}",
                "schedule 'n': field 'cron'", "expected 5 fields");
-    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"60 * * * *\"}",
-               "field 'cron'", "minute field: 60 is out of range 0-59");
-    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"0 0 30 2 *\"}",
-               "field 'cron'", "never fires");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"60 * * * *\"}", "field 'cron'",
+               "minute field: 60 is out of range 0-59");
+    decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"0 0 30 2 *\"}", "field 'cron'",
+               "never fires");
     decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"@reboot\"}", "field 'cron'",
                "unknown macro");
     decode_bad("{\"name\":\"n\",\"task\":\"t\",\"cron\":\"* * * * *\","
@@ -575,8 +576,9 @@ static void test_decode_cron_errors(void **state)
     tq_sched s;
     char err[512] = "";
     const char *def = "{\"name\":\"n\",\"task\":\"t\",\"cron\":\"* * * * *\"}";
-    TQ_ASSERT_RC(tq_sched_decode_text(&s, def, strlen(def), "Nowhere/Land", err, sizeof err),
-                 TQ_EDECODE);
+    TQ_ASSERT_RC(
+        tq_sched_decode_text(&s, def, strlen(def), "Nowhere/Land", err, sizeof err),
+        TQ_EDECODE);
     TQ_ASSERT_CONTAINS(err, "Nowhere/Land");
 }
 
@@ -587,15 +589,16 @@ static void test_encode_cron(void **state)
     char err[512] = "";
     const char *def = "{\"name\":\"c\",\"task\":\"t\",\"cron\":\"*/15 9-17 * * MON-FRI\","
                       "\"catchup\":\"none\"}";
-    TQ_ASSERT_RC_ERR(tq_sched_decode_text(&a, def, strlen(def), "Europe/Berlin", err,
-                                          sizeof err),
-                     0, err);
+    TQ_ASSERT_RC_ERR(
+        tq_sched_decode_text(&a, def, strlen(def), "Europe/Berlin", err, sizeof err), 0,
+        err);
     size_t len;
     char *text = tq_sched_encode(&a, &len);
     /* The default zone is written down, so every beat agrees. */
-    TQ_ASSERT_STR(text, "{\"name\":\"c\",\"task\":\"t\",\"cron\":\"*/15 9-17 * * MON-FRI\","
-                        "\"tz\":\"Europe/Berlin\",\"catchup\":\"none\",\"queue\":\"default\","
-                        "\"args\":[],\"kwargs\":{},\"enabled\":true}");
+    TQ_ASSERT_STR(text,
+                  "{\"name\":\"c\",\"task\":\"t\",\"cron\":\"*/15 9-17 * * MON-FRI\","
+                  "\"tz\":\"Europe/Berlin\",\"catchup\":\"none\",\"queue\":\"default\","
+                  "\"args\":[],\"kwargs\":{},\"enabled\":true}");
     TQ_ASSERT_RC_ERR(tq_sched_decode_text(&b, text, len, "UTC", err, sizeof err), 0, err);
     TQ_ASSERT_STR(b.tz, "Europe/Berlin");
     TQ_ASSERT_STR(b.cron, a.cron);
@@ -702,6 +705,71 @@ static void test_message_defaults(void **state)
     tq_sched_deinit(&s);
 }
 
+/* Found by tests/fuzz/fuzz_sched: a task name with DEL (0x7f) was
+ * accepted, but the worker's decoder refuses it, so every tick of the
+ * schedule became a dead letter. The same rule holds for both now. */
+static void test_decode_refuses_del(void **state)
+{
+    (void)state;
+    decode_bad("{\"name\":\"a\",\"task\":\"t\\u007f\",\"every\":1}", "schedule 'a'",
+               "field 'task' has a control character");
+    decode_bad("{\"name\":\"a\",\"task\":\"t\",\"every\":1,\"queue\":\"q\\u007f\"}",
+               "schedule 'a'", "field 'queue'");
+    /* What is accepted makes messages the worker decodes. */
+    tq_sched s;
+    tq_msg m, back;
+    decode_ok(&s, "{\"name\":\"a\",\"task\":\"t\\u00e9~\",\"every\":1}");
+    TQ_ASSERT_RC(tq_sched_message(&s, 1764096000000, 1764096000000, &m), 0);
+    size_t len;
+    char *text = tq_msg_encode(&m, &len), err[256] = "";
+    TQ_ASSERT_RC_ERR(tq_msg_decode(&back, text, len, err, sizeof err), 0, err);
+    tq_msg_deinit(&back);
+    tq_msg_deinit(&m);
+    free(text);
+    tq_sched_deinit(&s);
+}
+
+/* Found while checking what fuzz_sched checks: 0.6% of the whole numbers
+ * of milliseconds above about 194 days were refused as not whole, as
+ * every * 1000 is off by up to 4e-6 there. Every whole millisecond up to
+ * the maximum is accepted, and a fraction of one is not. */
+static void test_decode_every_whole_ms(void **state)
+{
+    (void)state;
+    const char *whole[] = {"17119267.477", "17057263.911", "16929810.852",
+                           "31622399.999", "31622400",     "0.001"};
+    const int64_t ms[] = {17119267477, 17057263911, 16929810852,
+                          31622399999, 31622400000, 1};
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++) {
+        char json[128];
+        snprintf(json, sizeof json, "{\"name\":\"a\",\"task\":\"t\",\"every\":%s}",
+                 whole[i]);
+        tq_sched s;
+        decode_ok(&s, json);
+        TQ_ASSERT_INT(s.rule.every_ms, ms[i]);
+        tq_sched_deinit(&s);
+    }
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        long long k = 1 + (long long)(x % 31622400000ull);
+        char json[128];
+        snprintf(json, sizeof json,
+                 "{\"name\":\"a\",\"task\":\"t\",\"every\":%lld.%03lld}", k / 1000,
+                 k % 1000);
+        tq_sched s;
+        decode_ok(&s, json);
+        TQ_ASSERT_INT(s.rule.every_ms, k);
+        tq_sched_deinit(&s);
+    }
+    decode_bad("{\"name\":\"a\",\"task\":\"t\",\"every\":31622399.9995}", "field 'every'",
+               "whole number of milliseconds");
+    decode_bad("{\"name\":\"a\",\"task\":\"t\",\"every\":2.0000001}", "field 'every'",
+               NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +791,8 @@ int main(void)
         cmocka_unit_test(test_catchup_names),
         cmocka_unit_test(test_message),
         cmocka_unit_test(test_message_defaults),
+        cmocka_unit_test(test_decode_refuses_del),
+        cmocka_unit_test(test_decode_every_whole_ms),
     };
     return cmocka_run_group_tests_name("sched", tests, make_tmpdir, remove_tmpdir);
 }
