@@ -116,8 +116,14 @@ tq_spawn() {
 # tq_wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.1 s until it
 # succeeds. A single CMD argument is a shell snippet, evaluated each time:
 #   tq_wait_for 5 "queue empty" '[ "$(rcli LLEN q)" = 0 ]'
+# It waits at least TQ_WAIT_MIN (10) seconds whatever SECONDS says: this is
+# a deadline for something that must happen, not a timing assertion (those
+# measure and compare explicitly), and the ASan build on two busy cores is
+# many times slower than a plain one on an idle machine.
+TQ_WAIT_MIN=${TQ_WAIT_MIN:-10}
 tq_wait_for() {
     local secs=$1 what=$2; shift 2
+    [ "$secs" -ge "$TQ_WAIT_MIN" ] || secs=$TQ_WAIT_MIN
     local end=$((SECONDS + secs))
     until if [ $# -eq 1 ]; then eval "$1"; else "$@"; fi >/dev/null 2>&1; do
         [ $SECONDS -lt $end ] || tq_fail "timed out after ${secs}s waiting for: $what"

@@ -92,18 +92,25 @@ sleep 0.6
 [ "$(rcli LLEN "$P:queue:q2")" -gt "$n" ] || tq_fail "the other schedules stopped"
 tq_log "ok: cron defaults to --tz; a never-firing expression is skipped, the rest go on"
 
-# Delayed messages: promoted when due, not before.
+# Delayed messages: promoted when due, not before. Each is seen in the
+# queue at some instant after it was promoted: d2 must not be seen before
+# its due time, and it must be seen soon after it (the beat looks every
+# ~100 ms; bench/ measures the real lateness, this only catches a
+# promotion that waits for something else).
 due1=$(($(now_ms) - 1000))
-due2=$(($(now_ms) + 1500))
+due2=$(($(now_ms) + 3000))
 rcli ZADD "$P:delayed" "$due1" '{"v":1,"id":"d1","task":"noop","queue":"promoted"}' \
     "$due2" '{"v":1,"id":"d2","task":"noop","queue":"promoted"}' >/dev/null
-tq_wait_for 1 "the due message is promoted" '[ "$(rcli LLEN "$P:queue:promoted")" = 1 ]'
-tq_assert_eq "promoted first" d1 "$(rcli LINDEX "$P:queue:promoted" 0 | jq -r .id)"
-while [ "$(now_ms)" -lt $((due2 - 300)) ]; do sleep 0.05; done
-tq_assert_eq "messages promoted before d2 is due" 1 "$(rcli LLEN "$P:queue:promoted")"
-tq_wait_for 2 "d2 is promoted when due" '[ "$(rcli LLEN "$P:queue:promoted")" = 2 ]'
-late=$(($(now_ms) - due2))
-[ "$late" -le 600 ] || tq_fail "d2 was promoted $late ms after it was due"
+tq_wait_for 20 "the due message is promoted" '[ "$(rcli LLEN "$P:queue:promoted")" -ge 1 ]'
+tq_assert_eq "promoted first" d1 "$(rcli LINDEX "$P:queue:promoted" -1 | jq -r .id)"
+while [ "$(rcli LLEN "$P:queue:promoted")" -lt 2 ]; do
+    [ "$(now_ms)" -lt $((due2 + 20000)) ] || tq_fail "d2 was never promoted"
+    sleep 0.05
+done
+seen=$(now_ms)
+[ "$seen" -ge "$due2" ] || tq_fail "d2 was promoted $((due2 - seen)) ms before it was due"
+late=$((seen - due2))
+[ "$late" -le 2000 ] || tq_fail "d2 was promoted $late ms after it was due"
 tq_assert_eq "delayed left" 0 "$(rcli ZCARD "$P:delayed")"
 tq_log "ok: delayed messages promoted when due (d2 within $late ms)"
 # A mass edit in one transaction: 1000 of 3000 schedules deleted, 500
