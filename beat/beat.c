@@ -28,6 +28,11 @@
 #define STATE_TICK_MAX 1000000000000000LL /* ms; later state values are ignored */
 #define COUNT_CAP 100000 /* missed ticks counted for a log line, at most */
 #define SYNC_PIPELINE 8  /* HMGETs in flight while reading the state */
+#define RETRY_MS 1000    /* a tick held by a bad key is tried again after this */
+#define BADQ_MAX 64      /* bad queue keys remembered (each logged once) */
+
+/* Per-tick answers of the publish script besides 1 and 0 (see there). */
+enum { HELD_QUEUE = 2, HELD_STATE = 3 };
 
 /* ------------------------------------------------------------------------
  * State.
@@ -56,6 +61,7 @@ struct entry {
     int64_t last;        /* last tick known published, NO_TICK if none known */
     int64_t next;        /* next tick to publish, valid while in the heap */
     int64_t since;       /* SINCE_START, or when this definition appeared (ms) */
+    int64_t retry;       /* wall ms before which a held tick is not tried again */
     uint64_t hash;       /* of the definition's text */
     uint64_t namehash;   /* of the name: the sort key */
     double timeout;      /* seconds, 0: the worker's default */
@@ -67,6 +73,7 @@ struct entry {
     uint8_t enabled;
     uint8_t catchup;     /* tq_sched_catchup */
     uint8_t catching_up; /* a catch-up has been logged */
+    uint8_t held;        /* HELD_STATE while its state value is bad (logged), or 0 */
     /* name, then (when ok) task, queue, args JSON, kwargs JSON and the
      * cron expression ("" for an interval), each NUL-terminated */
     char str[];
@@ -150,32 +157,73 @@ struct beat {
     int64_t promote_due_mono;
     size_t pass_caught_up; /* schedules caught up in this pass (for the summary) */
     int64_t pass_skipped;  /* and the missed ticks they skipped */
+    /* Problems logged once when they start and once when they end, so that
+     * a key of the wrong type is one error, not one per pass. */
+    char badq[BADQ_MAX][TQ_KEYS_MAX]; /* queue keys that are not lists */
+    int nbadq;
+    int publish_failing; /* the publish script answers an error */
+    int stats_failing;   /* P:stats is not a hash: ticks are not counted */
+    int lease_failing;   /* the lease script answers an error */
+    int seed_failing;    /* the upsert of the file's schedules fails */
+    int state_failing;   /* P:schedule-state cannot be read */
+    int lease_no_ttl;    /* another owner's lease has no expiry (warned) */
 };
 
 /* Publishes up to BEAT_SCRIPT_TICKS ticks. KEYS: leader, schedule-state,
  * stats, then the queues. ARGV: beat id, then per tick its schedule name,
- * tick ms, the index of its queue in KEYS and the message. Returns -1 if the
- * caller does not hold the lease (a stale leader never publishes), else an
- * array with, per tick, 0 if the state is already at or past it (two beats
- * never publish a tick twice) or 1 once the state is advanced and the
- * message pushed. The counter goes up by the number published. A state
- * value that is not a number counts as absent. */
-static tq_script publish_script =
-    TQ_SCRIPT("if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
-              "local res, n = {}, 0\n"
-              "for i = 2, #ARGV, 4 do\n"
-              "  local last = tonumber(redis.call('HGET', KEYS[2], ARGV[i]))\n"
-              "  if last and last >= tonumber(ARGV[i + 1]) then\n"
-              "    res[#res + 1] = 0\n"
-              "  else\n"
-              "    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])\n"
-              "    redis.call('LPUSH', KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3])\n"
-              "    n = n + 1\n"
-              "    res[#res + 1] = 1\n"
-              "  end\n"
-              "end\n"
-              "if n > 0 then redis.call('HINCRBY', KEYS[3], 'published', n) end\n"
-              "return res\n");
+ * tick ms, the index of its queue in KEYS and the message.
+ *
+ * Redis does not roll back a script that fails halfway, so nothing here can
+ * fail after the first write: the type of every key it writes is checked
+ * first, and a state value is compared only once it is known to be a
+ * number. A lease or state key of the wrong type is an error reply that
+ * names it (nothing is written); a caller that does not hold the lease gets
+ * -1 (a stale leader never publishes). Otherwise the reply has, per tick, 1
+ * once the state is advanced and the message pushed, 0 if the state is
+ * already at or past it (two beats never publish a tick twice), 2 if its
+ * queue key is not a list (the tick is skipped, state untouched, and the
+ * other ticks go on), or 3 if its state value is not a tick (the same); and
+ * then one more element, 1 if the counter in stats was not counted because
+ * stats is not a hash, else 0. */
+static tq_script publish_script = TQ_SCRIPT(
+    "local function kind(k) return redis.call('TYPE', k).ok end\n"
+    "local function wrong(k, t, want)\n"
+    "  return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a ' .. "
+    "want)\n"
+    "end\n"
+    "local t = kind(KEYS[1])\n"
+    "if t ~= 'string' and t ~= 'none' then return wrong(KEYS[1], t, 'string') end\n"
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
+    "t = kind(KEYS[2])\n"
+    "if t ~= 'hash' and t ~= 'none' then return wrong(KEYS[2], t, 'hash') end\n"
+    "t = kind(KEYS[3])\n"
+    "local count = t == 'hash' or t == 'none'\n"
+    "local list = {}\n"
+    "for k = 4, #KEYS do\n"
+    "  t = kind(KEYS[k])\n"
+    "  list[k] = t == 'list' or t == 'none'\n"
+    "end\n"
+    "local res, n = {}, 0\n"
+    "for i = 2, #ARGV, 4 do\n"
+    "  local tick, q = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
+    "  local v = redis.call('HGET', KEYS[2], ARGV[i])\n"
+    "  local last = v and #v <= 16 and string.match(v, '^%d+$') and tonumber(v)\n"
+    "  if v and not last then\n"
+    "    res[#res + 1] = 3\n"
+    "  elseif last and last >= tick then\n"
+    "    res[#res + 1] = 0\n"
+    "  elseif not list[q] then\n"
+    "    res[#res + 1] = 2\n"
+    "  else\n"
+    "    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])\n"
+    "    redis.call('LPUSH', KEYS[q], ARGV[i + 3])\n"
+    "    n = n + 1\n"
+    "    res[#res + 1] = 1\n"
+    "  end\n"
+    "end\n"
+    "if n > 0 and count then redis.call('HINCRBY', KEYS[3], 'published', n) end\n"
+    "res[#res + 1] = count and 0 or 1\n"
+    "return res\n");
 
 /* Copies len bytes of s into buf for a log line: non-printable bytes become
  * '?', and the copy is cut to the buffer. Returns buf. */
@@ -393,12 +441,20 @@ static void log_entry(const beat *b, const struct entry *e, const char *what)
 }
 
 /* ------------------------------------------------------------------------
- * The next-due heap: a binary min-heap of entry pointers on (next, name). */
+ * The next-due heap: a binary min-heap of entry pointers on (due, name),
+ * where due is the next tick, or later while a bad key holds that tick
+ * back (see publish_due()). */
+
+static int64_t due_at(const struct entry *e)
+{
+    return e->retry > e->next ? e->retry : e->next;
+}
 
 static int due_before(const struct entry *a, const struct entry *b)
 {
-    if (a->next != b->next)
-        return a->next < b->next;
+    int64_t da = due_at(a), db = due_at(b);
+    if (da != db)
+        return da < db;
     return name_cmp(a->str, a->namelen, b->str, b->namelen) < 0;
 }
 
@@ -1048,20 +1104,45 @@ static int check_changes(beat *b, int64_t now_ms)
  * changed; after that, as the leader, it knows the state, because only it
  * writes there. HMGETs of BEAT_SYNC_CHUNK names, SYNC_PIPELINE at a time. */
 
-/* Parses a P:schedule-state value: a tick in ms. Returns 0 or TQ_EINVAL. */
+/* Parses a P:schedule-state value: a tick in ms, decimal digits only (as
+ * the publish script reads it). Returns 0, TQ_EINVAL for a value that is
+ * not a tick, or TQ_EDECODE for none (nil). */
 static int parse_tick(const redisReply *v, int64_t *out)
 {
-    char buf[32], *end;
-    if (v->type != REDIS_REPLY_STRING || v->len == 0 || v->len >= sizeof buf)
+    int64_t t = 0;
+    if (v->type == REDIS_REPLY_NIL)
+        return TQ_EDECODE;
+    if (v->type != REDIS_REPLY_STRING || v->len == 0 || v->len > 16)
         return TQ_EINVAL;
-    memcpy(buf, v->str, v->len);
-    buf[v->len] = '\0';
-    errno = 0;
-    long long t = strtoll(buf, &end, 10);
-    if (errno || *end || t < 0 || t > STATE_TICK_MAX)
+    for (size_t i = 0; i < v->len; i++) {
+        if (v->str[i] < '0' || v->str[i] > '9')
+            return TQ_EINVAL;
+        t = t * 10 + (v->str[i] - '0');
+    }
+    if (t > STATE_TICK_MAX)
         return TQ_EINVAL;
     *out = t;
     return 0;
+}
+
+/* Notes whether e's state value is not a tick (bad), logging the change:
+ * such a schedule publishes nothing, because what it published is not
+ * known, until the value is a tick again or is deleted. */
+static void state_bad(beat *b, struct entry *e, int bad, const redisReply *v)
+{
+    char nm[SHOWN_MAX], val[SHOWN_MAX];
+    if (bad && !e->held)
+        tq_error("%s field '%s' is '%s', not a tick (ms): schedule '%s' publishes "
+                 "nothing until it is a tick again or deleted (HDEL)",
+                 b->key_state, shown(e->str, e->namelen, nm, sizeof nm),
+                 v && v->type == REDIS_REPLY_STRING
+                     ? shown(v->str, v->len, val, sizeof val)
+                     : "?",
+                 nm);
+    else if (!bad && e->held)
+        tq_info("%s field '%s' is a tick again: schedule '%s' publishes again",
+                b->key_state, shown(e->str, e->namelen, nm, sizeof nm), nm);
+    e->held = bad ? HELD_STATE : 0;
 }
 
 static int sync_state(beat *b, int64_t now_ms)
@@ -1107,15 +1188,20 @@ static int sync_state(beat *b, int64_t now_ms)
                 break;
             }
             if (r->type != REDIS_REPLY_ARRAY) {
-                tq_warn("cannot read %s: %s", b->key_state,
-                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                if (!b->state_failing)
+                    tq_error("cannot read %s (%s): no tick is published until it is a "
+                             "hash again or deleted",
+                             b->key_state,
+                             r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                b->state_failing = 1;
                 rc = rc ? rc : TQ_EREPLY;
             }
             for (size_t x = 0; r->type == REDIS_REPLY_ARRAY && x < r->elements; x++) {
                 struct entry *e = todo[at + x];
                 int64_t t;
-                if (parse_tick(r->element[x], &t) == 0 &&
-                    (e->last == NO_TICK || t > e->last))
+                int prc = parse_tick(r->element[x], &t);
+                state_bad(b, e, prc == TQ_EINVAL, r->element[x]);
+                if (prc == 0 && (e->last == NO_TICK || t > e->last))
                     e->last = t;
             }
             at += r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
@@ -1123,7 +1209,13 @@ static int sync_state(beat *b, int64_t now_ms)
         }
     }
     if (rc == 0) {
+        if (b->state_failing)
+            tq_info("%s is readable again", b->key_state);
+        b->state_failing = 0;
         for (size_t i = 0; i < n; i++) {
+            /* A bad value tells nothing: what is known stays. */
+            if (todo[i]->held && todo[i]->next != NO_TICK)
+                continue;
             todo[i]->next = first_tick(todo[i], now_ms);
             if (!all && todo[i]->hpos != NOT_IN_HEAP)
                 heap_fix(b, todo[i]);
@@ -1182,7 +1274,11 @@ static int seed(beat *b)
     if (!r) {
         rc = TQ_EREDIS;
     } else if (r->type == REDIS_REPLY_ERROR) {
-        tq_warn("could not upsert the schedules into %s: %s", b->key_schedules, r->str);
+        if (!b->seed_failing)
+            tq_error("could not upsert the schedules into %s: %s; trying again every "
+                     "second, and taking no lease until then",
+                     b->key_schedules, r->str);
+        b->seed_failing = 1;
         rc = TQ_EREPLY;
     } else {
         rc = 0;
@@ -1234,10 +1330,24 @@ static int lease(beat *b)
         return rc;
     rc = tq_lock_acquire(b->conn, b->key_leader, b->id, b->lease_ms);
     if (rc < 0) {
-        if (rc != TQ_EREDIS)
-            tq_warn("cannot take %s: %s", b->key_leader, tq_strerror(rc));
+        if (rc != TQ_EREDIS && !b->lease_failing) {
+            redisReply *t = tq_conn_cmd(b->conn, "TYPE %s", b->key_leader);
+            if (t && t->type == REDIS_REPLY_STATUS && strcmp(t->str, "string") != 0 &&
+                strcmp(t->str, "none") != 0)
+                tq_error("cannot take the lease %s: it is a %s, not a string; no beat "
+                         "publishes until it is deleted",
+                         b->key_leader, t->str);
+            else
+                tq_error("cannot take the lease %s: %s; trying again every second",
+                         b->key_leader, tq_strerror(rc));
+            freeReplyObject(t);
+            b->lease_failing = 1;
+        }
         return rc;
     }
+    if (b->lease_failing)
+        tq_info("%s is usable again", b->key_leader);
+    b->lease_failing = 0;
     set_leader(b, rc == 1, "another beat holds the lease");
     int64_t mono = tq_clock_mono_ms();
     b->lease_due_mono = mono + b->period_ms;
@@ -1250,6 +1360,11 @@ static int lease(beat *b)
             int64_t wait = ttl->integer == -2  ? 10
                            : ttl->integer >= 0 ? ttl->integer + 1
                                                : -1;
+            if (ttl->integer == -1 && !b->lease_no_ttl)
+                tq_warn("%s is held by another owner and never expires (set by hand?): "
+                        "this beat stays a standby until it is deleted",
+                        b->key_leader);
+            b->lease_no_ttl = ttl->integer == -1;
             if (wait >= 0 && mono + wait < b->lease_due_mono)
                 b->lease_due_mono = mono + wait;
         }
@@ -1264,26 +1379,88 @@ static int lease(beat *b)
  * pipelined: one round trip. A tick whose script did not succeed goes back
  * to its entry, to be retried next time. */
 
-/* Stores the reply of a script call in its recs' rc. reply may be NULL (the
- * connection broke). */
+/* Stores the reply of a script call in its recs' rc, and logs when the
+ * script starts or stops failing as a whole (a key of the wrong type: once,
+ * not once a pass). reply may be NULL (the connection broke). */
 static void batch_result(beat *b, size_t from, size_t to, const redisReply *reply)
 {
+    int ok = reply && reply->type == REDIS_REPLY_ARRAY &&
+             reply->elements == to - from + 1 &&
+             reply->element[to - from]->type == REDIS_REPLY_INTEGER;
     for (size_t i = from; i < to; i++) {
         struct rec *r = &b->recs[i];
         if (!reply)
             r->rc = TQ_EREDIS;
         else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == -1)
             r->rc = -1;
-        else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == to - from &&
-                 reply->element[i - from]->type == REDIS_REPLY_INTEGER)
+        else if (ok && reply->element[i - from]->type == REDIS_REPLY_INTEGER)
             r->rc = (int)reply->element[i - from]->integer;
         else
             r->rc = TQ_EREPLY;
     }
-    if (reply && b->recs[from].rc == TQ_EREPLY)
-        tq_warn("publishing %s@%lld and %zu more failed: %s", b->recs[from].e->str,
-                (long long)b->recs[from].tick, to - from - 1,
-                reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    if (reply && b->recs[from].rc == TQ_EREPLY && !b->publish_failing) {
+        tq_error("publishing failed: %s; the ticks wait until that is fixed",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        b->publish_failing = 1;
+    } else if (ok && b->publish_failing) {
+        tq_info("publishing works again");
+        b->publish_failing = 0;
+    }
+    if (ok) {
+        int uncounted = reply->element[to - from]->integer != 0;
+        if (uncounted && !b->stats_failing)
+            tq_error("%s is not a hash: published ticks are not counted in it until "
+                     "it is a hash again or deleted",
+                     b->key_stats);
+        else if (!uncounted && b->stats_failing)
+            tq_info("%s is a hash again: published ticks are counted", b->key_stats);
+        b->stats_failing = uncounted;
+    }
+}
+
+/* The key of e's queue, into buf (TQ_KEYS_MAX bytes). */
+static const char *queue_key(const beat *b, const struct entry *e, char *buf)
+{
+    tq_keys_fmt(b->prefix, TQ_KEY_QUEUE, entry_queue(e), buf, TQ_KEYS_MAX);
+    return buf;
+}
+
+/* Notes that e's queue key is not a list (the publish script skipped its
+ * tick): logged once per key, naming its type. */
+static void queue_bad(beat *b, const struct entry *e)
+{
+    char key[TQ_KEYS_MAX], nm[SHOWN_MAX];
+    queue_key(b, e, key);
+    for (int i = 0; i < b->nbadq; i++)
+        if (strcmp(b->badq[i], key) == 0)
+            return;
+    if (b->nbadq == BADQ_MAX) { /* more than that: the first ones tell */
+        tq_debug("queue key %s is not a list", key);
+        return;
+    }
+    snprintf(b->badq[b->nbadq++], TQ_KEYS_MAX, "%s", key);
+    redisReply *t = tq_conn_cmd(b->conn, "TYPE %s", key);
+    tq_error("queue key %s is a %s, not a list: the ticks of schedule '%s' and of any "
+             "other on that queue wait until it is a list again or deleted",
+             key, t && t->type == REDIS_REPLY_STATUS ? t->str : "key of another type",
+             shown(e->str, e->namelen, nm, sizeof nm));
+    freeReplyObject(t);
+}
+
+/* Notes that a tick of e went through: its queue key is fine again. */
+static void queue_ok(beat *b, const struct entry *e)
+{
+    char key[TQ_KEYS_MAX];
+    if (!b->nbadq)
+        return;
+    queue_key(b, e, key);
+    for (int i = 0; i < b->nbadq; i++)
+        if (strcmp(b->badq[i], key) == 0) {
+            tq_info("queue key %s is a list again: its ticks are published", key);
+            memmove(b->badq[i], b->badq[b->nbadq - 1], TQ_KEYS_MAX);
+            b->nbadq--;
+            return;
+        }
 }
 
 /* Sends the script for recs[from, to): pipelined (eval 0), or at once with
@@ -1293,7 +1470,9 @@ static int send_batch(beat *b, size_t from, size_t to, int eval)
     enum { QMAX = BEAT_SCRIPT_TICKS };
     const char *argv[3 + QMAX + 1 + 4 * BEAT_SCRIPT_TICKS];
     size_t lens[3 + QMAX + 1 + 4 * BEAT_SCRIPT_TICKS];
-    char qkeys[QMAX][TQ_KEYS_MAX], ticks[BEAT_SCRIPT_TICKS][24], idx[QMAX][8];
+    /* Room for any int and any long long: gcc's -Wformat-truncation
+     * cannot always bound the values. */
+    char qkeys[QMAX][TQ_KEYS_MAX], ticks[BEAT_SCRIPT_TICKS][24], idx[QMAX][12];
     const char *qnames[QMAX];
     int nq = 0, na = 0;
 
@@ -1355,8 +1534,9 @@ static int publish_due(beat *b, int64_t now_ms)
     int rc = 0;
     b->pass_caught_up = 0;
     b->pass_skipped = 0;
-    while (b->nheap && b->heap[0]->next <= now_ms && n < BEAT_PASS_MAX) {
+    while (b->nheap && due_at(b->heap[0]) <= now_ms && n < BEAT_PASS_MAX) {
         struct entry *e = b->heap[0];
+        e->retry = 0;
         int64_t t = beat_catch_up(&e->rule, e->catchup, b->catchup_max, e->next, now_ms,
                                   b->lease_ms);
         log_catch_up(b, e, t, now_ms);
@@ -1420,6 +1600,20 @@ static int publish_due(beat *b, int64_t now_ms)
                 e->last = r->tick;
             tq_debug("%s %s@%lld", r->rc ? "published" : "already published", e->str,
                      (long long)r->tick);
+            queue_ok(b, e);
+            if (e->held)
+                state_bad(b, e, 0, NULL);
+        } else if (r->rc == HELD_QUEUE || r->rc == HELD_STATE) {
+            /* A bad key of this schedule alone: its tick waits, unpublished,
+             * and is tried again after RETRY_MS; the others go on. */
+            if (e->next > r->tick)
+                e->next = r->tick;
+            e->retry = now_ms + RETRY_MS;
+            rollback = 1;
+            if (r->rc == HELD_QUEUE)
+                queue_bad(b, e);
+            else
+                pending_add(b, e); /* read it: logged with its value */
         } else {
             if (r->rc == -1)
                 lost = 1;
@@ -1475,8 +1669,8 @@ int64_t beat_step(beat *b, int64_t now_ms, int64_t mono_ms)
     if (b->redis_ok && b->reloading) {
         /* Scan until the next tick is due, and at most the budget. */
         int64_t mono = tq_clock_mono_ms(), deadline = mono + BEAT_SCAN_BUDGET_MS;
-        if (b->leader && b->nheap && b->heap[0]->next - now_ms < deadline - mono_ms)
-            deadline = mono_ms + (b->heap[0]->next - now_ms);
+        if (b->leader && b->nheap && due_at(b->heap[0]) - now_ms < deadline - mono_ms)
+            deadline = mono_ms + (due_at(b->heap[0]) - now_ms);
         if ((rc = reload_step(b, now_ms, deadline)) < 0)
             redis_failed(b, rc);
     }
@@ -1500,8 +1694,8 @@ int64_t beat_step(beat *b, int64_t now_ms, int64_t mono_ms)
             wake = b->promote_due_mono;
     }
     int64_t sleep_ms = wake - mono_ms;
-    if (b->leader && b->redis_ok && b->nheap && b->heap[0]->next - now_ms < sleep_ms)
-        sleep_ms = b->heap[0]->next - now_ms;
+    if (b->leader && b->redis_ok && b->nheap && due_at(b->heap[0]) - now_ms < sleep_ms)
+        sleep_ms = due_at(b->heap[0]) - now_ms;
     return sleep_ms < 0 ? 0 : sleep_ms > BEAT_SLEEP_MAX_MS ? BEAT_SLEEP_MAX_MS : sleep_ms;
 }
 

@@ -4,22 +4,35 @@
 
 #include <stdio.h>
 
-static tq_script acquire_script = TQ_SCRIPT(
-    "local v = redis.call('GET', KEYS[1])\n"
-    "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
-    "if v then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-    "return 1\n");
+/* Each script reads the lock before it writes it, and only a lock that is
+ * a string (or absent) is read: a key of another type is an error reply
+ * that names it, before anything is written, so that no script can fail
+ * after its first write (Redis does not roll a script back). The TTL is a
+ * number the caller checked (> 0). */
+#define CHECK_STRING                                                                     \
+    "local t = redis.call('TYPE', KEYS[1]).ok\n"                                         \
+    "if t ~= 'string' and t ~= 'none' then\n"                                            \
+    "  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. t .. ', not a "   \
+    "string')\n"                                                                         \
+    "end\n"
+
+static tq_script acquire_script =
+    TQ_SCRIPT(CHECK_STRING "local v = redis.call('GET', KEYS[1])\n"
+                           "if v == ARGV[1] then\n"
+                           "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
+                           "if v then return 0 end\n"
+                           "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+                           "return 1\n");
 
 static tq_script extend_script =
-    TQ_SCRIPT("if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-              "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
-              "return 0\n");
+    TQ_SCRIPT(CHECK_STRING "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                           "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
+                           "return 0\n");
 
 static tq_script release_script =
-    TQ_SCRIPT("if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-              "  redis.call('DEL', KEYS[1]) return 1 end\n"
-              "return 0\n");
+    TQ_SCRIPT(CHECK_STRING "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                           "  redis.call('DEL', KEYS[1]) return 1 end\n"
+                           "return 0\n");
 
 static int run(tq_conn *c, tq_script *s, const char *key, const char *owner,
                int64_t ttl_ms)

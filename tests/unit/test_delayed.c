@@ -1,14 +1,19 @@
 /* Tests of common/delayed against a real redis-server: due messages move
  * to the back of their queue (default queue when none), later ones stay,
  * the batch bound holds, a message without a valid queue becomes a dead
- * letter, the next due time is reported, and concurrent promoters move each
- * message once. */
+ * letter, the next due time is reported, concurrent promoters move each
+ * message once, and keys of the wrong type lose nothing: a message whose
+ * destination is not a list stays in P:delayed while the others go on,
+ * P:delayed of the wrong type is one logged error, P:stats of the wrong
+ * type only goes uncounted. */
+#include "tests/support/capture.h"
 #include "tests/support/check.h"
 #include "tests/support/redis_server.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "common/delayed.h"
 #include "common/log.h"
@@ -136,6 +141,114 @@ static void test_concurrent_promoters_move_once(void **state)
     TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:default"), 200);
 }
 
+static void cmd(const char *fmt, const char *arg)
+{
+    redisReply *r = tq_test_redis_cmd(&srv, fmt, arg);
+    assert_non_null(r);
+    freeReplyObject(r);
+}
+
+/* A queue key of the wrong type: before, the script removed the message
+ * from P:delayed and then failed on LPUSH, losing it. */
+static void test_wrong_type_queue_keeps_message(void **state)
+{
+    (void)state;
+    tq_conn *c = tq_conn_new(&url, "delayed-test");
+    cmd("SET %s wrong", PFX ":queue:bad");
+    zadd(1, "{\"v\":1,\"id\":\"stuck\",\"task\":\"noop\",\"queue\":\"bad\"}");
+    zadd(2, "{\"v\":1,\"id\":\"fine\",\"task\":\"noop\",\"queue\":\"good\"}");
+    int64_t next = 0;
+    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, 100, 100, &next), 1);
+    TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:good"), 1);
+    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 1);
+    TQ_ASSERT_INT(next, 1100); /* tried again in a second */
+    redisReply *r = tq_test_redis_cmd(&srv, "GET %s", PFX ":queue:bad");
+    TQ_ASSERT_STR(r->str, "wrong");
+    freeReplyObject(r);
+    /* Once the key is fixed, the message moves, once. */
+    cmd("DEL %s", PFX ":queue:bad");
+    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, 100, 100, &next), 1);
+    TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:bad"), 1);
+    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 0);
+    TQ_ASSERT_INT(next, INT64_MAX);
+    tq_conn_free(c);
+}
+
+/* More stuck messages than a batch do not hide the ones behind them for
+ * ever: a call steps over up to max of them. */
+static void test_stuck_messages_do_not_block(void **state)
+{
+    (void)state;
+    tq_conn *c = tq_conn_new(&url, "delayed-test");
+    char msg[128];
+    cmd("HSET %s f v", PFX ":queue:bad");
+    for (int i = 0; i < 5; i++) {
+        snprintf(msg, sizeof msg,
+                 "{\"v\":1,\"id\":\"s%d\",\"task\":\"n\",\"queue\":\"bad\"}", i);
+        zadd(i, msg);
+    }
+    zadd(10, "{\"v\":1,\"id\":\"ok\",\"task\":\"n\",\"queue\":\"good\"}");
+    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 10), 1);
+    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 5);
+    tq_conn_free(c);
+}
+
+/* P:dead of the wrong type: a message without a valid queue stays in
+ * P:delayed instead of vanishing. */
+static void test_wrong_type_dead_keeps_message(void **state)
+{
+    (void)state;
+    tq_conn *c = tq_conn_new(&url, "delayed-test");
+    cmd("SET %s wrong", PFX ":dead");
+    zadd(1, "not json");
+    zadd(2, "{\"v\":1,\"id\":\"fine\",\"task\":\"noop\"}");
+    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 100), 1);
+    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 1);
+    cmd("DEL %s", PFX ":dead");
+    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 100), 0);
+    TQ_ASSERT_INT(integer("LLEN %s", PFX ":dead"), 1);
+    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 0);
+    tq_conn_free(c);
+}
+
+/* P:stats of the wrong type: messages move, uncounted. */
+static void test_wrong_type_stats(void **state)
+{
+    (void)state;
+    tq_conn *c = tq_conn_new(&url, "delayed-test");
+    cmd("RPUSH %s x", PFX ":stats");
+    zadd(1, "{\"v\":1,\"id\":\"a\",\"task\":\"noop\"}");
+    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 100), 1);
+    TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:default"), 1);
+    TQ_ASSERT_INT(integer("LLEN %s", PFX ":stats"), 1);
+    tq_conn_free(c);
+}
+
+/* P:delayed of the wrong type: an error that names the key, logged once
+ * for many calls, nothing written; and once when it works again. */
+static void test_wrong_type_delayed_logged_once(void **state)
+{
+    (void)state;
+    tq_conn *c = tq_conn_new(&url, "delayed-test");
+    cmd("SET %s wrong", PFX ":delayed");
+    tq_test_capture cap;
+    assert_int_equal(tq_test_capture_start(&cap, 2), 0);
+    int rc[5];
+    for (int i = 0; i < 5; i++)
+        rc[i] = tq_delayed_promote(c, PFX, 100, 100);
+    cmd("DEL %s", PFX ":delayed");
+    int after = tq_delayed_promote(c, PFX, 100, 100);
+    char *out = tq_test_capture_stop(&cap, NULL);
+    assert_non_null(out);
+    for (int i = 0; i < 5; i++)
+        TQ_ASSERT_RC(rc[i], TQ_EREPLY);
+    TQ_ASSERT_INT(after, 0);
+    TQ_ASSERT_INT(tq_test_count(out, PFX ":delayed is a string, not a zset"), 1);
+    TQ_ASSERT_INT(tq_test_count_lines(out), 1); /* the recovery is info: not shown */
+    free(out);
+    tq_conn_free(c);
+}
+
 static void test_redis_down(void **state)
 {
     (void)state;
@@ -152,6 +265,11 @@ int main(void)
         cmocka_unit_test_setup(test_promotes_due_messages, setup),
         cmocka_unit_test_setup(test_batch_bound_and_bad_queue, setup),
         cmocka_unit_test_setup(test_concurrent_promoters_move_once, setup),
+        cmocka_unit_test_setup(test_wrong_type_queue_keeps_message, setup),
+        cmocka_unit_test_setup(test_stuck_messages_do_not_block, setup),
+        cmocka_unit_test_setup(test_wrong_type_dead_keeps_message, setup),
+        cmocka_unit_test_setup(test_wrong_type_stats, setup),
+        cmocka_unit_test_setup(test_wrong_type_delayed_logged_once, setup),
         cmocka_unit_test_setup(test_redis_down, setup),
     };
     return cmocka_run_group_tests_name("delayed", tests, group_setup, group_teardown);
