@@ -76,6 +76,20 @@ static void check_accepted(const web_http_request *rq, const web_http_verdict *v
         CHECK(k > 0, "invalid UTF-8 in path at %zu", i);
         i += k;
     }
+    /* Segments are the client's: no '/' comes from an escape. */
+    /* Every byte is there (a NUL would cut it): one per raw byte, one per
+     * escape. */
+    size_t raw_slashes = 0, slashes = 0, escapes = 0, tlen = strlen(rq->target);
+    for (const char *r = rq->target; *r; r++) {
+        raw_slashes += *r == '/';
+        escapes += *r == '%';
+    }
+    for (size_t i = 0; i < n; i++)
+        slashes += p[i] == '/';
+    CHECK(slashes == raw_slashes, "'%s' has %zu '/', its target '%s' %zu", p, slashes,
+          rq->target, raw_slashes);
+    CHECK(n == tlen - 2 * escapes, "'%s' is %zu bytes from a %zu-byte target '%s'", p, n,
+          tlen, rq->target);
     /* Decoding is done once: a decoded path without '%' decodes to itself. */
     if (!strchr(p, '%')) {
         char again[WEB_HTTP_PATH_MAX], err[WEB_HTTP_ERROR_MAX];
