@@ -861,8 +861,11 @@ static int reload_apply(beat *b, int64_t now_ms)
         b->npending = 0;
         b->sync_all = 1;
     }
-    /* Added: sorted, and a field seen twice counts once (the last text). */
-    qsort(b->added, b->nadded, sizeof *b->added, entry_cmp);
+    /* Added: sorted, and a field seen twice counts once (the last text).
+     * (b->added is NULL while nothing was ever added: qsort must not see
+     * it, even with a count of 0.) */
+    if (b->nadded > 1)
+        qsort(b->added, b->nadded, sizeof *b->added, entry_cmp);
     size_t na = 0;
     for (size_t i = 0; i < b->nadded; i++) {
         if (na && entry_cmp(&b->added[na - 1], &b->added[i]) == 0) {
