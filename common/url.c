@@ -59,22 +59,23 @@ static int copy_decoded(char *dst, size_t cap, const char *s, const char *e)
 #define HOST_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 #define HOST6_CHARS "0123456789abcdefABCDEF:."
 
-/* Writes s into buf with everything between "redis://" and the last '@' of
- * s replaced by ":***" (a user before the first ':' is kept), so that an
- * error message can quote the input. Without an '@' there is nothing to
- * hide. Cuts to len bytes after redacting, so a cut never uncovers a
- * secret. */
+/* Writes s into buf with everything between its scheme ("redis://", or
+ * any "x://", or the start) and its last '@' replaced by ":***" (a user
+ * before the first ':' is kept), so that an error message can quote the
+ * input. Without an '@' there is nothing to hide. Cuts to len bytes after
+ * redacting, so a cut never uncovers a secret. */
 static void redact_input(const char *s, char *buf, size_t len)
 {
     const char *at = strrchr(s, '@');
-    if (strncmp(s, "redis://", 8) != 0 || !at) {
+    if (!at) {
         snprintf(buf, len, "%s", s);
         return;
     }
-    const char *cred = s + 8;
+    const char *scheme = strstr(s, "://");
+    const char *cred = scheme && scheme < at ? scheme + 3 : s;
     const char *colon = memchr(cred, ':', (size_t)(at - cred));
-    int user = colon ? (int)(colon - cred) : 0;
-    snprintf(buf, len, "redis://%.*s%s@%s", user, cred, colon ? ":***" : "***", at + 1);
+    snprintf(buf, len, "%.*s%s@%s", (int)((colon ? colon : cred) - s), s,
+             colon ? ":***" : "***", at + 1);
 }
 
 static int parse_unix(const char *s, tq_url *out, char *err, size_t errlen)

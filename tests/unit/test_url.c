@@ -342,7 +342,8 @@ static void test_errors_hide_the_password(void **state)
                          "redis://:Sekr1tPw@a b/0",     "redis://:Sekr1tPw@[::1/0",
                          "redis://:Sekr1tPw@[::1]x/0",  "redis://:Sekr1tPw@h%zz/0",
                          "redis://:Sekr1tPw%zz@h/0",    "redis://:Sekr1tPw@h/0#x",
-                         "redis://u%zz:Sekr1tPw@h",     "redis://:Sekr1tPw@h:1:2"};
+                         "redis://u%zz:Sekr1tPw@h",     "redis://:Sekr1tPw@h:1:2",
+                         "http://:Sekr1tPw@h/0",        "h:Sekr1tPw@x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tq_url u;
         char err[512] = "";
