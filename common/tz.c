@@ -679,7 +679,9 @@ int tq_tz_get(const char *name, const tq_tz **out, char *err, size_t errlen)
 char *tq_tz_format_utc(int64_t ms, char *buf, size_t len)
 {
     int64_t s = floor_div(ms, 1000), y;
-    int frac = (int)(ms - s * 1000), m, d;
+    int frac = (int)(ms % 1000), m, d; /* not ms - s * 1000: that overflows */
+    if (frac < 0)
+        frac += 1000;
     int64_t days = floor_div(s, 86400), sod = s - days * 86400;
     tq_tz_civil_from_days(days, &y, &m, &d);
     if (frac)

@@ -676,6 +676,23 @@ static void test_transition_time_range(void **state)
     parse_bad("late", buf, len, "transition time is out of range");
 }
 
+/* Found by tests/fuzz/fuzz_iso: formatting an instant near INT64_MIN ms
+ * overflowed (UBSan: ms - s * 1000). Every int64_t formats, within
+ * TQ_TZ_ISO_MAX bytes. */
+static void test_format_extremes(void **state)
+{
+    (void)state;
+    char buf[TQ_TZ_ISO_MAX];
+    TQ_ASSERT_STR(tq_tz_format_utc(INT64_MIN, buf, sizeof buf),
+                  "-292275055-05-16T16:47:04.192Z");
+    TQ_ASSERT_STR(tq_tz_format_utc(INT64_MIN + 808, buf, sizeof buf),
+                  "-292275055-05-16T16:47:05Z");
+    TQ_ASSERT_STR(tq_tz_format_utc(INT64_MAX, buf, sizeof buf),
+                  "292278994-08-17T07:12:55.807Z");
+    TQ_ASSERT_STR(tq_tz_format_utc(-1, buf, sizeof buf), "1969-12-31T23:59:59.999Z");
+    TQ_ASSERT_STR(tq_tz_format_utc(-1000, buf, sizeof buf), "1969-12-31T23:59:59Z");
+}
+
 /* A version 1 file (32-bit times, no footer) still works. */
 static void test_version1(void **state)
 {
@@ -811,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_rule_flips_at_new_year),
         cmocka_unit_test(test_footer_with_nul),
         cmocka_unit_test(test_transition_time_range),
+        cmocka_unit_test(test_format_extremes),
         cmocka_unit_test(test_tzdir),
         cmocka_unit_test(test_iso),
     };
