@@ -62,7 +62,7 @@ static const opt options[] = {
     {"log-format", 0, "TICKQ_LOG_FORMAT", "text", OPT_FORMAT, F(log_format), 0, 0,
      TQ_PROG_ALL, "text or json"},
     {"check", 0, "TICKQ_CHECK", "false", OPT_BOOL, F(check), 0, 0, TQ_PROG_ALL,
-     "health check: exit 0 if Redis answers PING, 1 otherwise"},
+     "health check: exit 0 if Redis answers PING, else 1 and why on stderr"},
     {"schedules", 0, "TICKQ_SCHEDULES", "", OPT_STR, F(schedules), 0, 0, TQ_PROG_BEAT,
      "JSON file of schedules upserted into Redis at start"},
     {"beat-id", 0, "TICKQ_BEAT_ID", "", OPT_STR, F(beat_id), 0, 0, TQ_PROG_BEAT,
@@ -483,6 +483,12 @@ void tq_config_usage(tq_prog prog, FILE *out, int markdown)
                     "", o->env, o->def);
     }
     if (!markdown)
-        fprintf(out, "  %-20s %s\n  %-20s %s\n", "-h, --help", "print this help and exit",
-                "-V, --version", "print the version and exit");
+        fprintf(
+            out,
+            "  %-20s %s\n  %-20s %s\n\n"
+            "Values: --opt VALUE or --opt=VALUE; the last of a repeated option wins.\n"
+            "An empty value, spaces around it or a control byte are errors (leave an\n"
+            "option out for its default); numbers are plain decimal digits.\n",
+            "-h, --help", "print this help and exit", "-V, --version",
+            "print the version and exit");
 }
