@@ -186,6 +186,12 @@ tq_assert_eq "GET /timer at 'twelve': status" 500 "$CODE"
 case $BODY in *"$KEY"*) ;; *) tq_fail "GET /timer at 'twelve': error '$BODY' does not name $KEY" ;; esac
 req GET /api/timer
 tq_assert_eq "GET /api/timer at 'twelve': status" 500 "$CODE"
+for v in 1e300 -5 99999999999999999999 ''; do
+    rcli SET "$KEY" "$v" >/dev/null
+    req GET /timer
+    tq_assert_eq "GET /timer at '$v': status" 500 "$CODE"
+    case $BODY in '{"error":"'*"$KEY"*'"}') ;; *) tq_fail "GET /timer at '$v': got '$BODY'" ;; esac
+done
 rcli DEL "$KEY" >/dev/null
 rcli RPUSH "$KEY" 1 >/dev/null
 req GET /timer
