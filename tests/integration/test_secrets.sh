@@ -128,5 +128,6 @@ no_secret "$TQ_TMP/pages.out"
 rcli --scan --pattern "$P:*" | while read -r k; do
     if [ "$(rcli TYPE "$k")" = string ]; then rcli GET "$k"; fi
 done >"$TQ_TMP/redis.out"
-no_secret "$TQ_TMP"/*.log "$TQ_TMP/redis.out"
-tq_log "ok: no password in any log, output, page or result"
+# The AOF holds every write any program made (hashes, streams, lists too).
+no_secret "$TQ_TMP"/*.log "$TQ_TMP/redis.out" "$TQ_TMP"/redis/appendonlydir/*
+tq_log "ok: no password in any log, output, page, result or write to Redis"
