@@ -17,3 +17,11 @@ tq_deps_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
 }
+
+# clang and its libFuzzer runtime, for the fuzz stage of scripts/test.sh
+# (tests/fuzz). Best effort: where the packages have other names, the stage
+# says it is skipped instead of failing the run.
+tq_deps_install_fuzz() {
+    tq_deps_install clang libclang-rt-dev 2>/dev/null ||
+        echo "could not install clang and libclang-rt-dev: the fuzz stage will be skipped" >&2
+}

@@ -2,13 +2,16 @@
 # Runs every tickq test on a fresh Debian or Ubuntu machine: installs what is
 # missing, builds twice (plain, and with AddressSanitizer + UBSan), runs the
 # whole ctest suite in both builds (each integration test starts its own
-# redis-server on a free port), then the container end-to-end test
-# (tests/e2e: starts a Docker engine if none runs; TICKQ_SKIP_E2E=1 skips
-# it). Exit code 0 only if everything passed.
+# redis-server on a free port), then runs each libFuzzer target of
+# tests/fuzz for TICKQ_FUZZ_SECONDS (30; 0 skips them) in build-fuzz with
+# clang, then the container end-to-end test (tests/e2e: starts a Docker
+# engine if none runs; TICKQ_SKIP_E2E=1 skips it). Exit code 0 only if
+# everything passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 tq_deps_install
+[ "${TICKQ_FUZZ_SECONDS:-30}" = 0 ] || tq_deps_install_fuzz
 
 jobs=$(nproc)
 status=0
@@ -24,6 +27,12 @@ for variant in build build-asan; do
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         ctest --test-dir "$variant" --output-on-failure -j "$jobs" || status=1
 done
+if [ "${TICKQ_FUZZ_SECONDS:-30}" = 0 ]; then
+    echo "=== fuzz: skipped (TICKQ_FUZZ_SECONDS=0)"
+else
+    echo "=== fuzz: each target for ${TICKQ_FUZZ_SECONDS:-30} s (tests/fuzz/run.sh)"
+    bash tests/fuzz/run.sh build-fuzz || status=1
+fi
 if [ "${TICKQ_SKIP_E2E:-0}" = 1 ]; then
     echo "=== e2e: skipped (TICKQ_SKIP_E2E=1)"
 else
