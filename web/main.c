@@ -28,9 +28,6 @@ int main(int argc, char **argv)
         return 1;
     }
     tq_proc_signals();
-    /* A Redis that is down or refuses the login is logged now, not at the
-     * first request; the server starts anyway and /healthz says 503. */
-    tq_conn_check(cfg.redis_url, "web", 0, err, sizeof err);
 
     web_server *w = NULL;
     rc = web_start(&cfg, &w, err, sizeof err);
@@ -38,6 +35,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "tickq-web: %s\n", err);
         return rc == TQ_ECONFIG ? 2 : 1;
     }
+    /* A Redis that is down or refuses the login is logged now, not at the
+     * first request (which gets a 503 from /healthz meanwhile). */
+    tq_conn_check(cfg.redis_url, "web", 0, err, sizeof err);
     while (!tq_proc_stop)
         tq_clock_sleep_ms(1000, &tq_proc_stop);
     web_stop(w);
