@@ -86,6 +86,7 @@ int web_http_path_decode(const char *raw, size_t len, char *out, size_t outlen, 
 
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)raw[i];
+        size_t at = i; /* where the byte starts, escape or not */
         if (c == '%') {
             int hi = i + 2 < len ? hex_value(raw[i + 1]) : -1;
             int lo = i + 2 < len ? hex_value(raw[i + 2]) : -1;
@@ -95,18 +96,18 @@ int web_http_path_decode(const char *raw, size_t len, char *out, size_t outlen, 
                             "path has a bad percent escape '%s' at byte %zu", shown, i);
             }
             c = (unsigned char)(hi * 16 + lo);
-            if (c == '/')
+            if (c == '/' || c == '\\')
                 return fail(400, err, errlen,
-                            "path has an encoded '/' (%%2F) at byte %zu", i);
+                            "path has an encoded '%c' (%%%02X) at byte %zu", c, c, at);
             i += 2;
         }
         if (c == '\0')
-            return fail(400, err, errlen, "path has a NUL byte at byte %zu", i);
+            return fail(400, err, errlen, "path has a NUL byte at byte %zu", at);
         if (c < 0x20 || c == 0x7f)
             return fail(400, err, errlen, "path has control byte 0x%02x at byte %zu", c,
-                        i);
+                        at);
         if (c == ' ')
-            return fail(400, err, errlen, "path has a space at byte %zu", i);
+            return fail(400, err, errlen, "path has a space at byte %zu", at);
         if (n + 1 >= outlen)
             return fail(414, err, errlen, "path longer than %zu bytes once decoded",
                         outlen - 1);
@@ -270,7 +271,7 @@ int web_http_check(const web_http_request *rq, web_http_verdict *out)
                                   "request target '%s' is not a path", shown);
     }
     size_t tlen = strlen(target), qlen = rq->query ? strlen(rq->query) : 0;
-    if (tlen + qlen >= WEB_HTTP_TARGET_MAX)
+    if (tlen + (rq->query ? 1 : 0) + qlen >= WEB_HTTP_TARGET_MAX)
         return out->status =
                    fail(414, out->error, sizeof out->error,
                         "request target of %zu bytes; at most %d",

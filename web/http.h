@@ -25,7 +25,7 @@
 
 #include <stddef.h>
 
-#define WEB_HTTP_TARGET_MAX 2048 /* longest request target (path and query), bytes */
+#define WEB_HTTP_TARGET_MAX 2048 /* a request target (path, '?', query) is shorter */
 #define WEB_HTTP_PATH_MAX 1024   /* longest path once decoded, with the NUL */
 #define WEB_HTTP_HEADERS_MAX 63  /* civetweb keeps 64 fields: 64 may mean more */
 #define WEB_HTTP_ERROR_MAX 200   /* an error sentence, with the NUL */

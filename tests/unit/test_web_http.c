@@ -505,6 +505,9 @@ static void test_encoded_slash(void **state)
     target_refused("/api%2Ftimer", 400, "encoded '/'");
     target_refused("/%2F", 400, "encoded '/'");
     target_refused("/%2f%2f", 400, "encoded '/'");
+    target_refused("/%5C", 400, "encoded '\\' (%5C) at byte 1");
+    target_refused("/timer%5c", 400, "encoded '\\' (%5C) at byte 6");
+    target_refused("/api%5Ctimer", 400, "encoded '\\'");
 }
 
 static void test_bad_escapes(void **state)
@@ -576,6 +579,10 @@ static void test_target_length(void **state)
     fill(q, "", "q", WEB_HTTP_TARGET_MAX - 1 - strlen("/timer?"));
     rq = get("/timer", q);
     accepted(&rq, "/timer", 0, "a 2047-byte target with a query");
+    fill(q, "", "q", WEB_HTTP_TARGET_MAX - strlen("/timer?"));
+    rq = get("/timer", q);
+    refused(&rq, 414, "request target of 2048 bytes; at most 2047",
+            "a 2048-byte target with a query", NULL);
     fill(q, "", "q", WEB_HTTP_TARGET_MAX + 1 - strlen("/timer?"));
     rq = get("/timer", q);
     refused(&rq, 414, "request target of 2049 bytes", "a 2049-byte target with a query",
