@@ -167,6 +167,7 @@ struct beat {
     int seed_failing;    /* the upsert of the file's schedules fails */
     int state_failing;   /* P:schedule-state cannot be read */
     int lease_no_ttl;    /* another owner's lease has no expiry (warned) */
+    int stopped;         /* a stop signal came while beat_new() read the file */
 };
 
 /* Publishes up to BEAT_SCRIPT_TICKS ticks. KEYS: leader, schedule-state,
@@ -1723,6 +1724,8 @@ static void sleep_until(int64_t deadline_us, volatile sig_atomic_t *stop)
 
 void beat_run(beat *b, volatile sig_atomic_t *stop)
 {
+    if (b->stopped)
+        return; /* a signal came while the file was read */
     if (b->file[0])
         tq_info(
             "beat %s starting: %zu schedules from %s, redis %s, prefix %s, lease %lld ms",
@@ -1808,12 +1811,19 @@ beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
         goto fail;
     }
     if (b->file[0]) {
-        int rc = tq_sched_load_file(b->file, b->tz, &b->seed, &b->nseed, err, errlen);
+        /* A large file takes seconds: a SIGINT or SIGTERM meanwhile stops
+         * the load, and beat_run() then returns at once. */
+        int rc = tq_sched_load_file_until(b->file, b->tz, &tq_proc_stop, &b->seed,
+                                          &b->nseed, err, errlen);
+        if (rc == TQ_ESTOPPED)
+            goto stopped;
         if (rc == TQ_ENOMEM)
             err[0] = '\0';
         if (rc < 0)
             goto fail;
         for (size_t i = 0; i < b->nseed; i++) {
+            if (i % 1024 == 0 && tq_proc_stop)
+                goto stopped;
             int crc = check_messages(&b->seed[i], sub, sizeof sub);
             if (crc < 0) {
                 if (crc == TQ_ENOMEM)
@@ -1832,6 +1842,20 @@ beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
         goto fail;
     }
     return b;
+stopped:
+    tq_info("stopped while reading %s: nothing upserted", b->file);
+    for (size_t i = 0; i < b->nseed; i++)
+        tq_sched_deinit(&b->seed[i]);
+    free(b->seed);
+    b->seed = NULL;
+    b->nseed = 0;
+    b->seeded = 1;
+    b->stopped = 1;
+    b->recs = calloc(BEAT_PASS_MAX, sizeof *b->recs);
+    b->conn = tq_conn_new(&url, "beat");
+    if (b->recs && b->conn)
+        return b;
+    err[0] = '\0';
 fail:
     beat_free(b);
     return NULL;

@@ -45,10 +45,13 @@
 typedef struct beat beat;
 
 /* Builds a beat from cfg (borrowed; what is needed is copied): checks --tz
- * and reads and checks the --schedules file, if any, without touching
+ * and reads and checks the --schedules file, if any (at most
+ * TQ_SCHED_FILE_MAX bytes, in time linear in its size), without touching
  * Redis. Returns a new beat (beat_free() it), or NULL with a sentence in err
  * naming the problem (a bad file or option: exit 2), or with err set to ""
- * when out of memory. */
+ * when out of memory. A SIGTERM or SIGINT (tq_proc_stop) while the file is
+ * read stops the reading: the beat is returned without the file's
+ * schedules, and beat_run() returns at once (nothing was upserted). */
 beat *beat_new(const tq_config *cfg, char *err, size_t errlen);
 
 /* Frees b and closes its connection; does not touch the lease (see

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define bad(err, errlen, ...) tq_err_set(TQ_EDECODE, err, errlen, __VA_ARGS__)
 
@@ -253,52 +254,160 @@ char *tq_sched_encode(const tq_sched *s, size_t *len)
     return out;
 }
 
-int tq_sched_load_file(const char *path, const char *default_tz, tq_sched **out,
-                       size_t *n, char *err, size_t errlen)
+/* ------------------------------------------------------------------------
+ * Loading a schedules file. A file of up to TQ_SCHED_FILE_MAX bytes may
+ * hold a million definitions, so the work is linear (the duplicate-name
+ * check is a hash table, not a comparison of each name with every earlier
+ * one) and is done in slices between which *stop is looked at: a SIGINT
+ * during a long load stops it at once. */
+
+#define LOAD_SLICE 1024 /* definitions decoded between looks at *stop */
+
+/* The state of reading the file through jansson's callback. */
+struct file_reader {
+    FILE *f;
+    const volatile sig_atomic_t *stop; /* borrowed, may be NULL */
+    size_t total;                      /* bytes read so far */
+    int too_big, stopped, error;       /* why the read ended early (errno) */
+};
+
+/* jansson's read callback: up to buflen bytes, or (size_t)-1 to end the
+ * parse when the file grows over the limit, *stop is set or read fails. */
+static size_t file_read(void *buf, size_t buflen, void *data)
 {
+    struct file_reader *r = data;
+    if (r->stop && *r->stop) {
+        r->stopped = 1;
+        return (size_t)-1;
+    }
+    size_t got = fread(buf, 1, buflen, r->f);
+    if (got == 0 && ferror(r->f)) {
+        r->error = errno ? errno : EIO;
+        return (size_t)-1;
+    }
+    r->total += got;
+    if (r->total > TQ_SCHED_FILE_MAX) {
+        r->too_big = 1;
+        return (size_t)-1;
+    }
+    return got;
+}
+
+/* FNV-1a of a NUL-terminated name. */
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* Reads and parses path into *root. Returns 0, TQ_ESTOPPED, or TQ_EDECODE
+ * / TQ_ETOOBIG with a sentence naming the file in err. */
+static int load_json(const char *path, const volatile sig_atomic_t *stop, json_t **root,
+                     char *err, size_t errlen)
+{
+    struct file_reader r = {NULL, stop, 0, 0, 0, 0};
+    struct stat st;
     json_error_t je;
+    *root = NULL;
+    if (!(r.f = fopen(path, "rb")))
+        return bad(err, errlen, "unable to open %s: %s", path, strerror(errno));
+    if (fstat(fileno(r.f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(r.f);
+        return bad(err, errlen, "%s is a directory, not a schedules file", path);
+    }
+    /* A regular file is measured before it is parsed; a pipe as it is read. */
+    if (fstat(fileno(r.f), &st) == 0 && S_ISREG(st.st_mode) &&
+        st.st_size > TQ_SCHED_FILE_MAX) {
+        fclose(r.f);
+        return tq_err_set(TQ_ETOOBIG, err, errlen,
+                          "%s: %lld bytes, over the limit of %d bytes (64 MiB) for a "
+                          "schedules file",
+                          path, (long long)st.st_size, TQ_SCHED_FILE_MAX);
+    }
+    *root = json_load_callback(file_read, &r, JSON_REJECT_DUPLICATES, &je);
+    fclose(r.f);
+    if (*root)
+        return 0;
+    if (r.stopped)
+        return tq_err_set(TQ_ESTOPPED, err, errlen, "stopped while reading %s", path);
+    if (r.too_big)
+        return tq_err_set(TQ_ETOOBIG, err, errlen,
+                          "%s: more than %d bytes, over the limit of %d bytes (64 MiB) "
+                          "for a schedules file",
+                          path, TQ_SCHED_FILE_MAX, TQ_SCHED_FILE_MAX);
+    if (r.error)
+        return bad(err, errlen, "%s: read error: %s", path, strerror(r.error));
+    return bad(err, errlen, "%s:%d: %s", path, je.line, je.text);
+}
+
+int tq_sched_load_file_until(const char *path, const char *default_tz,
+                             const volatile sig_atomic_t *stop, tq_sched **out, size_t *n,
+                             char *err, size_t errlen)
+{
     char sub[512];
+    json_t *root;
     *out = NULL;
     *n = 0;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root && je.line < 0) /* could not read it at all */
-        return bad(err, errlen, "%s", je.text);
-    if (!root)
-        return bad(err, errlen, "%s:%d: %s", path, je.line, je.text);
+    int rc = load_json(path, stop, &root, err, errlen);
+    if (rc < 0)
+        return rc;
     json_t *list = json_object_get(root, "schedules");
     if (!json_is_object(root) || !json_is_array(list)) {
         json_decref(root);
         return bad(err, errlen, "%s: must be an object with an array \"schedules\"",
                    path);
     }
-    size_t count = json_array_size(list);
+    size_t count = json_array_size(list), cap = 16, i = 0;
+    while (cap < 2 * count)
+        cap *= 2;
     tq_sched *s = calloc(count ? count : 1, sizeof *s);
-    if (!s) {
-        json_decref(root);
-        return TQ_ENOMEM;
+    size_t *seen = calloc(cap, sizeof *seen); /* index + 1 of a name, 0: free */
+    if (!s || !seen) {
+        rc = TQ_ENOMEM;
+        goto fail;
     }
-    for (size_t i = 0; i < count; i++) {
-        int rc =
-            tq_sched_decode(&s[i], json_array_get(list, i), default_tz, sub, sizeof sub);
-        for (size_t j = 0; rc == 0 && j < i; j++)
-            if (strcmp(s[j].name, s[i].name) == 0) {
-                snprintf(sub, sizeof sub, "schedule '%s' is defined twice", s[i].name);
-                tq_sched_deinit(&s[i]);
-                rc = TQ_EDECODE;
-            }
+    for (; i < count; i++) {
+        if (i % LOAD_SLICE == 0 && stop && *stop) {
+            rc = tq_err_set(TQ_ESTOPPED, err, errlen, "stopped while reading %s", path);
+            goto fail;
+        }
+        rc = tq_sched_decode(&s[i], json_array_get(list, i), default_tz, sub, sizeof sub);
+        if (rc == TQ_ENOMEM)
+            goto fail;
+        size_t h = name_hash(s[i].name) & (cap - 1);
+        while (rc == 0 && seen[h] && strcmp(s[seen[h] - 1].name, s[i].name) != 0)
+            h = (h + 1) & (cap - 1);
+        if (rc == 0 && seen[h]) {
+            snprintf(sub, sizeof sub, "schedule '%s' is defined twice", s[i].name);
+            tq_sched_deinit(&s[i]);
+            rc = TQ_EDECODE;
+        }
         if (rc < 0) {
             bad(err, errlen, "%s: entry %zu: %s", path, i + 1, sub);
-            for (size_t j = 0; j < i; j++)
-                tq_sched_deinit(&s[j]);
-            free(s);
-            json_decref(root);
-            return rc;
+            goto fail;
         }
+        seen[h] = i + 1;
     }
+    free(seen);
     json_decref(root);
     *out = s;
     *n = count;
     return 0;
+fail:
+    for (size_t j = 0; s && j < i; j++)
+        tq_sched_deinit(&s[j]);
+    free(s);
+    free(seen);
+    json_decref(root);
+    return rc;
+}
+
+int tq_sched_load_file(const char *path, const char *default_tz, tq_sched **out,
+                       size_t *n, char *err, size_t errlen)
+{
+    return tq_sched_load_file_until(path, default_tz, NULL, out, n, err, errlen);
 }
 
 /* Floor division that is right for negative numbers too. */

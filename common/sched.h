@@ -12,6 +12,7 @@
 #define TQ_SCHED_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "common/cron.h"
@@ -81,12 +82,21 @@ void tq_sched_deinit(tq_sched *s);
  * Returns a new string (free() it) or NULL when out of memory. */
 char *tq_sched_encode(const tq_sched *s, size_t *len);
 
-/* Reads a file {"schedules": [ ... ]}. Returns 0 and a new array of *n
- * schedules in *out (free each with tq_sched_deinit, then free()), or a
- * negative code with err naming the file, the entry and the field. Names
- * must be unique. Blocks on file I/O. */
+/* Reads a file {"schedules": [ ... ]} of at most TQ_SCHED_FILE_MAX bytes.
+ * Returns 0 and a new array of *n schedules in *out (free each with
+ * tq_sched_deinit, then free()), or a negative code with err naming the
+ * file, the entry and the field (TQ_ETOOBIG for a file over the limit,
+ * checked before parsing). Names must be unique. Linear in the file's
+ * size. Blocks on file I/O. */
 int tq_sched_load_file(const char *path, const char *default_tz, tq_sched **out,
                        size_t *n, char *err, size_t errlen);
+
+/* The same, and gives up with TQ_ESTOPPED ("stopped while reading ...")
+ * soon after *stop (borrowed; NULL: never) becomes non-zero: it is looked
+ * at while the file is read and between slices of definitions. */
+int tq_sched_load_file_until(const char *path, const char *default_tz,
+                             const volatile sig_atomic_t *stop, tq_sched **out, size_t *n,
+                             char *err, size_t errlen);
 
 /* The first tick of r strictly after after_ms, or TQ_SCHED_NEVER. */
 int64_t tq_sched_rule_next(const tq_sched_rule *r, int64_t after_ms);
