@@ -237,7 +237,7 @@ static int handshake_reply(tq_conn *c, redisReply *r, const char *what, char *wh
     return rc;
 }
 
-/* Sends AUTH, SELECT and CLIENT SETNAME on a fresh context. Without a
+/* Sends AUTH, SELECT, CLIENT SETNAME and PING on a fresh context. Without a
  * password in the URL, a server that wants one answers SETNAME (or SELECT)
  * with NOAUTH: that is a failed login, found here rather than as an error
  * reply to every command the program sends afterwards. */
@@ -267,9 +267,14 @@ static int handshake(tq_conn *c, char *why, size_t whylen)
      * a refused login counts here. */
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) != 0) {
         freeReplyObject(r);
-        return 0;
+        r = NULL;
+    } else if (handshake_reply(c, r, "CLIENT SETNAME", why, whylen) < 0) {
+        return -1;
     }
-    return handshake_reply(c, r, "CLIENT SETNAME", why, whylen);
+    /* A user who may not even PING has no rights at all: a failed login.
+     * One who lacks some right gets NOPERM as the answer to that command. */
+    r = redisCommand(c->ctx, "PING");
+    return handshake_reply(c, r, "PING", why, whylen);
 }
 
 int tq_conn_ensure(tq_conn *c)
@@ -339,10 +344,13 @@ redisReply *tq_conn_reply(tq_conn *c)
     }
     c->pending--;
     redisReply *r = reply;
-    if (r->type == REDIS_REPLY_ERROR && is_auth_error(r->str)) {
-        /* The login was revoked or the user lacks a right: the command did
-         * not run, and every other would fail the same way. An outage, not
-         * a reply for each caller to log. */
+    if (r->type == REDIS_REPLY_ERROR && is_auth_error(r->str) &&
+        strncmp(r->str, "NOPERM", 6) != 0) {
+        /* The login was revoked (NOAUTH, WRONGPASS): the command did not
+         * run, and every other would fail the same way. An outage, not a
+         * reply for each caller to log. NOPERM on one command is that
+         * command's answer: a user may lack one right (the beat falls back
+         * when WATCH is denied); the handshake catches a user who has none. */
         char why[TQ_CONN_ERROR_MAX];
         snprintf(why, sizeof why, "%s", r->str);
         freeReplyObject(r);

@@ -787,6 +787,15 @@ static void test_acl_user_errors_and_recovery(void **state)
     freeReplyObject(r);
     char url[400];
 
+    /* A good login first: the outage an earlier test left is over, so
+     * dave's is a new one, logged once. */
+    snprintf(url, sizeof url, "redis://:Pw-admin@127.0.0.1:%d/0", auth.port);
+    tq_conn *first = conn_to(url, "admin");
+    ping_ok(first);
+    tq_conn_free(first);
+    /* dave may log in but may not even PING: no rights at all, a failed
+     * login (one who lacks some right gets NOPERM as that command's
+     * answer). */
     snprintf(url, sizeof url, "redis://dave:davepw@127.0.0.1:%d/0", auth.port);
     tq_conn *d = conn_to(url, "dave");
     char *log = ping_for(d, 1000);
@@ -797,6 +806,22 @@ static void test_acl_user_errors_and_recovery(void **state)
     free(log);
     TQ_ASSERT_INT(tq_conn_auth_failed(d), 1);
     tq_conn_free(d);
+
+    /* erin lacks one right: WATCH answers NOPERM, as a reply; the
+     * connection stays up and everything else works. */
+    r = tq_test_redis_cmd(&auth, "ACL SETUSER erin on >erinpw ~* &* +@all -watch");
+    assert_non_null(r);
+    freeReplyObject(r);
+    snprintf(url, sizeof url, "redis://erin:erinpw@127.0.0.1:%d/0", auth.port);
+    tq_conn *e = conn_to(url, "erin");
+    r = tq_conn_cmd(e, "WATCH k");
+    assert_non_null(r);
+    TQ_ASSERT_INT(r->type, REDIS_REPLY_ERROR);
+    TQ_ASSERT_CONTAINS(r->str, "NOPERM");
+    freeReplyObject(r);
+    TQ_ASSERT_INT(tq_conn_auth_failed(e), 0);
+    ping_ok(e);
+    tq_conn_free(e);
 
     /* A good login in between ends that outage. */
     snprintf(url, sizeof url, "redis://:Pw-admin@127.0.0.1:%d/0", auth.port);
