@@ -110,7 +110,9 @@ static const opt options[] = {
     {"listen", 0, "TICKQ_LISTEN", "127.0.0.1:5000", OPT_LISTEN, F(listen), 0, 0,
      TQ_PROG_WEB, "HOST:PORT the web server listens on"},
     {"web-threads", 0, "TICKQ_WEB_THREADS", "8", OPT_INT, F(web_threads), 1, 256,
-     TQ_PROG_WEB, "HTTP worker threads"},
+     TQ_PROG_WEB,
+     "HTTP request threads (120 more are started, so that slow clients cannot hold them "
+     "all)"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

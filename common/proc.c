@@ -77,18 +77,3 @@ void tq_proc_default_id(char *buf, size_t len)
     unsigned r = (unsigned)(tq_clock_wall_us() ^ ((uint64_t)getpid() << 16)) & 0xffff;
     snprintf(buf, len, "%s-%d-%04x", host, (int)getpid(), r);
 }
-
-int tq_proc_check(const tq_config *cfg)
-{
-    tq_url url;
-    char err[256];
-    tq_log_min = TQ_LOG_ERROR; /* the exit code is the answer: no warnings */
-    if (tq_url_parse(cfg->redis_url, &url, err, sizeof err) < 0)
-        return 1;
-    tq_conn *c = tq_conn_new(&url, "check");
-    redisReply *r = c ? tq_conn_cmd(c, "PING") : NULL;
-    int ok = r && r->type == REDIS_REPLY_STATUS;
-    freeReplyObject(r);
-    tq_conn_free(c);
-    return ok ? 0 : 1;
-}

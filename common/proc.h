@@ -27,7 +27,4 @@ void tq_proc_signals(void);
  * between restarts of the same container. */
 void tq_proc_default_id(char *buf, size_t len);
 
-/* --check: one PING to cfg's Redis. Returns 0 if it answered, 1 otherwise. */
-int tq_proc_check(const tq_config *cfg);
-
 #endif

@@ -258,37 +258,6 @@ static void test_signals(void **state)
     sigaction(SIGPIPE, &old_pipe, NULL);
 }
 
-/* ---- --check ---- */
-
-static void test_check(void **state)
-{
-    (void)state;
-    tq_config cfg;
-    char err[256];
-    const char *argv[] = {"tickq-test", NULL};
-    TQ_ASSERT_RC(
-        tq_config_parse(&cfg, TQ_PROG_WEB, 1, (char *const *)argv, NULL, err, sizeof err),
-        0);
-
-    snprintf(cfg.redis_url, sizeof cfg.redis_url, "%s", srv.url);
-    TQ_ASSERT_INT(tq_proc_check(&cfg), 0);
-
-    /* Nothing listening: 1, quickly. */
-    int port = tq_test_free_port();
-    assert_true(port > 0);
-    snprintf(cfg.redis_url, sizeof cfg.redis_url, "redis://127.0.0.1:%d/0", port);
-    tq_test_capture ce;
-    assert_int_equal(tq_test_capture_start(&ce, STDERR_FILENO), 0);
-    int rc = tq_proc_check(&cfg);
-    char *log = tq_test_capture_stop(&ce, NULL);
-    TQ_ASSERT_INT(rc, 1);
-    free(log);
-
-    /* A URL that does not parse: 1. */
-    snprintf(cfg.redis_url, sizeof cfg.redis_url, "http://nope");
-    TQ_ASSERT_INT(tq_proc_check(&cfg), 1);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,7 +269,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_bad_option, reset, reset),
         cmocka_unit_test_setup_teardown(test_start_goes_on, reset, reset),
         cmocka_unit_test_setup_teardown(test_signals, reset, reset),
-        cmocka_unit_test_setup_teardown(test_check, reset, reset),
     };
     return cmocka_run_group_tests_name("proc", tests, group_setup, group_teardown);
 }
