@@ -16,8 +16,6 @@
 
 extern char **environ;
 
-static tq_test_redis srv;
-
 /* The tests read the real environment through tq_proc_start(): start from
  * one without TICKQ_* so the caller's cannot leak in. */
 static void clear_tickq_env(void)
@@ -41,13 +39,6 @@ static int group_setup(void **state)
 {
     (void)state;
     clear_tickq_env();
-    return tq_test_redis_start_with(&srv, NULL, 0);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    tq_test_redis_stop(&srv);
     return 0;
 }
 
@@ -270,5 +261,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_goes_on, reset, reset),
         cmocka_unit_test_setup_teardown(test_signals, reset, reset),
     };
-    return cmocka_run_group_tests_name("proc", tests, group_setup, group_teardown);
+    return cmocka_run_group_tests_name("proc", tests, group_setup, NULL);
 }
