@@ -9,7 +9,9 @@
 # once (no gap, no duplicate), that the other schedules went on while one
 # queue was bad, that a delayed message was promoted once P:delayed was
 # fixed, and that each problem was logged as a clear error naming the key,
-# a few times at most (no flood). Needs jq.
+# a few times at most (no flood). Then a beat starts while P:schedules and
+# P:schedule-state are of the wrong type: it waits, and publishes every
+# tick it missed (catchup "all") once they are fixed. Needs jq.
 . "$(dirname "$0")/lib.sh"
 
 command -v jq >/dev/null || tq_fail "jq is required (apt-get install -y jq)"
@@ -112,6 +114,25 @@ wait_all_caught_up "$P:delayed fixed"
 sleep 2
 kill -TERM "$BEAT"
 wait "$BEAT" || tq_fail "the beat exited with $? after SIGTERM"
+
+# ---- a beat that starts while P:schedules and P:schedule-state are of
+# the wrong type: it cannot upsert its file nor read the state (one error
+# each), and publishes, from the state, once they are fixed ----
+spoil "$P:schedules"
+spoil_as "$P:schedule-state" list
+tq_spawn beat2 "$TICKQ_BEAT" --schedules "$TQ_TMP/s.json" --beat-id w2
+BEAT=$TQ_LAST_PID
+tq_wait_for 30 "the upsert fails" "grep -q 'could not upsert' '$TQ_TMP/beat2.log'"
+sleep $BAD_SECS
+kill -0 "$BEAT" || tq_fail "the beat died at start with keys of the wrong type"
+restore "$P:schedules"
+tq_wait_for 30 "the state cannot be read" "grep -q 'cannot read $P:schedule-state' '$TQ_TMP/beat2.log'"
+sleep 1
+restore "$P:schedule-state"
+wait_all_caught_up "a restart with bad keys, fixed"
+sleep 1
+kill -TERM "$BEAT"
+wait "$BEAT" || tq_fail "the second beat exited with $? after SIGTERM"
 t_end=$(now_ms)
 
 # ---- every tick exactly once ----
@@ -125,12 +146,18 @@ done
 tq_assert_eq "delayed message promoted once" 1 "$(rcli LLEN "$P:queue:qd")"
 
 # ---- each problem named, and not flooded ----
-for key in "$P:queue:qa" "$P:schedule-state" "$P:schedules" "$P:beat:leader" "$P:delayed" \
-    "$P:stats"; do
-    n=$(grep -E ' (WARN|ERROR|warn|error) ' "$TQ_TMP/beat.log" | grep -c -- "$key" || true)
-    [ "$n" -ge 1 ] || tq_fail "no warning or error names $key"
-    [ "$n" -le 3 ] || tq_fail "$n warnings or errors name $key: a flood"
-    tq_log "ok: $key: named in $n warning or error lines"
-done
-n=$(grep -E ' (WARN|ERROR|warn|error) ' "$TQ_TMP/beat.log" | grep -c "'a'.*not a tick\|not a tick.*'a'" || true)
-[ "$n" -ge 1 ] && [ "$n" -le 3 ] || tq_fail "the bad state value of 'a': $n warning lines"
+# named LOG KEY...: each KEY is named in 1 to 3 warnings or errors of LOG.
+named() {
+    local log=$TQ_TMP/$1.log key n
+    shift
+    for key in "$@"; do
+        n=$(grep -E ' (warn|error) ' "$log" | grep -c -- "$key" || true)
+        [ "$n" -ge 1 ] || tq_fail "$(basename "$log"): no warning or error names $key"
+        [ "$n" -le 3 ] || tq_fail "$(basename "$log"): $n warnings or errors name $key: a flood"
+        tq_log "ok: $(basename "$log"): $key named in $n warning or error lines"
+    done
+}
+named beat "$P:queue:qa" "$P:schedule-state" "$P:schedules" "$P:beat:leader" "$P:delayed" "$P:stats"
+named beat2 "$P:schedules" "$P:schedule-state"
+n=$(grep -E ' (warn|error) ' "$TQ_TMP/beat.log" | grep -c "field 'a' is 'not-a-number', not a tick" || true)
+[ "$n" = 1 ] || tq_fail "the bad state value of 'a': $n error lines"
