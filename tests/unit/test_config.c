@@ -786,15 +786,7 @@ static void test_every_option_refuses_spaces_and_controls(void **state)
 {
     (void)state;
     const tq_prog progs[] = {TQ_PROG_BEAT, TQ_PROG_WORKER, TQ_PROG_WEB};
-    const char *values[] = {" 5",
-                            "5 ",
-                            " x",
-                            "x ",
-                            "\t1",
-                            "1\n",
-                            "a\x01"
-                            "b",
-                            "a\x7f"};
+    const char *values[] = {" 5", "5 ", " x", "x ", "\t1", "1\n", "a\001b", "a\x7f"};
     for (size_t i = 0; i < 3; i++)
         for (size_t j = 0; j < sizeof values / sizeof values[0]; j++)
             refused_everywhere(progs[i], values[j], 0);
