@@ -27,6 +27,24 @@
 /* The instants cron asks about: tq_cron_next() answers never beyond. */
 #define EDGE_S (INT64_MAX / 1000 - TQ_CRON_HORIZON_S - 5 * 86400)
 
+/* A wall-clock time that may not exist: if no instant shows it, resolve
+ * answers the end of the gap it is in. */
+static void check_gap(const tq_tz *z, int64_t local)
+{
+    int64_t out[2];
+    int dst = 7;
+    int n = tq_tz_resolve(z, local, out);
+    CHECK(n >= 0 && n <= 2, "resolve(%lld): %d", (long long)local, n);
+    if (n > 0)
+        return;
+    int64_t e = out[0];
+    int32_t b = tq_tz_offset(z, e - 1, NULL), a = tq_tz_offset(z, e, &dst);
+    CHECK(dst == 0 || dst == 1, "is_dst %d", dst);
+    CHECK(a > b && e + b <= local && local < e + a,
+          "resolve(%lld): no instant, but %lld (offsets %d to %d) is no gap around it",
+          (long long)local, (long long)e, b, a);
+}
+
 static void check_at(const tq_tz *z, int64_t t)
 {
     int32_t off = tq_tz_offset(z, t, NULL);
@@ -43,6 +61,8 @@ static void check_at(const tq_tz *z, int64_t t)
         CHECK(off == before,
               "offset(%lld) = %d, but the next transition (%lld) is from %d",
               (long long)t, off, (long long)e, before);
+        if (after > before)
+            check_gap(z, e + before);
     }
 
     /* The wall clock at t resolves to t among its instants. */
