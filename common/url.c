@@ -113,8 +113,7 @@ int tq_url_parse(const char *s_in, tq_url *out, char *err, size_t errlen)
         for (const char *p = s_in; *p; p++)
             if ((unsigned char)*p < 0x20 || *p == 0x7f)
                 return fail(err, errlen,
-                            "redis url: a space or control byte at position %d of the "
-                            "socket path",
+                            "redis url: a control byte at position %d of the socket path",
                             (int)(p - s_in) + 1);
         return parse_unix(s_in, out, err, errlen);
     }

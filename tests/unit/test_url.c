@@ -321,12 +321,16 @@ static void test_host_refuses_spaces_and_controls(void **state)
         parse_bad(bad[i], "host");
     /* Anywhere in the URL, a raw space or control byte is refused: a space
      * in a password is written %20. */
+    tq_url u;
     parse_bad("redis://h/0 ", "space or control");
     parse_bad("redis://:p w@h", "space or control");
     parse_bad("redis://:p\x01w@h", "space or control");
-    parse_bad("unix:///tmp/a\nb.sock", "space or control");
+    parse_bad("unix:///tmp/a\nb.sock",
+              "a control byte at position 14 of the socket path");
+    /* A socket path may hold a space. */
+    parse_ok("unix:///tmp/a b.sock", &u);
+    TQ_ASSERT_STR(u.host, "/tmp/a b.sock");
     parse_bad("unix:///tmp/a%0ab.sock", "socket path");
-    tq_url u;
     parse_ok("redis://:p%20w@h", &u);
     TQ_ASSERT_STR(u.password, "p w");
     parse_ok("redis://my-host_1.example.com:1/0", &u);
