@@ -313,7 +313,8 @@ static char *entry_message(const struct entry *e, int64_t tick_ms, int64_t now_m
     if (m.args && m.kwargs) {
         m.scheduled_at = (double)tick_ms / 1000.0;
         m.enqueued_at = (double)now_ms / 1000.0;
-        if (e->expires > 0)
+        /* An expiry past the protocol's last instant is no expiry. */
+        if (e->expires > 0 && m.scheduled_at + e->expires < TQ_MSG_TIME_END)
             m.expires_at = m.scheduled_at + e->expires;
         m.max_retries = e->max_retries;
         m.timeout = e->timeout;
