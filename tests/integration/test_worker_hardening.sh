@@ -170,6 +170,13 @@ for i in $(seq 11 20); do rcli LPUSH "$Q" "$(tq_msg "b-$i" timer.tick)" >/dev/nu
 tq_wait_for 20 "20 batch-mates run" '[ "$(rcli GET "$P:timer")" = 23 ]'
 tq_wait_for 20 "the 1e300 message is a dead letter" '[ "$(rcli LLEN "$P:dead")" = 4 ]'
 rcli LINDEX "$P:dead" 0 | grep -q "field 'timeout'" || tq_fail "timeout 1e300 not named"
+# expires_at 1e300 (it once made a retry invalid JSON): a dead letter
+# naming the field, the dead letter valid JSON with the message exact.
+rcli LPUSH "$Q" '{"v":1,"id":"exp","task":"timer.tick","expires_at":1e300}' >/dev/null
+tq_wait_for 20 "the 1e300 expiry is a dead letter" '[ "$(rcli LLEN "$P:dead")" = 5 ]'
+rcli LINDEX "$P:dead" 0 | jq -e '(.error | test("expires_at")) and (.message | fromjson | .id) == "exp"' \
+    >/dev/null || tq_fail "expires_at 1e300: $(rcli LINDEX "$P:dead" 0)"
+tq_assert_eq "no lock with expires_at 1e300" 0 "$(rcli EXISTS "$P:lock:exp")"
 tq_assert_eq "no lock with 1e300" 0 "$(rcli EXISTS "$P:lock:huge")"
 tq_assert_eq "processing empty" 0 "$(rcli LLEN "$P:processing:$(rcli ZRANGE "$P:workers" 0 0)")"
 
@@ -181,7 +188,7 @@ sys.stdout.write(json.dumps({"v": 1, "id": "big", "task": "fail", "args": ["x" *
                               "max_retries": 2}, separators=(",", ":")))' >"$TQ_TMP/big.json"
 [ "$(stat -c %s "$TQ_TMP/big.json")" -lt $((1024 * 1024)) ] || tq_fail "big.json too big"
 rcli -x LPUSH "$Q" <"$TQ_TMP/big.json" >/dev/null
-tq_wait_for 30 "the big message is a dead letter" '[ "$(rcli LLEN "$P:dead")" = 5 ]'
+tq_wait_for 30 "the big message is a dead letter" '[ "$(rcli LLEN "$P:dead")" = 6 ]'
 rcli LINDEX "$P:dead" 0 | jq -e '.reason == "too-big" and (.message | fromjson | .id) == "big"' \
     >/dev/null || tq_fail "the big message's dead letter: $(rcli LINDEX "$P:dead" 0 | cut -c1-300)"
 tq_assert_eq "big: failure recorded" failure "$(rcli GET "$P:result:big" | jq -r .status)"
