@@ -4,7 +4,8 @@
 # whole ctest suite in both builds (each integration test starts its own
 # redis-server on a free port), then runs each libFuzzer target of
 # tests/fuzz for TICKQ_FUZZ_SECONDS (30; 0 skips them) in build-fuzz with
-# clang, then the container end-to-end test (tests/e2e: starts a Docker
+# clang, then builds the tree with gcc and clang in every build type under
+# -Werror (scripts/build-matrix.sh), then the container end-to-end test (tests/e2e: starts a Docker
 # engine if none runs; TICKQ_SKIP_E2E=1 skips it). Exit code 0 only if
 # everything passed.
 set -euo pipefail
@@ -33,6 +34,8 @@ else
     echo "=== fuzz: each target for ${TICKQ_FUZZ_SECONDS:-30} s (tests/fuzz/run.sh)"
     bash tests/fuzz/run.sh build-fuzz || status=1
 fi
+echo "=== build matrix: gcc and clang, Debug/RelWithDebInfo/Release, -Werror (scripts/build-matrix.sh)"
+bash scripts/build-matrix.sh build-matrix || status=1
 if [ "${TICKQ_SKIP_E2E:-0}" = 1 ]; then
     echo "=== e2e: skipped (TICKQ_SKIP_E2E=1)"
 else
