@@ -1252,6 +1252,16 @@ out:
 /* ------------------------------------------------------------------------
  * Housekeeping: seed and lease. */
 
+/* The file's schedules are in Redis (or will never be): frees the seed. */
+static void seed_done(beat *b)
+{
+    for (size_t i = 0; i < b->nseed; i++)
+        tq_sched_deinit(&b->seed[i]);
+    free(b->seed);
+    b->seed = NULL;
+    b->nseed = 0;
+    b->seeded = 1;
+}
 /* Upserts the file's schedules into P:schedules with one HSET. Returns 0,
  * TQ_EREDIS, TQ_EREPLY (warned) or TQ_ENOMEM. Frees the seed on success. */
 static int seed(beat *b)
@@ -1300,12 +1310,7 @@ out:
     if (rc == 0) {
         tq_info("upserted %zu schedules from %s into %s", b->nseed, b->file,
                 b->key_schedules);
-        for (size_t i = 0; i < b->nseed; i++)
-            tq_sched_deinit(&b->seed[i]);
-        free(b->seed);
-        b->seed = NULL;
-        b->nseed = 0;
-        b->seeded = 1;
+        seed_done(b);
     }
     return rc;
 }
@@ -1845,12 +1850,7 @@ beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
     return b;
 stopped:
     tq_info("stopped while reading %s: nothing upserted", b->file);
-    for (size_t i = 0; i < b->nseed; i++)
-        tq_sched_deinit(&b->seed[i]);
-    free(b->seed);
-    b->seed = NULL;
-    b->nseed = 0;
-    b->seeded = 1;
+    seed_done(b);
     b->stopped = 1;
     b->recs = calloc(BEAT_PASS_MAX, sizeof *b->recs);
     b->conn = tq_conn_new(&url, "beat");
