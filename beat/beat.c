@@ -1262,6 +1262,7 @@ static void seed_done(beat *b)
     b->nseed = 0;
     b->seeded = 1;
 }
+
 /* Upserts the file's schedules into P:schedules with one HSET. Returns 0,
  * TQ_EREDIS, TQ_EREPLY (warned) or TQ_ENOMEM. Frees the seed on success. */
 static int seed(beat *b)
