@@ -21,14 +21,17 @@ tq_log "ok: sleep 5 with timeout 1 stopped after $rt s"
 
 # A shell task whose children outlive the limit: the whole group dies.
 marker=$TQ_TMP/still-alive
-rcli LPUSH "$P:queue:default" "$(tq_msg sh1 shell "[\"sh\",\"-c\",\"(sleep 3; touch $marker) & sleep 30\"]" '"timeout":1')" >/dev/null
+# The long sleep has a duration no other test uses (tests run in
+# parallel, and test_worker_orphans runs "sleep 300").
+long="30.$$"
+rcli LPUSH "$P:queue:default" "$(tq_msg sh1 shell "[\"sh\",\"-c\",\"(sleep 3; touch $marker) & sleep $long\"]" '"timeout":1')" >/dev/null
 tq_wait_for 10 "sh1 finished" '[ -n "$(rcli GET "$P:done:sh1")" ]'
 tq_assert_eq "sh1 status" failure "$(tq_result sh1 .status)"
 tq_result sh1 .error | grep -q "killed at the time limit" || tq_fail "sh1 error: $(tq_result sh1 .error)"
 tq_assert_eq "sh1 exit code (SIGTERM)" 143 "$(tq_result sh1 .exit_code)"
 sleep 3
 [ ! -e "$marker" ] || tq_fail "a child of the shell task survived the kill"
-pgrep -f "sleep 30" >/dev/null && pgrep -af "sleep 30" | grep -v pgrep && tq_fail "sleep 30 still runs"
+pgrep -fx "sleep $long" >/dev/null && pgrep -afx "sleep $long" && tq_fail "sleep $long still runs"
 tq_log "ok: the process group was killed"
 
 # Expired: not run, result says expired, an event says so.
