@@ -102,8 +102,10 @@ done
 
 # ---- P:delayed of the wrong type: publishing goes on; a due message is
 # promoted once it is fixed ----
-rcli ZADD "$P:delayed" 1 "$(tq_msg d1 noop '[]' '"queue":"qd"')" >/dev/null
+# The due message goes into the saved set after the spoiling: added before,
+# the beat could promote it in between.
 spoil "$P:delayed"
+rcli ZADD "$P:delayed.saved" 1 "$(tq_msg d1 noop '[]' '"queue":"qd"')" >/dev/null
 sleep $BAD_SECS
 kill -0 "$BEAT" || tq_fail "the beat died while $P:delayed was a string"
 [ "$(rcli LLEN "$P:queue:qd")" = 0 ] || tq_fail "a message came out of a P:delayed that was a string"
