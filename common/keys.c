@@ -25,6 +25,10 @@ static const char *const families[TQ_KEY_COUNT_] = {
     [TQ_KEY_DELIVERIES] = "deliveries",
     [TQ_KEY_PAUSED] = "paused",
     [TQ_KEY_COUNTER] = "counter",
+    [TQ_KEY_TASKS] = "tasks",
+    [TQ_KEY_MINUTE] = "minute",
+    [TQ_KEY_METRICS] = "metrics",
+    [TQ_KEY_AUDIT] = "audit",
 };
 
 const char *tq_keys_family(tq_key k)

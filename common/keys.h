@@ -34,6 +34,11 @@ typedef enum {
     TQ_KEY_DELIVERIES,     /* hash: task id -> deliveries of its current attempt */
     TQ_KEY_PAUSED,         /* set of paused queue names */
     TQ_KEY_COUNTER,        /* string, arg: counter name (the counter.incr task) */
+    TQ_KEY_TASKS,          /* zset: finished-task index, "<status>\t<queue>\t<task>\t
+                              <schedule>\t<id>" -> finished ms (newest 100 000) */
+    TQ_KEY_MINUTE,         /* hash, arg: Unix minute: counters of that minute */
+    TQ_KEY_METRICS,        /* hash: labelled counters and histograms for /metrics */
+    TQ_KEY_AUDIT,          /* stream: every mutation made through tickq-web */
     TQ_KEY_COUNT_
 } tq_key;
 

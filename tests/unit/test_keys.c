@@ -32,6 +32,10 @@ static const struct {
     {TQ_KEY_DELIVERIES, "deliveries", 0},
     {TQ_KEY_PAUSED, "paused", 0},
     {TQ_KEY_COUNTER, "counter", 1},
+    {TQ_KEY_TASKS, "tasks", 0},
+    {TQ_KEY_MINUTE, "minute", 1},
+    {TQ_KEY_METRICS, "metrics", 0},
+    {TQ_KEY_AUDIT, "audit", 0},
 };
 #define NFAMILIES (sizeof families / sizeof families[0])
 
