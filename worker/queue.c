@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/lock.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +31,11 @@
  * that names it. check{key, type, ...}: the first such text as a WRONGTYPE
  * error reply, or nil. hincr(hash, field, n): HINCRBY that cannot fail on
  * a hash: a field that holds no integer (someone's HSET) starts again from
- * n. A task event: every entry has the same fields (event, ts, id, task,
- * worker, runtime, error, info), which keeps the stream compact; scripts
- * add events untrimmed and trim the stream once at their end. */
+ * n; hincrf() the same with HINCRBYFLOAT. A task event: every entry has
+ * the same fields in the same order (event, ts, id, task, queue, worker,
+ * runtime, error, info), which keeps the stream compact (a stream stores
+ * the field names once per node while they repeat); scripts add events
+ * untrimmed and trim the stream once at their end. */
 #define LUA_COMMON                                                                       \
     "local function badtype(key, want)\n"                                                \
     "  local t = redis.call('TYPE', key).ok\n"                                           \
@@ -49,10 +52,14 @@
     "  if type(redis.pcall('HINCRBY', h, f, n)) == 'table' then\n"                       \
     "    redis.call('HSET', h, f, n) end\n"                                              \
     "end\n"                                                                              \
-    "local function event(stream, name, ts, id, task, me, runtime, err, info)\n"         \
+    "local function hincrf(h, f, x)\n"                                                   \
+    "  if type(redis.pcall('HINCRBYFLOAT', h, f, x)) == 'table' then\n"                  \
+    "    redis.call('HSET', h, f, x) end\n"                                              \
+    "end\n"                                                                              \
+    "local function event(stream, name, ts, id, task, queue, me, runtime, err, info)\n"  \
     "  redis.call('XADD', stream, '*', 'event', name, 'ts', ts, 'id', id, 'task', task,\n" \
-    "             'worker', me, 'runtime', runtime or '', 'error', err or '',\n"         \
-    "             'info', info or '')\n"                                                 \
+    "             'queue', queue, 'worker', me, 'runtime', runtime or '',\n"             \
+    "             'error', err or '', 'info', info or '')\n"                             \
     "end\n"
 
 /* deliver(msg): returns code, id. Codes: 1 delivered (locked,
@@ -72,7 +79,8 @@
  * worker's decoder accepts (0, TQ_MSG_TIMEOUT_MAX] leaves the lock at the
  * worker's default: the worker then dead-letters the message and releases
  * the lock. K holds the keys: workers, stats, deliveries, dead, events
- * (types checked by the caller), and the flag redelivered.
+ * (types checked by the caller), the flag redelivered, and queue, the name
+ * of the queue the message came from (for the events).
  *
  * The first write is the SET of the lock, under pcall: a lock key of the
  * wrong type fails it with nothing written. Everything after it writes
@@ -106,7 +114,8 @@
     "    dead_letter(K, 'lock-key', 'the lock key ' .. lock_stem .. id ..\n"             \
     "      ' holds a value of the wrong type: the message cannot be locked', me, now,\n" \
     "      msg)\n"                                                                       \
-    "    event(K.events, 'task-dead', now, id, task, me, nil, 'lock key', 'lock-key')\n" \
+    "    event(K.events, 'task-dead', now, id, task, K.queue, me, nil, 'lock key',\n"    \
+    "          'lock-key')\n"                                                           \
     "    return -2, id\n"                                                                \
     "  end\n"                                                                            \
     "  if owner then\n"                                                                  \
@@ -124,11 +133,11 @@
     "    redis.call('DEL', lock_stem .. id)\n"                                           \
     "    dead_letter(K, 'poison', 'delivered ' .. d .. ' times; the limit is ' ..\n"     \
     "      maxdel, me, now, msg)\n"                                                      \
-    "    event(K.events, 'task-dead', now, id, task, me, nil,\n"                         \
+    "    event(K.events, 'task-dead', now, id, task, K.queue, me, nil,\n"                \
     "          'delivered ' .. d .. ' times', 'poison')\n"                               \
     "    return -2, id\n"                                                                \
     "  end\n"                                                                            \
-    "  event(K.events, 'task-received', now, id, task, me, nil, nil, d)\n"               \
+    "  event(K.events, 'task-received', now, id, task, K.queue, me, nil, nil, d)\n"      \
     "  return 1, id\n"                                                                   \
     "end\n"                                                                              \
     "local function deliver_keys(workers, stats, deliveries, dead, events)\n"            \
@@ -150,8 +159,10 @@
 /* KEYS: processing, workers, stats, deliveries, dead, events, paused, then
  * the queues. ARGV: me, now, liveness, max, ttl, margin, lock_stem,
  * done_stem, max_deliveries, then the queue names. Returns {skipped,
- * delivered, msg, id, ...}: skipped lists the queues of the wrong type
- * (passed over, so that one broken queue key does not stop the others).
+ * delivered, msg, id, queue index, ...}: skipped lists the queues of the
+ * wrong type (passed over, so that one broken queue key does not stop the
+ * others); the queue index (from 0, in the worker's order) says where the
+ * message came from.
  * At most 2 * max + 16 pops, so a queue full of duplicates cannot stall
  * Redis. The types of all keys but the locks are checked first (the
  * queues' before they are popped); see deliver() for the locks. */
@@ -168,6 +179,7 @@ static tq_script fetch_script = TQ_SCRIPT(
     "  if bad then\n"
     "    skipped[#skipped + 1] = bad\n"
     "  elseif redis.call('SISMEMBER', KEYS[7], ARGV[2 + i]) == 0 then\n"
+    "    K.queue = ARGV[2 + i]\n"
     "    while n < max and pops < 2 * max + 16 do\n"
     "      local msg = redis.call('LMOVE', KEYS[i], KEYS[1], 'RIGHT', 'LEFT')\n"
     "      if not msg then break end\n"
@@ -181,6 +193,7 @@ static tq_script fetch_script = TQ_SCRIPT(
     "        out[#out + 1] = c\n"
     "        out[#out + 1] = msg\n"
     "        out[#out + 1] = id or ''\n"
+    "        out[#out + 1] = i - 8\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -205,6 +218,7 @@ static tq_script claim_script = TQ_SCRIPT(
     "  return {-3, ''}\n"
     "end\n"
     "local K = deliver_keys(KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])\n"
+    "K.queue = ARGV[10]\n"
     "local c, id = deliver(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]),\n"
     "                      tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8],\n"
     "                      tonumber(ARGV[9]), K)\n"
@@ -212,12 +226,16 @@ static tq_script claim_script = TQ_SCRIPT(
     "deliver_done(K)\n"
     "return {c, id or ''}\n");
 
-/* KEYS: processing, stats, worker hash, dead, delayed, deliveries, events.
- * ARGV: me, done_ttl, result_ttl, lock_stem, done_stem, result_stem,
- * history_stem, n, then per item 15: op, msg, id, task, status, result,
+/* KEYS: processing, stats, worker hash, dead, delayed, deliveries, events,
+ * tasks (the finished-task index), metrics. ARGV: me, done_ttl,
+ * result_ttl, lock_stem, done_stem, result_stem, history_stem,
+ * minute_stem, n, then per item 20: op, msg, id, task, status, result,
  * extra, due, effect key, effect by, schedule, started ms, finished ms,
- * error, and "1" if task-started is to be recorded here (a slow task's was
- * recorded when it started).
+ * error, "1" if task-started is to be recorded here (a slow task's was
+ * recorded when it started), queue (the one it was taken from), task
+ * label (the task, or TQ_METRICS_UNKNOWN_TASK when the worker does not
+ * know it), runtime bucket ("" when it did not run), lateness ms and
+ * lateness bucket ("" unless it is a scheduled first attempt).
  *
  * A result is applied only if its lock is still this worker's, or has
  * expired with no done marker: a lock held by another worker means another
@@ -225,33 +243,54 @@ static tq_script claim_script = TQ_SCRIPT(
  * that one applies it. While the lock is ours nobody else can have
  * completed the task, so the done marker needs no look-up then.
  *
+ * Each applied item also feeds the monitoring data (docs/PROTOCOL.md,
+ * "Metrics data"): a member of the task index when it writes a result;
+ * the counters of its finished minute; the labelled counters, runtime
+ * histogram and (scheduled first attempts) lateness histogram in
+ * P:metrics. They are added up in Lua tables over the batch and written at
+ * the end: one ZADD per call for the index, one command per distinct
+ * field, one EXPIRE per minute key, and a ZREMRANGEBYRANK only when the
+ * index is over TQ_METRICS_TASKS_MAX. So a batch of fast tasks costs a few
+ * commands more per call, not per task.
+ *
  * Returns {code, ..., warnings}: per item 1 applied; 0 when the ack
  * removed nothing (the reaper requeued it, or a retry after a lost reply),
  * and then nothing is done; 2 when its effect cannot be applied (the
  * effect key is not an integer that INCRBY can add to without overflow):
  * then nothing is done for it either and the worker records the run as a
- * failure. warnings is a list of texts (a history key of the wrong type,
- * skipped).
+ * failure. warnings is a list of texts (a history, index, metrics or
+ * minute key of the wrong type: skipped).
  *
- * Nothing fails after the first write: the seven keys' types and every
- * effect key are checked in a first pass that only reads; the lock GET
- * and the history LPUSH run under pcall (a failure there skips that read
- * or write); every other write is to a checked key, or a SET, DEL or HDEL,
- * which do not fail on any type. */
+ * Nothing fails after the first write: the argument count, the seven
+ * keys' types and every effect key are checked in a first pass that only
+ * reads; the lock GET and the history LPUSH run under pcall (a failure
+ * there skips that read or write); every other write is to a checked key,
+ * or a SET, DEL or HDEL, which do not fail on any type. The monitoring
+ * keys never refuse a batch: a broken chart must not stop the work. The
+ * index and P:metrics are one key each, so their types are read in the
+ * first pass and a wrong one skips their writes with a warning. A minute
+ * key is known only by its number: its HINCRBYs run under pcall (a failed
+ * one writes nothing), which costs nothing while it is a hash, as it
+ * always is unless someone overwrote it; only after a failure is its type
+ * read, to tell a wrong type (skip the key, warn) from a field that holds
+ * no integer (start it again, like hincr). */
 static tq_script complete_script = TQ_SCRIPT(
     LUA_COMMON
     "local e = check{KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'hash', KEYS[4], 'list',\n"
     "                KEYS[5], 'zset', KEYS[6], 'hash', KEYS[7], 'stream'}\n"
     "if e then return e end\n"
+    "local PER = 20\n"
+    "local n = tonumber(ARGV[9])\n"
+    "if not n or #ARGV ~= 9 + n * PER then\n"
+    "  return redis.error_reply('ERR complete: wrong number of arguments') end\n"
     "local me, done_ttl, result_ttl = ARGV[1], ARGV[2], ARGV[3]\n"
     "local lock_stem, done_stem, result_stem, history_stem = ARGV[4], ARGV[5], ARGV[6],\n"
     "  ARGV[7]\n"
+    "local minute_stem = ARGV[8]\n"
     "local stats, events = KEYS[2], KEYS[7]\n"
-    "local n = tonumber(ARGV[8])\n"
     "local out, warnings = {}, {}\n"
-    "local adds = {}\n"
     "for t = 0, n - 1 do\n"
-    "  local a = 8 + t * 15\n"
+    "  local a = 9 + t * PER\n"
     "  local ekey = ARGV[a + 9]\n"
     "  if ARGV[a + 1] == 'done' and ekey ~= '' then\n"
     "    local v = redis.pcall('GET', ekey)\n"
@@ -268,9 +307,36 @@ static tq_script complete_script = TQ_SCRIPT(
     "    if bad then warnings[#warnings + 1] = 'the effect key ' .. ekey .. ' ' .. bad end\n"
     "  end\n"
     "end\n"
+    "local index, metrics = KEYS[8], KEYS[9]\n"
+    "local bad = badtype(index, 'zset')\n"
+    "if bad then\n"
+    "  warnings[#warnings + 1] = bad .. ': the task index is not written'\n"
+    "  index = nil\n"
+    "end\n"
+    "bad = badtype(metrics, 'hash')\n"
+    "if bad then\n"
+    "  warnings[#warnings + 1] = bad .. ': the metrics are not written'\n"
+    "  metrics = nil\n"
+    "end\n"
     "local hasdel = redis.call('HLEN', KEYS[6]) > 0\n"
     "local counts = {}\n"
     "local function count(field) counts[field] = (counts[field] or 0) + 1 end\n"
+    "local members, minutes, mets, sums = {}, {}, {}, {}\n"
+    "local function bump(tbl, k, by) tbl[k] = (tbl[k] or 0) + by end\n"
+    /* One completion in the counters: field of its finished minute's hash,
+     * state of its labelled counter. */
+    "local function tally(finished, q, label, field, state)\n"
+    "  local m = math.floor(tonumber(finished) / 60000)\n"
+    "  local fields = minutes[m]\n"
+    "  if not fields then fields = {} minutes[m] = fields end\n"
+    "  bump(fields, field, 1)\n"
+    "  bump(mets, 'tasks\\t' .. q .. '\\t' .. label .. '\\t' .. state, 1)\n"
+    "end\n"
+    "local function indexed(finished, status, q, task, sched, id)\n"
+    "  members[#members + 1] = finished\n"
+    "  members[#members + 1] = status .. '\\t' .. q .. '\\t' .. task .. '\\t' .. sched ..\n"
+    "    '\\t' .. id\n"
+    "end\n"
     "local function history(sched, result)\n"
     "  if sched == '' then return end\n"
     "  local r = redis.pcall('LPUSH', history_stem .. sched, result)\n"
@@ -280,12 +346,13 @@ static tq_script complete_script = TQ_SCRIPT(
     "  else redis.call('LTRIM', history_stem .. sched, 0, 99) end\n"
     "end\n"
     "for t = 0, n - 1 do\n"
-    "  local a = 8 + t * 15\n"
+    "  local a = 9 + t * PER\n"
     "  local op, msg, id, task = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
     "  local status, result, extra, due = ARGV[a + 5], ARGV[a + 6], ARGV[a + 7],\n"
     "    ARGV[a + 8]\n"
     "  local ekey, eby, sched = ARGV[a + 9], ARGV[a + 10], ARGV[a + 11]\n"
     "  local started, finished, err = ARGV[a + 12], ARGV[a + 13], ARGV[a + 14]\n"
+    "  local q, label = ARGV[a + 16], ARGV[a + 17]\n"
     "  local applied = 0\n"
     "  if out[t + 1] == 2 then\n"
     "    applied = 2\n"
@@ -299,24 +366,30 @@ static tq_script complete_script = TQ_SCRIPT(
     "      if hasdel then redis.call('HDEL', KEYS[6], id) end\n"
     "    end\n"
     "    if started ~= '' and ARGV[a + 15] == '1' then\n"
-    "      event(events, 'task-started', started, id, task, me) end\n"
+    "      event(events, 'task-started', started, id, task, q, me) end\n"
     "    local runtime = started ~= '' and (tonumber(finished) - tonumber(started)) / 1000\n"
     "    if op == 'dead' then\n"
     "      if started ~= '' then\n"
-    "        event(events, 'task-failed', finished, id, task, me, runtime, err) end\n"
+    "        event(events, 'task-failed', finished, id, task, q, me, runtime, err)\n"
+    "        tally(finished, q, label, 'failed', 'failure')\n"
+    "      end\n"
     "      redis.call('LPUSH', KEYS[4], extra)\n"
     "      count('dead')\n"
+    "      tally(finished, q, label, 'dead', 'dead')\n"
     "      if result ~= '' then\n"
     "        redis.call('SET', done_stem .. id, 'dead', 'PX', done_ttl)\n"
     "        redis.call('SET', result_stem .. id, result, 'PX', result_ttl)\n"
     "        history(sched, result)\n"
+    "        indexed(finished, 'dead', q, task, sched, id)\n"
     "      end\n"
-    "      event(events, 'task-dead', finished, id, task, me, nil, err, status)\n"
+    "      event(events, 'task-dead', finished, id, task, q, me, nil, err, status)\n"
     "    elseif op == 'retry' then\n"
     "      redis.call('ZADD', KEYS[5], due, extra)\n"
     "      redis.call('SET', result_stem .. id, result, 'PX', result_ttl)\n"
     "      count('retried')\n"
-    "      event(events, 'task-retried', finished, id, task, me, runtime, err, due)\n"
+    "      tally(finished, q, label, 'retried', 'retried')\n"
+    "      indexed(finished, 'retrying', q, task, sched, id)\n"
+    "      event(events, 'task-retried', finished, id, task, q, me, runtime, err, due)\n"
     "    elseif owner ~= me and (owner or redis.call('EXISTS', done_stem .. id) == 1) then\n"
     "      applied = 0\n"
     "      count('duplicates')\n"
@@ -326,11 +399,25 @@ static tq_script complete_script = TQ_SCRIPT(
     "      if ekey ~= '' then redis.call('INCRBY', ekey, eby) end\n"
     "      history(sched, result)\n"
     "      count(status == 'success' and 'processed' or status)\n"
+    "      tally(finished, q, label, status == 'success' and 'processed' or\n"
+    "            status == 'failure' and 'failed' or status, status)\n"
+    "      indexed(finished, status, q, task, sched, id)\n"
     "      if status == 'expired' then\n"
-    "        event(events, 'task-expired', finished, id, task, me, nil, err)\n"
+    "        event(events, 'task-expired', finished, id, task, q, me, nil, err)\n"
     "      else\n"
     "        event(events, status == 'success' and 'task-succeeded' or 'task-failed',\n"
-    "              finished, id, task, me, runtime, err)\n"
+    "              finished, id, task, q, me, runtime, err)\n"
+    "      end\n"
+    "    end\n"
+    "    if applied == 1 then\n"
+    "      if ARGV[a + 18] ~= '' then\n"
+    "        bump(mets, 'runtime\\t' .. q .. '\\t' .. label .. '\\t' .. ARGV[a + 18], 1)\n"
+    "        bump(sums, 'runtime_sum\\t' .. q .. '\\t' .. label,\n"
+    "             tonumber(finished) - tonumber(started))\n"
+    "      end\n"
+    "      if ARGV[a + 19] ~= '' then\n"
+    "        bump(mets, 'lateness\\t' .. ARGV[a + 20], 1)\n"
+    "        bump(sums, 'lateness_sum', tonumber(ARGV[a + 19]))\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -339,6 +426,32 @@ static tq_script complete_script = TQ_SCRIPT(
     "for field, c in pairs(counts) do\n"
     "  hincr(stats, field, c)\n"
     "  if field ~= 'duplicates' then hincr(KEYS[3], field, c) end\n"
+    "end\n"
+    "for m, fields in pairs(minutes) do\n"
+    "  local key = minute_stem .. string.format('%d', m)\n"
+    "  local wrong = nil\n"
+    "  for f, c in pairs(fields) do\n"
+    "    if type(redis.pcall('HINCRBY', key, f, c)) == 'table' then\n"
+    "      wrong = badtype(key, 'hash')\n"
+    "      if wrong then break end\n"
+    "      redis.call('HSET', key, f, c)\n"
+    "    end\n"
+    "  end\n"
+    "  if wrong then\n"
+    "    warnings[#warnings + 1] = wrong .. ': that minute is not counted'\n"
+    "  else redis.call('EXPIRE', key, " STR(TQ_METRICS_MINUTE_TTL_S) ") end\n"
+    "end\n"
+    "if metrics then\n"
+    "  for f, c in pairs(mets) do hincr(metrics, f, c) end\n"
+    "  for f, ms in pairs(sums) do\n"
+    "    hincrf(metrics, f, string.format('%.3f', ms / 1000)) end\n"
+    "end\n"
+    "if index and #members > 0 then\n"
+    "  for i = 1, #members, 1000 do\n"
+    "    redis.call('ZADD', index, unpack(members, i, math.min(i + 999, #members)))\n"
+    "  end\n"
+    "  local over = redis.call('ZCARD', index) - " STR(TQ_METRICS_TASKS_MAX) "\n"
+    "  if over > 0 then redis.call('ZREMRANGEBYRANK', index, 0, over - 1) end\n"
     "end\n"
     "redis.call('XTRIM', events, 'MAXLEN', '~', " STR(WORKER_QUEUE_EVENTS_MAX) ")\n"
     "out[#out + 1] = warnings\n"
@@ -531,6 +644,8 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
         tq_keys_fmt(p, TQ_KEY_DELIVERIES, NULL, q->deliveries, sizeof q->deliveries) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_PAUSED, NULL, q->paused, sizeof q->paused) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_EVENTS, NULL, q->events, sizeof q->events) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_TASKS, NULL, q->tasks, sizeof q->tasks) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_METRICS, NULL, q->metrics, sizeof q->metrics) < 0;
     for (int i = 0; i < cfg->nqueues; i++) {
         bad |= tq_keys_fmt(p, TQ_KEY_QUEUE, cfg->queues[i], q->queues[i],
                            sizeof q->queues[i]) < 0;
@@ -545,6 +660,7 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
     bad |= tq_keys_stem(p, TQ_KEY_PROCESSING, q->processing_stem,
                         sizeof q->processing_stem) < 0;
     bad |= tq_keys_stem(p, TQ_KEY_WORKER, q->worker_stem, sizeof q->worker_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_MINUTE, q->minute_stem, sizeof q->minute_stem) < 0;
     q->liveness_ms = cfg->liveness_ms;
     q->timeout_ms = cfg->timeout_ms;
     q->done_ttl_ms = cfg->done_ttl_ms;
@@ -624,8 +740,8 @@ int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int ma
     if (!r)
         return TQ_EREDIS;
     int n = 0, rc = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 1 ||
-        r->elements / 3 > (size_t)max || r->element[0]->type != REDIS_REPLY_ARRAY) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 4 != 1 ||
+        r->elements / 4 > (size_t)max || r->element[0]->type != REDIS_REPLY_ARRAY) {
         WORKER_WARN_LIMITED("fetch: %s; no message is taken until it is fixed",
                             worker_queue_reply_error(r));
         rc = TQ_EREPLY;
@@ -644,16 +760,18 @@ int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int ma
         }
         if (bad_queues)
             *bad_queues = bad;
-        for (size_t i = 1; i < r->elements; i += 3) {
+        for (size_t i = 1; i < r->elements; i += 4) {
             const redisReply *flag = r->element[i], *msg = r->element[i + 1],
-                             *id = r->element[i + 2];
+                             *id = r->element[i + 2], *qi = r->element[i + 3];
             if (flag->type != REDIS_REPLY_INTEGER || msg->type != REDIS_REPLY_STRING ||
-                id->type != REDIS_REPLY_STRING) {
+                id->type != REDIS_REPLY_STRING || qi->type != REDIS_REPLY_INTEGER ||
+                qi->integer < 0 || qi->integer >= q->nqueues) {
                 rc = TQ_EREPLY;
                 break;
             }
             if ((rc = take_raw(&items[n], msg, (int)flag->integer, id)) < 0)
                 break;
+            items[n].qi = (int)qi->integer;
             n++;
         }
     }
@@ -720,14 +838,35 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
         return 0;
     }
     item->claimed = (int)claimed;
+    item->qi = qi;
     return 1;
+}
+
+/* The histogram bounds of common/metrics.h, seconds. */
+static const double runtime_bounds[] = {TQ_METRICS_RUNTIME_BUCKETS};
+static const double lateness_bounds[] = {TQ_METRICS_LATENESS_BUCKETS};
+_Static_assert(sizeof runtime_bounds / sizeof runtime_bounds[0] ==
+                   TQ_METRICS_RUNTIME_NBUCKETS - 1,
+               "TQ_METRICS_RUNTIME_NBUCKETS is the number of bounds plus one");
+_Static_assert(sizeof lateness_bounds / sizeof lateness_bounds[0] ==
+                   TQ_METRICS_LATENESS_NBUCKETS - 1,
+               "TQ_METRICS_LATENESS_NBUCKETS is the number of bounds plus one");
+
+/* The bucket of value v: the first whose bound is >= v, or nbounds (the
+ * +Inf bucket). */
+static int bucket_of(const double *bounds, int nbounds, double v)
+{
+    int i = 0;
+    while (i < nbounds && v > bounds[i])
+        i++;
+    return i;
 }
 
 int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items, int n,
                           int64_t now_ms)
 {
     (void)now_ms;
-    enum { PER = 15, NKEYS = 7, HEAD = NKEYS + 8 };
+    enum { PER = 20, NKEYS = 9, HEAD = NKEYS + 9, NUMS = 7 };
     int todo = 0;
     for (int i = 0; i < n; i++)
         todo += items[i].op != WORKER_OP_NONE;
@@ -737,7 +876,7 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
     size_t cap = (size_t)(HEAD + PER * todo);
     const char **argv = malloc(sizeof *argv * cap);
     size_t *lens = malloc(sizeof *lens * cap);
-    char(*nums)[4][24] = malloc(sizeof *nums * (size_t)todo);
+    char(*nums)[NUMS][24] = malloc(sizeof *nums * (size_t)todo);
     char done_ttl[24], result_ttl[24], count[16];
     int rc = 0;
     if (!argv || !lens || !nums) {
@@ -748,9 +887,10 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
     snprintf(result_ttl, sizeof result_ttl, "%lld", (long long)q->result_ttl_ms);
     snprintf(count, sizeof count, "%d", todo);
     const char *head[HEAD] = {
-        q->processing, q->stats,     q->worker_hash, q->dead,         q->delayed,
-        q->deliveries, q->events,    q->id,          done_ttl,        result_ttl,
-        q->lock_stem,  q->done_stem, q->result_stem, q->history_stem, count};
+        q->processing,   q->stats,       q->worker_hash, q->dead,      q->delayed,
+        q->deliveries,   q->events,      q->tasks,       q->metrics,   q->id,
+        done_ttl,        result_ttl,     q->lock_stem,   q->done_stem, q->result_stem,
+        q->history_stem, q->minute_stem, count};
     int k = 0;
     for (; k < HEAD; k++) {
         argv[k] = head[k];
@@ -762,17 +902,32 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
         worker_item *it = &items[i];
         if (it->op == WORKER_OP_NONE)
             continue;
-        char *num[4] = {nums[t][0], nums[t][1], nums[t][2], nums[t][3]};
+        char *num[NUMS];
+        for (int j = 0; j < NUMS; j++) {
+            num[j] = nums[t][j];
+            num[j][0] = '\0';
+        }
         snprintf(num[0], 24, "%lld", (long long)it->due_ms);
         snprintf(num[1], 24, "%lld", (long long)it->effect_by);
         if (it->started_ms) {
             snprintf(num[2], 24, "%lld", (long long)it->started_ms);
             snprintf(num[3], 24, "%lld", (long long)it->finished_ms);
+            snprintf(num[4], 24, "%d",
+                     bucket_of(runtime_bounds, TQ_METRICS_RUNTIME_NBUCKETS - 1,
+                               (double)(it->finished_ms - it->started_ms) / 1e3));
         } else {
-            num[2][0] = '\0';
             snprintf(num[3], 24, "%lld",
                      (long long)(it->finished_ms ? it->finished_ms : tq_clock_wall_ms()));
         }
+        if (it->has_lateness) {
+            snprintf(num[5], 24, "%lld", (long long)it->lateness_ms);
+            snprintf(num[6], 24, "%d",
+                     bucket_of(lateness_bounds, TQ_METRICS_LATENESS_NBUCKETS - 1,
+                               (double)it->lateness_ms / 1e3));
+        }
+        /* The label of a task the worker does not know is fixed, so that
+         * messages cannot make up label values (common/metrics.h). */
+        const char *label = it->known ? it->task : TQ_METRICS_UNKNOWN_TASK;
         const char *v[PER] = {ops[it->op],
                               it->raw,
                               it->id,
@@ -787,7 +942,12 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
                               num[2],
                               num[3],
                               it->error,
-                              it->started_event_sent ? "" : "1"};
+                              it->started_event_sent ? "" : "1",
+                              q->queue_names[it->qi],
+                              label,
+                              num[4],
+                              num[5],
+                              num[6]};
         for (int j = 0; j < PER; j++) {
             argv[k] = v[j];
             lens[k] = j == 1   ? it->len
@@ -854,7 +1014,8 @@ int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
     char ts[24], maxlen[16];
     snprintf(ts, sizeof ts, "%lld", (long long)now_ms);
     snprintf(maxlen, sizeof maxlen, "%d", WORKER_QUEUE_EVENTS_MAX);
-    /* Task events have the same fields as those the scripts write. */
+    /* Task events have the same fields, in the same order, as those the
+     * scripts write. */
     const char *task_ev[] = {"XADD",    q->events,
                              "MAXLEN",  "~",
                              maxlen,    "*",
@@ -862,13 +1023,14 @@ int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
                              "ts",      ts,
                              "id",      it ? it->id : "",
                              "task",    it ? it->task : "",
+                             "queue",   it ? q->queue_names[it->qi] : "",
                              "worker",  q->id,
                              "runtime", "",
                              "error",   "",
                              "info",    ""};
     const char *worker_ev[] = {"XADD",  q->events, "MAXLEN", "~", maxlen,   "*",
                                "event", event,     "ts",     ts,  "worker", q->id};
-    redisReply *r = it ? tq_conn_cmdargv(c, 22, task_ev, NULL)
+    redisReply *r = it ? tq_conn_cmdargv(c, 24, task_ev, NULL)
                        : tq_conn_cmdargv(c, 12, worker_ev, NULL);
     if (!r)
         return TQ_EREDIS;

@@ -12,8 +12,11 @@
  *              one of: done marker + result + history + effect (success,
  *              failure, expired); the next attempt into P:delayed (retry);
  *              the dead letter. Releases the locks, clears the delivery
- *              count, records the events. Retrying after a lost reply is
- *              safe: a second ack removes nothing and applies nothing.
+ *              count, records the events, and feeds the monitoring data:
+ *              the finished-task index P:tasks, the counters of the
+ *              minute P:minute:<m> and P:metrics (common/metrics.h).
+ *              Retrying after a lost reply is safe: a second ack removes
+ *              nothing and applies nothing.
  *   requeue    move a worker's processing list back to its queues and
  *              release its locks (shutdown, start-up, and the reaper).
  *   reap       requeue every worker whose heartbeat is older than liveness.
@@ -82,6 +85,10 @@ typedef struct {
     char error[512];                 /* for the events */
     int started_event_sent;          /* task-started was recorded when it began */
     int applied; /* set by complete: 1 applied, 0 lost, 2 its effect cannot be applied */
+    int qi;      /* the queue it was taken from: index in worker_queue.queue_names */
+    int known;   /* 1: its task is one the worker knows (for the label) */
+    int has_lateness;    /* a scheduled first attempt with scheduled_at, enqueued_at */
+    int64_t lateness_ms; /* then enqueued_at - scheduled_at, >= 0 */
 } worker_item;
 
 /* Key names and limits of one worker: a plain value, filled once. */
@@ -90,13 +97,13 @@ typedef struct {
     char processing[TQ_KEYS_MAX], workers[TQ_KEYS_MAX], stats[TQ_KEYS_MAX];
     char worker_hash[TQ_KEYS_MAX], dead[TQ_KEYS_MAX], reaper[TQ_KEYS_MAX];
     char delayed[TQ_KEYS_MAX], deliveries[TQ_KEYS_MAX], paused[TQ_KEYS_MAX];
-    char events[TQ_KEYS_MAX];
+    char events[TQ_KEYS_MAX], tasks[TQ_KEYS_MAX], metrics[TQ_KEYS_MAX];
     char queues[TQ_CONFIG_QUEUES_MAX][TQ_KEYS_MAX];
     char queue_names[TQ_CONFIG_QUEUES_MAX][TQ_CONFIG_NAME_MAX];
     int nqueues;
     char lock_stem[TQ_KEYS_MAX], done_stem[TQ_KEYS_MAX], result_stem[TQ_KEYS_MAX];
     char history_stem[TQ_KEYS_MAX], queue_stem[TQ_KEYS_MAX];
-    char processing_stem[TQ_KEYS_MAX], worker_stem[TQ_KEYS_MAX];
+    char processing_stem[TQ_KEYS_MAX], worker_stem[TQ_KEYS_MAX], minute_stem[TQ_KEYS_MAX];
     char prefix[TQ_CONFIG_NAME_MAX];
     int64_t liveness_ms, timeout_ms, done_ttl_ms, result_ttl_ms;
     int max_deliveries;
@@ -129,8 +136,8 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
 int worker_queue_paused(tq_conn *c, const worker_queue *q, int *paused);
 
 /* Records an event in P:events: a worker event (worker-online,
- * worker-heartbeat, worker-offline) with it NULL, or a task's (its id and
- * task name). Returns 0 or a negative code. */
+ * worker-heartbeat, worker-offline) with it NULL, or a task's (its id,
+ * task name and queue). Returns 0 or a negative code. */
 int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
                        int64_t now_ms, const worker_item *it);
 
@@ -138,7 +145,8 @@ int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
  * `applied` (2: the effect key cannot be added to, nothing done: record a
  * failure and complete again). Returns 0, or TQ_EREDIS / TQ_EREPLY (then
  * call again: a key of the wrong type refuses the whole batch before any
- * write). */
+ * write; the monitoring keys P:tasks, P:metrics and P:minute:<m> never do:
+ * a wrong one is skipped with a warning). */
 int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items, int n,
                           int64_t now_ms);
 

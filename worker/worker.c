@@ -460,6 +460,19 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
     set_failure(t, it, m, &ctx);
 }
 
+/* How late the beat published a scheduled message, for the lateness
+ * histogram (common/metrics.h): only with both time stamps, and only for a
+ * first attempt, so that each published tick counts once (its retries
+ * carry the same stamps). A message enqueued before its time (a clock
+ * step, a hand-made one) counts as on time. */
+static void set_lateness(worker_item *it, const tq_msg *m)
+{
+    it->has_lateness =
+        m->schedule[0] && m->attempt == 1 && m->scheduled_at > 0 && m->enqueued_at > 0;
+    double late = m->enqueued_at - m->scheduled_at;
+    it->lateness_ms = it->has_lateness && late > 0 ? (int64_t)(late * 1e3 + 0.5) : 0;
+}
+
 /* Decodes fetched message i and runs it, or decides it without running:
  * dead letter (undecodable, unknown task) or expired. Returns 1 if no slow
  * task ran. */
@@ -481,6 +494,8 @@ static int run_item(task_thread *t, int i, int *done)
         snprintf(it->id, sizeof it->id, "%s", m.id);
     snprintf(it->task, sizeof it->task, "%s", m.task);
     const tq_task_def *task = worker_tasks_find(w->tasks, m.task);
+    it->known = task != NULL;
+    set_lateness(it, &m);
     int fast = 1;
     if (!it->claimed) {
         set_dead(w, it, "undecodable",
