@@ -86,7 +86,7 @@ static const opt options[] = {
     {"queues", 'Q', "TICKQ_QUEUES", "default", OPT_QUEUES, F(queues), 0, 0,
      TQ_PROG_WORKER, "comma-separated queues, highest priority first"},
     {"liveness", 0, "TICKQ_LIVENESS", "10", OPT_SECONDS, F(liveness_ms), 2, 3600,
-     TQ_PROG_WORKER, "seconds without a heartbeat after which a worker is dead"},
+     TQ_PROG_WORKER | TQ_PROG_WEB, "seconds without a heartbeat after which a worker is dead"},
     {"grace", 0, "TICKQ_GRACE", "10", OPT_SECONDS, F(grace_ms), 0, 3600, TQ_PROG_WORKER,
      "seconds a stopping worker waits for running tasks before requeueing them"},
     {"timeout", 0, "TICKQ_TIMEOUT", "30", OPT_SECONDS, F(timeout_ms), 0.001, 86400,
@@ -113,6 +113,13 @@ static const opt options[] = {
      TQ_PROG_WEB,
      "HTTP request threads (120 more are started, so that slow clients cannot hold them "
      "all)"},
+    {"api-token", 0, "TICKQ_API_TOKEN", "", OPT_STR, F(api_token), 0, 0, TQ_PROG_WEB,
+     "bearer token the API's mutations need (none: read-only); a flag shows in ps, "
+     "prefer the variable or --api-token-file"},
+    {"api-token-file", 0, "TICKQ_API_TOKEN_FILE", "", OPT_STR, F(api_token_file), 0, 0,
+     TQ_PROG_WEB, "file whose first line is the API token"},
+    {"top", 0, "TICKQ_TOP", "false", OPT_BOOL, F(top), 0, 0, TQ_PROG_WEB,
+     "show the live picture in this terminal (like celery events) instead of serving"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

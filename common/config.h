@@ -59,6 +59,9 @@ typedef struct {
     /* web */
     char listen[TQ_CONFIG_NAME_MAX];
     int web_threads;
+    char api_token[TQ_CONFIG_STR_MAX];      /* "" : mutations are refused (403) */
+    char api_token_file[TQ_CONFIG_STR_MAX]; /* "" for none */
+    int top;                                /* --top: the terminal view, no server */
 } tq_config;
 
 /* Looks up an environment variable; returns a borrowed string or NULL. */

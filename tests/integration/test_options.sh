@@ -48,7 +48,7 @@ for prog in beat worker web; do
             refused "$env" "tickq-$prog $env=$shown" env "$env=$v" "$bin" "${extra[@]}"
             n=$((n + 2))
         done
-        if [ "$flag" != check ]; then
+        if [ "$flag" != check ] && [ "$flag" != top ]; then # booleans take no next word
             refused "--$flag" "tickq-$prog --$flag ''" "$bin" "--$flag" '' "${extra[@]}"
             refused "--$flag" "tickq-$prog --$flag at the end" "$bin" "${extra[@]}" "--$flag"
             n=$((n + 2))

@@ -744,7 +744,8 @@ static size_t option_rows(tq_prog prog, option_row *rows, size_t cap)
         const char *f = strstr(p, "--");
         if (!f || sscanf(f, "--%63[^`]` | `%63[^`]`", rows[n].flag, rows[n].env) != 2)
             fail_msg("cannot read the row \"%.60s\"", p);
-        rows[n].is_bool = strcmp(rows[n].flag, "check") == 0;
+        rows[n].is_bool =
+            strcmp(rows[n].flag, "check") == 0 || strcmp(rows[n].flag, "top") == 0;
         n++;
     }
     free(m);
