@@ -1,0 +1,1289 @@
+/* The JSON reads of tickq-web (see web/api.h and docs/API.md). Each handler
+ * reads Redis in a few pipelined round trips and shapes the answer; none
+ * writes. A key of the wrong type is an error naming the key (500), Redis
+ * being unreachable is 503. */
+#include "web/api.h"
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/keys.h"
+#include "common/metrics.h"
+#include "common/msg.h"
+#include "common/sched.h"
+#include "web/reply.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MINUTES 60           /* the overview's per-minute series */
+#define NEXT_RUNS 3          /* next fire times a schedule shows */
+#define HISTORY_MAX 100      /* runs of a schedule shown (P:history keeps 100) */
+#define SCAN_CHUNK 1000      /* index entries read per round trip in a search */
+#define DEAD_SCAN_MAX 1000   /* dead letters a task's detail looks through */
+#define QUEUES_MAX 256       /* queues /api/queues lists */
+#define WORKERS_MAX 1000     /* workers /api/workers lists */
+#define CURSOR_MAX 64        /* bytes of a cursor, with the NUL */
+#define METRICS_FIELDS_MAX 100000 /* a bigger P:metrics is not read */
+#define VIEW_EXTRA_MAX 72         /* commands a caller adds to the view's first read */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* What a key of the wrong type reads as. */
+static const redisReply empty_array = {.type = REDIS_REPLY_ARRAY};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+/* Writes ms as ISO 8601 UTC with milliseconds ("2026-11-28T10:00:00.000Z"). */
+static void iso_utc(int64_t ms, char out[32])
+{
+    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    if (!gmtime_r(&s, &tm)) {
+        snprintf(out, 32, "?");
+        return;
+    }
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms - (int64_t)s * 1000));
+}
+
+static json_t *iso_json(int64_t ms)
+{
+    char buf[32];
+    iso_utc(ms, buf);
+    return json_string(buf);
+}
+
+/* A Redis string as a JSON string: valid UTF-8 kept, anything else made
+ * printable ASCII. New reference. */
+static json_t *str_json(const char *s, size_t len)
+{
+    json_t *j = json_stringn(s, len);
+    if (j)
+        return j;
+    char clean[WEB_REPLY_CLEAN_MAX * 4];
+    web_reply_clean(s, clean, sizeof clean);
+    return json_string(clean);
+}
+
+/* Parses a Redis string holding a decimal integer. Returns 0 or -1. */
+static int reply_ll(const redisReply *r, long long *out)
+{
+    if (!r || r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 20)
+        return -1;
+    char buf[24], *end;
+    memcpy(buf, r->str, r->len);
+    buf[r->len] = '\0';
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* JSON text in a Redis string, parsed: a new object, or NULL when it is not
+ * JSON (the caller then shows the raw text). */
+static json_t *reply_json(const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_STRING)
+        return NULL;
+    return json_loadb(r->str, r->len, JSON_REJECT_DUPLICATES, NULL);
+}
+
+static void free_replies(redisReply **r, int n)
+{
+    for (int i = 0; i < n; i++)
+        freeReplyObject(r[i]);
+}
+
+/* 1 when r is an error reply (WRONGTYPE and the like). */
+static int is_error(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR;
+}
+
+/* ---- what several routes read ------------------------------------------ */
+
+/* A set of names (queues), small and ordered by first sight. */
+typedef struct {
+    char names[QUEUES_MAX][TQ_MSG_QUEUE_MAX];
+    int n;
+} name_set;
+
+static void name_add(name_set *s, const char *name, size_t len)
+{
+    char buf[TQ_MSG_QUEUE_MAX];
+    if (len == 0 || len >= sizeof buf || s->n >= QUEUES_MAX)
+        return;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    if (!tq_config_name_ok(buf))
+        return;
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], buf) == 0)
+            return;
+    memcpy(s->names[s->n++], buf, len + 1);
+}
+
+/* What the worker routes and the queue routes share: the workers (id,
+ * heartbeat, hash, processing list), the paused queues, the schedules'
+ * definitions and the labelled counters. Read in two round trips. */
+typedef struct {
+    int nworkers;
+    char (*ids)[TQ_CONFIG_NAME_MAX + 192]; /* worker ids as stored */
+    int64_t *heartbeat_ms;
+    redisReply **info;       /* HGETALL P:worker:<id>, per worker */
+    redisReply **processing; /* LRANGE P:processing:<id>, per worker */
+    const redisReply *workers;   /* ZRANGE P:workers WITHSCORES */
+    const redisReply *paused;    /* SMEMBERS P:paused */
+    const redisReply *schedules; /* HVALS P:schedules */
+    const redisReply *metrics;   /* HGETALL P:metrics */
+    redisReply *raw[4];          /* the replies of those four, owned */
+    char warnings[1024];         /* keys left out, for the overview */
+} system_view;
+
+static void view_free(system_view *v)
+{
+    for (int i = 0; i < v->nworkers; i++) {
+        freeReplyObject(v->info ? v->info[i] : NULL);
+        freeReplyObject(v->processing ? v->processing[i] : NULL);
+    }
+    free(v->ids);
+    free(v->heartbeat_ms);
+    free(v->info);
+    free(v->processing);
+    free_replies(v->raw, 4);
+    memset(v, 0, sizeof *v);
+}
+
+/* Reads the view, and in its first round trip the caller's nextra other
+ * commands (ecmds, eargcs) whose replies go to eout (new; freed by the
+ * caller when this returns 0, here otherwise). Returns 0, or the HTTP
+ * status with a sentence in err. */
+static int view_read(web_req *rq, system_view *v, char *err, size_t errlen, int nextra,
+                     const int *eargcs, const char *const *const *ecmds, redisReply **eout)
+{
+    char kw[TQ_KEYS_MAX], kp[TQ_KEYS_MAX], ks[TQ_KEYS_MAX], km[TQ_KEYS_MAX];
+    memset(v, 0, sizeof *v);
+    if (web_req_key(rq, TQ_KEY_WORKERS, NULL, kw) || web_req_key(rq, TQ_KEY_PAUSED, NULL, kp) ||
+        web_req_key(rq, TQ_KEY_SCHEDULES, NULL, ks) ||
+        web_req_key(rq, TQ_KEY_METRICS, NULL, km))
+        return snprintf(err, errlen, "prefix too long"), 500;
+    /* P:metrics is read only while it is of a sane size: its labels are
+     * bounded by the tasks and queues in use, but nothing stops a client. */
+    static const char bounded_hgetall[] =
+        "if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end\n"
+        "return redis.call('HGETALL', KEYS[1])";
+    const char *c0[] = {"ZRANGE", kw, "0", "-1", "WITHSCORES"};
+    const char *c1[] = {"SMEMBERS", kp};
+    const char *c2[] = {"HVALS", ks};
+    const char *c3[] = {"EVAL", bounded_hgetall, "1", km, STR(METRICS_FIELDS_MAX)};
+    const char *const *cmds[4 + VIEW_EXTRA_MAX] = {c0, c1, c2, c3};
+    int argcs[4 + VIEW_EXTRA_MAX] = {5, 2, 2, 5};
+    redisReply *first[4 + VIEW_EXTRA_MAX];
+    const char *keys[] = {kw, kp, ks, km};
+    for (int i = 0; i < nextra && i < VIEW_EXTRA_MAX; i++) {
+        cmds[4 + i] = ecmds[i];
+        argcs[4 + i] = eargcs[i];
+    }
+    if (nextra > VIEW_EXTRA_MAX ||
+        web_req_pipeline(rq, 4 + nextra, argcs, cmds, NULL, first) < 0)
+        return snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS)), 503;
+    memcpy(v->raw, first, sizeof v->raw);
+    for (int i = 0; i < nextra; i++)
+        eout[i] = first[4 + i];
+    /* A key of the wrong type (or a P:metrics too big to read) counts as
+     * empty, with a warning: one broken key must not hide every queue. */
+    const redisReply **use[] = {&v->workers, &v->paused, &v->schedules, &v->metrics};
+    for (int i = 0; i < 4; i++) {
+        const redisReply *r = v->raw[i];
+        *use[i] = r;
+        if (r->type == REDIS_REPLY_ARRAY)
+            continue;
+        *use[i] = &empty_array;
+        size_t used = strlen(v->warnings);
+        if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "WRONGTYPE"))
+            snprintf(v->warnings + used, sizeof v->warnings - used,
+                     "%s%s holds a value of the wrong type: left out", used ? "; " : "",
+                     keys[i]);
+        else if (r->type == REDIS_REPLY_NIL)
+            snprintf(v->warnings + used, sizeof v->warnings - used,
+                     "%s%s has more than %d fields: left out", used ? "; " : "", keys[i],
+                     METRICS_FIELDS_MAX);
+        else {
+            char shown[WEB_REPLY_CLEAN_MAX];
+            web_reply_clean(r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", shown,
+                            sizeof shown);
+            snprintf(err, errlen, "reading %s: %s", keys[i], shown);
+            view_free(v);
+            free_replies(eout, nextra);
+            return 503;
+        }
+    }
+
+    int n = (int)(v->workers->elements / 2);
+    if (n > WORKERS_MAX)
+        n = WORKERS_MAX;
+    v->ids = calloc((size_t)n + 1, sizeof *v->ids);
+    v->heartbeat_ms = calloc((size_t)n + 1, sizeof *v->heartbeat_ms);
+    v->info = calloc((size_t)n + 1, sizeof *v->info);
+    v->processing = calloc((size_t)n + 1, sizeof *v->processing);
+    if (!v->ids || !v->heartbeat_ms || !v->info || !v->processing) {
+        view_free(v);
+        return snprintf(err, errlen, "out of memory"), 503;
+    }
+    /* Per worker: HGETALL P:worker:<id> and LRANGE P:processing:<id> 0 -1,
+     * WEB_REQ_PIPELINE_MAX commands per round trip. */
+    typedef struct {
+        char key[2][TQ_KEYS_MAX];
+        const char *cmd[2][4];
+    } wcmd;
+    wcmd *wc = calloc((size_t)n + 1, sizeof *wc);
+    const char *const **cmdv = calloc((size_t)n * 2 + 1, sizeof *cmdv);
+    int *ac = calloc((size_t)n * 2 + 1, sizeof *ac);
+    redisReply **rr = calloc((size_t)n * 2 + 1, sizeof *rr);
+    int rc = wc && cmdv && ac && rr ? 0 : -2;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const redisReply *id = v->workers->element[i * 2];
+        const redisReply *score = v->workers->element[i * 2 + 1];
+        size_t len = id->len < sizeof v->ids[0] - 1 ? id->len : sizeof v->ids[0] - 1;
+        memcpy(v->ids[i], id->str, len);
+        v->ids[i][len] = '\0';
+        v->heartbeat_ms[i] = (int64_t)atof(score->str ? score->str : "0");
+        web_req_key(rq, TQ_KEY_WORKER, v->ids[i], wc[i].key[0]);
+        web_req_key(rq, TQ_KEY_PROCESSING, v->ids[i], wc[i].key[1]);
+        wc[i].cmd[0][0] = "HGETALL";
+        wc[i].cmd[0][1] = wc[i].key[0];
+        wc[i].cmd[1][0] = "LRANGE";
+        wc[i].cmd[1][1] = wc[i].key[1];
+        wc[i].cmd[1][2] = "0";
+        wc[i].cmd[1][3] = "-1";
+        cmdv[2 * i] = wc[i].cmd[0];
+        cmdv[2 * i + 1] = wc[i].cmd[1];
+        ac[2 * i] = 2;
+        ac[2 * i + 1] = 4;
+    }
+    for (int done = 0; rc == 0 && done < 2 * n;) {
+        int batch = 2 * n - done > WEB_REQ_PIPELINE_MAX ? WEB_REQ_PIPELINE_MAX : 2 * n - done;
+        rc = web_req_pipeline(rq, batch, ac + done, cmdv + done, NULL, rr + done);
+        if (rc == 0)
+            done += batch;
+    }
+    if (rc == 0) {
+        for (int i = 0; i < n; i++) {
+            v->info[i] = rr[2 * i];
+            v->processing[i] = rr[2 * i + 1];
+        }
+        v->nworkers = n;
+    }
+    free(wc);
+    free(cmdv);
+    free(ac);
+    if (rc < 0) {
+        for (int i = 0; rr && i < 2 * n; i++)
+            freeReplyObject(rr[i]);
+        free(rr);
+        view_free(v);
+        free_replies(eout, nextra);
+        return rc == -2 ? (snprintf(err, errlen, "out of memory"), 503)
+                        : (snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS)), 503);
+    }
+    free(rr);
+    return 0;
+}
+
+/* The value of field in a HGETALL reply, or NULL. */
+static const redisReply *hash_get(const redisReply *h, const char *field)
+{
+    if (!h || h->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    size_t fl = strlen(field);
+    for (size_t i = 0; i + 1 < h->elements; i += 2)
+        if (h->element[i]->len == fl && memcmp(h->element[i]->str, field, fl) == 0)
+            return h->element[i + 1];
+    return NULL;
+}
+
+static long long hash_ll(const redisReply *h, const char *field)
+{
+    long long v = 0;
+    reply_ll(hash_get(h, field), &v);
+    return v;
+}
+
+static int worker_alive(const web_req *rq, int64_t heartbeat_ms, int64_t now_ms)
+{
+    return now_ms - heartbeat_ms <= rq->env->liveness_ms;
+}
+
+/* Adds the queues a view names to set: live workers' queues, schedules'
+ * queues, paused queues; "default" first. */
+static void view_queues(const web_req *rq, const system_view *v, int64_t now_ms,
+                        name_set *set)
+{
+    name_add(set, "default", 7);
+    for (int i = 0; i < v->nworkers; i++) {
+        if (!worker_alive(rq, v->heartbeat_ms[i], now_ms))
+            continue;
+        const redisReply *q = hash_get(v->info[i], "queues");
+        if (!q || q->type != REDIS_REPLY_STRING)
+            continue;
+        for (const char *p = q->str, *end = q->str + q->len; p < end;) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            size_t len = comma ? (size_t)(comma - p) : (size_t)(end - p);
+            name_add(set, p, len);
+            p += len + 1;
+        }
+    }
+    for (size_t i = 0; i < v->schedules->elements; i++) {
+        const redisReply *d = v->schedules->element[i];
+        json_t *j = reply_json(d);
+        const char *q = json_string_value(json_object_get(j, "queue"));
+        if (q)
+            name_add(set, q, strlen(q));
+        json_decref(j);
+    }
+    for (size_t i = 0; i < v->paused->elements; i++)
+        name_add(set, v->paused->element[i]->str, v->paused->element[i]->len);
+}
+
+/* Sums P:metrics "tasks\t<queue>\t<task>\t<state>" over tasks for one
+ * queue (NULL: all queues) and one state. */
+static long long metrics_sum(const redisReply *m, const char *queue, const char *state)
+{
+    long long sum = 0;
+    size_t ql = queue ? strlen(queue) : 0, sl = strlen(state);
+    for (size_t i = 0; m && i + 1 < m->elements; i += 2) {
+        const redisReply *f = m->element[i];
+        if (f->len < 6 || memcmp(f->str, "tasks\t", 6) != 0)
+            continue;
+        const char *q = f->str + 6, *end = f->str + f->len;
+        const char *tab = memchr(q, '\t', (size_t)(end - q));
+        const char *last = memrchr(f->str, '\t', f->len);
+        if (!tab || !last || last <= tab)
+            continue;
+        if (queue && ((size_t)(tab - q) != ql || memcmp(q, queue, ql) != 0))
+            continue;
+        if ((size_t)(end - last - 1) != sl || memcmp(last + 1, state, sl) != 0)
+            continue;
+        long long v = 0;
+        if (reply_ll(m->element[i + 1], &v) == 0)
+            sum += v;
+    }
+    return sum;
+}
+
+/* Counts a view's processing messages per queue (by their "queue" field). */
+static long long view_processing(const system_view *v, const char *queue)
+{
+    long long n = 0;
+    for (int i = 0; i < v->nworkers; i++) {
+        const redisReply *l = v->processing[i];
+        for (size_t j = 0; l && l->type == REDIS_REPLY_ARRAY && j < l->elements; j++) {
+            json_t *m = reply_json(l->element[j]);
+            const char *q = json_string_value(json_object_get(m, "queue"));
+            if (strcmp(q ? q : "default", queue) == 0)
+                n++;
+            json_decref(m);
+        }
+    }
+    return n;
+}
+
+static json_t *queue_list(web_req *rq, const system_view *v, int64_t now_ms, int *status,
+                          char *err, size_t errlen)
+{
+    name_set names; /* 16 KiB, on the stack: see dispatch() in web.c */
+    name_set *set = &names;
+    set->n = 0;
+    view_queues(rq, v, now_ms, set);
+    int n = set->n;
+    char (*keys)[TQ_KEYS_MAX] = calloc((size_t)n + 1, sizeof *keys);
+    const char *(*cc)[4] = calloc((size_t)n * 2 + 1, sizeof *cc);
+    const char *const **cmds = calloc((size_t)n * 2 + 1, sizeof *cmds);
+    int *ac = calloc((size_t)n * 2 + 1, sizeof *ac);
+    redisReply **r = calloc((size_t)n * 2 + 1, sizeof *r);
+    json_t *out = json_array();
+    if (!keys || !cc || !cmds || !ac || !r || !out) {
+        *status = 503;
+        snprintf(err, errlen, "out of memory");
+        json_decref(out);
+        out = NULL;
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        web_req_key(rq, TQ_KEY_QUEUE, set->names[i], keys[i]);
+        cc[2 * i][0] = "LLEN";
+        cc[2 * i][1] = keys[i];
+        cc[2 * i + 1][0] = "LINDEX";
+        cc[2 * i + 1][1] = keys[i];
+        cc[2 * i + 1][2] = "-1";
+        cmds[2 * i] = cc[2 * i];
+        cmds[2 * i + 1] = cc[2 * i + 1];
+        ac[2 * i] = 2;
+        ac[2 * i + 1] = 3;
+    }
+    if (web_req_pipeline(rq, n * 2, ac, cmds, NULL, r) < 0) {
+        *status = 503;
+        snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS));
+        json_decref(out);
+        out = NULL;
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        const redisReply *len = r[2 * i], *oldest = r[2 * i + 1];
+        int paused = 0;
+        for (size_t j = 0; j < v->paused->elements; j++)
+            paused |= strcmp(v->paused->element[j]->str, set->names[i]) == 0;
+        json_t *q = json_pack("{s:s,s:b}", "name", set->names[i], "paused", paused);
+        if (is_error(len)) { /* a queue key of the wrong type: say so, go on */
+            char shown[WEB_REPLY_CLEAN_MAX];
+            web_reply_clean(len->str, shown, sizeof shown);
+            json_object_set_new(q, "error", json_string(shown));
+            json_object_set_new(q, "depth", json_null());
+            json_object_set_new(q, "latency_s", json_null());
+        } else {
+            json_object_set_new(q, "depth", json_integer(len->integer));
+            double latency = 0;
+            json_t *m = reply_json(oldest);
+            json_t *at = json_object_get(m, "enqueued_at");
+            if (json_is_number(at))
+                latency = (double)now_ms / 1000.0 - json_number_value(at);
+            json_decref(m);
+            json_object_set_new(q, "latency_s",
+                                json_real(latency > 0 ? round(latency * 1000) / 1000 : 0));
+        }
+        json_object_set_new(q, "processing", json_integer(view_processing(v, set->names[i])));
+        json_object_set_new(q, "processed",
+                            json_integer(metrics_sum(v->metrics, set->names[i], "success")));
+        json_object_set_new(q, "failed",
+                            json_integer(metrics_sum(v->metrics, set->names[i], "failure") +
+                                         metrics_sum(v->metrics, set->names[i], "dead")));
+        json_array_append_new(out, q);
+    }
+    free_replies(r, n * 2);
+done:
+    free(keys);
+    free(cc);
+    free(cmds);
+    free(ac);
+    free(r);
+    return out;
+}
+
+json_t *web_api_queue_list(web_req *rq, int *status, char *err, size_t errlen)
+{
+    system_view v;
+    int st = view_read(rq, &v, err, errlen, 0, NULL, NULL, NULL);
+    if (st) {
+        *status = st;
+        return NULL;
+    }
+    json_t *out = queue_list(rq, &v, tq_clock_wall_ms(), status, err, errlen);
+    view_free(&v);
+    return out;
+}
+
+/* ---- routes ------------------------------------------------------------- */
+
+int web_api_queues(web_req *rq)
+{
+    char err[512];
+    int status = 0;
+    json_t *q = web_api_queue_list(rq, &status, err, sizeof err);
+    if (!q)
+        return web_reply_error(rq, status, "%s", err);
+    return web_reply_json(rq, 200, q);
+}
+
+/* The ids of the tasks a worker's processing list holds. */
+static json_t *running_ids(const redisReply *l)
+{
+    json_t *ids = json_array();
+    for (size_t j = 0; l && l->type == REDIS_REPLY_ARRAY && j < l->elements; j++) {
+        json_t *m = reply_json(l->element[j]);
+        const char *id = json_string_value(json_object_get(m, "id"));
+        if (id)
+            json_array_append_new(ids, json_string(id));
+        json_decref(m);
+    }
+    return ids;
+}
+
+static json_t *worker_json(const web_req *rq, const system_view *v, int i, int64_t now_ms)
+{
+    const redisReply *h = v->info[i];
+    const redisReply *host = hash_get(h, "host"), *queues = hash_get(h, "queues");
+    json_t *qs = json_array();
+    if (queues && queues->type == REDIS_REPLY_STRING)
+        for (const char *p = queues->str, *end = queues->str + queues->len; p < end;) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            size_t len = comma ? (size_t)(comma - p) : (size_t)(end - p);
+            json_array_append_new(qs, str_json(p, len));
+            p += len + 1;
+        }
+    long long started = hash_ll(h, "started");
+    return json_pack("{s:s,s:o,s:I,s:o,s:I,s:o,s:o,s:b,s:I,s:I,s:o}", "id", v->ids[i], "host",
+                     host && host->type == REDIS_REPLY_STRING ? str_json(host->str, host->len)
+                                                              : json_null(),
+                     "pid", (json_int_t)hash_ll(h, "pid"), "queues", qs, "concurrency",
+                     (json_int_t)hash_ll(h, "concurrency"), "started",
+                     started ? iso_json(started) : json_null(), "last_heartbeat",
+                     iso_json(v->heartbeat_ms[i]), "alive",
+                     worker_alive(rq, v->heartbeat_ms[i], now_ms), "processed",
+                     (json_int_t)hash_ll(h, "processed"), "failed",
+                     (json_int_t)hash_ll(h, "failed"), "running", running_ids(v->processing[i]));
+}
+
+int web_api_workers(web_req *rq)
+{
+    char err[512];
+    system_view v;
+    int st = view_read(rq, &v, err, sizeof err, 0, NULL, NULL, NULL);
+    if (st)
+        return web_reply_error(rq, st, "%s", err);
+    int64_t now = tq_clock_wall_ms();
+    json_t *out = json_array();
+    for (int i = v.nworkers - 1; i >= 0; i--) /* the freshest heartbeat first */
+        json_array_append_new(out, worker_json(rq, &v, i, now));
+    view_free(&v);
+    return web_reply_json(rq, 200, out);
+}
+
+int web_api_overview(web_req *rq)
+{
+    char err[512];
+    system_view v;
+    /* With the view's first round trip: stats, leader and its lease, dead,
+     * delayed, Redis' own figures, then the last hour's minutes. */
+    char kst[TQ_KEYS_MAX], kl[TQ_KEYS_MAX], kd[TQ_KEYS_MAX], kdl[TQ_KEYS_MAX];
+    char kmin[MINUTES][TQ_KEYS_MAX], mins[MINUTES][24];
+    web_req_key(rq, TQ_KEY_STATS, NULL, kst);
+    web_req_key(rq, TQ_KEY_BEAT_LEADER, NULL, kl);
+    web_req_key(rq, TQ_KEY_DEAD, NULL, kd);
+    web_req_key(rq, TQ_KEY_DELAYED, NULL, kdl);
+    int64_t minute_now = tq_clock_wall_ms() / 60000;
+    const char *c[6][3] = {{"HGETALL", kst}, {"GET", kl},  {"PTTL", kl},
+                           {"LLEN", kd},     {"ZCARD", kdl}, {"INFO", "server"}};
+    const char *cm[MINUTES][2];
+    const char *const *cmds[6 + MINUTES];
+    int ac[6 + MINUTES] = {2, 2, 2, 2, 2, 2};
+    for (int i = 0; i < 6; i++)
+        cmds[i] = c[i];
+    for (int i = 0; i < MINUTES; i++) {
+        snprintf(mins[i], sizeof mins[i], "%lld", (long long)(minute_now - (MINUTES - 1) + i));
+        web_req_key(rq, TQ_KEY_MINUTE, mins[i], kmin[i]);
+        cm[i][0] = "HGETALL";
+        cm[i][1] = kmin[i];
+        cmds[6 + i] = cm[i];
+        ac[6 + i] = 2;
+    }
+    redisReply *r[6 + MINUTES];
+    int64_t t0 = tq_clock_mono_ms();
+    int st = view_read(rq, &v, err, sizeof err, 6 + MINUTES, ac, cmds, r);
+    if (st)
+        return web_reply_error(rq, st, "%s", err);
+    int64_t latency_ms = tq_clock_mono_ms() - t0;
+    int64_t now = tq_clock_wall_ms();
+    int status = 0;
+    json_t *queues = queue_list(rq, &v, now, &status, err, sizeof err);
+    if (!queues) {
+        view_free(&v);
+        free_replies(r, 6 + MINUTES);
+        return web_reply_error(rq, status, "%s", err);
+    }
+    json_t *counts = json_object();
+    static const char *const fields[] = {"published", "processed", "failed",  "retried",
+                                         "expired",   "dead",      "duplicates", "requeued",
+                                         "promoted"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        json_object_set_new(counts, fields[i], json_integer(hash_ll(r[0], fields[i])));
+    long long waiting = 0, running = 0;
+    size_t qi;
+    json_t *q;
+    json_array_foreach(queues, qi, q) waiting += json_integer_value(json_object_get(q, "depth"));
+    int alive = 0;
+    for (int i = 0; i < v.nworkers; i++) {
+        if (worker_alive(rq, v.heartbeat_ms[i], now))
+            alive++;
+        if (v.processing[i] && v.processing[i]->type == REDIS_REPLY_ARRAY)
+            running += (long long)v.processing[i]->elements;
+    }
+    json_object_set_new(counts, "in_queues", json_integer(waiting));
+    json_object_set_new(counts, "running", json_integer(running));
+    json_object_set_new(counts, "dead_letters",
+                        json_integer(r[3]->type == REDIS_REPLY_INTEGER ? r[3]->integer : 0));
+    json_object_set_new(counts, "delayed",
+                        json_integer(r[4]->type == REDIS_REPLY_INTEGER ? r[4]->integer : 0));
+
+    json_t *leader = json_null();
+    if (r[1]->type == REDIS_REPLY_STRING)
+        leader = json_pack("{s:o,s:I}", "id", str_json(r[1]->str, r[1]->len), "lease_ms",
+                           (json_int_t)(r[2]->type == REDIS_REPLY_INTEGER ? r[2]->integer : -1));
+
+    char version[32] = "";
+    if (r[5]->type == REDIS_REPLY_STRING) {
+        const char *p = strstr(r[5]->str, "redis_version:");
+        if (p)
+            sscanf(p + 14, "%31[^\r\n]", version);
+    }
+    json_t *minutes = json_array();
+    static const char *const mfields[] = {"processed", "failed", "retried", "dead", "expired"};
+    for (int i = 0; i < MINUTES; i++) {
+        json_t *m = json_pack("{s:I}", "minute", (json_int_t)(minute_now - (MINUTES - 1) + i));
+        for (size_t f = 0; f < sizeof mfields / sizeof mfields[0]; f++)
+            json_object_set_new(m, mfields[f], json_integer(hash_ll(r[6 + i], mfields[f])));
+        json_array_append_new(minutes, m);
+    }
+    json_t *out = json_pack(
+        "{s:o,s:{s:i,s:i},s:o,s:{s:b,s:s,s:I},s:o,s:o,s:s}", "counts", counts, "workers",
+        "alive", alive, "dead", v.nworkers - alive, "beat_leader", leader, "redis", "ok", 1,
+        "version", version, "latency_ms", (json_int_t)latency_ms, "queues", queues, "minutes",
+        minutes, "warnings", v.warnings);
+    free_replies(r, 6 + MINUTES);
+    view_free(&v);
+    return web_reply_json(rq, 200, out);
+}
+
+/* ---- schedules ---------------------------------------------------------- */
+
+/* One schedule as the API shows it: its definition decoded, its last run
+ * from P:schedule-state and its next NEXT_RUNS fire times. def is the
+ * stored text; a definition that does not decode shows its error. */
+static json_t *schedule_json(const char *name, size_t nlen, const redisReply *def,
+                             const redisReply *state, int64_t now_ms)
+{
+    tq_sched s;
+    char err[512];
+    json_t *out = json_object();
+    json_object_set_new(out, "name", str_json(name, nlen));
+    long long last = 0;
+    json_object_set_new(out, "last_run",
+                        reply_ll(state, &last) == 0 ? iso_json(last) : json_null());
+    if (!def || def->type != REDIS_REPLY_STRING ||
+        tq_sched_decode_text(&s, def->str, def->len, NULL, err, sizeof err) < 0) {
+        char shown[512];
+        web_reply_clean(def && def->type == REDIS_REPLY_STRING ? err : "no definition", shown,
+                        sizeof shown);
+        json_object_set_new(out, "error", json_string(shown));
+        return out;
+    }
+    json_t *given = reply_json(def);
+    json_object_set_new(out, "task", json_string(s.task));
+    json_object_set_new(out, "queue", json_string(s.queue));
+    if (s.rule.kind == TQ_SCHED_EVERY) {
+        json_object_set_new(out, "every", json_real((double)s.rule.every_ms / 1000.0));
+    } else {
+        json_object_set_new(out, "cron", json_string(s.cron));
+        /* A definition without tz runs in each beat's --tz: say so. */
+        json_t *tz = json_object_get(given, "tz");
+        json_object_set_new(out, "tz", json_is_string(tz) ? json_copy(tz) : json_null());
+    }
+    json_object_set_new(out, "enabled", json_boolean(s.enabled));
+    json_object_set_new(out, "catchup", json_string(tq_sched_catchup_name(s.catchup)));
+    json_object_set_new(out, "args", json_copy(s.args));
+    json_object_set_new(out, "kwargs", json_copy(s.kwargs));
+    json_object_set_new(out, "definition", given ? given : json_null());
+    json_t *next = json_array();
+    int64_t at = now_ms;
+    for (int i = 0; i < NEXT_RUNS && s.enabled; i++) {
+        at = tq_sched_next(&s, at);
+        if (at == TQ_SCHED_NEVER)
+            break;
+        json_array_append_new(next, iso_json(at));
+    }
+    json_object_set_new(out, "next_runs", next);
+    tq_sched_deinit(&s);
+    return out;
+}
+
+/* The fields of a result that say how a run went, for a schedule's last
+ * run: a new object, or null when r holds no result. */
+static json_t *last_result(const redisReply *r)
+{
+    json_t *res = reply_json(r);
+    if (!json_is_object(res)) {
+        json_decref(res);
+        return json_null();
+    }
+    json_t *out = json_object();
+    static const char *const keep[] = {"id", "status", "runtime", "finished", "worker",
+                                       "error"};
+    for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++) {
+        json_t *v = json_object_get(res, keep[k]);
+        if (v)
+            json_object_set(out, keep[k], v);
+    }
+    json_decref(res);
+    return out;
+}
+
+int web_api_schedules(web_req *rq)
+{
+    char ks[TQ_KEYS_MAX], kst[TQ_KEYS_MAX];
+    web_req_key(rq, TQ_KEY_SCHEDULES, NULL, ks);
+    web_req_key(rq, TQ_KEY_SCHEDULE_STATE, NULL, kst);
+    const char *argv[] = {"HGETALL", ks};
+    redisReply *defs = web_req_redis(rq, 2, argv, NULL);
+    if (!defs || defs->type != REDIS_REPLY_ARRAY) {
+        char what[TQ_KEYS_MAX + 16];
+        snprintf(what, sizeof what, "reading %s", ks);
+        int st = web_reply_redis_error(rq, defs, what);
+        freeReplyObject(defs);
+        return st;
+    }
+    /* Then, per schedule, its last published tick (one HMGET) and its
+     * last run (LINDEX of its history), WEB_REQ_PIPELINE_MAX a round trip. */
+    size_t n = defs->elements / 2;
+    const char **names = calloc(n + 2, sizeof *names);
+    size_t *lens = calloc(n + 2, sizeof *lens);
+    char(*kh)[TQ_KEYS_MAX] = calloc(n + 1, sizeof *kh);
+    const char *(*cmd)[3] = calloc(n + 1, sizeof *cmd);
+    const char *const **cmdv = calloc(n + 1, sizeof *cmdv);
+    int *ac = calloc(n + 1, sizeof *ac);
+    redisReply **last = calloc(n + 1, sizeof *last);
+    redisReply *state = NULL;
+    json_t *out = NULL;
+    int st = 0; /* non-zero: answered with this status */
+    if (!names || !lens || !kh || !cmd || !cmdv || !ac || !last) {
+        st = web_reply_error(rq, 503, "out of memory");
+        goto done;
+    }
+    names[0] = "HMGET";
+    names[1] = kst;
+    lens[0] = 5;
+    lens[1] = strlen(kst);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *name = defs->element[2 * i];
+        names[i + 2] = name->str;
+        lens[i + 2] = name->len;
+        if (tq_keys_fmt(rq->env->prefix, TQ_KEY_HISTORY, name->str, kh[i], TQ_KEYS_MAX) < 0)
+            kh[i][0] = '\0';
+        cmd[i][0] = "LINDEX";
+        cmd[i][1] = kh[i];
+        cmd[i][2] = "0";
+        cmdv[i] = cmd[i];
+        ac[i] = 3;
+    }
+    state = n ? web_req_redis(rq, (int)n + 2, names, lens) : NULL;
+    if (n && (!state || state->type != REDIS_REPLY_ARRAY || state->elements != n)) {
+        char what[TQ_KEYS_MAX + 16];
+        snprintf(what, sizeof what, "reading %s", kst);
+        st = web_reply_redis_error(rq, state, what);
+        goto done;
+    }
+    for (size_t done = 0; done < n;) {
+        size_t batch = n - done > WEB_REQ_PIPELINE_MAX ? WEB_REQ_PIPELINE_MAX : n - done;
+        if (web_req_pipeline(rq, (int)batch, ac + done, cmdv + done, NULL, last + done) < 0) {
+            st = web_reply_error(rq, 503, "reading the schedules' histories: %s",
+                                 tq_strerror(TQ_EREDIS));
+            goto done;
+        }
+        done += batch;
+    }
+    int64_t now = tq_clock_wall_ms();
+    out = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *name = defs->element[2 * i];
+        json_t *sj = schedule_json(name->str, name->len, defs->element[2 * i + 1],
+                                   state->element[i], now);
+        json_object_set_new(sj, "last_result", last_result(last[i]));
+        json_array_append_new(out, sj);
+    }
+    st = web_reply_json(rq, 200, out);
+done:
+    for (size_t i = 0; last && i < n; i++)
+        freeReplyObject(last[i]);
+    freeReplyObject(state);
+    freeReplyObject(defs);
+    free(names);
+    free(lens);
+    free(kh);
+    free(cmd);
+    free(cmdv);
+    free(ac);
+    free(last);
+    return st;
+}
+
+int web_api_schedule(web_req *rq)
+{
+    const char *name = web_req_param(rq, 0);
+    char ks[TQ_KEYS_MAX], kst[TQ_KEYS_MAX], kh[TQ_KEYS_MAX];
+    if (!tq_config_name_ok(name))
+        return web_reply_error(rq, 400, "schedule name '%s': must be 1 to 64 of A-Z a-z 0-9 _ . : -",
+                               name);
+    web_req_key(rq, TQ_KEY_SCHEDULES, NULL, ks);
+    web_req_key(rq, TQ_KEY_SCHEDULE_STATE, NULL, kst);
+    web_req_key(rq, TQ_KEY_HISTORY, name, kh);
+    const char *c0[] = {"HGET", ks, name};
+    const char *c1[] = {"HGET", kst, name};
+    const char *c2[] = {"LRANGE", kh, "0", "99"};
+    const char *const *cmds[] = {c0, c1, c2};
+    const int ac[] = {3, 3, 4};
+    redisReply *r[3];
+    if (web_req_pipeline(rq, 3, ac, cmds, NULL, r) < 0)
+        return web_reply_error(rq, 503, "reading %s: %s", ks, tq_strerror(TQ_EREDIS));
+    int st = 0;
+    if (is_error(r[0]) || is_error(r[1]))
+        st = web_reply_redis_error(rq, is_error(r[0]) ? r[0] : r[1],
+                                   is_error(r[0]) ? ks : kst);
+    else if (r[0]->type == REDIS_REPLY_NIL)
+        st = web_reply_error(rq, 404, "no schedule named %s", name);
+    if (st) {
+        free_replies(r, 3);
+        return st;
+    }
+    json_t *out = schedule_json(name, strlen(name), r[0], r[1], tq_clock_wall_ms());
+    json_t *history = json_array();
+    /* Each run: its result as the worker wrote it, plus the tick it was
+     * for (from the id "<schedule>@<tick ms>"). */
+    for (size_t i = 0; r[2]->type == REDIS_REPLY_ARRAY && i < r[2]->elements; i++) {
+        json_t *res = reply_json(r[2]->element[i]);
+        if (!json_is_object(res)) {
+            json_decref(res);
+            continue;
+        }
+        json_object_del(res, "output");
+        const char *id = json_string_value(json_object_get(res, "id"));
+        const char *at = id ? strrchr(id, '@') : NULL;
+        char *end;
+        long long tick = at ? strtoll(at + 1, &end, 10) : 0;
+        if (at && *end == '\0' && tick > 0)
+            json_object_set_new(res, "tick", iso_json(tick));
+        json_array_append_new(history, res);
+    }
+    json_object_set_new(out, "history", history);
+    if (is_error(r[2]))
+        json_object_set_new(out, "history_error", str_json(r[2]->str, r[2]->len));
+    free_replies(r, 3);
+    return web_reply_json(rq, 200, out);
+}
+
+/* ---- tasks -------------------------------------------------------------- */
+
+/* A position in P:tasks, newest first: the entries at or below score, the
+ * first skip of those at exactly score already seen. As text,
+ * "<score>-<skip>". */
+typedef struct {
+    long long score;
+    long long skip;
+} cursor;
+
+static int cursor_parse(const char *s, cursor *c)
+{
+    char *end;
+    errno = 0;
+    c->score = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '-' || c->score < 0)
+        return -1;
+    const char *k = end + 1;
+    c->skip = strtoll(k, &end, 10);
+    if (errno || end == k || *end || c->skip < 0 || c->skip > WEB_API_TASKS_MAX * 2LL)
+        return -1;
+    return 0;
+}
+
+/* Splits an index member "<status>\t<queue>\t<task>\t<schedule>\t<id>"
+ * into five borrowed pieces with their lengths. Returns 0 or -1. */
+static int member_split(const char *s, size_t len, const char *part[5], size_t plen[5])
+{
+    const char *p = s, *end = s + len;
+    for (int i = 0; i < 4; i++) {
+        const char *tab = memchr(p, '\t', (size_t)(end - p));
+        if (!tab)
+            return -1;
+        part[i] = p;
+        plen[i] = (size_t)(tab - p);
+        p = tab + 1;
+    }
+    part[4] = p;
+    plen[4] = (size_t)(end - p);
+    return plen[4] ? 0 : -1;
+}
+
+static int field_is(const char *part, size_t len, const char *want)
+{
+    return !*want || (strlen(want) == len && memcmp(part, want, len) == 0);
+}
+
+int web_api_tasks(web_req *rq)
+{
+    char state[32], queue[TQ_MSG_QUEUE_MAX], task[TQ_MSG_NAME_MAX], sched[TQ_MSG_NAME_MAX];
+    char prefix[TQ_MSG_ID_MAX], cur[CURSOR_MAX];
+    long long limit;
+    struct {
+        const char *name;
+        char *buf;
+        size_t len;
+    } q[] = {{"state", state, sizeof state},   {"queue", queue, sizeof queue},
+             {"task", task, sizeof task},      {"schedule", sched, sizeof sched},
+             {"q", prefix, sizeof prefix},     {"cursor", cur, sizeof cur}};
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
+        if (web_req_query(rq, q[i].name, q[i].buf, q[i].len) < 0)
+            return web_reply_error(rq, 400, "query parameter '%s': too long or badly escaped",
+                                   q[i].name);
+    if (web_req_query_int(rq, "limit", 1, WEB_API_LIMIT_MAX, WEB_API_LIMIT_DEF, &limit) < 0)
+        return web_reply_error(rq, 400, "query parameter 'limit': must be an integer from 1 to %d",
+                               WEB_API_LIMIT_MAX);
+    cursor at = {-1, 0}; /* -1: from the newest */
+    if (cur[0] && cursor_parse(cur, &at) < 0)
+        return web_reply_error(rq, 400, "query parameter 'cursor': '%s' is not a cursor this "
+                                        "API gave",
+                               cur);
+    char kt[TQ_KEYS_MAX], stem[TQ_KEYS_MAX];
+    web_req_key(rq, TQ_KEY_TASKS, NULL, kt);
+    tq_keys_stem(rq->env->prefix, TQ_KEY_RESULT, stem, sizeof stem);
+
+    json_t *items = json_array();
+    long long scanned = 0;
+    int more = 1;
+    while (more && (long long)json_array_size(items) < limit &&
+           scanned < WEB_API_TASKS_MAX + SCAN_CHUNK) {
+        char max[32], off[32], cnt[32];
+        if (at.score < 0)
+            snprintf(max, sizeof max, "+inf");
+        else
+            snprintf(max, sizeof max, "%lld", at.score);
+        snprintf(off, sizeof off, "%lld", at.score < 0 ? 0 : at.skip);
+        snprintf(cnt, sizeof cnt, "%d", SCAN_CHUNK);
+        const char *argv[] = {"ZREVRANGEBYSCORE", kt, max, "-inf", "WITHSCORES",
+                              "LIMIT",            off, cnt};
+        redisReply *r = web_req_redis(rq, 8, argv, NULL);
+        if (!r || r->type != REDIS_REPLY_ARRAY) {
+            json_decref(items);
+            char what[TQ_KEYS_MAX + 16];
+            snprintf(what, sizeof what, "reading %s", kt);
+            int st = web_reply_redis_error(rq, r, what);
+            freeReplyObject(r);
+            return st;
+        }
+        size_t n = r->elements / 2;
+        more = n == SCAN_CHUNK;
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *m = r->element[2 * i], *sc = r->element[2 * i + 1];
+            long long score = atoll(sc->str);
+            if (score == at.score) {
+                at.skip++;
+            } else {
+                at.score = score;
+                at.skip = 1;
+            }
+            scanned++;
+            const char *part[5];
+            size_t plen[5];
+            if (member_split(m->str, m->len, part, plen) < 0)
+                continue;
+            size_t pl = strlen(prefix);
+            if (!field_is(part[0], plen[0], state) || !field_is(part[1], plen[1], queue) ||
+                !field_is(part[2], plen[2], task) || !field_is(part[3], plen[3], sched) ||
+                (pl && (plen[4] < pl || memcmp(part[4], prefix, pl) != 0)))
+                continue;
+            json_array_append_new(
+                items, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "id", str_json(part[4], plen[4]),
+                                 "status", str_json(part[0], plen[0]), "queue",
+                                 str_json(part[1], plen[1]), "task", str_json(part[2], plen[2]),
+                                 "schedule",
+                                 plen[3] ? str_json(part[3], plen[3]) : json_null(), "finished",
+                                 iso_json(score)));
+            if ((long long)json_array_size(items) >= limit) {
+                more = more || i + 1 < n;
+                break;
+            }
+        }
+        freeReplyObject(r);
+    }
+
+    /* The results of the page, one round trip: runtime, worker, error. */
+    size_t n = json_array_size(items);
+    if (n) {
+        const char **argv = calloc(n + 1, sizeof *argv);
+        char(*keys)[TQ_KEYS_MAX] = calloc(n, sizeof *keys);
+        redisReply *r = NULL;
+        if (argv && keys) {
+            argv[0] = "MGET";
+            for (size_t i = 0; i < n; i++) {
+                snprintf(keys[i], TQ_KEYS_MAX, "%s%s", stem,
+                         json_string_value(json_object_get(json_array_get(items, i), "id")));
+                argv[i + 1] = keys[i];
+            }
+            r = web_req_redis(rq, (int)n + 1, argv, NULL);
+        }
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++) {
+            json_t *res = reply_json(r->element[i]);
+            json_t *item = json_array_get(items, i);
+            static const char *const keep[] = {"runtime", "worker", "attempts", "error",
+                                               "exit_code", "started"};
+            for (size_t k = 0; json_is_object(res) && k < sizeof keep / sizeof keep[0]; k++) {
+                json_t *val = json_object_get(res, keep[k]);
+                if (val)
+                    json_object_set(item, keep[k], val);
+            }
+            json_object_set_new(item, "result_kept", json_boolean(json_is_object(res)));
+            json_decref(res);
+        }
+        freeReplyObject(r);
+        free(argv);
+        free(keys);
+    }
+    char next[CURSOR_MAX];
+    snprintf(next, sizeof next, "%lld-%lld", at.score, at.skip);
+    return web_reply_json(rq, 200,
+                          json_pack("{s:o,s:o,s:I}", "items", items, "cursor",
+                                    more ? json_string(next) : json_null(), "scanned",
+                                    (json_int_t)scanned));
+}
+
+/* The message of a dead letter d: a new object, parsed when the letter
+ * holds it as text (as workers write it: the bytes as they came), or NULL
+ * when there is none or it is not a JSON object. */
+static json_t *dead_message(const json_t *d)
+{
+    json_t *m = json_object_get(d, "message");
+    if (json_is_object(m))
+        return json_incref(m);
+    if (!json_is_string(m))
+        return NULL;
+    json_t *parsed = json_loadb(json_string_value(m), json_string_length(m), 0, NULL);
+    if (json_is_object(parsed))
+        return parsed;
+    json_decref(parsed);
+    return NULL;
+}
+
+/* Looks for the message whose id is id in a list reply of messages, or of
+ * dead letters (dead: then *letter gets the letter, new). Returns the
+ * message, new, or NULL. */
+static json_t *find_message(const redisReply *l, const char *id, json_t **letter)
+{
+    size_t idl = strlen(id);
+    for (size_t i = 0; l && l->type == REDIS_REPLY_ARRAY && i < l->elements; i++) {
+        const redisReply *e = l->element[i];
+        /* Cheap filter before parsing: the id must occur in the text
+         * (escaped inside a dead letter, so only ids without '"' or '\\'
+         * are found there). */
+        if (e->type != REDIS_REPLY_STRING || !memmem(e->str, e->len, id, idl))
+            continue;
+        json_t *j = reply_json(e);
+        json_t *m = letter ? dead_message(j) : json_incref(j);
+        const char *mid = json_string_value(json_object_get(m, "id"));
+        if (mid && strcmp(mid, id) == 0) {
+            if (letter)
+                *letter = json_incref(j);
+            json_decref(j);
+            return m;
+        }
+        json_decref(m);
+        json_decref(j);
+    }
+    return NULL;
+}
+
+int web_api_task(web_req *rq)
+{
+    const char *id = web_req_param(rq, 0);
+    char kr[TQ_KEYS_MAX], kd[TQ_KEYS_MAX], kl[TQ_KEYS_MAX], kdead[TQ_KEYS_MAX];
+    if (web_req_key(rq, TQ_KEY_RESULT, id, kr) || web_req_key(rq, TQ_KEY_DONE, id, kd) ||
+        web_req_key(rq, TQ_KEY_LOCK, id, kl))
+        return web_reply_error(rq, 400, "task id too long");
+    web_req_key(rq, TQ_KEY_DEAD, NULL, kdead);
+    char last[16];
+    snprintf(last, sizeof last, "%d", DEAD_SCAN_MAX - 1);
+    const char *c0[] = {"GET", kr};
+    const char *c1[] = {"GET", kd};
+    const char *c2[] = {"GET", kl};
+    const char *c3[] = {"PTTL", kl};
+    const char *c4[] = {"LRANGE", kdead, "0", last};
+    const char *const *cmds[] = {c0, c1, c2, c3, c4};
+    const int ac[] = {2, 2, 2, 2, 4};
+    redisReply *r[5];
+    if (web_req_pipeline(rq, 5, ac, cmds, NULL, r) < 0)
+        return web_reply_error(rq, 503, "reading task %s: %s", id, tq_strerror(TQ_EREDIS));
+
+    json_t *result = reply_json(r[0]);
+    json_t *dead = NULL;
+    json_t *message = find_message(r[4], id, &dead);
+    json_t *lock = json_null();
+    const char *state = NULL;
+    if (r[2]->type == REDIS_REPLY_STRING) {
+        lock = json_pack("{s:o,s:I}", "worker", str_json(r[2]->str, r[2]->len), "ttl_ms",
+                         (json_int_t)(r[3]->type == REDIS_REPLY_INTEGER ? r[3]->integer : -1));
+        state = "running";
+        /* The running copy of the message, from its holder's list. */
+        char kp[TQ_KEYS_MAX];
+        char holder[TQ_CONFIG_NAME_MAX + 192];
+        size_t hl = r[2]->len < sizeof holder - 1 ? r[2]->len : sizeof holder - 1;
+        memcpy(holder, r[2]->str, hl);
+        holder[hl] = '\0';
+        if (!message && web_req_key(rq, TQ_KEY_PROCESSING, holder, kp) == 0) {
+            const char *argv[] = {"LRANGE", kp, "0", "-1"};
+            redisReply *p = web_req_redis(rq, 4, argv, NULL);
+            message = find_message(p, id, NULL);
+            freeReplyObject(p);
+        }
+    }
+    if (!state && dead) /* its result says failure: the dead letter is newer */
+        state = "dead";
+    if (!state && json_is_object(result))
+        state = json_string_value(json_object_get(result, "status"));
+    if (!state && r[1]->type == REDIS_REPLY_STRING)
+        state = "done";
+    int st;
+    if (!state) {
+        st = web_reply_error(rq, 404, "no task %s: no result, lock, done marker or recent dead "
+                                      "letter has that id",
+                             id);
+    } else {
+        json_t *out = json_pack("{s:s,s:s}", "id", id, "state", state);
+        json_object_set_new(out, "done", r[1]->type == REDIS_REPLY_STRING
+                                             ? str_json(r[1]->str, r[1]->len)
+                                             : json_null());
+        json_object_set_new(out, "lock", lock);
+        lock = NULL;
+        if (json_is_object(result)) {
+            static const char *const lift[] = {"attempts", "errors", "output", "error"};
+            for (size_t i = 0; i < sizeof lift / sizeof lift[0]; i++) {
+                json_t *val = json_object_get(result, lift[i]);
+                if (val)
+                    json_object_set(out, lift[i], val);
+            }
+        }
+        json_object_set_new(out, "result", result ? result : json_null());
+        result = NULL;
+        json_object_set_new(out, "message", message ? message : json_null());
+        message = NULL;
+        if (dead) {
+            json_object_del(dead, "message");
+            json_object_set_new(out, "dead_letter", dead);
+            dead = NULL;
+        }
+        st = web_reply_json(rq, 200, out);
+    }
+    json_decref(lock);
+    json_decref(result);
+    json_decref(message);
+    json_decref(dead);
+    free_replies(r, 5);
+    return st;
+}
+
+/* ---- dead letters and the audit log ------------------------------------ */
+
+int web_api_dead(web_req *rq)
+{
+    long long limit, from;
+    if (web_req_query_int(rq, "limit", 1, WEB_API_LIMIT_MAX, WEB_API_LIMIT_DEF, &limit) < 0)
+        return web_reply_error(rq, 400, "query parameter 'limit': must be an integer from 1 to %d",
+                               WEB_API_LIMIT_MAX);
+    if (web_req_query_int(rq, "cursor", 0, 1LL << 40, 0, &from) < 0)
+        return web_reply_error(rq, 400, "query parameter 'cursor': must be a non-negative "
+                                        "integer (an index in the list)");
+    char kd[TQ_KEYS_MAX], a[24], b[24];
+    web_req_key(rq, TQ_KEY_DEAD, NULL, kd);
+    snprintf(a, sizeof a, "%lld", from);
+    snprintf(b, sizeof b, "%lld", from + limit - 1);
+    const char *c0[] = {"LRANGE", kd, a, b};
+    const char *c1[] = {"LLEN", kd};
+    const char *const *cmds[] = {c0, c1};
+    const int ac[] = {4, 2};
+    redisReply *r[2];
+    if (web_req_pipeline(rq, 2, ac, cmds, NULL, r) < 0)
+        return web_reply_error(rq, 503, "reading %s: %s", kd, tq_strerror(TQ_EREDIS));
+    if (r[0]->type != REDIS_REPLY_ARRAY) {
+        char what[TQ_KEYS_MAX + 16];
+        snprintf(what, sizeof what, "reading %s", kd);
+        int st = web_reply_redis_error(rq, r[0], what);
+        free_replies(r, 2);
+        return st;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < r[0]->elements; i++) {
+        json_t *d = reply_json(r[0]->element[i]);
+        if (!json_is_object(d)) {
+            json_decref(d);
+            d = json_pack("{s:s,s:o}", "reason", "unreadable", "raw",
+                          str_json(r[0]->element[i]->str, r[0]->element[i]->len));
+        }
+        json_object_set_new(d, "index", json_integer(from + (long long)i));
+        json_t *m = dead_message(d);
+        json_t *id = json_object_get(m, "id");
+        if (json_is_string(id))
+            json_object_set(d, "id", id);
+        json_decref(m);
+        json_array_append_new(items, d);
+    }
+    long long total = r[1]->type == REDIS_REPLY_INTEGER ? r[1]->integer : 0;
+    long long next = from + (long long)r[0]->elements;
+    free_replies(r, 2);
+    return web_reply_json(rq, 200,
+                          json_pack("{s:o,s:I,s:o}", "items", items, "total", (json_int_t)total,
+                                    "cursor",
+                                    next < total ? json_integer(next) : json_null()));
+}
+
+/* A stream id "<ms>-<seq>". */
+static int stream_id_ok(const char *s)
+{
+    size_t d1 = strspn(s, "0123456789");
+    if (d1 == 0 || d1 > 20 || s[d1] != '-')
+        return 0;
+    size_t d2 = strspn(s + d1 + 1, "0123456789");
+    return d2 > 0 && d2 <= 20 && s[d1 + 1 + d2] == '\0';
+}
+
+int web_api_audit(web_req *rq)
+{
+    long long limit;
+    char cur[64], from[66];
+    if (web_req_query_int(rq, "limit", 1, WEB_API_LIMIT_MAX, WEB_API_LIMIT_DEF, &limit) < 0)
+        return web_reply_error(rq, 400, "query parameter 'limit': must be an integer from 1 to %d",
+                               WEB_API_LIMIT_MAX);
+    if (web_req_query(rq, "cursor", cur, sizeof cur) < 0 || (cur[0] && !stream_id_ok(cur)))
+        return web_reply_error(rq, 400, "query parameter 'cursor': must be a stream id "
+                                        "like 1764096000000-0");
+    snprintf(from, sizeof from, cur[0] ? "(%s" : "+", cur);
+    char ka[TQ_KEYS_MAX], cnt[24];
+    web_req_key(rq, TQ_KEY_AUDIT, NULL, ka);
+    snprintf(cnt, sizeof cnt, "%lld", limit);
+    const char *argv[] = {"XREVRANGE", ka, from, "-", "COUNT", cnt};
+    redisReply *r = web_req_redis(rq, 6, argv, NULL);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        char what[TQ_KEYS_MAX + 16];
+        snprintf(what, sizeof what, "reading %s", ka);
+        int st = web_reply_redis_error(rq, r, what);
+        freeReplyObject(r);
+        return st;
+    }
+    json_t *items = json_array();
+    const char *last = NULL;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+            continue;
+        json_t *item = json_pack("{s:o}", "id", str_json(e->element[0]->str, e->element[0]->len));
+        last = e->element[0]->str;
+        const redisReply *f = e->element[1];
+        for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
+            const redisReply *name = f->element[k], *val = f->element[k + 1];
+            long long num;
+            char nbuf[32];
+            size_t nl = name->len < sizeof nbuf - 1 ? name->len : sizeof nbuf - 1;
+            memcpy(nbuf, name->str, nl);
+            nbuf[nl] = '\0';
+            if ((strcmp(nbuf, "ts") == 0 || strcmp(nbuf, "status") == 0) &&
+                reply_ll(val, &num) == 0)
+                json_object_set_new(item, nbuf,
+                                    strcmp(nbuf, "ts") == 0 ? iso_json(num) : json_integer(num));
+            else
+                json_object_set_new(item, nbuf, str_json(val->str, val->len));
+        }
+        json_array_append_new(items, item);
+    }
+    json_t *next = (long long)r->elements == limit && last ? json_string(last) : json_null();
+    freeReplyObject(r);
+    return web_reply_json(rq, 200, json_pack("{s:o,s:o}", "items", items, "cursor", next));
+}
