@@ -1,18 +1,21 @@
 /* tickq-web: parse the configuration, start the HTTP server, serve until
  * SIGTERM or SIGINT, stop. Exit 0 after a clean stop, 2 for a bad
- * configuration (including an address that cannot be listened on). */
+ * configuration (including an address that cannot be listened on). With
+ * --top it starts no server and shows the live picture in the terminal
+ * instead (web/top.h). */
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/err.h"
 #include "common/proc.h"
+#include "web/top.h"
 #include "web/web.h"
 
 #include <stdio.h>
 
 #define SUMMARY                                                                          \
-    "The web side of tickq: GET /timer (\"Minute: M, Second: S\"), /api/timer (JSON),\n" \
-    "/healthz (Redis reachability) and / (the list of routes)."
+    "The web side of tickq: /timer, /dashboard, /api/... (JSON API and live events),\n"  \
+    "/metrics, /healthz; / lists the routes. --top shows the same in a terminal."
 
 int main(int argc, char **argv)
 {
@@ -28,6 +31,8 @@ int main(int argc, char **argv)
         return 1;
     }
     tq_proc_signals();
+    if (cfg.top)
+        return web_top_run(&cfg, &tq_proc_stop);
 
     web_server *w = NULL;
     rc = web_start(&cfg, &w, err, sizeof err);
