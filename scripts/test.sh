@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-tq_deps_install
+tq_deps_install python3-prometheus-client chromium
 [ "${TICKQ_FUZZ_SECONDS:-30}" = 0 ] || tq_deps_install_fuzz
 
 jobs=$(nproc)

@@ -39,7 +39,7 @@ static int fail(int status, char *err, size_t errlen, const char *fmt, ...)
     return status;
 }
 
-static int hex_value(char c)
+int web_http_hex(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -88,8 +88,8 @@ int web_http_path_decode(const char *raw, size_t len, char *out, size_t outlen, 
         unsigned char c = (unsigned char)raw[i];
         size_t at = i; /* where the byte starts, escape or not */
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value(raw[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(raw[i + 2]) : -1;
+            int hi = i + 2 < len ? web_http_hex(raw[i + 1]) : -1;
+            int lo = i + 2 < len ? web_http_hex(raw[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 quote(raw + i, len - i < 3 ? len - i : 3, shown);
                 return fail(400, err, errlen,

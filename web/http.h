@@ -17,9 +17,10 @@
  * - Fewer header fields than civetweb keeps (it silently drops those past
  *   MG_MAX_HEADERS, which a proxy in front would still see).
  *
- * No route of tickq-web takes a request body, so the server never reads
- * one: a request that declares a body is answered and its connection
- * closed, which leaves no way for a body to be taken for the next request. */
+ * Only the API's mutation routes take a request body, and only after the
+ * token check (web/web.c): any other request that declares a body is
+ * answered and its connection closed without reading it, which leaves no
+ * way for a body to be taken for the next request. */
 #ifndef TQ_WEB_HTTP_H
 #define TQ_WEB_HTTP_H
 
@@ -69,5 +70,8 @@ int web_http_check(const web_http_request *rq, web_http_verdict *out);
  * in err (errlen bytes). Refuses what web_http_check() refuses in a path. */
 int web_http_path_decode(const char *raw, size_t len, char *out, size_t outlen, char *err,
                          size_t errlen);
+
+/* The value of a hexadecimal digit (either case), or -1. */
+int web_http_hex(char c);
 
 #endif

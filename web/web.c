@@ -2,7 +2,15 @@
  * response helpers. */
 #include "web/web.h"
 
+#include "web/api.h"
+#include "web/auth.h"
+#include "web/dash.h"
 #include "web/http.h"
+#include "web/metrics.h"
+#include "web/ops.h"
+#include "web/reply.h"
+#include "web/req.h"
+#include "web/sse.h"
 
 #include "common/clock.h"
 #include "common/conn.h"
@@ -21,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #define MG_FEATURE_IPV6 8 /* mg_check_feature() bit */
@@ -40,23 +49,20 @@
 #define REQUEST_TIMEOUT_MS "5000" /* a whole request head must come in this time */
 #define KEEP_ALIVE_TIMEOUT_MS "2000"
 
-/* The first request after Redis restarted finds the thread's old socket
- * dead. Such a failure is immediate, so a request whose command failed this
- * fast on a connection that was up retries once, after the connection's first
- * backoff step (at most this long). A slow failure (a Redis that hangs) is
- * not retried: the wait is bounded by the command timeout once, not twice. */
-#define STALE_FAILURE_MS 500
-#define STALE_RETRY_WAIT_MAX_MS 200
-
-#define MSG_MAX 768   /* an error sentence, with the NUL */
-#define CLEAN_MAX 160 /* a request path or Redis error quoted in a log or error */
+#define CLEAN_MAX WEB_REPLY_CLEAN_MAX
+#define AUDIT_MAXLEN "10000" /* entries P:audit keeps, about */
 
 struct web_server {
     struct mg_context *mg;
+    tq_config cfg; /* a copy: handlers borrow it through env */
+    web_env env;
     tq_url url; /* Redis, parsed once */
     char timer_key[TQ_KEYS_MAX];
+    char audit_key[TQ_KEYS_MAX];
     char ports[WEB_PORTS_MAX]; /* civetweb's listening_ports */
     atomic_int nthreads;       /* names the per-thread connections */
+    atomic_int sse_clients;    /* env.sse_clients points here */
+    volatile int stopping;     /* set before mg_stop: long handlers end */
 };
 
 /* Methods a route allows, as a bit mask. A route that allows GET also
@@ -78,32 +84,66 @@ static const struct {
     {"PUT", M_PUT}, {"DELETE", M_DELETE}, {"OPTIONS", M_OPTIONS},
 };
 
+/* What a route does with a request body. */
+enum {
+    BODY_NONE = 0,     /* a declared body is refused (413) */
+    BODY_OPTIONAL = 1, /* read when declared */
+    BODY_REQUIRED = 2, /* read; none is 400 */
+};
+
 /* A handler answers one request to its route, which the dispatcher already
- * matched on path and method. redis is the calling thread's connection
- * (borrowed; NULL if it could not be allocated). Returns the status sent. */
-typedef int (*route_fn)(struct mg_connection *conn, web_server *w, tq_conn *redis);
+ * matched on path and method. Returns the status sent. */
+typedef int (*route_fn)(web_req *rq);
 
 typedef struct {
-    const char *path; /* exact; anything below it is a 404 */
-    int methods;      /* M_* mask */
+    const char *path; /* a '*' segment matches any one segment */
+    int method;       /* one M_* bit; a GET route answers HEAD too */
     route_fn fn;
+    int body;            /* BODY_* */
     const char *summary; /* one line for the index page */
 } route;
 
-static int get_index(struct mg_connection *conn, web_server *w, tq_conn *redis);
-static int get_timer(struct mg_connection *conn, web_server *w, tq_conn *redis);
-static int get_api_timer(struct mg_connection *conn, web_server *w, tq_conn *redis);
-static int get_healthz(struct mg_connection *conn, web_server *w, tq_conn *redis);
+static int get_index(web_req *rq);
+static int get_timer(web_req *rq);
+static int get_api_timer(web_req *rq);
+static int get_healthz(web_req *rq);
 
 /* Every route of tickq-web: a request is served only when its decoded path
- * is exactly one of these. */
+ * matches one of these. A method other than GET needs the API token and
+ * is written to the audit stream (docs/API.md). */
 static const route routes[] = {
-    {"/", M_GET, get_index, "this text"},
-    {"/timer", M_GET, get_timer, "the timer as \"Minute: M, Second: S\""},
-    {"/api/timer", M_GET, get_api_timer, "the timer as JSON {seconds, minute, second}"},
-    {"/healthz", M_GET, get_healthz, "200 when Redis answers PING, 503 otherwise"},
+    {"/", M_GET, get_index, 0, "this text"},
+    {"/timer", M_GET, get_timer, 0, "the timer as \"Minute: M, Second: S\""},
+    {"/api/timer", M_GET, get_api_timer, 0, "the timer as JSON {seconds, minute, second}"},
+    {"/healthz", M_GET, get_healthz, 0, "200 when Redis answers PING, 503 otherwise"},
+    {"/dashboard", M_GET, web_dash_get, 0, "the dashboard (HTML)"},
+    {"/metrics", M_GET, web_metrics_get, 0, "Prometheus metrics"},
+    {"/api/overview", M_GET, web_api_overview, 0, "counts, workers, beat leader, Redis"},
+    {"/api/queues", M_GET, web_api_queues, 0, "queues: depth, latency, paused"},
+    {"/api/queues/*/pause", M_POST, web_ops_queue_pause, 0, "pause a queue"},
+    {"/api/queues/*/resume", M_POST, web_ops_queue_resume, 0, "resume a queue"},
+    {"/api/workers", M_GET, web_api_workers, 0, "workers and what they run"},
+    {"/api/schedules", M_GET, web_api_schedules, 0, "schedules and their next runs"},
+    {"/api/schedules/*", M_GET, web_api_schedule, 0, "one schedule and its history"},
+    {"/api/schedules/*", M_PUT, web_ops_schedule_put, BODY_REQUIRED,
+     "create or replace a schedule"},
+    {"/api/schedules/*", M_DELETE, web_ops_schedule_delete, 0, "delete a schedule"},
+    {"/api/schedules/*/run", M_POST, web_ops_schedule_run, 0, "publish a tick now"},
+    {"/api/schedules/*/pause", M_POST, web_ops_schedule_pause, 0, "pause a schedule"},
+    {"/api/schedules/*/resume", M_POST, web_ops_schedule_resume, 0, "resume a schedule"},
+    {"/api/tasks", M_GET, web_api_tasks, 0, "search finished tasks"},
+    {"/api/tasks", M_POST, web_ops_task_enqueue, BODY_REQUIRED, "enqueue a message"},
+    {"/api/tasks/*", M_GET, web_api_task, 0, "one task: result, message, errors"},
+    {"/api/tasks/*/retry", M_POST, web_ops_task_retry, 0, "run a failed task again"},
+    {"/api/dead", M_GET, web_api_dead, 0, "dead letters"},
+    {"/api/dead", M_DELETE, web_ops_dead_purge, 0, "delete every dead letter"},
+    {"/api/dead/requeue", M_POST, web_ops_dead_requeue, BODY_OPTIONAL,
+     "requeue dead letters (all, or {\"ids\": [...]})"},
+    {"/api/events", M_GET, web_sse_events, 0, "live events (Server-Sent Events)"},
+    {"/api/audit", M_GET, web_api_audit, 0, "the audit log of mutations"},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
+
 
 /* ---- small pure helpers ------------------------------------------------ */
 
@@ -133,23 +173,6 @@ int web_timer_parse(const char *s, size_t len, long long *out)
         return TQ_EINVAL;
     *out = v;
     return 0;
-}
-
-/* Copies in into out (outlen bytes, NUL-terminated) keeping printable ASCII
- * and writing '?' for any other byte, cut with "..." when too long: safe in
- * a log line and valid UTF-8 for JSON, whatever a client or Redis sent. */
-static void clean_text(const char *in, char *out, size_t outlen)
-{
-    size_t i = 0;
-    if (outlen == 0)
-        return;
-    if (!in)
-        in = "";
-    for (; *in && i + 1 < outlen; in++)
-        out[i++] = (*in >= 0x20 && *in < 0x7f) ? *in : '?';
-    out[i] = '\0';
-    if (*in && outlen > 4)
-        memcpy(out + outlen - 4, "...", 4);
 }
 
 int web_listen_ports(const char *listen, char *out, size_t outlen, char *err,
@@ -246,167 +269,41 @@ static void methods_text(int mask, int implied, char *buf, size_t len)
     }
 }
 
-static int is_head(const struct mg_connection *conn)
+/* ---- handlers ---------------------------------------------------------- */
+
+/* Reads the timer's seconds into *seconds. Returns 0, or the status it
+ * answered with (500 for a bad value, 503 when Redis is unavailable). An
+ * absent key is 0 seconds. */
+static int read_timer(web_req *rq, const char *key, long long *seconds)
 {
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    return ri && ri->request_method && strcmp(ri->request_method, "HEAD") == 0;
-}
-
-/* civetweb 1.15 writes the request's version into the status line as the
- * client sent it: after a malformed request line that is whatever bytes
- * followed the target ("HTTP/HTTP/1.1 extra\r\nHost: ..."), and "2.0" for
- * an HTTP/2.0 request. An answer's status line says 1.0 or 1.1, our own
- * version, whatever the request said: the version is set to "1.1" unless it
- * is exactly "1.0" or "1.1" (request_info is the connection's own struct; the
- * pointer is never freed, so a static string is safe there). */
-static void sane_version(struct mg_connection *conn)
-{
-    struct mg_request_info *ri = (struct mg_request_info *)mg_get_request_info(conn);
-    if (ri && (!ri->http_version || (strcmp(ri->http_version, "1.0") != 0 &&
-                                     strcmp(ri->http_version, "1.1") != 0)))
-        ri->http_version = "1.1";
-}
-
-/* Sends a complete response: status, Content-Type (unless ctype is NULL),
- * Content-Length, Cache-Control: no-store, Allow when allow is not NULL,
- * then body (len bytes, borrowed) unless the request is HEAD. Returns
- * status. */
-static int send_response(struct mg_connection *conn, int status, const char *ctype,
-                         const char *body, size_t len, const char *allow)
-{
-    char clen[24];
-    snprintf(clen, sizeof clen, "%zu", len);
-    sane_version(conn);
-    if (mg_response_header_start(conn, status) < 0) {
-        tq_debug("cannot start a %d response (connection state)", status);
-        return status;
-    }
-    if (ctype)
-        mg_response_header_add(conn, "Content-Type", ctype, -1);
-    mg_response_header_add(conn, "Content-Length", clen, -1);
-    mg_response_header_add(conn, "Cache-Control", "no-store", -1);
-    if (allow)
-        mg_response_header_add(conn, "Allow", allow, -1);
-    mg_response_header_send(conn);
-    if (len && !is_head(conn))
-        mg_write(conn, body, len);
-    return status;
-}
-
-static int send_text(struct mg_connection *conn, int status, const char *text)
-{
-    return send_response(conn, status, "text/plain; charset=utf-8", text, strlen(text),
-                         NULL);
-}
-
-/* Sends obj (taken: always released) as compact JSON. */
-static int send_json(struct mg_connection *conn, int status, json_t *obj,
-                     const char *allow)
-{
-    static const char fallback[] = "{\"error\":\"out of memory\"}";
-    char *body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(obj);
-    if (!body)
-        return send_response(conn, 500, "application/json", fallback, sizeof fallback - 1,
-                             NULL);
-    int rc = send_response(conn, status, "application/json", body, strlen(body), allow);
-    free(body);
-    return rc;
-}
-
-/* Sends {"error": <message>} with status; allow as in send_response(). */
-static int send_error_allow(struct mg_connection *conn, int status, const char *allow,
-                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int send_error_allow(struct mg_connection *conn, int status, const char *allow,
-                            const char *fmt, ...)
-{
-    char raw[MSG_MAX], msg[MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
-    va_end(ap);
-    clean_text(raw, msg, sizeof msg);
-    return send_json(conn, status, json_pack("{s:s}", "error", msg), allow);
-}
-
-#define send_error(conn, status, ...)                                                    \
-    send_error_allow((conn), (status), NULL, __VA_ARGS__)
-
-/* ---- Redis ------------------------------------------------------------- */
-
-/* Runs one command on the thread's connection. Returns a new reply (which
- * may be an error reply) or NULL when Redis is unreachable. A fast failure
- * on a connection that was up (Redis restarted since this thread last used
- * it) is retried once; see STALE_FAILURE_MS. Blocks at most about the
- * connect timeout, or the command timeout when Redis hangs. */
-static redisReply *redis_cmd(tq_conn *redis, int argc, const char **argv)
-{
-    int was_up = tq_conn_ensure(redis) == 0;
-    int64_t t0 = tq_clock_mono_ms();
-    redisReply *r = tq_conn_cmdargv(redis, argc, argv, NULL);
-    if (r || !was_up || tq_clock_mono_ms() - t0 > STALE_FAILURE_MS)
-        return r;
-    int64_t wait_ms = tq_conn_backoff_ms(redis);
-    if (wait_ms > STALE_RETRY_WAIT_MAX_MS)
-        return NULL;
-    tq_clock_sleep_us(wait_ms * 1000);
-    return tq_conn_cmdargv(redis, argc, argv, NULL);
-}
-
-/* Reads the timer's seconds into *seconds. Returns 0, or the HTTP status to
- * answer (500 for a bad value, 503 when Redis is unavailable) with a
- * sentence in msg. An absent key is 0 seconds. */
-static int read_timer(web_server *w, tq_conn *redis, long long *seconds, char *msg,
-                      size_t msglen)
-{
-    if (!redis) {
-        snprintf(msg, msglen, "no redis connection for this thread (out of memory)");
-        return 503;
-    }
-    const char *argv[] = {"GET", w->timer_key};
-    redisReply *r = redis_cmd(redis, 2, argv);
+    const char *argv[] = {"GET", key};
+    redisReply *r = web_req_redis(rq, 2, argv, NULL);
     int status = 0;
-    char what[CLEAN_MAX];
-    if (!r) {
-        snprintf(msg, msglen, "%s", tq_strerror(TQ_EREDIS));
-        return 503;
-    }
-    switch (r->type) {
-    case REDIS_REPLY_NIL:
+    char what[TQ_KEYS_MAX + 16];
+    snprintf(what, sizeof what, "reading key %s", key);
+    if (r && r->type == REDIS_REPLY_NIL) {
         *seconds = 0;
-        break;
-    case REDIS_REPLY_STRING:
-        if (web_timer_parse(r->str, r->len, seconds) < 0) {
-            snprintf(msg, msglen, "key %s does not hold an integer", w->timer_key);
-            status = 500;
-        } else if (*seconds < 0) {
-            snprintf(msg, msglen, "key %s holds a negative number of seconds",
-                     w->timer_key);
-            status = 500;
-        }
-        break;
-    case REDIS_REPLY_ERROR:
-        clean_text(r->str, what, sizeof what);
-        snprintf(msg, msglen, "reading key %s: %s", w->timer_key, what);
-        status = strncmp(r->str, "WRONGTYPE", 9) == 0 ? 500 : 503;
-        break;
-    default:
-        snprintf(msg, msglen, "reading key %s: unexpected reply type %d", w->timer_key,
-                 r->type);
-        status = 500;
-        break;
+    } else if (r && r->type == REDIS_REPLY_STRING) {
+        if (web_timer_parse(r->str, r->len, seconds) < 0)
+            status = web_reply_error(rq, 500, "key %s does not hold an integer", key);
+        else if (*seconds < 0)
+            status =
+                web_reply_error(rq, 500, "key %s holds a negative number of seconds", key);
+    } else {
+        status = web_reply_redis_error(rq, r, what);
     }
     freeReplyObject(r);
     return status;
 }
 
-/* ---- handlers ---------------------------------------------------------- */
-
-static int get_index(struct mg_connection *conn, web_server *w, tq_conn *redis)
+static const char *timer_key(const web_req *rq)
 {
-    (void)w;
-    (void)redis;
-    char text[1024];
+    return ((const web_server *)mg_get_request_info(rq->conn)->user_data)->timer_key;
+}
+
+static int get_index(web_req *rq)
+{
+    char text[4096];
     size_t used = 0;
     int n = snprintf(text, sizeof text,
                      "tickq-web %s: the web side of tickq, a distributed periodic-task "
@@ -415,60 +312,57 @@ static int get_index(struct mg_connection *conn, web_server *w, tq_conn *redis)
     used = n > 0 ? (size_t)n : 0;
     for (size_t i = 0; i < NROUTES && used < sizeof text; i++) {
         char m[64];
-        methods_text(routes[i].methods, 0, m, sizeof m);
-        n = snprintf(text + used, sizeof text - used, "  %-4s %-12s %s\n", m,
+        methods_text(routes[i].method, 0, m, sizeof m);
+        n = snprintf(text + used, sizeof text - used, "  %-6s %-24s %s\n", m,
                      routes[i].path, routes[i].summary);
         if (n < 0)
             break;
         used += (size_t)n;
     }
-    return send_text(conn, 200, text);
+    return web_reply_text(rq, 200, text);
 }
 
-static int get_timer(struct mg_connection *conn, web_server *w, tq_conn *redis)
+static int get_timer(web_req *rq)
 {
-    char msg[MSG_MAX], text[64];
+    char text[64];
     long long seconds = 0;
-    int status = read_timer(w, redis, &seconds, msg, sizeof msg);
+    int status = read_timer(rq, timer_key(rq), &seconds);
     if (status)
-        return send_error(conn, status, "%s", msg);
+        return status;
     web_timer_text(seconds, text, sizeof text);
-    return send_text(conn, 200, text);
+    return web_reply_text(rq, 200, text);
 }
 
-static int get_api_timer(struct mg_connection *conn, web_server *w, tq_conn *redis)
+static int get_api_timer(web_req *rq)
 {
-    char msg[MSG_MAX];
     long long seconds = 0;
-    int status = read_timer(w, redis, &seconds, msg, sizeof msg);
+    int status = read_timer(rq, timer_key(rq), &seconds);
     if (status)
-        return send_error(conn, status, "%s", msg);
-    return send_json(conn, 200,
-                     json_pack("{s:I,s:I,s:I}", "seconds", (json_int_t)seconds, "minute",
-                               (json_int_t)(seconds / 60), "second",
-                               (json_int_t)(seconds % 60)),
-                     NULL);
+        return status;
+    return web_reply_json(rq, 200,
+                          json_pack("{s:I,s:I,s:I}", "seconds", (json_int_t)seconds,
+                                    "minute", (json_int_t)(seconds / 60), "second",
+                                    (json_int_t)(seconds % 60)));
 }
 
-static int get_healthz(struct mg_connection *conn, web_server *w, tq_conn *redis)
+static int get_healthz(web_req *rq)
 {
-    (void)w;
     char why[CLEAN_MAX];
     const char *argv[] = {"PING"};
-    redisReply *r = redis ? redis_cmd(redis, 1, argv) : NULL;
+    redisReply *r = web_req_redis(rq, 1, argv, NULL);
     int ok = r && r->type == REDIS_REPLY_STATUS;
     if (ok)
         snprintf(why, sizeof why, "ok");
     else if (r && r->type == REDIS_REPLY_ERROR)
-        clean_text(r->str, why, sizeof why);
+        web_reply_clean(r->str, why, sizeof why);
     else if (r)
         snprintf(why, sizeof why, "unexpected reply type %d", r->type);
     else
-        snprintf(why, sizeof why, "%s", tq_strerror(redis ? TQ_EREDIS : TQ_ENOMEM));
+        snprintf(why, sizeof why, "%s", tq_strerror(rq->redis ? TQ_EREDIS : TQ_ENOMEM));
     freeReplyObject(r);
-    return send_json(
-        conn, ok ? 200 : 503,
-        json_pack("{s:s,s:s}", "status", ok ? "ok" : "unavailable", "redis", why), NULL);
+    return web_reply_json(
+        rq, ok ? 200 : 503,
+        json_pack("{s:s,s:s}", "status", ok ? "ok" : "unavailable", "redis", why));
 }
 
 /* ---- dispatch and civetweb callbacks ------------------------------------ */
@@ -481,22 +375,118 @@ static int method_bit(const char *m)
     return 0;
 }
 
-/* The route whose path is exactly path, or NULL. */
-static const route *route_find(const char *path)
+/* Matches a decoded path against a route pattern; fills rq's parameters
+ * with the segments that '*' matched. Returns 1 on a match. */
+static int route_match(const char *pattern, const char *path, web_req *rq)
 {
-    for (size_t i = 0; i < NROUTES; i++)
-        if (strcmp(path, routes[i].path) == 0)
-            return &routes[i];
-    return NULL;
+    int np = 0;
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            size_t seg = strcspn(path, "/");
+            if (seg == 0 || seg >= WEB_REQ_PARAM_MAX || np >= WEB_REQ_PARAMS_MAX)
+                return 0;
+            if (rq) {
+                memcpy(rq->params[np], path, seg);
+                rq->params[np][seg] = '\0';
+            }
+            np++;
+            pattern++;
+            path += seg;
+        } else if (*pattern++ != *path++) {
+            return 0;
+        }
+    }
+    if (*pattern || *path)
+        return 0;
+    if (rq)
+        rq->nparams = np;
+    return 1;
+}
+
+/* Finds the route for path and method: *allowed gets the mask of the
+ * methods that the path's routes allow (0: no route has this path).
+ * Returns the route for the method, or NULL. */
+static const route *route_find(const char *path, int bit, int *allowed, web_req *rq)
+{
+    const route *hit = NULL;
+    *allowed = 0;
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (!route_match(routes[i].path, path, NULL))
+            continue;
+        *allowed |= routes[i].method;
+        int ok = bit == routes[i].method || (bit == M_HEAD && routes[i].method == M_GET);
+        if (ok && !hit) {
+            hit = &routes[i];
+            route_match(hit->path, path, rq);
+        }
+    }
+    return hit;
+}
+
+/* Reads the declared body (len bytes) into a new buffer, NUL-terminated.
+ * Returns 0, or the status to answer with a sentence in err. */
+static int read_body(struct mg_connection *conn, long long len, char **out, char *err,
+                     size_t errlen)
+{
+    *out = NULL;
+    if (len < 0) {
+        snprintf(err, errlen, "a chunked body is not accepted: send Content-Length");
+        return 411;
+    }
+    if (len > WEB_REQ_BODY_MAX) {
+        snprintf(err, errlen, "request body of %lld bytes; at most %d", len,
+                 WEB_REQ_BODY_MAX);
+        return 413;
+    }
+    char *buf = malloc((size_t)len + 1);
+    if (!buf) {
+        snprintf(err, errlen, "out of memory for a body of %lld bytes", len);
+        return 503;
+    }
+    long long got = 0;
+    while (got < len) {
+        int n = mg_read(conn, buf + got, (size_t)(len - got));
+        if (n <= 0) {
+            free(buf);
+            snprintf(err, errlen, "the body ended after %lld of %lld bytes", got, len);
+            return 400;
+        }
+        got += n;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    return 0;
+}
+
+/* Appends what a mutation did to P:audit: time, method, path, address,
+ * status and the handler's line. A failure is logged, not answered: the
+ * change is made. */
+static void audit(web_server *w, web_req *rq, int status)
+{
+    char ts[24], st[8];
+    snprintf(ts, sizeof ts, "%lld", (long long)tq_clock_wall_ms());
+    snprintf(st, sizeof st, "%d", status);
+    const char *argv[] = {"XADD",   w->audit_key, "MAXLEN", "~",    AUDIT_MAXLEN, "*",
+                          "ts",     ts,           "method", rq->method, "path",   rq->path,
+                          "remote", rq->remote,   "status", st,     "what",       rq->audit};
+    redisReply *r = web_req_redis(rq, sizeof argv / sizeof argv[0], argv, NULL);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        char why[CLEAN_MAX];
+        web_reply_clean(r ? r->str : tq_strerror(TQ_EREDIS), why, sizeof why);
+        tq_warn("audit: cannot append to %s (%s): %s %s by %s: %s", w->audit_key, why,
+                rq->method, rq->path, rq->remote, rq->audit);
+    }
+    freeReplyObject(r);
 }
 
 /* The one request handler civetweb calls, for every path: checks the
- * request head (web/http.c), finds the route whose path is exactly the
- * decoded path, then checks the method and that no body was declared (no
- * route takes one), then runs the route's function. A request that
- * declared a body, or whose head was refused, gets its answer at once and
- * its connection closed: the body is never read, so it cannot hold the
- * thread nor be taken for a next request. Returns the status sent, as
+ * request head (web/http.c), finds the route that matches the decoded
+ * path and the method, checks the API token of a mutation before it reads
+ * any body, reads a body the route takes (bounded), then runs the route's
+ * function and audits a mutation that succeeded. A request whose body is
+ * not read (refused head, a route that takes none, a failed token check)
+ * gets its answer at once and its connection closed: the body cannot hold
+ * the thread nor be taken for a next request. Returns the status sent, as
  * civetweb expects. */
 static int dispatch(struct mg_connection *conn, void *cbdata)
 {
@@ -506,8 +496,10 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     int64_t t0 = tq_clock_mono_ms();
     web_http_header headers[64];
     web_http_verdict v;
-    char allow[64];
-    int status;
+    char allow[64], why[256];
+    int status, allowed = 0;
+    const char *authorization = NULL;
+    char *body = NULL;
 
     int nh = ri->num_headers;
     if (nh < 0)
@@ -517,47 +509,89 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     for (int i = 0; i < nh; i++) {
         headers[i].name = ri->http_headers[i].name;
         headers[i].value = ri->http_headers[i].value;
+        if (strcasecmp(headers[i].name, "Authorization") == 0)
+            authorization = headers[i].value;
     }
     /* civetweb runs with decode_url=no and has cut request_uri at '?'. */
-    web_http_request rq = {ri->request_method, ri->http_version, ri->request_uri,
-                           ri->query_string,   headers,          nh};
-    web_http_check(&rq, &v);
+    web_http_request hrq = {ri->request_method, ri->http_version, ri->request_uri,
+                            ri->query_string,   headers,          nh};
+    web_http_check(&hrq, &v);
 
-    const route *rt = v.status ? NULL : route_find(v.path);
+    /* On the stack: a heap block this size per request makes malloc
+     * consolidate its free lists on every request. */
+    web_req req;
+    memset(&req, 0, sizeof req);
+    web_req *rq = &req;
+    rq->conn = conn;
+    rq->env = &w->env;
+    rq->redis = mg_get_thread_pointer(conn);
+    rq->method = ri->request_method ? ri->request_method : "";
+    rq->path = v.path;
+    rq->query = ri->query_string;
+    rq->remote = ri->remote_addr;
+    rq->stopping = &w->stopping;
+
     int bit = method_bit(ri->request_method);
-    if (rt)
-        methods_text(rt->methods, 1, allow, sizeof allow);
-    if (v.status || v.body_len != 0)
-        mg_disable_connection_keep_alive(conn);
+    const route *rt = v.status ? NULL : route_find(v.path, bit, &allowed, rq);
+    int mutation = bit != M_GET && bit != M_HEAD && bit != M_OPTIONS;
+    int takes_body = rt && rt->body != BODY_NONE;
+    methods_text(allowed, 1, allow, sizeof allow);
+    const char *allow_header[] = {"Allow", allow, NULL};
+
+    if (v.status || (v.body_len != 0 && !takes_body))
+        web_reply_close(rq);
 
     if (v.status) {
-        status = send_error(conn, v.status, "%s", v.error);
-    } else if (!rt) {
-        char shown[CLEAN_MAX];
-        clean_text(v.path, shown, sizeof shown);
-        status = send_error(conn, 404, "no such path: %s", shown);
+        status = web_reply_error(rq, v.status, "%s", v.error);
+    } else if (!allowed) {
+        status = web_reply_error(rq, 404, "no such path: %s", v.path);
     } else if (bit == M_OPTIONS) {
-        status = send_response(conn, 204, NULL, "", 0, allow);
-    } else if (!(bit & (rt->methods | ((rt->methods & M_GET) ? M_HEAD : 0)))) {
+        status = web_reply(rq, 204, NULL, "", 0, allow_header);
+    } else if (!rt) {
+        char m[32], shown[CLEAN_MAX];
+        web_reply_clean(ri->request_method, m, sizeof m);
+        web_reply_clean(v.path, shown, sizeof shown);
+        char msg[CLEAN_MAX * 2];
+        snprintf(msg, sizeof msg, "method %s not allowed on %s; allowed: %s", m, shown,
+                 allow);
+        json_t *e = json_pack("{s:s}", "error", msg);
+        char *text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+        json_decref(e);
+        status = text ? web_reply(rq, 405, "application/json", text, strlen(text),
+                                  allow_header)
+                      : web_reply_error(rq, 500, "out of memory");
+        free(text);
+    } else if (mutation &&
+               (status = web_auth_check(w->cfg.api_token, authorization, why,
+                                        sizeof why)) != 0) {
+        if (v.body_len != 0)
+            web_reply_close(rq);
+        status = web_reply_error(rq, status, "%s", why);
+    } else if (v.body_len != 0 && !takes_body) {
         char m[32];
-        clean_text(ri->request_method, m, sizeof m);
-        status =
-            send_error_allow(conn, 405, allow, "method %s not allowed on %s; allowed: %s",
-                             m, rt->path, allow);
-    } else if (v.body_len != 0) {
-        char m[32];
-        clean_text(ri->request_method, m, sizeof m);
-        status = send_error(conn, 413, "%s %s takes no request body", m, rt->path);
+        web_reply_clean(ri->request_method, m, sizeof m);
+        status = web_reply_error(rq, 413, "%s %s takes no request body", m, v.path);
+    } else if (v.body_len != 0 &&
+               (status = read_body(conn, v.body_len, &body, why, sizeof why)) != 0) {
+        web_reply_close(rq);
+        status = web_reply_error(rq, status, "%s", why);
+    } else if (rt->body == BODY_REQUIRED && !body) {
+        status = web_reply_error(rq, 400, "%s %s needs a JSON body", rq->method, v.path);
     } else {
-        status = rt->fn(conn, w, mg_get_thread_pointer(conn));
+        rq->body = body;
+        rq->body_len = body ? (size_t)v.body_len : 0;
+        status = rt->fn(rq);
+        if (mutation && status >= 200 && status < 300)
+            audit(w, rq, status);
     }
     if (tq_log_min <= TQ_LOG_DEBUG) {
         char m[32], shown[CLEAN_MAX];
-        clean_text(ri->request_method, m, sizeof m);
-        clean_text(ri->request_uri, shown, sizeof shown);
+        web_reply_clean(ri->request_method, m, sizeof m);
+        web_reply_clean(ri->request_uri, shown, sizeof shown);
         tq_debug("%s %s %s -> %d (%lld ms)%s%s", ri->remote_addr, m, shown, status,
                  (long long)(tq_clock_mono_ms() - t0), v.status ? ": " : "", v.error);
     }
+    free(body);
     return status;
 }
 
@@ -566,13 +600,20 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
 static int on_http_error(struct mg_connection *conn, int status, const char *errmsg)
 {
     char shown[CLEAN_MAX];
-    clean_text(errmsg, shown, sizeof shown);
+    web_reply_clean(errmsg, shown, sizeof shown);
     tq_debug("civetweb error response %d: %s", status, shown);
     if (status < 400)
         status = 500;
-    send_error(conn, status, "%s", shown[0] ? shown : "error");
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    web_req rq;
+    memset(&rq, 0, sizeof rq);
+    rq.conn = conn;
+    rq.close = 1; /* civetweb closes after its own errors */
+    rq.method = ri && ri->request_method ? ri->request_method : "";
+    web_reply_error(&rq, status, "%s", shown[0] ? shown : "error");
     return 0;
 }
+
 
 /* The first message civetweb logged on this thread: while mg_start2()
  * runs, it says why starting failed ("cannot bind to ...: Address already in
@@ -583,10 +624,10 @@ static int on_log_message(const struct mg_connection *conn, const char *message)
 {
     (void)conn;
     char shown[TQ_LOG_LINE_MAX / 2];
-    clean_text(message, shown, sizeof shown);
+    web_reply_clean(message, shown, sizeof shown);
     tq_warn("civetweb: %s", shown);
     if (!first_message[0])
-        clean_text(message, first_message, sizeof first_message);
+        web_reply_clean(message, first_message, sizeof first_message);
     return 1;
 }
 
@@ -639,8 +680,19 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
         rc = TQ_ECONFIG;
         goto err;
     }
+    w->cfg = *cfg;
+    if (cfg->api_token_file[0] &&
+        (rc = web_auth_load(cfg->api_token_file, w->cfg.api_token,
+                            sizeof w->cfg.api_token, err, errlen)) < 0)
+        goto err;
+    w->env.cfg = &w->cfg;
+    w->env.prefix = w->cfg.prefix;
+    w->env.liveness_ms = cfg->liveness_ms;
+    w->env.sse_clients = &w->sse_clients;
     if (tq_keys_fmt(cfg->prefix, TQ_KEY_TIMER, NULL, w->timer_key, sizeof w->timer_key) <
-        0) {
+            0 ||
+        tq_keys_fmt(cfg->prefix, TQ_KEY_AUDIT, NULL, w->audit_key, sizeof w->audit_key) <
+            0) {
         snprintf(err, errlen, "--prefix: '%s' makes too long a key", cfg->prefix);
         rc = TQ_ECONFIG;
         goto err;
@@ -651,7 +703,8 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
 
     char threads[16];
     snprintf(threads, sizeof threads, "%d",
-             (cfg->web_threads > 0 ? cfg->web_threads : 1) + WEB_SLOW_CLIENT_THREADS);
+             (cfg->web_threads > 0 ? cfg->web_threads : 1) + WEB_SLOW_CLIENT_THREADS +
+                 WEB_SSE_CLIENTS_MAX);
     /* civetweb's options, as name/value pairs. decode_url=no hands the raw
      * target to web_http_check(), which decodes and checks it; with the
      * domain check off, an absolute-form target for this port reaches the
@@ -665,6 +718,7 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
         "keep_alive_timeout_ms",    KEEP_ALIVE_TIMEOUT_MS,
         "decode_url",               "no",
         "enable_auth_domain_check", "no",
+        "tcp_nodelay",              "1",
         NULL,
     };
     // clang-format on
@@ -684,7 +738,7 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
     w->mg = mg_start2(&init, &mge);
     if (!w->mg) {
         char shown[CLEAN_MAX];
-        clean_text(first_message[0] ? first_message
+        web_reply_clean(first_message[0] ? first_message
                    : mgerr[0]       ? mgerr
                                     : "unknown error",
                    shown, sizeof shown);
@@ -698,12 +752,14 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
     char where[TQ_URL_HOST_MAX + 64];
     tq_url_redacted(&w->url, where, sizeof where);
     tq_info("listening on http://%s with %s threads (--web-threads %d + %d for slow "
-            "clients); redis %s, timer key %s",
-            w->ports, threads, cfg->web_threads, WEB_SLOW_CLIENT_THREADS, where,
-            w->timer_key);
+            "clients + %d for event streams); redis %s, prefix %s; the API is %s",
+            w->ports, threads, cfg->web_threads, WEB_SLOW_CLIENT_THREADS,
+            WEB_SSE_CLIENTS_MAX, where, cfg->prefix,
+            w->cfg.api_token[0] ? "read-write (token set)" : "read-only (no token)");
     *out = w;
     return 0;
 err:
+    memset(w->cfg.api_token, 0, sizeof w->cfg.api_token);
     free(w);
     return rc;
 }
@@ -712,8 +768,10 @@ void web_stop(web_server *w)
 {
     if (!w)
         return;
+    w->stopping = 1; /* event streams see it within a slice and end */
     mg_stop(w->mg);
     mg_exit_library();
     tq_info("stopped");
+    memset(w->cfg.api_token, 0, sizeof w->cfg.api_token);
     free(w);
 }

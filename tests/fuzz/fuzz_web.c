@@ -6,8 +6,11 @@
  * accepts, a decoded path that is a clean absolute path (no NUL or control
  * byte, no empty, '.' or '..' segment, valid UTF-8) and unambiguous body
  * framing. The same bytes also go through web_http_path_decode() into a
- * buffer of a size taken from the input, and through the timer value
- * parser the web applies to what Redis holds. */
+ * buffer of a size taken from the input, through the timer value parser
+ * the web applies to what Redis holds, and as a query string through the
+ * API's parameter readers (web/req.c): a value found is NUL-terminated
+ * within its buffer, printable-free of control bytes, and an integer read
+ * is within its bounds. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 
 #include "common/utf8.h"
 #include "web/http.h"
+#include "web/req.h"
 #include "web/web.h"
 
 #define CHECK(cond, ...)                                                                 \
@@ -242,8 +246,33 @@ static void fuzz_timer(const uint8_t *data, size_t size)
     free(s);
 }
 
+/* The bytes as a query string, read as the API's handlers read it. */
+static void fuzz_query(const uint8_t *data, size_t size)
+{
+    char *q = copy(data, size);
+    web_req rq;
+    memset(&rq, 0, sizeof rq);
+    rq.query = q;
+    static const char *const names[] = {"state", "q", "limit", "cursor", "a", ""};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char out[16];
+        int found = web_req_query(&rq, names[i], out, sizeof out);
+        CHECK(found >= -1 && found <= 1, "query '%s': %d", names[i], found);
+        CHECK(memchr(out, '\0', sizeof out) != NULL, "query '%s': not terminated",
+              names[i]);
+        for (const char *p = out; *p; p++)
+            CHECK((unsigned char)*p >= 0x20 && *p != 0x7f, "query '%s': byte 0x%02x",
+                  names[i], (unsigned char)*p);
+        long long v = -7;
+        if (web_req_query_int(&rq, names[i], 1, 1000, 50, &v) == 0)
+            CHECK(v >= 1 && v <= 1000, "query '%s': %lld out of bounds", names[i], v);
+    }
+    free(q);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fuzz_query(data, size);
     fuzz_head(data, size);
     fuzz_path(data, size);
     fuzz_timer(data, size);

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# tickq-web's JSON reads against a real system (beat, worker, web, Redis):
+# /api/overview, /api/queues, /api/workers, /api/schedules[/<name>],
+# /api/tasks (search, filters, every page by cursor), /api/tasks/<id>
+# (finished, running with its lock holder, unknown), /api/dead and
+# /api/audit, each compared with what Redis holds; bad query parameters are
+# 400, a key of the wrong type is a 500 naming it, Redis down is 503.
+. "$(dirname "$0")/lib.sh"
+
+tq_redis_start
+tq_require_empty
+
+cat >"$TQ_TMP/schedules.json" <<'EOF'
+{"schedules": [
+  {"name": "timer", "task": "timer.tick", "every": 1},
+  {"name": "nightly", "task": "noop", "cron": "0 3 * * *", "tz": "Europe/Paris", "queue": "reports"}
+]}
+EOF
+P=$TQ_PREFIX
+tq_spawn beat "$TICKQ_BEAT" --redis-url "$REDIS_URL" --prefix "$P" --schedules "$TQ_TMP/schedules.json"
+BEAT_PID=$TQ_LAST_PID
+tq_spawn worker "$TICKQ_WORKER_BIN" --redis-url "$REDIS_URL" --prefix "$P" -c 2 \
+    --queues default,reports --worker-id w-api --max-retries 0
+tq_start_web --redis-url "$REDIS_URL" --prefix "$P"
+BASE="http://127.0.0.1:$WEB_PORT"
+
+# get PATH: a GET; CODE gets its status, $TQ_TMP/body its body.
+get() {
+    CODE=$(curl -s --max-time 10 -o "$TQ_TMP/body" -w '%{http_code}' "$BASE$1") || CODE=000
+}
+# json PATH FILTER: a jq filter applied to the body of a GET that must be 200.
+json() {
+    get "$1"
+    [ "$CODE" = 200 ] || tq_fail "GET $1: status $CODE: $(cat "$TQ_TMP/body")"
+    jq -r "$2" "$TQ_TMP/body"
+}
+expect_status() { # PATH STATUS GREP
+    get "$1"
+    tq_assert_eq "GET $1: status" "$2" "$CODE"
+    [ -z "${3:-}" ] || grep -q -- "$3" "$TQ_TMP/body" || tq_fail "GET $1: no '$3' in $(cat "$TQ_TMP/body")"
+}
+
+tq_wait_for 20 "three ticks counted" '[ "$(rcli GET "$P:timer" 2>/dev/null || echo 0)" -ge 3 ]'
+
+# ---- a failing task, a dead letter, a long task, a held queue ----------------
+rcli LPUSH "$P:queue:default" "$(tq_msg f-1 fail)" >/dev/null
+rcli LPUSH "$P:queue:default" "$(tq_msg ghost-1 no.such.task)" >/dev/null
+rcli SADD "$P:paused" held >/dev/null
+for i in 1 2 3; do
+    rcli LPUSH "$P:queue:held" "{\"v\":1,\"id\":\"h-$i\",\"task\":\"noop\",\"queue\":\"held\",\"enqueued_at\":$(($(date +%s) - 5))}" >/dev/null
+done
+tq_wait_for 20 "f-1 done" '[ "$(rcli GET "$P:done:f-1")" != "" ]'
+tq_wait_for 20 "the unknown task dead-lettered" '[ "$(rcli LLEN "$P:dead")" -ge 1 ]'
+rcli LPUSH "$P:queue:default" "$(tq_msg long-1 sleep '[30]' '"timeout":60')" >/dev/null
+tq_wait_for 20 "long-1 running" '[ "$(rcli GET "$P:lock:long-1")" = w-api ]'
+
+# ---- /api/workers ------------------------------------------------------------
+tq_assert_eq "workers: one" 1 "$(json /api/workers 'length')"
+tq_assert_eq "workers: id" w-api "$(json /api/workers '.[0].id')"
+tq_assert_eq "workers: alive" true "$(json /api/workers '.[0].alive')"
+tq_assert_eq "workers: queues" "default,reports" "$(json /api/workers '.[0].queues | join(",")')"
+tq_assert_eq "workers: concurrency" 2 "$(json /api/workers '.[0].concurrency')"
+tq_assert_eq "workers: pid" "$(rcli HGET "$P:worker:w-api" pid)" "$(json /api/workers '.[0].pid')"
+tq_assert_eq "workers: running" long-1 "$(json /api/workers '.[0].running | join(",")')"
+
+# ---- /api/queues ---------------------------------------------------------------
+tq_assert_eq "queues: held depth" 3 "$(json /api/queues '.[] | select(.name=="held") | .depth')"
+tq_assert_eq "queues: held paused" true "$(json /api/queues '.[] | select(.name=="held") | .paused')"
+lat=$(json /api/queues '.[] | select(.name=="held") | .latency_s')
+jq -e --argjson l "$lat" -n '$l >= 4 and $l < 120' >/dev/null ||
+    tq_fail "queues: held latency $lat s, expected the age of its oldest message (~5 s)"
+tq_assert_eq "queues: reports (a schedule's queue) listed" 1 \
+    "$(json /api/queues '[.[] | select(.name=="reports")] | length')"
+tq_assert_eq "queues: default processing" 1 \
+    "$(json /api/queues '.[] | select(.name=="default") | .processing')"
+
+# ---- /api/schedules ------------------------------------------------------------
+tq_assert_eq "schedules: two" 2 "$(json /api/schedules 'length')"
+tq_assert_eq "schedules: timer every" 1 "$(json /api/schedules '.[] | select(.name=="timer") | .every')"
+tq_assert_eq "schedules: three next runs" 3 \
+    "$(json /api/schedules '.[] | select(.name=="timer") | .next_runs | length')"
+json /api/schedules '.[] | select(.name=="timer") | .next_runs | (.[0] < .[1] and .[1] < .[2])' |
+    grep -qx true || tq_fail "schedules: timer's next runs are not increasing"
+# 03:00 in Paris is 02:00Z in winter (CET) and 01:00Z in summer (CEST).
+hour=$(json /api/schedules '.[] | select(.name=="nightly") | .next_runs[0][11:19]')
+case $hour in 02:00:00|01:00:00) tq_log "ok: nightly next run at $hour Z" ;;
+    *) tq_fail "schedules: nightly next run at $hour Z, expected 02:00 or 01:00" ;; esac
+tq_assert_eq "schedules: nightly tz" Europe/Paris "$(json /api/schedules '.[] | select(.name=="nightly") | .tz')"
+n=$(json /api/schedules/timer '.history | length')
+[ "$n" -ge 3 ] || tq_fail "schedules/timer: $n runs in its history, expected at least 3"
+tq_assert_eq "schedules/timer: runs link their tick" true \
+    "$(json /api/schedules/timer '[.history[] | (.id | ltrimstr("timer@") | tonumber / 1000 | todate[0:19]) == .tick[0:19]] | all')"
+tq_assert_eq "schedules/timer: runs succeeded" success "$(json /api/schedules/timer '[.history[].status] | unique | join(",")')"
+expect_status /api/schedules/nope 404 "no schedule named nope"
+expect_status "/api/schedules/bad!name" 400 "schedule name"
+
+# ---- /api/tasks: every page, then filters ---------------------------------------
+kill -TERM "$BEAT_PID"
+tq_wait_for 20 "the queue drained" '[ "$(rcli LLEN "$P:queue:default")" = 0 ]'
+last=$(rcli HGET "$P:schedule-state" timer)
+tq_assert_eq "schedules: timer last run" "$(date -u -d "@$((last / 1000))" +%Y-%m-%dT%H:%M:%S)" \
+    "$(json /api/schedules '.[] | select(.name=="timer") | .last_run[0:19]')"
+tq_wait_for 20 "the last tick done" '[ "$(rcli GET "$P:done:timer@$last")" = success ]'
+tq_assert_eq "schedules: timer's last result is its last tick's" "timer@$last success" \
+    "$(json /api/schedules '.[] | select(.name=="timer") | .last_result | "\(.id) \(.status)"')"
+tq_assert_eq "schedules: nightly has run never" null \
+    "$(json /api/schedules '.[] | select(.name=="nightly") | .last_result')"
+expected=$(rcli ZREVRANGE "$P:tasks" 0 -1 | awk -F'\t' '{print $5}' | paste -sd, -)
+[ -n "$expected" ] || tq_fail "P:tasks is empty: the worker did not index its tasks"
+got=() cursor=""
+for _ in $(seq 100); do
+    json "/api/tasks?limit=2${cursor:+&cursor=$cursor}" . >/dev/null
+    page=$(cat "$TQ_TMP/body")
+    n=$(jq '.items | length' <<<"$page")
+    [ "$n" -le 2 ] || tq_fail "tasks: page of $n items with limit=2"
+    while read -r id; do [ -n "$id" ] && got+=("$id"); done < <(jq -r '.items[].id' <<<"$page")
+    cursor=$(jq -r '.cursor // empty' <<<"$page")
+    [ -n "$cursor" ] || break
+done
+tq_assert_eq "tasks: every page, newest first, equals P:tasks" "$expected" "$(IFS=,; echo "${got[*]}")"
+tq_assert_eq "tasks: state=dead (retries used up)" f-1 "$(json '/api/tasks?state=dead' '[.items[].id] | join(",")')"
+tq_assert_eq "tasks: state=success are ticks" true \
+    "$(json '/api/tasks?state=success&limit=1000' '[.items[] | .status == "success" and (.id | startswith("timer@"))] | all')"
+tq_assert_eq "tasks: task=fail" f-1 "$(json '/api/tasks?task=fail' '[.items[].id] | join(",")')"
+tq_assert_eq "tasks: id prefix" f-1 "$(json '/api/tasks?q=f-' '[.items[].id] | join(",")')"
+tq_assert_eq "tasks: schedule=timer are ticks" true \
+    "$(json '/api/tasks?schedule=timer&limit=1000' '[.items[].id | startswith("timer@")] | all')"
+tq_assert_eq "tasks: a finished tick's runtime" true \
+    "$(json '/api/tasks?schedule=timer&limit=1' '.items[0].runtime >= 0')"
+expect_status "/api/tasks?limit=0" 400 "limit"
+expect_status "/api/tasks?limit=abc" 400 "limit"
+expect_status "/api/tasks?cursor=nonsense" 400 "cursor"
+expect_status "/api/tasks?state=%ZZ" 400 "state"
+
+# ---- /api/tasks/<id> -------------------------------------------------------------
+tq_assert_eq "task f-1: state" dead "$(json /api/tasks/f-1 '.state')"
+tq_assert_eq "task f-1: its result" failure "$(json /api/tasks/f-1 '.result.status')"
+tq_assert_eq "task f-1: the error" "$(tq_result f-1 .error)" "$(json /api/tasks/f-1 '.error')"
+tq_assert_eq "task long-1: running" running "$(json /api/tasks/long-1 '.state')"
+tq_assert_eq "task long-1: lock holder" w-api "$(json /api/tasks/long-1 '.lock.worker')"
+tq_assert_eq "task long-1: its message" sleep "$(json /api/tasks/long-1 '.message.task')"
+tq_assert_eq "task ghost-1: dead" dead "$(json /api/tasks/ghost-1 '.state')"
+tq_assert_eq "task ghost-1: reason" unknown-task "$(json /api/tasks/ghost-1 '.dead_letter.reason')"
+expect_status /api/tasks/never-was 404 "no task never-was"
+
+# ---- /api/dead and /api/audit ---------------------------------------------------------
+tq_assert_eq "dead: total" "$(rcli LLEN "$P:dead")" "$(json /api/dead '.total')"
+tq_assert_eq "dead: the unknown task's reason" unknown-task \
+    "$(json /api/dead '.items[] | select(.id=="ghost-1") | .reason')"
+expect_status "/api/dead?cursor=-1" 400 "cursor"
+tq_assert_eq "audit: empty" 0 "$(json /api/audit '.items | length')"
+rcli XADD "$P:audit" '*' ts 1764096000000 method POST path /api/queues/x/pause remote 127.0.0.1 status 200 what "paused queue x" >/dev/null
+tq_assert_eq "audit: an entry" "paused queue x" "$(json /api/audit '.items[0].what')"
+tq_assert_eq "audit: its time" 2025-11-25T18:40:00.000Z "$(json /api/audit '.items[0].ts')"
+expect_status "/api/audit?cursor=x" 400 "stream id"
+
+# ---- /api/overview -----------------------------------------------------------------
+tq_assert_eq "overview: processed = P:stats" "$(rcli HGET "$P:stats" processed)" \
+    "$(json /api/overview '.counts.processed')"
+tq_assert_eq "overview: the last hour's minutes add up to P:stats" "$(rcli HGET "$P:stats" processed)" \
+    "$(json /api/overview '[.minutes[].processed] | add')"
+tq_assert_eq "overview: 60 minutes" 60 "$(json /api/overview '.minutes | length')"
+tq_assert_eq "overview: workers alive" 1 "$(json /api/overview '.workers.alive')"
+tq_assert_eq "overview: in queues (the held ones)" 3 "$(json /api/overview '.counts.in_queues')"
+tq_assert_eq "overview: running" 1 "$(json /api/overview '.counts.running')"
+tq_assert_eq "overview: redis ok" true "$(json /api/overview '.redis.ok')"
+
+# ---- bodies: bounded, read only after the token check ---------------------------
+tq_spawn web2 "$TICKQ_WEB" --listen "127.0.0.1:$(tq_free_port)" --redis-url "$REDIS_URL" --prefix "$P" \
+    --api-token right-token
+WEB2_PID=$TQ_LAST_PID
+tq_wait_for 10 "the second web listens" "grep -q listening '$TQ_TMP/web2.log'"
+BASE2=$(sed -n 's/.*listening on \(http:[^ ]*\) .*/\1/p' "$TQ_TMP/web2.log" | head -n 1)
+t0=$(date +%s%N)
+code=$(printf 'POST /api/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\nContent-Length: 100000000000\r\n\r\n' |
+    timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/${BASE2##*:}; cat >&3; head -n 1 <&3" | tr -d '\r')
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+tq_assert_eq "100 GB body, wrong token: answered at once" "HTTP/1.1 401 Unauthorized" "$code"
+[ "$ms" -lt 3000 ] || tq_fail "100 GB body, wrong token: answered after $ms ms"
+code=$(curl -s -o "$TQ_TMP/body" -w '%{http_code}' -H 'Authorization: Bearer right-token' \
+    -H 'Transfer-Encoding: chunked' --data-binary '{"v":1,"task":"noop"}' "$BASE2/api/tasks")
+tq_assert_eq "chunked body: 411" 411 "$code"
+expect_status "/api/tasks?limit=1e3" 400 "limit"
+kill -TERM "$WEB2_PID"
+
+# ---- keys of the wrong type, Redis down ----------------------------------------------
+rcli RENAME "$P:dead" "$P:dead-saved" >/dev/null
+rcli SET "$P:dead" oops >/dev/null
+expect_status /api/dead 500 "$P:dead"
+rcli DEL "$P:dead" >/dev/null
+rcli RENAME "$P:dead-saved" "$P:dead" >/dev/null
+rcli RENAME "$P:schedules" "$P:schedules-saved" >/dev/null
+rcli SET "$P:schedules" oops >/dev/null
+expect_status /api/schedules 500 "WRONGTYPE"
+# The queue list goes on without the schedules' queues, and says why.
+tq_assert_eq "queues without P:schedules: still the held queue" 3 \
+    "$(json /api/queues '.[] | select(.name=="held") | .depth')"
+json /api/overview '.warnings' | grep -q "$P:schedules holds a value of the wrong type" ||
+    tq_fail "overview: no warning about $P:schedules"
+rcli DEL "$P:schedules" >/dev/null
+rcli RENAME "$P:schedules-saved" "$P:schedules" >/dev/null
+tq_redis_stop
+for path in /api/overview /api/queues /api/workers /api/schedules /api/tasks /api/dead; do
+    expect_status "$path" 503
+done
