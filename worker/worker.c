@@ -792,10 +792,16 @@ static int register_worker(worker *w)
     }
 }
 
-/* Final requeue and deregistration, a few tries at most. */
+/* Final requeue and deregistration. With Redis away it tries until the
+ * grace period is over (at least a second), or a second signal, as a
+ * completion does: then the messages stay in processing and the reaper
+ * requeues them once the worker's heartbeat is old. */
 static void deregister_worker(worker *w)
 {
-    for (int tries = 0; tries < 20; tries++) {
+    int64_t end = atomic_load(&w->grace_end_ms);
+    if (end < tq_clock_mono_ms() + 1000)
+        end = tq_clock_mono_ms() + 1000;
+    for (;;) {
         int rc = worker_queue_requeue(w->hb_conn, &w->q, tq_clock_wall_ms(), 1);
         if (rc >= 0) {
             if (rc > 0)
@@ -804,8 +810,12 @@ static void deregister_worker(worker *w)
                                NULL);
             return;
         }
+        int64_t left = end - tq_clock_mono_ms();
+        if (tq_proc_stop >= 2 || left <= 0)
+            break;
         int64_t ms = tq_conn_backoff_ms(w->hb_conn);
-        tq_clock_sleep_us((ms > 0 ? ms : 50) * 1000);
+        ms = ms <= 0 ? 50 : ms;
+        tq_clock_sleep_us((ms < left ? ms : left) * 1000);
     }
     tq_warn("could not reach redis to requeue and deregister; the reaper will do it");
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SIGTERM stops a worker gracefully: no new tasks, running ones finish within
 # --grace, the rest is requeued with its locks released, exit code 0, and the
-# worker leaves P:workers. A second signal stops at once.
+# worker leaves P:workers. A second signal stops at once. With Redis away,
+# the stop still ends, after the grace period.
 . "$(dirname "$0")/lib.sh"
 tq_redis_start
 tq_require_empty
@@ -56,3 +57,16 @@ tq_wait_for 5 "wd registered" '[ -n "$(rcli ZSCORE "$P:workers" wd)" ]'
 t0=$SECONDS; kill -INT "$TQ_LAST_PID"; rc=0; wait "$TQ_LAST_PID" || rc=$?
 tq_assert_eq "exit code after SIGINT" 0 "$rc"
 [ $((SECONDS - t0)) -le 3 ] || tq_fail "idle stop took too long"
+
+# (e) Redis away: the worker cannot deregister, and still stops once the
+# grace is over (it waited for Redis forever before), leaving the rest to
+# the reaper.
+tq_spawn we "$TICKQ_WORKER_BIN" -c 1 -Q idle --worker-id we --grace 2
+tq_wait_for 5 "we registered" '[ -n "$(rcli ZSCORE "$P:workers" we)" ]'
+tq_redis_stop
+sleep 0.5
+stop_and_time "$TQ_LAST_PID"
+tq_assert_eq "exit code after SIGTERM with redis away" 0 "$rc"
+[ "$secs" -le 8 ] || tq_fail "stop with redis away took ${secs}s (grace 2 s)"
+grep -q "the reaper will do it" "$TQ_TMP/we.log" ||
+    tq_fail "no line saying the reaper will requeue: $(tail -3 "$TQ_TMP/we.log")"
