@@ -377,21 +377,25 @@ static long long metrics_sum(const redisReply *m, const char *queue, const char 
     return sum;
 }
 
-/* Counts a view's processing messages per queue (by their "queue" field). */
-static long long view_processing(const system_view *v, const char *queue)
+/* Counts a view's processing messages per queue of set (by their "queue"
+ * field) into counts[set->n]: each message is parsed once. */
+static void view_processing(const system_view *v, const name_set *set, long long *counts)
 {
-    long long n = 0;
+    for (int i = 0; i < set->n; i++)
+        counts[i] = 0;
     for (int i = 0; i < v->nworkers; i++) {
         const redisReply *l = v->processing[i];
         for (size_t j = 0; l && l->type == REDIS_REPLY_ARRAY && j < l->elements; j++) {
             json_t *m = reply_json(l->element[j]);
             const char *q = json_string_value(json_object_get(m, "queue"));
-            if (strcmp(q ? q : "default", queue) == 0)
-                n++;
+            for (int k = 0; k < set->n; k++)
+                if (strcmp(q ? q : "default", set->names[k]) == 0) {
+                    counts[k]++;
+                    break;
+                }
             json_decref(m);
         }
     }
-    return n;
 }
 
 static json_t *queue_list(web_req *rq, const system_view *v, int64_t now_ms, int *status,
@@ -427,13 +431,21 @@ static json_t *queue_list(web_req *rq, const system_view *v, int64_t now_ms, int
         ac[2 * i] = 2;
         ac[2 * i + 1] = 3;
     }
-    if (web_req_pipeline(rq, n * 2, ac, cmds, NULL, r) < 0) {
-        *status = 503;
-        snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS));
-        json_decref(out);
-        out = NULL;
-        goto done;
+    /* Two commands a queue, WEB_REQ_PIPELINE_MAX a round trip. */
+    for (int sent = 0; sent < n * 2;) {
+        int batch = n * 2 - sent > WEB_REQ_PIPELINE_MAX ? WEB_REQ_PIPELINE_MAX : n * 2 - sent;
+        if (web_req_pipeline(rq, batch, ac + sent, cmds + sent, NULL, r + sent) < 0) {
+            free_replies(r, sent);
+            *status = 503;
+            snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS));
+            json_decref(out);
+            out = NULL;
+            goto done;
+        }
+        sent += batch;
     }
+    long long processing[QUEUES_MAX];
+    view_processing(v, set, processing);
     for (int i = 0; i < n; i++) {
         const redisReply *len = r[2 * i], *oldest = r[2 * i + 1];
         int paused = 0;
@@ -457,7 +469,7 @@ static json_t *queue_list(web_req *rq, const system_view *v, int64_t now_ms, int
             json_object_set_new(q, "latency_s",
                                 json_real(latency > 0 ? round(latency * 1000) / 1000 : 0));
         }
-        json_object_set_new(q, "processing", json_integer(view_processing(v, set->names[i])));
+        json_object_set_new(q, "processing", json_integer(processing[i]));
         json_object_set_new(q, "processed",
                             json_integer(metrics_sum(v->metrics, set->names[i], "success")));
         json_object_set_new(q, "failed",

@@ -461,10 +461,12 @@ int web_ops_schedule_delete(web_req *rq)
 }
 
 /* A tick now: the message the next tick would have, with the id
- * "<name>@run-<now ms>", which no grid tick has (those are
+ * "<name>@run-<now ms>-<8 hex random>", which no grid tick has (those are
  * "<name>@<ms>"), so the worker neither takes it for one nor acks it as a
- * duplicate of one. It is published whether the schedule is enabled or
+ * duplicate of one, nor of another run asked for in the same millisecond. It is published whether the schedule is enabled or
  * not: a person asked for it. */
+static unsigned long long random_bits(void);
+
 int web_ops_schedule_run(web_req *rq)
 {
     const char *name = web_req_param(rq, 0);
@@ -496,7 +498,8 @@ int web_ops_schedule_run(web_req *rq)
         return web_reply_error(rq, 503, "out of memory");
     }
     tq_sched_deinit(&s);
-    snprintf(m.id, sizeof m.id, "%s@run-%lld", name, (long long)now_ms);
+    snprintf(m.id, sizeof m.id, "%s@run-%lld-%08llx", name, (long long)now_ms,
+             random_bits() & 0xffffffffULL);
     if (!(msg = tq_msg_encode(&m, &msglen))) {
         status = web_reply_error(rq, 409,
                                  "schedule '%s' cannot run: its message would be over %d "
@@ -642,17 +645,22 @@ int web_ops_queue_resume(web_req *rq)
 
 /* ---- tasks -------------------------------------------------------------- */
 
-/* Writes a new task id, "api-<unix ms>-<16 hex digits>", into out. The
- * random part comes from getrandom(); should that fail, from the clock,
- * the pid and a counter, which are unique enough within one process. */
-static void new_task_id(char *out, size_t outlen)
+/* 64 random bits from getrandom(); should that fail, from the clock, the
+ * pid and a counter, which are unique enough within one process. */
+static unsigned long long random_bits(void)
 {
     static _Atomic unsigned long long counter;
     unsigned long long r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
         r = ((unsigned long long)tq_clock_wall_us() << 20) ^
             ((unsigned long long)getpid() << 40) ^ ++counter * 0x9e3779b97f4a7c15ULL;
-    snprintf(out, outlen, "api-%lld-%016llx", (long long)tq_clock_wall_ms(), r);
+    return r;
+}
+
+/* Writes a new task id, "api-<unix ms>-<16 hex digits>", into out. */
+static void new_task_id(char *out, size_t outlen)
+{
+    snprintf(out, outlen, "api-%lld-%016llx", (long long)tq_clock_wall_ms(), random_bits());
 }
 
 /* Enqueues one message, validated by the worker's decoder. A message

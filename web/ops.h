@@ -16,7 +16,7 @@
  *   the path's or messages over 1 MiB; 400 for text that is not JSON.
  * DELETE /api/schedules/<name>: 200 {"deleted": name}, 404. Its tick state
  *   (P:schedule-state) goes too: the name added again is a new schedule.
- * POST /api/schedules/<name>/run: a tick now, id "<name>@run-<now ms>".
+ * POST /api/schedules/<name>/run: a tick now, id "<name>@run-<now ms>-<8 hex>".
  *   202 {"id", "queue"}; 404; 409 when the definition does not decode.
  * POST /api/schedules/<name>/pause, /resume: "enabled" in the definition,
  *   compare-and-set. 200 {"name", "enabled"}; 404; 409 (does not decode,

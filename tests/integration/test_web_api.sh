@@ -74,6 +74,12 @@ tq_assert_eq "queues: reports (a schedule's queue) listed" 1 \
 tq_assert_eq "queues: default processing" 1 \
     "$(json /api/queues '.[] | select(.name=="default") | .processing')"
 
+# More queues than one pipeline carries (two commands a queue): all listed.
+for i in $(seq 140); do echo "SADD $P:paused many-$i"; done | rcli >/dev/null
+tq_assert_eq "queues: 140 paused queues listed" 140 "$(json /api/queues '[.[] | select(.name | startswith("many-"))] | length')"
+tq_assert_eq "queues: the held queue still right" 3 "$(json /api/queues '.[] | select(.name=="held") | .depth')"
+for i in $(seq 140); do echo "SREM $P:paused many-$i"; done | rcli >/dev/null
+
 # ---- /api/schedules ------------------------------------------------------------
 tq_assert_eq "schedules: two" 2 "$(json /api/schedules 'length')"
 tq_assert_eq "schedules: timer every" 1 "$(json /api/schedules '.[] | select(.name=="timer") | .every')"

@@ -236,8 +236,9 @@ t0=$(date +%s%3N)
 req POST /api/schedules/s1/run
 tq_assert_eq "run s1: status" 202 "$CODE"
 run_id=$(printf '%s' "$BODY" | jq -r .id)
-case $run_id in s1@run-[0-9]*) ;; *) tq_fail "run s1: id '$run_id' is not s1@run-<ms>" ;; esac
-[ "${run_id#s1@run-}" -ge "$t0" ] || tq_fail "run s1: id '$run_id' is older than the request ($t0)"
+[[ $run_id =~ ^s1@run-([0-9]+)-[0-9a-f]{8}$ ]] ||
+    tq_fail "run s1: id '$run_id' is not s1@run-<ms>-<8 hex>"
+[ "${BASH_REMATCH[1]}" -ge "$t0" ] || tq_fail "run s1: id '$run_id' is older than the request ($t0)"
 expect "run s1" 202 "{\"id\":\"$run_id\",\"queue\":\"ops\"}"
 tq_wait_for 30 "the run of s1 finished" "[ \"\$(rcli GET '$P:done:$run_id')\" = success ]"
 tq_assert_eq "run s1: its result" "success s1 ops" "$(tq_result "$run_id" '"\(.status) \(.schedule) \(.queue)"')"
