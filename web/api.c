@@ -178,7 +178,8 @@ static int view_read(web_req *rq, system_view *v, char *err, size_t errlen, int 
     static const char bounded_hgetall[] =
         "if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end\n"
         "return redis.call('HGETALL', KEYS[1])";
-    const char *c0[] = {"ZRANGE", kw, "0", "-1", "WITHSCORES"};
+    /* The freshest WORKERS_MAX heartbeats (a zset ranks by score). */
+    const char *c0[] = {"ZRANGE", kw, "-" STR(WORKERS_MAX), "-1", "WITHSCORES"};
     const char *c1[] = {"SMEMBERS", kp};
     const char *c2[] = {"HVALS", ks};
     const char *c3[] = {"EVAL", bounded_hgetall, "1", km, STR(METRICS_FIELDS_MAX)};
@@ -947,9 +948,8 @@ int web_api_tasks(web_req *rq)
         return web_reply_error(rq, 400, "query parameter 'cursor': '%s' is not a cursor this "
                                         "API gave",
                                cur);
-    char kt[TQ_KEYS_MAX], stem[TQ_KEYS_MAX];
+    char kt[TQ_KEYS_MAX];
     web_req_key(rq, TQ_KEY_TASKS, NULL, kt);
-    tq_keys_stem(rq->env->prefix, TQ_KEY_RESULT, stem, sizeof stem);
 
     json_t *items = json_array();
     long long scanned = 0;
@@ -1019,8 +1019,9 @@ int web_api_tasks(web_req *rq)
         if (argv && keys) {
             argv[0] = "MGET";
             for (size_t i = 0; i < n; i++) {
-                snprintf(keys[i], TQ_KEYS_MAX, "%s%s", stem,
-                         json_string_value(json_object_get(json_array_get(items, i), "id")));
+                web_req_key(rq, TQ_KEY_RESULT,
+                            json_string_value(json_object_get(json_array_get(items, i), "id")),
+                            keys[i]);
                 argv[i + 1] = keys[i];
             }
             r = web_req_redis(rq, (int)n + 1, argv, NULL);
@@ -1240,11 +1241,17 @@ int web_api_dead(web_req *rq)
 /* A stream id "<ms>-<seq>". */
 static int stream_id_ok(const char *s)
 {
-    size_t d1 = strspn(s, "0123456789");
-    if (d1 == 0 || d1 > 20 || s[d1] != '-')
+    /* Both parts must fit 64 bits, as Redis reads them. */
+    char *end;
+    errno = 0;
+    if (*s < '0' || *s > '9')
         return 0;
-    size_t d2 = strspn(s + d1 + 1, "0123456789");
-    return d2 > 0 && d2 <= 20 && s[d1 + 1 + d2] == '\0';
+    strtoull(s, &end, 10);
+    if (errno || *end != '-' || end[1] < '0' || end[1] > '9')
+        return 0;
+    const char *seq = end + 1;
+    strtoull(seq, &end, 10);
+    return !errno && *end == '\0';
 }
 
 int web_api_audit(web_req *rq)

@@ -99,11 +99,14 @@ int web_reply(web_req *rq, int status, const char *ctype, const char *body, size
     for (; headers && headers[0] && headers[1] && used < sizeof buf; headers += 2)
         used += (size_t)snprintf(buf + used, sizeof buf - used, "%s: %s\r\n", headers[0],
                                  headers[1]);
+    char clen[48] = ""; /* a 204 has no Content-Length (RFC 9110 8.6) */
+    if (status != 204)
+        snprintf(clen, sizeof clen, "Content-Length: %zu\r\n", len);
     if (used < sizeof buf)
         used += (size_t)snprintf(buf + used, sizeof buf - used,
-                                 "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-                                 "Date: %s\r\nConnection: %s\r\n\r\n",
-                                 len, date, keep_alive(rq) ? "keep-alive" : "close");
+                                 "%sCache-Control: no-store\r\nDate: %s\r\n"
+                                 "Connection: %s\r\n\r\n",
+                                 clen, date, keep_alive(rq) ? "keep-alive" : "close");
     if (used >= sizeof buf) {
         tq_error("a %d response head over %zu bytes: not sent", status, sizeof buf);
         web_reply_close(rq);

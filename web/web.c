@@ -429,6 +429,13 @@ static int read_body(struct mg_connection *conn, long long len, char **out, char
                      size_t errlen)
 {
     *out = NULL;
+    /* civetweb's mg_read() does not answer "Expect: 100-continue" (curl
+     * sends it before larger bodies and waits a second for the answer). */
+    const char *expect = mg_get_header(conn, "Expect");
+    if (expect && strcasecmp(expect, "100-continue") != 0) {
+        snprintf(err, errlen, "cannot meet the expectation in the Expect header");
+        return 417;
+    }
     if (len < 0) {
         snprintf(err, errlen, "a chunked body is not accepted: send Content-Length");
         return 411;
@@ -438,6 +445,8 @@ static int read_body(struct mg_connection *conn, long long len, char **out, char
                  WEB_REQ_BODY_MAX);
         return 413;
     }
+    if (expect)
+        mg_write(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     char *buf = malloc((size_t)len + 1);
     if (!buf) {
         snprintf(err, errlen, "out of memory for a body of %lld bytes", len);

@@ -159,6 +159,7 @@ rcli XADD "$P:audit" '*' ts 1764096000000 method POST path /api/queues/x/pause r
 tq_assert_eq "audit: an entry" "paused queue x" "$(json /api/audit '.items[0].what')"
 tq_assert_eq "audit: its time" 2025-11-25T18:40:00.000Z "$(json /api/audit '.items[0].ts')"
 expect_status "/api/audit?cursor=x" 400 "stream id"
+expect_status "/api/audit?cursor=99999999999999999999999-0" 400 "stream id"
 
 # ---- /api/overview -----------------------------------------------------------------
 tq_assert_eq "overview: processed = P:stats" "$(rcli HGET "$P:stats" processed)" \
@@ -187,6 +188,21 @@ code=$(curl -s -o "$TQ_TMP/body" -w '%{http_code}' -H 'Authorization: Bearer rig
     -H 'Transfer-Encoding: chunked' --data-binary '{"v":1,"task":"noop"}' "$BASE2/api/tasks")
 tq_assert_eq "chunked body: 411" 411 "$code"
 expect_status "/api/tasks?limit=1e3" 400 "limit"
+# Expect: 100-continue is answered (curl waits a second for it otherwise).
+body=$(printf '{"v":1,"id":"exp-1","task":"noop","queue":"held","kwargs":{"pad":"%01000d"}}' 0)
+out=$(curl -s -o "$TQ_TMP/body" -w '%{http_code} %{time_total}' -H 'Authorization: Bearer right-token' \
+    -H 'Expect: 100-continue' --data-binary "$body" "$BASE2/api/tasks")
+tq_assert_eq "Expect: 100-continue: created" 201 "${out% *}"
+awk -v t="${out#* }" 'BEGIN { exit !(t < 0.9) }' || tq_fail "Expect: 100-continue: took ${out#* } s"
+rcli LREM "$P:queue:held" 1 "$(rcli LINDEX "$P:queue:held" 0)" >/dev/null
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer right-token' \
+    -H 'Expect: something-else' --data-binary '{}' "$BASE2/api/tasks")
+tq_assert_eq "Expect: something-else: 417" 417 "$code"
+# OPTIONS: 204 with Allow and no Content-Length.
+hdr=$(curl -s -i -X OPTIONS "$BASE2/api/queues/q/pause" | tr -d '\r')
+grep -q '^HTTP/1.1 204' <<<"$hdr" || tq_fail "OPTIONS: $hdr"
+grep -q '^Allow: POST, OPTIONS$' <<<"$hdr" || tq_fail "OPTIONS: no Allow: $hdr"
+! grep -qi '^Content-Length' <<<"$hdr" || tq_fail "OPTIONS: a 204 with Content-Length"
 kill -TERM "$WEB2_PID"
 
 # ---- keys of the wrong type, Redis down ----------------------------------------------
