@@ -33,6 +33,7 @@ else tq_deps_install docker-compose; DC=(docker-compose); fi
 
 PROJECT=tickq-e2e-$$
 DCP=("${DC[@]}" -p "$PROJECT")
+unset TICKQ_API_TOKEN # the compose file passes it through: a read-only web here
 export TICKQ_WEB_PORT=$((20000 + RANDOM % 12000))
 cleanup() {
     local rc=$?
@@ -80,6 +81,11 @@ wait_for 90 "/timer through port $TICKQ_WEB_PORT" '[[ "$(timer)" =~ ^Minute:\ 0,
 s0=$(seconds); sleep 3; s1=$(seconds)
 [ "$s1" -ge $((s0 + 2)) ] || fail "the timer went from $s0 to $s1 in 3 s"
 log "ok: /timer answers '$(timer)', advancing ($s0 -> $s1 in 3 s)"
+# No TICKQ_API_TOKEN where compose runs: the web starts, read-only.
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
+    "http://127.0.0.1:$TICKQ_WEB_PORT/api/queues/default/pause")
+[ "$code" = 403 ] || fail "a mutation without a token configured answered $code, not 403"
+log "ok: the web's API is read-only without TICKQ_API_TOKEN (403)"
 wait_for 30 "every container healthy" '[ "$("${DCP[@]}" ps | grep -c "(healthy)")" -eq 7 ]'
 log "ok: 7 containers healthy"
 
