@@ -85,6 +85,18 @@ static int reply_ll(const redisReply *r, long long *out)
     return 0;
 }
 
+/* A zset score (ms since the epoch) as an integer: anything that is no
+ * finite number, or lies outside years 0..9999, is clamped into them (a
+ * score is whatever a client wrote; "inf" is a valid one). */
+static int64_t reply_ms(const redisReply *r)
+{
+    const int64_t ms_max = 253402300799999; /* 9999-12-31T23:59:59.999Z */
+    double d = r && r->type == REDIS_REPLY_STRING && r->str ? strtod(r->str, NULL) : 0;
+    if (!(d > 0)) /* also NaN */
+        return 0;
+    return d > (double)ms_max ? ms_max : (int64_t)d;
+}
+
 /* JSON text in a Redis string, parsed: a new object, or NULL when it is not
  * JSON (the caller then shows the raw text). */
 static json_t *reply_json(const redisReply *r)
@@ -254,7 +266,7 @@ static int view_read(web_req *rq, system_view *v, char *err, size_t errlen, int 
         size_t len = id->len < sizeof v->ids[0] - 1 ? id->len : sizeof v->ids[0] - 1;
         memcpy(v->ids[i], id->str, len);
         v->ids[i][len] = '\0';
-        v->heartbeat_ms[i] = (int64_t)atof(score->str ? score->str : "0");
+        v->heartbeat_ms[i] = reply_ms(score);
         web_req_key(rq, TQ_KEY_WORKER, v->ids[i], wc[i].key[0]);
         web_req_key(rq, TQ_KEY_PROCESSING, v->ids[i], wc[i].key[1]);
         wc[i].cmd[0][0] = "HGETALL";
@@ -978,7 +990,7 @@ int web_api_tasks(web_req *rq)
         more = n == SCAN_CHUNK;
         for (size_t i = 0; i < n; i++) {
             const redisReply *m = r->element[2 * i], *sc = r->element[2 * i + 1];
-            long long score = atoll(sc->str);
+            long long score = reply_ms(sc);
             if (score == at.score) {
                 at.skip++;
             } else {

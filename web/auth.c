@@ -6,9 +6,11 @@
 #include "common/sha1.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 int web_auth_check(const char *token, const char *authorization, char *why,
                    size_t whylen)
@@ -41,29 +43,18 @@ int web_auth_check(const char *token, const char *authorization, char *why,
     return 0;
 }
 
-int web_auth_load(const char *path, char *token, size_t tokenlen, char *err,
-                  size_t errlen)
+/* Checks the first line of a token file, in line[n]; on success it is
+ * copied to token. Returns 0 or TQ_ECONFIG with err set. */
+static int token_line(const char *path, char *line, size_t n, int full, char *token,
+                      size_t tokenlen, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return tq_err_set(TQ_ECONFIG, err, errlen, "--api-token-file %s: %s", path,
-                          strerror(errno));
-    char line[WEB_AUTH_TOKEN_MAX + 2];
-    size_t n = fread(line, 1, sizeof line - 1, f);
-    int ioerr = ferror(f);
-    fclose(f);
-    if (ioerr)
-        return tq_err_set(TQ_ECONFIG, err, errlen, "--api-token-file %s: cannot read it",
-                          path);
-    line[n] = '\0';
     size_t len = 0; /* up to the line end: a NUL byte counts as a byte */
     while (len < n && line[len] != '\n' && line[len] != '\r')
         len++;
-    if (len == n && n == sizeof line - 1)
+    if (len == n && full)
         return tq_err_set(TQ_ECONFIG, err, errlen,
                           "--api-token-file %s: the token is longer than %d bytes", path,
                           WEB_AUTH_TOKEN_MAX - 1);
-    line[len] = '\0';
     if (len == 0)
         return tq_err_set(TQ_ECONFIG, err, errlen,
                           "--api-token-file %s: the first line is empty", path);
@@ -76,7 +67,32 @@ int web_auth_load(const char *path, char *token, size_t tokenlen, char *err,
     if (len >= tokenlen)
         return tq_err_set(TQ_ECONFIG, err, errlen,
                           "--api-token-file %s: the token is too long", path);
-    memcpy(token, line, len + 1);
-    memset(line, 0, sizeof line);
+    memcpy(token, line, len);
+    token[len] = '\0';
     return 0;
+}
+
+int web_auth_load(const char *path, char *token, size_t tokenlen, char *err,
+                  size_t errlen)
+{
+    /* read(2), not stdio: no buffer of the file's bytes is left behind in
+     * freed memory, and the one on the stack is wiped on every path. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tq_err_set(TQ_ECONFIG, err, errlen, "--api-token-file %s: %s", path,
+                          strerror(errno));
+    char line[WEB_AUTH_TOKEN_MAX + 1];
+    size_t n = 0;
+    ssize_t got = 0;
+    while (n < sizeof line && ((got = read(fd, line + n, sizeof line - n)) > 0 ||
+                               (got < 0 && errno == EINTR)))
+        n += got > 0 ? (size_t)got : 0;
+    int rc = got < 0 ? tq_err_set(TQ_ECONFIG, err, errlen,
+                                  "--api-token-file %s: cannot read it: %s", path,
+                                  strerror(errno))
+                     : token_line(path, line, n, n == sizeof line, token, tokenlen, err,
+                                  errlen);
+    close(fd);
+    explicit_bzero(line, sizeof line);
+    return rc;
 }

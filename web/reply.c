@@ -55,19 +55,37 @@ void web_reply_close(web_req *rq)
     mg_disable_connection_keep_alive(rq->conn);
 }
 
+/* 1 when the comma-separated list (a Connection header) holds token,
+ * compared without case, the whitespace around each item ignored. */
+static int has_token(const char *list, const char *token)
+{
+    size_t tl = strlen(token);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ",");
+        size_t m = n;
+        while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+            m--;
+        if (m == tl && strncasecmp(p, token, tl) == 0)
+            return 1;
+        p += n;
+    }
+    return 0;
+}
+
 /* Whether the connection stays open after this answer, as civetweb decides
  * it (HTTP/1.1 unless "Connection: close", HTTP/1.0 only with
- * "Connection: keep-alive"); when not, civetweb is told too, so that the
- * header and what happens agree. */
+ * "Connection: keep-alive"; the header a list of tokens); when not,
+ * civetweb is told too, so that the header and what happens agree. */
 static int keep_alive(web_req *rq)
 {
     if (rq->close)
         return 0;
     const struct mg_request_info *ri = mg_get_request_info(rq->conn);
     const char *c = mg_get_header(rq->conn, "Connection");
-    int keep = c ? strcasestr(c, "keep-alive") != NULL
+    int keep = c ? has_token(c, "keep-alive")
                  : ri && ri->http_version && strcmp(ri->http_version, "1.1") == 0;
-    if (c && strcasestr(c, "close"))
+    if (c && has_token(c, "close"))
         keep = 0;
     if (!keep)
         web_reply_close(rq);

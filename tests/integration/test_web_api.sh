@@ -221,6 +221,21 @@ json /api/overview '.warnings' | grep -q "$P:schedules holds a value of the wron
     tq_fail "overview: no warning about $P:schedules"
 rcli DEL "$P:schedules" >/dev/null
 rcli RENAME "$P:schedules-saved" "$P:schedules" >/dev/null
+# Heartbeats no clock gives (a score is whatever a client wrote): shown, clamped.
+rcli ZADD "$P:workers" inf w-inf -inf w-ninf 1e300 w-huge >/dev/null
+tq_assert_eq "workers: an infinite heartbeat, clamped" 9999-12-31T23:59:59.999Z \
+    "$(json /api/workers '.[] | select(.id=="w-inf") | .last_heartbeat')"
+tq_assert_eq "workers: -inf, the epoch" 1970-01-01T00:00:00.000Z \
+    "$(json /api/workers '.[] | select(.id=="w-ninf") | .last_heartbeat')"
+tq_assert_eq "overview: with such heartbeats" 200 "$(get /api/overview; echo "$CODE")"
+rcli ZREM "$P:workers" w-inf w-ninf w-huge >/dev/null
+# Connection is a list of tokens: only the token keep-alive keeps it open.
+for h in "keep-alive:keep-alive" "Keep-Alive , foo:keep-alive" "keep-alivex:close" \
+    "foo, close-ish:close"; do
+    got=$(curl -s -i -0 -H "Connection: ${h%%:*}" "$BASE/timer" | tr -d '\r' |
+        sed -n 's/^Connection: //p')
+    tq_assert_eq "HTTP/1.0, Connection: ${h%%:*}" "${h#*:}" "$got"
+done
 tq_redis_stop
 for path in /api/overview /api/queues /api/workers /api/schedules /api/tasks /api/dead; do
     expect_status "$path" 503

@@ -82,6 +82,16 @@ static void test_load(void **state)
     TQ_ASSERT_RC(web_auth_load(p, token, sizeof token, err, sizeof err), 0);
     assert_string_equal(token, TOKEN);
     unlink(p);
+    /* The longest token there is, with and without its line end. */
+    static char longest[WEB_AUTH_TOKEN_MAX];
+    memset(longest, 'x', sizeof longest);
+    longest[WEB_AUTH_TOKEN_MAX - 1] = '\n';
+    for (size_t len = WEB_AUTH_TOKEN_MAX - 1; len <= WEB_AUTH_TOKEN_MAX; len++) {
+        p = file_with(longest, len);
+        TQ_ASSERT_RC(web_auth_load(p, token, sizeof token, err, sizeof err), 0);
+        assert_int_equal(strlen(token), WEB_AUTH_TOKEN_MAX - 1);
+        unlink(p);
+    }
 }
 
 static void test_load_refuses(void **state)
@@ -101,6 +111,8 @@ static void test_load_refuses(void **state)
         {"tab\there\n", 9, "printable"},
         {"nul\0here\n", 9, "printable"},
         {big, sizeof big, "longer than"},
+        {big, WEB_AUTH_TOKEN_MAX, "too long"},
+        {big, WEB_AUTH_TOKEN_MAX + 1, "longer than"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *p = file_with(cases[i].text, cases[i].len);
@@ -115,6 +127,8 @@ static void test_load_refuses(void **state)
     TQ_ASSERT_RC(web_auth_load("/nonexistent/token", token, sizeof token, err, sizeof err),
                  TQ_ECONFIG);
     assert_non_null(strstr(err, "/nonexistent/token"));
+    TQ_ASSERT_RC(web_auth_load("/tmp", token, sizeof token, err, sizeof err), TQ_ECONFIG);
+    assert_non_null(strstr(err, "cannot read"));
 }
 
 int main(void)
