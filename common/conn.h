@@ -93,12 +93,20 @@ redisReply *tq_conn_reply(tq_conn *c);
 redisReply *tq_conn_eval(tq_conn *c, tq_script *s, int nkeys, int nargs,
                          const char **argv, const size_t *lens);
 
+/* The SHA1 of s's source (hex, borrowed), for an EVALSHA the caller
+ * pipelines itself. */
+const char *tq_conn_script_sha(tq_script *s);
+
 /* 1 if r is Redis' NOSCRIPT error (a pipelined EVALSHA then needs a
  * tq_conn_eval() retry). */
 int tq_conn_is_noscript(const redisReply *r);
 
 /* Round trips to Redis so far (each flush of one or more commands). */
 uint64_t tq_conn_roundtrips(const tq_conn *c);
+
+/* Connections made so far: what a caller learnt about the server (its
+ * version, say) holds while this stays the same. */
+uint64_t tq_conn_connects(const tq_conn *c);
 
 /* 1 while c's last attempt failed because Redis refused the login or the
  * rights (see above), 0 otherwise. */

@@ -172,6 +172,12 @@ static void view_free(system_view *v)
     memset(v, 0, sizeof *v);
 }
 
+/* P:metrics is read only while it is of a sane size: its labels are
+ * bounded by the tasks and queues in use, but nothing stops a client. */
+static tq_script bounded_hgetall = TQ_SCRIPT(
+    "if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end\n"
+    "return redis.call('HGETALL', KEYS[1])");
+
 /* Reads the view, and in its first round trip the caller's nextra other
  * commands (ecmds, eargcs) whose replies go to eout (new; freed by the
  * caller when this returns 0, here otherwise). Returns 0, or the HTTP
@@ -185,16 +191,12 @@ static int view_read(web_req *rq, system_view *v, char *err, size_t errlen, int 
         web_req_key(rq, TQ_KEY_SCHEDULES, NULL, ks) ||
         web_req_key(rq, TQ_KEY_METRICS, NULL, km))
         return snprintf(err, errlen, "prefix too long"), 500;
-    /* P:metrics is read only while it is of a sane size: its labels are
-     * bounded by the tasks and queues in use, but nothing stops a client. */
-    static const char bounded_hgetall[] =
-        "if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end\n"
-        "return redis.call('HGETALL', KEYS[1])";
     /* The freshest WORKERS_MAX heartbeats (a zset ranks by score). */
     const char *c0[] = {"ZRANGE", kw, "-" STR(WORKERS_MAX), "-1", "WITHSCORES"};
     const char *c1[] = {"SMEMBERS", kp};
     const char *c2[] = {"HVALS", ks};
-    const char *c3[] = {"EVAL", bounded_hgetall, "1", km, STR(METRICS_FIELDS_MAX)};
+    const char *c3[] = {"EVALSHA", tq_conn_script_sha(&bounded_hgetall), "1", km,
+                        STR(METRICS_FIELDS_MAX)};
     const char *const *cmds[4 + VIEW_EXTRA_MAX] = {c0, c1, c2, c3};
     int argcs[4 + VIEW_EXTRA_MAX] = {5, 2, 2, 5};
     redisReply *first[4 + VIEW_EXTRA_MAX];
@@ -206,6 +208,15 @@ static int view_read(web_req *rq, system_view *v, char *err, size_t errlen, int 
     if (nextra > VIEW_EXTRA_MAX ||
         web_req_pipeline(rq, 4 + nextra, argcs, cmds, NULL, first) < 0)
         return snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS)), 503;
+    if (tq_conn_is_noscript(first[3])) { /* a restarted or flushed Redis */
+        freeReplyObject(first[3]);
+        first[3] = web_req_eval(rq, &bounded_hgetall, 1, 1, c3 + 3, NULL);
+        if (!first[3]) {
+            free_replies(first, 3);
+            free_replies(first + 4, nextra);
+            return snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS)), 503;
+        }
+    }
     memcpy(v->raw, first, sizeof v->raw);
     for (int i = 0; i < nextra; i++)
         eout[i] = first[4 + i];
@@ -579,46 +590,136 @@ int web_api_workers(web_req *rq)
     return web_reply_json(rq, 200, out);
 }
 
+static const char *const minute_fields[] = {"processed", "failed", "retried", "dead", "expired"};
+#define MINUTE_FIELDS 5
+
+/* Writes v in decimal at p; returns the end. */
+static char *put_ll(char *p, long long v)
+{
+    char tmp[24];
+    int n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *p++ = '-';
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* The minutes as JSON text (an array) from the MINUTES HGETALL replies r:
+ * a new string whose length goes to *len, or NULL when out of memory.
+ * Written, not built with jansson: 60 objects of 6 integers cost more to
+ * build and dump than all the rest of the overview. A value that is no
+ * integer counts 0, as does a minute of the wrong type (with a warning). */
+static char *minutes_text(redisReply *const *r, int64_t first_minute, size_t *len,
+                          char *warnings, size_t wlen, const char *key_stem)
+{
+    /* {"minute":<20>,"<field>":<20>,...} at most */
+    char *out = malloc(MINUTES * (32 + MINUTE_FIELDS * 34) + 3), *p = out;
+    if (!out)
+        return NULL;
+    int wrong = 0;
+    *p++ = '[';
+    for (int i = 0; i < MINUTES; i++) {
+        wrong += is_error(r[i]);
+        p = put_str(p, i ? ",{\"minute\":" : "{\"minute\":");
+        p = put_ll(p, (long long)(first_minute + i));
+        for (int f = 0; f < MINUTE_FIELDS; f++) {
+            *p++ = ',';
+            *p++ = '"';
+            p = put_str(p, minute_fields[f]);
+            *p++ = '"';
+            *p++ = ':';
+            p = put_ll(p, hash_ll(r[i], minute_fields[f]));
+        }
+        *p++ = '}';
+    }
+    *p++ = ']';
+    *len = (size_t)(p - out);
+    if (wrong) {
+        size_t used = strlen(warnings);
+        snprintf(warnings + used, wlen - used,
+                 "%s%d of the last hour's %s<minute> keys hold a value of the wrong type: "
+                 "counted 0",
+                 used ? "; " : "", wrong, key_stem);
+    }
+    return out;
+}
+
+/* The Redis version, learnt once per connection (INFO is not cheap, and a
+ * server does not change its version without dropping the connection). */
+static _Thread_local struct {
+    uint64_t connects;
+    char version[32];
+} redis_seen;
+
 int web_api_overview(web_req *rq)
 {
     char err[512];
     system_view v;
     /* With the view's first round trip: stats, leader and its lease, dead,
-     * delayed, Redis' own figures, then the last hour's minutes. */
+     * delayed, the last hour's minutes, and Redis' version when this
+     * connection has not told it yet. */
     char kst[TQ_KEYS_MAX], kl[TQ_KEYS_MAX], kd[TQ_KEYS_MAX], kdl[TQ_KEYS_MAX];
-    char kmin[MINUTES][TQ_KEYS_MAX], mins[MINUTES][24];
+    char stem[TQ_KEYS_MAX], kmin[MINUTES][TQ_KEYS_MAX];
     web_req_key(rq, TQ_KEY_STATS, NULL, kst);
     web_req_key(rq, TQ_KEY_BEAT_LEADER, NULL, kl);
     web_req_key(rq, TQ_KEY_DEAD, NULL, kd);
     web_req_key(rq, TQ_KEY_DELAYED, NULL, kdl);
-    int64_t minute_now = tq_clock_wall_ms() / 60000;
-    const char *c[6][3] = {{"HGETALL", kst}, {"GET", kl},  {"PTTL", kl},
+    tq_keys_stem(rq->env->prefix, TQ_KEY_MINUTE, stem, sizeof stem);
+    int64_t first_minute = tq_clock_wall_ms() / 60000 - (MINUTES - 1);
+    const char *mcmd[MINUTES][2];
+    size_t sl = strlen(stem);
+    int know_version = rq->redis && redis_seen.connects &&
+                       redis_seen.connects == tq_conn_connects(rq->redis);
+    /* r: the five above, INFO (or not), then the minutes */
+    int nc = 5 + !know_version, n = nc + MINUTES;
+    const char *c[6][3] = {{"HGETALL", kst}, {"GET", kl},   {"PTTL", kl},
                            {"LLEN", kd},     {"ZCARD", kdl}, {"INFO", "server"}};
-    const char *cm[MINUTES][2];
     const char *const *cmds[6 + MINUTES];
-    int ac[6 + MINUTES] = {2, 2, 2, 2, 2, 2};
-    for (int i = 0; i < 6; i++)
+    int ac[6 + MINUTES];
+    for (int i = 0; i < nc; i++) {
         cmds[i] = c[i];
+        ac[i] = 2;
+    }
     for (int i = 0; i < MINUTES; i++) {
-        snprintf(mins[i], sizeof mins[i], "%lld", (long long)(minute_now - (MINUTES - 1) + i));
-        web_req_key(rq, TQ_KEY_MINUTE, mins[i], kmin[i]);
-        cm[i][0] = "HGETALL";
-        cm[i][1] = kmin[i];
-        cmds[6 + i] = cm[i];
-        ac[6 + i] = 2;
+        memcpy(kmin[i], stem, sl);
+        *put_ll(kmin[i] + sl, (long long)(first_minute + i)) = '\0';
+        mcmd[i][0] = "HGETALL";
+        mcmd[i][1] = kmin[i];
+        cmds[nc + i] = mcmd[i];
+        ac[nc + i] = 2;
     }
     redisReply *r[6 + MINUTES];
     int64_t t0 = tq_clock_mono_ms();
-    int st = view_read(rq, &v, err, sizeof err, 6 + MINUTES, ac, cmds, r);
+    int st = view_read(rq, &v, err, sizeof err, n, ac, cmds, r);
     if (st)
         return web_reply_error(rq, st, "%s", err);
     int64_t latency_ms = tq_clock_mono_ms() - t0;
+    if (!know_version && rq->redis) {
+        const char *p = r[5]->type == REDIS_REPLY_STRING ? strstr(r[5]->str, "redis_version:")
+                                                         : NULL;
+        redis_seen.version[0] = '\0';
+        if (p)
+            sscanf(p + 14, "%31[^\r\n]", redis_seen.version);
+        redis_seen.connects = tq_conn_connects(rq->redis);
+    }
     int64_t now = tq_clock_wall_ms();
     int status = 0;
     json_t *queues = queue_list(rq, &v, now, &status, err, sizeof err);
     if (!queues) {
         view_free(&v);
-        free_replies(r, 6 + MINUTES);
+        free_replies(r, n);
         return web_reply_error(rq, status, "%s", err);
     }
     json_t *counts = json_object();
@@ -649,29 +750,23 @@ int web_api_overview(web_req *rq)
     if (r[1]->type == REDIS_REPLY_STRING)
         leader = json_pack("{s:o,s:I}", "id", str_json(r[1]->str, r[1]->len), "lease_ms",
                            (json_int_t)(r[2]->type == REDIS_REPLY_INTEGER ? r[2]->integer : -1));
-
-    char version[32] = "";
-    if (r[5]->type == REDIS_REPLY_STRING) {
-        const char *p = strstr(r[5]->str, "redis_version:");
-        if (p)
-            sscanf(p + 14, "%31[^\r\n]", version);
-    }
-    json_t *minutes = json_array();
-    static const char *const mfields[] = {"processed", "failed", "retried", "dead", "expired"};
-    for (int i = 0; i < MINUTES; i++) {
-        json_t *m = json_pack("{s:I}", "minute", (json_int_t)(minute_now - (MINUTES - 1) + i));
-        for (size_t f = 0; f < sizeof mfields / sizeof mfields[0]; f++)
-            json_object_set_new(m, mfields[f], json_integer(hash_ll(r[6 + i], mfields[f])));
-        json_array_append_new(minutes, m);
-    }
+    size_t mlen = 0;
+    char *minutes =
+        minutes_text(r + nc, first_minute, &mlen, v.warnings, sizeof v.warnings, stem);
     json_t *out = json_pack(
-        "{s:o,s:{s:i,s:i},s:o,s:{s:b,s:s,s:I},s:o,s:o,s:s}", "counts", counts, "workers",
-        "alive", alive, "dead", v.nworkers - alive, "beat_leader", leader, "redis", "ok", 1,
-        "version", version, "latency_ms", (json_int_t)latency_ms, "queues", queues, "minutes",
-        minutes, "warnings", v.warnings);
-    free_replies(r, 6 + MINUTES);
+        "{s:o,s:{s:i,s:i},s:o,s:{s:b,s:s,s:I},s:o,s:s}", "counts", counts, "workers", "alive",
+        alive, "dead", v.nworkers - alive, "beat_leader", leader, "redis", "ok", 1, "version",
+        redis_seen.version, "latency_ms", (json_int_t)latency_ms, "queues", queues, "warnings",
+        v.warnings);
+    free_replies(r, n);
     view_free(&v);
-    return web_reply_json(rq, 200, out);
+    if (!minutes) {
+        json_decref(out);
+        return web_reply_json(rq, 200, NULL);
+    }
+    st = web_reply_json_with(rq, 200, out, "minutes", minutes, mlen);
+    free(minutes);
+    return st;
 }
 
 /* ---- schedules ---------------------------------------------------------- */

@@ -160,6 +160,36 @@ int web_reply_json(web_req *rq, int status, json_t *obj)
     return rc;
 }
 
+int web_reply_json_with(web_req *rq, int status, json_t *obj, const char *name,
+                        const char *raw, size_t rawlen)
+{
+    char *body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    size_t len = body ? strlen(body) : 0, nl = strlen(name);
+    char *all = len >= 2 ? malloc(len + nl + rawlen + 8) : NULL;
+    if (!all) {
+        free(body);
+        return web_reply_json(rq, status, NULL);
+    }
+    /* "{...}" becomes "{...,"name":raw}" ("{"name":raw}" when empty). */
+    memcpy(all, body, len - 1);
+    size_t at = len - 1;
+    if (len > 2)
+        all[at++] = ',';
+    all[at++] = '"';
+    memcpy(all + at, name, nl);
+    at += nl;
+    all[at++] = '"';
+    all[at++] = ':';
+    memcpy(all + at, raw, rawlen);
+    at += rawlen;
+    all[at++] = '}';
+    int rc = web_reply(rq, status, "application/json", all, at, NULL);
+    free(all);
+    free(body);
+    return rc;
+}
+
 int web_reply_error(web_req *rq, int status, const char *fmt, ...)
 {
     char raw[MSG_MAX], msg[MSG_MAX];
