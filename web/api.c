@@ -24,6 +24,8 @@
 #define HISTORY_MAX 100      /* runs of a schedule shown (P:history keeps 100) */
 #define SCAN_CHUNK 1000      /* index entries read per round trip in a search */
 #define DEAD_SCAN_MAX 1000   /* dead letters a task's detail looks through */
+#define PROCESSING_SCAN_MAX 100000 /* messages of a worker's processing list */
+#define FOUND_MAX 4          /* entries holding a task's id a detail reads */
 #define QUEUES_MAX 256       /* queues /api/queues lists */
 #define WORKERS_MAX 1000     /* workers /api/workers lists */
 #define CURSOR_MAX 64        /* bytes of a cursor, with the NUL */
@@ -1158,6 +1160,66 @@ int web_api_tasks(web_req *rq)
                                     (json_int_t)scanned));
 }
 
+/* Reads a list without ever answering more than about a budget of bytes:
+ * the entries from index ARGV[1] on, at most ARGV[2] of them looked at;
+ * those that hold ARGV[3] (a plain substring; "" for all), at most ARGV[4],
+ * stopping once ARGV[5] bytes are answered (after at least one). Answers
+ * {LLEN, index, entry, index, entry, ...}, an entry longer than ARGV[6]
+ * bytes as its length (an integer) instead of its text. */
+static tq_script list_read_script = TQ_SCRIPT(
+    "local t = redis.call('TYPE', KEYS[1]).ok\n"
+    "if t ~= 'list' and t ~= 'none' then\n"
+    "  return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')\n"
+    "end\n"
+    "local from, count, find = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]\n"
+    "local want, budget, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local total = redis.call('LLEN', KEYS[1])\n"
+    "local out, bytes, got = {total}, 0, 0\n"
+    "local i, stop = from, math.min(total, from + count)\n"
+    "while i < stop and got < want and (got == 0 or bytes < budget) do\n"
+    "  local chunk = redis.call('LRANGE', KEYS[1], i, math.min(i + 31, stop - 1))\n"
+    "  if #chunk == 0 then break end\n"
+    "  for _, e in ipairs(chunk) do\n"
+    "    if got >= want or (got > 0 and bytes >= budget) then break end\n"
+    "    if find == '' or string.find(e, find, 1, true) then\n"
+    "      out[#out + 1] = i\n"
+    "      if #e > cap then out[#out + 1] = #e else out[#out + 1] = e; bytes = bytes + #e end\n"
+    "      got = got + 1\n"
+    "    end\n"
+    "    i = i + 1\n"
+    "  end\n"
+    "end\n"
+    "return out");
+
+/* Runs list_read_script on key: a new reply, or NULL when Redis cannot be
+ * reached. */
+static redisReply *list_read(web_req *rq, const char *key, long long from, long long count,
+                             const char *find, long long want)
+{
+    char a[24], b[24], c[24], d[24], e[24];
+    snprintf(a, sizeof a, "%lld", from);
+    snprintf(b, sizeof b, "%lld", count);
+    snprintf(c, sizeof c, "%lld", want);
+    snprintf(d, sizeof d, "%d", WEB_API_READ_BUDGET);
+    snprintf(e, sizeof e, "%d", WEB_API_ENTRY_MAX);
+    const char *argv[] = {key, a, b, find, c, d, e};
+    return web_req_eval(rq, &list_read_script, 1, 6, argv, NULL);
+}
+
+/* 1 when r is a list_read() answer. */
+static int list_read_ok(const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return 0;
+    for (size_t i = 1; i < r->elements; i += 2)
+        if (r->element[i]->type != REDIS_REPLY_INTEGER ||
+            (r->element[i + 1]->type != REDIS_REPLY_STRING &&
+             r->element[i + 1]->type != REDIS_REPLY_INTEGER))
+            return 0;
+    return 1;
+}
+
 /* The message of a dead letter d: a new object, parsed when the letter
  * holds it as text (as workers write it: the bytes as they came), or NULL
  * when there is none or it is not a JSON object. */
@@ -1175,13 +1237,13 @@ static json_t *dead_message(const json_t *d)
     return NULL;
 }
 
-/* Looks for the message whose id is id in a list reply of messages, or of
- * dead letters (dead: then *letter gets the letter, new). Returns the
- * message, new, or NULL. */
+/* Looks for the message whose id is id in a list_read() answer of
+ * messages, or of dead letters (dead: then *letter gets the letter, new).
+ * Returns the message, new, or NULL. */
 static json_t *find_message(const redisReply *l, const char *id, json_t **letter)
 {
     size_t idl = strlen(id);
-    for (size_t i = 0; l && l->type == REDIS_REPLY_ARRAY && i < l->elements; i++) {
+    for (size_t i = 2; list_read_ok(l) && i < l->elements; i += 2) {
         const redisReply *e = l->element[i];
         /* Cheap filter before parsing: the id must occur in the text
          * (escaped inside a dead letter, so only ids without '"' or '\\'
@@ -1211,18 +1273,18 @@ int web_api_task(web_req *rq)
         web_req_key(rq, TQ_KEY_LOCK, id, kl))
         return web_reply_error(rq, 400, "task id too long");
     web_req_key(rq, TQ_KEY_DEAD, NULL, kdead);
-    char last[16];
-    snprintf(last, sizeof last, "%d", DEAD_SCAN_MAX - 1);
     const char *c0[] = {"GET", kr};
     const char *c1[] = {"GET", kd};
     const char *c2[] = {"GET", kl};
     const char *c3[] = {"PTTL", kl};
-    const char *c4[] = {"LRANGE", kdead, "0", last};
-    const char *const *cmds[] = {c0, c1, c2, c3, c4};
-    const int ac[] = {2, 2, 2, 2, 4};
-    redisReply *r[5];
-    if (web_req_pipeline(rq, 5, ac, cmds, NULL, r) < 0)
+    const char *const *cmds[] = {c0, c1, c2, c3};
+    const int ac[] = {2, 2, 2, 2};
+    redisReply *r[5] = {0};
+    if (web_req_pipeline(rq, 4, ac, cmds, NULL, r) < 0 ||
+        !(r[4] = list_read(rq, kdead, 0, DEAD_SCAN_MAX, id, FOUND_MAX))) {
+        free_replies(r, 4);
         return web_reply_error(rq, 503, "reading task %s: %s", id, tq_strerror(TQ_EREDIS));
+    }
 
     json_t *result = reply_json(r[0]);
     json_t *dead = NULL;
@@ -1240,8 +1302,7 @@ int web_api_task(web_req *rq)
         memcpy(holder, r[2]->str, hl);
         holder[hl] = '\0';
         if (!message && web_req_key(rq, TQ_KEY_PROCESSING, holder, kp) == 0) {
-            const char *argv[] = {"LRANGE", kp, "0", "-1"};
-            redisReply *p = web_req_redis(rq, 4, argv, NULL);
+            redisReply *p = list_read(rq, kp, 0, PROCESSING_SCAN_MAX, id, FOUND_MAX);
             message = find_message(p, id, NULL);
             freeReplyObject(p);
         }
@@ -1293,56 +1354,89 @@ int web_api_task(web_req *rq)
 
 /* ---- dead letters and the audit log ------------------------------------ */
 
+/* A place in P:dead: the index to go on from and the list's length when
+ * that index was counted, as "<index>-<length>" (a bare index is taken
+ * too). Dead letters arrive at the head, so when the list has grown by n
+ * since, the place has moved down by n. Returns 0 or -1. */
+static int dead_cursor(const char *s, long long *index, long long *len)
+{
+    char *end;
+    *len = -1;
+    if (!*s) {
+        *index = 0;
+        return 0;
+    }
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    *index = strtoll(s, &end, 10);
+    if (errno || *index > (1LL << 40))
+        return -1;
+    if (*end == '\0')
+        return 0;
+    if (*end != '-' || end[1] < '0' || end[1] > '9')
+        return -1;
+    *len = strtoll(end + 1, &end, 10);
+    return errno || *end || *len > (1LL << 40) ? -1 : 0;
+}
+
 int web_api_dead(web_req *rq)
 {
-    long long limit, from;
+    long long limit, from, then;
+    char cur[CURSOR_MAX];
     if (web_req_query_int(rq, "limit", 1, WEB_API_LIMIT_MAX, WEB_API_LIMIT_DEF, &limit) < 0)
         return web_reply_error(rq, 400, "query parameter 'limit': must be an integer from 1 to %d",
                                WEB_API_LIMIT_MAX);
-    if (web_req_query_int(rq, "cursor", 0, 1LL << 40, 0, &from) < 0)
-        return web_reply_error(rq, 400, "query parameter 'cursor': must be a non-negative "
-                                        "integer (an index in the list)");
-    char kd[TQ_KEYS_MAX], a[24], b[24];
+    if (web_req_query(rq, "cursor", cur, sizeof cur) < 0 || dead_cursor(cur, &from, &then) < 0)
+        return web_reply_error(rq, 400, "query parameter 'cursor': must be a cursor an "
+                                        "earlier page gave");
+    char kd[TQ_KEYS_MAX];
     web_req_key(rq, TQ_KEY_DEAD, NULL, kd);
-    snprintf(a, sizeof a, "%lld", from);
-    snprintf(b, sizeof b, "%lld", from + limit - 1);
-    const char *c0[] = {"LRANGE", kd, a, b};
-    const char *c1[] = {"LLEN", kd};
-    const char *const *cmds[] = {c0, c1};
-    const int ac[] = {4, 2};
-    redisReply *r[2];
-    if (web_req_pipeline(rq, 2, ac, cmds, NULL, r) < 0)
-        return web_reply_error(rq, 503, "reading %s: %s", kd, tq_strerror(TQ_EREDIS));
-    if (r[0]->type != REDIS_REPLY_ARRAY) {
+    redisReply *r = list_read(rq, kd, from, limit, "", limit);
+    /* The list grew since the last page: read again from the same letter. */
+    if (r && list_read_ok(r) && then >= 0 && r->element[0]->integer > then) {
+        from += r->element[0]->integer - then;
+        freeReplyObject(r);
+        r = list_read(rq, kd, from, limit, "", limit);
+    }
+    if (!list_read_ok(r)) {
         char what[TQ_KEYS_MAX + 16];
         snprintf(what, sizeof what, "reading %s", kd);
-        int st = web_reply_redis_error(rq, r[0], what);
-        free_replies(r, 2);
+        int st = web_reply_redis_error(rq, r, what);
+        freeReplyObject(r);
         return st;
     }
     json_t *items = json_array();
-    for (size_t i = 0; i < r[0]->elements; i++) {
-        json_t *d = reply_json(r[0]->element[i]);
-        if (!json_is_object(d)) {
+    long long next = from;
+    for (size_t i = 1; i < r->elements; i += 2) {
+        const redisReply *e = r->element[i + 1];
+        long long index = r->element[i]->integer;
+        json_t *d = e->type == REDIS_REPLY_STRING ? reply_json(e) : NULL;
+        if (e->type == REDIS_REPLY_INTEGER) {
+            char why[128];
+            snprintf(why, sizeof why, "a dead letter of %lld bytes: more than the %d the web shows",
+                     e->integer, WEB_API_ENTRY_MAX);
+            d = json_pack("{s:s,s:s}", "reason", "unreadable", "error", why);
+        } else if (!json_is_object(d)) {
             json_decref(d);
-            d = json_pack("{s:s,s:o}", "reason", "unreadable", "raw",
-                          str_json(r[0]->element[i]->str, r[0]->element[i]->len));
+            d = json_pack("{s:s,s:o}", "reason", "unreadable", "raw", str_json(e->str, e->len));
         }
-        json_object_set_new(d, "index", json_integer(from + (long long)i));
+        json_object_set_new(d, "index", json_integer(index));
         json_t *m = dead_message(d);
         json_t *id = json_object_get(m, "id");
         if (json_is_string(id))
             json_object_set(d, "id", id);
         json_decref(m);
         json_array_append_new(items, d);
+        next = index + 1;
     }
-    long long total = r[1]->type == REDIS_REPLY_INTEGER ? r[1]->integer : 0;
-    long long next = from + (long long)r[0]->elements;
-    free_replies(r, 2);
+    long long total = r->element[0]->integer;
+    freeReplyObject(r);
+    char nc[CURSOR_MAX];
+    snprintf(nc, sizeof nc, "%lld-%lld", next, total);
     return web_reply_json(rq, 200,
                           json_pack("{s:o,s:I,s:o}", "items", items, "total", (json_int_t)total,
-                                    "cursor",
-                                    next < total ? json_integer(next) : json_null()));
+                                    "cursor", next < total ? json_string(nc) : json_null()));
 }
 
 /* A stream id "<ms>-<seq>". */

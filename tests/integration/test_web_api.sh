@@ -154,6 +154,35 @@ tq_assert_eq "dead: total" "$(rcli LLEN "$P:dead")" "$(json /api/dead '.total')"
 tq_assert_eq "dead: the unknown task's reason" unknown-task \
     "$(json /api/dead '.items[] | select(.id=="ghost-1") | .reason')"
 expect_status "/api/dead?cursor=-1" 400 "cursor"
+expect_status "/api/dead?cursor=1-x" 400 "cursor"
+# Paging while letters arrive: the next page goes on where the last one ended.
+rcli RENAME "$P:dead" "$P:dead-saved" >/dev/null
+letter() { printf '{"reason":"failed","error":"e","message":"{\\"v\\":1,\\"id\\":\\"%s\\",\\"task\\":\\"noop\\"}"}' "$1"; }
+for i in 1 2 3 4 5; do rcli LPUSH "$P:dead" "$(letter "d-$i")" >/dev/null; done
+tq_assert_eq "dead page 1" "d-5 d-4" "$(json '/api/dead?limit=2' '[.items[].id] | join(" ")')"
+cursor=$(jq -r .cursor "$TQ_TMP/body")
+for i in 6 7 8; do rcli LPUSH "$P:dead" "$(letter "d-$i")" >/dev/null; done
+tq_assert_eq "dead page 2, three letters later" "d-3 d-2" \
+    "$(json "/api/dead?limit=2&cursor=$cursor" '[.items[].id] | join(" ")')"
+cursor=$(jq -r .cursor "$TQ_TMP/body")
+tq_assert_eq "dead page 3" "d-1" "$(json "/api/dead?limit=2&cursor=$cursor" '[.items[].id] | join(" ")')"
+tq_assert_eq "dead page 3: the last" null "$(jq -r .cursor "$TQ_TMP/body")"
+# A byte budget: 3 MiB letters come two a page, whatever the limit; a letter
+# over 8 MiB is shown as its size; a task's detail finds its id in a big one.
+rcli DEL "$P:dead" >/dev/null
+big() { /usr/bin/python3 -c 'import json,sys; print(json.dumps({"reason":"failed","error":"x"*int(sys.argv[2]),"message":json.dumps({"v":1,"id":sys.argv[1],"task":"noop"})}))' "$1" "$2"; }
+for i in 1 2 3; do big "b-$i" 3000000 | rcli -x LPUSH "$P:dead" >/dev/null; done
+big b-huge 9000000 | rcli -x RPUSH "$P:dead" >/dev/null
+tq_assert_eq "3 MiB letters: two a page" "b-3 b-2" "$(json '/api/dead?limit=50' '[.items[].id] | join(" ")')"
+cursor=$(jq -r .cursor "$TQ_TMP/body")
+tq_assert_eq "3 MiB letters: then the third and the huge one" "b-1 unreadable" \
+    "$(json "/api/dead?limit=50&cursor=$cursor" '[.items[] | .id // .reason] | join(" ")')"
+jq -r '.items[1].error' "$TQ_TMP/body" | grep -q "dead letter of 90000[0-9][0-9] bytes" ||
+    tq_fail "the huge letter: $(jq -c '.items[1]' "$TQ_TMP/body")"
+tq_assert_eq "detail: found in a 3 MiB letter" dead "$(json /api/tasks/b-2 '.state')"
+tq_assert_eq "detail: its message" b-2 "$(json /api/tasks/b-2 '.message.id')"
+rcli DEL "$P:dead" >/dev/null
+rcli RENAME "$P:dead-saved" "$P:dead" >/dev/null
 tq_assert_eq "audit: empty" 0 "$(json /api/audit '.items | length')"
 rcli XADD "$P:audit" '*' ts 1764096000000 method POST path /api/queues/x/pause remote 127.0.0.1 status 200 what "paused queue x" >/dev/null
 tq_assert_eq "audit: an entry" "paused queue x" "$(json /api/audit '.items[0].what')"
