@@ -1307,7 +1307,13 @@ int web_api_task(web_req *rq)
             freeReplyObject(p);
         }
     }
-    if (!state && dead) /* its result says failure: the dead letter is newer */
+    /* A dead letter and a result: the newer one says how it ended (a task
+     * dead-lettered, then enqueued again under its id, may have succeeded). */
+    double died = json_number_value(json_object_get(dead, "dead_at"));
+    double finished = json_number_value(json_object_get(result, "finished"));
+    if (!state && dead &&
+        (!json_is_object(result) || !json_is_number(json_object_get(dead, "dead_at")) ||
+         died >= finished))
         state = "dead";
     if (!state && json_is_object(result))
         state = json_string_value(json_object_get(result, "status"));

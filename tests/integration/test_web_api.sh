@@ -170,17 +170,23 @@ tq_assert_eq "dead page 3: the last" null "$(jq -r .cursor "$TQ_TMP/body")"
 # A byte budget: 3 MiB letters come two a page, whatever the limit; a letter
 # over 8 MiB is shown as its size; a task's detail finds its id in a big one.
 rcli DEL "$P:dead" >/dev/null
-big() { /usr/bin/python3 -c 'import json,sys; print(json.dumps({"reason":"failed","error":"x"*int(sys.argv[2]),"message":json.dumps({"v":1,"id":sys.argv[1],"task":"noop"})}))' "$1" "$2"; }
+big() { /usr/bin/python3 -c 'import json,sys; import time; print(json.dumps({"reason":"failed","dead_at":time.time(),"error":"x"*int(sys.argv[2]),"message":json.dumps({"v":1,"id":sys.argv[1],"task":"noop"})}))' "$1" "$2"; }
 for i in 1 2 3; do big "b-$i" 3000000 | rcli -x LPUSH "$P:dead" >/dev/null; done
 big b-huge 9000000 | rcli -x RPUSH "$P:dead" >/dev/null
 tq_assert_eq "3 MiB letters: two a page" "b-3 b-2" "$(json '/api/dead?limit=50' '[.items[].id] | join(" ")')"
 cursor=$(jq -r .cursor "$TQ_TMP/body")
 tq_assert_eq "3 MiB letters: then the third and the huge one" "b-1 unreadable" \
     "$(json "/api/dead?limit=50&cursor=$cursor" '[.items[] | .id // .reason] | join(" ")')"
-jq -r '.items[1].error' "$TQ_TMP/body" | grep -q "dead letter of 90000[0-9][0-9] bytes" ||
+jq -r '.items[1].error' "$TQ_TMP/body" | grep -qE "dead letter of 9000[0-9]{3} bytes" ||
     tq_fail "the huge letter: $(jq -c '.items[1]' "$TQ_TMP/body")"
 tq_assert_eq "detail: found in a 3 MiB letter" dead "$(json /api/tasks/b-2 '.state')"
 tq_assert_eq "detail: its message" b-2 "$(json /api/tasks/b-2 '.message.id')"
+# Enqueued again under its id: the newer of result and dead letter says.
+rcli SET "$P:result:b-2" "{\"status\":\"success\",\"finished\":$(($(date +%s) + 5))}" >/dev/null
+tq_assert_eq "detail: a success after the dead letter" success "$(json /api/tasks/b-2 '.state')"
+rcli SET "$P:result:b-2" '{"status":"failure","finished":1}' >/dev/null
+tq_assert_eq "detail: a result older than the dead letter" dead "$(json /api/tasks/b-2 '.state')"
+rcli DEL "$P:result:b-2" >/dev/null
 rcli DEL "$P:dead" >/dev/null
 rcli RENAME "$P:dead-saved" "$P:dead" >/dev/null
 tq_assert_eq "audit: empty" 0 "$(json /api/audit '.items | length')"
