@@ -852,9 +852,7 @@ int web_api_schedules(web_req *rq)
     const char *argv[] = {"HGETALL", ks};
     redisReply *defs = web_req_redis(rq, 2, argv, NULL);
     if (!defs || defs->type != REDIS_REPLY_ARRAY) {
-        char what[TQ_KEYS_MAX + 16];
-        snprintf(what, sizeof what, "reading %s", ks);
-        int st = web_reply_redis_error(rq, defs, what);
+        int st = web_reply_redis_error(rq, defs, "reading %s", ks);
         freeReplyObject(defs);
         return st;
     }
@@ -893,9 +891,7 @@ int web_api_schedules(web_req *rq)
     }
     state = n ? web_req_redis(rq, (int)n + 2, names, lens) : NULL;
     if (n && (!state || state->type != REDIS_REPLY_ARRAY || state->elements != n)) {
-        char what[TQ_KEYS_MAX + 16];
-        snprintf(what, sizeof what, "reading %s", kst);
-        st = web_reply_redis_error(rq, state, what);
+        st = web_reply_redis_error(rq, state, "reading %s", kst);
         goto done;
     }
     for (size_t done = 0; done < n;) {
@@ -952,7 +948,7 @@ int web_api_schedule(web_req *rq)
         return web_reply_error(rq, 503, "reading %s: %s", ks, tq_strerror(TQ_EREDIS));
     int st = 0;
     if (is_error(r[0]) || is_error(r[1]))
-        st = web_reply_redis_error(rq, is_error(r[0]) ? r[0] : r[1],
+        st = web_reply_redis_error(rq, is_error(r[0]) ? r[0] : r[1], "%s",
                                    is_error(r[0]) ? ks : kst);
     else if (r[0]->type == REDIS_REPLY_NIL)
         st = web_reply_error(rq, 404, "no schedule named %s", name);
@@ -1077,9 +1073,7 @@ int web_api_tasks(web_req *rq)
         redisReply *r = web_req_redis(rq, 8, argv, NULL);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             json_decref(items);
-            char what[TQ_KEYS_MAX + 16];
-            snprintf(what, sizeof what, "reading %s", kt);
-            int st = web_reply_redis_error(rq, r, what);
+            int st = web_reply_redis_error(rq, r, "reading %s", kt);
             freeReplyObject(r);
             return st;
         }
@@ -1406,9 +1400,7 @@ int web_api_dead(web_req *rq)
         r = list_read(rq, kd, from, limit, "", limit);
     }
     if (!list_read_ok(r)) {
-        char what[TQ_KEYS_MAX + 16];
-        snprintf(what, sizeof what, "reading %s", kd);
-        int st = web_reply_redis_error(rq, r, what);
+        int st = web_reply_redis_error(rq, r, "reading %s", kd);
         freeReplyObject(r);
         return st;
     }
@@ -1478,9 +1470,7 @@ int web_api_audit(web_req *rq)
     const char *argv[] = {"XREVRANGE", ka, from, "-", "COUNT", cnt};
     redisReply *r = web_req_redis(rq, 6, argv, NULL);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        char what[TQ_KEYS_MAX + 16];
-        snprintf(what, sizeof what, "reading %s", ka);
-        int st = web_reply_redis_error(rq, r, what);
+        int st = web_reply_redis_error(rq, r, "reading %s", ka);
         freeReplyObject(r);
         return st;
     }

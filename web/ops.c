@@ -248,7 +248,7 @@ static redisReply *eval(web_req *rq, tq_script *s, int nkeys, int nargs,
     redisReply *r = web_req_eval(rq, s, nkeys, nargs, argv, lens);
     if (r && r->type != REDIS_REPLY_ERROR)
         return r;
-    *status = web_reply_redis_error(rq, r, what);
+    *status = web_reply_redis_error(rq, r, "%s", what);
     freeReplyObject(r);
     return NULL;
 }
@@ -256,7 +256,7 @@ static redisReply *eval(web_req *rq, tq_script *s, int nkeys, int nargs,
 /* Answers 500 for a script reply of a type it never gives. */
 static int odd_reply(web_req *rq, redisReply *r, const char *what)
 {
-    int status = web_reply_redis_error(rq, r, what);
+    int status = web_reply_redis_error(rq, r, "%s", what);
     freeReplyObject(r);
     return status;
 }
@@ -268,10 +268,8 @@ static int schedule_read(web_req *rq, const char *key, const char *name, char **
                          size_t *len)
 {
     const char *argv[] = {"HGET", key, name};
-    char what[TQ_KEYS_MAX + 16];
     int status;
     *text = NULL;
-    snprintf(what, sizeof what, "reading %s", key);
     redisReply *r = web_req_redis(rq, 3, argv, NULL);
     if (r && r->type == REDIS_REPLY_NIL) {
         status = web_reply_error(rq, 404, "no schedule '%s'", name);
@@ -286,7 +284,7 @@ static int schedule_read(web_req *rq, const char *key, const char *name, char **
             status = web_reply_error(rq, 503, "out of memory");
         }
     } else {
-        status = web_reply_redis_error(rq, r, what);
+        status = web_reply_redis_error(rq, r, "reading %s", key);
     }
     freeReplyObject(r);
     return status;

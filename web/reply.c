@@ -201,9 +201,13 @@ int web_reply_error(web_req *rq, int status, const char *fmt, ...)
     return web_reply_json(rq, status, json_pack("{s:s}", "error", msg));
 }
 
-int web_reply_redis_error(web_req *rq, const redisReply *r, const char *what)
+int web_reply_redis_error(web_req *rq, const redisReply *r, const char *fmt, ...)
 {
-    char shown[WEB_REPLY_CLEAN_MAX];
+    char what[MSG_MAX / 2], shown[WEB_REPLY_CLEAN_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     if (!r)
         return web_reply_error(rq, 503, "%s: %s", what,
                                rq->redis ? tq_strerror(TQ_EREDIS)

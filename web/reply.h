@@ -45,9 +45,10 @@ int web_reply_error(web_req *rq, int status, const char *fmt, ...)
 
 /* The error for a Redis command that failed: r NULL (unreachable: 503), an
  * error reply (WRONGTYPE: 500 naming what, else 503), or a reply of a type
- * the caller did not expect (500). what names the read ("reading
- * tickq:stats"). Does not free r. */
-int web_reply_redis_error(web_req *rq, const redisReply *r, const char *what);
+ * the caller did not expect (500). The printf text names the read
+ * ("reading tickq:stats"). Does not free r. */
+int web_reply_redis_error(web_req *rq, const redisReply *r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Copies in into out (outlen bytes, NUL-terminated) as printable ASCII,
  * '?' for any other byte, "..." when cut: safe in a log line and in JSON. */

@@ -279,8 +279,6 @@ static int read_timer(web_req *rq, const char *key, long long *seconds)
     const char *argv[] = {"GET", key};
     redisReply *r = web_req_redis(rq, 2, argv, NULL);
     int status = 0;
-    char what[TQ_KEYS_MAX + 16];
-    snprintf(what, sizeof what, "reading key %s", key);
     if (r && r->type == REDIS_REPLY_NIL) {
         *seconds = 0;
     } else if (r && r->type == REDIS_REPLY_STRING) {
@@ -290,7 +288,7 @@ static int read_timer(web_req *rq, const char *key, long long *seconds)
             status =
                 web_reply_error(rq, 500, "key %s holds a negative number of seconds", key);
     } else {
-        status = web_reply_redis_error(rq, r, what);
+        status = web_reply_redis_error(rq, r, "reading key %s", key);
     }
     freeReplyObject(r);
     return status;
