@@ -48,6 +48,8 @@ typedef struct {
     const char *body; /* the request body (NUL-terminated), NULL when none */
     size_t body_len;
     volatile const int *stopping; /* non-zero once the server is stopping */
+    int mutation;                 /* a route that changes Redis */
+    int unanswered; /* a command got no answer (web_reply_redis_error() saw it) */
     int close;                    /* the connection closes after the answer */
     /* A mutation handler that changed something writes one line here
      * ("paused queue reports"); the dispatcher appends it to the audit

@@ -51,6 +51,7 @@
 
 #define CLEAN_MAX WEB_REPLY_CLEAN_MAX
 #define AUDIT_MAXLEN "10000" /* entries P:audit keeps, about */
+#define AUDIT_TRIES 3          /* more tries, a second apart, to audit an unknown outcome */
 
 struct web_server {
     struct mg_context *mg;
@@ -477,6 +478,12 @@ static void audit(web_server *w, web_req *rq, int status)
                           "ts",     ts,           "method", rq->method, "path",   rq->path,
                           "remote", rq->remote,   "status", st,     "what",       rq->audit};
     redisReply *r = web_req_redis(rq, sizeof argv / sizeof argv[0], argv, NULL);
+    /* After a command that got no answer the connection waits out its
+     * backoff: an unknown outcome is worth a few tries, a second apart. */
+    for (int i = 0; !r && rq->unanswered && i < AUDIT_TRIES && !*rq->stopping; i++) {
+        tq_clock_sleep_us(1000 * 1000);
+        r = web_req_redis(rq, sizeof argv / sizeof argv[0], argv, NULL);
+    }
     if (!r || r->type == REDIS_REPLY_ERROR) {
         char why[CLEAN_MAX];
         web_reply_clean(r ? r->str : tq_strerror(TQ_EREDIS), why, sizeof why);
@@ -490,7 +497,8 @@ static void audit(web_server *w, web_req *rq, int status)
  * request head (web/http.c), finds the route that matches the decoded
  * path and the method, checks the API token of a mutation before it reads
  * any body, reads a body the route takes (bounded), then runs the route's
- * function and audits a mutation that succeeded. A request whose body is
+ * function and audits a mutation that succeeded or whose outcome is not
+ * known (Redis did not answer). A request whose body is
  * not read (refused head, a route that takes none, a failed token check)
  * gets its answer at once and its connection closed: the body cannot hold
  * the thread nor be taken for a next request. Returns the status sent, as
@@ -587,8 +595,15 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
     } else {
         rq->body = body;
         rq->body_len = body ? (size_t)v.body_len : 0;
+        rq->mutation = mutation;
         status = rt->fn(rq);
-        if (mutation && status >= 200 && status < 300)
+        /* No answer from Redis may come after the change was made (Redis
+         * answered too late): audited too, as such. Any other refusal
+         * changed nothing (every script checks before its first write). */
+        if (mutation && rq->unanswered)
+            snprintf(rq->audit, sizeof rq->audit,
+                     "outcome unknown: redis did not answer, the change may have been made");
+        if (mutation && ((status >= 200 && status < 300) || rq->unanswered))
             audit(w, rq, status);
     }
     if (tq_log_min <= TQ_LOG_DEBUG) {
