@@ -1059,8 +1059,10 @@ int web_api_tasks(web_req *rq)
     json_t *items = json_array();
     long long scanned = 0;
     int more = 1;
+    /* A stopping server ends the search early: the page is shorter, its
+     * cursor goes on from where it stopped. */
     while (more && (long long)json_array_size(items) < limit &&
-           scanned < WEB_API_TASKS_MAX + SCAN_CHUNK) {
+           scanned < WEB_API_TASKS_MAX + SCAN_CHUNK && !*rq->stopping) {
         char max[32], off[32], cnt[32];
         if (at.score < 0)
             snprintf(max, sizeof max, "+inf");
