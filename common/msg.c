@@ -1,96 +1,34 @@
 /* Message codec for protocol v1. */
 #include "common/msg.h"
+#include "common/buf.h"
 #include "common/config.h"
 #include "common/err.h"
 #include "common/utf8.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A growable output buffer; a failed append sets oom and the rest no-op. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} buf;
-
-static void put(buf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void puts_(buf *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
-
-static void putf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Appends printf output of any length: never cut, since a cut number or
- * string would leave invalid JSON behind. */
-static void putf(buf *b, const char *fmt, ...)
-{
-    char tmp[64], *p = tmp;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->oom = 1; /* an encoding error: fail the whole output, never cut it */
-        return;
-    }
-    if ((size_t)n >= sizeof tmp) {
-        if (!(p = malloc((size_t)n + 1))) {
-            b->oom = 1;
-            return;
-        }
-        va_start(ap, fmt);
-        vsnprintf(p, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    put(b, p, (size_t)n);
-    if (p != tmp)
-        free(p);
-}
-
 /* Writes s as a JSON string. Invalid UTF-8 becomes U+FFFD: this is for
  * names and error texts; raw messages are checked before (utf8_ok). */
-static void put_str(buf *b, const char *s, size_t n)
+static void put_str(tq_buf *b, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
-    puts_(b, "\"");
+    tq_buf_puts(b, "\"");
     for (size_t i = 0; i < n;) {
         size_t run = i;
         while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' &&
                p[run] != '\\')
             run++;
-        put(b, s + i, run - i);
+        tq_buf_put(b, s + i, run - i);
         i = run;
         if (i == n)
             break;
         size_t len = tq_utf8_seq(p + i, n - i);
         if (p[i] == '"' || p[i] == '\\') {
             char e[2] = {'\\', (char)p[i]};
-            put(b, e, 2);
+            tq_buf_put(b, e, 2);
             i++;
         } else if (p[i] < 0x20) {
             static const char *const short_esc[0x20] = {['\b'] = "\\b",
@@ -99,27 +37,27 @@ static void put_str(buf *b, const char *s, size_t n)
                                                         ['\r'] = "\\r",
                                                         ['\t'] = "\\t"};
             if (short_esc[p[i]])
-                puts_(b, short_esc[p[i]]);
+                tq_buf_puts(b, short_esc[p[i]]);
             else
-                putf(b, "\\u%04x", p[i]);
+                tq_buf_putf(b, "\\u%04x", p[i]);
             i++;
         } else if (len) {
-            put(b, s + i, len);
+            tq_buf_put(b, s + i, len);
             i += len;
         } else {
-            puts_(b, "\\ufffd");
+            tq_buf_puts(b, "\\ufffd");
             i++;
         }
     }
-    puts_(b, "\"");
+    tq_buf_puts(b, "\"");
 }
 
 /* The shortest %g form that reads back to the same double. */
-static void put_real(buf *b, double v)
+static void put_real(tq_buf *b, double v)
 {
     char tmp[40];
     if (!isfinite(v)) { /* cannot come from JSON input; keep the output valid */
-        puts_(b, "null");
+        tq_buf_puts(b, "null");
         return;
     }
     for (int prec = 15; prec <= 17; prec++) {
@@ -127,29 +65,29 @@ static void put_real(buf *b, double v)
         if (strtod(tmp, NULL) == v)
             break;
     }
-    puts_(b, tmp);
+    tq_buf_puts(b, tmp);
     if (!strpbrk(tmp, ".eEn")) /* keep it a real on the way back */
-        puts_(b, ".0");
+        tq_buf_puts(b, ".0");
 }
 
 /* A time stamp: with millisecond precision ("1764096000.001") when that
  * reads back to the same double, as it does for every stamp the programs
  * write; else in the shortest exact form, so that whatever the decoder
  * accepted is encoded back exactly. */
-static void put_time(buf *b, double v)
+static void put_time(tq_buf *b, double v)
 {
     char tmp[48];
     if (isfinite(v) && fabs(v) < 1e15) {
         snprintf(tmp, sizeof tmp, "%.3f", v);
         if (strtod(tmp, NULL) == v) {
-            puts_(b, tmp);
+            tq_buf_puts(b, tmp);
             return;
         }
     }
     put_real(b, v);
 }
 
-static void put_value(buf *b, const json_t *v)
+static void put_value(tq_buf *b, const json_t *v)
 {
     const char *k;
     json_t *x;
@@ -158,52 +96,52 @@ static void put_value(buf *b, const json_t *v)
 
     switch (json_typeof(v)) {
     case JSON_OBJECT:
-        puts_(b, "{");
+        tq_buf_puts(b, "{");
         json_object_foreach((json_t *)v, k, x)
         {
             if (!first)
-                puts_(b, ",");
+                tq_buf_puts(b, ",");
             first = 0;
             put_str(b, k, strlen(k));
-            puts_(b, ":");
+            tq_buf_puts(b, ":");
             put_value(b, x);
         }
-        puts_(b, "}");
+        tq_buf_puts(b, "}");
         break;
     case JSON_ARRAY:
-        puts_(b, "[");
+        tq_buf_puts(b, "[");
         json_array_foreach(v, i, x)
         {
             if (i)
-                puts_(b, ",");
+                tq_buf_puts(b, ",");
             put_value(b, x);
         }
-        puts_(b, "]");
+        tq_buf_puts(b, "]");
         break;
     case JSON_STRING:
         put_str(b, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
-        putf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        tq_buf_putf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
     case JSON_REAL:
         put_real(b, json_real_value(v));
         break;
     case JSON_TRUE:
-        puts_(b, "true");
+        tq_buf_puts(b, "true");
         break;
     case JSON_FALSE:
-        puts_(b, "false");
+        tq_buf_puts(b, "false");
         break;
     case JSON_NULL:
-        puts_(b, "null");
+        tq_buf_puts(b, "null");
         break;
     }
 }
 
 char *tq_msg_dump_json(const json_t *v, size_t *len)
 {
-    buf b = {0};
+    tq_buf b = {0};
     put_value(&b, v);
     if (b.oom) {
         free(b.p);
@@ -406,51 +344,51 @@ err:
 
 char *tq_msg_encode(const tq_msg *m, size_t *len)
 {
-    buf b = {0};
+    tq_buf b = {0};
     const char *k;
     json_t *v;
 
-    putf(&b, "{\"v\":%d,\"id\":", TQ_MSG_VERSION);
+    tq_buf_putf(&b, "{\"v\":%d,\"id\":", TQ_MSG_VERSION);
     put_str(&b, m->id, strlen(m->id));
-    puts_(&b, ",\"task\":");
+    tq_buf_puts(&b, ",\"task\":");
     put_str(&b, m->task, strlen(m->task));
-    puts_(&b, ",\"queue\":");
+    tq_buf_puts(&b, ",\"queue\":");
     put_str(&b, m->queue, strlen(m->queue));
-    puts_(&b, ",\"args\":");
+    tq_buf_puts(&b, ",\"args\":");
     put_value(&b, m->args);
-    puts_(&b, ",\"kwargs\":");
+    tq_buf_puts(&b, ",\"kwargs\":");
     put_value(&b, m->kwargs);
     if (m->schedule[0]) {
-        puts_(&b, ",\"schedule\":");
+        tq_buf_puts(&b, ",\"schedule\":");
         put_str(&b, m->schedule, strlen(m->schedule));
     }
     if (m->scheduled_at > 0) {
-        puts_(&b, ",\"scheduled_at\":");
+        tq_buf_puts(&b, ",\"scheduled_at\":");
         put_time(&b, m->scheduled_at);
     }
     if (m->enqueued_at > 0) {
-        puts_(&b, ",\"enqueued_at\":");
+        tq_buf_puts(&b, ",\"enqueued_at\":");
         put_time(&b, m->enqueued_at);
     }
     if (m->expires_at > 0) {
-        puts_(&b, ",\"expires_at\":");
+        tq_buf_puts(&b, ",\"expires_at\":");
         put_time(&b, m->expires_at);
     }
-    putf(&b, ",\"attempt\":%d", m->attempt);
+    tq_buf_putf(&b, ",\"attempt\":%d", m->attempt);
     if (m->max_retries >= 0)
-        putf(&b, ",\"max_retries\":%d", m->max_retries);
+        tq_buf_putf(&b, ",\"max_retries\":%d", m->max_retries);
     if (m->timeout > 0) {
-        puts_(&b, ",\"timeout\":");
+        tq_buf_puts(&b, ",\"timeout\":");
         put_real(&b, m->timeout);
     }
     json_object_foreach(m->extra, k, v)
     {
-        puts_(&b, ",");
+        tq_buf_puts(&b, ",");
         put_str(&b, k, strlen(k));
-        puts_(&b, ":");
+        tq_buf_puts(&b, ":");
         put_value(&b, v);
     }
-    puts_(&b, "}");
+    tq_buf_puts(&b, "}");
     if (b.oom || b.len > TQ_MSG_MAX) {
         free(b.p);
         return NULL;
@@ -469,7 +407,7 @@ static int utf8_ok(const char *s, size_t n)
     return 1;
 }
 
-static void put_base64(buf *b, const unsigned char *s, size_t n)
+static void put_base64(tq_buf *b, const unsigned char *s, size_t n)
 {
     static const char tab[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -481,31 +419,31 @@ static void put_base64(buf *b, const unsigned char *s, size_t n)
         q[1] = tab[v >> 12 & 63];
         q[2] = i + 1 < n ? tab[v >> 6 & 63] : '=';
         q[3] = i + 2 < n ? tab[v & 63] : '=';
-        put(b, q, 4);
+        tq_buf_put(b, q, 4);
     }
 }
 
 char *tq_msg_dead_letter(const char *raw, size_t rawlen, const char *reason,
                          const char *error, const char *worker, double now_s, size_t *len)
 {
-    buf b = {0};
-    puts_(&b, "{\"reason\":");
+    tq_buf b = {0};
+    tq_buf_puts(&b, "{\"reason\":");
     put_str(&b, reason, strlen(reason));
-    puts_(&b, ",\"error\":");
+    tq_buf_puts(&b, ",\"error\":");
     put_str(&b, error, strlen(error));
-    puts_(&b, ",\"worker\":");
+    tq_buf_puts(&b, ",\"worker\":");
     put_str(&b, worker, strlen(worker));
-    puts_(&b, ",\"dead_at\":");
+    tq_buf_puts(&b, ",\"dead_at\":");
     put_time(&b, now_s);
     if (utf8_ok(raw, rawlen)) {
-        puts_(&b, ",\"message\":");
+        tq_buf_puts(&b, ",\"message\":");
         put_str(&b, raw, rawlen);
     } else {
-        puts_(&b, ",\"message_base64\":\"");
+        tq_buf_puts(&b, ",\"message_base64\":\"");
         put_base64(&b, (const unsigned char *)raw, rawlen);
-        puts_(&b, "\"");
+        tq_buf_puts(&b, "\"");
     }
-    puts_(&b, "}");
+    tq_buf_puts(&b, "}");
     if (b.oom) {
         free(b.p);
         return NULL;

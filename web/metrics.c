@@ -5,6 +5,7 @@
 #include "web/api.h"
 #include "web/reply.h"
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/keys.h"
@@ -22,7 +23,6 @@
 #include <time.h>
 
 #define NOTE_MAX 400  /* one comment line, with its newline and the NUL */
-#define PIECE_MAX 512 /* one formatted piece of a line (names and numbers) */
 #define NUM_MAX 40    /* a number as text, with the NUL */
 
 /* HSCAN may return a field more than once and a hash that grows while it
@@ -62,62 +62,11 @@ static const struct {
 
 /* ---- the output ----------------------------------------------------------- */
 
-/* The exposition being written. An allocation that fails sets oom and
- * every later write does nothing: the handler answers 500 at the end. */
-typedef struct {
-    char *p; /* owned; not NUL-terminated */
-    size_t len, cap;
-    int oom;
-} obuf;
-
-static void out_mem(obuf *b, const char *s, size_t n)
-{
-    if (b->oom || n == 0)
-        return;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 16384;
-        while (n > cap - b->len) {
-            if (cap > SIZE_MAX / 2) {
-                b->oom = 1;
-                return;
-            }
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void out_str(obuf *b, const char *s)
-{
-    out_mem(b, s, strlen(s));
-}
-
-/* Writes a short piece (names, numbers: never a value from Redis, which
- * goes through out_label()); a piece longer than PIECE_MAX is a bug. */
-__attribute__((format(printf, 2, 3))) static void out_fmt(obuf *b, const char *fmt, ...)
-{
-    char line[PIECE_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        out_mem(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-}
-
 /* Writes n bytes from Redis as the inside of a label value: valid UTF-8 is
  * kept, a byte that starts no valid sequence (and NUL, which some parsers
  * stop at) becomes U+FFFD, and \, " and newline are escaped, which is all
  * the text format requires. Runs of plain bytes are copied at once. */
-static void out_label(obuf *b, const char *s, size_t n)
+static void out_label(tq_buf *b, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t run = 0, i = 0;
@@ -136,12 +85,12 @@ static void out_label(obuf *b, const char *s, size_t n)
             i += k;
             continue;
         }
-        out_mem(b, s + run, i - run);
-        out_str(b, esc);
+        tq_buf_put(b, s + run, i - run);
+        tq_buf_puts(b, esc);
         i += k ? k : 1;
         run = i;
     }
-    out_mem(b, s + run, n - run);
+    tq_buf_put(b, s + run, n - run);
 }
 
 /* Writes v as the shortest decimal text that reads back as v, in %g's
@@ -174,24 +123,24 @@ static void fmt_num(char *buf, size_t len, double v)
     snprintf(buf, len, "%.17g", v);
 }
 
-static void out_num(obuf *b, double v)
+static void out_num(tq_buf *b, double v)
 {
     char num[NUM_MAX];
     fmt_num(num, sizeof num, v);
-    out_str(b, num);
+    tq_buf_puts(b, num);
 }
 
 /* "# HELP" and "# TYPE" of a family. */
-static void out_head(obuf *b, const char *name, const char *type, const char *help)
+static void out_head(tq_buf *b, const char *name, const char *type, const char *help)
 {
-    out_fmt(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    tq_buf_putf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A comment line that some series of a family were left out. */
-static void out_left_out(obuf *b, const char *name, size_t n)
+static void out_left_out(tq_buf *b, const char *name, size_t n)
 {
     if (n)
-        out_fmt(b, "# tickq: %s: %zu series left out (at most %d samples a family)\n",
+        tq_buf_putf(b, "# tickq: %s: %zu series left out (at most %d samples a family)\n",
                 name, n, WEB_METRICS_SERIES_MAX);
 }
 
@@ -319,15 +268,15 @@ static void entries_sort(entries *es)
 /* Writes the labels of e, TAB-separated values named by names[0..n-1]
  * (the caller checked when reading that it has exactly n values), without
  * the closing brace, so that a histogram can add "le". */
-static void out_labels(obuf *b, const char *const *names, int n, const char *values)
+static void out_labels(tq_buf *b, const char *const *names, int n, const char *values)
 {
     const char *p = values;
     for (int i = 0; i < n; i++) {
         const char *tab = i + 1 < n ? strchr(p, '\t') : NULL;
         size_t len = tab ? (size_t)(tab - p) : strlen(p);
-        out_fmt(b, "%s%s=\"", i ? "," : "{", names[i]);
+        tq_buf_putf(b, "%s%s=\"", i ? "," : "{", names[i]);
         out_label(b, p, len);
-        out_str(b, "\"");
+        tq_buf_puts(b, "\"");
         p = tab ? tab + 1 : p + len;
     }
 }
@@ -402,13 +351,13 @@ static void note_reply(char *note, const char *key, const redisReply *r)
 
 /* 1 when r has type t or t2 (-1: none); otherwise writes the note into the
  * output and returns 0, and the caller leaves the key's families out. */
-static int reply_is(obuf *b, const char *key, const redisReply *r, int t, int t2)
+static int reply_is(tq_buf *b, const char *key, const redisReply *r, int t, int t2)
 {
     char note[NOTE_MAX];
     if (r->type == t || r->type == t2)
         return 1;
     note_reply(note, key, r);
-    out_str(b, note);
+    tq_buf_puts(b, note);
     return 0;
 }
 
@@ -662,7 +611,7 @@ static int more_pages(scrape *s)
 
 /* ---- the families --------------------------------------------------------- */
 
-static void out_tasks(obuf *b, scrape *s)
+static void out_tasks(tq_buf *b, scrape *s)
 {
     static const char *const names[] = {"queue", "task", "state"};
     size_t n = 0, left = 0;
@@ -675,9 +624,9 @@ static void out_tasks(obuf *b, scrape *s)
             left++;
             continue;
         }
-        out_str(b, "tickq_tasks_total");
+        tq_buf_puts(b, "tickq_tasks_total");
         out_labels(b, names, 3, s->tasks.v[i].labels);
-        out_fmt(b, "} %llu\n", s->tasks.v[i].count);
+        tq_buf_putf(b, "} %llu\n", s->tasks.v[i].count);
         n++;
     }
     out_left_out(b, "tickq_tasks_total", left);
@@ -687,7 +636,7 @@ static void out_tasks(obuf *b, scrape *s)
  * one +Inf) are summed into the cumulative buckets the format wants, so
  * _count equals the +Inf bucket by construction. lnames/labels as for
  * out_labels(); nl 0 for a histogram without labels. */
-static void out_histogram(obuf *b, const char *name, const char *const *lnames, int nl,
+static void out_histogram(tq_buf *b, const char *name, const char *const *lnames, int nl,
                           const char *labels, const double *bounds, int nb,
                           const unsigned long long *counts, double sum)
 {
@@ -699,30 +648,30 @@ static void out_histogram(obuf *b, const char *name, const char *const *lnames, 
             fmt_num(le, sizeof le, bounds[i]);
         else
             snprintf(le, sizeof le, "+Inf");
-        out_fmt(b, "%s_bucket", name);
+        tq_buf_putf(b, "%s_bucket", name);
         if (nl) {
             out_labels(b, lnames, nl, labels);
-            out_fmt(b, ",le=\"%s\"} %llu\n", le, cum);
+            tq_buf_putf(b, ",le=\"%s\"} %llu\n", le, cum);
         } else {
-            out_fmt(b, "{le=\"%s\"} %llu\n", le, cum);
+            tq_buf_putf(b, "{le=\"%s\"} %llu\n", le, cum);
         }
     }
-    out_fmt(b, "%s_sum", name);
+    tq_buf_putf(b, "%s_sum", name);
     if (nl) {
         out_labels(b, lnames, nl, labels);
-        out_str(b, "}");
+        tq_buf_puts(b, "}");
     }
-    out_str(b, " ");
+    tq_buf_puts(b, " ");
     out_num(b, sum);
-    out_fmt(b, "\n%s_count", name);
+    tq_buf_putf(b, "\n%s_count", name);
     if (nl) {
         out_labels(b, lnames, nl, labels);
-        out_str(b, "}");
+        tq_buf_puts(b, "}");
     }
-    out_fmt(b, " %llu\n", cum);
+    tq_buf_putf(b, " %llu\n", cum);
 }
 
-static void out_runtime(obuf *b, scrape *s)
+static void out_runtime(tq_buf *b, scrape *s)
 {
     static const char *const names[] = {"queue", "task"};
     const char *name = "tickq_task_runtime_seconds";
@@ -754,10 +703,10 @@ static void out_runtime(obuf *b, scrape *s)
     out_left_out(b, name, left);
 }
 
-static void out_metrics_families(obuf *b, scrape *s)
+static void out_metrics_families(tq_buf *b, scrape *s)
 {
     if (!s->metrics.ok) {
-        out_str(b, s->metrics.note);
+        tq_buf_puts(b, s->metrics.note);
         return;
     }
     out_tasks(b, s);
@@ -770,7 +719,7 @@ static void out_metrics_families(obuf *b, scrape *s)
     if (s->bad_fields) {
         char k[WEB_REPLY_CLEAN_MAX];
         web_reply_clean(s->k_metrics, k, sizeof k);
-        out_fmt(b, "# tickq: %s: skipped %zu field(s) not of the documented layout\n", k,
+        tq_buf_putf(b, "# tickq: %s: skipped %zu field(s) not of the documented layout\n", k,
                 s->bad_fields);
     }
 }
@@ -778,7 +727,7 @@ static void out_metrics_families(obuf *b, scrape *s)
 /* The queues, as /api/queues shows them. A queue whose key could not be
  * read (the wrong type) has null for its depth and latency and an "error":
  * its samples are left out and a comment says why. */
-static void out_queues(obuf *b, const json_t *qs)
+static void out_queues(tq_buf *b, const json_t *qs)
 {
     static const struct {
         const char *name, *field, *help;
@@ -805,27 +754,27 @@ static void out_queues(obuf *b, const json_t *qs)
                 if (f > 0)
                     continue;
                 web_reply_clean(why ? why : "no depth", e, sizeof e);
-                out_str(b, "# tickq: queue \"");
+                tq_buf_puts(b, "# tickq: queue \"");
                 out_label(b, json_string_value(name), json_string_length(name));
-                out_fmt(b, "\" left out: %s\n", e);
+                tq_buf_putf(b, "\" left out: %s\n", e);
                 continue;
             }
             if (n >= WEB_METRICS_SERIES_MAX) {
                 left++;
                 continue;
             }
-            out_fmt(b, "%s{queue=\"", fams[f].name);
+            tq_buf_putf(b, "%s{queue=\"", fams[f].name);
             out_label(b, json_string_value(name), json_string_length(name));
-            out_str(b, "\"} ");
+            tq_buf_puts(b, "\"} ");
             out_num(b, json_is_boolean(v) ? json_is_true(v) : json_number_value(v));
-            out_str(b, "\n");
+            tq_buf_puts(b, "\n");
             n++;
         }
         out_left_out(b, fams[f].name, left);
     }
 }
 
-static void out_workers(obuf *b, scrape *s)
+static void out_workers(tq_buf *b, scrape *s)
 {
     const redisReply *alive = s->r[Q_ALIVE], *all = s->r[Q_WORKERS],
                      *list = s->r[Q_WORKER_LIST];
@@ -837,8 +786,8 @@ static void out_workers(obuf *b, scrape *s)
     out_head(b, "tickq_workers", "gauge",
              "Workers by state: alive while their last heartbeat is within the liveness "
              "window, dead until the reaper removes them.");
-    out_fmt(b, "tickq_workers{state=\"alive\"} %lld\n", alive->integer);
-    out_fmt(b, "tickq_workers{state=\"dead\"} %lld\n", dead > 0 ? dead : 0);
+    tq_buf_putf(b, "tickq_workers{state=\"alive\"} %lld\n", alive->integer);
+    tq_buf_putf(b, "tickq_workers{state=\"dead\"} %lld\n", dead > 0 ? dead : 0);
     out_head(b, "tickq_worker_last_heartbeat_timestamp_seconds", "gauge",
              "When each worker last sent a heartbeat (Unix seconds).");
     for (size_t i = 0; i + 1 < list->elements; i += 2) {
@@ -848,31 +797,31 @@ static void out_workers(obuf *b, scrape *s)
             id->len > WEB_METRICS_LABEL_MAX ||
             parse_float(score->str, score->len, &ms) < 0)
             continue;
-        out_str(b, "tickq_worker_last_heartbeat_timestamp_seconds{worker=\"");
+        tq_buf_puts(b, "tickq_worker_last_heartbeat_timestamp_seconds{worker=\"");
         out_label(b, id->str, id->len);
-        out_str(b, "\"} ");
+        tq_buf_puts(b, "\"} ");
         out_num(b, ms / 1000.0);
-        out_str(b, "\n");
+        tq_buf_puts(b, "\n");
     }
     if (all->integer > (long long)(list->elements / 2))
         out_left_out(b, "tickq_worker_last_heartbeat_timestamp_seconds",
                      (size_t)(all->integer - (long long)(list->elements / 2)));
 }
 
-static void out_counts(obuf *b, scrape *s)
+static void out_counts(tq_buf *b, scrape *s)
 {
     if (reply_is(b, s->k_dead, s->r[Q_DEAD], REDIS_REPLY_INTEGER, -1)) {
         out_head(b, "tickq_dead_letters", "gauge", "Messages in the dead letters.");
-        out_fmt(b, "tickq_dead_letters %lld\n", s->r[Q_DEAD]->integer);
+        tq_buf_putf(b, "tickq_dead_letters %lld\n", s->r[Q_DEAD]->integer);
     }
     if (reply_is(b, s->k_delayed, s->r[Q_DELAYED], REDIS_REPLY_INTEGER, -1)) {
         out_head(b, "tickq_delayed_messages", "gauge",
                  "Messages waiting for their due time (retries, ETAs).");
-        out_fmt(b, "tickq_delayed_messages %lld\n", s->r[Q_DELAYED]->integer);
+        tq_buf_putf(b, "tickq_delayed_messages %lld\n", s->r[Q_DELAYED]->integer);
     }
 }
 
-static void out_leader(obuf *b, scrape *s)
+static void out_leader(tq_buf *b, scrape *s)
 {
     const redisReply *leader = s->r[Q_LEADER], *ttl = s->r[Q_LEASE];
     if (!reply_is(b, s->k_leader, leader, REDIS_REPLY_STRING, REDIS_REPLY_NIL) ||
@@ -882,31 +831,31 @@ static void out_leader(obuf *b, scrape *s)
              "1 when a beat holds the leader lease (label leader: its id), else 0.");
     if (leader->type == REDIS_REPLY_STRING) {
         /* One series, so a long id is cut rather than left out. */
-        out_str(b, "tickq_beat_leader{leader=\"");
+        tq_buf_puts(b, "tickq_beat_leader{leader=\"");
         out_label(b, leader->str,
                   leader->len > WEB_METRICS_LABEL_MAX ? WEB_METRICS_LABEL_MAX
                                                       : leader->len);
-        out_str(b, "\"} 1\n");
+        tq_buf_puts(b, "\"} 1\n");
     } else {
-        out_str(b, "tickq_beat_leader 0\n");
+        tq_buf_puts(b, "tickq_beat_leader 0\n");
     }
     /* PTTL: -2 no key (no leader), -1 a key without expiry (set by hand:
      * a lease that never ends). */
     out_head(b, "tickq_beat_leader_lease_seconds", "gauge",
              "Seconds left on the leader's lease (0 when there is no leader).");
-    out_str(b, "tickq_beat_leader_lease_seconds ");
+    tq_buf_puts(b, "tickq_beat_leader_lease_seconds ");
     out_num(b, ttl->integer == -1 ? INFINITY
                : ttl->integer < 0 ? 0
                                   : (double)ttl->integer / 1000.0);
-    out_str(b, "\n");
+    tq_buf_puts(b, "\n");
 }
 
-static void out_schedules(obuf *b, scrape *s)
+static void out_schedules(tq_buf *b, scrape *s)
 {
     size_t n = 0, left = 0;
     const char *name = "tickq_schedule_last_run_timestamp_seconds";
     if (!s->state.ok) {
-        out_str(b, s->state.note);
+        tq_buf_puts(b, s->state.note);
         return;
     }
     out_head(b, name, "gauge",
@@ -917,23 +866,23 @@ static void out_schedules(obuf *b, scrape *s)
             left++;
             continue;
         }
-        out_fmt(b, "%s{schedule=\"", name);
+        tq_buf_putf(b, "%s{schedule=\"", name);
         out_label(b, s->sched.v[i].labels, strlen(s->sched.v[i].labels));
-        out_str(b, "\"} ");
+        tq_buf_puts(b, "\"} ");
         out_num(b, s->sched.v[i].value);
-        out_str(b, "\n");
+        tq_buf_puts(b, "\n");
         n++;
     }
     out_left_out(b, name, left);
     if (s->bad_sched) {
         char k[WEB_REPLY_CLEAN_MAX];
         web_reply_clean(s->k_state, k, sizeof k);
-        out_fmt(b, "# tickq: %s: skipped %zu field(s) whose value is not a time\n", k,
+        tq_buf_putf(b, "# tickq: %s: skipped %zu field(s) whose value is not a time\n", k,
                 s->bad_sched);
     }
 }
 
-static void out_stats(obuf *b, scrape *s)
+static void out_stats(tq_buf *b, scrape *s)
 {
     const redisReply *r = s->r[Q_STATS];
     if (!reply_is(b, s->k_stats, r, REDIS_REPLY_ARRAY, -1))
@@ -945,12 +894,12 @@ static void out_stats(obuf *b, scrape *s)
         if (v->type == REDIS_REPLY_STRING && parse_count(v->str, v->len, &count) < 0) {
             char k[WEB_REPLY_CLEAN_MAX];
             web_reply_clean(s->k_stats, k, sizeof k);
-            out_fmt(b, "# tickq: %s: field %s is not a count\n", k,
+            tq_buf_putf(b, "# tickq: %s: field %s is not a count\n", k,
                     stats_series[i].field);
             continue;
         }
         out_head(b, stats_series[i].name, "counter", stats_series[i].help);
-        out_fmt(b, "%s %llu\n", stats_series[i].name, count);
+        tq_buf_putf(b, "%s %llu\n", stats_series[i].name, count);
     }
 }
 
@@ -974,7 +923,7 @@ int web_metrics_get(web_req *rq)
     double t0 = mono_s();
     uint64_t trips0 = rq->redis ? tq_conn_roundtrips(rq->redis) : 0;
     scrape s = {.rq = rq};
-    obuf b = {0};
+    tq_buf b = {0};
     int status = 200, rc;
     char err[WEB_REPLY_CLEAN_MAX] = "";
     json_t *queues = NULL;
@@ -1015,14 +964,14 @@ int web_metrics_get(web_req *rq)
     out_head(&b, "tickq_redis_up", "gauge",
              "1: Redis answered this scrape (when it cannot be reached /metrics answers "
              "503).");
-    out_str(&b, "tickq_redis_up 1\n");
+    tq_buf_puts(&b, "tickq_redis_up 1\n");
     out_metrics_families(&b, &s);
     if (queues) {
         out_queues(&b, queues);
     } else {
         char e[WEB_REPLY_CLEAN_MAX];
         web_reply_clean(err, e, sizeof e);
-        out_fmt(&b, "# tickq: queues could not be read (%d): %s\n", status, e);
+        tq_buf_putf(&b, "# tickq: queues could not be read (%d): %s\n", status, e);
     }
     out_workers(&b, &s);
     out_counts(&b, &s);
@@ -1032,13 +981,13 @@ int web_metrics_get(web_req *rq)
     json_decref(queues);
     out_head(&b, "tickq_scrape_redis_roundtrips", "gauge",
              "Round trips to Redis this scrape took.");
-    out_fmt(&b, "tickq_scrape_redis_roundtrips %llu\n",
+    tq_buf_putf(&b, "tickq_scrape_redis_roundtrips %llu\n",
             (unsigned long long)(rq->redis ? tq_conn_roundtrips(rq->redis) - trips0 : 0));
     out_head(&b, "tickq_scrape_duration_seconds", "gauge",
              "How long this scrape took to read Redis and write its answer.");
-    out_str(&b, "tickq_scrape_duration_seconds ");
+    tq_buf_puts(&b, "tickq_scrape_duration_seconds ");
     out_num(&b, round((mono_s() - t0) * 1e6) / 1e6); /* microseconds are plenty */
-    out_str(&b, "\n");
+    tq_buf_puts(&b, "\n");
     scrape_free(&s);
     if (b.oom) {
         free(b.p);
