@@ -27,6 +27,7 @@ struct tq_conn {
     int pending;         /* replies still to read */
     uint64_t roundtrips;
     uint64_t connects; /* contexts made so far */
+    uint64_t unanswered; /* commands sent whose reply never came */
     int auth_failed; /* the last failure was a refused login or right */
     int auth_cmd;    /* ... refused to a command: a new login proves nothing */
     int quiet;       /* log nothing (tq_conn_check for --check) */
@@ -90,6 +91,11 @@ uint64_t tq_conn_roundtrips(const tq_conn *c)
 uint64_t tq_conn_connects(const tq_conn *c)
 {
     return c->connects;
+}
+
+uint64_t tq_conn_unanswered(const tq_conn *c)
+{
+    return c->unanswered;
 }
 
 int tq_conn_auth_failed(const tq_conn *c)
@@ -351,8 +357,10 @@ int tq_conn_append(tq_conn *c, int argc, const char **argv, const size_t *lens)
         total += 24 + 4 + (lens ? lens[i] : strlen(argv[i]));
     char stack[APPEND_STACK_MAX];
     char *buf = total <= sizeof stack ? stack : malloc(total);
-    if (!buf)
-        return TQ_ENOMEM;
+    if (!buf) { /* as for any failed append: no reply is owed any more */
+        tq_conn_drop(c, "out of memory");
+        return TQ_EREDIS;
+    }
     char *p = buf;
     *p++ = '*';
     p = put_count(p, (size_t)argc);
@@ -387,6 +395,9 @@ redisReply *tq_conn_reply(tq_conn *c)
         c->unflushed = 0;
     }
     if (redisGetReply(c->ctx, &reply) != REDIS_OK || !reply) {
+        /* hiredis empties its output buffer once every byte is written: an
+         * empty one means Redis got the command and may still run it. */
+        c->unanswered += c->ctx->obuf && c->ctx->obuf[0] == '\0';
         tq_conn_drop(c, c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
         return NULL;
     }

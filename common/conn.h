@@ -108,6 +108,11 @@ uint64_t tq_conn_roundtrips(const tq_conn *c);
  * version, say) holds while this stays the same. */
 uint64_t tq_conn_connects(const tq_conn *c);
 
+/* Commands Redis received whose reply never came (a timeout, a connection
+ * lost after the write): each may have run. A caller compares the count
+ * before and after a write to tell "not done" from "not known". */
+uint64_t tq_conn_unanswered(const tq_conn *c);
+
 /* 1 while c's last attempt failed because Redis refused the login or the
  * rights (see above), 0 otherwise. */
 int tq_conn_auth_failed(const tq_conn *c);

@@ -13,6 +13,7 @@
 #include "web/reply.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,17 @@ static int64_t reply_ms(const redisReply *r)
     if (!(d > 0)) /* also NaN */
         return 0;
     return d > (double)ms_max ? ms_max : (int64_t)d;
+}
+
+/* A P:tasks score as the search's cursor counts it: the score itself
+ * (integer ms) up to 2^63, every bigger one (and inf) as LLONG_MAX, which
+ * the next slice reads from +inf; no number at all as 0. */
+static long long index_score(const redisReply *r)
+{
+    double d = r && r->type == REDIS_REPLY_STRING && r->str ? strtod(r->str, NULL) : 0;
+    if (!(d > 0))
+        return 0;
+    return d >= 9.2e18 ? LLONG_MAX : (long long)d;
 }
 
 /* JSON text in a Redis string, parsed: a new object, or NULL when it is not
@@ -260,6 +272,7 @@ static int view_read(web_req *rq, system_view *v, char *err, size_t errlen, int 
     v->processing = calloc((size_t)n + 1, sizeof *v->processing);
     if (!v->ids || !v->heartbeat_ms || !v->info || !v->processing) {
         view_free(v);
+        free_replies(eout, nextra);
         return snprintf(err, errlen, "out of memory"), 503;
     }
     /* Per worker: HGETALL P:worker:<id> and LRANGE P:processing:<id> 0 -1,
@@ -682,8 +695,8 @@ int web_api_overview(web_req *rq)
     int64_t first_minute = tq_clock_wall_ms() / 60000 - (MINUTES - 1);
     const char *mcmd[MINUTES][2];
     size_t sl = strlen(stem);
-    int know_version = rq->redis && redis_seen.connects &&
-                       redis_seen.connects == tq_conn_connects(rq->redis);
+    uint64_t connects = rq->redis ? tq_conn_connects(rq->redis) : 0;
+    int know_version = connects && redis_seen.connects == connects;
     /* r: the five above, INFO (or not), then the minutes */
     int nc = 5 + !know_version, n = nc + MINUTES;
     const char *c[6][3] = {{"HGETALL", kst}, {"GET", kl},   {"PTTL", kl},
@@ -708,13 +721,15 @@ int web_api_overview(web_req *rq)
     if (st)
         return web_reply_error(rq, st, "%s", err);
     int64_t latency_ms = tq_clock_mono_ms() - t0;
-    if (!know_version && rq->redis) {
+    if (!know_version) {
         const char *p = r[5]->type == REDIS_REPLY_STRING ? strstr(r[5]->str, "redis_version:")
                                                          : NULL;
         redis_seen.version[0] = '\0';
         if (p)
             sscanf(p + 14, "%31[^\r\n]", redis_seen.version);
-        redis_seen.connects = tq_conn_connects(rq->redis);
+        /* Kept only when no reconnection came in between: INFO may have been
+         * answered by the server before. */
+        redis_seen.connects = connects == tq_conn_connects(rq->redis) ? connects : 0;
     }
     int64_t now = tq_clock_wall_ms();
     int status = 0;
@@ -1064,7 +1079,7 @@ int web_api_tasks(web_req *rq)
     while (more && (long long)json_array_size(items) < limit &&
            scanned < WEB_API_TASKS_MAX + SCAN_CHUNK && !*rq->stopping) {
         char max[32], off[32], cnt[32];
-        if (at.score < 0)
+        if (at.score < 0 || at.score == LLONG_MAX)
             snprintf(max, sizeof max, "+inf");
         else
             snprintf(max, sizeof max, "%lld", at.score);
@@ -1083,7 +1098,7 @@ int web_api_tasks(web_req *rq)
         more = n == SCAN_CHUNK;
         for (size_t i = 0; i < n; i++) {
             const redisReply *m = r->element[2 * i], *sc = r->element[2 * i + 1];
-            long long score = reply_ms(sc);
+            long long score = index_score(sc);
             if (score == at.score) {
                 at.skip++;
             } else {
@@ -1106,7 +1121,7 @@ int web_api_tasks(web_req *rq)
                                  str_json(part[1], plen[1]), "task", str_json(part[2], plen[2]),
                                  "schedule",
                                  plen[3] ? str_json(part[3], plen[3]) : json_null(), "finished",
-                                 iso_json(score)));
+                                 iso_json(reply_ms(sc))));
             if ((long long)json_array_size(items) >= limit) {
                 more = more || i + 1 < n;
                 break;
@@ -1148,6 +1163,10 @@ int web_api_tasks(web_req *rq)
         free(argv);
         free(keys);
     }
+    if (at.score < 0 && more) { /* stopped before the first slice */
+        json_decref(items);
+        return web_reply_error(rq, 503, "the server is stopping");
+    }
     char next[CURSOR_MAX];
     snprintf(next, sizeof next, "%lld-%lld", at.score, at.skip);
     return web_reply_json(rq, 200,
@@ -1157,10 +1176,12 @@ int web_api_tasks(web_req *rq)
 }
 
 /* Reads a list without ever answering more than about a budget of bytes:
- * the entries from index ARGV[1] on, at most ARGV[2] of them looked at;
- * those that hold ARGV[3] (a plain substring; "" for all), at most ARGV[4],
- * stopping once ARGV[5] bytes are answered (after at least one). Answers
- * {LLEN, index, entry, index, entry, ...}, an entry longer than ARGV[6]
+ * the entries from index ARGV[1] on (moved down by how much the list grew
+ * since it had ARGV[7] entries, when ARGV[7] >= 0: entries arrive at the
+ * head), at most ARGV[2] of them looked at; those that hold ARGV[3] (a
+ * plain substring; "" for all), at most ARGV[4], stopping once ARGV[5]
+ * bytes are answered (after at least one). Answers {LLEN, first index
+ * looked at, index, entry, index, entry, ...}, an entry longer than ARGV[6]
  * bytes as its length (an integer) instead of its text. */
 static tq_script list_read_script = TQ_SCRIPT(
     "local t = redis.call('TYPE', KEYS[1]).ok\n"
@@ -1169,8 +1190,9 @@ static tq_script list_read_script = TQ_SCRIPT(
     "end\n"
     "local from, count, find = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]\n"
     "local want, budget, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
-    "local total = redis.call('LLEN', KEYS[1])\n"
-    "local out, bytes, got = {total}, 0, 0\n"
+    "local total, seen = redis.call('LLEN', KEYS[1]), tonumber(ARGV[7])\n"
+    "if seen >= 0 and total > seen then from = from + total - seen end\n"
+    "local out, bytes, got = {total, from}, 0, 0\n"
     "local i, stop = from, math.min(total, from + count)\n"
     "while i < stop and got < want and (got == 0 or bytes < budget) do\n"
     "  local chunk = redis.call('LRANGE', KEYS[1], i, math.min(i + 31, stop - 1))\n"
@@ -1189,26 +1211,27 @@ static tq_script list_read_script = TQ_SCRIPT(
 
 /* Runs list_read_script on key: a new reply, or NULL when Redis cannot be
  * reached. */
-static redisReply *list_read(web_req *rq, const char *key, long long from, long long count,
-                             const char *find, long long want)
+static redisReply *list_read(web_req *rq, const char *key, long long from, long long seen,
+                             long long count, const char *find, long long want)
 {
-    char a[24], b[24], c[24], d[24], e[24];
+    char a[24], b[24], c[24], d[24], e[24], f[24];
     snprintf(a, sizeof a, "%lld", from);
+    snprintf(f, sizeof f, "%lld", seen);
     snprintf(b, sizeof b, "%lld", count);
     snprintf(c, sizeof c, "%lld", want);
     snprintf(d, sizeof d, "%d", WEB_API_READ_BUDGET);
     snprintf(e, sizeof e, "%d", WEB_API_ENTRY_MAX);
-    const char *argv[] = {key, a, b, find, c, d, e};
-    return web_req_eval(rq, &list_read_script, 1, 6, argv, NULL);
+    const char *argv[] = {key, a, b, find, c, d, e, f};
+    return web_req_eval(rq, &list_read_script, 1, 7, argv, NULL);
 }
 
 /* 1 when r is a list_read() answer. */
 static int list_read_ok(const redisReply *r)
 {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 1 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER)
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements % 2 != 0 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER)
         return 0;
-    for (size_t i = 1; i < r->elements; i += 2)
+    for (size_t i = 2; i < r->elements; i += 2)
         if (r->element[i]->type != REDIS_REPLY_INTEGER ||
             (r->element[i + 1]->type != REDIS_REPLY_STRING &&
              r->element[i + 1]->type != REDIS_REPLY_INTEGER))
@@ -1239,7 +1262,7 @@ static json_t *dead_message(const json_t *d)
 static json_t *find_message(const redisReply *l, const char *id, json_t **letter)
 {
     size_t idl = strlen(id);
-    for (size_t i = 2; list_read_ok(l) && i < l->elements; i += 2) {
+    for (size_t i = 3; list_read_ok(l) && i < l->elements; i += 2) {
         const redisReply *e = l->element[i];
         /* Cheap filter before parsing: the id must occur in the text
          * (escaped inside a dead letter, so only ids without '"' or '\\'
@@ -1261,6 +1284,31 @@ static json_t *find_message(const redisReply *l, const char *id, json_t **letter
     return NULL;
 }
 
+/* find_message() over the first count entries of list key: read FOUND_MAX
+ * entries holding the id at a time (the id may be a part of other ids).
+ * Returns the message (new) or NULL; *gone is set when Redis could not be
+ * read. */
+static json_t *find_in_list(web_req *rq, const char *key, long long count, const char *id,
+                            json_t **letter, int *gone)
+{
+    json_t *m = NULL;
+    for (long long from = 0; !m && from < count && !*rq->stopping;) {
+        redisReply *r = list_read(rq, key, from, -1, count - from, id, FOUND_MAX);
+        if (!r) {
+            *gone = 1;
+            break;
+        }
+        m = find_message(r, id, letter);
+        /* Go on after the last entry answered (the script stops at
+         * FOUND_MAX entries or its byte budget); none answered means it
+         * looked at all the rest. */
+        int more = list_read_ok(r) && r->elements > 2;
+        from = more ? r->element[r->elements - 2]->integer + 1 : count;
+        freeReplyObject(r);
+    }
+    return m;
+}
+
 int web_api_task(web_req *rq)
 {
     const char *id = web_req_param(rq, 0);
@@ -1275,16 +1323,19 @@ int web_api_task(web_req *rq)
     const char *c3[] = {"PTTL", kl};
     const char *const *cmds[] = {c0, c1, c2, c3};
     const int ac[] = {2, 2, 2, 2};
-    redisReply *r[5] = {0};
-    if (web_req_pipeline(rq, 4, ac, cmds, NULL, r) < 0 ||
-        !(r[4] = list_read(rq, kdead, 0, DEAD_SCAN_MAX, id, FOUND_MAX))) {
+    redisReply *r[4] = {0};
+    json_t *dead = NULL, *message = NULL;
+    int gone = 0;
+    if (web_req_pipeline(rq, 4, ac, cmds, NULL, r) == 0)
+        message = find_in_list(rq, kdead, DEAD_SCAN_MAX, id, &dead, &gone);
+    if (!r[0] || gone) {
+        json_decref(message);
+        json_decref(dead);
         free_replies(r, 4);
         return web_reply_error(rq, 503, "reading task %s: %s", id, tq_strerror(TQ_EREDIS));
     }
 
     json_t *result = reply_json(r[0]);
-    json_t *dead = NULL;
-    json_t *message = find_message(r[4], id, &dead);
     json_t *lock = json_null();
     const char *state = NULL;
     if (r[2]->type == REDIS_REPLY_STRING) {
@@ -1298,9 +1349,7 @@ int web_api_task(web_req *rq)
         memcpy(holder, r[2]->str, hl);
         holder[hl] = '\0';
         if (!message && web_req_key(rq, TQ_KEY_PROCESSING, holder, kp) == 0) {
-            redisReply *p = list_read(rq, kp, 0, PROCESSING_SCAN_MAX, id, FOUND_MAX);
-            message = find_message(p, id, NULL);
-            freeReplyObject(p);
+            message = find_in_list(rq, kp, PROCESSING_SCAN_MAX, id, NULL, &gone);
         }
     }
     /* A dead letter and a result: the newer one says how it ended (a task
@@ -1350,7 +1399,7 @@ int web_api_task(web_req *rq)
     json_decref(result);
     json_decref(message);
     json_decref(dead);
-    free_replies(r, 5);
+    free_replies(r, 4);
     return st;
 }
 
@@ -1394,21 +1443,15 @@ int web_api_dead(web_req *rq)
                                         "earlier page gave");
     char kd[TQ_KEYS_MAX];
     web_req_key(rq, TQ_KEY_DEAD, NULL, kd);
-    redisReply *r = list_read(rq, kd, from, limit, "", limit);
-    /* The list grew since the last page: read again from the same letter. */
-    if (r && list_read_ok(r) && then >= 0 && r->element[0]->integer > then) {
-        from += r->element[0]->integer - then;
-        freeReplyObject(r);
-        r = list_read(rq, kd, from, limit, "", limit);
-    }
+    redisReply *r = list_read(rq, kd, from, then, limit, "", limit);
     if (!list_read_ok(r)) {
         int st = web_reply_redis_error(rq, r, "reading %s", kd);
         freeReplyObject(r);
         return st;
     }
     json_t *items = json_array();
-    long long next = from;
-    for (size_t i = 1; i < r->elements; i += 2) {
+    long long next = r->element[1]->integer; /* from, moved by what arrived since */
+    for (size_t i = 2; i < r->elements; i += 2) {
         const redisReply *e = r->element[i + 1];
         long long index = r->element[i]->integer;
         json_t *d = e->type == REDIS_REPLY_STRING ? reply_json(e) : NULL;

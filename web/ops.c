@@ -245,9 +245,13 @@ static redisReply *eval(web_req *rq, tq_script *s, int nkeys, int nargs,
                         const char **argv, const size_t *lens, const char *what,
                         int *status)
 {
+    uint64_t lost = rq->redis ? tq_conn_unanswered(rq->redis) : 0;
     redisReply *r = web_req_eval(rq, s, nkeys, nargs, argv, lens);
     if (r && r->type != REDIS_REPLY_ERROR)
         return r;
+    /* A script that writes, sent but unanswered: its outcome is unknown. */
+    if (!r && rq->redis && tq_conn_unanswered(rq->redis) != lost && s != &page_script)
+        rq->unanswered = 1;
     *status = web_reply_redis_error(rq, r, "%s", what);
     freeReplyObject(r);
     return NULL;
@@ -1277,6 +1281,8 @@ int web_ops_dead_requeue(web_req *rq)
 oom:
     status = web_reply_error(rq, 503, "out of memory");
 out:
+    if (status >= 500 && requeued > 0) /* the pages before the failure */
+        audit(rq, "requeued %lld dead letters, then failed with %d", requeued, status);
     for (int i = 0; ls && i < nl; i++)
         free(ls[i].msg);
     free(ls);

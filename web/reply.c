@@ -208,14 +208,14 @@ int web_reply_redis_error(web_req *rq, const redisReply *r, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    rq->unanswered |= !r;
     if (!r)
         return web_reply_error(rq, 503, "%s: %s%s", what,
                                rq->redis ? tq_strerror(TQ_EREDIS)
                                          : "no redis connection for this thread",
-                               rq->mutation ? " (if redis was slow rather than gone, the "
-                                              "change may have been made: see /api/audit)"
-                                            : "");
+                               rq->unanswered ? " (redis got the change but did not answer "
+                                                "in time: it may have been made; see "
+                                                "/api/audit)"
+                                              : "");
     if (r->type == REDIS_REPLY_ERROR) {
         web_reply_clean(r->str, shown, sizeof shown);
         return web_reply_error(rq, strncmp(r->str, "WRONGTYPE", 9) == 0 ? 500 : 503,

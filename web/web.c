@@ -480,8 +480,11 @@ static void audit(web_server *w, web_req *rq, int status)
     redisReply *r = web_req_redis(rq, sizeof argv / sizeof argv[0], argv, NULL);
     /* After a command that got no answer the connection waits out its
      * backoff: an unknown outcome is worth a few tries, a second apart. */
-    for (int i = 0; !r && rq->unanswered && i < AUDIT_TRIES && !*rq->stopping; i++) {
-        tq_clock_sleep_us(1000 * 1000);
+    for (int i = 0; !r && rq->redis && rq->unanswered && i < AUDIT_TRIES; i++) {
+        for (int slice = 0; slice < 10 && !*rq->stopping; slice++)
+            tq_clock_sleep_us(100 * 1000);
+        if (*rq->stopping)
+            break;
         r = web_req_redis(rq, sizeof argv / sizeof argv[0], argv, NULL);
     }
     if (!r || r->type == REDIS_REPLY_ERROR) {
@@ -600,10 +603,19 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
         /* No answer from Redis may come after the change was made (Redis
          * answered too late): audited too, as such. Any other refusal
          * changed nothing (every script checks before its first write). */
-        if (mutation && rq->unanswered)
-            snprintf(rq->audit, sizeof rq->audit,
-                     "outcome unknown: redis did not answer, the change may have been made");
-        if (mutation && ((status >= 200 && status < 300) || rq->unanswered))
+        if (mutation && rq->unanswered) {
+            static const char unknown[] =
+                "outcome unknown: redis did not answer, the change may have been made";
+            char done[WEB_REQ_AUDIT_MAX - sizeof unknown - 16];
+            size_t n = strnlen(rq->audit, sizeof done - 1); /* cut if it must be */
+            memcpy(done, rq->audit, n);
+            done[n] = '\0';
+            snprintf(rq->audit, sizeof rq->audit, "%s%s%s", unknown,
+                     done[0] ? "; before that: " : "", done);
+        }
+        /* A failure after a part was done (a handler wrote its line) is
+         * audited too: that part happened. */
+        if (mutation && ((status >= 200 && status < 300) || rq->unanswered || rq->audit[0]))
             audit(w, rq, status);
     }
     if (tq_log_min <= TQ_LOG_DEBUG) {

@@ -111,6 +111,10 @@ tq_assert_eq "schedules: timer's last result is its last tick's" "timer@$last su
     "$(json /api/schedules '.[] | select(.name=="timer") | .last_result | "\(.id) \(.status)"')"
 tq_assert_eq "schedules: nightly has run never" null \
     "$(json /api/schedules '.[] | select(.name=="nightly") | .last_result')"
+# Scores no clock gives (written by a client) must not make a page skip one.
+for sc in inf 1e300 1e15 1e15; do
+    rcli ZADD "$P:tasks" "$sc" "$(printf 'success\tdefault\tnoop\t\tfar-%s-%s' "$sc" "$RANDOM")" >/dev/null
+done
 expected=$(rcli ZREVRANGE "$P:tasks" 0 -1 | awk -F'\t' '{print $5}' | paste -sd, -)
 [ -n "$expected" ] || tq_fail "P:tasks is empty: the worker did not index its tasks"
 got=() cursor=""
@@ -124,6 +128,7 @@ for _ in $(seq 100); do
     [ -n "$cursor" ] || break
 done
 tq_assert_eq "tasks: every page, newest first, equals P:tasks" "$expected" "$(IFS=,; echo "${got[*]}")"
+rcli ZREMRANGEBYSCORE "$P:tasks" 1e15 +inf >/dev/null
 tq_assert_eq "tasks: state=dead (retries used up)" f-1 "$(json '/api/tasks?state=dead' '[.items[].id] | join(",")')"
 tq_assert_eq "tasks: state=success are ticks" true \
     "$(json '/api/tasks?state=success&limit=1000' '[.items[] | .status == "success" and (.id | startswith("timer@"))] | all')"
@@ -181,6 +186,9 @@ jq -r '.items[1].error' "$TQ_TMP/body" | grep -qE "dead letter of 9000[0-9]{3} b
     tq_fail "the huge letter: $(jq -c '.items[1]' "$TQ_TMP/body")"
 tq_assert_eq "detail: found in a 3 MiB letter" dead "$(json /api/tasks/b-2 '.state')"
 tq_assert_eq "detail: its message" b-2 "$(json /api/tasks/b-2 '.message.id')"
+# Ids that hold the id: the detail reads on past them to the exact one.
+for i in 1 10 11 12 13 14; do rcli LPUSH "$P:dead" "$(letter "job-$i")" >/dev/null; done
+tq_assert_eq "detail: job-1 behind five ids that contain it" job-1 "$(json /api/tasks/job-1 '.message.id')"
 # Enqueued again under its id: the newer of result and dead letter says.
 rcli SET "$P:result:b-2" "{\"status\":\"success\",\"finished\":$(($(date +%s) + 5))}" >/dev/null
 tq_assert_eq "detail: a success after the dead letter" success "$(json /api/tasks/b-2 '.state')"
@@ -283,7 +291,7 @@ tq_assert_eq "overview: with such heartbeats" 200 "$(get /api/overview; echo "$C
 rcli ZREM "$P:workers" w-inf w-huge >/dev/null
 # Connection is a list of tokens: only the token keep-alive keeps it open.
 for h in "keep-alive:keep-alive" "Keep-Alive , foo:keep-alive" "keep-alivex:close" \
-    "foo, close-ish:close"; do
+    "foo, close-ish:close" "keep-alive, close-ish:keep-alive"; do
     got=$(curl -s -i -0 -H "Connection: ${h%%:*}" "$BASE/timer" | tr -d '\r' |
         sed -n 's/^Connection: //p')
     tq_assert_eq "HTTP/1.0, Connection: ${h%%:*}" "${h#*:}" "$got"

@@ -478,6 +478,33 @@ static void test_command_timeout(void **state)
     tq_conn_free(c);
 }
 
+static void test_unanswered_counts_sent_commands(void **state)
+{
+    (void)state;
+    tq_conn *c = conn_to(srv.url, "unanswered");
+    tq_conn_set_timeout_ms(c, 300);
+    ping_ok(c);
+    TQ_ASSERT_INT(tq_conn_unanswered(c), 0);
+    /* Sent, never answered in time: it may have run. */
+    assert_null(tq_conn_cmd(c, "BLPOP never-filled 0"));
+    TQ_ASSERT_INT(tq_conn_unanswered(c), 1);
+    wait_for_pong(c, 3000);
+    TQ_ASSERT_INT(tq_conn_unanswered(c), 1);
+    /* Never sent (nobody listens): it did not run. (The first command after
+     * the kill goes into the old socket, which the kernel takes: that one
+     * cannot be told from a late answer, and may count.) */
+    assert_int_equal(tq_test_redis_kill(&srv), 0);
+    assert_null(tq_conn_cmd(c, "SET into-the-old-socket 1"));
+    uint64_t counted = tq_conn_unanswered(c);
+    TQ_ASSERT_RANGE(counted, 1, 2);
+    for (int i = 0; i < 3; i++) {
+        tq_clock_sleep_ms(tq_conn_backoff_ms(c) + 10, NULL);
+        assert_null(tq_conn_cmd(c, "SET never-sent 1"));
+    }
+    TQ_ASSERT_INT(tq_conn_unanswered(c), counted);
+    tq_conn_free(c);
+}
+
 /* ---- pipelining ---- */
 
 static void test_pipeline(void **state)
@@ -916,6 +943,7 @@ int main(void)
         T(test_connection_killed_by_server),
         T(test_drop),
         T(test_command_timeout),
+        T(test_unanswered_counts_sent_commands),
         T(test_pipeline),
         T(test_roundtrips_count_flushes),
         T(test_lost_pipeline_recovers),
