@@ -313,5 +313,8 @@ int tq_test_redis_flush(const tq_test_redis *srv)
     r = tq_test_redis_cmd(srv, "SCRIPT FLUSH");
     ok = ok && r && r->type == REDIS_REPLY_STATUS;
     freeReplyObject(r);
+    r = tq_test_redis_cmd(srv, "FUNCTION FLUSH");
+    ok = ok && r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
     return ok ? 0 : -1;
 }

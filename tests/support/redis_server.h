@@ -52,9 +52,10 @@ void tq_test_redis_stop(tq_test_redis *srv);
  * test. */
 redisReply *tq_test_redis_cmd(const tq_test_redis *srv, const char *fmt, ...);
 
-/* Empties the server (FLUSHALL) and its script cache (SCRIPT FLUSH), so a
- * test starts clean and exercises the EVALSHA -> EVAL fallback. Returns 0
- * or -1. */
+/* Empties the server (FLUSHALL), its script cache (SCRIPT FLUSH) and its
+ * functions (FUNCTION FLUSH), so a test starts clean and exercises the
+ * EVALSHA -> EVAL fallback and the loading of the broker library. Returns
+ * 0 or -1. */
 int tq_test_redis_flush(const tq_test_redis *srv);
 
 /* A TCP port on 127.0.0.1 that nothing listened on a moment ago. Returns

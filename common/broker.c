@@ -1,0 +1,77 @@
+/* Calls into the broker's Function library (see broker.h). */
+#include "common/broker.h"
+#include "common/err.h"
+#include "common/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tq_broker_needs_load(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR &&
+           (strncmp(r->str, "TICKQVERSION", 12) == 0 ||
+            strncmp(r->str, "ERR Function not found", 22) == 0);
+}
+
+int tq_broker_load(tq_conn *c)
+{
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", tq_broker_library};
+    redisReply *r = tq_conn_cmdargv(c, 4, argv, NULL);
+    if (!r)
+        return TQ_EREDIS;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ERROR) {
+        tq_error("loading the tickq function library %s failed: %s", tq_broker_version,
+                 r->str);
+        rc = TQ_EREPLY;
+    } else {
+        tq_info("loaded the tickq function library %s", tq_broker_version);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+redisReply *tq_broker_call(tq_conn *c, const char *name, int nkeys, int nargs,
+                           const char **argv, const size_t *lens)
+{
+    int total = nkeys + nargs;
+    if (nkeys < 0 || nargs < 0 || total > TQ_BROKER_ARGS_MAX)
+        return NULL;
+    const char **v = malloc(sizeof *v * (size_t)(total + 4));
+    size_t *l = malloc(sizeof *l * (size_t)(total + 4));
+    char fname[64], nk[16];
+    redisReply *r = NULL;
+    if (!v || !l)
+        goto out;
+    snprintf(fname, sizeof fname, "tickq_%s", name);
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    v[0] = "FCALL";
+    v[1] = fname;
+    v[2] = nk;
+    int k = 3;
+    for (int i = 0; i < total; i++) {
+        if (i == nkeys)
+            v[k++] = tq_broker_version;
+        v[k++] = argv[i];
+    }
+    if (nargs == 0)
+        v[k++] = tq_broker_version;
+    for (int i = 0; i < k; i++)
+        l[i] = strlen(v[i]);
+    for (int i = 0; i < total && lens; i++)
+        l[i < nkeys ? 3 + i : 4 + i] = lens[i];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        r = tq_conn_cmdargv(c, k, v, l);
+        if (attempt == 1 || !tq_broker_needs_load(r))
+            break;
+        freeReplyObject(r);
+        r = NULL;
+        if (tq_broker_load(c) < 0)
+            break;
+    }
+out:
+    free(v);
+    free(l);
+    return r;
+}

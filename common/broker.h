@@ -1,0 +1,43 @@
+/* The broker protocol: the Redis 7 Function library of common/lua/NN-name.lua
+ * and the calls into it.
+ *
+ * The library is embedded at build time (common/lua/embed.cmake) and
+ * loaded with FUNCTION LOAD REPLACE the first time a call finds it missing
+ * (a new or flushed Redis) or of another version (another tickq build
+ * loaded its own): every call passes the version it was built with, every
+ * function checks it first and refuses to run otherwise, and the call is
+ * then made again once after loading. So no start-up step is needed, and
+ * a program never runs a function that reads its arguments differently.
+ * Two builds with different libraries against one Redis (a rolling
+ * upgrade) keep reloading each other's library: correct, but slow, until
+ * the old ones stop (docs/PROTOCOL.md). */
+#ifndef TQ_BROKER_H
+#define TQ_BROKER_H
+
+#include <stddef.h>
+
+#include "common/conn.h"
+
+#define TQ_BROKER_ARGS_MAX 4096 /* keys + arguments of one call */
+
+/* The library's text (FUNCTION LOAD's argument) and its version, the first
+ * 12 hex digits of its SHA1, generated from common/lua. */
+extern const char tq_broker_library[];
+extern const char tq_broker_version[];
+
+/* Calls the function tickq_<name> with nkeys keys followed by nargs
+ * arguments in argv (lens NULL for C strings); the version goes in front
+ * of the arguments. Returns a new reply (maybe an error reply) or NULL as
+ * tq_conn_cmd() does. Loads the library and calls again when Redis answers
+ * that the function is missing or of another version. */
+redisReply *tq_broker_call(tq_conn *c, const char *name, int nkeys, int nargs,
+                           const char **argv, const size_t *lens);
+
+/* Loads (or replaces) the library. Returns 0, TQ_EREDIS, or TQ_EREPLY when
+ * Redis refuses it (the error is logged). */
+int tq_broker_load(tq_conn *c);
+
+/* 1 if r says the library is missing or of another version. */
+int tq_broker_needs_load(const redisReply *r);
+
+#endif
