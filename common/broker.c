@@ -75,3 +75,68 @@ out:
     free(l);
     return r;
 }
+
+/* A MessagePack header: the one-byte fix form when n fits in its bits,
+ * else the marker and n big-endian in w bytes. */
+static void pack_head(tq_buf *b, uint32_t n, unsigned fix, uint32_t fixmax,
+                      unsigned char m16, unsigned char m32)
+{
+    unsigned char h[5];
+    size_t len;
+    if (n <= fixmax) {
+        h[0] = (unsigned char)(fix | n);
+        len = 1;
+    } else if (n <= 0xffff) {
+        h[0] = m16;
+        h[1] = (unsigned char)(n >> 8);
+        h[2] = (unsigned char)n;
+        len = 3;
+    } else {
+        h[0] = m32;
+        for (int i = 0; i < 4; i++)
+            h[1 + i] = (unsigned char)(n >> (24 - 8 * i));
+        len = 5;
+    }
+    tq_buf_put(b, (const char *)h, len);
+}
+
+void tq_broker_pack_array(tq_buf *b, uint32_t n)
+{
+    pack_head(b, n, 0x90, 15, 0xdc, 0xdd);
+}
+
+void tq_broker_pack_map(tq_buf *b, uint32_t n)
+{
+    pack_head(b, n, 0x80, 15, 0xde, 0xdf);
+}
+
+void tq_broker_pack_str(tq_buf *b, const char *s, size_t len)
+{
+    if (len > UINT32_MAX) {
+        b->oom = 1;
+        return;
+    }
+    /* str8 (0xd9) is not in the MessagePack of Redis' cmsgpack: str16. */
+    pack_head(b, (uint32_t)len, 0xa0, 31, 0xda, 0xdb);
+    tq_buf_put(b, s, len);
+}
+
+void tq_broker_pack_cstr(tq_buf *b, const char *s)
+{
+    tq_broker_pack_str(b, s, strlen(s));
+}
+
+void tq_broker_pack_int(tq_buf *b, int64_t v)
+{
+    unsigned char h[9];
+    if (v >= 0 && v <= 127) {
+        h[0] = (unsigned char)v;
+        tq_buf_put(b, (const char *)h, 1);
+        return;
+    }
+    uint64_t u = (uint64_t)v;
+    h[0] = 0xd3; /* int 64 */
+    for (int i = 0; i < 8; i++)
+        h[1 + i] = (unsigned char)(u >> (56 - 8 * i));
+    tq_buf_put(b, (const char *)h, 9);
+}

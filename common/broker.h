@@ -15,7 +15,9 @@
 #define TQ_BROKER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "common/buf.h"
 #include "common/conn.h"
 
 #define TQ_BROKER_ARGS_MAX 4096 /* keys + arguments of one call */
@@ -39,5 +41,15 @@ int tq_broker_load(tq_conn *c);
 
 /* 1 if r says the library is missing or of another version. */
 int tq_broker_needs_load(const redisReply *r);
+
+/* MessagePack, for a batch of items that travels as one argument (Lua's
+ * cmsgpack.unpack reads it into tables): an array or map header of n
+ * entries (a map's entries are key, value pairs), a string of len bytes, a
+ * C string, an integer. */
+void tq_broker_pack_array(tq_buf *b, uint32_t n);
+void tq_broker_pack_map(tq_buf *b, uint32_t n);
+void tq_broker_pack_str(tq_buf *b, const char *s, size_t len);
+void tq_broker_pack_cstr(tq_buf *b, const char *s);
+void tq_broker_pack_int(tq_buf *b, int64_t v);
 
 #endif

@@ -182,16 +182,21 @@ local function dead_letter_json(reason, err, worker, now_ms, msg)
     string.format('%.3f', now_ms / 1000) .. body .. '}'
 end
 
--- A message's queue, as the worker's decoder reads it: "default" when it
--- has none, nil when it is not a valid queue name (or not a JSON object).
-local function message_queue(msg)
-  local ok, m = pcall(cjson.decode, msg)
-  if not ok or type(m) ~= 'table' then return nil end
+-- A decoded message's queue, as the worker's decoder reads it: "default"
+-- when it has none, nil when it is not a valid queue name (or m is not a
+-- JSON object). message_queue(msg) the same for a message's bytes.
+local function queue_of(m)
+  if type(m) ~= 'table' then return nil end
   if m.queue == nil then return 'default' end
   if type(m.queue) == 'string' and #m.queue <= 64 and
       string.match(m.queue, '^[%w_.:-]+$') then
     return m.queue
   end
+end
+
+local function message_queue(msg)
+  local ok, m = pcall(cjson.decode, msg)
+  return ok and queue_of(m) or nil
 end
 
 -- The version, for a caller that wants to check it without a call.

@@ -1,0 +1,172 @@
+
+-- Delivery: tickq_fetch takes a batch of messages from the queues into a
+-- worker's processing list, tickq_claim claims one that BLMOVE put there.
+-- Both claim each message with deliver().
+--
+-- deliver(msg, K): returns code, id. Codes: 1 delivered (locked,
+-- task-received), 0 id unreadable (the worker dead-letters it), -1
+-- duplicate (done, or locked by this or another live worker), -2
+-- dead-lettered here: poison (delivered more than max_deliveries times),
+-- or a lock key of the wrong type (the message cannot be locked). A lock
+-- whose owner's heartbeat is older than liveness is taken over: its
+-- message sits in a dead worker's processing list, and when the reaper
+-- requeues it, it is done or locked.
+--
+-- Deliveries are 1 plus the redeliveries the reaper counted in
+-- P:deliveries; K.redelivered says whether that hash has anything at all,
+-- so the common case costs no lookup. The id and task are read without
+-- cjson when the message starts the way tickq writes it and has no
+-- timeout field; anything else is decoded. A timeout outside the range the
+-- worker's decoder accepts (0, TIMEOUT_MAX] leaves the lock at the
+-- worker's default: the worker then dead-letters the message and releases
+-- the lock. The lock and done keys are the declared stems K.lock and
+-- K.done followed by the id, which is known only once the message is read.
+--
+-- The first write is the SET of the lock, under pcall: a lock key of the
+-- wrong type fails it with nothing written. Everything after it writes
+-- keys whose types the caller checked.
+local function deliver_dead(K, reason, err, now, msg)
+  redis.call('LPUSH', K.dead, dead_letter_json(reason, err, K.me, now, msg))
+  hincr(K.stats, 'dead', 1)
+end
+
+local function deliver(msg, K)
+  local me, now, ttl = K.me, K.now, K.ttl
+  local id, task = string.match(msg, '^{"v":1,"id":"([^"\\]+)","task":"([^"\\]*)"')
+  if not id or string.find(msg, '"timeout"', 1, true) then
+    local ok, m = pcall(cjson.decode, msg)
+    if not ok or type(m) ~= 'table' or type(m.id) ~= 'string' or #m.id == 0
+        or #m.id > ID_MAX then
+      return 0
+    end
+    id = m.id
+    task = type(m.task) == 'string' and m.task or ''
+    local t = tonumber(m.timeout)
+    if t and t > 0 and t <= TIMEOUT_MAX then ttl = math.floor(t * 1000) end
+  elseif #id > ID_MAX then
+    return 0
+  end
+  if redis.call('EXISTS', K.done .. id) == 1 then
+    if K.redelivered then redis.call('HDEL', K.deliveries, id) end
+    K.dups = K.dups + 1
+    return -1, id
+  end
+  local lock = K.lock .. id
+  local owner = redis.pcall('SET', lock, me, 'NX', 'GET', 'PX', ttl + K.margin)
+  if type(owner) == 'table' and owner.err then
+    deliver_dead(K, 'lock-key', 'the lock key ' .. lock ..
+      ' holds a value of the wrong type: the message cannot be locked', now, msg)
+    event(K.events, 'task-dead', now, id, task, K.queue, me, nil, 'lock key', 'lock-key')
+    return -2, id
+  end
+  if owner then
+    local hb = redis.call('ZSCORE', K.workers, owner)
+    if owner == me or (hb and now - tonumber(hb) <= K.liveness) then
+      K.dups = K.dups + 1
+      return -1, id
+    end
+    redis.call('SET', lock, me, 'PX', ttl + K.margin)
+  end
+  local d = 1
+  if K.redelivered then
+    d = 1 + (tonumber(redis.call('HGET', K.deliveries, id)) or 0)
+  end
+  if d > K.maxdel then
+    redis.call('HDEL', K.deliveries, id)
+    redis.call('DEL', lock)
+    deliver_dead(K, 'poison', 'delivered ' .. d .. ' times; the limit is ' .. K.maxdel,
+      now, msg)
+    event(K.events, 'task-dead', now, id, task, K.queue, me, nil,
+      'delivered ' .. d .. ' times', 'poison')
+    return -2, id
+  end
+  event(K.events, 'task-received', now, id, task, K.queue, me, nil, nil, d)
+  return 1, id
+end
+
+-- The keys and arguments both functions start with. KEYS: processing,
+-- workers, stats, deliveries, dead, events, paused, lock stem, done stem.
+-- ARGV: me, now, liveness, ttl, margin, max_deliveries. Returns the
+-- context, or nil and a WRONGTYPE error reply: the types of all keys but
+-- the locks are checked before the first write.
+local function deliver_start(KEYS, ARGV)
+  local e = check{KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'hash',
+    KEYS[5], 'list', KEYS[6], 'stream', KEYS[7], 'set'}
+  if e then return nil, e end
+  return {processing = KEYS[1], workers = KEYS[2], stats = KEYS[3],
+    deliveries = KEYS[4], dead = KEYS[5], events = KEYS[6], paused = KEYS[7],
+    lock = KEYS[8], done = KEYS[9], me = ARGV[1], now = tonumber(ARGV[2]),
+    liveness = tonumber(ARGV[3]), ttl = tonumber(ARGV[4]), margin = tonumber(ARGV[5]),
+    maxdel = tonumber(ARGV[6]), dups = 0,
+    redelivered = redis.call('HLEN', KEYS[4]) > 0}
+end
+
+local function deliver_end(K)
+  if K.dups > 0 then hincr(K.stats, 'duplicates', K.dups) end
+  trim_events(K.events)
+end
+
+-- tickq_fetch: KEYS as deliver_start, then the queues. ARGV as
+-- deliver_start, then max, then the queue names. Returns {skipped,
+-- delivered, msg, id, queue index, ...}: skipped lists the queues of the
+-- wrong type (passed over, so that one broken queue key does not stop the
+-- others); the queue index (from 0, in the worker's order) says where the
+-- message came from. Paused queues (members of P:paused) are passed over.
+-- At most 2 * max + 16 pops, so a queue full of duplicates cannot stall
+-- Redis. Each queue's type is checked before it is popped.
+fn('fetch', function(KEYS, ARGV)
+  local K, e = deliver_start(KEYS, ARGV)
+  if not K then return e end
+  local max = tonumber(ARGV[7])
+  local skipped = {}
+  local out, n, pops = {skipped}, 0, 0
+  for i = 10, #KEYS do
+    local name = ARGV[i - 2]
+    local bad = badtype(KEYS[i], 'list')
+    if bad then
+      skipped[#skipped + 1] = bad
+    elseif redis.call('SISMEMBER', K.paused, name) == 0 then
+      K.queue = name
+      while n < max and pops < 2 * max + 16 do
+        local msg = redis.call('LMOVE', KEYS[i], K.processing, 'RIGHT', 'LEFT')
+        if not msg then break end
+        pops = pops + 1
+        local c, id = deliver(msg, K)
+        if c < 0 then
+          redis.call('LPOP', K.processing)
+        else
+          n = n + 1
+          out[#out + 1] = c
+          out[#out + 1] = msg
+          out[#out + 1] = id or ''
+          out[#out + 1] = i - 10
+        end
+      end
+    end
+    if n >= max or pops >= 2 * max + 16 then break end
+  end
+  deliver_end(K)
+  return out
+end)
+
+-- tickq_claim: after BLMOVE put msg into processing. KEYS as
+-- deliver_start, then the queue. ARGV as deliver_start, then msg and the
+-- queue name. Returns {code, id}: deliver()'s answer, or -3 when the queue
+-- is paused (the message goes back to the consuming end of its queue).
+fn('claim', function(KEYS, ARGV)
+  local K, e = deliver_start(KEYS, ARGV)
+  if not K then return e end
+  local queue, msg = KEYS[10], ARGV[7]
+  e = check{queue, 'list'}
+  if e then return e end
+  if redis.call('SISMEMBER', K.paused, ARGV[8]) == 1 then
+    redis.call('LREM', K.processing, 1, msg)
+    redis.call('RPUSH', queue, msg)
+    return {-3, ''}
+  end
+  K.queue = ARGV[8]
+  local c, id = deliver(msg, K)
+  if c < 0 then redis.call('LREM', K.processing, 1, msg) end
+  deliver_end(K)
+  return {c, id or ''}
+end)

@@ -1,0 +1,37 @@
+
+-- A worker's registration and heartbeat. One process per worker id.
+
+-- tickq_register: KEYS: workers, worker hash. ARGV: id, instance, now,
+-- liveness. Registers this instance, unless another instance holds the id
+-- and heartbeat within liveness. Returns {1} registered, or {0, its last
+-- heartbeat, its instance, its host, its pid}. Types are checked first;
+-- ZADD and HSET cannot fail after that.
+fn('register', function(KEYS, ARGV)
+  local e = check{KEYS[1], 'zset', KEYS[2], 'hash'}
+  if e then return e end
+  local hb = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  local inst = redis.call('HGET', KEYS[2], 'instance')
+  if hb and inst and inst ~= ARGV[2] and
+      tonumber(ARGV[3]) - tonumber(hb) <= tonumber(ARGV[4]) then
+    local who = redis.call('HMGET', KEYS[2], 'host', 'pid')
+    return {0, hb, inst, who[1] or '?', who[2] or '?'}
+  end
+  redis.call('HSET', KEYS[2], 'instance', ARGV[2])
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return {1}
+end)
+
+-- tickq_heartbeat: KEYS: workers, worker hash. ARGV: id, instance, now,
+-- ttl, then field, value pairs for the hash. Returns 1, or 0 (nothing
+-- written) when another instance has taken this id over. Types are
+-- checked first.
+fn('heartbeat', function(KEYS, ARGV)
+  local e = check{KEYS[1], 'zset', KEYS[2], 'hash'}
+  if e then return e end
+  local inst = redis.call('HGET', KEYS[2], 'instance')
+  if inst and inst ~= ARGV[2] then return 0 end
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  redis.call('HSET', KEYS[2], 'instance', ARGV[2], unpack(ARGV, 5))
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  return 1
+end)
