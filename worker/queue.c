@@ -354,7 +354,7 @@ static int pack_item(tq_buf *b, complete_keys *k, int minutes_from, const worker
         !(minute = key_once(k, minutes_from, key)))
         return TQ_ETOOBIG;
 
-    uint32_t fields = 15 + (first > 0) + (hist > 0) + (effect > 0) +
+    uint32_t fields = 14 + (first > 0) + (hist > 0) + (effect > 0) +
                       (it->op == WORKER_OP_RETRY) + (it->started_ms ? 2 : 0) +
                       (it->has_lateness ? 2 : 0);
     tq_broker_pack_map(b, fields);
@@ -373,7 +373,6 @@ static int pack_item(tq_buf *b, complete_keys *k, int minutes_from, const worker
     /* The label of a task the worker does not know is fixed, so that
      * messages cannot make up label values (common/metrics.h). */
     pack_kcstr(b, "label", it->known ? it->task : TQ_METRICS_UNKNOWN_TASK);
-    pack_kint(b, "sev", it->started_event_sent ? 0 : 1);
     pack_kint(b, "m", minute);
     if (first)
         pack_kint(b, "k", first);
@@ -512,32 +511,29 @@ int worker_queue_paused(tq_conn *c, const worker_queue *q, int *paused)
 }
 
 int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
-                       int64_t now_ms, const worker_item *it)
+                       int64_t now_ms)
 {
-    char ts[24], maxlen[16];
+    char ts[24];
     snprintf(ts, sizeof ts, "%lld", (long long)now_ms);
-    snprintf(maxlen, sizeof maxlen, "%d", WORKER_QUEUE_EVENTS_MAX);
-    /* Task events have the same fields, in the same order, as those the
-     * scripts write. */
-    const char *task_ev[] = {"XADD",    q->events,
-                             "MAXLEN",  "~",
-                             maxlen,    "*",
-                             "event",   event,
-                             "ts",      ts,
-                             "id",      it ? it->id : "",
-                             "task",    it ? it->task : "",
-                             "queue",   it ? q->queue_names[it->qi] : "",
-                             "worker",  q->id,
-                             "runtime", "",
-                             "error",   "",
-                             "info",    ""};
-    const char *worker_ev[] = {"XADD",  q->events, "MAXLEN", "~", maxlen,   "*",
-                               "event", event,     "ts",     ts,  "worker", q->id};
-    redisReply *r = it ? tq_conn_cmdargv(c, 24, task_ev, NULL)
-                       : tq_conn_cmdargv(c, 12, worker_ev, NULL);
+    const char *argv[] = {q->events, event, ts, q->id};
+    redisReply *r = tq_broker_call(c, "worker_event", 1, 3, argv, NULL);
     if (!r)
         return TQ_EREDIS;
-    int rc = r->type == REDIS_REPLY_ERROR ? TQ_EREPLY : 0;
+    int rc = r->type == REDIS_REPLY_INTEGER ? 0 : TQ_EREPLY;
+    freeReplyObject(r);
+    return rc;
+}
+
+int worker_queue_started(tq_conn *c, const worker_queue *q, int64_t now_ms,
+                         const worker_item *it)
+{
+    char ts[24];
+    snprintf(ts, sizeof ts, "%lld", (long long)now_ms);
+    const char *argv[] = {q->events, ts, q->id, it->id, it->task, q->queue_names[it->qi]};
+    redisReply *r = tq_broker_call(c, "task_started", 1, 5, argv, NULL);
+    if (!r)
+        return TQ_EREDIS;
+    int rc = r->type == REDIS_REPLY_INTEGER ? 0 : TQ_EREPLY;
     freeReplyObject(r);
     return rc;
 }

@@ -83,7 +83,6 @@ typedef struct {
     char schedule[TQ_MSG_NAME_MAX];  /* "" when not scheduled */
     int64_t started_ms, finished_ms; /* 0 when it did not run */
     char error[512];                 /* for the events */
-    int started_event_sent;          /* task-started was recorded when it began */
     int applied; /* set by complete: 1 applied, 0 lost, 2 its effect cannot be applied */
     int qi;      /* the queue it was taken from: index in worker_queue.queue_names */
     int known;   /* 1: its task is one the worker knows (for the label) */
@@ -135,11 +134,16 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
  * is paused. Returns 0 or a negative code. */
 int worker_queue_paused(tq_conn *c, const worker_queue *q, int *paused);
 
-/* Records an event in P:events: a worker event (worker-online,
- * worker-heartbeat, worker-offline) with it NULL, or a task's (its id,
- * task name and queue). Returns 0 or a negative code. */
+/* Records a worker event (worker-online, worker-heartbeat,
+ * worker-offline) in P:events. Returns 0 or a negative code. */
 int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
-                       int64_t now_ms, const worker_item *it);
+                       int64_t now_ms);
+
+/* Records that a task that is not fast began running: task-received and
+ * task-started (a fast task's only event is its outcome, written by
+ * complete). Returns 0 or a negative code. */
+int worker_queue_started(tq_conn *c, const worker_queue *q, int64_t now_ms,
+                         const worker_item *it);
 
 /* Completes the items whose op is not NONE, in one script, and sets their
  * `applied` (2: the effect key cannot be added to, nothing done: record a

@@ -418,8 +418,7 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
             *done = i;
         }
         set_running(t, m->id, timeout_ms + WORKER_QUEUE_LOCK_MARGIN_MS);
-        it->started_event_sent = worker_queue_event(t->conn, &w->q, "task-started",
-                                                    tq_clock_wall_ms(), it) == 0;
+        worker_queue_started(t->conn, &w->q, tq_clock_wall_ms(), it);
     }
     ctx.deadline_mono_ms = tq_clock_mono_ms() + timeout_ms;
     it->started_ms = tq_clock_wall_ms();
@@ -704,7 +703,7 @@ static void heartbeat_once(worker *w)
     }
     if (rc <= 0)
         return;
-    worker_queue_event(w->hb_conn, &w->q, "worker-heartbeat", now, NULL);
+    worker_queue_event(w->hb_conn, &w->q, "worker-heartbeat", now);
     int paused[TQ_CONFIG_QUEUES_MAX];
     if (worker_queue_paused(w->hb_conn, &w->q, paused) == 0)
         for (int i = 0; i < w->q.nqueues; i++)
@@ -784,7 +783,7 @@ static int register_worker(worker *w)
                 tq_warn("requeued %d message(s) left by an earlier worker with id %s", rc,
                         w->q.id);
             if (rc >= 0) {
-                worker_queue_event(w->hb_conn, &w->q, "worker-online", now, NULL);
+                worker_queue_event(w->hb_conn, &w->q, "worker-online", now);
                 return 0;
             }
         }
@@ -806,8 +805,7 @@ static void deregister_worker(worker *w)
         if (rc >= 0) {
             if (rc > 0)
                 tq_info("requeued %d message(s) not run before the stop", rc);
-            worker_queue_event(w->hb_conn, &w->q, "worker-offline", tq_clock_wall_ms(),
-                               NULL);
+            worker_queue_event(w->hb_conn, &w->q, "worker-offline", tq_clock_wall_ms());
             return;
         }
         int64_t left = end - tq_clock_mono_ms();

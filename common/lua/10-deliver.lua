@@ -3,24 +3,48 @@
 -- worker's processing list, tickq_claim claims one that BLMOVE put there.
 -- Both claim each message with deliver().
 --
--- deliver(msg, K): returns code, id. Codes: 1 delivered (locked,
--- task-received), 0 id unreadable (the worker dead-letters it), -1
--- duplicate (done, or locked by this or another live worker), -2
--- dead-lettered here: poison (delivered more than max_deliveries times),
--- or a lock key of the wrong type (the message cannot be locked). A lock
--- whose owner's heartbeat is older than liveness is taken over: its
--- message sits in a dead worker's processing list, and when the reaper
--- requeues it, it is done or locked.
+-- read(msg, ttl): the message's id, task and lock TTL (ms), or nil when
+-- its id cannot be read (the worker dead-letters it). The id and task are
+-- read without cjson when the message starts the way tickq writes it and
+-- has no timeout field; anything else is decoded. A timeout outside the
+-- range the worker's decoder accepts (0, TIMEOUT_MAX] leaves the lock at
+-- the worker's default ttl: the worker then dead-letters the message and
+-- releases the lock.
+local function read(msg, ttl)
+  local id, task = string.match(msg, '^{"v":1,"id":"([^"\\]+)","task":"([^"\\]*)"')
+  if not id or string.find(msg, '"timeout"', 1, true) then
+    local ok, m = pcall(cjson.decode, msg)
+    if not ok or type(m) ~= 'table' or type(m.id) ~= 'string' or #m.id == 0
+        or #m.id > ID_MAX then
+      return nil
+    end
+    id = m.id
+    task = type(m.task) == 'string' and m.task or ''
+    local t = tonumber(m.timeout)
+    if t and t > 0 and t <= TIMEOUT_MAX then ttl = math.floor(t * 1000) end
+  elseif #id > ID_MAX then
+    return nil
+  end
+  return id, task, ttl
+end
+
+-- deliver(msg, id, task, ttl, done, K): claims a message whose id was
+-- read; done says whether its done marker exists. Returns 1 delivered
+-- (locked), -1 duplicate (done, or locked by this or another live
+-- worker), -2 dead-lettered here: poison (delivered more than
+-- max_deliveries times), or a lock key of the wrong type (the message
+-- cannot be locked). A lock whose owner's heartbeat is older than
+-- liveness is taken over: its message sits in a dead worker's processing
+-- list, and when the reaper requeues it, it is done or locked.
 --
 -- Deliveries are 1 plus the redeliveries the reaper counted in
 -- P:deliveries; K.redelivered says whether that hash has anything at all,
--- so the common case costs no lookup. The id and task are read without
--- cjson when the message starts the way tickq writes it and has no
--- timeout field; anything else is decoded. A timeout outside the range the
--- worker's decoder accepts (0, TIMEOUT_MAX] leaves the lock at the
--- worker's default: the worker then dead-letters the message and releases
--- the lock. The lock and done keys are the declared stems K.lock and
--- K.done followed by the id, which is known only once the message is read.
+-- so the common case costs no lookup. A redelivery is recorded as a
+-- task-received event whose info is the delivery number; a first delivery
+-- records nothing here (a task's events are its outcome, and for a task
+-- that is not fast task-received and task-started when it starts). The
+-- lock and done keys are the declared stems K.lock and K.done followed by
+-- the id, which is known only once the message is read.
 --
 -- The first write is the SET of the lock, under pcall: a lock key of the
 -- wrong type fails it with nothing written. Everything after it writes
@@ -30,26 +54,12 @@ local function deliver_dead(K, reason, err, now, msg)
   hincr(K.stats, 'dead', 1)
 end
 
-local function deliver(msg, K)
-  local me, now, ttl = K.me, K.now, K.ttl
-  local id, task = string.match(msg, '^{"v":1,"id":"([^"\\]+)","task":"([^"\\]*)"')
-  if not id or string.find(msg, '"timeout"', 1, true) then
-    local ok, m = pcall(cjson.decode, msg)
-    if not ok or type(m) ~= 'table' or type(m.id) ~= 'string' or #m.id == 0
-        or #m.id > ID_MAX then
-      return 0
-    end
-    id = m.id
-    task = type(m.task) == 'string' and m.task or ''
-    local t = tonumber(m.timeout)
-    if t and t > 0 and t <= TIMEOUT_MAX then ttl = math.floor(t * 1000) end
-  elseif #id > ID_MAX then
-    return 0
-  end
-  if redis.call('EXISTS', K.done .. id) == 1 then
+local function deliver(msg, id, task, ttl, done, K)
+  local me, now = K.me, K.now
+  if done then
     if K.redelivered then redis.call('HDEL', K.deliveries, id) end
     K.dups = K.dups + 1
-    return -1, id
+    return -1
   end
   local lock = K.lock .. id
   local owner = redis.pcall('SET', lock, me, 'NX', 'GET', 'PX', ttl + K.margin)
@@ -57,31 +67,30 @@ local function deliver(msg, K)
     deliver_dead(K, 'lock-key', 'the lock key ' .. lock ..
       ' holds a value of the wrong type: the message cannot be locked', now, msg)
     event(K.events, 'task-dead', now, id, task, K.queue, me, nil, 'lock key', 'lock-key')
-    return -2, id
+    return -2
   end
   if owner then
     local hb = redis.call('ZSCORE', K.workers, owner)
     if owner == me or (hb and now - tonumber(hb) <= K.liveness) then
       K.dups = K.dups + 1
-      return -1, id
+      return -1
     end
     redis.call('SET', lock, me, 'PX', ttl + K.margin)
   end
-  local d = 1
   if K.redelivered then
-    d = 1 + (tonumber(redis.call('HGET', K.deliveries, id)) or 0)
+    local d = 1 + (tonumber(redis.call('HGET', K.deliveries, id)) or 0)
+    if d > K.maxdel then
+      redis.call('HDEL', K.deliveries, id)
+      redis.call('DEL', lock)
+      deliver_dead(K, 'poison', 'delivered ' .. d .. ' times; the limit is ' .. K.maxdel,
+        now, msg)
+      event(K.events, 'task-dead', now, id, task, K.queue, me, nil,
+        'delivered ' .. d .. ' times', 'poison')
+      return -2
+    end
+    if d > 1 then event(K.events, 'task-received', now, id, task, K.queue, me, nil, nil, d) end
   end
-  if d > K.maxdel then
-    redis.call('HDEL', K.deliveries, id)
-    redis.call('DEL', lock)
-    deliver_dead(K, 'poison', 'delivered ' .. d .. ' times; the limit is ' .. K.maxdel,
-      now, msg)
-    event(K.events, 'task-dead', now, id, task, K.queue, me, nil,
-      'delivered ' .. d .. ' times', 'poison')
-    return -2, id
-  end
-  event(K.events, 'task-received', now, id, task, K.queue, me, nil, nil, d)
-  return 1, id
+  return 1
 end
 
 -- The keys and arguments both functions start with. KEYS: processing,
@@ -110,16 +119,26 @@ end
 -- deliver_start, then max, then the queue names. Returns {skipped,
 -- delivered, msg, id, queue index, ...}: skipped lists the queues of the
 -- wrong type (passed over, so that one broken queue key does not stop the
--- others); the queue index (from 0, in the worker's order) says where the
--- message came from. Paused queues (members of P:paused) are passed over.
--- At most 2 * max + 16 pops, so a queue full of duplicates cannot stall
--- Redis. Each queue's type is checked before it is popped.
+-- others); delivered is 1, or 0 when the id could not be read (the worker
+-- dead-letters it); the queue index (from 0, in the worker's order) says
+-- where the message came from. Paused queues (members of P:paused) are
+-- passed over. Each queue's type is checked before it is read.
+--
+-- A batch costs a few commands, not a few per message: the oldest
+-- messages are read with one LRANGE and cut off with one LTRIM, their done
+-- markers read with one MGET, and the ones delivered pushed into
+-- processing with one LPUSH (oldest first, as BLMOVE would have); each
+-- message then costs only its lock. Duplicates do not count towards max,
+-- and at most 2 * max + 16 messages are taken, so a queue full of
+-- duplicates cannot stall Redis. (A done marker of the wrong type reads
+-- as missing here: the lock still keeps the message from running twice
+-- at once.)
 fn('fetch', function(KEYS, ARGV)
   local K, e = deliver_start(KEYS, ARGV)
   if not K then return e end
   local max = tonumber(ARGV[7])
   local skipped = {}
-  local out, n, pops = {skipped}, 0, 0
+  local out, n, taken = {skipped}, 0, 0
   for i = 10, #KEYS do
     local name = ARGV[i - 2]
     local bad = badtype(KEYS[i], 'list')
@@ -127,23 +146,42 @@ fn('fetch', function(KEYS, ARGV)
       skipped[#skipped + 1] = bad
     elseif redis.call('SISMEMBER', K.paused, name) == 0 then
       K.queue = name
-      while n < max and pops < 2 * max + 16 do
-        local msg = redis.call('LMOVE', KEYS[i], K.processing, 'RIGHT', 'LEFT')
-        if not msg then break end
-        pops = pops + 1
-        local c, id = deliver(msg, K)
-        if c < 0 then
-          redis.call('LPOP', K.processing)
-        else
-          n = n + 1
-          out[#out + 1] = c
-          out[#out + 1] = msg
-          out[#out + 1] = id or ''
-          out[#out + 1] = i - 10
+      while n < max and taken < 2 * max + 16 do
+        local want = math.min(max - n, 2 * max + 16 - taken)
+        local msgs = redis.call('LRANGE', KEYS[i], -want, -1)
+        if #msgs == 0 then break end
+        redis.call('LTRIM', KEYS[i], 0, -#msgs - 1)
+        taken = taken + #msgs
+        -- Oldest first: the list's tail is its oldest message.
+        local ids, tasks, ttls, done_keys = {}, {}, {}, {}
+        for j = #msgs, 1, -1 do
+          local id, task, ttl = read(msgs[j], K.ttl)
+          ids[j], tasks[j], ttls[j] = id or false, task, ttl
+          if id then done_keys[#done_keys + 1] = K.done .. id end
+        end
+        local dones = #done_keys > 0 and redis.call('MGET', unpack(done_keys)) or {}
+        local push, d = {}, 0
+        for j = #msgs, 1, -1 do
+          local c = 0
+          if ids[j] then
+            d = d + 1
+            c = deliver(msgs[j], ids[j], tasks[j], ttls[j], dones[d], K)
+          end
+          if c >= 0 then
+            n = n + 1
+            push[#push + 1] = msgs[j]
+            out[#out + 1] = c
+            out[#out + 1] = msgs[j]
+            out[#out + 1] = ids[j] or ''
+            out[#out + 1] = i - 10
+          end
+        end
+        for j = 1, #push, 1000 do
+          redis.call('LPUSH', K.processing, unpack(push, j, math.min(j + 999, #push)))
         end
       end
     end
-    if n >= max or pops >= 2 * max + 16 then break end
+    if n >= max or taken >= 2 * max + 16 then break end
   end
   deliver_end(K)
   return out
@@ -151,8 +189,10 @@ end)
 
 -- tickq_claim: after BLMOVE put msg into processing. KEYS as
 -- deliver_start, then the queue. ARGV as deliver_start, then msg and the
--- queue name. Returns {code, id}: deliver()'s answer, or -3 when the queue
--- is paused (the message goes back to the consuming end of its queue).
+-- queue name. Returns {code, id}: 1 delivered, 0 id unreadable, -1
+-- duplicate, -2 dead-lettered (see deliver), or -3 when the queue is
+-- paused (the message goes back to the consuming end of its queue). A
+-- message that is not delivered leaves processing.
 fn('claim', function(KEYS, ARGV)
   local K, e = deliver_start(KEYS, ARGV)
   if not K then return e end
@@ -165,8 +205,10 @@ fn('claim', function(KEYS, ARGV)
     return {-3, ''}
   end
   K.queue = ARGV[8]
-  local c, id = deliver(msg, K)
+  local id, task, ttl = read(msg, K.ttl)
+  if not id then return {0, ''} end
+  local c = deliver(msg, id, task, ttl, redis.call('EXISTS', K.done .. id) == 1, K)
   if c < 0 then redis.call('LREM', K.processing, 1, msg) end
   deliver_end(K)
-  return {c, id or ''}
+  return {c, id}
 end)

@@ -5,8 +5,8 @@
 -- items' own keys. ARGV: me, done_ttl ms, result_ttl ms, then the items, a
 -- MessagePack array of maps (common/broker.h, tq_broker_pack_*). Numbers
 -- that go into Redis commands travel as decimal strings (a Lua number
--- would be written with 14 digits, 1e+14 for 10^14); k, h, e, m and sev
--- are integers:
+-- would be written with 14 digits, 1e+14 for 10^14); k, h, e and m are
+-- integers:
 --
 --   op        'done', 'retry' or 'dead'
 --   msg       the message's exact bytes in processing
@@ -19,8 +19,6 @@
 --   sched     the schedule that produced it ("" when none)
 --   started   ms, absent when it did not run; finished ms
 --   err       the error, for the events
---   sev       1 when task-started is to be recorded here (a slow task's
---             was recorded when it started)
 --   q, label  the queue it was taken from; its task label for the metrics
 --   rb        the runtime bucket, absent when it did not run
 --   late, lb  the lateness ms and its bucket, absent unless it is a
@@ -54,8 +52,8 @@
 --
 -- Nothing fails after the first write: the items, the seven keys' types
 -- and every effect key are checked in a first pass that only reads; the
--- lock GET and the history LPUSH run under pcall (a failure there skips
--- that read or write); every other write is to a checked key, or a SET,
+-- locks are read with MGET (a lock of the wrong type reads as none) and
+-- the history LPUSH runs under pcall (a failure there skips that write); every other write is to a checked key, or a SET,
 -- DEL or HDEL, which do not fail on any type. The monitoring keys never
 -- refuse a batch: a broken chart must not stop the work. The index and
 -- P:metrics are one key each, so their types are read in the first pass
@@ -166,6 +164,13 @@ fn('complete', function(KEYS, ARGV)
       redis.call('LTRIM', key, 0, 99)
     end
   end
+  -- The locks of the batch in one read, released in one DEL at the end.
+  local lock_keys, owners, releases, acked = {}, {}, {}, {}
+  for _, it in ipairs(items) do
+    if it.k then lock_keys[#lock_keys + 1] = KEYS[it.k] end
+  end
+  if #lock_keys > 0 then owners = redis.call('MGET', unpack(lock_keys)) end
+  local nlock = 0
   for t, it in ipairs(items) do
     local op, id, task, q = it.op, it.id, it.task, it.q
     local started, finished, err = it.started, it.finished, it.err
@@ -177,14 +182,10 @@ fn('complete', function(KEYS, ARGV)
     elseif redis.call('LREM', processing, -1, it.msg) == 1 then
       applied = 1
       local owner = nil
-      if id ~= '' then
-        owner = redis.pcall('GET', lock)
-        if type(owner) == 'table' then owner = nil end
-        if owner == me then redis.call('DEL', lock) end
-        if hasdel then redis.call('HDEL', deliveries, id) end
-      end
-      if started and it.sev == 1 then
-        event(events, 'task-started', started, id, task, q, me)
+      if it.k then
+        owner = owners[nlock + 1] or nil
+        if owner == me then releases[#releases + 1] = lock end
+        if hasdel then acked[#acked + 1] = id end
       end
       local runtime = started and (tonumber(finished) - tonumber(started)) / 1000
       if op == 'dead' then
@@ -242,7 +243,14 @@ fn('complete', function(KEYS, ARGV)
         end
       end
     end
+    if it.k then nlock = nlock + 1 end
     out[t] = applied
+  end
+  for j = 1, #releases, 1000 do
+    redis.call('DEL', unpack(releases, j, math.min(j + 999, #releases)))
+  end
+  for j = 1, #acked, 1000 do
+    redis.call('HDEL', deliveries, unpack(acked, j, math.min(j + 999, #acked)))
   end
   for field, c in pairs(counts) do
     hincr(stats, field, c)

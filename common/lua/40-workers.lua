@@ -35,3 +35,26 @@ fn('heartbeat', function(KEYS, ARGV)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   return 1
 end)
+
+-- tickq_worker_event: KEYS: events. ARGV: event (worker-online,
+-- worker-heartbeat, worker-offline), ts, worker. One XADD, trimmed.
+fn('worker_event', function(KEYS, ARGV)
+  local e = check{KEYS[1], 'stream'}
+  if e then return e end
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', EVENTS_MAX, '*', 'event', ARGV[1], 'ts',
+    ARGV[2], 'worker', ARGV[3])
+  return 1
+end)
+
+-- tickq_task_started: a task that is not fast began running. KEYS:
+-- events. ARGV: ts, worker, id, task, queue. Records task-received and
+-- task-started (a fast task records only its outcome, at completion).
+fn('task_started', function(KEYS, ARGV)
+  local e = check{KEYS[1], 'stream'}
+  if e then return e end
+  local ts, me, id, task, queue = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+  event(KEYS[1], 'task-received', ts, id, task, queue, me)
+  event(KEYS[1], 'task-started', ts, id, task, queue, me)
+  trim_events(KEYS[1])
+  return 1
+end)

@@ -127,8 +127,9 @@ tq_assert_eq "task-succeeded data: ts and runtime are numbers" "number number" \
 id=$(awk -F'\t' '$2 == "task-succeeded" && index($3, "\"id\":\"e1\"")' "$TQ_TMP/all.tsv" | cut -f1)
 tq_assert_eq "the id: line is the stream entry's id" "task-succeeded" \
     "$(rcli --raw XRANGE "$EV" "$id" "$id" | sed -n 3p)"
+# noop is a fast task: its outcome is its only event.
 for ev in task-received task-started; do
-    has_event all e1 $ev || tq_fail "stream all has no $ev for e1"
+    ! has_event all e1 $ev || tq_fail "stream all has a $ev for e1, a fast task"
 done
 tq_log "ok: e1's events are framed as id:/event:/data: with JSON data"
 
@@ -153,8 +154,7 @@ tq_assert_eq "?queue=q2: every event is of queue q2" "q2" \
     "$(cut -f3 "$TQ_TMP/q2.tsv" | jq -r .queue | sort -u)"
 has_event q2 e2 task-received || tq_fail "?queue=q2 lacks e2's task-received"
 sse_check some_types
-tq_assert_eq "?type=task-received,%20task-dead: the events" "task-received e1
-task-received e2" "$(cut -f3 "$TQ_TMP/some_types.tsv" | jq -r '"\(.event) \(.id)"')"
+tq_assert_eq "?type=task-received,%20task-dead: the events" "task-received e2" "$(cut -f3 "$TQ_TMP/some_types.tsv" | jq -r '"\(.event) \(.id)"')"
 # The unfiltered stream has the worker's heartbeats, which carry no task.
 grep -q '^event: worker-heartbeat$' "$TQ_TMP/all.sse" ||
     tq_fail "the unfiltered stream has no worker-heartbeat"
@@ -163,14 +163,14 @@ tq_log "ok: ?type=, ?task= and ?queue= keep only the matching events"
 # ---- Last-Event-ID and ?last_event_id= resume exactly after an entry ---------------
 
 sse_ids() { sse_blocks "$1" | cut -f1; }
-# resume_check HOW ARGS...: a stream resumed after e1's task-received sends
+# resume_check HOW ARGS...: a stream resumed after e1's task-succeeded sends
 # exactly the entries after it: what XRANGE had before it opened comes
 # first, and all it sent is what XRANGE has after it closed, in order.
 resume_check() {
     local how=$1
     shift
     local from
-    from=$(awk -F'\t' '$2 == "task-received" && index($3, "\"id\":\"e1\"")' "$TQ_TMP/all.tsv" | cut -f1)
+    from=$(awk -F'\t' '$2 == "task-succeeded" && index($3, "\"id\":\"e1\"")' "$TQ_TMP/all.tsv" | cut -f1)
     rcli --raw XRANGE "$EV" "($from" + | grep -E '^[0-9]+-[0-9]+$' >"$TQ_TMP/before.ids"
     curl -sN --max-time 3 "$@" >"$TQ_TMP/resume.sse" 2>/dev/null || true
     rcli --raw XRANGE "$EV" "($from" + | grep -E '^[0-9]+-[0-9]+$' >"$TQ_TMP/after.ids"
@@ -178,7 +178,8 @@ resume_check() {
     local nb ns
     nb=$(wc -l <"$TQ_TMP/before.ids")
     ns=$(wc -l <"$TQ_TMP/resume.ids")
-    [ "$nb" -ge 5 ] || tq_fail "$how: expected several entries after $from, XRANGE has $nb"
+    # e2's three events at least come after e1's task-succeeded.
+    [ "$nb" -ge 3 ] || tq_fail "$how: expected several entries after $from, XRANGE has $nb"
     [ "$ns" -ge "$nb" ] || tq_fail "$how: the stream sent $ns entries, XRANGE had $nb before it opened"
     head -n "$nb" "$TQ_TMP/resume.ids" | diff "$TQ_TMP/before.ids" - >&2 ||
         tq_fail "$how: the stream does not start with the entries after $from"
@@ -186,8 +187,8 @@ resume_check() {
         tq_fail "$how: the stream sent other entries than XRANGE has after $from"
     tq_log "ok: $how resumes exactly after $from ($ns entries, as XRANGE)"
 }
-resume_check "Last-Event-ID" -H "Last-Event-ID: $(awk -F'\t' '$2 == "task-received" && index($3, "\"id\":\"e1\"")' "$TQ_TMP/all.tsv" | cut -f1)" "$BASE/api/events"
-resume_check "?last_event_id=" "$BASE/api/events?last_event_id=$(awk -F'\t' '$2 == "task-received" && index($3, "\"id\":\"e1\"")' "$TQ_TMP/all.tsv" | cut -f1)"
+resume_check "Last-Event-ID" -H "Last-Event-ID: $(awk -F'\t' '$2 == "task-succeeded" && index($3, "\"id\":\"e1\"")' "$TQ_TMP/all.tsv" | cut -f1)" "$BASE/api/events"
+resume_check "?last_event_id=" "$BASE/api/events?last_event_id=$(awk -F'\t' '$2 == "task-succeeded" && index($3, "\"id\":\"e1\"")' "$TQ_TMP/all.tsv" | cut -f1)"
 
 # A bad id is 400 with a JSON error.
 for bad in "-H|Last-Event-ID: nonsense" "-H|Last-Event-ID: 12" "-H|Last-Event-ID: 1-2-3" \

@@ -49,7 +49,7 @@ WPID=$TQ_LAST_PID
 tq_wait_for 30 "every message completed" '[ "$(rcli LLEN "$P:dead")" = 2 ] &&
     (for id in ok1 ok2 e1 s1 s2 s3; do [ -n "$(rcli GET "$P:done:$id")" ] || exit 1; done)'
 # One more through the blocking wait and claim (the queues are empty now),
-# so that both delivery paths' task-received events are looked at.
+# so that both delivery paths' events are looked at.
 rcli LPUSH "$P:queue:default" "$(tq_msg ok3 noop)" >/dev/null
 tq_wait_for 10 "ok3 done" '[ "$(rcli GET "$P:done:ok3")" = success ]'
 t1=$(date +%s%3N)
@@ -136,7 +136,8 @@ tq_assert_eq "lateness observations" 2 \
 tq_assert_eq "lateness_sum" 0.3 "$(metric lateness_sum)"
 
 # --- Events: every task event names its queue (both delivery paths, the
-# scripts' events and the C task-started of the slow task).
+# library's outcome events and the received and started events of the slow
+# task, recorded when it starts).
 events=$(rj XRANGE "$P:events" - + | jq -c '.[] | .[1] as $a |
     reduce range(0; $a | length; 2) as $i ({}; .[$a[$i]] = $a[$i + 1])')
 tq_assert_eq "task events without a queue field" 0 \
@@ -145,9 +146,9 @@ tq_assert_eq "queues of ok2's events" "reports reports reports" \
     "$(echo "$events" | jq -rs '[.[] | select(.id == "ok2") | .queue] | join(" ")')"
 tq_assert_eq "events of ok2" "task-received task-started task-succeeded" \
     "$(echo "$events" | jq -rs '[.[] | select(.id == "ok2") | .event] | join(" ")')"
-tq_assert_eq "queues of u1's events (unknown task)" "default default" \
+tq_assert_eq "queues of u1's events (unknown task)" "default" \
     "$(echo "$events" | jq -rs '[.[] | select(.id == "u1") | .queue] | join(" ")')"
-tq_assert_eq "queues of ok3's events (blocking wait, claim)" "default default default" \
+tq_assert_eq "queues of ok3's events (blocking wait, claim)" "default" \
     "$(echo "$events" | jq -rs '[.[] | select(.id == "ok3") | .queue] | join(" ")')"
 tq_assert_eq "task event fields, in order" "event ts id task queue worker runtime error info" \
     "$(rj XRANGE "$P:events" - + | jq -r '[.[] | .[1] | select(.[1] | startswith("task-"))][0] |
