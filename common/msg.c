@@ -70,6 +70,40 @@ static void put_real(tq_buf *b, double v)
         tq_buf_puts(b, ".0");
 }
 
+/* ms / 1000 as "S.mmm" into tmp (at least 32 bytes), without printf:
+ * it is written for every time stamp of every result. Returns tmp. */
+static char *fmt_ms(char *tmp, int64_t ms)
+{
+    char digits[24];
+    int n = 0, neg = ms < 0;
+    uint64_t u = neg ? -(uint64_t)ms : (uint64_t)ms;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u || n < 4);
+    char *p = tmp;
+    if (neg)
+        *p++ = '-';
+    while (n > 3)
+        *p++ = digits[--n];
+    *p++ = '.';
+    while (n > 0)
+        *p++ = digits[--n];
+    *p = '\0';
+    return tmp;
+}
+
+void tq_msg_put_ms(tq_buf *b, int64_t ms)
+{
+    char tmp[32];
+    tq_buf_puts(b, fmt_ms(tmp, ms));
+}
+
+void tq_msg_put_string(tq_buf *b, const char *s, size_t n)
+{
+    put_str(b, s, n);
+}
+
 /* A time stamp: with millisecond precision ("1764096000.001") when that
  * reads back to the same double, as it does for every stamp the programs
  * write; else in the shortest exact form, so that whatever the decoder
@@ -78,7 +112,7 @@ static void put_time(tq_buf *b, double v)
 {
     char tmp[48];
     if (isfinite(v) && fabs(v) < 1e15) {
-        snprintf(tmp, sizeof tmp, "%.3f", v);
+        fmt_ms(tmp, (int64_t)llround(v * 1000.0));
         if (strtod(tmp, NULL) == v) {
             tq_buf_puts(b, tmp);
             return;
@@ -137,6 +171,11 @@ static void put_value(tq_buf *b, const json_t *v)
         tq_buf_puts(b, "null");
         break;
     }
+}
+
+void tq_msg_put_json(tq_buf *b, const json_t *v)
+{
+    put_value(b, v);
 }
 
 char *tq_msg_dump_json(const json_t *v, size_t *len)

@@ -9,6 +9,9 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
 
 #define TQ_MSG_MAX (1024 * 1024) /* bytes of one encoded message */
 #define TQ_MSG_VERSION 1
@@ -59,6 +62,13 @@ int tq_msg_decode(tq_msg *m, const char *buf, size_t len, char *err, size_t errl
  * Returns a new NUL-terminated string (free() it) and its length in *len,
  * or NULL when out of memory or the result is over TQ_MSG_MAX. */
 char *tq_msg_encode(const tq_msg *m, size_t *len);
+
+/* For JSON written by hand: s (n bytes) as a JSON string (invalid UTF-8
+ * becomes U+FFFD); ms / 1000 with millisecond precision ("1764096000.001"),
+ * written without printf; any JSON value as tq_msg_dump_json() writes it. */
+void tq_msg_put_string(tq_buf *b, const char *s, size_t n);
+void tq_msg_put_ms(tq_buf *b, int64_t ms);
+void tq_msg_put_json(tq_buf *b, const json_t *v);
 
 /* Encodes any JSON value compactly with the shortest number forms that
  * read back to the same double (0.1, not 0.10000000000000001). Returns a new

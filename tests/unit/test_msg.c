@@ -853,6 +853,33 @@ static void test_dead_letter_bad_error_text(void **state)
     json_decref(o);
 }
 
+/* Milliseconds written by hand as seconds with three decimals, and read
+ * back by strtod to ms / 1000. */
+static void test_put_ms(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t ms;
+        const char *want;
+    } cases[] = {{0, "0.000"},
+                 {5, "0.005"},
+                 {999, "0.999"},
+                 {1000, "1.000"},
+                 {-1, "-0.001"},
+                 {-1500, "-1.500"},
+                 {1764096000001, "1764096000.001"},
+                 {253402300799999, "253402300799.999"},
+                 {INT64_MAX, "9223372036854775.807"},
+                 {INT64_MIN, "-9223372036854775.808"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tq_buf b = {0};
+        tq_msg_put_ms(&b, cases[i].ms);
+        assert_false(b.oom);
+        assert_string_equal(b.p, cases[i].want);
+        free(b.p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -884,6 +911,7 @@ int main(void)
         cmocka_unit_test(test_dead_letter_base64),
         cmocka_unit_test(test_dead_letter_any_dead_at),
         cmocka_unit_test(test_dead_letter_bad_error_text),
+        cmocka_unit_test(test_put_ms),
     };
     return cmocka_run_group_tests_name("msg", tests, NULL, NULL);
 }
