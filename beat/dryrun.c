@@ -1,7 +1,7 @@
 /* The dry run: `tickq-beat --next-runs EXPR --tz ZONE --from ISO --count N`
  * answers "when will this run?" like `systemd-analyze calendar` does,
  * without Redis. */
-#include "beat/beat.h"
+#include "beat/dryrun.h"
 #include "common/clock.h"
 #include "common/cron.h"
 #include "common/tz.h"

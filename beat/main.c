@@ -4,6 +4,7 @@
  * a bad configuration or schedules file exits 2. --next-runs is a dry run
  * (beat/dryrun.c) that needs no Redis. */
 #include "beat/beat.h"
+#include "beat/dryrun.h"
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/proc.h"

@@ -1,0 +1,68 @@
+/* beat_publish: publishing the due ticks, as the leader.
+ *
+ * Due ticks are popped from the next-due heap in (tick, name) order, after
+ * the catch-up rule (beat/tick.h), encoded, and sent BEAT_PUBLISH_TICKS
+ * to a call of the publish script, all calls of a pass pipelined: one
+ * round trip. The script checks the lease and advances P:schedule-state
+ * with each message it pushes, so a tick is published at most once by all
+ * beats together, and a paused old leader publishes nothing. A tick whose
+ * script did not succeed goes back to its entry, to be tried again next
+ * time. A queue key of the wrong type holds back the ticks on that queue
+ * alone (logged once per key, and once when it is fixed). */
+#ifndef TQ_BEAT_PUBLISH_H
+#define TQ_BEAT_PUBLISH_H
+
+#include <stdint.h>
+
+#include "beat/heap.h"
+#include "beat/lease.h"
+#include "beat/sync.h"
+#include "common/config.h"
+#include "common/conn.h"
+#include "common/keys.h"
+
+#define BEAT_PUBLISH_PASS_MAX 5000 /* ticks published per pass, pipelined */
+#define BEAT_PUBLISH_TICKS 100     /* ticks per call of the publish script */
+#define BEAT_PUBLISH_RETRY_MS 1000 /* a tick held by a bad key waits this long */
+#define BEAT_PUBLISH_BADQ_MAX 64   /* bad queue keys remembered (each logged once) */
+
+struct beat_publish_rec;
+
+/* The publisher, owned by its caller (beat_publish_init(),
+ * beat_publish_deinit()). The fields are read-only outside publish.c. */
+typedef struct {
+    char prefix[TQ_CONFIG_NAME_MAX];
+    char id[TQ_CONFIG_NAME_MAX]; /* this beat's instance id: the lease's value */
+    char key_leader[TQ_KEYS_MAX];
+    char key_state[TQ_KEYS_MAX];
+    char key_stats[TQ_KEYS_MAX];
+    int catchup_max;               /* --catchup-max */
+    struct beat_publish_rec *recs; /* owned, BEAT_PUBLISH_PASS_MAX of them */
+    /* Problems logged once when they start and once when they end, so that
+     * a key of the wrong type is one error, not one per pass. */
+    char badq[BEAT_PUBLISH_BADQ_MAX][TQ_KEYS_MAX]; /* queue keys that are not lists */
+    int nbadq;
+    int failing;       /* the publish script answers an error */
+    int stats_failing; /* P:stats is not a hash: ticks are not counted */
+} beat_publish;
+
+/* Makes *p for beat id (copied) and the keys of prefix. Returns 0,
+ * TQ_EINVAL when a key would be too long, or TQ_ENOMEM. */
+int beat_publish_init(beat_publish *p, const char *prefix, const char *id,
+                      int catchup_max);
+
+/* Frees what *p owns. Safe twice. */
+void beat_publish_deinit(beat_publish *p);
+
+/* Publishes every tick of the entries in h due at now_ms, up to
+ * BEAT_PUBLISH_PASS_MAX, as the leader: advances their next ticks and
+ * restores h's order. A schedule whose state value turns out bad is handed
+ * to s (beat_sync_add(); beat_sync_held() when it is good again). When the
+ * script finds that another beat holds the lease, l is told
+ * (beat_lease_lost()). Returns 0, or a negative TQ_E... code after a
+ * failure (the ticks not published are due again). Blocks on one round
+ * trip (two when Redis lost the script). */
+int beat_publish_due(beat_publish *p, tq_conn *conn, beat_heap *h, beat_sync *s,
+                     beat_lease *l, int64_t now_ms);
+
+#endif
