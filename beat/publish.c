@@ -1,7 +1,9 @@
-/* Publishing the due ticks with the publish script; see publish.h. */
+/* Publishing the due ticks with tickq_publish; see publish.h. */
 #include "beat/publish.h"
 #include "beat/entry.h"
 #include "beat/tick.h"
+#include "common/broker.h"
+#include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -9,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Per-tick answers of the publish script besides 1 and 0 (see there). */
+/* Per-tick answers of tickq_publish besides 1 and 0 (70-beat.lua). */
 enum { HELD_QUEUE = 2, HELD_STATE = 3 };
 
 /* One tick of a publishing pass. */
@@ -20,62 +22,6 @@ struct beat_publish_rec {
     size_t len;
     int rc; /* 1 published, 0 already published, -1 lease lost, or a TQ_E... code */
 };
-
-/* Publishes up to BEAT_PUBLISH_TICKS ticks. KEYS: leader, schedule-state,
- * stats, then the queues. ARGV: beat id, then per tick its schedule name,
- * tick ms, the index of its queue in KEYS and the message.
- *
- * Redis does not roll back a script that fails halfway, so nothing here can
- * fail after the first write: the type of every key it writes is checked
- * first, and a state value is compared only once it is known to be a
- * number. A lease or state key of the wrong type is an error reply that
- * names it (nothing is written); a caller that does not hold the lease gets
- * -1 (a stale leader never publishes). Otherwise the reply has, per tick, 1
- * once the state is advanced and the message pushed, 0 if the state is
- * already at or past it (two beats never publish a tick twice), 2 if its
- * queue key is not a list (the tick is skipped, state untouched, and the
- * other ticks go on), or 3 if its state value is not a tick (the same); and
- * then one more element, 1 if the counter in stats was not counted because
- * stats is not a hash, else 0. */
-static tq_script publish_script = TQ_SCRIPT(
-    "local function kind(k) return redis.call('TYPE', k).ok end\n"
-    "local function wrong(k, t, want)\n"
-    "  return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a ' .. "
-    "want)\n"
-    "end\n"
-    "local t = kind(KEYS[1])\n"
-    "if t ~= 'string' and t ~= 'none' then return wrong(KEYS[1], t, 'string') end\n"
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
-    "t = kind(KEYS[2])\n"
-    "if t ~= 'hash' and t ~= 'none' then return wrong(KEYS[2], t, 'hash') end\n"
-    "t = kind(KEYS[3])\n"
-    "local count = t == 'hash' or t == 'none'\n"
-    "local list = {}\n"
-    "for k = 4, #KEYS do\n"
-    "  t = kind(KEYS[k])\n"
-    "  list[k] = t == 'list' or t == 'none'\n"
-    "end\n"
-    "local res, n = {}, 0\n"
-    "for i = 2, #ARGV, 4 do\n"
-    "  local tick, q = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
-    "  local v = redis.call('HGET', KEYS[2], ARGV[i])\n"
-    "  local last = v and #v <= 16 and string.match(v, '^%d+$') and tonumber(v)\n"
-    "  if v and not last then\n"
-    "    res[#res + 1] = 3\n"
-    "  elseif last and last >= tick then\n"
-    "    res[#res + 1] = 0\n"
-    "  elseif not list[q] then\n"
-    "    res[#res + 1] = 2\n"
-    "  else\n"
-    "    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])\n"
-    "    redis.call('LPUSH', KEYS[q], ARGV[i + 3])\n"
-    "    n = n + 1\n"
-    "    res[#res + 1] = 1\n"
-    "  end\n"
-    "end\n"
-    "if n > 0 and count then redis.call('HINCRBY', KEYS[3], 'published', n) end\n"
-    "res[#res + 1] = count and 0 or 1\n"
-    "return res\n");
 
 int beat_publish_init(beat_publish *p, const char *prefix, const char *id,
                       int catchup_max)
@@ -182,16 +128,17 @@ static void queue_ok(beat_publish *p, const beat_entry *e)
         }
 }
 
-/* Sends the script for recs[from, to): pipelined (eval 0), or at once with
- * NOSCRIPT handling (eval 1; the reply is then read and stored). */
+/* Sends tickq_publish (common/lua/70-beat.lua) for recs[from, to):
+ * pipelined (eval 0), or at once, loading the library when it is missing
+ * (eval 1; the reply is then read and stored). */
 static int send_batch(beat_publish *p, tq_conn *conn, size_t from, size_t to, int eval)
 {
     enum { QMAX = BEAT_PUBLISH_TICKS };
-    const char *argv[3 + QMAX + 1 + 4 * BEAT_PUBLISH_TICKS];
-    size_t lens[3 + QMAX + 1 + 4 * BEAT_PUBLISH_TICKS];
-    /* Room for any int and any long long: gcc's -Wformat-truncation
-     * cannot always bound the values. */
-    char qkeys[QMAX][TQ_KEYS_MAX], ticks[BEAT_PUBLISH_TICKS][24], idx[QMAX][12];
+    const char *argv[3 + QMAX + 2];
+    size_t lens[3 + QMAX + 2];
+    /* Room for any long long: gcc's -Wformat-truncation cannot always
+     * bound the values. */
+    char qkeys[QMAX][TQ_KEYS_MAX], tick[24];
     const char *qnames[QMAX];
     int nq = 0, na = 0;
 
@@ -201,10 +148,9 @@ static int send_batch(beat_publish *p, tq_conn *conn, size_t from, size_t to, in
         while (q < nq && strcmp(qnames[q], queue) != 0)
             q++;
         if (q == nq) {
-            qnames[nq] = queue;
-            tq_keys_fmt(p->prefix, TQ_KEY_QUEUE, queue, qkeys[nq], TQ_KEYS_MAX);
-            snprintf(idx[nq], sizeof idx[nq], "%d", 4 + nq);
-            nq++;
+            if (tq_keys_fmt(p->prefix, TQ_KEY_QUEUE, queue, qkeys[nq], TQ_KEYS_MAX) < 0)
+                return TQ_ETOOBIG;
+            qnames[nq++] = queue;
         }
     }
     int nkeys = 3 + nq;
@@ -218,29 +164,43 @@ static int send_batch(beat_publish *p, tq_conn *conn, size_t from, size_t to, in
     na = nkeys;
     argv[na] = p->id;
     lens[na++] = strlen(p->id);
+    tq_buf b = {0};
+    tq_broker_pack_array(&b, (uint32_t)(to - from));
     for (size_t i = from; i < to; i++) {
         struct beat_publish_rec *r = &p->recs[i];
         const char *queue = beat_entry_queue(r->e);
         int q = 0;
         while (strcmp(qnames[q], queue) != 0)
             q++;
-        snprintf(ticks[i - from], sizeof ticks[i - from], "%lld", (long long)r->tick);
-        argv[na] = r->e->str;
-        lens[na++] = r->e->namelen;
-        argv[na] = ticks[i - from];
-        lens[na++] = strlen(ticks[i - from]);
-        argv[na] = idx[q];
-        lens[na++] = strlen(idx[q]);
-        argv[na] = r->msg;
-        lens[na++] = r->len;
+        snprintf(tick, sizeof tick, "%lld", (long long)r->tick);
+        tq_broker_pack_map(&b, 4);
+        tq_broker_pack_cstr(&b, "s");
+        tq_broker_pack_str(&b, r->e->str, r->e->namelen);
+        tq_broker_pack_cstr(&b, "t");
+        tq_broker_pack_cstr(&b, tick);
+        tq_broker_pack_cstr(&b, "q");
+        tq_broker_pack_int(&b, 4 + q); /* its KEYS index, from 1 */
+        tq_broker_pack_cstr(&b, "m");
+        tq_broker_pack_str(&b, r->msg, r->len);
     }
-    if (!eval)
-        return tq_conn_append_eval(conn, &publish_script, nkeys, na - nkeys, argv, lens);
-    redisReply *reply =
-        tq_conn_eval(conn, &publish_script, nkeys, na - nkeys, argv, lens);
-    batch_result(p, from, to, reply);
-    freeReplyObject(reply);
-    return reply ? 0 : TQ_EREDIS;
+    if (b.oom) {
+        free(b.p);
+        return TQ_ENOMEM;
+    }
+    argv[na] = b.p;
+    lens[na++] = b.len;
+    int rc = 0;
+    if (!eval) {
+        rc = tq_broker_append(conn, "publish", nkeys, na - nkeys, argv, lens);
+    } else {
+        redisReply *reply =
+            tq_broker_call(conn, "publish", nkeys, na - nkeys, argv, lens);
+        batch_result(p, from, to, reply);
+        freeReplyObject(reply);
+        rc = reply ? 0 : TQ_EREDIS;
+    }
+    free(b.p);
+    return rc;
 }
 
 int beat_publish_due(beat_publish *p, tq_conn *conn, beat_heap *h, beat_sync *s,
@@ -280,10 +240,10 @@ int beat_publish_due(beat_publish *p, tq_conn *conn, beat_heap *h, beat_sync *s,
                 "missed ticks by their catchup policies",
                 pass.caught_up, (long long)pass.skipped);
 
-    /* Send the batches pipelined, read the replies, retry NOSCRIPT ones in
-     * order (stopping at the first failure, so that a later tick never
-     * lands before an earlier one of the same schedule). Batch k is
-     * recs[k * BEAT_PUBLISH_TICKS, end(k)). */
+    /* Send the batches pipelined, read the replies, retry in order the
+     * ones that found the library missing (stopping at the first failure, so that a later
+     * tick never lands before an earlier one of the same schedule). Batch k is recs[k *
+     * BEAT_PUBLISH_TICKS, end(k)). */
     size_t nb = (n + BEAT_PUBLISH_TICKS - 1) / BEAT_PUBLISH_TICKS;
 #define BATCH_END(k) ((k) + 1 < nb ? ((k) + 1) * BEAT_PUBLISH_TICKS : n)
     for (size_t k = 0; k < nb; k++, sent++)
@@ -292,7 +252,7 @@ int beat_publish_due(beat_publish *p, tq_conn *conn, beat_heap *h, beat_sync *s,
     unsigned char noscript[BEAT_PUBLISH_PASS_MAX / BEAT_PUBLISH_TICKS + 1] = {0};
     for (size_t k = 0; k < nb; k++) {
         redisReply *reply = k < sent ? tq_conn_reply(conn) : NULL;
-        noscript[k] = (unsigned char)tq_conn_is_noscript(reply);
+        noscript[k] = (unsigned char)tq_broker_needs_load(reply);
         if (!noscript[k])
             batch_result(p, k * BEAT_PUBLISH_TICKS, BATCH_END(k), reply);
         freeReplyObject(reply);

@@ -32,20 +32,18 @@ int tq_broker_load(tq_conn *c)
     return rc;
 }
 
-redisReply *tq_broker_call(tq_conn *c, const char *name, int nkeys, int nargs,
-                           const char **argv, const size_t *lens)
+/* The FCALL of tickq_<name> as an argument vector in v and l (room for
+ * nkeys + nargs + 4); fname holds the function's name. Returns the count,
+ * or -1 for a bad count. */
+static int build(const char *name, int nkeys, int nargs, const char **argv,
+                 const size_t *lens, const char **v, size_t *l, char *fname, size_t fnlen,
+                 char *nk, size_t nklen)
 {
     int total = nkeys + nargs;
     if (nkeys < 0 || nargs < 0 || total > TQ_BROKER_ARGS_MAX)
-        return NULL;
-    const char **v = malloc(sizeof *v * (size_t)(total + 4));
-    size_t *l = malloc(sizeof *l * (size_t)(total + 4));
-    char fname[64], nk[16];
-    redisReply *r = NULL;
-    if (!v || !l)
-        goto out;
-    snprintf(fname, sizeof fname, "tickq_%s", name);
-    snprintf(nk, sizeof nk, "%d", nkeys);
+        return -1;
+    snprintf(fname, fnlen, "tickq_%s", name);
+    snprintf(nk, nklen, "%d", nkeys);
     v[0] = "FCALL";
     v[1] = fname;
     v[2] = nk;
@@ -61,6 +59,44 @@ redisReply *tq_broker_call(tq_conn *c, const char *name, int nkeys, int nargs,
         l[i] = strlen(v[i]);
     for (int i = 0; i < total && lens; i++)
         l[i < nkeys ? 3 + i : 4 + i] = lens[i];
+    return k;
+}
+
+int tq_broker_append(tq_conn *c, const char *name, int nkeys, int nargs,
+                     const char **argv, const size_t *lens)
+{
+    int total = nkeys + nargs;
+    if (total < 0 || total > TQ_BROKER_ARGS_MAX)
+        return TQ_EINVAL;
+    const char **v = malloc(sizeof *v * (size_t)(total + 4));
+    size_t *l = malloc(sizeof *l * (size_t)(total + 4));
+    char fname[64], nk[16];
+    int rc = TQ_ENOMEM;
+    if (v && l) {
+        int k = build(name, nkeys, nargs, argv, lens, v, l, fname, sizeof fname, nk,
+                      sizeof nk);
+        rc = k < 0 ? TQ_EINVAL : tq_conn_append(c, k, v, l);
+    }
+    free(v);
+    free(l);
+    return rc;
+}
+
+redisReply *tq_broker_call(tq_conn *c, const char *name, int nkeys, int nargs,
+                           const char **argv, const size_t *lens)
+{
+    int total = nkeys + nargs;
+    if (total < 0 || total > TQ_BROKER_ARGS_MAX)
+        return NULL;
+    const char **v = malloc(sizeof *v * (size_t)(total + 4));
+    size_t *l = malloc(sizeof *l * (size_t)(total + 4));
+    char fname[64], nk[16];
+    redisReply *r = NULL;
+    int k;
+    if (!v || !l ||
+        (k = build(name, nkeys, nargs, argv, lens, v, l, fname, sizeof fname, nk,
+                   sizeof nk)) < 0)
+        goto out;
     for (int attempt = 0; attempt < 2; attempt++) {
         r = tq_conn_cmdargv(c, k, v, l);
         if (attempt == 1 || !tq_broker_needs_load(r))

@@ -35,6 +35,13 @@ extern const char tq_broker_version[];
 redisReply *tq_broker_call(tq_conn *c, const char *name, int nkeys, int nargs,
                            const char **argv, const size_t *lens);
 
+/* Pipelining: queues the same call without reading its reply (read it
+ * with tq_conn_reply()). A reply for which tq_broker_needs_load() is true
+ * did nothing: make the call again with tq_broker_call(), which loads the
+ * library. Returns 0, TQ_EREDIS, or TQ_EINVAL for a bad count. */
+int tq_broker_append(tq_conn *c, const char *name, int nkeys, int nargs,
+                     const char **argv, const size_t *lens);
+
 /* Loads (or replaces) the library. Returns 0, TQ_EREDIS, or TQ_EREPLY when
  * Redis refuses it (the error is logged). */
 int tq_broker_load(tq_conn *c);
