@@ -354,8 +354,25 @@ static int pack_item(tq_buf *b, complete_keys *k, int minutes_from, const worker
         !(minute = key_once(k, minutes_from, key)))
         return TQ_ETOOBIG;
 
-    uint32_t fields = 14 + (first > 0) + (hist > 0) + (effect > 0) +
-                      (it->op == WORKER_OP_RETRY) + (it->started_ms ? 2 : 0) +
+    /* The index member: the status it is listed under, queue, task,
+     * schedule, id (docs/PROTOCOL.md, "Metrics data"); a dead letter
+     * without a run has none. */
+    const char *listed = it->op == WORKER_OP_DEAD    ? "dead"
+                         : it->op == WORKER_OP_RETRY ? "retrying"
+                         : it->status                ? it->status
+                                                     : "";
+    int has_ix = it->op != WORKER_OP_DEAD || (it->result && it->result_len);
+    /* The label of a task the worker does not know is fixed, so that
+     * messages cannot make up label values (common/metrics.h). */
+    const char *label = it->known ? it->task : TQ_METRICS_UNKNOWN_TASK;
+    char ml[TQ_CONFIG_NAME_MAX + TQ_MSG_NAME_MAX + 2];
+    char ix[16 + TQ_CONFIG_NAME_MAX + 2 * TQ_MSG_NAME_MAX + TQ_MSG_ID_MAX + 8];
+    snprintf(ml, sizeof ml, "%s\t%s", q->queue_names[it->qi], label);
+    snprintf(ix, sizeof ix, "%s\t%s\t%s\t%s\t%s", listed, q->queue_names[it->qi],
+             it->task, it->schedule, it->id);
+
+    uint32_t fields = 14 + (first > 0) + (hist > 0) + (effect > 0) + has_ix +
+                      (it->op == WORKER_OP_RETRY) + (it->started_ms ? 4 : 0) +
                       (it->has_lateness ? 2 : 0);
     tq_broker_pack_map(b, fields);
     pack_kcstr(b, "op", ops[it->op]);
@@ -370,9 +387,9 @@ static int pack_item(tq_buf *b, complete_keys *k, int minutes_from, const worker
     pack_kll(b, "finished", (long long)finished);
     pack_kcstr(b, "err", it->error);
     pack_kcstr(b, "q", q->queue_names[it->qi]);
-    /* The label of a task the worker does not know is fixed, so that
-     * messages cannot make up label values (common/metrics.h). */
-    pack_kcstr(b, "label", it->known ? it->task : TQ_METRICS_UNKNOWN_TASK);
+    pack_kcstr(b, "ml", ml);
+    if (has_ix)
+        pack_kcstr(b, "ix", ix);
     pack_kint(b, "m", minute);
     if (first)
         pack_kint(b, "k", first);
@@ -385,6 +402,13 @@ static int pack_item(tq_buf *b, complete_keys *k, int minutes_from, const worker
     if (it->started_ms) {
         char num[16];
         pack_kll(b, "started", (long long)it->started_ms);
+        tq_buf rt = {0};
+        tq_msg_put_ms(&rt, it->finished_ms - it->started_ms);
+        if (rt.oom)
+            return TQ_ENOMEM;
+        pack_kv(b, "rt", rt.p, rt.len);
+        free(rt.p);
+        pack_kint(b, "rms", it->finished_ms - it->started_ms);
         snprintf(num, sizeof num, "%d",
                  bucket_of(runtime_bounds, TQ_METRICS_RUNTIME_NBUCKETS - 1,
                            (double)(it->finished_ms - it->started_ms) / 1e3));

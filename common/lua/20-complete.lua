@@ -19,8 +19,13 @@
 --   sched     the schedule that produced it ("" when none)
 --   started   ms, absent when it did not run; finished ms
 --   err       the error, for the events
---   q, label  the queue it was taken from; its task label for the metrics
---   rb        the runtime bucket, absent when it did not run
+--   q         the queue it was taken from
+--   rb        the runtime bucket, absent when it did not run; then rt
+--             the runtime in seconds (a string) and rms in ms (an integer)
+--   ml        its metrics labels, "<queue>\t<task label>" (the label is the
+--             task's name, or "(unknown)" for a task the worker does not
+--             know, so that messages cannot make up label values)
+--   ix        its member of the task index, absent when it writes none
 --   late, lb  the lateness ms and its bucket, absent unless it is a
 --             scheduled first attempt
 --   k         KEYS[k], KEYS[k + 1], KEYS[k + 2]: its lock, done marker and
@@ -63,7 +68,7 @@
 -- tell a wrong type (skip the key, warn) from a field that holds no
 -- integer (start it again, like hincr).
 local ITEM_STRINGS = {'op', 'msg', 'id', 'task', 'status', 'result', 'extra', 'by',
-  'sched', 'finished', 'err', 'q', 'label'}
+  'sched', 'finished', 'err', 'q', 'ml'}
 local ITEM_NUMBERS = {'due', 'started', 'late'} -- decimal strings, or absent
 
 -- 1 when item it has every field it needs, of its type, and its keys.
@@ -78,7 +83,11 @@ local function item_ok(it, KEYS)
   if not tonumber(it.finished) or (it.op == 'retry' and not it.due) then
     return false
   end
-  if (it.late and not it.lb) or (it.rb and not it.started) then return false end
+  if (it.late and not it.lb) or (it.rb and not (it.started and type(it.rt) == 'string'
+      and type(it.rms) == 'number')) or type(it.ml) ~= 'string'
+      or (it.ix ~= nil and type(it.ix) ~= 'string') then
+    return false
+  end
   return type(it.m) == 'number' and KEYS[it.m] ~= nil
     and (it.id == '' or (type(it.k) == 'number' and KEYS[it.k + 2] ~= nil))
     and (not it.h or KEYS[it.h] ~= nil) and (not it.e or KEYS[it.e] ~= nil)
@@ -135,7 +144,11 @@ fn('complete', function(KEYS, ARGV)
     metrics = nil
   end
   local hasdel = redis.call('HLEN', deliveries) > 0
-  local counts, members, minutes, mets, sums = {}, {}, {}, {}, {}
+  -- The counters are added up in tables keyed by the item's labels, and
+  -- their field names built once per distinct label at the end: building
+  -- them per item cost more than the commands.
+  local counts, members, minutes = {}, {}, {}
+  local tasks_by, runtime_by, runtime_sum, lateness, lateness_sum = {}, {}, {}, {}, nil
   local function bump(tbl, k, by) tbl[k] = (tbl[k] or 0) + by end
   -- One completion in the counters: field of its finished minute's hash,
   -- state of its labelled counter.
@@ -146,12 +159,18 @@ fn('complete', function(KEYS, ARGV)
       minutes[it.m] = fields
     end
     bump(fields, field, 1)
-    bump(mets, 'tasks\t' .. it.q .. '\t' .. it.label .. '\t' .. state, 1)
+    local t = tasks_by[it.ml]
+    if not t then
+      t = {}
+      tasks_by[it.ml] = t
+    end
+    bump(t, state, 1)
   end
-  local function indexed(it, status)
-    members[#members + 1] = it.finished
-    members[#members + 1] = status .. '\t' .. it.q .. '\t' .. it.task .. '\t' ..
-      it.sched .. '\t' .. it.id
+  local function indexed(it)
+    if it.ix then
+      members[#members + 1] = it.finished
+      members[#members + 1] = it.ix
+    end
   end
   local function history(it)
     if not it.h then return end
@@ -187,7 +206,7 @@ fn('complete', function(KEYS, ARGV)
         if owner == me then releases[#releases + 1] = lock end
         if hasdel then acked[#acked + 1] = id end
       end
-      local runtime = started and (tonumber(finished) - tonumber(started)) / 1000
+      local runtime = it.rt
       if op == 'dead' then
         if started then
           event(events, 'task-failed', finished, id, task, q, me, runtime, err)
@@ -200,7 +219,7 @@ fn('complete', function(KEYS, ARGV)
           redis.call('SET', done, 'dead', 'PX', done_ttl)
           redis.call('SET', result, it.result, 'PX', result_ttl)
           history(it)
-          indexed(it, 'dead')
+          indexed(it)
         end
         event(events, 'task-dead', finished, id, task, q, me, nil, err, it.status)
       elseif op == 'retry' then
@@ -208,7 +227,7 @@ fn('complete', function(KEYS, ARGV)
         redis.call('SET', result, it.result, 'PX', result_ttl)
         bump(counts, 'retried', 1)
         tally(it, 'retried', 'retried')
-        indexed(it, 'retrying')
+        indexed(it)
         event(events, 'task-retried', finished, id, task, q, me, runtime, err, it.due)
       elseif owner ~= me and (owner or redis.call('EXISTS', done) == 1) then
         applied = 0
@@ -223,7 +242,7 @@ fn('complete', function(KEYS, ARGV)
           status == 'failure' and 'failed' or status
         bump(counts, field, 1)
         tally(it, field, status)
-        indexed(it, status)
+        indexed(it)
         if status == 'expired' then
           event(events, 'task-expired', finished, id, task, q, me, nil, err)
         else
@@ -233,13 +252,17 @@ fn('complete', function(KEYS, ARGV)
       end
       if applied == 1 then
         if it.rb then
-          bump(mets, 'runtime\t' .. q .. '\t' .. it.label .. '\t' .. it.rb, 1)
-          bump(sums, 'runtime_sum\t' .. q .. '\t' .. it.label,
-            tonumber(finished) - tonumber(started))
+          local t = runtime_by[it.ml]
+          if not t then
+            t = {}
+            runtime_by[it.ml] = t
+          end
+          bump(t, it.rb, 1)
+          bump(runtime_sum, it.ml, it.rms)
         end
         if it.lb then
-          bump(mets, 'lateness\t' .. it.lb, 1)
-          bump(sums, 'lateness_sum', tonumber(it.late))
+          bump(lateness, it.lb, 1)
+          lateness_sum = (lateness_sum or 0) + tonumber(it.late)
         end
       end
     end
@@ -273,8 +296,19 @@ fn('complete', function(KEYS, ARGV)
     end
   end
   if metrics then
-    for f, c in pairs(mets) do hincr(metrics, f, c) end
-    for f, ms in pairs(sums) do hincrf(metrics, f, string.format('%.3f', ms / 1000)) end
+    for ml, t in pairs(tasks_by) do
+      for state, c in pairs(t) do hincr(metrics, 'tasks\t' .. ml .. '\t' .. state, c) end
+    end
+    for ml, t in pairs(runtime_by) do
+      for b, c in pairs(t) do hincr(metrics, 'runtime\t' .. ml .. '\t' .. b, c) end
+    end
+    for ml, ms in pairs(runtime_sum) do
+      hincrf(metrics, 'runtime_sum\t' .. ml, string.format('%.3f', ms / 1000))
+    end
+    for b, c in pairs(lateness) do hincr(metrics, 'lateness\t' .. b, c) end
+    if lateness_sum then
+      hincrf(metrics, 'lateness_sum', string.format('%.3f', lateness_sum / 1000))
+    end
   end
   if index and #members > 0 then
     for i = 1, #members, 1000 do
