@@ -21,7 +21,6 @@ static const char *const families[TQ_KEY_COUNT_] = {
     [TQ_KEY_HISTORY] = "history",
     [TQ_KEY_STATS] = "stats",
     [TQ_KEY_REAPER] = "reaper",
-    [TQ_KEY_TIMER] = "timer",
     [TQ_KEY_DELIVERIES] = "deliveries",
     [TQ_KEY_PAUSED] = "paused",
     [TQ_KEY_COUNTER] = "counter",

@@ -30,10 +30,9 @@ typedef enum {
     TQ_KEY_HISTORY,        /* list, arg: schedule name */
     TQ_KEY_STATS,          /* hash of counters: published, processed, ... */
     TQ_KEY_REAPER,         /* string: the reaper's short lock */
-    TQ_KEY_TIMER,          /* string: the timer's seconds */
     TQ_KEY_DELIVERIES,     /* hash: task id -> deliveries of its current attempt */
     TQ_KEY_PAUSED,         /* set of paused queue names */
-    TQ_KEY_COUNTER,        /* string, arg: counter name (the counter.incr task) */
+    TQ_KEY_COUNTER,        /* string, arg: counter name (tq_task_count; the timer) */
     TQ_KEY_TASKS,          /* zset: finished-task index, "<status>\t<queue>\t<task>\t
                               <schedule>\t<id>" -> finished ms (newest 100 000) */
     TQ_KEY_MINUTE,         /* hash, arg: Unix minute: counters of that minute */

@@ -40,7 +40,7 @@
 #include <string.h>
 #include <time.h>
 
-#define TQ_TASK_API 1           /* tickq_task_api must equal this */
+#define TQ_TASK_API 2           /* tickq_task_api must equal this */
 #define TQ_TASK_ERROR_MAX 512   /* bytes of the error text, with the NUL */
 #define TQ_TASK_OUTPUT_MAX 4096 /* bytes of output kept: the last ones */
 #define TQ_TASK_NAME_MAX 129    /* bytes of a task or counter name, with the NUL */
@@ -65,7 +65,6 @@ typedef struct tq_task_ctx {
     int aborted;                    /* stopped by the worker's shutdown */
     char counter[TQ_TASK_NAME_MAX]; /* effect: INCRBY P:counter:<counter> */
     int64_t counter_by;
-    int timer; /* effect of timer.tick: INCR P:timer */
 } tq_task_ctx;
 
 /* Runs the task: 0 on success, -1 on failure. */

@@ -51,7 +51,7 @@
 
 #define CLEAN_MAX WEB_REPLY_CLEAN_MAX
 #define AUDIT_MAXLEN "10000" /* entries P:audit keeps, about */
-#define AUDIT_TRIES 3          /* more tries, a second apart, to audit an unknown outcome */
+#define AUDIT_TRIES 3        /* more tries, a second apart, to audit an unknown outcome */
 
 struct web_server {
     struct mg_context *mg;
@@ -115,7 +115,8 @@ static int get_healthz(web_req *rq);
 static const route routes[] = {
     {"/", M_GET, get_index, 0, "this text"},
     {"/timer", M_GET, get_timer, 0, "the timer as \"Minute: M, Second: S\""},
-    {"/api/timer", M_GET, get_api_timer, 0, "the timer as JSON {seconds, minute, second}"},
+    {"/api/timer", M_GET, get_api_timer, 0,
+     "the timer as JSON {seconds, minute, second}"},
     {"/healthz", M_GET, get_healthz, 0, "200 when Redis answers PING, 503 otherwise"},
     {"/dashboard", M_GET, web_dash_get, 0, "the dashboard (HTML)"},
     {"/metrics", M_GET, web_metrics_get, 0, "Prometheus metrics"},
@@ -144,7 +145,6 @@ static const route routes[] = {
     {"/api/audit", M_GET, web_api_audit, 0, "the audit log of mutations"},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
-
 
 /* ---- small pure helpers ------------------------------------------------ */
 
@@ -286,8 +286,8 @@ static int read_timer(web_req *rq, const char *key, long long *seconds)
         if (web_timer_parse(r->str, r->len, seconds) < 0)
             status = web_reply_error(rq, 500, "key %s does not hold an integer", key);
         else if (*seconds < 0)
-            status =
-                web_reply_error(rq, 500, "key %s holds a negative number of seconds", key);
+            status = web_reply_error(rq, 500, "key %s holds a negative number of seconds",
+                                     key);
     } else {
         status = web_reply_redis_error(rq, r, "reading key %s", key);
     }
@@ -474,9 +474,10 @@ static void audit(web_server *w, web_req *rq, int status)
     char ts[24], st[8];
     snprintf(ts, sizeof ts, "%lld", (long long)tq_clock_wall_ms());
     snprintf(st, sizeof st, "%d", status);
-    const char *argv[] = {"XADD",   w->audit_key, "MAXLEN", "~",    AUDIT_MAXLEN, "*",
-                          "ts",     ts,           "method", rq->method, "path",   rq->path,
-                          "remote", rq->remote,   "status", st,     "what",       rq->audit};
+    const char *argv[] = {"XADD", w->audit_key, "MAXLEN", "~",        AUDIT_MAXLEN,
+                          "*",    "ts",         ts,       "method",   rq->method,
+                          "path", rq->path,     "remote", rq->remote, "status",
+                          st,     "what",       rq->audit};
     redisReply *r = web_req_redis(rq, sizeof argv / sizeof argv[0], argv, NULL);
     /* After a command that got no answer the connection waits out its
      * backoff: an unknown outcome is worth a few tries, a second apart. */
@@ -579,9 +580,8 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
                                   allow_header)
                       : web_reply_error(rq, 500, "out of memory");
         free(text);
-    } else if (mutation &&
-               (status = web_auth_check(w->cfg.api_token, authorization, why,
-                                        sizeof why)) != 0) {
+    } else if (mutation && (status = web_auth_check(w->cfg.api_token, authorization, why,
+                                                    sizeof why)) != 0) {
         if (v.body_len != 0)
             web_reply_close(rq);
         status = web_reply_error(rq, status, "%s", why);
@@ -615,7 +615,8 @@ static int dispatch(struct mg_connection *conn, void *cbdata)
         }
         /* A failure after a part was done (a handler wrote its line) is
          * audited too: that part happened. */
-        if (mutation && ((status >= 200 && status < 300) || rq->unanswered || rq->audit[0]))
+        if (mutation &&
+            ((status >= 200 && status < 300) || rq->unanswered || rq->audit[0]))
             audit(w, rq, status);
     }
     if (tq_log_min <= TQ_LOG_DEBUG) {
@@ -647,7 +648,6 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
     web_reply_error(&rq, status, "%s", shown[0] ? shown : "error");
     return 0;
 }
-
 
 /* The first message civetweb logged on this thread: while mg_start2()
  * runs, it says why starting failed ("cannot bind to ...: Address already in
@@ -723,8 +723,8 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
     w->env.prefix = w->cfg.prefix;
     w->env.liveness_ms = cfg->liveness_ms;
     w->env.sse_clients = &w->sse_clients;
-    if (tq_keys_fmt(cfg->prefix, TQ_KEY_TIMER, NULL, w->timer_key, sizeof w->timer_key) <
-            0 ||
+    if (tq_keys_fmt(cfg->prefix, TQ_KEY_COUNTER, "timer", w->timer_key,
+                    sizeof w->timer_key) < 0 ||
         tq_keys_fmt(cfg->prefix, TQ_KEY_AUDIT, NULL, w->audit_key, sizeof w->audit_key) <
             0) {
         snprintf(err, errlen, "--prefix: '%s' makes too long a key", cfg->prefix);
@@ -773,9 +773,9 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
     if (!w->mg) {
         char shown[CLEAN_MAX];
         web_reply_clean(first_message[0] ? first_message
-                   : mgerr[0]       ? mgerr
-                                    : "unknown error",
-                   shown, sizeof shown);
+                        : mgerr[0]       ? mgerr
+                                         : "unknown error",
+                        shown, sizeof shown);
         snprintf(err, errlen, "--listen %s: cannot listen: %s", cfg->listen, shown);
         mg_exit_library();
         rc = TQ_ECONFIG;

@@ -470,11 +470,7 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
     if (rc == 0 && !ctx.timed_out) {
         it->op = WORKER_OP_DONE;
         it->status = "success";
-        if (ctx.timer) {
-            tq_keys_fmt(w->cfg.prefix, TQ_KEY_TIMER, NULL, it->effect_key,
-                        sizeof it->effect_key);
-            it->effect_by = 1;
-        } else if (ctx.counter[0]) {
+        if (ctx.counter[0]) {
             tq_keys_fmt(w->cfg.prefix, TQ_KEY_COUNTER, ctx.counter, it->effect_key,
                         sizeof it->effect_key);
             it->effect_by = ctx.counter_by;

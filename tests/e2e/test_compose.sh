@@ -50,7 +50,7 @@ trap cleanup EXIT
 
 rcli() { "${DCP[@]}" exec -T redis redis-cli "$@" | tr -d '\r'; }
 timer() { curl -sf --max-time 5 "http://127.0.0.1:$TICKQ_WEB_PORT/timer"; }
-seconds() { rcli GET tickq:timer; }
+seconds() { rcli GET tickq:counter:timer; }
 wait_for() { # SECONDS DESCRIPTION SNIPPET
     local end=$((SECONDS + $1))
     until eval "$3" >/dev/null 2>&1; do

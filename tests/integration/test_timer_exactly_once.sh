@@ -33,9 +33,9 @@ tq_log "beats stopped after publishing $published ticks"
 
 # The reaper (liveness 3 s) hands back what w2 held; then all is drained.
 tq_wait_for 20 "timer = published ($published) and nothing pending" \
-    '[ "$(rcli GET "$P:timer")" = "$published" ] && [ "$(rcli LLEN "$P:queue:default")" = 0 ] && [ -z "$(rcli --scan --pattern "$P:processing:*")" ]'
+    '[ "$(rcli GET "$P:counter:timer")" = "$published" ] && [ "$(rcli LLEN "$P:queue:default")" = 0 ] && [ -z "$(rcli --scan --pattern "$P:processing:*")" ]'
 sleep 1 # a late duplicate run would show up here
-tq_assert_eq "timer seconds = ticks published" "$published" "$(rcli GET "$P:timer")"
+tq_assert_eq "timer seconds = ticks published" "$published" "$(rcli GET "$P:counter:timer")"
 tq_assert_eq "done markers = ticks published" "$published" "$(rcli --scan --pattern "$P:done:timer@*" | wc -l)"
 ids=$(rcli LRANGE "$P:history:timer" 0 -1 | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort)
 tq_assert_eq "runs in history = ticks published" "$published" "$(echo "$ids" | wc -l)"

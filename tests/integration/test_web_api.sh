@@ -40,7 +40,7 @@ expect_status() { # PATH STATUS GREP
     [ -z "${3:-}" ] || grep -q -- "$3" "$TQ_TMP/body" || tq_fail "GET $1: no '$3' in $(cat "$TQ_TMP/body")"
 }
 
-tq_wait_for 20 "three ticks counted" '[ "$(rcli GET "$P:timer" 2>/dev/null || echo 0)" -ge 3 ]'
+tq_wait_for 20 "three ticks counted" '[ "$(rcli GET "$P:counter:timer" 2>/dev/null || echo 0)" -ge 3 ]'
 
 # ---- a failing task, a dead letter, a long task, a held queue ----------------
 rcli LPUSH "$P:queue:default" "$(tq_msg f-1 fail)" >/dev/null

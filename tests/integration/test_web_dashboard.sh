@@ -106,7 +106,7 @@ tq_spawn beat "$TICKQ_BEAT" --schedules "$TQ_TMP/schedules.json"
 tq_spawn worker "$TICKQ_WORKER_BIN" --worker-id "$WORKER" -Q default,reports -c 4 \
     --tasks "$TICKQ_TEST_TASKS" --grace 1 --retry-base 0.2
 tq_wait_for 20 "the worker's heartbeat" '[ -n "$(rcli ZSCORE "$P:workers" "$WORKER")" ]'
-tq_wait_for 20 "the timer to tick" '[ "$(rcli GET "$P:timer")" -ge 2 ]'
+tq_wait_for 20 "the timer to tick" '[ "$(rcli GET "$P:counter:timer")" -ge 2 ]'
 
 # A dead letter (a task no worker knows), a task that fails after a retry,
 # one of the test tasks, and a long one that is running while the page looks.

@@ -5,7 +5,7 @@
 # checks names, types, HELP, duplicates and histogram rules): the families
 # and their types; tasks, runtime and lateness equal to what P:metrics holds
 # (buckets cumulative, _count = +Inf bucket = runs); the timer's tick count
-# against P:timer; a paused queue's depth against LLEN and /api/queues;
+# against P:counter:timer; a paused queue's depth against LLEN and /api/queues;
 # workers alive, then dead after kill -9 past --liveness; the beat leader and
 # the schedule's last run; P:stats; keys of the wrong type leave the other
 # series intact. Then, on a second prefix with data written by hand: label
@@ -98,7 +98,7 @@ for i in 1 2 3 4 5 6 7; do
         "$(tq_msg parked-$i noop '[]' "\"queue\":\"parked\",\"enqueued_at\":$old")" >/dev/null
 done
 
-tq_wait_for 60 "3 timer ticks counted" '[ "$(rcli GET "$P:timer")" -ge 3 ] 2>/dev/null'
+tq_wait_for 60 "3 timer ticks counted" '[ "$(rcli GET "$P:counter:timer")" -ge 3 ] 2>/dev/null'
 for id in fail-1 sleep-1 sleep-2 sleep-3; do
     tq_wait_for 30 "$id finished" "[ -n \"\$(tq_result $id .status)\" ] &&
         [ \"\$(tq_result $id .status)\" != retrying ]"
@@ -161,7 +161,7 @@ lat=$(val tickq_queue_latency_seconds '{"queue":"parked"}')
 num_ok "parked latency about 30 s" "$lat >= 29 && $lat < 90"
 
 # Now freeze the counters: pause default, stop the beat, wait until the
-# worker holds nothing. Then P:metrics, P:stats and P:timer no longer move
+# worker holds nothing. Then P:metrics, P:stats and P:counter:timer no longer move
 # and must equal what /metrics says.
 rcli SADD "$P:paused" default >/dev/null
 kill -TERM "$BEAT_PID"
@@ -171,8 +171,8 @@ rcli --raw HGETALL "$P:metrics" >"$TQ_TMP/metrics.dump"
 [ -s "$TQ_TMP/metrics.dump" ] || tq_fail "the worker wrote nothing into $P:metrics"
 scrape "$WEB" frozen --hash "$TQ_TMP/metrics.dump"
 tq_log "ok: tasks, runtime and lateness families equal $P:metrics ($(($(wc -l <"$TQ_TMP/metrics.dump") / 2)) fields)"
-ticks=$(rcli GET "$P:timer")
-tq_assert_eq "timer.tick successes = P:timer" "$ticks" \
+ticks=$(rcli GET "$P:counter:timer")
+tq_assert_eq "timer.tick successes = P:counter:timer" "$ticks" \
     "$(val tickq_tasks_total '{"queue":"default","task":"timer.tick","state":"success"}')"
 tq_assert_eq "timer.tick runtime _count = runs" "$ticks" \
     "$(val tickq_task_runtime_seconds_count '{"queue":"default","task":"timer.tick"}')"

@@ -21,7 +21,7 @@ rcli LPUSH "$Q" "$(good ok-2)" >/dev/null
 tq_spawn worker "$TICKQ_WORKER_BIN" --concurrency 2
 tq_wait_for 10 "the queue to drain" '[ "$(rcli LLEN "$Q")" = 0 ]'
 tq_wait_for 10 "7 dead letters and 2 ticks" \
-    '[ "$(rcli LLEN "$P:dead"):$(rcli GET "$P:timer")" = "7:2" ]'
+    '[ "$(rcli LLEN "$P:dead"):$(rcli GET "$P:counter:timer")" = "7:2" ]'
 
 dead=$(rcli LRANGE "$P:dead" 0 -1)
 check_dead() { # REASON PATTERN
@@ -51,6 +51,6 @@ for line in sys.stdin:
 # The worker is alive and still works.
 kill -0 "$TQ_LAST_PID" || tq_fail "worker died"
 rcli LPUSH "$Q" "$(good ok-3)" >/dev/null
-tq_wait_for 5 "a tick after the bad messages" '[ "$(rcli GET "$P:timer")" = 3 ]'
+tq_wait_for 5 "a tick after the bad messages" '[ "$(rcli GET "$P:counter:timer")" = 3 ]'
 tq_assert_eq "processing list empty" 0 "$(rcli EVAL "local n=0 for _,k in ipairs(redis.call('KEYS', ARGV[1])) do n=n+redis.call('LLEN',k) end return n" 0 "$P:processing:*")"
 tq_assert_eq "dead counter" 7 "$(rcli HGET "$P:stats" dead)"

@@ -41,7 +41,7 @@ for i = 2, #ARGV do
   local res = redis.pcall('GET', ARGV[1] .. ':result:' .. ARGV[i])
   out.result[ARGV[i]] = type(res) == 'string' and res or ''
 end
-local t = redis.pcall('GET', ARGV[1] .. ':timer')
+local t = redis.pcall('GET', ARGV[1] .. ':counter:timer')
 out.timer = type(t) == 'string' and t or ''
 return cjson.encode(out)
 """
@@ -89,7 +89,7 @@ cases=(
     "deliveries|SET|3"
     "paused|SET|3"
     "queue:default|SET|3"
-    "timer|SETNAN|3"
+    "counter:timer|SETNAN|3"
     "history:s|SET|3"
     "lock:t-2|LIST|2"
     "result:t-3|LIST|3"
@@ -142,7 +142,7 @@ for c in "${cases[@]}"; do
     tq_wait_for 60 "$key fixed: every message done or dead" \
         'where "$P" final "${ids[@]}" >"$TQ_TMP/where.out" 2>&1'
     tq_log "ok: $key fixed: $(tr '\n' ' ' <"$TQ_TMP/where.out")"
-    tq_assert_eq "$key: ticks counted" "$ticks" "$(rcli GET "$P:timer")"
+    tq_assert_eq "$key: ticks counted" "$ticks" "$(rcli GET "$P:counter:timer")"
     kill -TERM "$pid"
     tq_wait_for 30 "worker $n to stop" '! kill -0 $pid'
 done
@@ -160,14 +160,14 @@ for i in 1 2 3; do
     tq_assert_eq "fix-$i: no lock left" 0 "$(rcli EXISTS "$P:lock:fix-$i")"
 done
 for i in 1 2 3; do rcli LPUSH "$Q" "$(tq_msg "fix-$i" timer.tick)" >/dev/null; done
-tq_wait_for 20 "the corrected messages run" '[ "$(rcli GET "$P:timer")" = 3 ]'
+tq_wait_for 20 "the corrected messages run" '[ "$(rcli GET "$P:counter:timer")" = 3 ]'
 grep -q "field 'timeout'" <(rcli LRANGE "$P:dead" 0 -1) || tq_fail "timeout 1e11 not named"
 
 # --- timeout 1e300 among batch-mates (defect 5) ----------------------------
 for i in $(seq 1 10); do rcli LPUSH "$Q" "$(tq_msg "b-$i" timer.tick)" >/dev/null; done
 rcli LPUSH "$Q" '{"v":1,"id":"huge","task":"timer.tick","timeout":1e300}' >/dev/null
 for i in $(seq 11 20); do rcli LPUSH "$Q" "$(tq_msg "b-$i" timer.tick)" >/dev/null; done
-tq_wait_for 20 "20 batch-mates run" '[ "$(rcli GET "$P:timer")" = 23 ]'
+tq_wait_for 20 "20 batch-mates run" '[ "$(rcli GET "$P:counter:timer")" = 23 ]'
 tq_wait_for 20 "the 1e300 message is a dead letter" '[ "$(rcli LLEN "$P:dead")" = 4 ]'
 rcli LINDEX "$P:dead" 0 | grep -q "field 'timeout'" || tq_fail "timeout 1e300 not named"
 # expires_at 1e300 (it once made a retry invalid JSON): a dead letter

@@ -39,7 +39,7 @@ past=$(( $(date +%s) - 10 ))
 rcli LPUSH "$P:queue:default" "$(tq_msg e1 timer.tick '[]' "\"expires_at\":$past")" >/dev/null
 tq_wait_for 5 "e1 handled" '[ -n "$(rcli GET "$P:done:e1")" ]'
 tq_assert_eq "e1 status" expired "$(tq_result e1 .status)"
-tq_assert_eq "e1 not run (timer untouched)" "" "$(rcli GET "$P:timer")"
+tq_assert_eq "e1 not run (timer untouched)" "" "$(rcli GET "$P:counter:timer")"
 tq_assert_eq "e1 events" "task-expired" "$(tq_events e1 | tr '\n' ' ' | sed 's/ $//')"
 tq_assert_eq "expired counter" 1 "$(rcli HGET "$P:stats" expired)"
 future=$(( $(date +%s) + 60 ))

@@ -24,9 +24,9 @@ rcli SET "$P:lock:z1" zombie >/dev/null
 rcli LPUSH "$Q" "$(msg d1)" "$(msg l1)" "$(msg z1)" >/dev/null
 tq_spawn w1 "$TICKQ_WORKER_BIN" --concurrency 2 --liveness 2 --worker-id w1
 W1=$TQ_LAST_PID
-tq_wait_for 10 "three messages handled" '[ "$(rcli LLEN "$Q")" = 0 ] && [ "$(rcli GET "$P:timer")" = 1 ]'
+tq_wait_for 10 "three messages handled" '[ "$(rcli LLEN "$Q")" = 0 ] && [ "$(rcli GET "$P:counter:timer")" = 1 ]'
 sleep 0.5
-tq_assert_eq "only z1 ran" 1 "$(rcli GET "$P:timer")"
+tq_assert_eq "only z1 ran" 1 "$(rcli GET "$P:counter:timer")"
 tq_assert_eq "z1 done" success "$(rcli GET "$P:done:z1")"
 tq_assert_eq "l1 not done" "" "$(rcli GET "$P:done:l1")"
 tq_assert_eq "duplicates counted" 2 "$(rcli HGET "$P:stats" duplicates)"
@@ -41,7 +41,7 @@ for i in 1 2 3; do
     rcli LPUSH "$P:processing:dead1" "$(msg r$i)" >/dev/null
     rcli SET "$P:lock:r$i" dead1 >/dev/null
 done
-tq_wait_for 5 "the reaper to requeue dead1's messages" '[ "$(rcli GET "$P:timer")" = 4 ]'
+tq_wait_for 5 "the reaper to requeue dead1's messages" '[ "$(rcli GET "$P:counter:timer")" = 4 ]'
 tq_assert_eq "dead1 removed from workers" "" "$(rcli ZSCORE "$P:workers" dead1)"
 tq_assert_eq "dead1's processing list gone" 0 "$(rcli EXISTS "$P:processing:dead1")"
 tq_assert_eq "requeued counter" 3 "$(rcli HGET "$P:stats" requeued)"

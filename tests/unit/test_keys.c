@@ -28,7 +28,6 @@ static const struct {
     {TQ_KEY_HISTORY, "history", 1},
     {TQ_KEY_STATS, "stats", 0},
     {TQ_KEY_REAPER, "reaper", 0},
-    {TQ_KEY_TIMER, "timer", 0},
     {TQ_KEY_DELIVERIES, "deliveries", 0},
     {TQ_KEY_PAUSED, "paused", 0},
     {TQ_KEY_COUNTER, "counter", 1},
