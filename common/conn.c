@@ -26,11 +26,11 @@ struct tq_conn {
     int unflushed;       /* commands appended since the last reply read */
     int pending;         /* replies still to read */
     uint64_t roundtrips;
-    uint64_t connects; /* contexts made so far */
+    uint64_t connects;   /* contexts made so far */
     uint64_t unanswered; /* commands sent whose reply never came */
-    int auth_failed; /* the last failure was a refused login or right */
-    int auth_cmd;    /* ... refused to a command: a new login proves nothing */
-    int quiet;       /* log nothing (tq_conn_check for --check) */
+    int auth_failed;     /* the last failure was a refused login or right */
+    int auth_cmd;        /* ... refused to a command: a new login proves nothing */
+    int quiet;           /* log nothing (tq_conn_check for --check) */
     char error[TQ_CONN_ERROR_MAX]; /* why the last attempt failed, "" if none */
 };
 
@@ -108,6 +108,30 @@ const char *tq_conn_last_error(const tq_conn *c)
     return c->error;
 }
 
+tq_conn_state tq_conn_error(const tq_conn *c)
+{
+    if (!c->error[0])
+        return TQ_CONN_OK;
+    if (!c->auth_failed)
+        return TQ_CONN_UNREACHABLE;
+    return strstr(c->error, "NOPERM") ? TQ_CONN_NOPERM : TQ_CONN_AUTH;
+}
+
+const char *tq_conn_state_text(tq_conn_state s)
+{
+    switch (s) {
+    case TQ_CONN_OK:
+        return "ok";
+    case TQ_CONN_UNREACHABLE:
+        return "unreachable";
+    case TQ_CONN_AUTH:
+        return "authentication failed";
+    case TQ_CONN_NOPERM:
+        return "permission denied";
+    }
+    return "?";
+}
+
 int tq_conn_check(const char *url, const char *name, int quiet, char *why, size_t whylen)
 {
     tq_url u;
@@ -123,11 +147,10 @@ int tq_conn_check(const char *url, const char *name, int quiet, char *why, size_
     char where[TQ_URL_HOST_MAX + 64];
     tq_url_redacted(&u, where, sizeof where);
     if (!r)
-        rc = tq_err_set(TQ_EREDIS, why, whylen, "redis %s: %s: %s", where,
-                        !c->auth_failed                      ? "unreachable"
-                        : strstr(c->error, "NOPERM") != NULL ? "permission denied"
-                                                             : "authentication failed",
-                        c->error[0] ? c->error : "no answer");
+        rc = tq_err_set(
+            TQ_EREDIS, why, whylen, "redis %s: %s: %s", where,
+            tq_conn_state_text(c->error[0] ? tq_conn_error(c) : TQ_CONN_UNREACHABLE),
+            c->error[0] ? c->error : "no answer");
     else if (r->type != REDIS_REPLY_STATUS)
         rc = tq_err_set(TQ_EREDIS, why, whylen, "redis %s: PING answered %s", where,
                         r->type == REDIS_REPLY_ERROR ? r->str : "something else");

@@ -117,6 +117,22 @@ uint64_t tq_conn_unanswered(const tq_conn *c);
  * rights (see above), 0 otherwise. */
 int tq_conn_auth_failed(const tq_conn *c);
 
+/* What kind of failure c is in, kept until a call succeeds again: with
+ * tq_conn_last_error() (the text), a caller tells "unreachable" from
+ * "authentication refused" without parsing text. */
+typedef enum {
+    TQ_CONN_OK = 0,      /* the last attempt worked */
+    TQ_CONN_UNREACHABLE, /* no connection: refused, timed out, lost, DNS */
+    TQ_CONN_AUTH,        /* Redis refused the user or password */
+    TQ_CONN_NOPERM,      /* logged in, but the user lacks a right a command needs */
+} tq_conn_state;
+
+tq_conn_state tq_conn_error(const tq_conn *c);
+
+/* A short text for s: "ok", "unreachable", "authentication failed",
+ * "permission denied". */
+const char *tq_conn_state_text(tq_conn_state s);
+
 /* Why c's last attempt or command failed, "" if nothing failed: borrowed,
  * valid until the next call on c; never holds a password. */
 const char *tq_conn_last_error(const tq_conn *c);

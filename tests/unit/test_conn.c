@@ -277,6 +277,7 @@ static void test_passwords(void **state)
     c = conn_to(url, "none");
     assert_null(tq_conn_cmd(c, "PING"));
     TQ_ASSERT_INT(tq_conn_auth_failed(c), 1);
+    TQ_ASSERT_INT(tq_conn_error(c), TQ_CONN_AUTH);
     TQ_ASSERT_CONTAINS(tq_conn_last_error(c), "NOAUTH");
     TQ_ASSERT_RANGE(tq_conn_backoff_ms(c), 1, TQ_CONN_BACKOFF_CAP_MS);
     tq_conn_free(c);
@@ -335,6 +336,7 @@ static void test_server_stopped_backoff_grows(void **state)
             fail_msg("attempt %d: backoff shrank from %lld to %lld ms", attempt,
                      (long long)prev, (long long)b);
         TQ_ASSERT_RANGE(took, 0, 1000); /* refused at once, no waiting */
+        TQ_ASSERT_INT(tq_conn_error(c), TQ_CONN_UNREACHABLE);
         prev = b;
     }
     TQ_ASSERT_RANGE(b, TQ_CONN_BACKOFF_CAP_MS / 2 - 20, TQ_CONN_BACKOFF_CAP_MS);
@@ -832,6 +834,8 @@ static void test_acl_user_errors_and_recovery(void **state)
     TQ_ASSERT_NOT_CONTAINS(log, "davepw");
     free(log);
     TQ_ASSERT_INT(tq_conn_auth_failed(d), 1);
+    TQ_ASSERT_INT(tq_conn_error(d), TQ_CONN_NOPERM);
+    assert_string_equal(tq_conn_state_text(tq_conn_error(d)), "permission denied");
     tq_conn_free(d);
 
     /* erin lacks one right: WATCH answers NOPERM, as a reply; the
@@ -847,6 +851,7 @@ static void test_acl_user_errors_and_recovery(void **state)
     TQ_ASSERT_CONTAINS(r->str, "NOPERM");
     freeReplyObject(r);
     TQ_ASSERT_INT(tq_conn_auth_failed(e), 0);
+    TQ_ASSERT_INT(tq_conn_error(e), TQ_CONN_OK);
     ping_ok(e);
     tq_conn_free(e);
 
@@ -878,6 +883,7 @@ static void test_acl_user_errors_and_recovery(void **state)
     tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
     want_status(pong, "PONG");
     TQ_ASSERT_INT(tq_conn_auth_failed(c), 0);
+    TQ_ASSERT_INT(tq_conn_error(c), TQ_CONN_OK);
     TQ_ASSERT_INT(tq_test_count_lines(log), 1);
     TQ_ASSERT_CONTAINS(log, "restored");
     free(log);
