@@ -240,27 +240,34 @@ int beat_publish_due(beat_publish *p, tq_conn *conn, beat_heap *h, beat_sync *s,
                 "missed ticks by their catchup policies",
                 pass.caught_up, (long long)pass.skipped);
 
-    /* Send the batches pipelined, read the replies, retry in order the
-     * ones that found the library missing (stopping at the first failure, so that a later
-     * tick never lands before an earlier one of the same schedule). Batch k is recs[k *
-     * BEAT_PUBLISH_TICKS, end(k)). */
+    /* The first batch goes alone, and loads the library if Redis lacks it;
+     * the others are pipelined behind it. A pipelined batch that still
+     * finds the library missing or replaced (another build replaced it
+     * just now) is sent again, in order, stopping at the first failure,
+     * so that a later tick never lands before an earlier one of the same
+     * schedule (only a second replacement between two batches of one
+     * pipeline could let a later batch pass: two builds at once, both
+     * replacing). Batch k is recs[k * BEAT_PUBLISH_TICKS, end(k)). */
     size_t nb = (n + BEAT_PUBLISH_TICKS - 1) / BEAT_PUBLISH_TICKS;
 #define BATCH_END(k) ((k) + 1 < nb ? ((k) + 1) * BEAT_PUBLISH_TICKS : n)
-    for (size_t k = 0; k < nb; k++, sent++)
+    if (nb > 0)
+        send_batch(p, conn, 0, BATCH_END(0), 1);
+    int failed = nb > 0 && p->recs[0].rc < 0;
+    for (size_t k = 1; k < nb && !failed; k++, sent++)
         if (send_batch(p, conn, k * BEAT_PUBLISH_TICKS, BATCH_END(k), 0) < 0)
             break;
-    unsigned char noscript[BEAT_PUBLISH_PASS_MAX / BEAT_PUBLISH_TICKS + 1] = {0};
-    for (size_t k = 0; k < nb; k++) {
-        redisReply *reply = k < sent ? tq_conn_reply(conn) : NULL;
-        noscript[k] = (unsigned char)tq_broker_needs_load(reply);
-        if (!noscript[k])
+    unsigned char reload[BEAT_PUBLISH_PASS_MAX / BEAT_PUBLISH_TICKS + 1] = {0};
+    for (size_t k = 1; k < nb; k++) {
+        redisReply *reply = k - 1 < sent ? tq_conn_reply(conn) : NULL;
+        reload[k] = (unsigned char)tq_broker_needs_load(reply);
+        if (!reload[k])
             batch_result(p, k * BEAT_PUBLISH_TICKS, BATCH_END(k), reply);
         freeReplyObject(reply);
     }
-    for (size_t k = 0, failed = 0; k < nb; k++) {
-        if (noscript[k] && failed)
+    for (size_t k = 1; k < nb; k++) {
+        if (reload[k] && failed)
             batch_result(p, k * BEAT_PUBLISH_TICKS, BATCH_END(k), NULL);
-        else if (noscript[k])
+        else if (reload[k])
             send_batch(p, conn, k * BEAT_PUBLISH_TICKS, BATCH_END(k), 1);
         if (p->recs[k * BEAT_PUBLISH_TICKS].rc < 0)
             failed = 1;

@@ -1,8 +1,10 @@
 /* Calls into the broker's Function library (see broker.h). */
 #include "common/broker.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,15 @@ int tq_broker_needs_load(const redisReply *r)
             strncmp(r->str, "ERR Function not found", 22) == 0);
 }
 
+/* After a refused FUNCTION LOAD (an ACL user without +function, Redis out
+ * of memory, another library owning a name), the whole process waits this
+ * long before it tries again, and says so at most this often: every
+ * thread's call would otherwise load (a few ms of Redis' time each) and
+ * log in a loop. */
+#define LOAD_RETRY_MS 1000
+#define LOAD_LOG_EVERY_MS 30000
+static _Atomic int64_t load_after_ms, load_logged_ms;
+
 int tq_broker_load(tq_conn *c)
 {
     const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", tq_broker_library};
@@ -22,10 +33,16 @@ int tq_broker_load(tq_conn *c)
         return TQ_EREDIS;
     int rc = 0;
     if (r->type == REDIS_REPLY_ERROR) {
-        tq_error("loading the tickq function library %s failed: %s", tq_broker_version,
-                 r->str);
+        int64_t now = tq_clock_mono_ms(), last = atomic_load(&load_logged_ms);
+        atomic_store(&load_after_ms, now + LOAD_RETRY_MS);
+        if ((last == 0 || now - last >= LOAD_LOG_EVERY_MS) &&
+            atomic_compare_exchange_strong(&load_logged_ms, &last, now ? now : 1))
+            tq_error("loading the tickq function library %s failed: %s (retrying, this "
+                     "error is repeated at most every %d s)",
+                     tq_broker_version, r->str, LOAD_LOG_EVERY_MS / 1000);
         rc = TQ_EREPLY;
     } else {
+        atomic_store(&load_logged_ms, 0);
         tq_info("loaded the tickq function library %s", tq_broker_version);
     }
     freeReplyObject(r);
@@ -97,14 +114,18 @@ redisReply *tq_broker_call(tq_conn *c, const char *name, int nkeys, int nargs,
         (k = build(name, nkeys, nargs, argv, lens, v, l, fname, sizeof fname, nk,
                    sizeof nk)) < 0)
         goto out;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        r = tq_conn_cmdargv(c, k, v, l);
-        if (attempt == 1 || !tq_broker_needs_load(r))
-            break;
-        freeReplyObject(r);
-        r = NULL;
-        if (tq_broker_load(c) < 0)
-            break;
+    /* A refused load leaves the call's error reply as the answer, so the
+     * caller pauses as after any error reply, not as after an outage. */
+    r = tq_conn_cmdargv(c, k, v, l);
+    if (tq_broker_needs_load(r) && tq_clock_mono_ms() >= atomic_load(&load_after_ms)) {
+        int rc = tq_broker_load(c);
+        if (rc == 0) {
+            freeReplyObject(r);
+            r = tq_conn_cmdargv(c, k, v, l);
+        } else if (rc == TQ_EREDIS) {
+            freeReplyObject(r);
+            r = NULL;
+        }
     }
 out:
     free(v);
@@ -152,7 +173,7 @@ void tq_broker_pack_str(tq_buf *b, const char *s, size_t len)
         b->oom = 1;
         return;
     }
-    /* str8 (0xd9) is not in the MessagePack of Redis' cmsgpack: str16. */
+    /* fixstr, then str16 and str32 (str8 would do too). */
     pack_head(b, (uint32_t)len, 0xa0, 31, 0xda, 0xdb);
     tq_buf_put(b, s, len);
 }

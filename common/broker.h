@@ -31,7 +31,9 @@ extern const char tq_broker_version[];
  * arguments in argv (lens NULL for C strings); the version goes in front
  * of the arguments. Returns a new reply (maybe an error reply) or NULL as
  * tq_conn_cmd() does. Loads the library and calls again when Redis answers
- * that the function is missing or of another version. */
+ * that the function is missing or of another version; when Redis refuses
+ * the load, the answer is the call's error reply, and the process tries
+ * to load again at most once a second. */
 redisReply *tq_broker_call(tq_conn *c, const char *name, int nkeys, int nargs,
                            const char **argv, const size_t *lens);
 

@@ -88,14 +88,17 @@ local function hincrf(h, f, x)
   end
 end
 
+-- An event never stops a function: a stream whose IDs are used up (an XADD
+-- of ID 18446744073709551615-18446744073709551615 by someone) fails the
+-- XADD, which then writes nothing and is passed over.
 local function event(stream, name, ts, id, task, queue, me, runtime, err, info)
-  redis.call('XADD', stream, '*', 'event', name, 'ts', ts, 'id', id, 'task', task,
+  redis.pcall('XADD', stream, '*', 'event', name, 'ts', ts, 'id', id, 'task', task,
     'queue', queue, 'worker', me, 'runtime', runtime or '', 'error', err or '',
     'info', info or '')
 end
 
 local function trim_events(stream)
-  redis.call('XTRIM', stream, 'MAXLEN', '~', EVENTS_MAX)
+  redis.pcall('XTRIM', stream, 'MAXLEN', '~', EVENTS_MAX)
 end
 
 -- The length of the valid UTF-8 sequence at byte i of s, 0 when none

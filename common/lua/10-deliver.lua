@@ -99,6 +99,11 @@ end
 -- context, or nil and a WRONGTYPE error reply: the types of all keys but
 -- the locks are checked before the first write.
 local function deliver_start(KEYS, ARGV)
+  for i = 2, 6 do
+    if not string.match(ARGV[i] or '', '^%d+$') or #ARGV[i] > 15 then
+      return nil, redis.error_reply('ERR deliver: argument ' .. i .. ' is not a number')
+    end
+  end
   local e = check{KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'hash',
     KEYS[5], 'list', KEYS[6], 'stream', KEYS[7], 'set'}
   if e then return nil, e end
@@ -125,18 +130,21 @@ end
 -- passed over. Each queue's type is checked before it is read.
 --
 -- A batch costs a few commands, not a few per message: the oldest
--- messages are read with one LRANGE and cut off with one LTRIM, their done
--- markers read with one MGET, and the ones delivered pushed into
--- processing with one LPUSH (oldest first, as BLMOVE would have); each
--- message then costs only its lock. Duplicates do not count towards max,
+-- messages are read with one LRANGE, moved into processing with one LTRIM
+-- and one LPUSH (oldest first, as BLMOVE would have), and their done
+-- markers read with one MGET; each message then costs only its lock (and
+-- an LREM out of processing when it is a duplicate). Duplicates do not count towards max,
 -- and at most 2 * max + 16 messages are taken, so a queue full of
 -- duplicates cannot stall Redis. (A done marker of the wrong type reads
--- as missing here: the lock still keeps the message from running twice
--- at once.)
+-- as missing, here and in claim: the lock still keeps the message from
+-- running twice at once, and its completion overwrites the marker.)
 fn('fetch', function(KEYS, ARGV)
   local K, e = deliver_start(KEYS, ARGV)
   if not K then return e end
-  local max = tonumber(ARGV[7])
+  local max = string.match(ARGV[7] or '', '^%d+$') and tonumber(ARGV[7])
+  if not max or max < 1 or max > 1000 then
+    return redis.error_reply('ERR fetch: max must be a number from 1 to 1000')
+  end
   local skipped = {}
   local out, n, taken = {skipped}, 0, 0
   for i = 10, #KEYS do
@@ -150,17 +158,29 @@ fn('fetch', function(KEYS, ARGV)
         local want = math.min(max - n, 2 * max + 16 - taken)
         local msgs = redis.call('LRANGE', KEYS[i], -want, -1)
         if #msgs == 0 then break end
+        -- The slice goes into processing in the same breath as it leaves
+        -- the queue, oldest first as BLMOVE would put it: whatever happens
+        -- next, every message is in one of the two.
         redis.call('LTRIM', KEYS[i], 0, -#msgs - 1)
+        local oldest_first = {}
+        for j = #msgs, 1, -1 do oldest_first[#oldest_first + 1] = msgs[j] end
+        for j = 1, #oldest_first, 1000 do
+          redis.call('LPUSH', K.processing,
+            unpack(oldest_first, j, math.min(j + 999, #oldest_first)))
+        end
         taken = taken + #msgs
-        -- Oldest first: the list's tail is its oldest message.
         local ids, tasks, ttls, done_keys = {}, {}, {}, {}
         for j = #msgs, 1, -1 do
           local id, task, ttl = read(msgs[j], K.ttl)
           ids[j], tasks[j], ttls[j] = id or false, task, ttl
           if id then done_keys[#done_keys + 1] = K.done .. id end
         end
-        local dones = #done_keys > 0 and redis.call('MGET', unpack(done_keys)) or {}
-        local push, d = {}, 0
+        local dones = {}
+        for j = 1, #done_keys, 1000 do
+          local part = redis.call('MGET', unpack(done_keys, j, math.min(j + 999, #done_keys)))
+          for x = 1, #part do dones[j + x - 1] = part[x] end
+        end
+        local d = 0
         for j = #msgs, 1, -1 do
           local c = 0
           if ids[j] then
@@ -169,15 +189,15 @@ fn('fetch', function(KEYS, ARGV)
           end
           if c >= 0 then
             n = n + 1
-            push[#push + 1] = msgs[j]
             out[#out + 1] = c
             out[#out + 1] = msgs[j]
             out[#out + 1] = ids[j] or ''
             out[#out + 1] = i - 10
+          else
+            -- A duplicate or a dead letter leaves processing; the batch is
+            -- at its head, so LREM finds it at once.
+            redis.call('LREM', K.processing, 1, msgs[j])
           end
-        end
-        for j = 1, #push, 1000 do
-          redis.call('LPUSH', K.processing, unpack(push, j, math.min(j + 999, #push)))
         end
       end
     end
@@ -207,7 +227,7 @@ fn('claim', function(KEYS, ARGV)
   K.queue = ARGV[8]
   local id, task, ttl = read(msg, K.ttl)
   if not id then return {0, ''} end
-  local c = deliver(msg, id, task, ttl, redis.call('EXISTS', K.done .. id) == 1, K)
+  local c = deliver(msg, id, task, ttl, redis.call('MGET', K.done .. id)[1], K)
   if c < 0 then redis.call('LREM', K.processing, 1, msg) end
   deliver_end(K)
   return {c, id}

@@ -69,28 +69,38 @@
 -- integer (start it again, like hincr).
 local ITEM_STRINGS = {'op', 'msg', 'id', 'task', 'status', 'result', 'extra', 'by',
   'sched', 'finished', 'err', 'q', 'ml'}
-local ITEM_NUMBERS = {'due', 'started', 'late'} -- decimal strings, or absent
+local ITEM_INTEGERS = {'by', 'finished', 'due', 'started', 'late'} -- or absent
 
--- 1 when item it has every field it needs, of its type, and its keys.
+-- 1 when item it has every field it needs, of its type, and its keys (a
+-- KEYS index past the nine fixed keys): everything a write will use is
+-- checked before the first.
 local function item_ok(it, KEYS)
   if type(it) ~= 'table' then return false end
   for _, f in ipairs(ITEM_STRINGS) do
     if type(it[f]) ~= 'string' then return false end
   end
-  for _, f in ipairs(ITEM_NUMBERS) do
-    if it[f] ~= nil and not tonumber(it[f]) then return false end
+  for _, f in ipairs(ITEM_INTEGERS) do
+    if it[f] ~= nil and not (type(it[f]) == 'string' and string.match(it[f], '^%-?%d+$')
+        and #it[f] <= 18) then
+      return false
+    end
   end
-  if not tonumber(it.finished) or (it.op == 'retry' and not it.due) then
+  local function key(i) return type(i) == 'number' and i >= 10 and KEYS[i] ~= nil end
+  local function opt(i) return i == nil or key(i) end
+  if not (it.op == 'done' or it.op == 'retry' or it.op == 'dead') then return false end
+  -- Every op but a dead letter without a run writes the result and needs
+  -- the task's keys.
+  local writes = it.op ~= 'dead' or it.result ~= ''
+  if writes and (it.id == '' or not (key(it.k) and key(it.k + 2))) then return false end
+  if it.k ~= nil and not (key(it.k) and key(it.k + 2)) then return false end
+  if it.op == 'retry' and not it.due then return false end
+  if (it.lb ~= nil) ~= (it.late ~= nil) then return false end
+  if it.rb ~= nil and not (it.started and type(it.rt) == 'string'
+      and type(it.rms) == 'number') then
     return false
   end
-  if (it.late and not it.lb) or (it.rb and not (it.started and type(it.rt) == 'string'
-      and type(it.rms) == 'number')) or type(it.ml) ~= 'string'
-      or (it.ix ~= nil and type(it.ix) ~= 'string') then
-    return false
-  end
-  return type(it.m) == 'number' and KEYS[it.m] ~= nil
-    and (it.id == '' or (type(it.k) == 'number' and KEYS[it.k + 2] ~= nil))
-    and (not it.h or KEYS[it.h] ~= nil) and (not it.e or KEYS[it.e] ~= nil)
+  return key(it.m) and opt(it.h) and opt(it.e)
+    and (it.ix == nil or type(it.ix) == 'string')
     and (it.rb == nil or type(it.rb) == 'string')
     and (it.lb == nil or type(it.lb) == 'string')
 end
@@ -189,7 +199,7 @@ fn('complete', function(KEYS, ARGV)
     if it.k then lock_keys[#lock_keys + 1] = KEYS[it.k] end
   end
   if #lock_keys > 0 then owners = redis.call('MGET', unpack(lock_keys)) end
-  local nlock = 0
+  local nlock, settled = 0, {}
   for t, it in ipairs(items) do
     local op, id, task, q = it.op, it.id, it.task, it.q
     local started, finished, err = it.started, it.finished, it.err
@@ -202,7 +212,11 @@ fn('complete', function(KEYS, ARGV)
       applied = 1
       local owner = nil
       if it.k then
-        owner = owners[nlock + 1] or nil
+        -- The lock as the batch found it, unless an earlier item of the
+        -- batch with the same id settled it: then it is released (nil),
+        -- and the done marker it wrote says the rest.
+        if not settled[lock] then owner = owners[nlock + 1] or nil end
+        settled[lock] = true
         if owner == me then releases[#releases + 1] = lock end
         if hasdel then acked[#acked + 1] = id end
       end

@@ -186,6 +186,200 @@ static void test_dead_letters_match_the_codec(void **state)
     }
 }
 
+/* An integer reply, or fails. */
+static long long integer_of(const char *fmt, const char *a)
+{
+    redisReply *r = tq_test_redis_cmd(&srv, fmt, a);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* fetch's keys and arguments for one queue; max as given. */
+static redisReply *fetch(const char *max)
+{
+    const char *argv[] = {PFX ":processing:w1",
+                          PFX ":workers",
+                          PFX ":stats",
+                          PFX ":deliveries",
+                          PFX ":dead",
+                          PFX ":events",
+                          PFX ":paused",
+                          PFX ":lock:",
+                          PFX ":done:",
+                          PFX ":queue:default",
+                          "w1",
+                          "1000",
+                          "10000",
+                          "30000",
+                          "5000",
+                          "5",
+                          max,
+                          "default"};
+    return tq_broker_call(conn, "fetch", 10, 8, argv, NULL);
+}
+
+/* A fetch that fails after it took messages off the queue (its events
+ * stream's IDs are used up, a redelivery wants an event) loses none: they
+ * are in processing, where the orphan sweep finds them. */
+static void test_fetch_loses_nothing_when_an_event_fails(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        char m[128];
+        snprintf(m, sizeof m, "{\"v\":1,\"id\":\"m%d\",\"task\":\"noop\"}", i);
+        freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %s", PFX ":queue:default", m));
+    }
+    freeReplyObject(tq_test_redis_cmd(
+        &srv, "XADD %s 18446744073709551615-18446744073709551615 a b", PFX ":events"));
+    freeReplyObject(tq_test_redis_cmd(&srv, "HSET %s m2 1", PFX ":deliveries"));
+    redisReply *r = fetch("10");
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(integer_of("LLEN %s", PFX ":queue:default") +
+                         integer_of("LLEN %s", PFX ":processing:w1"),
+                     5);
+}
+
+/* max outside 1..1000 is refused before anything moves. */
+static void test_fetch_bounds_max(void **state)
+{
+    (void)state;
+    freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s x", PFX ":queue:default"));
+    static const char *const bad[] = {"0", "1001", "9000", "nan", "x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        redisReply *r = fetch(bad[i]);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_ERROR);
+        freeReplyObject(r);
+        assert_int_equal(integer_of("LLEN %s", PFX ":queue:default"), 1);
+    }
+}
+
+/* complete with hand-made items: one whose fields do not hold is refused
+ * before the first write; two items of one id in a batch apply once. */
+static void test_complete_checks_items_first(void **state)
+{
+    (void)state;
+    const char *msg = "{\"v\":1,\"id\":\"X\",\"task\":\"noop\"}";
+    const char *msg2 = "{\"v\":1,\"id\":\"X\",\"task\":\"noop\",\"attempt\":1}";
+    freeReplyObject(
+        tq_test_redis_cmd(&srv, "RPUSH %s %s %s", PFX ":processing:w1", msg, msg2));
+    freeReplyObject(tq_test_redis_cmd(&srv, "SET %s w1", PFX ":lock:X"));
+    const char *keys[] = {PFX ":processing:w1", PFX ":stats",    PFX ":worker:w1",
+                          PFX ":dead",          PFX ":delayed",  PFX ":deliveries",
+                          PFX ":events",        PFX ":tasks",    PFX ":metrics",
+                          PFX ":lock:X",        PFX ":done:X",   PFX ":result:X",
+                          PFX ":minute:1",      PFX ":counter:c"};
+    for (int variant = 0; variant < 3; variant++) {
+        tq_buf b = {0};
+        int n = variant == 2 ? 2 : 1;
+        tq_broker_pack_array(&b, (uint32_t)n);
+        for (int j = 0; j < n; j++) {
+            /* variant 0: lb without late; 1: a key index into the fixed
+             * keys (the history would be the processing list); 2: good. */
+            tq_broker_pack_map(&b, variant == 0 ? 17 : 16);
+            const char *kv[] = {"op",       "done",
+                                "msg",      j ? msg2 : msg,
+                                "id",       "X",
+                                "task",     "noop",
+                                "status",   "success",
+                                "result",   "{}",
+                                "extra",    "",
+                                "by",       "1",
+                                "sched",    "",
+                                "finished", "60000",
+                                "err",      "",
+                                "q",        "default",
+                                "ml",       "default\tnoop"};
+            for (size_t x = 0; x < sizeof kv / sizeof kv[0]; x++)
+                tq_broker_pack_cstr(&b, kv[x]);
+            tq_broker_pack_cstr(&b, "k");
+            tq_broker_pack_int(&b, 10);
+            tq_broker_pack_cstr(&b, "m");
+            tq_broker_pack_int(&b, 13);
+            tq_broker_pack_cstr(&b, variant == 1 ? "h" : "e");
+            tq_broker_pack_int(&b, variant == 1 ? 1 : 14);
+            if (variant == 0) {
+                tq_broker_pack_cstr(&b, "lb");
+                tq_broker_pack_cstr(&b, "3");
+            }
+        }
+        assert_false(b.oom);
+        const char *argv[14 + 4];
+        size_t lens[14 + 4];
+        for (int k = 0; k < 14; k++) {
+            argv[k] = keys[k];
+            lens[k] = strlen(keys[k]);
+        }
+        const char *args[] = {"w1", "86400000", "86400000", b.p};
+        for (int k = 0; k < 4; k++) {
+            argv[14 + k] = args[k];
+            lens[14 + k] = k == 3 ? b.len : strlen(args[k]);
+        }
+        redisReply *r = tq_broker_call(conn, "complete", 14, 4, argv, lens);
+        free(b.p);
+        assert_non_null(r);
+        if (variant < 2) {
+            assert_int_equal(r->type, REDIS_REPLY_ERROR);
+            assert_int_equal(integer_of("LLEN %s", PFX ":processing:w1"), 2);
+            assert_int_equal(integer_of("EXISTS %s", PFX ":done:X"), 0);
+        } else {
+            if (r->type != REDIS_REPLY_ARRAY)
+                fail_msg("complete: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+            assert_int_equal(r->element[0]->integer, 1);
+            assert_int_equal(r->element[1]->integer, 0); /* a duplicate */
+            redisReply *v = tq_test_redis_cmd(&srv, "GET %s", PFX ":counter:c");
+            assert_non_null(v);
+            assert_string_equal(v->str ? v->str : "", "1");
+            freeReplyObject(v);
+            assert_int_equal(integer_of("EXISTS %s", PFX ":lock:X"), 0);
+        }
+        freeReplyObject(r);
+    }
+}
+
+/* A user who may not load functions gets the call's error reply, not
+ * NULL (which reads as an outage), and the process does not load again
+ * within the second. */
+static void test_refused_load_is_an_error_reply(void **state)
+{
+    (void)state;
+    freeReplyObject(
+        tq_test_redis_cmd(&srv, "ACL SETUSER nofn on >pw ~* &* +@all -function"));
+    char url[256];
+    snprintf(url, sizeof url, "redis://nofn:pw@127.0.0.1:%d/0", srv.port);
+    tq_url u;
+    assert_int_equal(tq_url_parse(url, &u, NULL, 0), 0);
+    tq_conn *c = tq_conn_new(&u, "nofn");
+    assert_non_null(c);
+    freeReplyObject(tq_test_redis_cmd(&srv, "CONFIG RESETSTAT"));
+    for (int i = 0; i < 20; i++) {
+        redisReply *r = tq_broker_call(c, "info", 0, 0, NULL, NULL);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_ERROR);
+        freeReplyObject(r);
+    }
+    redisReply *r = tq_test_redis_cmd(&srv, "INFO commandstats");
+    assert_non_null(r);
+    /* One refused FUNCTION LOAD at most (NOPERM is counted as rejected,
+     * not as a call, in Redis 7), never twenty. */
+    const char *at = strstr(r->str, "cmdstat_function|load:");
+    long long calls = 0, rejected = 0;
+    if (at) {
+        const char *cs = strstr(at, "calls=");
+        const char *rj = strstr(at, "rejected_calls=");
+        calls = cs ? atoll(cs + 6) : 0;
+        rejected = rj ? atoll(rj + 15) : 0;
+    }
+    assert_true(calls + rejected <= 1);
+    freeReplyObject(r);
+    tq_conn_free(c);
+    freeReplyObject(tq_test_redis_cmd(&srv, "ACL DELUSER nofn"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +388,10 @@ int main(void)
         cmocka_unit_test_setup(test_replaces_another_version, setup),
         cmocka_unit_test_setup(test_refuses_another_caller, setup),
         cmocka_unit_test_setup(test_dead_letters_match_the_codec, setup),
+        cmocka_unit_test_setup(test_fetch_loses_nothing_when_an_event_fails, setup),
+        cmocka_unit_test_setup(test_fetch_bounds_max, setup),
+        cmocka_unit_test_setup(test_complete_checks_items_first, setup),
+        cmocka_unit_test_setup(test_refused_load_is_an_error_reply, setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
