@@ -10,7 +10,6 @@ int main(int argc, char **argv)
 {
     tq_config cfg;
     char err[512];
-    char id[TQ_CONFIG_NAME_MAX];
 
     int rc = tq_proc_start(&cfg, TQ_PROG_WORKER, "worker",
                            "Runs tickq tasks from Redis queues, each exactly once.", argc,
@@ -23,18 +22,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "tickq-worker: --check: %s\n", err);
         return 1;
     }
-    if (cfg.worker_id[0])
-        snprintf(id, sizeof id, "%s", cfg.worker_id);
-    else
-        tq_proc_default_id(id, sizeof id);
     tq_proc_signals();
 
-    worker *w = worker_new(&cfg, id, err, sizeof err);
+    worker *w = worker_new(&cfg, err, sizeof err);
     if (!w) {
         fprintf(stderr, "tickq-worker: %s\n", err);
         return 2;
     }
-    rc = worker_run(w);
+    rc = worker_run(w, &tq_proc_stop);
     worker_free(w);
     return rc;
 }

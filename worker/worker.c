@@ -59,6 +59,7 @@ typedef struct {
 struct worker {
     tq_config cfg;
     tq_url url;
+    volatile sig_atomic_t *stop; /* worker_run()'s: set by signals, or by a takeover */
     worker_queue q;
     worker_tasks *tasks;
     atomic_int paused[TQ_CONFIG_QUEUES_MAX]; /* P:paused as of the last heartbeat */
@@ -80,7 +81,7 @@ struct worker {
     atomic_llong processed, failed, dead, retried;
 };
 
-worker *worker_new(const tq_config *cfg, const char *id, char *err, size_t errlen)
+worker *worker_new(const tq_config *cfg, char *err, size_t errlen)
 {
     worker *w = calloc(1, sizeof *w);
     if (!w) {
@@ -88,6 +89,11 @@ worker *worker_new(const tq_config *cfg, const char *id, char *err, size_t errle
         return NULL;
     }
     w->cfg = *cfg;
+    char id[TQ_CONFIG_NAME_MAX];
+    if (cfg->worker_id[0])
+        snprintf(id, sizeof id, "%s", cfg->worker_id);
+    else
+        tq_proc_default_id(id, sizeof id);
     atomic_store(&w->retry_due, INT64_MAX);
     tq_err_set(TQ_ENOMEM, err, errlen, "out of memory");
     if (tq_url_parse(cfg->redis_url, &w->url, err, errlen) < 0)
@@ -152,10 +158,10 @@ void worker_free(worker *w)
 /* Sleeps after a failed Redis call: the connection's backoff, or 500 ms
  * after an error reply (a key of the wrong type: it stays so until someone
  * fixes it). Returns early when stopping. */
-static void pause_after_error(tq_conn *c, int rc)
+static void pause_after_error(const worker *w, tq_conn *c, int rc)
 {
     int64_t ms = rc == TQ_EREDIS ? tq_conn_backoff_ms(c) : 500;
-    tq_clock_sleep_ms(ms > 0 ? ms : 10, &tq_proc_stop);
+    tq_clock_sleep_ms(ms > 0 ? ms : 10, w->stop);
 }
 
 static void effect_failed(task_thread *t, worker_item *it);
@@ -175,8 +181,8 @@ again:
         int rc = worker_queue_complete(t->conn, &w->q, items, n, tq_clock_wall_ms());
         if (rc == 0)
             break;
-        if (tq_proc_stop >= 2 ||
-            (tq_proc_stop && tq_clock_mono_ms() > atomic_load(&w->grace_end_ms))) {
+        if (*w->stop >= 2 ||
+            (*w->stop && tq_clock_mono_ms() > atomic_load(&w->grace_end_ms))) {
             tq_warn(
                 "giving up completing %d task(s) at shutdown; the reaper will requeue "
                 "them",
@@ -184,7 +190,7 @@ again:
             return;
         }
         tries++;
-        pause_after_error(t->conn, rc);
+        pause_after_error(w, t->conn, rc);
     }
     int redo = 0;
     for (int i = 0; i < n; i++) {
@@ -440,7 +446,7 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
     ctx.attempt = m->attempt;
     ctx.args = m->args;
     ctx.kwargs = m->kwargs;
-    ctx.stop = &tq_proc_stop;
+    ctx.stop = w->stop;
     ctx.grace_end_ms = &w->grace_end_ms;
     ctx.exit_code = -1;
 
@@ -562,8 +568,9 @@ static int run_item(task_thread *t, int i, int *done)
  * task was fast. */
 static int run_batch(task_thread *t, int n)
 {
+    const worker *w = t->w;
     int all_fast = 1, done = 0;
-    for (int i = 0; i < n && !tq_proc_stop; i++)
+    for (int i = 0; i < n && !*w->stop; i++)
         all_fast &= run_item(t, i, &done);
     if (n > done)
         complete_items(t, t->items + done, n - done);
@@ -575,7 +582,7 @@ static void *task_thread_main(void *arg)
     task_thread *t = arg;
     worker *w = t->w;
     unsigned bad = 0; /* queues whose key is of the wrong type */
-    while (!tq_proc_stop) {
+    while (!*w->stop) {
         int64_t now = tq_clock_wall_ms();
         int n = worker_queue_fetch(t->conn, &w->q, now, t->batch, t->items, &bad);
         if (n == 0) {
@@ -588,11 +595,11 @@ static void *task_thread_main(void *arg)
                 n = worker_queue_wait(t->conn, &w->q, qi, now,
                                       w->q.nqueues > 1 ? 0.1 : 1.0, &t->items[0]);
             else
-                tq_clock_sleep_ms(200, &tq_proc_stop);
+                tq_clock_sleep_ms(200, w->stop);
         }
         if (n < 0) {
             atomic_store(&w->resync, 1); /* what was moved may be unknown */
-            pause_after_error(t->conn, n);
+            pause_after_error(w, t->conn, n);
             continue;
         }
         if (n == 0)
@@ -729,7 +736,7 @@ static void heartbeat_once(worker *w)
         tq_error("another process has taken over worker id %s (this one looked dead "
                  "for longer than the liveness window): stopping",
                  w->q.id);
-        tq_proc_stop = 1;
+        *w->stop = 1;
     }
     if (rc <= 0)
         return;
@@ -780,7 +787,7 @@ static int register_worker(worker *w)
 {
     int64_t first_hb = -1;
     for (;;) {
-        if (tq_proc_stop)
+        if (*w->stop)
             return TQ_ESTOPPED;
         int64_t now = tq_clock_wall_ms();
         worker_holder other;
@@ -800,7 +807,7 @@ static int register_worker(worker *w)
                          w->q.id, other.host, other.pid);
                 return TQ_EBUSY;
             }
-            tq_clock_sleep_ms(200, &tq_proc_stop);
+            tq_clock_sleep_ms(200, w->stop);
             continue;
         }
         if (rc > 0) {
@@ -817,7 +824,7 @@ static int register_worker(worker *w)
                 return 0;
             }
         }
-        pause_after_error(w->hb_conn, rc);
+        pause_after_error(w, w->hb_conn, rc);
     }
 }
 
@@ -839,7 +846,7 @@ static void deregister_worker(worker *w)
             return;
         }
         int64_t left = end - tq_clock_mono_ms();
-        if (tq_proc_stop >= 2 || left <= 0)
+        if (*w->stop >= 2 || left <= 0)
             break;
         int64_t ms = tq_conn_backoff_ms(w->hb_conn);
         ms = ms <= 0 ? 50 : ms;
@@ -848,8 +855,9 @@ static void deregister_worker(worker *w)
     tq_warn("could not reach redis to requeue and deregister; the reaper will do it");
 }
 
-int worker_run(worker *w)
+int worker_run(worker *w, volatile sig_atomic_t *stop)
 {
+    w->stop = stop;
     char where[TQ_URL_HOST_MAX + 64];
     tq_url_redacted(&w->url, where, sizeof where);
     w->started_ms = tq_clock_wall_ms();
@@ -876,7 +884,7 @@ int worker_run(worker *w)
     }
     tq_info("worker %s ready", w->q.id);
 
-    while (!tq_proc_stop)
+    while (!*w->stop)
         tq_clock_sleep_us(50000);
     atomic_store(&w->grace_end_ms, tq_clock_mono_ms() + w->cfg.grace_ms);
     tq_info(
