@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "worker/queue.h"
+#include "worker/retry.h"
 #include "worker/tasks.h"
 
 #include <pthread.h>
@@ -325,21 +326,6 @@ static json_t *errors_with(const tq_msg *m, const worker_item *it, const char *w
     return errors;
 }
 
-/* Full jitter: a random wait from 0 to min(cap, base * 2^(attempt - 1)). */
-static int64_t retry_delay_ms(task_thread *t, int attempt)
-{
-    const tq_config *cfg = &t->w->cfg;
-    int64_t window = cfg->retry_base_ms;
-    for (int i = 1; i < attempt && window < cfg->retry_cap_ms; i++)
-        window *= 2;
-    if (window > cfg->retry_cap_ms)
-        window = cfg->retry_cap_ms;
-    t->rng ^= t->rng << 13;
-    t->rng ^= t->rng >> 7;
-    t->rng ^= t->rng << 17;
-    return (int64_t)(t->rng % (uint64_t)(window + 1));
-}
-
 /* A failed run: the next attempt through P:delayed, or the dead letter when
  * the retries are used up. Each attempt's error travels in the message's
  * "errors" and ends in the result and the dead letter. */
@@ -351,8 +337,10 @@ static void set_failure(task_thread *t, worker_item *it, tq_msg *m,
     json_t *errors = errors_with(m, it, w->q.id);
     json_object_set(m->extra, "errors", errors);
     const char *reason = "max-retries";
-    if (m->attempt <= max) {
-        it->due_ms = it->finished_ms + retry_delay_ms(t, m->attempt);
+    int64_t due = worker_retry_due_ms(w->cfg.retry_base_ms, w->cfg.retry_cap_ms,
+                                      m->attempt, max, it->finished_ms, &t->rng);
+    if (due >= 0) {
+        it->due_ms = due;
         m->attempt++;
         it->extra = tq_msg_encode(m, &it->extra_len);
         if (!it->extra) {

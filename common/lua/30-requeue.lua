@@ -113,7 +113,10 @@ fn('reap', function(KEYS, ARGV)
   local now = tonumber(ARGV[1])
   local R = {dead = KEYS[2], stats = KEYS[3], deliveries = KEYS[4], lock = KEYS[6],
     queue = KEYS[7], now = now}
-  local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+  -- Dead: a heartbeat older than the liveness window (as deliver() reads
+  -- it, an age of exactly the window is still alive).
+  local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',
+    '(' .. string.format('%d', now - tonumber(ARGV[2])))
   local out = {}
   for _, w in ipairs(dead) do
     local n = -1

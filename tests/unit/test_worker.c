@@ -1,0 +1,151 @@
+/* The worker's decisions at chosen instants: when a failed run's next
+ * attempt is due (worker/retry.c), and which workers the reaper finds dead
+ * and requeues (worker_queue_reap against a real redis-server, with "now"
+ * passed in). */
+#include "tests/support/check.h"
+#include "tests/support/redis_server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "worker/queue.h"
+#include "worker/retry.h"
+
+static tq_test_redis srv;
+static tq_conn *conn;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
+    if (tq_test_redis_start_with(&srv, NULL, 0) < 0)
+        return -1;
+    tq_url u;
+    if (tq_url_parse(srv.url, &u, NULL, 0) < 0 ||
+        !(conn = tq_conn_new(&u, "worker-test")))
+        return -1;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    tq_conn_free(conn);
+    tq_test_redis_stop(&srv);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return tq_test_redis_flush(&srv);
+}
+
+/* Full jitter: attempt a waits from 0 to min(cap, base * 2^(a - 1)), all of
+ * that window is used, and nothing overflows at the last attempt. */
+static void test_retry_windows(void **state)
+{
+    (void)state;
+    uint64_t rng = 88172645463325252ull;
+    const int64_t base = 100, cap = 1000;
+    for (int a = 1; a <= 8; a++) {
+        int64_t window = base << (a - 1);
+        if (window > cap)
+            window = cap;
+        int64_t lo = INT64_MAX, hi = -1;
+        for (int i = 0; i < 20000; i++) {
+            int64_t d = worker_retry_delay_ms(base, cap, a, &rng);
+            TQ_ASSERT_RANGE(d, 0, window);
+            lo = d < lo ? d : lo;
+            hi = d > hi ? d : hi;
+        }
+        /* The whole window is drawn from, both ends near. */
+        TQ_ASSERT_RANGE(lo, 0, window / 50);
+        TQ_ASSERT_RANGE(hi, window - window / 50, window);
+    }
+    TQ_ASSERT_RANGE(worker_retry_delay_ms(base, cap, 1000001, &rng), 0, cap);
+    TQ_ASSERT_INT(worker_retry_delay_ms(0, cap, 1000001, &rng), 0);
+    TQ_ASSERT_INT(worker_retry_delay_ms(base, 0, 3, &rng), 0);
+}
+
+/* The due time is "now" (the run's end) plus the wait; with max_retries
+ * 3, attempts 1 to 3 are retried and attempt 4 is the last: its failure is
+ * a dead letter. */
+static void test_retry_due_at_chosen_instants(void **state)
+{
+    (void)state;
+    uint64_t rng = 1;
+    const int64_t t = 1764096000000;
+    for (int a = 1; a <= 3; a++)
+        TQ_ASSERT_RANGE(worker_retry_due_ms(400, 60000, a, 3, t, &rng), t,
+                        t + (400 << (a - 1)));
+    TQ_ASSERT_INT(worker_retry_due_ms(400, 60000, 4, 3, t, &rng), -1);
+    TQ_ASSERT_INT(worker_retry_due_ms(400, 60000, 1, 0, t, &rng), -1);
+}
+
+static void queue_for(worker_queue *q, const char *id)
+{
+    tq_config cfg;
+    char *const argv[] = {"tickq-worker", "--prefix", "unit-worker", NULL};
+    char err[256];
+    assert_int_equal(
+        tq_config_parse(&cfg, TQ_PROG_WORKER, 3, argv, NULL, err, sizeof err), 0);
+    assert_int_equal(worker_queue_init(q, &cfg, id), 0);
+    q->liveness_ms = cfg.liveness_ms;
+}
+
+/* The reaper at chosen instants: a worker whose heartbeat is exactly the
+ * liveness window old is alive; a millisecond later it is dead, and its
+ * messages go back to their queue, oldest first, its locks released. */
+static void test_reaper_at_chosen_instants(void **state)
+{
+    (void)state;
+    worker_queue me, other;
+    queue_for(&me, "reaper");
+    queue_for(&other, "gone");
+    const int64_t t0 = 1764096000000, live = me.liveness_ms;
+    redisReply *r =
+        tq_test_redis_cmd(&srv, "ZADD %s %lld gone", other.workers, (long long)t0);
+    freeReplyObject(r);
+    const char *m1 = "{\"v\":1,\"id\":\"a\",\"task\":\"noop\"}";
+    const char *m2 = "{\"v\":1,\"id\":\"b\",\"task\":\"noop\"}";
+    /* m1 was taken first: it is at the tail of the processing list. */
+    freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %s %s", other.processing, m1, m2));
+    freeReplyObject(tq_test_redis_cmd(&srv, "SET %sa gone", other.lock_stem));
+
+    TQ_ASSERT_INT(worker_queue_reap(conn, &me, t0 + live), 0);
+    r = tq_test_redis_cmd(&srv, "LLEN %s", other.processing);
+    TQ_ASSERT_INT(r->integer, 2);
+    freeReplyObject(r);
+
+    TQ_ASSERT_INT(worker_queue_reap(conn, &me, t0 + live + 1), 2);
+    r = tq_test_redis_cmd(&srv, "LRANGE %s 0 -1", other.queues[0]);
+    TQ_ASSERT_INT(r->elements, 2);
+    /* Back at the consuming end, oldest first: m1 is taken next. */
+    assert_string_equal(r->element[1]->str, m1);
+    freeReplyObject(r);
+    r = tq_test_redis_cmd(&srv, "EXISTS %sa %s", other.lock_stem, other.processing);
+    TQ_ASSERT_INT(r->integer, 0);
+    freeReplyObject(r);
+    r = tq_test_redis_cmd(&srv, "ZSCORE %s gone", other.workers);
+    TQ_ASSERT_INT(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    r = tq_test_redis_cmd(&srv, "HGET %s a", other.deliveries);
+    assert_string_equal(r->str, "1");
+    freeReplyObject(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retry_windows),
+        cmocka_unit_test(test_retry_due_at_chosen_instants),
+        cmocka_unit_test_setup(test_reaper_at_chosen_instants, setup),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
