@@ -186,12 +186,6 @@ static void view_free(system_view *v)
     memset(v, 0, sizeof *v);
 }
 
-/* P:metrics is read only while it is of a sane size: its labels are
- * bounded by the tasks and queues in use, but nothing stops a client. */
-static tq_script bounded_hgetall = TQ_SCRIPT(
-    "if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end\n"
-    "return redis.call('HGETALL', KEYS[1])");
-
 /* Reads the view, and in its first round trip the caller's nextra other
  * commands (ecmds, eargcs) whose replies go to eout (new; freed by the
  * caller when this returns 0, here otherwise). Returns 0, or the HTTP
@@ -209,8 +203,10 @@ static int view_read(web_req *rq, system_view *v, char *err, size_t errlen, int 
     const char *c0[] = {"ZRANGE", kw, "-" STR(WORKERS_MAX), "-1", "WITHSCORES"};
     const char *c1[] = {"SMEMBERS", kp};
     const char *c2[] = {"HVALS", ks};
-    const char *c3[] = {"EVALSHA", tq_conn_script_sha(&bounded_hgetall), "1", km,
-                        STR(METRICS_FIELDS_MAX)};
+    /* P:metrics only while it is of a sane size (tickq_hgetall_bounded):
+     * its labels are bounded by the tasks and queues in use, but nothing
+     * stops a client. */
+    const char *c3[] = {"FCALL", "hgetall_bounded", "1", km, STR(METRICS_FIELDS_MAX)};
     const char *const *cmds[4 + VIEW_EXTRA_MAX] = {c0, c1, c2, c3};
     int argcs[4 + VIEW_EXTRA_MAX] = {5, 2, 2, 5};
     redisReply *first[4 + VIEW_EXTRA_MAX];
@@ -222,15 +218,6 @@ static int view_read(web_req *rq, system_view *v, char *err, size_t errlen, int 
     if (nextra > VIEW_EXTRA_MAX ||
         web_req_pipeline(rq, 4 + nextra, argcs, cmds, NULL, first) < 0)
         return snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS)), 503;
-    if (tq_conn_is_noscript(first[3])) { /* a restarted or flushed Redis */
-        freeReplyObject(first[3]);
-        first[3] = web_req_eval(rq, &bounded_hgetall, 1, 1, c3 + 3, NULL);
-        if (!first[3]) {
-            free_replies(first, 3);
-            free_replies(first + 4, nextra);
-            return snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS)), 503;
-        }
-    }
     memcpy(v->raw, first, sizeof v->raw);
     for (int i = 0; i < nextra; i++)
         eout[i] = first[4 + i];
@@ -1175,42 +1162,15 @@ int web_api_tasks(web_req *rq)
                                     (json_int_t)scanned));
 }
 
-/* Reads a list without ever answering more than about a budget of bytes:
- * the entries from index ARGV[1] on (moved down by how much the list grew
- * since it had ARGV[7] entries, when ARGV[7] >= 0: entries arrive at the
- * head), at most ARGV[2] of them looked at; those that hold ARGV[3] (a
- * plain substring; "" for all), at most ARGV[4], stopping once ARGV[5]
- * bytes are answered (after at least one). Answers {LLEN, first index
- * looked at, index, entry, index, entry, ...}, an entry longer than ARGV[6]
- * bytes as its length (an integer) instead of its text. */
-static tq_script list_read_script = TQ_SCRIPT(
-    "local t = redis.call('TYPE', KEYS[1]).ok\n"
-    "if t ~= 'list' and t ~= 'none' then\n"
-    "  return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')\n"
-    "end\n"
-    "local from, count, find = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]\n"
-    "local want, budget, cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
-    "local total, seen = redis.call('LLEN', KEYS[1]), tonumber(ARGV[7])\n"
-    "if seen >= 0 and total > seen then from = from + total - seen end\n"
-    "local out, bytes, got = {total, from}, 0, 0\n"
-    "local i, stop = from, math.min(total, from + count)\n"
-    "while i < stop and got < want and (got == 0 or bytes < budget) do\n"
-    "  local chunk = redis.call('LRANGE', KEYS[1], i, math.min(i + 31, stop - 1))\n"
-    "  if #chunk == 0 then break end\n"
-    "  for _, e in ipairs(chunk) do\n"
-    "    if got >= want or (got > 0 and bytes >= budget) then break end\n"
-    "    if find == '' or string.find(e, find, 1, true) then\n"
-    "      out[#out + 1] = i\n"
-    "      if #e > cap then out[#out + 1] = #e else out[#out + 1] = e; bytes = bytes + #e end\n"
-    "      got = got + 1\n"
-    "    end\n"
-    "    i = i + 1\n"
-    "  end\n"
-    "end\n"
-    "return out");
-
-/* Runs list_read_script on key: a new reply, or NULL when Redis cannot be
- * reached. */
+/* Reads list key with tickq_list_read (common/lua/80-web.lua): the
+ * entries from index from on (moved down by how much the list grew since
+ * it had seen entries, when seen >= 0: entries arrive at the head), at
+ * most count of them looked at; those that hold find (a plain substring;
+ * "" for all), at most want, stopping once WEB_API_READ_BUDGET bytes are
+ * answered (after at least one). Answers {LLEN, first index looked at,
+ * index, entry, index, entry, ...}, an entry longer than
+ * WEB_API_ENTRY_MAX bytes as its length (an integer) instead of its text:
+ * a new reply, or NULL when Redis cannot be reached. */
 static redisReply *list_read(web_req *rq, const char *key, long long from, long long seen,
                              long long count, const char *find, long long want)
 {
@@ -1222,7 +1182,7 @@ static redisReply *list_read(web_req *rq, const char *key, long long from, long 
     snprintf(d, sizeof d, "%d", WEB_API_READ_BUDGET);
     snprintf(e, sizeof e, "%d", WEB_API_ENTRY_MAX);
     const char *argv[] = {key, a, b, find, c, d, e, f};
-    return web_req_eval(rq, &list_read_script, 1, 7, argv, NULL);
+    return web_req_fcall(rq, "list_read", 1, 7, argv, NULL);
 }
 
 /* 1 when r is a list_read() answer. */
@@ -1299,7 +1259,7 @@ static json_t *find_in_list(web_req *rq, const char *key, long long count, const
             break;
         }
         m = find_message(r, id, letter);
-        /* Go on after the last entry answered (the script stops at
+        /* Go on after the last entry answered (tickq_list_read stops at
          * FOUND_MAX entries or its byte budget); none answered means it
          * looked at all the rest. */
         int more = list_read_ok(r) && r->elements > 2;

@@ -2,12 +2,13 @@
  * retrying and requeueing dead letters, purging them (see web/ops.h).
  *
  * Every handler validates all it was given before its first write, and
- * every write is one Lua script that checks the types of the keys it
- * touches and then writes: a script that fails halfway is not rolled back,
- * so none may fail after its first write. Every key a script touches comes
- * in through KEYS, built here by common/keys (web_req_key), never in Lua
- * from ARGV: a per-message key (a done marker, a queue) is one more KEYS
- * entry. That is what Redis Cluster will need.
+ * every write is one function of the broker library (common/lua/80-web.lua,
+ * called with web_req_fcall()) that checks the types of the keys it
+ * touches and then writes: a function that fails halfway is not rolled
+ * back, so none may fail after its first write. Every key a function
+ * touches comes in through KEYS, built here by common/keys (web_req_key),
+ * never in Lua from ARGV: a per-message key (a done marker, a queue) is one
+ * more KEYS entry. That is what Redis Cluster will need.
  *
  * Messages are decoded and encoded by common/msg (the worker's own rules)
  * and schedules by common/sched (the beat's), in C; Lua only compares
@@ -38,145 +39,11 @@
 
 #define ERR_MAX 512                       /* a sentence for a person, with the NUL */
 #define DEAD_SCAN_MAX 10000               /* dead letters one request reads */
-#define DEAD_PAGE 100                     /* dead letters per read and per write script */
+#define DEAD_PAGE 100                     /* dead letters per read and per write call */
 #define DEAD_PAGE_BYTES (4 * 1024 * 1024) /* a page is cut after this many bytes */
 #define REQUEUE_IDS_MAX 10000             /* ids in one POST /api/dead/requeue */
 #define CAS_TRIES 5                       /* reads of a schedule that kept changing */
 #define NAME_RULE "1 to 64 of A-Z a-z 0-9 _ . : -"
-
-/* ---- scripts -------------------------------------------------------------
- *
- * badtype(key, want): nil when key is absent or of type want, else a
- * sentence naming the key; a script returns it as a WRONGTYPE error, which
- * web_reply_redis_error() answers as a 500 that names the key. (The Lua
- * stays laid out as Lua: clang-format would align it as C.) */
-/* clang-format off */
-#define LUA_BADTYPE                                                          \
-    "local function badtype(key, want)\n"                                    \
-    "  local t = redis.call('TYPE', key).ok\n"                               \
-    "  if t ~= 'none' and t ~= want then\n"                                  \
-    "    return 'key ' .. key .. ' is a ' .. t .. ', not a ' .. want end\n"  \
-    "end\n"
-
-/* KEYS[1] the schedules hash. ARGV name, definition. Returns 1 when the
- * schedule is new, 0 when it replaced one. */
-static tq_script put_script = TQ_SCRIPT(
-    LUA_BADTYPE
-    "local e = badtype(KEYS[1], 'hash')\n"
-    "if e then return redis.error_reply('WRONGTYPE ' .. e) end\n"
-    "return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n");
-
-/* KEYS[1] the schedules hash. ARGV name, the definition as it was read,
- * the new one. Returns 1 after writing it, 0 when the hash holds another
- * text now (the caller reads again), -1 when the schedule is gone. */
-static tq_script cas_script = TQ_SCRIPT(
-    LUA_BADTYPE
-    "local e = badtype(KEYS[1], 'hash')\n"
-    "if e then return redis.error_reply('WRONGTYPE ' .. e) end\n"
-    "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "if not cur then return -1 end\n"
-    "if cur ~= ARGV[2] then return 0 end\n"
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])\n"
-    "return 1\n");
-
-/* KEYS[1] the schedules hash, KEYS[2] the schedule-state hash. ARGV name.
- * Returns 1 after deleting both fields, 0 when there is no such schedule
- * (nothing is written then). */
-static tq_script delete_script = TQ_SCRIPT(
-    LUA_BADTYPE
-    "local e = badtype(KEYS[1], 'hash') or badtype(KEYS[2], 'hash')\n"
-    "if e then return redis.error_reply('WRONGTYPE ' .. e) end\n"
-    "if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
-    "redis.call('HDEL', KEYS[2], ARGV[1])\n"
-    "return 1\n");
-
-/* KEYS[1] a queue. ARGV the message. Returns the queue's new length. */
-static tq_script push_script = TQ_SCRIPT(
-    LUA_BADTYPE
-    "local e = badtype(KEYS[1], 'list')\n"
-    "if e then return redis.error_reply('WRONGTYPE ' .. e) end\n"
-    "return redis.call('LPUSH', KEYS[1], ARGV[1])\n");
-
-/* KEYS[1] the paused set. ARGV queue name, "1" to pause or "0" to resume.
- * Returns 1 when that changed the set, 0 when it was so already. */
-static tq_script pause_script = TQ_SCRIPT(
-    LUA_BADTYPE
-    "local e = badtype(KEYS[1], 'set')\n"
-    "if e then return redis.error_reply('WRONGTYPE ' .. e) end\n"
-    "if ARGV[2] == '1' then return redis.call('SADD', KEYS[1], ARGV[1]) end\n"
-    "return redis.call('SREM', KEYS[1], ARGV[1])\n");
-
-/* Reads a page of dead letters. KEYS[1] the dead letters. ARGV: how many
- * at most, "1" to read from the oldest end (else the newest), how many of
- * that end to pass over, and a byte budget. Returns {length, letters}:
- * the list's length and the page read at the same instant, in the order
- * of the scan (oldest first from the oldest end), cut once the letters
- * pass the budget (at least one), so that a page of big letters stays a
- * few MiB in a reply and in the script that requeues it. */
-static tq_script page_script = TQ_SCRIPT(
-    LUA_BADTYPE
-    "local e = badtype(KEYS[1], 'list')\n"
-    "if e then return redis.error_reply('WRONGTYPE ' .. e) end\n"
-    "local n, tail, off = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])\n"
-    "local budget = tonumber(ARGV[4])\n"
-    "local items\n"
-    "if tail then items = redis.call('LRANGE', KEYS[1], -(off + n), -(off + 1))\n"
-    "else items = redis.call('LRANGE', KEYS[1], off, off + n - 1) end\n"
-    "local out, used, m = {}, 0, #items\n"
-    "for k = 1, m do\n"
-    "  local it = tail and items[m + 1 - k] or items[k]\n"
-    "  if k > 1 and used + #it > budget then break end\n"
-    "  used = used + #it\n"
-    "  out[k] = it\n"
-    "end\n"
-    "return {redis.call('LLEN', KEYS[1]), out}\n");
-
-/* Requeues dead letters. KEYS[1] the dead letters, KEYS[2] the deliveries
- * hash, then per letter i its done marker (KEYS[1 + 2i]) and its queue
- * (KEYS[2 + 2i]). ARGV[1] is LREM's count: 1 looks for each letter from
- * the newest end, -1 from the oldest, the end a scan of everything reads
- * (so LREM finds its letter at once instead of after the whole list).
- * Then per letter: the dead letter's exact text, the message to push, the
- * task id. For each letter, in order: when its queue key is a list (or
- * absent) and the dead letter is still in the list, removes it, deletes
- * the done marker (a done id would be acked without running), clears the
- * delivery count (a poison message starts afresh) and pushes the message.
- * Returns per letter 1 (requeued), 0 (no longer a dead letter: requeued
- * or purged meanwhile) or a sentence naming the queue key of the wrong
- * type (nothing done for it).
- *
- * Every type is checked before the first write, so nothing fails after
- * it: LREM on a list, DEL on any key, HDEL on a hash, LPUSH on a list
- * (one that an earlier letter of this call created is a list too). */
-static tq_script requeue_script = TQ_SCRIPT(
-    LUA_BADTYPE
-    "local e = badtype(KEYS[1], 'list') or badtype(KEYS[2], 'hash')\n"
-    "if e then return redis.error_reply('WRONGTYPE ' .. e) end\n"
-    "local n, out = (#ARGV - 1) / 3, {}\n"
-    "for i = 1, n do out[i] = badtype(KEYS[2 + 2 * i], 'list') or 1 end\n"
-    "for i = 1, n do\n"
-    "  if out[i] == 1 then\n"
-    "    if redis.call('LREM', KEYS[1], ARGV[1], ARGV[3 * i - 1]) == 1 then\n"
-    "      redis.call('DEL', KEYS[1 + 2 * i])\n"
-    "      redis.call('HDEL', KEYS[2], ARGV[3 * i + 1])\n"
-    "      redis.call('LPUSH', KEYS[2 + 2 * i], ARGV[3 * i])\n"
-    "    else\n"
-    "      out[i] = 0\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "return out\n");
-
-/* KEYS[1] the dead letters. Returns how many there were, after deleting
- * the list. */
-static tq_script purge_script = TQ_SCRIPT(
-    LUA_BADTYPE
-    "local e = badtype(KEYS[1], 'list')\n"
-    "if e then return redis.error_reply('WRONGTYPE ' .. e) end\n"
-    "local n = redis.call('LLEN', KEYS[1])\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "return n\n");
-/* clang-format on */
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -237,27 +104,30 @@ static int key_of(web_req *rq, tq_key k, const char *arg, char *buf, int *status
     return -1;
 }
 
-/* Runs script s (argv: nkeys keys, then nargs arguments). Returns its
- * reply, or NULL after answering: 503 when Redis cannot be reached, 500
- * naming the key for a WRONGTYPE error. what names the change for that
- * answer ("writing tickq:paused"). */
-static redisReply *eval(web_req *rq, tq_script *s, int nkeys, int nargs,
+/* Calls the broker library's function tickq_<fn> (common/lua/80-web.lua;
+ * argv: nkeys keys, then nargs arguments). Returns its reply, or NULL
+ * after answering: 503 when Redis cannot be reached, 500 naming the key
+ * for a WRONGTYPE error. what names the change for that answer ("writing
+ * tickq:paused"). */
+static redisReply *call(web_req *rq, const char *fn, int nkeys, int nargs,
                         const char **argv, const size_t *lens, const char *what,
                         int *status)
 {
     uint64_t lost = rq->redis ? tq_conn_unanswered(rq->redis) : 0;
-    redisReply *r = web_req_eval(rq, s, nkeys, nargs, argv, lens);
+    redisReply *r = web_req_fcall(rq, fn, nkeys, nargs, argv, lens);
     if (r && r->type != REDIS_REPLY_ERROR)
         return r;
-    /* A script that writes, sent but unanswered: its outcome is unknown. */
-    if (!r && rq->redis && tq_conn_unanswered(rq->redis) != lost && s != &page_script)
+    /* A function that writes, sent but unanswered: its outcome is unknown.
+     * (tickq_dead_page only reads.) */
+    if (!r && rq->redis && tq_conn_unanswered(rq->redis) != lost &&
+        strcmp(fn, "dead_page") != 0)
         rq->unanswered = 1;
     *status = web_reply_redis_error(rq, r, "%s", what);
     freeReplyObject(r);
     return NULL;
 }
 
-/* Answers 500 for a script reply of a type it never gives. */
+/* Answers 500 for a reply of a type the function never gives. */
 static int odd_reply(web_req *rq, redisReply *r, const char *what)
 {
     int status = web_reply_redis_error(rq, r, "%s", what);
@@ -305,7 +175,7 @@ static int push(web_req *rq, const char *q, const char *msg, size_t len)
     snprintf(what, sizeof what, "writing %s", key);
     const char *argv[] = {key, msg};
     const size_t lens[] = {strlen(key), len};
-    redisReply *r = eval(rq, &push_script, 1, 1, argv, lens, what, &status);
+    redisReply *r = call(rq, "queue_push", 1, 1, argv, lens, what, &status);
     if (!r)
         return status;
     if (r->type != REDIS_REPLY_INTEGER)
@@ -404,7 +274,7 @@ int web_ops_schedule_put(web_req *rq)
     snprintf(what, sizeof what, "writing %s", key);
     const char *argv[] = {key, name, text};
     const size_t lens[] = {strlen(key), strlen(name), len};
-    redisReply *r = eval(rq, &put_script, 1, 2, argv, lens, what, &status);
+    redisReply *r = call(rq, "schedule_put", 1, 2, argv, lens, what, &status);
     if (!r)
         goto out;
     if (r->type != REDIS_REPLY_INTEGER) {
@@ -449,7 +319,7 @@ int web_ops_schedule_delete(web_req *rq)
         return status;
     snprintf(what, sizeof what, "writing %s and %s", key, state);
     const char *argv[] = {key, state, name};
-    redisReply *r = eval(rq, &delete_script, 2, 1, argv, NULL, what, &status);
+    redisReply *r = call(rq, "schedule_delete", 2, 1, argv, NULL, what, &status);
     if (!r)
         return status;
     if (r->type != REDIS_REPLY_INTEGER)
@@ -521,7 +391,7 @@ out:
 }
 
 /* Sets "enabled" in schedule name's stored definition, compare-and-set:
- * the script writes only if the hash still holds the text read here, so a
+ * the function writes only if the hash still holds the text read here, so a
  * change made meanwhile (another request, a beat upserting its file) is
  * never overwritten with a stale copy; after CAS_TRIES such races it
  * answers 409. The rest of the definition stays as it was. */
@@ -567,7 +437,7 @@ static int schedule_enable(web_req *rq, int enabled)
         }
         const char *argv[] = {key, name, text, next};
         const size_t lens[] = {strlen(key), strlen(name), len, nlen};
-        redisReply *r = eval(rq, &cas_script, 1, 3, argv, lens, what, &status);
+        redisReply *r = call(rq, "schedule_cas", 1, 3, argv, lens, what, &status);
         free(text);
         free(next);
         if (!r)
@@ -621,7 +491,7 @@ static int queue_pause(web_req *rq, int pause)
         return status;
     snprintf(what, sizeof what, "writing %s", key);
     const char *argv[] = {key, q, pause ? "1" : "0"};
-    redisReply *r = eval(rq, &pause_script, 1, 2, argv, NULL, what, &status);
+    redisReply *r = call(rq, "queue_pause", 1, 2, argv, NULL, what, &status);
     if (!r)
         return status;
     if (r->type != REDIS_REPLY_INTEGER)
@@ -740,7 +610,7 @@ out:
  * (docs/PROTOCOL.md). A dead letter is read in C: its message is decoded
  * by the worker's codec and becomes its next attempt (attempt 1, no
  * errors, enqueued now; the rest as it was). The write then passes the
- * dead letter's exact text, and the script requeues it only if that text
+ * dead letter's exact text, and the function requeues it only if that text
  * is still in the list, so a letter that someone else requeued or purged
  * meanwhile is never requeued twice.
  *
@@ -929,7 +799,7 @@ static int scan_next(web_req *rq, scan *sc, int *status)
     snprintf(budget, sizeof budget, "%d", DEAD_PAGE_BYTES);
     snprintf(what, sizeof what, "reading %s", sc->key);
     const char *argv[] = {sc->key, count, sc->from_tail ? "1" : "0", off, budget};
-    redisReply *r = eval(rq, &page_script, 1, 4, argv, NULL, what, status);
+    redisReply *r = call(rq, "dead_page", 1, 4, argv, NULL, what, status);
     if (!r)
         return -1;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -963,7 +833,7 @@ static void scan_letter(const scan *sc, int k, letter *l)
 }
 
 /* Requeues the n letters of ls that have a message, in order, in one
- * script. Sets each one's code in codes: 1 requeued, 0 gone meanwhile, -1
+ * call. Sets each one's code in codes: 1 requeued, 0 gone meanwhile, -1
  * not requeued (its why then says why). Returns 0, or -1 after answering. */
 static int requeue_letters(web_req *rq, const char *dead_key, int from_tail, letter *ls,
                            int n, int *codes, int *status)
@@ -1024,7 +894,7 @@ static int requeue_letters(web_req *rq, const char *dead_key, int from_tail, let
         lens[a++] = strlen(l->id);
     }
     snprintf(what, sizeof what, "requeueing from %s", dead_key);
-    r = eval(rq, &requeue_script, 2 + 2 * nl, 1 + 3 * nl, argv, lens, what, status);
+    r = call(rq, "dead_requeue", 2 + 2 * nl, 1 + 3 * nl, argv, lens, what, status);
     if (!r)
         goto out;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)nl) {
@@ -1196,7 +1066,7 @@ static int skip(json_t *skipped, const letter *l)
 
 /* Requeues every dead letter (oldest first), or those of the tasks in
  * {"ids": [...]} (each one's newest), reading at most DEAD_SCAN_MAX
- * letters and writing one script per page. A letter that cannot be
+ * letters and writing one call per page. A letter that cannot be
  * requeued (undecodable, base64, its queue key of the wrong type) stays
  * where it is and is listed in "skipped"; "remaining" counts the letters
  * this request did not read (ask again for those); with ids, "not_found"
@@ -1300,7 +1170,7 @@ int web_ops_dead_purge(web_req *rq)
         return status;
     snprintf(what, sizeof what, "deleting %s", key);
     const char *argv[] = {key};
-    redisReply *r = eval(rq, &purge_script, 1, 0, argv, NULL, what, &status);
+    redisReply *r = call(rq, "dead_purge", 1, 0, argv, NULL, what, &status);
     if (!r)
         return status;
     if (r->type != REDIS_REPLY_INTEGER)

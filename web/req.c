@@ -1,6 +1,7 @@
 /* A request's parameters, query and Redis access (see web/req.h). */
 #include "web/req.h"
 
+#include "common/broker.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "web/http.h"
@@ -95,8 +96,10 @@ int web_req_key(const web_req *rq, tq_key k, const char *arg, char *buf)
     return tq_keys_fmt(rq->env->prefix, k, arg, buf, TQ_KEYS_MAX) < 0 ? TQ_ETOOBIG : 0;
 }
 
-/* Runs cmd (argc/argv/lens or a script) with the stale-socket retry. */
-static redisReply *with_retry(web_req *rq, tq_script *s, int argc, int nkeys,
+/* Runs a command (argc/argv/lens), or with name the call of the library
+ * function tickq_<name> whose first nkeys arguments are keys, with the
+ * stale-socket retry. */
+static redisReply *with_retry(web_req *rq, const char *name, int argc, int nkeys,
                               const char **argv, const size_t *lens)
 {
     if (!rq->redis)
@@ -104,8 +107,9 @@ static redisReply *with_retry(web_req *rq, tq_script *s, int argc, int nkeys,
     int was_up = tq_conn_ensure(rq->redis) == 0;
     for (int attempt = 0;; attempt++) {
         int64_t t0 = tq_clock_mono_ms();
-        redisReply *r = s ? tq_conn_eval(rq->redis, s, nkeys, argc - nkeys, argv, lens)
-                          : tq_conn_cmdargv(rq->redis, argc, argv, lens);
+        redisReply *r =
+            name ? tq_broker_call(rq->redis, name, nkeys, argc - nkeys, argv, lens)
+                 : tq_conn_cmdargv(rq->redis, argc, argv, lens);
         if (r || !was_up || attempt > 0 || tq_clock_mono_ms() - t0 > STALE_FAILURE_MS)
             return r;
         int64_t wait_ms = tq_conn_backoff_ms(rq->redis);
@@ -120,10 +124,61 @@ redisReply *web_req_redis(web_req *rq, int argc, const char **argv, const size_t
     return with_retry(rq, NULL, argc, 0, argv, lens);
 }
 
-redisReply *web_req_eval(web_req *rq, tq_script *s, int nkeys, int nargs,
-                         const char **argv, const size_t *lens)
+redisReply *web_req_fcall(web_req *rq, const char *name, int nkeys, int nargs,
+                          const char **argv, const size_t *lens)
 {
-    return with_retry(rq, s, nkeys + nargs, nkeys, argv, lens);
+    return with_retry(rq, name, nkeys + nargs, nkeys, argv, lens);
+}
+
+/* 1 when cmd, of argc words, is a library call: {"FCALL", name, nkeys,
+ * keys..., arguments...} (see web_req_pipeline()). *nkeys gets its key
+ * count, -1 when that is not a count of its words. */
+static int is_fcall(int argc, const char *const *cmd, int *nkeys)
+{
+    if (argc < 3 || strcmp(cmd[0], "FCALL") != 0)
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(cmd[2], &end, 10);
+    *nkeys = errno || end == cmd[2] || *end || n < 0 || n > argc - 3 ? -1 : (int)n;
+    return 1;
+}
+
+/* Appends one command of a pipeline. Returns 0, or -1 with the connection
+ * dropped, so that no reply is owed for the commands appended before. */
+static int append_one(tq_conn *c, int argc, const char *const *cmd, const size_t *lens)
+{
+    int nkeys;
+    if (!is_fcall(argc, cmd, &nkeys))
+        return tq_conn_append(c, argc, (const char **)cmd, lens) == 0 ? 0 : -1;
+    int rc = nkeys < 0 ? TQ_EINVAL
+                       : tq_broker_append(c, cmd[1], nkeys, argc - 3 - nkeys,
+                                          (const char **)cmd + 3, lens ? lens + 3 : NULL);
+    if (rc == 0)
+        return 0;
+    if (rc != TQ_EREDIS) /* TQ_EREDIS has dropped it already */
+        tq_conn_drop(c, "a library call that cannot be sent");
+    return -1;
+}
+
+/* Replaces out[i] of each library call whose reply says the library is
+ * missing or of another version (the call did nothing) with the reply of
+ * the same call made again by tq_broker_call(), which loads it. Returns 0,
+ * or -1 when Redis could not be reached (out[i] is then NULL). */
+static int reload(tq_conn *c, int n, const int *argcs, const char *const *const *cmds,
+                  const size_t *const *lens, redisReply **out)
+{
+    for (int i = 0; i < n; i++) {
+        int nkeys;
+        if (!tq_broker_needs_load(out[i]) || !is_fcall(argcs[i], cmds[i], &nkeys))
+            continue;
+        freeReplyObject(out[i]);
+        out[i] = tq_broker_call(c, cmds[i][1], nkeys, argcs[i] - 3 - nkeys,
+                                (const char **)cmds[i] + 3, lens ? lens[i] + 3 : NULL);
+        if (!out[i])
+            return -1;
+    }
+    return 0;
 }
 
 int web_req_pipeline(web_req *rq, int n, const int *argcs, const char *const *const *cmds,
@@ -136,18 +191,18 @@ int web_req_pipeline(web_req *rq, int n, const int *argcs, const char *const *co
         int64_t t0 = tq_clock_mono_ms();
         int i = 0, ok = was_up;
         for (; ok && i < n; i++)
-            ok = tq_conn_append(rq->redis, argcs[i], (const char **)cmds[i],
-                                lens ? lens[i] : NULL) == 0;
+            ok = append_one(rq->redis, argcs[i], cmds[i], lens ? lens[i] : NULL) == 0;
         for (i = 0; ok && i < n; i++)
             ok = (out[i] = tq_conn_reply(rq->redis)) != NULL;
-        if (ok)
+        if (ok && reload(rq->redis, n, argcs, cmds, lens, out) == 0)
             return 0;
         for (int j = 0; j < i; j++) {
             freeReplyObject(out[j]);
             out[j] = NULL;
         }
         /* A failed append or read has dropped the connection (no reply is
-         * owed any more): reconnect after its first backoff step. */
+         * owed any more, nor after a failed reload): reconnect after its
+         * first backoff step. */
         int64_t wait_ms = tq_conn_backoff_ms(rq->redis);
         if (!was_up || tq_clock_mono_ms() - t0 > STALE_FAILURE_MS ||
             wait_ms > STALE_RETRY_WAIT_MAX_MS)

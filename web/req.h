@@ -6,7 +6,8 @@
  * segment of the request path, which the handler reads with
  * web_req_param(), decoded (so a task id with a '/' is reachable as
  * %2F). The query string is read with web_req_query(). Every Redis command
- * goes through web_req_redis(), on the calling thread's own connection. */
+ * goes through web_req_redis() (a broker library call through
+ * web_req_fcall()), on the calling thread's own connection. */
 #ifndef TQ_WEB_REQ_H
 #define TQ_WEB_REQ_H
 
@@ -85,12 +86,22 @@ redisReply *web_req_redis(web_req *rq, int argc, const char **argv, const size_t
  * cmds[i] has argcs[i] arguments (lens NULL, or lens[i] for each). Fills
  * out[0..n) with new replies (maybe error replies). Returns 0, or -1 when
  * Redis could not be reached (out then holds nothing to free). Retried
- * once like web_req_redis(). */
+ * once like web_req_redis().
+ *
+ * A command {"FCALL", name, nkeys, keys..., arguments...} calls the broker
+ * library's function tickq_<name> (common/broker.h, which puts the
+ * library's version in front of the arguments). When its reply says that
+ * Redis lacks the library or holds another version, the call did nothing:
+ * it is made again, after the round trip, by tq_broker_call(), which loads
+ * the library, and out[i] gets that reply. */
 int web_req_pipeline(web_req *rq, int n, const int *argcs, const char *const *const *cmds,
                      const size_t *const *lens, redisReply **out);
 
-/* The same for a script. */
-redisReply *web_req_eval(web_req *rq, tq_script *s, int nkeys, int nargs,
-                         const char **argv, const size_t *lens);
+/* Calls the broker library's function tickq_<name> (common/broker.h) with
+ * nkeys keys followed by nargs arguments in argv (lens NULL for C
+ * strings); loads the library when Redis lacks it or holds another
+ * version. Returns and retries like web_req_redis(). */
+redisReply *web_req_fcall(web_req *rq, const char *name, int nkeys, int nargs,
+                          const char **argv, const size_t *lens);
 
 #endif
