@@ -1,11 +1,9 @@
-/* Redis connection with lazy reconnect, backoff and scripts. */
+/* Redis connection with lazy reconnect and backoff. */
 #include "common/conn.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "common/sha1.h"
 
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -470,79 +468,5 @@ redisReply *tq_conn_cmd(tq_conn *c, const char *fmt, ...)
     }
     c->unflushed = 1;
     c->pending++;
-    return tq_conn_reply(c);
-}
-
-static pthread_mutex_t script_lock = PTHREAD_MUTEX_INITIALIZER;
-
-const char *tq_conn_script_sha(tq_script *s)
-{
-    pthread_mutex_lock(&script_lock);
-    if (!s->ready) {
-        tq_sha1_hex(s->src, strlen(s->src), s->sha);
-        s->ready = 1;
-    }
-    pthread_mutex_unlock(&script_lock);
-    return s->sha;
-}
-
-#define EVAL_ARGS_MAX 4096
-
-/* Appends EVAL or EVALSHA of s; argv holds keys, then arguments. */
-static int append_script(tq_conn *c, const char *verb, const char *body, int nkeys,
-                         int nargs, const char **argv, const size_t *lens)
-{
-    int total = nkeys + nargs;
-    if (total > EVAL_ARGS_MAX)
-        return TQ_EINVAL;
-    const char **v = malloc(sizeof *v * (size_t)(total + 3));
-    size_t *l = malloc(sizeof *l * (size_t)(total + 3));
-    char nk[16];
-    if (!v || !l) {
-        free(v);
-        free(l);
-        return TQ_ENOMEM;
-    }
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    v[0] = verb;
-    l[0] = strlen(verb);
-    v[1] = body;
-    l[1] = strlen(body);
-    v[2] = nk;
-    l[2] = strlen(nk);
-    for (int i = 0; i < total; i++) {
-        v[i + 3] = argv[i];
-        l[i + 3] = lens ? lens[i] : strlen(argv[i]);
-    }
-    int rc = tq_conn_append(c, total + 3, v, l);
-    free(v);
-    free(l);
-    return rc;
-}
-
-int tq_conn_append_eval(tq_conn *c, tq_script *s, int nkeys, int nargs, const char **argv,
-                        const size_t *lens)
-{
-    return append_script(c, "EVALSHA", tq_conn_script_sha(s), nkeys, nargs, argv, lens);
-}
-
-int tq_conn_is_noscript(const redisReply *r)
-{
-    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
-}
-
-redisReply *tq_conn_eval(tq_conn *c, tq_script *s, int nkeys, int nargs,
-                         const char **argv, const size_t *lens)
-{
-    if (c->pending)
-        tq_conn_drop(c, "unread pipelined replies");
-    if (append_script(c, "EVALSHA", tq_conn_script_sha(s), nkeys, nargs, argv, lens) < 0)
-        return NULL;
-    redisReply *r = tq_conn_reply(c);
-    if (!tq_conn_is_noscript(r))
-        return r;
-    freeReplyObject(r);
-    if (append_script(c, "EVAL", s->src, nkeys, nargs, argv, lens) < 0)
-        return NULL;
     return tq_conn_reply(c);
 }

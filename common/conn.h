@@ -15,10 +15,7 @@
  * error that says "authentication failed" (or "permission denied") once per
  * outage for the whole process, then at most every
  * TQ_CONN_AUTH_LOG_EVERY_MS while it lasts; a password never appears in a
- * log line (the URL is shown through tq_url_redacted()).
- *
- * Lua scripts go through tq_script: EVALSHA first, EVAL when Redis answers
- * NOSCRIPT (a restarted or flushed Redis), so scripts need no loading step. */
+ * log line (the URL is shown through tq_url_redacted()). */
 #ifndef TQ_CONN_H
 #define TQ_CONN_H
 
@@ -35,18 +32,6 @@
 #define TQ_CONN_ERROR_MAX 256           /* bytes of tq_conn_last_error(), with NUL */
 
 typedef struct tq_conn tq_conn;
-
-/* A Lua script; define with TQ_SCRIPT("..."), static storage. */
-typedef struct {
-    const char *src;
-    int ready; /* sha computed (under a lock, once) */
-    char sha[41];
-} tq_script;
-
-#define TQ_SCRIPT(source)                                                                \
-    {                                                                                    \
-        (source), 0, ""                                                                  \
-    }
 
 /* Returns a new connection to url (copied) that has not connected yet, or
  * NULL when out of memory. name (copied) labels it in logs and in Redis'
@@ -80,26 +65,11 @@ redisReply *tq_conn_cmd(tq_conn *c, const char *fmt, ...);
 /* The same with an argument vector (lens may be NULL for C strings). */
 redisReply *tq_conn_cmdargv(tq_conn *c, int argc, const char **argv, const size_t *lens);
 
-/* Pipelining: queue commands with tq_conn_append*(), then read one reply
+/* Pipelining: queue commands with tq_conn_append(), then read one reply
  * per command with tq_conn_reply(). append returns 0 or TQ_EREDIS; a NULL
  * reply means the connection broke and the remaining replies are lost. */
 int tq_conn_append(tq_conn *c, int argc, const char **argv, const size_t *lens);
-int tq_conn_append_eval(tq_conn *c, tq_script *s, int nkeys, int nargs, const char **argv,
-                        const size_t *lens);
 redisReply *tq_conn_reply(tq_conn *c);
-
-/* Runs script s with nkeys keys followed by nargs arguments in argv.
- * Returns a new reply or NULL as tq_conn_cmd() does. */
-redisReply *tq_conn_eval(tq_conn *c, tq_script *s, int nkeys, int nargs,
-                         const char **argv, const size_t *lens);
-
-/* The SHA1 of s's source (hex, borrowed), for an EVALSHA the caller
- * pipelines itself. */
-const char *tq_conn_script_sha(tq_script *s);
-
-/* 1 if r is Redis' NOSCRIPT error (a pipelined EVALSHA then needs a
- * tq_conn_eval() retry). */
-int tq_conn_is_noscript(const redisReply *r);
 
 /* Round trips to Redis so far (each flush of one or more commands). */
 uint64_t tq_conn_roundtrips(const tq_conn *c);

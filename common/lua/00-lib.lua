@@ -42,11 +42,14 @@ local MINUTE_TTL = 7200        -- TQ_METRICS_MINUTE_TTL_S: a minute's counters
 local ID_MAX = 256             -- bytes of a task id (TQ_MSG_ID_MAX - 1)
 
 -- Registers tickq_<name>: callback(keys, args) gets the arguments after
--- the version. ro: the function only reads (FCALL_RO, replicas).
-local function fn(name, callback, ro)
+-- the version. flags: Redis' function flags, none by default: 'no-writes'
+-- for a function that only reads (FCALL_RO, replicas); 'allow-oom' for one
+-- that only deletes, so that it still runs when Redis is out of memory
+-- (every other function is then refused before it starts, never halfway).
+local function fn(name, callback, flags)
   redis.register_function {
     function_name = 'tickq_' .. name,
-    flags = ro and {'no-writes'} or {},
+    flags = flags or {},
     callback = function(keys, args)
       if args[1] ~= VERSION then
         return redis.error_reply('TICKQVERSION library ' .. tostring(VERSION) ..
@@ -210,4 +213,4 @@ redis.register_function {
 -- The limits above, for the test that keeps them equal to the C side's.
 fn('info', function()
   return {EVENTS_MAX, TIMEOUT_MAX, TASKS_MAX, MINUTE_TTL, ID_MAX}
-end, true)
+end, {'no-writes'})

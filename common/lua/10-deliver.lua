@@ -88,7 +88,9 @@ local function deliver(msg, id, task, ttl, done, K)
         'delivered ' .. d .. ' times', 'poison')
       return -2
     end
-    if d > 1 then event(K.events, 'task-received', now, id, task, K.queue, me, nil, nil, d) end
+    if d > 1 then
+      event(K.events, 'task-received', now, id, task, K.queue, me, nil, nil, d)
+    end
   end
   return 1
 end
@@ -177,7 +179,8 @@ fn('fetch', function(KEYS, ARGV)
         end
         local dones = {}
         for j = 1, #done_keys, 1000 do
-          local part = redis.call('MGET', unpack(done_keys, j, math.min(j + 999, #done_keys)))
+          local part = redis.call('MGET',
+            unpack(done_keys, j, math.min(j + 999, #done_keys)))
           for x = 1, #part do dones[j + x - 1] = part[x] end
         end
         local d = 0

@@ -58,8 +58,9 @@
 -- Nothing fails after the first write: the items, the seven keys' types
 -- and every effect key are checked in a first pass that only reads; the
 -- locks are read with MGET (a lock of the wrong type reads as none) and
--- the history LPUSH runs under pcall (a failure there skips that write); every other write is to a checked key, or a SET,
--- DEL or HDEL, which do not fail on any type. The monitoring keys never
+-- the history LPUSH runs under pcall (a failure there skips that write);
+-- every other write is to a checked key, or a SET, DEL or HDEL, which do
+-- not fail on any type. The monitoring keys never
 -- refuse a batch: a broken chart must not stop the work. The index and
 -- P:metrics are one key each, so their types are read in the first pass
 -- and a wrong one skips their writes with a warning. A minute key's

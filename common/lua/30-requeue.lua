@@ -41,7 +41,8 @@ local function requeue_apply(w, msgs, plan, R)
   for i = 1, #msgs do
     local p = plan[i]
     if p.id then
-      if redis.pcall('GET', R.lock .. p.id) == w then redis.call('DEL', R.lock .. p.id) end
+      local lock = R.lock .. p.id
+      if redis.pcall('GET', lock) == w then redis.call('DEL', lock) end
       if R.deliveries then hincr(R.deliveries, p.id, 1) end
     end
     if p.q then

@@ -46,4 +46,4 @@ fn('lock_release', function(KEYS, ARGV)
     return 1
   end
   return 0
-end)
+end, {'allow-oom'})

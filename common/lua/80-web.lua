@@ -48,7 +48,7 @@ fn('schedule_delete', function(KEYS, ARGV)
   if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
   redis.call('HDEL', KEYS[2], ARGV[1])
   return 1
-end)
+end, {'allow-oom'})
 
 -- tickq_queue_push: KEYS: a queue. ARGV: the message. Pushes it to the
 -- front of the queue (LPUSH), whose workers take from the back. Returns
@@ -94,7 +94,7 @@ fn('dead_page', function(KEYS, ARGV)
     out[k] = it
   end
   return {redis.call('LLEN', KEYS[1]), out}
-end, true)
+end, {'no-writes'})
 
 -- tickq_dead_requeue: puts dead letters' messages back on their queues.
 -- KEYS: dead, deliveries, then per letter i its done marker (KEYS[1 + 2i])
@@ -144,7 +144,7 @@ fn('dead_purge', function(KEYS)
   local n = redis.call('LLEN', KEYS[1])
   redis.call('DEL', KEYS[1])
   return n
-end)
+end, {'allow-oom'})
 
 -- tickq_hgetall_bounded: KEYS: a hash (P:metrics). ARGV: the most fields
 -- to read. Its fields and values, as HGETALL answers them, or nil when it
@@ -155,7 +155,7 @@ end)
 fn('hgetall_bounded', function(KEYS, ARGV)
   if redis.call('HLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end
   return redis.call('HGETALL', KEYS[1])
-end, true)
+end, {'no-writes'})
 
 -- tickq_list_read: reads a list without ever answering more than about a
 -- budget of bytes. KEYS: the list. ARGV: from, count, find, want, budget,
@@ -194,4 +194,4 @@ fn('list_read', function(KEYS, ARGV)
     end
   end
   return out
-end, true)
+end, {'no-writes'})

@@ -380,6 +380,61 @@ static void test_refused_load_is_an_error_reply(void **state)
     freeReplyObject(tq_test_redis_cmd(&srv, "ACL DELUSER nofn"));
 }
 
+/* Pipelined calls that find the library missing did nothing and say so
+ * (tq_broker_needs_load); the same call made again loads it. */
+static void test_pipelined_calls_reload(void **state)
+{
+    (void)state;
+    const char *argv[] = {PFX ":lock:p", "me", "10000"};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(tq_broker_append(conn, "lock_acquire", 1, 2, argv, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        redisReply *r = tq_conn_reply(conn);
+        assert_true(tq_broker_needs_load(r));
+        freeReplyObject(r);
+    }
+    assert_int_equal(integer_of("EXISTS %s", PFX ":lock:p"), 0);
+    redisReply *r = tq_broker_call(conn, "lock_acquire", 1, 2, argv, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tq_broker_append(conn, "lock_acquire", 1, 2, argv, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        r = tq_conn_reply(conn);
+        assert_non_null(r);
+        assert_int_equal(r->integer, 1);
+        freeReplyObject(r);
+    }
+}
+
+/* Out of memory, a function that writes is refused before it starts, and
+ * one that only deletes (allow-oom) still runs. */
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    const char *hold[] = {PFX ":lock:o", "me", "10000"};
+    redisReply *r = tq_broker_call(conn, "lock_acquire", 1, 2, hold, NULL);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    freeReplyObject(tq_test_redis_cmd(&srv, "CONFIG SET maxmemory 1"));
+    const char *other[] = {PFX ":lock:o2", "me", "10000"};
+    r = tq_broker_call(conn, "lock_acquire", 1, 2, other, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(r->str, "OOM"));
+    freeReplyObject(r);
+    const char *release[] = {PFX ":lock:o", "me"};
+    r = tq_broker_call(conn, "lock_release", 1, 1, release, NULL);
+    assert_non_null(r);
+    int type = r->type;
+    long long v = r->integer;
+    freeReplyObject(r);
+    freeReplyObject(tq_test_redis_cmd(&srv, "CONFIG SET maxmemory 0"));
+    assert_int_equal(type, REDIS_REPLY_INTEGER);
+    assert_int_equal(v, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,6 +446,9 @@ int main(void)
         cmocka_unit_test_setup(test_fetch_loses_nothing_when_an_event_fails, setup),
         cmocka_unit_test_setup(test_fetch_bounds_max, setup),
         cmocka_unit_test_setup(test_complete_checks_items_first, setup),
+        cmocka_unit_test_setup(test_pipelined_calls_reload, setup),
+        cmocka_unit_test_setup(test_out_of_memory, setup),
+        /* Last: a refused load holds loads back for a second, process-wide. */
         cmocka_unit_test_setup(test_refused_load_is_an_error_reply, setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
