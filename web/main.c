@@ -3,7 +3,6 @@
  * configuration (including an address that cannot be listened on). With
  * --top it starts no server and shows the live picture in the terminal
  * instead (web/top.h). */
-#include "common/clock.h"
 #include "common/config.h"
 #include "common/conn.h"
 #include "common/err.h"
@@ -34,17 +33,12 @@ int main(int argc, char **argv)
     if (cfg.top)
         return web_top_run(&cfg, &tq_proc_stop);
 
-    web_server *w = NULL;
-    rc = web_start(&cfg, &w, err, sizeof err);
-    if (rc < 0) {
-        fprintf(stderr, "tickq-web: %s\n", err);
-        return rc == TQ_ECONFIG ? 2 : 1;
+    web_server *w = web_new(&cfg, err, sizeof err);
+    if (!w) {
+        fprintf(stderr, "tickq-web: %s\n", err[0] ? err : "out of memory");
+        return err[0] ? 2 : 1;
     }
-    /* A Redis that is down or refuses the login is logged now, not at the
-     * first request (which gets a 503 from /healthz meanwhile). */
-    tq_conn_check(cfg.redis_url, "web", 0, err, sizeof err);
-    while (!tq_proc_stop)
-        tq_clock_sleep_ms(1000, &tq_proc_stop);
-    web_stop(w);
+    web_run(w, &tq_proc_stop);
+    web_free(w);
     return 0;
 }

@@ -699,16 +699,15 @@ static void register_routes(web_server *w)
 
 /* ---- start and stop ---------------------------------------------------- */
 
-int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
+web_server *web_new(const tq_config *cfg, char *err, size_t errlen)
 {
     char urlerr[256];
     int rc;
-    *out = NULL;
+    if (errlen)
+        err[0] = '\0';
     web_server *w = calloc(1, sizeof *w);
-    if (!w) {
-        snprintf(err, errlen, "out of memory");
-        return TQ_ENOMEM;
-    }
+    if (!w)
+        return NULL;
     if (tq_url_parse(cfg->redis_url, &w->url, urlerr, sizeof urlerr) < 0) {
         snprintf(err, errlen, "--redis-url: %s", urlerr);
         rc = TQ_ECONFIG;
@@ -790,15 +789,25 @@ int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen)
             w->ports, threads, cfg->web_threads, WEB_SLOW_CLIENT_THREADS,
             WEB_SSE_CLIENTS_MAX, where, cfg->prefix,
             w->cfg.api_token[0] ? "read-write (token set)" : "read-only (no token)");
-    *out = w;
-    return 0;
+    return w;
 err:
+    (void)rc;
     memset(w->cfg.api_token, 0, sizeof w->cfg.api_token);
     free(w);
-    return rc;
+    return NULL;
 }
 
-void web_stop(web_server *w)
+void web_run(web_server *w, volatile sig_atomic_t *stop)
+{
+    /* A Redis that is down or refuses the login is logged now, not at the
+     * first request (which gets a 503 from /healthz meanwhile). */
+    char why[512];
+    tq_conn_check(w->cfg.redis_url, "web", 0, why, sizeof why);
+    while (!*stop)
+        tq_clock_sleep_ms(1000, stop);
+}
+
+void web_free(web_server *w)
 {
     if (!w)
         return;

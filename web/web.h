@@ -11,6 +11,7 @@
 #ifndef TQ_WEB_H
 #define TQ_WEB_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "common/config.h"
@@ -24,20 +25,23 @@
 
 typedef struct web_server web_server;
 
-/* Starts serving cfg->listen with cfg->web_threads worker threads (plus a
- * fixed reserve so that slow clients cannot hold them all), reading
- * the timer under cfg->prefix from cfg->redis_url (cfg is copied). Returns 0
- * and a new server in *out (stop it with web_stop), or a negative code with a
- * sentence in err: TQ_ECONFIG when the address cannot be used (unresolvable
- * host, IPv6 without civetweb support, port already bound), TQ_ENOMEM, or
- * TQ_EIO when civetweb fails otherwise. Does not touch Redis: connections
- * open lazily on the first request of each thread. */
-int web_start(const tq_config *cfg, web_server **out, char *err, size_t errlen);
+/* Returns a new server for cfg (copied), already listening on cfg->listen
+ * with cfg->web_threads worker threads (plus a fixed reserve so that slow
+ * clients cannot hold them all), or NULL with a sentence in err when cfg
+ * cannot be used (a bad --redis-url or --prefix, an unreadable token file,
+ * an address that cannot be listened on: unresolvable host, IPv6 without
+ * civetweb support, port already bound); err is "" when out of memory.
+ * Does not touch Redis: connections open lazily on the first request of
+ * each thread. */
+web_server *web_new(const tq_config *cfg, char *err, size_t errlen);
+
+/* Serves until *stop is set; logs once whether Redis is reachable. */
+void web_run(web_server *w, volatile sig_atomic_t *stop);
 
 /* Stops accepting, waits for the requests in flight (civetweb joins its
  * threads, which closes their Redis connections) and frees w. NULL does
  * nothing. Blocks. */
-void web_stop(web_server *w);
+void web_free(web_server *w);
 
 /* Maps a HOST:PORT address onto civetweb's listening_ports syntax in out:
  * "a.b.c.d:port" for an IPv4 literal or a host name (resolved to its first
