@@ -553,8 +553,9 @@ int worker_queue_started(tq_conn *c, const worker_queue *q, int64_t now_ms,
 {
     char ts[24];
     snprintf(ts, sizeof ts, "%lld", (long long)now_ms);
-    const char *argv[] = {q->events, ts, q->id, it->id, it->task, q->queue_names[it->qi]};
-    redisReply *r = tq_broker_call(c, "task_started", 1, 5, argv, NULL);
+    const char *argv[] = {q->events, q->deliveries,         ts, q->id, it->id,
+                          it->task,  q->queue_names[it->qi]};
+    redisReply *r = tq_broker_call(c, "task_started", 2, 5, argv, NULL);
     if (!r)
         return TQ_EREDIS;
     int rc = r->type == REDIS_REPLY_INTEGER ? 0 : TQ_EREPLY;

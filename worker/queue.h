@@ -139,9 +139,10 @@ int worker_queue_paused(tq_conn *c, const worker_queue *q, int *paused);
 int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
                        int64_t now_ms);
 
-/* Records that a task that is not fast began running: task-received and
- * task-started (a fast task's only event is its outcome, written by
- * complete). Returns 0 or a negative code. */
+/* Records that a task that is not fast began running: task-started, after
+ * task-received unless it is a redelivery (its fetch recorded that); a
+ * fast task's only event is its outcome, written by complete. Returns 0 or
+ * a negative code. */
 int worker_queue_started(tq_conn *c, const worker_queue *q, int64_t now_ms,
                          const worker_item *it);
 

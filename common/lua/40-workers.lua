@@ -47,13 +47,17 @@ fn('worker_event', function(KEYS, ARGV)
 end)
 
 -- tickq_task_started: a task that is not fast began running. KEYS:
--- events. ARGV: ts, worker, id, task, queue. Records task-received and
--- task-started (a fast task records only its outcome, at completion).
+-- events, deliveries. ARGV: ts, worker, id, task, queue. Records
+-- task-started, after task-received unless this is a redelivery (an id in
+-- P:deliveries: its fetch recorded task-received, with the delivery
+-- number). A fast task records only its outcome, at completion.
 fn('task_started', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'stream'}
+  local e = check{KEYS[1], 'stream', KEYS[2], 'hash'}
   if e then return e end
   local ts, me, id, task, queue = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-  event(KEYS[1], 'task-received', ts, id, task, queue, me)
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    event(KEYS[1], 'task-received', ts, id, task, queue, me)
+  end
   event(KEYS[1], 'task-started', ts, id, task, queue, me)
   trim_events(KEYS[1])
   return 1

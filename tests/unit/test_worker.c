@@ -140,12 +140,42 @@ static void test_reaper_at_chosen_instants(void **state)
     freeReplyObject(r);
 }
 
+/* The events of a task that is not fast when it starts: task-received and
+ * task-started; a redelivery's fetch recorded task-received already (with
+ * its delivery number), so it gets task-started alone. */
+static void test_started_events(void **state)
+{
+    (void)state;
+    worker_queue q;
+    queue_for(&q, "ev");
+    worker_item it;
+    memset(&it, 0, sizeof it);
+    snprintf(it.id, sizeof it.id, "first");
+    snprintf(it.task, sizeof it.task, "sleep");
+    TQ_ASSERT_INT(worker_queue_started(conn, &q, 1764096000000, &it), 0);
+    freeReplyObject(tq_test_redis_cmd(&srv, "HSET %s again 1", q.deliveries));
+    snprintf(it.id, sizeof it.id, "again");
+    TQ_ASSERT_INT(worker_queue_started(conn, &q, 1764096000001, &it), 0);
+    redisReply *r = tq_test_redis_cmd(&srv, "XRANGE %s - +", q.events);
+    assert_non_null(r);
+    TQ_ASSERT_INT(r->elements, 3);
+    const char *want[][2] = {
+        {"task-received", "first"}, {"task-started", "first"}, {"task-started", "again"}};
+    for (size_t i = 0; i < 3; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        TQ_ASSERT_STR(f->element[1]->str, want[i][0]);
+        TQ_ASSERT_STR(f->element[5]->str, want[i][1]);
+    }
+    freeReplyObject(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retry_windows),
         cmocka_unit_test(test_retry_due_at_chosen_instants),
         cmocka_unit_test_setup(test_reaper_at_chosen_instants, setup),
+        cmocka_unit_test_setup(test_started_events, setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
