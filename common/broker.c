@@ -49,21 +49,35 @@ int tq_broker_load(tq_conn *c)
     return rc;
 }
 
-/* The FCALL of tickq_<name> as an argument vector in v and l (room for
- * nkeys + nargs + 4); fname holds the function's name. Returns the count,
- * or -1 for a bad count. */
-static int build(const char *name, int nkeys, int nargs, const char **argv,
-                 const size_t *lens, const char **v, size_t *l, char *fname, size_t fnlen,
-                 char *nk, size_t nklen)
+/* The argument vector of one FCALL of tickq_<name>: the keys, the version,
+ * the arguments. */
+typedef struct {
+    const char **v;
+    size_t *l;
+    int n;
+    char fname[64], nk[16];
+} fcall;
+
+/* Builds f. Returns 0, TQ_EINVAL for a bad count or TQ_ENOMEM; free it
+ * with fcall_free() in every case. */
+static int fcall_make(fcall *f, const char *name, int nkeys, int nargs, const char **argv,
+                      const size_t *lens)
 {
     int total = nkeys + nargs;
+    f->v = NULL;
+    f->l = NULL;
     if (nkeys < 0 || nargs < 0 || total > TQ_BROKER_ARGS_MAX)
-        return -1;
-    snprintf(fname, fnlen, "tickq_%s", name);
-    snprintf(nk, nklen, "%d", nkeys);
+        return TQ_EINVAL;
+    f->v = malloc(sizeof *f->v * (size_t)(total + 4));
+    f->l = malloc(sizeof *f->l * (size_t)(total + 4));
+    if (!f->v || !f->l)
+        return TQ_ENOMEM;
+    snprintf(f->fname, sizeof f->fname, "tickq_%s", name);
+    snprintf(f->nk, sizeof f->nk, "%d", nkeys);
+    const char **v = f->v;
     v[0] = "FCALL";
-    v[1] = fname;
-    v[2] = nk;
+    v[1] = f->fname;
+    v[2] = f->nk;
     int k = 3;
     for (int i = 0; i < total; i++) {
         if (i == nkeys)
@@ -73,63 +87,52 @@ static int build(const char *name, int nkeys, int nargs, const char **argv,
     if (nargs == 0)
         v[k++] = tq_broker_version;
     for (int i = 0; i < k; i++)
-        l[i] = strlen(v[i]);
+        f->l[i] = strlen(v[i]);
     for (int i = 0; i < total && lens; i++)
-        l[i < nkeys ? 3 + i : 4 + i] = lens[i];
-    return k;
+        f->l[i < nkeys ? 3 + i : 4 + i] = lens[i];
+    f->n = k;
+    return 0;
+}
+
+static void fcall_free(fcall *f)
+{
+    free(f->v);
+    free(f->l);
 }
 
 int tq_broker_append(tq_conn *c, const char *name, int nkeys, int nargs,
                      const char **argv, const size_t *lens)
 {
-    int total = nkeys + nargs;
-    if (total < 0 || total > TQ_BROKER_ARGS_MAX)
-        return TQ_EINVAL;
-    const char **v = malloc(sizeof *v * (size_t)(total + 4));
-    size_t *l = malloc(sizeof *l * (size_t)(total + 4));
-    char fname[64], nk[16];
-    int rc = TQ_ENOMEM;
-    if (v && l) {
-        int k = build(name, nkeys, nargs, argv, lens, v, l, fname, sizeof fname, nk,
-                      sizeof nk);
-        rc = k < 0 ? TQ_EINVAL : tq_conn_append(c, k, v, l);
-    }
-    free(v);
-    free(l);
+    fcall f;
+    int rc = fcall_make(&f, name, nkeys, nargs, argv, lens);
+    if (rc == 0)
+        rc = tq_conn_append(c, f.n, f.v, f.l);
+    fcall_free(&f);
     return rc;
 }
 
 redisReply *tq_broker_call(tq_conn *c, const char *name, int nkeys, int nargs,
                            const char **argv, const size_t *lens)
 {
-    int total = nkeys + nargs;
-    if (total < 0 || total > TQ_BROKER_ARGS_MAX)
-        return NULL;
-    const char **v = malloc(sizeof *v * (size_t)(total + 4));
-    size_t *l = malloc(sizeof *l * (size_t)(total + 4));
-    char fname[64], nk[16];
+    fcall f;
     redisReply *r = NULL;
-    int k;
-    if (!v || !l ||
-        (k = build(name, nkeys, nargs, argv, lens, v, l, fname, sizeof fname, nk,
-                   sizeof nk)) < 0)
+    if (fcall_make(&f, name, nkeys, nargs, argv, lens) < 0)
         goto out;
     /* A refused load leaves the call's error reply as the answer, so the
      * caller pauses as after any error reply, not as after an outage. */
-    r = tq_conn_cmdargv(c, k, v, l);
+    r = tq_conn_cmdargv(c, f.n, f.v, f.l);
     if (tq_broker_needs_load(r) && tq_clock_mono_ms() >= atomic_load(&load_after_ms)) {
         int rc = tq_broker_load(c);
         if (rc == 0) {
             freeReplyObject(r);
-            r = tq_conn_cmdargv(c, k, v, l);
+            r = tq_conn_cmdargv(c, f.n, f.v, f.l);
         } else if (rc == TQ_EREDIS) {
             freeReplyObject(r);
             r = NULL;
         }
     }
 out:
-    free(v);
-    free(l);
+    fcall_free(&f);
     return r;
 }
 

@@ -60,9 +60,12 @@ local function fn(name, callback, flags)
     end}
 end
 
+-- key's type: 'none' when it is missing.
+local function kind(key) return redis.call('TYPE', key).ok end
+
 -- nil when key is missing or a `want`, else a text that names it.
 local function badtype(key, want)
-  local t = redis.call('TYPE', key).ok
+  local t = kind(key)
   if t ~= 'none' and t ~= want then
     return 'key ' .. key .. ' is a ' .. t .. ', not a ' .. want
   end

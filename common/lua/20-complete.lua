@@ -161,21 +161,20 @@ fn('complete', function(KEYS, ARGV)
   local counts, members, minutes = {}, {}, {}
   local tasks_by, runtime_by, runtime_sum, lateness, lateness_sum = {}, {}, {}, {}, nil
   local function bump(tbl, k, by) tbl[k] = (tbl[k] or 0) + by end
+  -- tbl[k], a table, made on first use.
+  local function sub(tbl, k)
+    local t = tbl[k]
+    if not t then
+      t = {}
+      tbl[k] = t
+    end
+    return t
+  end
   -- One completion in the counters: field of its finished minute's hash,
   -- state of its labelled counter.
   local function tally(it, field, state)
-    local fields = minutes[it.m]
-    if not fields then
-      fields = {}
-      minutes[it.m] = fields
-    end
-    bump(fields, field, 1)
-    local t = tasks_by[it.ml]
-    if not t then
-      t = {}
-      tasks_by[it.ml] = t
-    end
-    bump(t, state, 1)
+    bump(sub(minutes, it.m), field, 1)
+    bump(sub(tasks_by, it.ml), state, 1)
   end
   local function indexed(it)
     if it.ix then
@@ -267,12 +266,7 @@ fn('complete', function(KEYS, ARGV)
       end
       if applied == 1 then
         if it.rb then
-          local t = runtime_by[it.ml]
-          if not t then
-            t = {}
-            runtime_by[it.ml] = t
-          end
-          bump(t, it.rb, 1)
+          bump(sub(runtime_by, it.ml), it.rb, 1)
           bump(runtime_sum, it.ml, it.rms)
         end
         if it.lb then

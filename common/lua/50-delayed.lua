@@ -16,14 +16,10 @@
 -- more are due than max), stuck, a sentence on the first stuck destination
 -- ("" when none)}.
 fn('promote', function(KEYS, ARGV)
-  local function kind(k) return redis.call('TYPE', k).ok end
-  local t = kind(KEYS[1])
-  if t == 'none' then return {0, '-1', 0, ''} end
-  if t ~= 'zset' then
-    return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is a ' .. t .. ', not a zset')
-  end
-  t = kind(KEYS[3])
-  local count = t == 'hash' or t == 'none'
+  local e = check{KEYS[1], 'zset'}
+  if e then return e end
+  if kind(KEYS[1]) == 'none' then return {0, '-1', 0, ''} end
+  local count = not badtype(KEYS[3], 'hash')
   local now, max, stem = tonumber(ARGV[1]), tonumber(ARGV[2]), KEYS[4]
   local moved, dead, stuck, why, types = 0, 0, 0, '', {}
   while moved + dead < max and stuck < max do

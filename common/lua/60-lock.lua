@@ -5,16 +5,10 @@
 -- lock before it writes it, and only a lock that is a string (or absent):
 -- a key of another type is an error reply that names it, before anything
 -- is written. The TTL is a number the caller checked (> 0).
-local function lock_check(key)
-  local t = redis.call('TYPE', key).ok
-  if t ~= 'string' and t ~= 'none' then
-    return redis.error_reply('WRONGTYPE ' .. key .. ' is a ' .. t .. ', not a string')
-  end
-end
 
 -- 1 when taken, or already the owner's (then renewed); 0 when another's.
 fn('lock_acquire', function(KEYS, ARGV)
-  local e = lock_check(KEYS[1])
+  local e = check{KEYS[1], 'string'}
   if e then return e end
   local v = redis.call('GET', KEYS[1])
   if v == ARGV[1] then
@@ -28,7 +22,7 @@ end)
 
 -- 1 when extended, 0 when the lock is not the owner's.
 fn('lock_extend', function(KEYS, ARGV)
-  local e = lock_check(KEYS[1])
+  local e = check{KEYS[1], 'string'}
   if e then return e end
   if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -39,7 +33,7 @@ end)
 
 -- 1 when deleted, 0 when the lock is not the owner's.
 fn('lock_release', function(KEYS, ARGV)
-  local e = lock_check(KEYS[1])
+  local e = check{KEYS[1], 'string'}
   if e then return e end
   if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('DEL', KEYS[1])

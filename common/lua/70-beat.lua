@@ -33,22 +33,14 @@ fn('publish', function(KEYS, ARGV)
       return redis.error_reply('ERR publish: a tick lacks a field or its queue')
     end
   end
-  local function kind(k) return redis.call('TYPE', k).ok end
-  local function wrong(k, t, want)
-    return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a ' .. want)
-  end
-  local t = kind(KEYS[1])
-  if t ~= 'string' and t ~= 'none' then return wrong(KEYS[1], t, 'string') end
+  local e = check{KEYS[1], 'string'}
+  if e then return e end
   if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-  t = kind(KEYS[2])
-  if t ~= 'hash' and t ~= 'none' then return wrong(KEYS[2], t, 'hash') end
-  t = kind(KEYS[3])
-  local count = t == 'hash' or t == 'none'
+  e = check{KEYS[2], 'hash'}
+  if e then return e end
+  local count = not badtype(KEYS[3], 'hash')
   local list = {}
-  for k = 4, #KEYS do
-    t = kind(KEYS[k])
-    list[k] = t == 'list' or t == 'none'
-  end
+  for k = 4, #KEYS do list[k] = not badtype(KEYS[k], 'list') end
   local res, n = {}, 0
   for _, k in ipairs(ticks) do
     local tick = tonumber(k.t)
