@@ -25,7 +25,7 @@ tq_wait_for 10 "7 dead letters and 2 ticks" \
 
 dead=$(rcli LRANGE "$P:dead" 0 -1)
 check_dead() { # REASON PATTERN
-    echo "$dead" | grep -q "\"reason\":\"$1\".*$2" ||
+    grep -q "\"reason\":\"$1\".*$2" <<<"$dead" ||
         tq_fail "no dead letter with reason $1 matching $2 in: $dead"
     tq_log "ok: dead letter $1 ~ $2"
 }
