@@ -296,39 +296,29 @@ static int key_once(complete_keys *k, int from, const char *key)
     return key_add(k, key);
 }
 
-static void pack_kv(tq_buf *b, const char *key, const char *v, size_t len)
-{
-    tq_broker_pack_cstr(b, key);
-    tq_broker_pack_str(b, v, len);
-}
+/* One item of a complete batch, with what tickq_complete reads of it that
+ * the item does not hold as is: its keys' indexes, labels and buckets. */
+typedef struct {
+    const worker_item *it;
+    int k, h, e, m;  /* KEYS indexes, 0 for none */
+    int has_ix, ran; /* writes an index member; ran (has a runtime) */
+    int rb, lb;      /* runtime and lateness buckets, when ran / has_lateness */
+    int64_t finished;
+    /* The strings, set when used: memset stops here. */
+    char ml[TQ_CONFIG_NAME_MAX + TQ_MSG_NAME_MAX + 2];
+    char ix[16 + TQ_CONFIG_NAME_MAX + 2 * TQ_MSG_NAME_MAX + TQ_MSG_ID_MAX + 8];
+    char rt[24];
+} complete_row;
 
-static void pack_kcstr(tq_buf *b, const char *key, const char *v)
+/* Fills row for item it, adding its keys to k. Returns 0, or TQ_ETOOBIG
+ * when the keys do not fit. */
+static int complete_row_fill(complete_row *row, complete_keys *k, int minutes_from,
+                             const worker_queue *q, const worker_item *it)
 {
-    pack_kv(b, key, v, strlen(v));
-}
-
-static void pack_kll(tq_buf *b, const char *key, long long v)
-{
-    char num[24];
-    snprintf(num, sizeof num, "%lld", v);
-    pack_kcstr(b, key, num);
-}
-
-static void pack_kint(tq_buf *b, const char *key, int64_t v)
-{
-    tq_broker_pack_cstr(b, key);
-    tq_broker_pack_int(b, v);
-}
-
-/* Packs item it as the map tickq_complete reads (20-complete.lua), adding
- * its keys to k. Returns 0, or TQ_ETOOBIG when the keys do not fit. */
-static int pack_item(tq_buf *b, complete_keys *k, int minutes_from, const worker_queue *q,
-                     const worker_item *it)
-{
-    static const char *const ops[] = {"", "done", "retry", "dead"};
     char key[TQ_KEYS_MAX];
-    int64_t finished = it->finished_ms ? it->finished_ms : tq_clock_wall_ms();
-    int first = 0, hist = 0, effect = 0, minute;
+    memset(row, 0, offsetof(complete_row, ml));
+    row->it = it;
+    row->finished = it->finished_ms ? it->finished_ms : tq_clock_wall_ms();
     if (it->id[0]) {
         const char *stems[] = {q->lock_stem, q->done_stem, q->result_stem};
         for (int j = 0; j < 3; j++) {
@@ -338,20 +328,20 @@ static int pack_item(tq_buf *b, complete_keys *k, int minutes_from, const worker
             if (!i)
                 return TQ_ETOOBIG;
             if (j == 0)
-                first = i;
+                row->k = i;
         }
     }
     if (it->schedule[0]) {
         if ((size_t)snprintf(key, sizeof key, "%s%s", q->history_stem, it->schedule) >=
                 sizeof key ||
-            !(hist = key_add(k, key)))
+            !(row->h = key_add(k, key)))
             return TQ_ETOOBIG;
     }
-    if (it->effect_key[0] && !(effect = key_add(k, it->effect_key)))
+    if (it->effect_key[0] && !(row->e = key_add(k, it->effect_key)))
         return TQ_ETOOBIG;
     if ((size_t)snprintf(key, sizeof key, "%s%lld", q->minute_stem,
-                         (long long)(finished / 60000)) >= sizeof key ||
-        !(minute = key_once(k, minutes_from, key)))
+                         (long long)(row->finished / 60000)) >= sizeof key ||
+        !(row->m = key_once(k, minutes_from, key)))
         return TQ_ETOOBIG;
 
     /* The index member: the status it is listed under, queue, task,
@@ -361,68 +351,146 @@ static int pack_item(tq_buf *b, complete_keys *k, int minutes_from, const worker
                          : it->op == WORKER_OP_RETRY ? "retrying"
                          : it->status                ? it->status
                                                      : "";
-    int has_ix = it->op != WORKER_OP_DEAD || (it->result && it->result_len);
+    row->has_ix = it->op != WORKER_OP_DEAD || (it->result && it->result_len);
     /* The label of a task the worker does not know is fixed, so that
      * messages cannot make up label values (common/metrics.h). */
     const char *label = it->known ? it->task : TQ_METRICS_UNKNOWN_TASK;
-    char ml[TQ_CONFIG_NAME_MAX + TQ_MSG_NAME_MAX + 2];
-    char ix[16 + TQ_CONFIG_NAME_MAX + 2 * TQ_MSG_NAME_MAX + TQ_MSG_ID_MAX + 8];
-    snprintf(ml, sizeof ml, "%s\t%s", q->queue_names[it->qi], label);
-    snprintf(ix, sizeof ix, "%s\t%s\t%s\t%s\t%s", listed, q->queue_names[it->qi],
-             it->task, it->schedule, it->id);
-
-    uint32_t fields = 14 + (first > 0) + (hist > 0) + (effect > 0) + has_ix +
-                      (it->op == WORKER_OP_RETRY) + (it->started_ms ? 4 : 0) +
-                      (it->has_lateness ? 2 : 0);
-    tq_broker_pack_map(b, fields);
-    pack_kcstr(b, "op", ops[it->op]);
-    pack_kv(b, "msg", it->raw, it->len);
-    pack_kcstr(b, "id", it->id);
-    pack_kcstr(b, "task", it->task);
-    pack_kcstr(b, "status", it->status ? it->status : "");
-    pack_kv(b, "result", it->result ? it->result : "", it->result ? it->result_len : 0);
-    pack_kv(b, "extra", it->extra ? it->extra : "", it->extra ? it->extra_len : 0);
-    pack_kll(b, "by", (long long)it->effect_by);
-    pack_kcstr(b, "sched", it->schedule);
-    pack_kll(b, "finished", (long long)finished);
-    pack_kcstr(b, "err", it->error);
-    pack_kcstr(b, "q", q->queue_names[it->qi]);
-    pack_kcstr(b, "ml", ml);
-    if (has_ix)
-        pack_kcstr(b, "ix", ix);
-    pack_kint(b, "m", minute);
-    if (first)
-        pack_kint(b, "k", first);
-    if (hist)
-        pack_kint(b, "h", hist);
-    if (effect)
-        pack_kint(b, "e", effect);
-    if (it->op == WORKER_OP_RETRY)
-        pack_kll(b, "due", (long long)it->due_ms);
+    snprintf(row->ml, sizeof row->ml, "%s\t%s", q->queue_names[it->qi], label);
+    if (row->has_ix)
+        snprintf(row->ix, sizeof row->ix, "%s\t%s\t%s\t%s\t%s", listed,
+                 q->queue_names[it->qi], it->task, it->schedule, it->id);
     if (it->started_ms) {
-        char num[16];
-        pack_kll(b, "started", (long long)it->started_ms);
+        row->ran = 1;
         tq_buf rt = {0};
         tq_msg_put_ms(&rt, it->finished_ms - it->started_ms);
-        if (rt.oom)
+        if (rt.oom || rt.len >= sizeof row->rt) {
+            free(rt.p);
             return TQ_ENOMEM;
-        pack_kv(b, "rt", rt.p, rt.len);
+        }
+        memcpy(row->rt, rt.p, rt.len);
+        row->rt[rt.len] = '\0';
         free(rt.p);
-        pack_kint(b, "rms", it->finished_ms - it->started_ms);
-        snprintf(num, sizeof num, "%d",
-                 bucket_of(runtime_bounds, TQ_METRICS_RUNTIME_NBUCKETS - 1,
-                           (double)(it->finished_ms - it->started_ms) / 1e3));
-        pack_kcstr(b, "rb", num);
+        row->rb = bucket_of(runtime_bounds, TQ_METRICS_RUNTIME_NBUCKETS - 1,
+                            (double)(it->finished_ms - it->started_ms) / 1e3);
     }
-    if (it->has_lateness) {
-        char num[16];
-        pack_kll(b, "late", (long long)it->lateness_ms);
-        snprintf(num, sizeof num, "%d",
-                 bucket_of(lateness_bounds, TQ_METRICS_LATENESS_NBUCKETS - 1,
-                           (double)it->lateness_ms / 1e3));
-        pack_kcstr(b, "lb", num);
-    }
+    if (it->has_lateness)
+        row->lb = bucket_of(lateness_bounds, TQ_METRICS_LATENESS_NBUCKETS - 1,
+                            (double)it->lateness_ms / 1e3);
     return 0;
+}
+
+/* The columns of tickq_complete's items (20-complete.lua), in the order
+ * pack_column packs them. */
+// clang-format off
+enum {
+    COL_OP, COL_MSG, COL_ID, COL_TASK, COL_STATUS, COL_RESULT, COL_EXTRA, COL_FINISHED,
+    COL_ERR, COL_Q, COL_ML, COL_IX, COL_DUE, COL_BY, COL_RB, COL_RT, COL_RMS, COL_LATE,
+    COL_LB, COL_K, COL_H, COL_E, COL_M, NCOLUMNS
+};
+static const char *const column_names[NCOLUMNS] = {
+    [COL_OP] = "op",         [COL_MSG] = "msg",       [COL_ID] = "id",
+    [COL_TASK] = "task",     [COL_STATUS] = "status", [COL_RESULT] = "result",
+    [COL_EXTRA] = "extra",   [COL_FINISHED] = "finished", [COL_ERR] = "err",
+    [COL_Q] = "q",           [COL_ML] = "ml",         [COL_IX] = "ix",
+    [COL_DUE] = "due",       [COL_BY] = "by",         [COL_RB] = "rb",
+    [COL_RT] = "rt",         [COL_RMS] = "rms",       [COL_LATE] = "late",
+    [COL_LB] = "lb",         [COL_K] = "k",           [COL_H] = "h",
+    [COL_E] = "e",           [COL_M] = "m"};
+// clang-format on
+
+static void pack_ll(tq_buf *b, long long v)
+{
+    char num[24];
+    tq_broker_pack_str(b, num, (size_t)snprintf(num, sizeof num, "%lld", v));
+}
+
+/* v in decimal, or "" when the item has none. */
+static void pack_opt_ll(tq_buf *b, int has, long long v)
+{
+    if (has)
+        pack_ll(b, v);
+    else
+        tq_broker_pack_str(b, "", 0);
+}
+
+/* Packs row's value of column col. */
+static void pack_column(tq_buf *b, const worker_queue *q, const complete_row *row,
+                        int col)
+{
+    static const char *const ops[] = {"", "done", "retry", "dead"};
+    const worker_item *it = row->it;
+    switch (col) {
+    case COL_OP:
+        tq_broker_pack_cstr(b, ops[it->op]);
+        break;
+    case COL_MSG:
+        tq_broker_pack_str(b, it->raw, it->len);
+        break;
+    case COL_ID:
+        tq_broker_pack_cstr(b, it->id);
+        break;
+    case COL_TASK:
+        tq_broker_pack_cstr(b, it->task);
+        break;
+    case COL_STATUS:
+        tq_broker_pack_cstr(b, it->status ? it->status : "");
+        break;
+    case COL_RESULT:
+        tq_broker_pack_str(b, it->result ? it->result : "",
+                           it->result ? it->result_len : 0);
+        break;
+    case COL_EXTRA:
+        tq_broker_pack_str(b, it->extra ? it->extra : "", it->extra ? it->extra_len : 0);
+        break;
+    case COL_FINISHED:
+        pack_ll(b, (long long)row->finished);
+        break;
+    case COL_ERR:
+        tq_broker_pack_cstr(b, it->error);
+        break;
+    case COL_Q:
+        tq_broker_pack_cstr(b, q->queue_names[it->qi]);
+        break;
+    case COL_ML:
+        tq_broker_pack_cstr(b, row->ml);
+        break;
+    case COL_IX:
+        tq_broker_pack_cstr(b, row->has_ix ? row->ix : "");
+        break;
+    case COL_DUE:
+        pack_opt_ll(b, it->op == WORKER_OP_RETRY, (long long)it->due_ms);
+        break;
+    case COL_BY:
+        pack_opt_ll(b, row->e != 0, (long long)it->effect_by);
+        break;
+    case COL_RB:
+        pack_opt_ll(b, row->ran, row->rb);
+        break;
+    case COL_RT:
+        tq_broker_pack_cstr(b, row->ran ? row->rt : "");
+        break;
+    case COL_RMS:
+        tq_broker_pack_int(b, row->ran ? it->finished_ms - it->started_ms : 0);
+        break;
+    case COL_LATE:
+        pack_opt_ll(b, it->has_lateness, (long long)it->lateness_ms);
+        break;
+    case COL_LB:
+        pack_opt_ll(b, it->has_lateness, row->lb);
+        break;
+    case COL_K:
+        tq_broker_pack_int(b, row->k);
+        break;
+    case COL_H:
+        tq_broker_pack_int(b, row->h);
+        break;
+    case COL_E:
+        tq_broker_pack_int(b, row->e);
+        break;
+    case COL_M:
+        tq_broker_pack_int(b, row->m);
+        break;
+    }
 }
 
 int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items, int n,
@@ -451,9 +519,10 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
     k.argv = malloc(sizeof *k.argv * (size_t)k.cap);
     k.lens = malloc(sizeof *k.lens * (size_t)k.cap);
     k.arena = malloc(k.size);
+    complete_row *rows = malloc(sizeof *rows * (size_t)todo);
     tq_buf b = {0};
     int rc = 0;
-    if (!k.argv || !k.lens || !k.arena) {
+    if (!k.argv || !k.lens || !k.arena || !rows) {
         rc = TQ_ENOMEM;
         goto out;
     }
@@ -463,11 +532,22 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
     for (int i = 0; i < NKEYS; i++)
         key_add(&k, fixed[i]);
     int minutes_from = k.n + 1;
-    tq_broker_pack_array(&b, (uint32_t)todo);
-    for (int i = 0; i < n && rc == 0; i++)
+    for (int i = 0, t = 0; i < n && rc == 0; i++)
         if (items[i].op != WORKER_OP_NONE)
-            rc = pack_item(&b, &k, minutes_from, q, &items[i]);
-    if (rc == 0 && b.oom)
+            rc = complete_row_fill(&rows[t++], &k, minutes_from, q, &items[i]);
+    if (rc < 0)
+        goto out;
+    /* {n = todo, <column> = {value per item}, ...} */
+    tq_broker_pack_map(&b, NCOLUMNS + 1);
+    tq_broker_pack_cstr(&b, "n");
+    tq_broker_pack_int(&b, todo);
+    for (int col = 0; col < NCOLUMNS; col++) {
+        tq_broker_pack_cstr(&b, column_names[col]);
+        tq_broker_pack_array(&b, (uint32_t)todo);
+        for (int t = 0; t < todo; t++)
+            pack_column(&b, q, &rows[t], col);
+    }
+    if (b.oom)
         rc = TQ_ENOMEM;
     if (rc < 0)
         goto out;
@@ -509,6 +589,7 @@ out:
     free(k.argv);
     free(k.lens);
     free(k.arena);
+    free(rows);
     free(b.p);
     return rc;
 }

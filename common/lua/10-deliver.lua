@@ -62,7 +62,10 @@ local function deliver(msg, id, task, ttl, done, K)
     return -1
   end
   local lock = K.lock .. id
-  local owner = redis.pcall('SET', lock, me, 'NX', 'GET', 'PX', ttl + K.margin)
+  -- The default PX as a string made once: a number is formatted anew by
+  -- every call.
+  local px = ttl == K.ttl and K.px or ttl + K.margin
+  local owner = redis.pcall('SET', lock, me, 'NX', 'GET', 'PX', px)
   if type(owner) == 'table' and owner.err then
     deliver_dead(K, 'lock-key', 'the lock key ' .. lock ..
       ' holds a value of the wrong type: the message cannot be locked', now, msg)
@@ -75,7 +78,7 @@ local function deliver(msg, id, task, ttl, done, K)
       K.dups = K.dups + 1
       return -1
     end
-    redis.call('SET', lock, me, 'PX', ttl + K.margin)
+    redis.call('SET', lock, me, 'PX', px)
   end
   if K.redelivered then
     local d = 1 + (tonumber(redis.call('HGET', K.deliveries, id)) or 0)
@@ -114,6 +117,7 @@ local function deliver_start(KEYS, ARGV)
     lock = KEYS[8], done = KEYS[9], me = ARGV[1], now = tonumber(ARGV[2]),
     liveness = tonumber(ARGV[3]), ttl = tonumber(ARGV[4]), margin = tonumber(ARGV[5]),
     maxdel = tonumber(ARGV[6]), dups = 0,
+    px = string.format('%d', tonumber(ARGV[4]) + tonumber(ARGV[5])),
     redelivered = redis.call('HLEN', KEYS[4]) > 0}
 end
 

@@ -273,38 +273,58 @@ static void test_complete_checks_items_first(void **state)
                           PFX ":events",        PFX ":tasks",    PFX ":metrics",
                           PFX ":lock:X",        PFX ":done:X",   PFX ":result:X",
                           PFX ":minute:1",      PFX ":counter:c"};
-    for (int variant = 0; variant < 3; variant++) {
+    for (int variant = 0; variant < 4; variant++) {
         tq_buf b = {0};
-        int n = variant == 2 ? 2 : 1;
+        int n = variant == 3 ? 2 : 1;
+        /* variant 0: lb without late; 1: a key index into the fixed keys
+         * (the history would be the processing list); 2: a message that is
+         * not a string; 3: good. */
+        const char *str[][2] = {{"op", "done"},
+                                {"id", "X"},
+                                {"task", "noop"},
+                                {"status", "success"},
+                                {"result", "{}"},
+                                {"extra", ""},
+                                {"by", "1"},
+                                {"finished", "60000"},
+                                {"err", ""},
+                                {"q", "default"},
+                                {"ml", "default\tnoop"}};
+        const char *absent[] = {"ix", "due", "rb", "rt", "rms", "late"}; /* "" */
+        int nstr = (int)(sizeof str / sizeof str[0]), nabsent = 6;
+        tq_broker_pack_map(&b, (uint32_t)(1 + 1 + nstr + nabsent + 5));
+        tq_broker_pack_cstr(&b, "n");
+        tq_broker_pack_int(&b, n);
+        tq_broker_pack_cstr(&b, "msg");
         tq_broker_pack_array(&b, (uint32_t)n);
         for (int j = 0; j < n; j++) {
-            /* variant 0: lb without late; 1: a key index into the fixed
-             * keys (the history would be the processing list); 2: good. */
-            tq_broker_pack_map(&b, variant == 0 ? 17 : 16);
-            const char *kv[] = {"op",       "done",
-                                "msg",      j ? msg2 : msg,
-                                "id",       "X",
-                                "task",     "noop",
-                                "status",   "success",
-                                "result",   "{}",
-                                "extra",    "",
-                                "by",       "1",
-                                "sched",    "",
-                                "finished", "60000",
-                                "err",      "",
-                                "q",        "default",
-                                "ml",       "default\tnoop"};
-            for (size_t x = 0; x < sizeof kv / sizeof kv[0]; x++)
-                tq_broker_pack_cstr(&b, kv[x]);
-            tq_broker_pack_cstr(&b, "k");
-            tq_broker_pack_int(&b, 10);
-            tq_broker_pack_cstr(&b, "m");
-            tq_broker_pack_int(&b, 13);
-            tq_broker_pack_cstr(&b, variant == 1 ? "h" : "e");
-            tq_broker_pack_int(&b, variant == 1 ? 1 : 14);
-            if (variant == 0) {
-                tq_broker_pack_cstr(&b, "lb");
-                tq_broker_pack_cstr(&b, "3");
+            if (variant == 2)
+                tq_broker_pack_array(&b, 0);
+            else
+                tq_broker_pack_cstr(&b, j ? msg2 : msg);
+        }
+        for (int x = 0; x < nstr; x++) {
+            tq_broker_pack_cstr(&b, str[x][0]);
+            tq_broker_pack_array(&b, (uint32_t)n);
+            for (int j = 0; j < n; j++)
+                tq_broker_pack_cstr(&b, str[x][1]);
+        }
+        for (int x = 0; x < nabsent; x++) {
+            tq_broker_pack_cstr(&b, absent[x]);
+            tq_broker_pack_array(&b, (uint32_t)n);
+            for (int j = 0; j < n; j++)
+                tq_broker_pack_cstr(&b, "");
+        }
+        const char *idx[] = {"k", "m", "h", "e", "lb"};
+        int val[] = {10, 13, variant == 1 ? 1 : 0, 14, 0};
+        for (int x = 0; x < 5; x++) {
+            tq_broker_pack_cstr(&b, idx[x]);
+            tq_broker_pack_array(&b, (uint32_t)n);
+            for (int j = 0; j < n; j++) {
+                if (x == 4)
+                    tq_broker_pack_cstr(&b, variant == 0 ? "3" : "");
+                else
+                    tq_broker_pack_int(&b, val[x]);
             }
         }
         assert_false(b.oom);
@@ -322,7 +342,7 @@ static void test_complete_checks_items_first(void **state)
         redisReply *r = tq_broker_call(conn, "complete", 14, 4, argv, lens);
         free(b.p);
         assert_non_null(r);
-        if (variant < 2) {
+        if (variant < 3) {
             assert_int_equal(r->type, REDIS_REPLY_ERROR);
             assert_int_equal(integer_of("LLEN %s", PFX ":processing:w1"), 2);
             assert_int_equal(integer_of("EXISTS %s", PFX ":done:X"), 0);
