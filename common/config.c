@@ -92,9 +92,13 @@ static const opt options[] = {
     {"timeout", 0, "TICKQ_TIMEOUT", "30", OPT_SECONDS, F(timeout_ms), 0.001, 86400,
      TQ_PROG_WORKER, "time limit of a task whose message has none, in seconds"},
     {"done-ttl", 0, "TICKQ_DONE_TTL", "86400", OPT_SECONDS, F(done_ttl_ms), 1, 31536000,
-     TQ_PROG_WORKER, "seconds a done marker (the dedupe window) lives"},
+     TQ_PROG_WORKER,
+     "the dedupe window, in seconds: a final result is the done marker and "
+     "lives at least this long"},
     {"result-ttl", 0, "TICKQ_RESULT_TTL", "86400", OPT_SECONDS, F(result_ttl_ms), 1,
-     31536000, TQ_PROG_WORKER, "seconds a task result lives"},
+     31536000, TQ_PROG_WORKER,
+     "seconds a task result lives; a final one lives at least --done-ttl too, "
+     "since it is the done marker"},
     {"max-retries", 0, "TICKQ_MAX_RETRIES", "3", OPT_INT, F(max_retries), 0, 1000000,
      TQ_PROG_WORKER, "retries of a failed task whose message and schedule set none"},
     {"retry-base", 0, "TICKQ_RETRY_BASE", "1", OPT_SECONDS, F(retry_base_ms), 0.001,

@@ -10,7 +10,6 @@ static const char *const families[TQ_KEY_COUNT_] = {
     [TQ_KEY_WORKERS] = "workers",
     [TQ_KEY_WORKER] = "worker",
     [TQ_KEY_LOCK] = "lock",
-    [TQ_KEY_DONE] = "done",
     [TQ_KEY_RESULT] = "result",
     [TQ_KEY_DELAYED] = "delayed",
     [TQ_KEY_DEAD] = "dead",

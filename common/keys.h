@@ -19,8 +19,7 @@ typedef enum {
     TQ_KEY_WORKERS,        /* zset: worker id -> last heartbeat ms */
     TQ_KEY_WORKER,         /* hash, arg: worker id */
     TQ_KEY_LOCK,           /* string, arg: task id */
-    TQ_KEY_DONE,           /* string, arg: task id */
-    TQ_KEY_RESULT,         /* string (JSON), arg: task id */
+    TQ_KEY_RESULT,         /* string (JSON), arg: task id; the done marker once final */
     TQ_KEY_DELAYED,        /* zset: message -> due ms */
     TQ_KEY_DEAD,           /* list of dead letters */
     TQ_KEY_SCHEDULES,      /* hash: name -> JSON definition */

@@ -1272,41 +1272,39 @@ static json_t *find_in_list(web_req *rq, const char *key, long long count, const
 int web_api_task(web_req *rq)
 {
     const char *id = web_req_param(rq, 0);
-    char kr[TQ_KEYS_MAX], kd[TQ_KEYS_MAX], kl[TQ_KEYS_MAX], kdead[TQ_KEYS_MAX];
-    if (web_req_key(rq, TQ_KEY_RESULT, id, kr) || web_req_key(rq, TQ_KEY_DONE, id, kd) ||
-        web_req_key(rq, TQ_KEY_LOCK, id, kl))
+    char kr[TQ_KEYS_MAX], kl[TQ_KEYS_MAX], kdead[TQ_KEYS_MAX];
+    if (web_req_key(rq, TQ_KEY_RESULT, id, kr) || web_req_key(rq, TQ_KEY_LOCK, id, kl))
         return web_reply_error(rq, 400, "task id too long");
     web_req_key(rq, TQ_KEY_DEAD, NULL, kdead);
     const char *c0[] = {"GET", kr};
-    const char *c1[] = {"GET", kd};
-    const char *c2[] = {"GET", kl};
-    const char *c3[] = {"PTTL", kl};
-    const char *const *cmds[] = {c0, c1, c2, c3};
-    const int ac[] = {2, 2, 2, 2};
-    redisReply *r[4] = {0};
+    const char *c1[] = {"GET", kl};
+    const char *c2[] = {"PTTL", kl};
+    const char *const *cmds[] = {c0, c1, c2};
+    const int ac[] = {2, 2, 2};
+    redisReply *r[3] = {0};
     json_t *dead = NULL, *message = NULL;
     int gone = 0;
-    if (web_req_pipeline(rq, 4, ac, cmds, NULL, r) == 0)
+    if (web_req_pipeline(rq, 3, ac, cmds, NULL, r) == 0)
         message = find_in_list(rq, kdead, DEAD_SCAN_MAX, id, &dead, &gone);
     if (!r[0] || gone) {
         json_decref(message);
         json_decref(dead);
-        free_replies(r, 4);
+        free_replies(r, 3);
         return web_reply_error(rq, 503, "reading task %s: %s", id, tq_strerror(TQ_EREDIS));
     }
 
     json_t *result = reply_json(r[0]);
     json_t *lock = json_null();
     const char *state = NULL;
-    if (r[2]->type == REDIS_REPLY_STRING) {
-        lock = json_pack("{s:o,s:I}", "worker", str_json(r[2]->str, r[2]->len), "ttl_ms",
-                         (json_int_t)(r[3]->type == REDIS_REPLY_INTEGER ? r[3]->integer : -1));
+    if (r[1]->type == REDIS_REPLY_STRING) {
+        lock = json_pack("{s:o,s:I}", "worker", str_json(r[1]->str, r[1]->len), "ttl_ms",
+                         (json_int_t)(r[2]->type == REDIS_REPLY_INTEGER ? r[2]->integer : -1));
         state = "running";
         /* The running copy of the message, from its holder's list. */
         char kp[TQ_KEYS_MAX];
         char holder[TQ_CONFIG_NAME_MAX + 192];
-        size_t hl = r[2]->len < sizeof holder - 1 ? r[2]->len : sizeof holder - 1;
-        memcpy(holder, r[2]->str, hl);
+        size_t hl = r[1]->len < sizeof holder - 1 ? r[1]->len : sizeof holder - 1;
+        memcpy(holder, r[1]->str, hl);
         holder[hl] = '\0';
         if (!message && web_req_key(rq, TQ_KEY_PROCESSING, holder, kp) == 0) {
             message = find_in_list(rq, kp, PROCESSING_SCAN_MAX, id, NULL, &gone);
@@ -1320,19 +1318,19 @@ int web_api_task(web_req *rq)
         (!json_is_object(result) || !json_is_number(json_object_get(dead, "dead_at")) ||
          died >= finished))
         state = "dead";
-    if (!state && json_is_object(result))
-        state = json_string_value(json_object_get(result, "status"));
-    if (!state && r[1]->type == REDIS_REPLY_STRING)
-        state = "done";
+    /* A final result is the done marker (docs/PROTOCOL.md). */
+    const char *status = json_string_value(json_object_get(result, "status"));
+    if (!state)
+        state = status;
     int st;
     if (!state) {
-        st = web_reply_error(rq, 404, "no task %s: no result, lock, done marker or recent dead "
-                                      "letter has that id",
+        st = web_reply_error(rq, 404, "no task %s: no result, lock or recent dead letter has "
+                                      "that id",
                              id);
     } else {
         json_t *out = json_pack("{s:s,s:s}", "id", id, "state", state);
-        json_object_set_new(out, "done", r[1]->type == REDIS_REPLY_STRING
-                                             ? str_json(r[1]->str, r[1]->len)
+        json_object_set_new(out, "done", status && strcmp(status, "retrying") != 0
+                                             ? json_string(status)
                                              : json_null());
         json_object_set_new(out, "lock", lock);
         lock = NULL;
@@ -1359,7 +1357,7 @@ int web_api_task(web_req *rq)
     json_decref(result);
     json_decref(message);
     json_decref(dead);
-    free_replies(r, 4);
+    free_replies(r, 3);
     return st;
 }
 

@@ -861,7 +861,7 @@ static int requeue_letters(web_req *rq, const char *dead_key, int from_tail, let
     for (int i = 0; i < n; i++) {
         if (!ls[i].msg)
             continue;
-        if (key_of(rq, TQ_KEY_DONE, ls[i].id, keys[2 * nl], status) < 0 ||
+        if (key_of(rq, TQ_KEY_RESULT, ls[i].id, keys[2 * nl], status) < 0 ||
             key_of(rq, TQ_KEY_QUEUE, ls[i].queue, keys[2 * nl + 1], status) < 0)
             goto out;
         map[nl++] = i;

@@ -52,7 +52,6 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
     }
     q->nqueues = cfg->nqueues;
     bad |= tq_keys_stem(p, TQ_KEY_LOCK, q->lock_stem, sizeof q->lock_stem) < 0;
-    bad |= tq_keys_stem(p, TQ_KEY_DONE, q->done_stem, sizeof q->done_stem) < 0;
     bad |= tq_keys_stem(p, TQ_KEY_RESULT, q->result_stem, sizeof q->result_stem) < 0;
     bad |= tq_keys_stem(p, TQ_KEY_HISTORY, q->history_stem, sizeof q->history_stem) < 0;
     bad |= tq_keys_stem(p, TQ_KEY_QUEUE, q->queue_stem, sizeof q->queue_stem) < 0;
@@ -122,7 +121,7 @@ int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int ma
     deliver_args_init(&d, q, now_ms);
     snprintf(maxs, sizeof maxs, "%d", max);
     const char *keys[] = {q->processing, q->workers, q->stats,     q->deliveries, q->dead,
-                          q->events,     q->paused,  q->lock_stem, q->done_stem};
+                          q->events,     q->paused,  q->lock_stem, q->result_stem};
     for (size_t i = 0; i < 9; i++)
         argv[k++] = keys[i];
     for (int i = 0; i < q->nqueues; i++)
@@ -206,7 +205,7 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
     deliver_args_init(&d, q, now_ms);
     const char *argv[] = {q->processing, q->workers,   q->stats,
                           q->deliveries, q->dead,      q->events,
-                          q->paused,     q->lock_stem, q->done_stem,
+                          q->paused,     q->lock_stem, q->result_stem,
                           q->queues[qi], q->id,        d.now,
                           d.live,        d.ttl,        d.margin,
                           d.maxdel,      item->raw,    q->queue_names[qi]};
@@ -260,8 +259,8 @@ static int bucket_of(const double *bounds, int nbounds, double v)
     return i;
 }
 
-/* The keys of one completion call: the fixed ones, then per item its lock,
- * done marker and result, its history and effect keys, and its finished
+/* The keys of one completion call: the fixed ones, then per item its lock
+ * and result (the done marker once final), its history and effect keys, and its finished
  * minute's, each minute once. Key names live in one arena. */
 typedef struct {
     const char **argv;
@@ -320,8 +319,8 @@ static int complete_row_fill(complete_row *row, complete_keys *k, int minutes_fr
     row->it = it;
     row->finished = it->finished_ms ? it->finished_ms : tq_clock_wall_ms();
     if (it->id[0]) {
-        const char *stems[] = {q->lock_stem, q->done_stem, q->result_stem};
-        for (int j = 0; j < 3; j++) {
+        const char *stems[] = {q->lock_stem, q->result_stem};
+        for (int j = 0; j < 2; j++) {
             if ((size_t)snprintf(key, sizeof key, "%s%s", stems[j], it->id) >= sizeof key)
                 return TQ_ETOOBIG;
             int i = key_add(k, key);
@@ -497,7 +496,7 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
                           int64_t now_ms)
 {
     (void)now_ms;
-    enum { NKEYS = 9, PER_ITEM = 6 };
+    enum { NKEYS = 9, PER_ITEM = 5 };
     int todo = 0;
     for (int i = 0; i < n; i++)
         todo += items[i].op != WORKER_OP_NONE;
@@ -512,8 +511,8 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
         if (it->op == WORKER_OP_NONE)
             continue;
         size_t id = strlen(it->id) + 1;
-        k.size += strlen(q->lock_stem) + strlen(q->done_stem) + strlen(q->result_stem) +
-                  3 * id + strlen(q->history_stem) + strlen(it->schedule) + 1 +
+        k.size += strlen(q->lock_stem) + strlen(q->result_stem) + 2 * id +
+                  strlen(q->history_stem) + strlen(it->schedule) + 1 +
                   strlen(it->effect_key) + 1 + strlen(q->minute_stem) + 24;
     }
     k.argv = malloc(sizeof *k.argv * (size_t)k.cap);
@@ -553,12 +552,16 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
         goto out;
     /* The minute keys were added among the items' (key_once looks from
      * minutes_from on), which is fine: each index is exact. */
-    char done_ttl[24], result_ttl[24];
-    snprintf(done_ttl, sizeof done_ttl, "%lld", (long long)q->done_ttl_ms);
+    /* A final result is the done marker: it lives the dedupe window at
+     * least. */
+    char final_ttl[24], result_ttl[24];
+    snprintf(final_ttl, sizeof final_ttl, "%lld",
+             (long long)(q->done_ttl_ms > q->result_ttl_ms ? q->done_ttl_ms
+                                                           : q->result_ttl_ms));
     snprintf(result_ttl, sizeof result_ttl, "%lld", (long long)q->result_ttl_ms);
     int nkeys = k.n;
-    const char *args[] = {q->id, done_ttl, result_ttl, b.p};
-    size_t alens[] = {strlen(q->id), strlen(done_ttl), strlen(result_ttl), b.len};
+    const char *args[] = {q->id, final_ttl, result_ttl, b.p};
+    size_t alens[] = {strlen(q->id), strlen(final_ttl), strlen(result_ttl), b.len};
     for (int i = 0; i < 4; i++) {
         k.argv[k.n] = args[i];
         k.lens[k.n++] = alens[i];

@@ -9,7 +9,7 @@
  *   wait       BLMOVE when every queue was empty, then the same claim (a
  *              message of a queue paused meanwhile goes back).
  *   complete   for N messages: ack (LREM), and only if the ack removed it,
- *              one of: done marker + result + history + effect (success,
+ *              one of: final result (the done marker) + history + effect (success,
  *              failure, expired); the next attempt into P:delayed (retry);
  *              the dead letter. Releases the locks, clears the delivery
  *              count, records the events, and feeds the monitoring data:
@@ -100,7 +100,7 @@ typedef struct {
     char queues[TQ_CONFIG_QUEUES_MAX][TQ_KEYS_MAX];
     char queue_names[TQ_CONFIG_QUEUES_MAX][TQ_CONFIG_NAME_MAX];
     int nqueues;
-    char lock_stem[TQ_KEYS_MAX], done_stem[TQ_KEYS_MAX], result_stem[TQ_KEYS_MAX];
+    char lock_stem[TQ_KEYS_MAX], result_stem[TQ_KEYS_MAX];
     char history_stem[TQ_KEYS_MAX], queue_stem[TQ_KEYS_MAX];
     char processing_stem[TQ_KEYS_MAX], worker_stem[TQ_KEYS_MAX], minute_stem[TQ_KEYS_MAX];
     char prefix[TQ_CONFIG_NAME_MAX];

@@ -94,6 +94,16 @@ local function hincrf(h, f, x)
   end
 end
 
+-- The done marker is the task's result (P:result:<id>) once it is final:
+-- any status but "retrying" (docs/PROTOCOL.md). true when v, a GET or
+-- MGET of it (false or nil when missing or of another type), says so. The
+-- worker writes a result as JSON, where a quote inside a string is always
+-- escaped, so the unescaped text "status":"retrying" can only be its
+-- status field.
+local function final(v)
+  return type(v) == 'string' and not string.find(v, '"status":"retrying"', 1, true)
+end
+
 -- An event never stops a function: a stream whose IDs are used up (an XADD
 -- of ID 18446744073709551615-18446744073709551615 by someone) fails the
 -- XADD, which then writes nothing and is passed over.

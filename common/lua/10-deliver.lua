@@ -29,7 +29,7 @@ local function read(msg, ttl)
 end
 
 -- deliver(msg, id, task, ttl, done, K): claims a message whose id was
--- read; done says whether its done marker exists. Returns 1 delivered
+-- read; done says whether it is done (its result is final). Returns 1 delivered
 -- (locked), -1 duplicate (done, or locked by this or another live
 -- worker), -2 dead-lettered here: poison (delivered more than
 -- max_deliveries times), or a lock key of the wrong type (the message
@@ -43,7 +43,7 @@ end
 -- task-received event whose info is the delivery number; a first delivery
 -- records nothing here (a task's events are its outcome, and for a task
 -- that is not fast task-received and task-started when it starts). The
--- lock and done keys are the declared stems K.lock and K.done followed by
+-- lock and result keys are the declared stems K.lock and K.result followed by
 -- the id, which is known only once the message is read.
 --
 -- The first write is the SET of the lock, under pcall: a lock key of the
@@ -99,7 +99,7 @@ local function deliver(msg, id, task, ttl, done, K)
 end
 
 -- The keys and arguments both functions start with. KEYS: processing,
--- workers, stats, deliveries, dead, events, paused, lock stem, done stem.
+-- workers, stats, deliveries, dead, events, paused, lock stem, result stem.
 -- ARGV: me, now, liveness, ttl, margin, max_deliveries. Returns the
 -- context, or nil and a WRONGTYPE error reply: the types of all keys but
 -- the locks are checked before the first write.
@@ -114,7 +114,7 @@ local function deliver_start(KEYS, ARGV)
   if e then return nil, e end
   return {processing = KEYS[1], workers = KEYS[2], stats = KEYS[3],
     deliveries = KEYS[4], dead = KEYS[5], events = KEYS[6], paused = KEYS[7],
-    lock = KEYS[8], done = KEYS[9], me = ARGV[1], now = tonumber(ARGV[2]),
+    lock = KEYS[8], result = KEYS[9], me = ARGV[1], now = tonumber(ARGV[2]),
     liveness = tonumber(ARGV[3]), ttl = tonumber(ARGV[4]), margin = tonumber(ARGV[5]),
     maxdel = tonumber(ARGV[6]), dups = 0,
     px = string.format('%d', tonumber(ARGV[4]) + tonumber(ARGV[5])),
@@ -137,13 +137,13 @@ end
 --
 -- A batch costs a few commands, not a few per message: the oldest
 -- messages are read with one LRANGE, moved into processing with one LTRIM
--- and one LPUSH (oldest first, as BLMOVE would have), and their done
--- markers read with one MGET; each message then costs only its lock (and
--- an LREM out of processing when it is a duplicate). Duplicates do not count towards max,
--- and at most 2 * max + 16 messages are taken, so a queue full of
--- duplicates cannot stall Redis. (A done marker of the wrong type reads
--- as missing, here and in claim: the lock still keeps the message from
--- running twice at once, and its completion overwrites the marker.)
+-- and one LPUSH (oldest first, as BLMOVE would have), and their results
+-- (the done markers) read with one MGET; each message then costs only its
+-- lock (and an LREM out of processing when it is a duplicate). Duplicates
+-- do not count towards max, and at most 2 * max + 16 messages are taken,
+-- so a queue full of duplicates cannot stall Redis. (A result key of the
+-- wrong type reads as missing, here and in claim: the lock still keeps the
+-- message from running twice at once, and its completion overwrites it.)
 fn('fetch', function(KEYS, ARGV)
   local K, e = deliver_start(KEYS, ARGV)
   if not K then return e end
@@ -175,17 +175,17 @@ fn('fetch', function(KEYS, ARGV)
             unpack(oldest_first, j, math.min(j + 999, #oldest_first)))
         end
         taken = taken + #msgs
-        local ids, tasks, ttls, done_keys = {}, {}, {}, {}
+        local ids, tasks, ttls, result_keys = {}, {}, {}, {}
         for j = #msgs, 1, -1 do
           local id, task, ttl = read(msgs[j], K.ttl)
           ids[j], tasks[j], ttls[j] = id or false, task, ttl
-          if id then done_keys[#done_keys + 1] = K.done .. id end
+          if id then result_keys[#result_keys + 1] = K.result .. id end
         end
         local dones = {}
-        for j = 1, #done_keys, 1000 do
+        for j = 1, #result_keys, 1000 do
           local part = redis.call('MGET',
-            unpack(done_keys, j, math.min(j + 999, #done_keys)))
-          for x = 1, #part do dones[j + x - 1] = part[x] end
+            unpack(result_keys, j, math.min(j + 999, #result_keys)))
+          for x = 1, #part do dones[j + x - 1] = final(part[x]) end
         end
         local d = 0
         for j = #msgs, 1, -1 do
@@ -234,7 +234,7 @@ fn('claim', function(KEYS, ARGV)
   K.queue = ARGV[8]
   local id, task, ttl = read(msg, K.ttl)
   if not id then return {0, ''} end
-  local c = deliver(msg, id, task, ttl, redis.call('MGET', K.done .. id)[1], K)
+  local c = deliver(msg, id, task, ttl, final(redis.call('MGET', K.result .. id)[1]), K)
   if c < 0 then redis.call('LREM', K.processing, 1, msg) end
   deliver_end(K)
   return {c, id}

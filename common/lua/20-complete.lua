@@ -2,7 +2,8 @@
 -- tickq_complete: acknowledges a batch of finished messages and applies
 -- their outcomes. KEYS: processing, stats, worker hash, dead, delayed,
 -- deliveries, events, tasks (the finished-task index), metrics, then the
--- items' own keys. ARGV: me, done_ttl ms, result_ttl ms, then the items.
+-- items' own keys. ARGV: me, final_ttl ms (a final result's: it is the
+-- done marker), result_ttl ms (a retrying one's), then the items.
 --
 -- The items travel as one MessagePack map of columns (common/broker.h,
 -- tq_broker_pack_*): n, the number of items, and per field an array of n
@@ -32,16 +33,17 @@
 --             runtime in seconds (a string) and rms in ms
 --   late, lb  the lateness ms and its bucket, "" unless it is a
 --             scheduled first attempt
---   k         KEYS[k], KEYS[k + 1], KEYS[k + 2]: its lock, done marker and
---             result (0 when id is "")
+--   k         KEYS[k], KEYS[k + 1]: its lock and result (0 when id is "")
 --   h, e, m   KEYS indexes of its schedule's history, its effect key and
 --             its finished minute's counters (h and e 0 when none)
 --
--- A result is applied only if its lock is still this worker's, or has
--- expired with no done marker: a lock held by another worker means another
--- delivery runs the task (ours was taken over while we looked dead), and
--- that one applies it. While the lock is ours nobody else can have
--- completed the task, so the done marker needs no look-up then. Because
+-- A final result is the done marker (00-lib's final()), so a task is done
+-- and its result written in one SET. A result is applied only if its lock
+-- is still this worker's, or has expired and the task is not done: a lock
+-- held by another worker means another delivery runs the task (ours was
+-- taken over while we looked dead), and that one applies it. While the
+-- lock is ours nobody else can have completed the task, so the result
+-- needs no look-up then. Because
 -- everything hangs on the LREM of the message from processing, a retry
 -- after a lost reply, or the completion of a message the reaper already
 -- handed to another worker, applies nothing.
@@ -61,8 +63,10 @@
 --
 -- Nothing fails after the first write: the items, the seven keys' types
 -- and every effect key are checked in a first pass that only reads; the
--- locks are read with MGET (a lock of the wrong type reads as none) and
--- the history LPUSH runs under pcall (a failure there skips that write);
+-- locks are read with MGET (a lock of the wrong type reads as none), a
+-- result with GET under pcall (a result key of the wrong type reads as not
+-- done, and the SET overwrites it), and the history LPUSH runs under pcall
+-- (a failure there skips that write);
 -- every other write is to a checked key, or a SET, DEL or HDEL, which do
 -- not fail on any type. The monitoring keys never
 -- refuse a batch: a broken chart must not stop the work. The index and
@@ -110,7 +114,7 @@ local function columns(packed, KEYS)
         and type(RB[t]) == 'string' and type(RT[t]) == 'string'
         and type(LB[t]) == 'string' 
         and KEYS[m] and m >= 10
-        and (k == 0 or (KEYS[k] and k >= 10 and KEYS[k + 2]))
+        and (k == 0 or (KEYS[k] and k >= 10 and KEYS[k + 1]))
         and (h == 0 or (KEYS[h] and h >= 10))
         and (e == 0 or (KEYS[e] and e >= 10 and decimal(BY[t])))
         and (op ~= 'retry' or decimal(DUE[t]))
@@ -138,7 +142,7 @@ fn('complete', function(KEYS, ARGV)
   local FIN, IX, DUE, BY, RB, RT, RMS, LATE, LB = cols.finished, cols.ix, cols.due,
     cols.by, cols.rb, cols.rt, cols.rms, cols.late, cols.lb
   local K, H, E, M = cols.k, cols.h, cols.e, cols.m
-  local me, done_ttl, result_ttl = ARGV[1], ARGV[2], ARGV[3]
+  local me, final_ttl, result_ttl = ARGV[1], ARGV[2], ARGV[3]
   local processing, stats, whash, dead, delayed, deliveries, events =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
   local out, warnings = {}, {}
@@ -222,8 +226,8 @@ fn('complete', function(KEYS, ARGV)
   for t = 1, n do
     local op, id, task, q, k = OP[t], ID[t], TASK[t], Q[t], K[t]
     local finished, err = FIN[t], ERR[t]
-    local lock, done, result
-    if k ~= 0 then lock, done, result = KEYS[k], KEYS[k + 1], KEYS[k + 2] end
+    local lock, result
+    if k ~= 0 then lock, result = KEYS[k], KEYS[k + 1] end
     local applied = 0
     if out[t] == 2 then
       applied = 2
@@ -233,7 +237,7 @@ fn('complete', function(KEYS, ARGV)
       if lock then
         -- The lock as the batch found it, unless an earlier item of the
         -- batch with the same id settled it: then it is released (nil),
-        -- and the done marker it wrote says the rest.
+        -- and the result it wrote says the rest.
         if not settled[lock] then owner = owners[nlock + 1] or nil end
         settled[lock] = true
         if owner == me then releases[#releases + 1] = lock end
@@ -249,8 +253,7 @@ fn('complete', function(KEYS, ARGV)
         bump(counts, 'dead', 1)
         tally(t, 'dead', 'dead')
         if RESULT[t] ~= '' then
-          redis.call('SET', done, 'dead', 'PX', done_ttl)
-          redis.call('SET', result, RESULT[t], 'PX', result_ttl)
+          redis.call('SET', result, RESULT[t], 'PX', final_ttl)
           history(t)
           indexed(t)
         end
@@ -262,13 +265,12 @@ fn('complete', function(KEYS, ARGV)
         tally(t, 'retried', 'retried')
         indexed(t)
         event(events, 'task-retried', finished, id, task, q, me, runtime, err, DUE[t])
-      elseif owner ~= me and (owner or redis.call('EXISTS', done) == 1) then
+      elseif owner ~= me and (owner or final(redis.pcall('GET', result))) then
         applied = 0
         bump(counts, 'duplicates', 1)
       else
         local status = STATUS[t]
-        redis.call('SET', done, status, 'PX', done_ttl)
-        redis.call('SET', result, RESULT[t], 'PX', result_ttl)
+        redis.call('SET', result, RESULT[t], 'PX', final_ttl)
         if E[t] ~= 0 then redis.call('INCRBY', KEYS[E[t]], BY[t]) end
         history(t)
         local field = status == 'success' and 'processed' or

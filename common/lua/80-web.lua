@@ -7,7 +7,7 @@
 -- check types and write. A key of the wrong type is a WRONGTYPE error reply
 -- that names it, before anything is written; web_reply_redis_error()
 -- answers it as a 500 that names the key. Every key comes in KEYS, built
--- in C by common/keys: a per-message key (a done marker, a queue) is one
+-- in C by common/keys: a per-message key (a result, a queue) is one
 -- more KEYS entry, never a stem.
 
 -- tickq_schedule_put: stores a schedule's definition, new or replacing
@@ -97,7 +97,7 @@ fn('dead_page', function(KEYS, ARGV)
 end, {'no-writes'})
 
 -- tickq_dead_requeue: puts dead letters' messages back on their queues.
--- KEYS: dead, deliveries, then per letter i its done marker (KEYS[1 + 2i])
+-- KEYS: dead, deliveries, then per letter i its result (KEYS[1 + 2i])
 -- and its queue (KEYS[2 + 2i]). ARGV[1] is LREM's count: 1 looks for each
 -- letter from the newest end, -1 from the oldest, the end a scan of
 -- everything reads (so LREM finds its letter at once instead of after the
@@ -105,8 +105,9 @@ end, {'no-writes'})
 -- to push, the task id.
 --
 -- For each letter, in order: when its queue key is a list (or absent) and
--- the dead letter is still in the list, removes it, deletes the done
--- marker (a done id would be acked without running), clears the delivery
+-- the dead letter is still in the list, removes it, deletes the task's
+-- result (a final result is the done marker, and a done id would be acked
+-- without running; the run stays in the events), clears the delivery
 -- count (a poison message starts afresh) and pushes the message. A letter
 -- is requeued at most once, however often it is asked for: it is pushed
 -- only by the call whose LREM removed it. Returns per letter 1 (requeued),

@@ -61,7 +61,7 @@ for v in "${alive[@]}"; do kill -TERM "${pids[$v]}"; done
 for v in "${alive[@]}"; do wait "${pids[$v]}" || tq_fail "worker w$v exit code $?"; done
 sleep 0.5
 tq_assert_eq "counter" "$N" "$(rcli GET "$P:counter:chaos")"
-tq_assert_eq "done markers" "$N" "$(rcli --scan --pattern "$P:done:c*" | wc -l)"
+tq_assert_eq "results (the done markers)" "$N" "$(rcli --scan --pattern "$P:result:c*" | wc -l)"
 tq_assert_eq "queue empty" 0 "$(rcli LLEN "$P:queue:default")"
 tq_assert_eq "processing lists" "" "$(rcli --scan --pattern "$P:processing:*")"
 tq_assert_eq "dead letters" 0 "$(rcli LLEN "$P:dead")"

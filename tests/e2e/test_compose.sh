@@ -130,8 +130,8 @@ wait_for 60 "timer = published ($published), queue and processing lists empty" \
     '[ "$(seconds)" = "$published" ] && [ "$(rcli LLEN tickq:queue:default)" = 0 ] && [ -z "$(rcli --scan --pattern "tickq:processing:*")" ]'
 sleep 1
 [ "$(seconds)" = "$published" ] || fail "timer $(seconds) != published $published"
-done_n=$(rcli --scan --pattern 'tickq:done:timer@*' | wc -l)
-[ "$done_n" = "$published" ] || fail "$done_n done markers for $published ticks"
+done_n=$(rcli --scan --pattern 'tickq:result:timer@*' | wc -l)
+[ "$done_n" = "$published" ] || fail "$done_n results (the done markers) for $published ticks"
 ids=$(rcli LRANGE tickq:history:timer 0 -1 | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort)
 dups=$(echo "$ids" | uniq -d)
 [ -z "$dups" ] || fail "ticks run twice: $dups"

@@ -177,6 +177,17 @@ tq_result() {
     rcli GET "$TQ_PREFIX:result:$1" | jq -r "${2:-.}"
 }
 
+# tq_done ID: the task's final status (success, failure, expired), or ""
+# while it is not done: a final result is the done marker, so this is its
+# result's status unless that is retrying. Under the prefix $P when the
+# test set one, else $TQ_PREFIX.
+tq_done() {
+    local s
+    s=$(rcli GET "${P:-$TQ_PREFIX}:result:$1" | jq -r .status 2>/dev/null) || s=
+    if [ "$s" = null ] || [ "$s" = retrying ]; then s=; fi
+    echo "$s"
+}
+
 # tq_events ID: the events of one task, oldest first, one name a line.
 tq_events() {
     rcli --raw XRANGE "$TQ_PREFIX:events" - + | awk -v id="$1" '

@@ -111,7 +111,7 @@ AWS_SECRET_ACCESS_KEY="aws-$PW" TICKQ_EXTRA="x-$PW" tq_spawn worker "$TICKQ_WORK
 tq_spawn beat "$TICKQ_BEAT" --schedules "$TQ_TMP/s.json" --beat-id b-good
 tq_start_web
 rcli LPUSH "$P:queue:default" "$(tq_msg e1 shell '["env"]' '"kwargs":{"env":{"ADDED":"by-kwargs"}}')" >/dev/null
-tq_wait_for 60 "e1 finished" "[ -n \"\$(rcli GET $P:done:e1)\" ]"
+tq_wait_for 60 "e1 finished" "[ -n \"\$(tq_done e1)\" ]"
 tq_assert_eq "e1 status" success "$(tq_result e1 .status)"
 tq_result e1 .output >"$TQ_TMP/env.out"
 grep -q '^ADDED=by-kwargs$' "$TQ_TMP/env.out" || tq_fail "kwargs.env is missing: $(cat "$TQ_TMP/env.out")"

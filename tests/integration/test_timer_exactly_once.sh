@@ -36,7 +36,7 @@ tq_wait_for 20 "timer = published ($published) and nothing pending" \
     '[ "$(rcli GET "$P:counter:timer")" = "$published" ] && [ "$(rcli LLEN "$P:queue:default")" = 0 ] && [ -z "$(rcli --scan --pattern "$P:processing:*")" ]'
 sleep 1 # a late duplicate run would show up here
 tq_assert_eq "timer seconds = ticks published" "$published" "$(rcli GET "$P:counter:timer")"
-tq_assert_eq "done markers = ticks published" "$published" "$(rcli --scan --pattern "$P:done:timer@*" | wc -l)"
+tq_assert_eq "results (done markers) = ticks published" "$published" "$(rcli --scan --pattern "$P:result:timer@*" | wc -l)"
 ids=$(rcli LRANGE "$P:history:timer" 0 -1 | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort)
 tq_assert_eq "runs in history = ticks published" "$published" "$(echo "$ids" | wc -l)"
 tq_assert_eq "no tick ran twice" "" "$(echo "$ids" | uniq -d)"

@@ -50,7 +50,7 @@ rcli SADD "$P:paused" held >/dev/null
 for i in 1 2 3; do
     rcli LPUSH "$P:queue:held" "{\"v\":1,\"id\":\"h-$i\",\"task\":\"noop\",\"queue\":\"held\",\"enqueued_at\":$(($(date +%s) - 5))}" >/dev/null
 done
-tq_wait_for 20 "f-1 done" '[ "$(rcli GET "$P:done:f-1")" != "" ]'
+tq_wait_for 20 "f-1 done" '[ "$(tq_done "f-1")" != "" ]'
 tq_wait_for 20 "the unknown task dead-lettered" '[ "$(rcli LLEN "$P:dead")" -ge 1 ]'
 rcli LPUSH "$P:queue:default" "$(tq_msg long-1 sleep '[30]' '"timeout":60')" >/dev/null
 tq_wait_for 20 "long-1 running" '[ "$(rcli GET "$P:lock:long-1")" = w-api ]'
@@ -107,7 +107,7 @@ tq_wait_for 20 "the queue drained" '[ "$(rcli LLEN "$P:queue:default")" = 0 ]'
 last=$(rcli HGET "$P:schedule-state" timer)
 tq_assert_eq "schedules: timer last run" "$(date -u -d "@$((last / 1000))" +%Y-%m-%dT%H:%M:%S)" \
     "$(json /api/schedules '.[] | select(.name=="timer") | .last_run[0:19]')"
-tq_wait_for 20 "the last tick done" '[ "$(rcli GET "$P:done:timer@$last")" = success ]'
+tq_wait_for 20 "the last tick done" '[ "$(tq_done "timer@$last")" = success ]'
 tq_assert_eq "schedules: timer's last result is its last tick's" "timer@$last success" \
     "$(json /api/schedules '.[] | select(.name=="timer") | .last_result | "\(.id) \(.status)"')"
 tq_assert_eq "schedules: nightly has run never" null \

@@ -240,7 +240,7 @@ run_id=$(printf '%s' "$BODY" | jq -r .id)
     tq_fail "run s1: id '$run_id' is not s1@run-<ms>-<8 hex>"
 [ "${BASH_REMATCH[1]}" -ge "$t0" ] || tq_fail "run s1: id '$run_id' is older than the request ($t0)"
 expect "run s1" 202 "{\"id\":\"$run_id\",\"queue\":\"ops\"}"
-tq_wait_for 30 "the run of s1 finished" "[ \"\$(rcli GET '$P:done:$run_id')\" = success ]"
+tq_wait_for 30 "the run of s1 finished" "[ \"\$(tq_done '$run_id')\" = success ]"
 tq_assert_eq "run s1: its result" "success s1 ops" "$(tq_result "$run_id" '"\(.status) \(.schedule) \(.queue)"')"
 tq_assert_eq "run s1: the task ran once" 1 "$(counter s1)"
 req POST /api/schedules/nope/run
@@ -323,7 +323,7 @@ tq_assert_eq "enqueue without id: status" 201 "$CODE"
 enq_id=$(printf '%s' "$BODY" | jq -r .id)
 [[ $enq_id =~ ^api-[0-9]{13}-[0-9a-f]{16}$ ]] || tq_fail "enqueue: made-up id '$enq_id' is not api-<ms>-<16 hex>"
 expect "enqueue without id" 201 "{\"id\":\"$enq_id\",\"queue\":\"ops\"}"
-tq_wait_for 30 "$enq_id finished" "[ \"\$(rcli GET '$P:done:$enq_id')\" = success ]"
+tq_wait_for 30 "$enq_id finished" "[ \"\$(tq_done '$enq_id')\" = success ]"
 tq_assert_eq "the enqueued task ran" 1 "$(counter enq)"
 
 # On a queue no worker reads: the message as pushed.
@@ -378,13 +378,13 @@ flaky() { # ID FLAG
 }
 task "$(flaky flaky-1 "$TQ_TMP/flag1")"
 tq_assert_eq "enqueue flaky-1: status" 201 "$CODE"
-tq_wait_for 30 "flaky-1 is dead" "[ \"\$(rcli GET '$P:done:flaky-1')\" = dead ]"
+tq_wait_for 30 "flaky-1 is dead" "[ \"\$(tq_done 'flaky-1')\" = failure ] && [ \"\$(rcli LLEN '$P:dead')\" != 0 ]"
 tq_assert_eq "flaky-1's dead letter" "max-retries flaky-1" \
     "$(rcli LINDEX "$P:dead" 0 | jq -r '"\(.reason) \(.message | fromjson | .id)"')"
 touch "$TQ_TMP/flag1"
 req POST /api/tasks/flaky-1/retry
 expect "retry flaky-1" 202 '{"id":"flaky-1","queue":"ops"}'
-tq_wait_for 30 "flaky-1 ran again" "[ \"\$(rcli GET '$P:done:flaky-1')\" = success ]"
+tq_wait_for 30 "flaky-1 ran again" "[ \"\$(tq_done 'flaky-1')\" = success ]"
 tq_assert_eq "flaky-1 succeeded" success "$(tq_result flaky-1 .status)"
 tq_assert_eq "flaky-1's dead letter is gone" 0 "$(rcli LLEN "$P:dead")"
 req POST /api/tasks/flaky-1/retry
@@ -407,7 +407,7 @@ tq_assert_eq "both stay" 2 "$(rcli LLEN "$P:dead")"
 
 for i in 1 2 3; do
     task "$(flaky "flaky-r$i" "$TQ_TMP/flag2")"
-    tq_wait_for 30 "flaky-r$i is dead" "[ \"\$(rcli GET '$P:done:flaky-r$i')\" = dead ]"
+    tq_wait_for 30 "flaky-r$i is dead" "[ \"\$(tq_done 'flaky-r$i')\" = failure ]"
 done
 tq_assert_eq "five dead letters" 5 "$(rcli LLEN "$P:dead")"
 touch "$TQ_TMP/flag2"
@@ -422,7 +422,7 @@ tq_assert_eq "bad bodies requeued nothing" 5 "$(rcli LLEN "$P:dead")"
 # By id: only flaky-r1; bad-1 is skipped, nope is not found.
 req POST /api/dead/requeue "${JSON[@]}" --data-binary '{"ids":["flaky-r1","bad-1","nope"]}'
 expect "requeue by ids" 200 '{"requeued":1,"skipped":[{"index":3,"reason":"field '"'args'"': must be an array","id":"bad-1"}],"remaining":0,"not_found":["nope"]}'
-tq_wait_for 30 "flaky-r1 ran again" "[ \"\$(rcli GET '$P:done:flaky-r1')\" = success ]"
+tq_wait_for 30 "flaky-r1 ran again" "[ \"\$(tq_done 'flaky-r1')\" = success ]"
 tq_assert_eq "four dead letters left" 4 "$(rcli LLEN "$P:dead")"
 req POST /api/dead/requeue "${JSON[@]}" --data-binary '{"ids":[]}'
 expect "requeue no ids" 200 '{"requeued":0,"skipped":[],"remaining":0,"not_found":[]}'
@@ -432,7 +432,7 @@ expect "requeue no ids" 200 '{"requeued":0,"skipped":[],"remaining":0,"not_found
 req POST /api/dead/requeue
 expect "requeue all" 200 '{"requeued":2,"skipped":[{"index":3,"reason":"its message is not valid UTF-8 (message_base64): it cannot be decoded","id":"b64-1"},{"index":2,"reason":"field '"'args'"': must be an array","id":"bad-1"}],"remaining":0}'
 for i in 2 3; do
-    tq_wait_for 30 "flaky-r$i ran again" "[ \"\$(rcli GET '$P:done:flaky-r$i')\" = success ]"
+    tq_wait_for 30 "flaky-r$i ran again" "[ \"\$(tq_done 'flaky-r$i')\" = success ]"
 done
 tq_assert_eq "requeued attempts start at 1 again" "1 null" \
     "$(rcli GET "$P:result:flaky-r2" | jq -c -r '"\(.attempts) \(.errors)"')"
@@ -467,7 +467,7 @@ letter() { # MESSAGE-JSON: a dead letter holding it
     jq -cn --arg m "$1" '{reason: "max-retries", error: "e", worker: "w", dead_at: 1, message: $m}'
 }
 rcli LPUSH "$P:dead" "$(letter '{"v":1,"id":"hand-1","task":"noop","queue":"idle2","attempt":4,"max_retries":3,"errors":[{"attempt":1,"error":"x"}],"enqueued_at":1.5,"custom":"kept"}')" >/dev/null
-rcli SET "$P:done:hand-1" dead >/dev/null
+rcli SET "$P:result:hand-1" '{"id":"hand-1","status":"failure"}' >/dev/null
 rcli HSET "$P:deliveries" hand-1 7 other 2 >/dev/null
 t0=$(date +%s)
 req POST /api/tasks/hand-1/retry
@@ -478,7 +478,7 @@ tq_assert_eq "the retried message" \
     "$(printf '%s' "$msg" | jq -c 'del(.enqueued_at)')"
 enq_at=$(printf '%s' "$msg" | jq '.enqueued_at | floor')
 [ "$enq_at" -ge "$t0" ] || tq_fail "the retried message's enqueued_at $enq_at is not now ($t0)"
-tq_assert_eq "hand-1's done marker deleted" 0 "$(rcli EXISTS "$P:done:hand-1")"
+tq_assert_eq "hand-1's result (its done marker) deleted" 0 "$(rcli EXISTS "$P:result:hand-1")"
 tq_assert_eq "hand-1's deliveries deleted, not the others'" "0 2" \
     "$(rcli HEXISTS "$P:deliveries" hand-1) $(rcli HGET "$P:deliveries" other)"
 tq_assert_eq "hand-1's dead letter gone" 0 "$(rcli LLEN "$P:dead")"

@@ -22,7 +22,7 @@ def r(*a):
                           text=True).stdout
 # One script reads everything at one instant: messages move while we look.
 SNAP = """
-local out = {places = {}, done = {}, result = {}}
+local out = {places = {}, result = {}}
 local function add(kind, ms) for _, m in ipairs(ms) do table.insert(out.places, {kind, m}) end end
 for _, pat in ipairs({'queue', 'processing'}) do
   for _, k in ipairs(redis.call('KEYS', ARGV[1] .. ':' .. pat .. ':*')) do
@@ -36,8 +36,6 @@ if redis.call('TYPE', ARGV[1] .. ':dead').ok == 'list' then
     table.insert(out.places, {'dead', cjson.decode(d).message or ''}) end
 end
 for i = 2, #ARGV do
-  local d = redis.pcall('GET', ARGV[1] .. ':done:' .. ARGV[i])
-  out.done[ARGV[i]] = type(d) == 'string' and d or ''
   local res = redis.pcall('GET', ARGV[1] .. ':result:' .. ARGV[i])
   out.result[ARGV[i]] = type(res) == 'string' and res or ''
 end
@@ -56,14 +54,14 @@ def ident(m):
 bad, successes = [], 0
 for i in ids:
     where = [k for k, m in places if ident(m) == i]
-    done = snap["done"].get(i, "") if isinstance(snap["done"], dict) else ""
-    if done and done != "dead":
+    # A final result is the done marker; a task dead-lettered after its
+    # last run has one too, and is where its dead letter is.
+    res = snap["result"].get(i, "") if isinstance(snap["result"], dict) else ""
+    status = json.loads(res).get("status") if res else None
+    if status and status != "retrying" and "dead" not in where:
         where.append("done")
-    if done == "dead" and "dead" not in where:
-        bad.append(i + ": done marker 'dead' but no dead letter")
     if len(where) != 1 or (final and where[0] not in ("done", "dead")):
         bad.append(i + ": in " + (",".join(where) or "nowhere"))
-    res = snap["result"].get(i, "") if isinstance(snap["result"], dict) else ""
     if res and json.loads(res)["status"] == "success" and json.loads(res)["task"] == "timer.tick":
         successes += 1
     print(i, ",".join(where) or "nowhere")
@@ -213,7 +211,7 @@ rc=$?
 set -e
 tq_assert_eq "a second worker with the same id exits" 2 "$rc"
 grep -q "in use by a live worker" "$TQ_TMP/worker-b.log" || tq_fail "no clear message: $(cat "$TQ_TMP/worker-b.log")"
-tq_wait_for 30 "the long task done once" '[ "$(rcli GET "$P:done:long")" = success ]'
+tq_wait_for 30 "the long task done once" '[ "$(tq_done "long")" = success ]'
 tq_assert_eq "long: started once" 1 "$(rcli --raw XRANGE "$P:events" - + | grep -cx task-started)"
 tq_assert_eq "long: nothing requeued" "" "$(rcli HGET "$P:stats" requeued)"
 # A worker killed with -9 is replaced under the same id once its heartbeat
@@ -222,7 +220,7 @@ kill -KILL "$apid"
 tq_spawn worker-c "$TICKQ_WORKER_BIN" --prefix "$P" --worker-id same "${W[@]}"
 cpid=$TQ_LAST_PID
 rcli LPUSH "$Q" "$(tq_msg after timer.tick)" >/dev/null
-tq_wait_for 20 "the replacement runs a task" '[ "$(rcli GET "$P:done:after")" = success ]'
+tq_wait_for 20 "the replacement runs a task" '[ "$(tq_done "after")" = success ]'
 kill -0 "$cpid" || tq_fail "the replacement exited"
 kill -TERM "$cpid"
 tq_wait_for 30 "worker c to stop" '! kill -0 $cpid'

@@ -47,11 +47,11 @@ WPID=$TQ_LAST_PID
 # (The snippet is eval'ed in this shell: its loop runs in a subshell, so
 # that "not yet" is not an exit of the test.)
 tq_wait_for 30 "every message completed" '[ "$(rcli LLEN "$P:dead")" = 2 ] &&
-    (for id in ok1 ok2 e1 s1 s2 s3; do [ -n "$(rcli GET "$P:done:$id")" ] || exit 1; done)'
+    (for id in ok1 ok2 e1 s1 s2 s3; do [ -n "$(tq_done "$id")" ] || exit 1; done)'
 # One more through the blocking wait and claim (the queues are empty now),
 # so that both delivery paths' events are looked at.
 rcli LPUSH "$P:queue:default" "$(tq_msg ok3 noop)" >/dev/null
-tq_wait_for 10 "ok3 done" '[ "$(rcli GET "$P:done:ok3")" = success ]'
+tq_wait_for 10 "ok3 done" '[ "$(tq_done "ok3")" = success ]'
 t1=$(date +%s%3N)
 
 # --- P:tasks: exactly one member per result written, newest score first.
@@ -163,7 +163,7 @@ noop_success() { metric "tasks${TAB}default${TAB}noop${TAB}success"; }
 m=$(( $(date +%s) / 60 ))
 for i in -1 0 1 2; do rcli SET "$P:minute:$((m + i))" "not a hash" >/dev/null; done
 rcli LPUSH "$P:queue:default" "$(tq_msg w1 noop)" >/dev/null
-tq_wait_for 10 "w1 done despite minute keys of the wrong type" '[ "$(rcli GET "$P:done:w1")" = success ]'
+tq_wait_for 10 "w1 done despite minute keys of the wrong type" '[ "$(tq_done "w1")" = success ]'
 for i in -1 0 1 2; do
     tq_assert_eq "minute key $((m + i)) left as it was" "not a hash" "$(rcli GET "$P:minute:$((m + i))")"
 done
@@ -175,7 +175,7 @@ tq_assert_eq "w1 in P:metrics (written after the minutes)" 6 "$(noop_success)"
 for i in -1 0 1 2; do rcli DEL "$P:minute:$((m + i))" >/dev/null; done
 rcli SET "$P:metrics" "not a hash" >/dev/null
 rcli LPUSH "$P:queue:default" "$(tq_msg w2 noop)" >/dev/null
-tq_wait_for 10 "w2 done despite P:metrics of the wrong type" '[ "$(rcli GET "$P:done:w2")" = success ]'
+tq_wait_for 10 "w2 done despite P:metrics of the wrong type" '[ "$(tq_done "w2")" = success ]'
 tq_assert_eq "P:metrics left as it was" "not a hash" "$(rcli GET "$P:metrics")"
 tq_assert_eq "w2 in the minute counters" 1 "$(minutes processed)"
 [ -n "$(rcli ZSCORE "$P:tasks" "success${TAB}default${TAB}noop${TAB}${TAB}w2")" ] ||
@@ -185,7 +185,7 @@ tq_log "ok: w2 in P:tasks"
 rcli RENAME "$P:metrics" "$P:metrics-broken" >/dev/null
 rcli SET "$P:tasks" "not a zset" >/dev/null
 rcli LPUSH "$P:queue:default" "$(tq_msg w3 noop)" >/dev/null
-tq_wait_for 10 "w3 done despite P:tasks of the wrong type" '[ "$(rcli GET "$P:done:w3")" = success ]'
+tq_wait_for 10 "w3 done despite P:tasks of the wrong type" '[ "$(tq_done "w3")" = success ]'
 tq_assert_eq "P:tasks left as it was" "not a zset" "$(rcli GET "$P:tasks")"
 tq_assert_eq "w3 in P:metrics" 1 "$(noop_success)"
 tq_assert_eq "w1 w2 w3 counted in P:stats" 9 "$(rcli HGET "$P:stats" processed)"
@@ -204,7 +204,7 @@ rcli EVAL "local n = tonumber(ARGV[1])
     return redis.call('ZCARD', KEYS[1])" 1 "$P:tasks" 100010 >/dev/null
 tq_assert_eq "P:tasks filled" 100010 "$(rcli ZCARD "$P:tasks")"
 rcli LPUSH "$P:queue:default" "$(tq_msg c1 noop)" >/dev/null
-tq_wait_for 10 "c1 done" '[ "$(rcli GET "$P:done:c1")" = success ]'
+tq_wait_for 10 "c1 done" '[ "$(tq_done "c1")" = success ]'
 tq_assert_eq "P:tasks trimmed to the cap" 100000 "$(rcli ZCARD "$P:tasks")"
 [ -n "$(rcli ZSCORE "$P:tasks" "success${TAB}default${TAB}noop${TAB}${TAB}c1")" ] ||
     tq_fail "the newest member c1 was trimmed"

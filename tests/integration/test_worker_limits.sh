@@ -12,7 +12,7 @@ tq_spawn worker "$TICKQ_WORKER_BIN" -c 2 -Q default,other --max-retries 0
 # sleep 5 with a 1 s limit: stopped at 1 s, a failure.
 t0=$(date +%s%3N)
 rcli LPUSH "$P:queue:default" "$(tq_msg s1 sleep '[5]' '"timeout":1')" >/dev/null
-tq_wait_for 5 "s1 finished" '[ -n "$(rcli GET "$P:done:s1")" ]'
+tq_wait_for 5 "s1 finished" '[ -n "$(tq_done "s1")" ]'
 tq_assert_eq "s1 status" failure "$(tq_result s1 .status)"
 tq_result s1 .error | grep -q "timed out after 1.000 s" || tq_fail "s1 error: $(tq_result s1 .error)"
 rt=$(tq_result s1 .runtime)
@@ -25,7 +25,7 @@ marker=$TQ_TMP/still-alive
 # parallel, and test_worker_orphans runs "sleep 300").
 long="30.$$"
 rcli LPUSH "$P:queue:default" "$(tq_msg sh1 shell "[\"sh\",\"-c\",\"(sleep 3; touch $marker) & sleep $long\"]" '"timeout":1')" >/dev/null
-tq_wait_for 10 "sh1 finished" '[ -n "$(rcli GET "$P:done:sh1")" ]'
+tq_wait_for 10 "sh1 finished" '[ -n "$(tq_done "sh1")" ]'
 tq_assert_eq "sh1 status" failure "$(tq_result sh1 .status)"
 tq_result sh1 .error | grep -q "killed at the time limit" || tq_fail "sh1 error: $(tq_result sh1 .error)"
 tq_assert_eq "sh1 exit code (SIGTERM)" 143 "$(tq_result sh1 .exit_code)"
@@ -37,14 +37,14 @@ tq_log "ok: the process group was killed"
 # Expired: not run, result says expired, an event says so.
 past=$(( $(date +%s) - 10 ))
 rcli LPUSH "$P:queue:default" "$(tq_msg e1 timer.tick '[]' "\"expires_at\":$past")" >/dev/null
-tq_wait_for 5 "e1 handled" '[ -n "$(rcli GET "$P:done:e1")" ]'
+tq_wait_for 5 "e1 handled" '[ -n "$(tq_done "e1")" ]'
 tq_assert_eq "e1 status" expired "$(tq_result e1 .status)"
 tq_assert_eq "e1 not run (timer untouched)" "" "$(rcli GET "$P:counter:timer")"
 tq_assert_eq "e1 events" "task-expired" "$(tq_events e1 | tr '\n' ' ' | sed 's/ $//')"
 tq_assert_eq "expired counter" 1 "$(rcli HGET "$P:stats" expired)"
 future=$(( $(date +%s) + 60 ))
 rcli LPUSH "$P:queue:default" "$(tq_msg e2 timer.tick '[]' "\"expires_at\":$future")" >/dev/null
-tq_wait_for 5 "e2 run" '[ "$(rcli GET "$P:done:e2")" = success ]'
+tq_wait_for 5 "e2 run" '[ "$(tq_done "e2")" = success ]'
 
 # Pause: nothing taken from "other" while paused, even for 3 s.
 rcli SADD "$P:paused" other >/dev/null
@@ -53,10 +53,10 @@ for i in 1 2 3; do rcli LPUSH "$P:queue:other" "$(tq_msg p$i noop '[]' '"queue":
 sleep 3
 tq_assert_eq "paused queue untouched" 3 "$(rcli LLEN "$P:queue:other")"
 rcli LPUSH "$P:queue:default" "$(tq_msg d1 noop)" >/dev/null
-tq_wait_for 3 "the default queue still served" '[ "$(rcli GET "$P:done:d1")" = success ]'
+tq_wait_for 3 "the default queue still served" '[ "$(tq_done "d1")" = success ]'
 t0=$(date +%s%3N)
 rcli SREM "$P:paused" other >/dev/null
-tq_wait_for 3 "the resumed queue drained" '[ "$(rcli LLEN "$P:queue:other")" = 0 ] && [ -n "$(rcli GET "$P:done:p3")" ]'
+tq_wait_for 3 "the resumed queue drained" '[ "$(rcli LLEN "$P:queue:other")" = 0 ] && [ -n "$(tq_done "p3")" ]'
 ms=$(( $(date +%s%3N) - t0 ))
 # Seen by the next fetch (each checks P:paused) or within 0.1 s of
 # blocking; 3 s of margin for the ASan build on two busy cores.

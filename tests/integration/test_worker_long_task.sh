@@ -17,7 +17,7 @@ tq_log "long1 runs on $owner"
 # A stray duplicate of the same id, pushed while it runs, is dropped.
 sleep 20
 rcli LPUSH "$P:queue:default" "$(tq_msg long1 sleep '[60]' '"timeout":120')" >/dev/null
-tq_wait_for 75 "long1 done" '[ "$(rcli GET "$P:done:long1")" = success ]'
+tq_wait_for 75 "long1 done" '[ "$(tq_done "long1")" = success ]'
 sleep 2
 tq_assert_eq "ran by its first worker" "$owner" "$(tq_result long1 .worker)"
 tq_assert_eq "one attempt" 1 "$(tq_result long1 .attempts)"

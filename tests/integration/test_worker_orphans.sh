@@ -72,15 +72,15 @@ tq_wait_for 20 "nothing of the second run is left after a graceful stop" none_al
 # (Queue "other": b's graceful stop put o1 back in "default".)
 tq_spawn worker-c "$TICKQ_WORKER_BIN" -c 1 --worker-id orphan-c -Q other
 push o2 'sleep 300 & echo $! >'"$W"'/left.pid; echo started' other
-tq_wait_for 60 "o2 finished" "[ -n \"\$(rcli GET $P:done:o2)\" ]"
+tq_wait_for 60 "o2 finished" "[ -n \"\$(tq_done o2)\" ]"
 tq_assert_eq "o2 status" success "$(tq_result o2 .status)"
 tq_wait_for 20 "o2's background sleep is gone after the task ended" none_alive "$W/left.pid"
 
 # A program that cannot run still says why, with exit code 127.
 push o3 'true' other
-tq_wait_for 60 "o3 finished" "[ -n \"\$(rcli GET $P:done:o3)\" ]"
+tq_wait_for 60 "o3 finished" "[ -n \"\$(tq_done o3)\" ]"
 tq_assert_eq "o3 status" success "$(tq_result o3 .status)"
 rcli LPUSH "$P:queue:other" "$(tq_msg o4 shell '["/no/such/program"]' '"max_retries":0')" >/dev/null
-tq_wait_for 60 "o4 finished" "[ -n \"\$(rcli GET $P:done:o4)\" ]"
+tq_wait_for 60 "o4 finished" "[ -n \"\$(tq_done o4)\" ]"
 tq_assert_eq "o4 exit code" 127 "$(tq_result o4 .exit_code)"
 tq_result o4 .error | grep -q "cannot run '/no/such/program'" || tq_fail "o4 error: $(tq_result o4 .error)"

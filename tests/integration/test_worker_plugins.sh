@@ -13,7 +13,7 @@ for i in 1 2 3; do rcli LPUSH "$P:queue:default" "$(tq_msg h$i example.hello '["
 tq_wait_for 5 "three greetings" '[ "$(rcli GET "$P:counter:example.greetings")" = 3 ]'
 tq_assert_eq "h1 output" "hello, world (attempt 1)" "$(tq_result h1 .output | head -n1)"
 rcli LPUSH "$P:queue:default" "$(tq_msg w1 example.work '[5]' '"timeout":0.5,"max_retries":0')" >/dev/null
-tq_wait_for 5 "w1 stopped at its limit" '[ -n "$(rcli GET "$P:done:w1")" ]'
+tq_wait_for 5 "w1 stopped at its limit" '[ -n "$(tq_done "w1")" ]'
 tq_result w1 .error | grep -q "timed out after 0.500 s: example.work: stopped" || tq_fail "w1 error: $(tq_result w1 .error)"
 kill -TERM "$TQ_LAST_PID"; wait "$TQ_LAST_PID"
 

@@ -16,7 +16,7 @@ sum_processing() {
 
 # (a) done id: acked without running. (b) locked by a live worker: the same.
 # (c) locked by a dead worker: taken over and run.
-rcli SET "$P:done:d1" success >/dev/null
+rcli SET "$P:result:d1" '{"id":"d1","status":"success"}' >/dev/null
 rcli ZADD "$P:workers" "$(now_ms)" ghost >/dev/null
 rcli SET "$P:lock:l1" ghost >/dev/null
 rcli ZADD "$P:workers" 1000 zombie >/dev/null
@@ -27,8 +27,8 @@ W1=$TQ_LAST_PID
 tq_wait_for 10 "three messages handled" '[ "$(rcli LLEN "$Q")" = 0 ] && [ "$(rcli GET "$P:counter:timer")" = 1 ]'
 sleep 0.5
 tq_assert_eq "only z1 ran" 1 "$(rcli GET "$P:counter:timer")"
-tq_assert_eq "z1 done" success "$(rcli GET "$P:done:z1")"
-tq_assert_eq "l1 not done" "" "$(rcli GET "$P:done:l1")"
+tq_assert_eq "z1 done" success "$(tq_done "z1")"
+tq_assert_eq "l1 not done" "" "$(tq_done "l1")"
 tq_assert_eq "duplicates counted" 2 "$(rcli HGET "$P:stats" duplicates)"
 tq_assert_eq "ghost's lock untouched" ghost "$(rcli GET "$P:lock:l1")"
 
@@ -59,7 +59,7 @@ tq_log "killed w2 holding 4 sleep tasks"
 tq_spawn w3 "$TICKQ_WORKER_BIN" --concurrency 4 --liveness 2 --worker-id w3 --queues slow
 W3=$TQ_LAST_PID
 tq_wait_for 15 "s1..s4 done after the kill" \
-    '[ "$(rcli GET "$P:done:s1")$(rcli GET "$P:done:s2")$(rcli GET "$P:done:s3")$(rcli GET "$P:done:s4")" = successsuccesssuccesssuccess ]'
+    '[ "$(tq_done "s1")$(tq_done "s2")$(tq_done "s3")$(tq_done "s4")" = successsuccesssuccesssuccess ]'
 for i in 1 2 3 4; do tq_assert_eq "s$i ran by the survivor" w3 "$(rcli GET "$P:result:s$i" | sed 's/.*"worker":"\([^"]*\)".*/\1/')"; done
 tq_assert_eq "no lock left" 0 "$(rcli EVAL "return #redis.call('KEYS', ARGV[1])" 0 "$P:lock:s*")"
 
@@ -67,14 +67,14 @@ tq_assert_eq "no lock left" 0 "$(rcli EVAL "return #redis.call('KEYS', ARGV[1])"
 rcli LPUSH "$P:processing:w9" "$(msg f1)" >/dev/null
 rcli SET "$P:lock:f1" w9 >/dev/null
 tq_spawn w9 "$TICKQ_WORKER_BIN" --concurrency 1 --worker-id w9
-tq_wait_for 5 "f1 requeued at start and run" '[ "$(rcli GET "$P:done:f1")" = success ]'
+tq_wait_for 5 "f1 requeued at start and run" '[ "$(tq_done "f1")" = success ]'
 
 # (g) queues in strict priority order: with one thread, every 'high' message
 # runs before any 'low' one.
 for i in 1 2 3 4 5; do rcli LPUSH "$P:queue:low" "$(msg lo$i noop '[]' low)" >/dev/null; done
 for i in 1 2 3 4 5; do rcli LPUSH "$P:queue:high" "$(msg hi$i noop '[]' high)" >/dev/null; done
 tq_spawn wp "$TICKQ_WORKER_BIN" --concurrency 1 --worker-id wp -Q high,low
-tq_wait_for 5 "all ten run" '[ "$(rcli LLEN "$P:queue:low")$(rcli LLEN "$P:queue:high")" = 00 ] && [ -n "$(rcli GET "$P:done:lo5")" ]'
+tq_wait_for 5 "all ten run" '[ "$(rcli LLEN "$P:queue:low")$(rcli LLEN "$P:queue:high")" = 00 ] && [ -n "$(tq_done "lo5")" ]'
 last_hi=0; first_lo=99999999999
 for i in 1 2 3 4 5; do
     f=$(rcli GET "$P:result:hi$i" | sed 's/.*"finished":\([0-9.]*\).*/\1/'); last_hi=$(echo "$f $last_hi" | awk '{print ($1>$2)?$1:$2}')
@@ -92,7 +92,7 @@ kill -TERM "$W1" "$W3"; wait "$W1" "$W3"
 # worker's own orphan sweep, about 7 s later, and runs.
 rcli LPUSH "$P:processing:wp" "$(msg o1 noop '[]' low)" >/dev/null
 rcli CLIENT KILL TYPE normal >/dev/null   # every worker connection sees an I/O error
-tq_wait_for 15 "the orphan o1 requeued and run" '[ "$(rcli GET "$P:done:o1")" = success ]'
+tq_wait_for 15 "the orphan o1 requeued and run" '[ "$(tq_done "o1")" = success ]'
 grep -q "requeued a message left in processing by a lost redis reply" "$TQ_TMP/wp.log" ||
     tq_fail "wp did not log the orphan"
 

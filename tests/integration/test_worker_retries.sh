@@ -20,7 +20,7 @@ tq_assert_eq "each error" "fail: this task always fails" "$(echo "$msg" | jq -r 
 tq_assert_eq "result status" failure "$(tq_result f1 .status)"
 tq_assert_eq "result attempt" 4 "$(tq_result f1 .attempts)"
 tq_assert_eq "result errors" 4 "$(tq_result f1 '.errors | length')"
-tq_assert_eq "done marker" dead "$(rcli GET "$P:done:f1")"
+tq_assert_eq "done: its final result" failure "$(tq_done "f1")"
 tq_assert_eq "nothing left delayed" 0 "$(rcli ZCARD "$P:delayed")"
 # The gaps between attempts stay within their full-jitter windows.
 echo "$msg" | jq -r '.errors[].finished' | awk '
@@ -45,6 +45,6 @@ tq_assert_eq "f2 attempts (default max_retries 3)" 4 "$(tq_result f2 .attempts)"
 
 # A successful task's life: noop is fast, its outcome is its only event.
 rcli LPUSH "$P:queue:default" "$(tq_msg ok1 noop)" >/dev/null
-tq_wait_for 5 "ok1 done" '[ "$(rcli GET "$P:done:ok1")" = success ]'
+tq_wait_for 5 "ok1 done" '[ "$(tq_done "ok1")" = success ]'
 tq_assert_eq "events of ok1" "task-succeeded" "$(tq_events ok1 | tr '\n' ' ' | sed 's/ $//')"
 tq_assert_eq "retried counter" 6 "$(rcli HGET "$P:stats" retried)"

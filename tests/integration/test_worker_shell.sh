@@ -8,7 +8,7 @@ P=$TQ_PREFIX
 tq_spawn worker "$TICKQ_WORKER_BIN" -c 2 --max-retries 0
 run() { # ID ARGS KWARGS
     rcli LPUSH "$P:queue:default" "$(tq_msg "$1" shell "$2" "\"kwargs\":${3:-{\}}")" >/dev/null
-    tq_wait_for 10 "$1 finished" "[ -n \"\$(rcli GET $P:done:$1)\" ]"
+    tq_wait_for 10 "$1 finished" "[ -n \"\$(tq_done $1)\" ]"
 }
 mkdir -p "$TQ_TMP/work"
 echo "in the cwd" >"$TQ_TMP/work/file.txt"

@@ -23,7 +23,7 @@ tq_spawn wa "$TICKQ_WORKER_BIN" -c 2 -Q q --worker-id wa --grace 10
 tq_wait_for 5 "a1 running" '[ "$(rcli LLEN "$P:processing:wa")" = 1 ]'
 stop_and_time "$TQ_LAST_PID"
 tq_assert_eq "exit code after SIGTERM" 0 "$rc"
-tq_assert_eq "a1 finished during the grace" success "$(rcli GET "$P:done:a1")"
+tq_assert_eq "a1 finished during the grace" success "$(tq_done "a1")"
 [ "$secs" -le 4 ] || tq_fail "stop took ${secs}s"
 tq_assert_eq "wa deregistered" "" "$(rcli ZSCORE "$P:workers" wa)"
 tq_assert_eq "wa's processing list gone" 0 "$(rcli EXISTS "$P:processing:wa")"
@@ -36,7 +36,7 @@ stop_and_time "$TQ_LAST_PID"
 tq_assert_eq "exit code after SIGTERM" 0 "$rc"
 [ "$secs" -le 3 ] || tq_fail "stop took ${secs}s with a 1 s grace"
 tq_assert_eq "b1 back in its queue" 1 "$(rcli LLEN "$P:queue:q")"
-tq_assert_eq "b1 not done" "" "$(rcli GET "$P:done:b1")"
+tq_assert_eq "b1 not done" "" "$(tq_done "b1")"
 tq_assert_eq "b1's lock released" 0 "$(rcli EXISTS "$P:lock:b1")"
 tq_assert_eq "requeued counter" 1 "$(rcli HGET "$P:stats" requeued)"
 

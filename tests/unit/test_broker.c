@@ -208,7 +208,7 @@ static redisReply *fetch(const char *max)
                           PFX ":events",
                           PFX ":paused",
                           PFX ":lock:",
-                          PFX ":done:",
+                          PFX ":result:",
                           PFX ":queue:default",
                           "w1",
                           "1000",
@@ -258,6 +258,56 @@ static void test_fetch_bounds_max(void **state)
     }
 }
 
+/* A final result is the done marker: its message is acked without being
+ * delivered; a retrying result, or a result key of the wrong type, is not
+ * done. */
+static void test_final_result_is_the_done_marker(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *id, *result; /* result NULL: none; "" a hash */
+        int delivered;
+    } cases[] = {
+        {"d-success", "{\"id\":\"d-success\",\"status\":\"success\"}", 0},
+        {"d-failure", "{\"id\":\"d-failure\",\"status\":\"failure\"}", 0},
+        {"d-retrying", "{\"id\":\"d-retrying\",\"status\":\"retrying\"}", 1},
+        {"d-output",
+         "{\"status\":\"success\",\"output\":\"\\\"status\\\":\\\"retrying\\\"\"}", 0},
+        {"d-hash", "", 1},
+        {"d-none", NULL, 1},
+    };
+    size_t n = sizeof cases / sizeof cases[0];
+    for (size_t i = 0; i < n; i++) {
+        char m[128], key[64];
+        snprintf(m, sizeof m, "{\"v\":1,\"id\":\"%s\",\"task\":\"noop\"}", cases[i].id);
+        freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %s", PFX ":queue:default", m));
+        snprintf(key, sizeof key, PFX ":result:%s", cases[i].id);
+        if (cases[i].result && cases[i].result[0])
+            freeReplyObject(tq_test_redis_cmd(&srv, "SET %s %s", key, cases[i].result));
+        else if (cases[i].result)
+            freeReplyObject(tq_test_redis_cmd(&srv, "HSET %s a b", key));
+    }
+    redisReply *r = fetch("10");
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_ARRAY)
+        fail_msg("fetch: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+    for (size_t i = 0; i < n; i++) {
+        int found = 0;
+        for (size_t j = 1; j + 3 < r->elements; j += 4)
+            if (r->element[j + 2]->type == REDIS_REPLY_STRING &&
+                strcmp(r->element[j + 2]->str, cases[i].id) == 0)
+                found = 1;
+        if (found != cases[i].delivered)
+            fail_msg("%s: delivered %d, want %d", cases[i].id, found, cases[i].delivered);
+    }
+    freeReplyObject(r);
+    assert_int_equal(integer_of("LLEN %s", PFX ":processing:w1"), 3);
+    redisReply *d = tq_test_redis_cmd(&srv, "HGET %s duplicates", PFX ":stats");
+    assert_non_null(d);
+    assert_string_equal(d->str ? d->str : "", "3");
+    freeReplyObject(d);
+}
+
 /* complete with hand-made items: one whose fields do not hold is refused
  * before the first write; two items of one id in a batch apply once. */
 static void test_complete_checks_items_first(void **state)
@@ -271,8 +321,8 @@ static void test_complete_checks_items_first(void **state)
     const char *keys[] = {PFX ":processing:w1", PFX ":stats",    PFX ":worker:w1",
                           PFX ":dead",          PFX ":delayed",  PFX ":deliveries",
                           PFX ":events",        PFX ":tasks",    PFX ":metrics",
-                          PFX ":lock:X",        PFX ":done:X",   PFX ":result:X",
-                          PFX ":minute:1",      PFX ":counter:c"};
+                          PFX ":lock:X",        PFX ":result:X", PFX ":minute:1",
+                          PFX ":counter:c"};
     for (int variant = 0; variant < 4; variant++) {
         tq_buf b = {0};
         int n = variant == 3 ? 2 : 1;
@@ -316,7 +366,7 @@ static void test_complete_checks_items_first(void **state)
                 tq_broker_pack_cstr(&b, "");
         }
         const char *idx[] = {"k", "m", "h", "e", "lb"};
-        int val[] = {10, 13, variant == 1 ? 1 : 0, 14, 0};
+        int val[] = {10, 12, variant == 1 ? 1 : 0, 13, 0};
         for (int x = 0; x < 5; x++) {
             tq_broker_pack_cstr(&b, idx[x]);
             tq_broker_pack_array(&b, (uint32_t)n);
@@ -328,24 +378,24 @@ static void test_complete_checks_items_first(void **state)
             }
         }
         assert_false(b.oom);
-        const char *argv[14 + 4];
-        size_t lens[14 + 4];
-        for (int k = 0; k < 14; k++) {
+        const char *argv[13 + 4];
+        size_t lens[13 + 4];
+        for (int k = 0; k < 13; k++) {
             argv[k] = keys[k];
             lens[k] = strlen(keys[k]);
         }
         const char *args[] = {"w1", "86400000", "86400000", b.p};
         for (int k = 0; k < 4; k++) {
-            argv[14 + k] = args[k];
-            lens[14 + k] = k == 3 ? b.len : strlen(args[k]);
+            argv[13 + k] = args[k];
+            lens[13 + k] = k == 3 ? b.len : strlen(args[k]);
         }
-        redisReply *r = tq_broker_call(conn, "complete", 14, 4, argv, lens);
+        redisReply *r = tq_broker_call(conn, "complete", 13, 4, argv, lens);
         free(b.p);
         assert_non_null(r);
         if (variant < 3) {
             assert_int_equal(r->type, REDIS_REPLY_ERROR);
             assert_int_equal(integer_of("LLEN %s", PFX ":processing:w1"), 2);
-            assert_int_equal(integer_of("EXISTS %s", PFX ":done:X"), 0);
+            assert_int_equal(integer_of("EXISTS %s", PFX ":result:X"), 0);
         } else {
             if (r->type != REDIS_REPLY_ARRAY)
                 fail_msg("complete: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
@@ -465,6 +515,7 @@ int main(void)
         cmocka_unit_test_setup(test_dead_letters_match_the_codec, setup),
         cmocka_unit_test_setup(test_fetch_loses_nothing_when_an_event_fails, setup),
         cmocka_unit_test_setup(test_fetch_bounds_max, setup),
+        cmocka_unit_test_setup(test_final_result_is_the_done_marker, setup),
         cmocka_unit_test_setup(test_complete_checks_items_first, setup),
         cmocka_unit_test_setup(test_pipelined_calls_reload, setup),
         cmocka_unit_test_setup(test_out_of_memory, setup),

@@ -17,7 +17,6 @@ static const struct {
     {TQ_KEY_WORKERS, "workers", 0},
     {TQ_KEY_WORKER, "worker", 1},
     {TQ_KEY_LOCK, "lock", 1},
-    {TQ_KEY_DONE, "done", 1},
     {TQ_KEY_RESULT, "result", 1},
     {TQ_KEY_DELAYED, "delayed", 0},
     {TQ_KEY_DEAD, "dead", 0},
@@ -117,8 +116,8 @@ static void test_stems(void **state)
         snprintf(joined, sizeof joined, "%sid-1", stem);
         TQ_ASSERT_STR(joined, key);
     }
-    tq_keys_stem("t", TQ_KEY_DONE, stem, sizeof stem);
-    TQ_ASSERT_STR(stem, "t:done:");
+    tq_keys_stem("t", TQ_KEY_RESULT, stem, sizeof stem);
+    TQ_ASSERT_STR(stem, "t:result:");
 }
 
 static void test_longest_key_fits(void **state)
