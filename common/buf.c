@@ -33,6 +33,28 @@ void tq_buf_put(tq_buf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
+char *tq_fmt_ll(char *p, long long v)
+{
+    char tmp[24];
+    int n = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *p++ = '-';
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+void tq_fmt_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 void tq_buf_puts(tq_buf *b, const char *s)
 {
     tq_buf_put(b, s, strlen(s));

@@ -1,5 +1,6 @@
 /* Redis connection with lazy reconnect and backoff. */
 #include "common/conn.h"
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -353,13 +354,7 @@ int tq_conn_ensure(tq_conn *c)
 /* Writes n in decimal at p, then CRLF; returns the end. */
 static char *put_count(char *p, size_t n)
 {
-    char tmp[24];
-    int k = 0;
-    do
-        tmp[k++] = (char)('0' + n % 10);
-    while ((n /= 10) != 0);
-    while (k)
-        *p++ = tmp[--k];
+    p = tq_fmt_ll(p, (long long)n);
     *p++ = '\r';
     *p++ = '\n';
     return p;

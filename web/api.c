@@ -4,6 +4,7 @@
  * being unreachable is 503. */
 #include "web/api.h"
 
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/keys.h"
@@ -596,21 +597,6 @@ static const char *const minute_fields[] = {"processed", "failed", "retried", "d
 #define MINUTE_FIELDS 5
 
 /* Writes v in decimal at p; returns the end. */
-static char *put_ll(char *p, long long v)
-{
-    char tmp[24];
-    int n = 0;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do
-        tmp[n++] = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (v < 0)
-        *p++ = '-';
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
 static char *put_str(char *p, const char *s)
 {
     size_t n = strlen(s);
@@ -635,14 +621,14 @@ static char *minutes_text(redisReply *const *r, int64_t first_minute, size_t *le
     for (int i = 0; i < MINUTES; i++) {
         wrong += is_error(r[i]);
         p = put_str(p, i ? ",{\"minute\":" : "{\"minute\":");
-        p = put_ll(p, (long long)(first_minute + i));
+        p = tq_fmt_ll(p, (long long)(first_minute + i));
         for (int f = 0; f < MINUTE_FIELDS; f++) {
             *p++ = ',';
             *p++ = '"';
             p = put_str(p, minute_fields[f]);
             *p++ = '"';
             *p++ = ':';
-            p = put_ll(p, hash_ll(r[i], minute_fields[f]));
+            p = tq_fmt_ll(p, hash_ll(r[i], minute_fields[f]));
         }
         *p++ = '}';
     }
@@ -696,7 +682,7 @@ int web_api_overview(web_req *rq)
     }
     for (int i = 0; i < MINUTES; i++) {
         memcpy(kmin[i], stem, sl);
-        *put_ll(kmin[i] + sl, (long long)(first_minute + i)) = '\0';
+        *tq_fmt_ll(kmin[i] + sl, (long long)(first_minute + i)) = '\0';
         mcmd[i][0] = "HGETALL";
         mcmd[i][1] = kmin[i];
         cmds[nc + i] = mcmd[i];

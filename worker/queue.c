@@ -268,31 +268,59 @@ typedef struct {
     int n, cap;
     char *arena;
     size_t used, size;
+    int64_t *minutes; /* the minutes whose keys were added, */
+    int *minute_key;  /* and their KEYS indexes */
+    int nminutes;
 } complete_keys;
 
-/* Adds a key (copied) and returns its KEYS index (from 1), or 0 when out
- * of room. */
-static int key_add(complete_keys *k, const char *key)
+/* Adds the key a followed by b[0..blen) (copied) and returns its KEYS index
+ * (from 1), or 0 when out of room or longer than a key may be. No printf:
+ * this runs a few times per task. */
+static int key_add(complete_keys *k, const char *a, const char *b, size_t blen)
 {
-    size_t len = strlen(key);
-    if (k->n >= k->cap || k->used + len + 1 > k->size)
+    size_t alen = strlen(a), len = alen + blen;
+    if (len >= TQ_KEYS_MAX || k->n >= k->cap || k->used + len + 1 > k->size)
         return 0;
     char *p = k->arena + k->used;
-    memcpy(p, key, len + 1);
+    memcpy(p, a, alen);
+    memcpy(p + alen, b, blen);
+    p[len] = '\0';
     k->used += len + 1;
     k->argv[k->n] = p;
     k->lens[k->n] = len;
     return ++k->n;
 }
 
-/* The index of key if it is already among the keys from index from, else
- * adds it. */
-static int key_once(complete_keys *k, int from, const char *key)
+/* The KEYS index of minute's key, added on its first use. */
+static int key_minute(complete_keys *k, const char *stem, int64_t minute)
 {
-    for (int i = from - 1; i < k->n; i++)
-        if (strcmp(k->argv[i], key) == 0)
-            return i + 1;
-    return key_add(k, key);
+    for (int i = k->nminutes - 1; i >= 0; i--)
+        if (k->minutes[i] == minute)
+            return k->minute_key[i];
+    char num[24];
+    int i = key_add(k, stem, num, (size_t)(tq_fmt_ll(num, (long long)minute) - num));
+    if (i) {
+        k->minutes[k->nminutes] = minute;
+        k->minute_key[k->nminutes++] = i;
+    }
+    return i;
+}
+
+/* parts[0..n) joined by tabs into out (cap bytes, cut to fit, as snprintf
+ * would), without printf's cost. */
+static void join_tabs(char *out, size_t cap, const char *const *parts, int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n && len + 1 < cap; i++) {
+        if (i)
+            out[len++] = '\t';
+        size_t m = strlen(parts[i]);
+        if (m > cap - 1 - len)
+            m = cap - 1 - len;
+        memcpy(out + len, parts[i], m);
+        len += m;
+    }
+    out[len] = '\0';
 }
 
 /* One item of a complete batch, with what tickq_complete reads of it that
@@ -311,36 +339,24 @@ typedef struct {
 
 /* Fills row for item it, adding its keys to k. Returns 0, or TQ_ETOOBIG
  * when the keys do not fit. */
-static int complete_row_fill(complete_row *row, complete_keys *k, int minutes_from,
-                             const worker_queue *q, const worker_item *it)
+static int complete_row_fill(complete_row *row, complete_keys *k, const worker_queue *q,
+                             const worker_item *it)
 {
-    char key[TQ_KEYS_MAX];
     memset(row, 0, offsetof(complete_row, ml));
     row->it = it;
     row->finished = it->finished_ms ? it->finished_ms : tq_clock_wall_ms();
     if (it->id[0]) {
-        const char *stems[] = {q->lock_stem, q->result_stem};
-        for (int j = 0; j < 2; j++) {
-            if ((size_t)snprintf(key, sizeof key, "%s%s", stems[j], it->id) >= sizeof key)
-                return TQ_ETOOBIG;
-            int i = key_add(k, key);
-            if (!i)
-                return TQ_ETOOBIG;
-            if (j == 0)
-                row->k = i;
-        }
-    }
-    if (it->schedule[0]) {
-        if ((size_t)snprintf(key, sizeof key, "%s%s", q->history_stem, it->schedule) >=
-                sizeof key ||
-            !(row->h = key_add(k, key)))
+        size_t idlen = strlen(it->id);
+        if (!(row->k = key_add(k, q->lock_stem, it->id, idlen)) ||
+            !key_add(k, q->result_stem, it->id, idlen))
             return TQ_ETOOBIG;
     }
-    if (it->effect_key[0] && !(row->e = key_add(k, it->effect_key)))
+    if (it->schedule[0] &&
+        !(row->h = key_add(k, q->history_stem, it->schedule, strlen(it->schedule))))
         return TQ_ETOOBIG;
-    if ((size_t)snprintf(key, sizeof key, "%s%lld", q->minute_stem,
-                         (long long)(row->finished / 60000)) >= sizeof key ||
-        !(row->m = key_once(k, minutes_from, key)))
+    if (it->effect_key[0] && !(row->e = key_add(k, it->effect_key, "", 0)))
+        return TQ_ETOOBIG;
+    if (!(row->m = key_minute(k, q->minute_stem, row->finished / 60000)))
         return TQ_ETOOBIG;
 
     /* The index member: the status it is listed under, queue, task,
@@ -354,10 +370,13 @@ static int complete_row_fill(complete_row *row, complete_keys *k, int minutes_fr
     /* The label of a task the worker does not know is fixed, so that
      * messages cannot make up label values (common/metrics.h). */
     const char *label = it->known ? it->task : TQ_METRICS_UNKNOWN_TASK;
-    snprintf(row->ml, sizeof row->ml, "%s\t%s", q->queue_names[it->qi], label);
-    if (row->has_ix)
-        snprintf(row->ix, sizeof row->ix, "%s\t%s\t%s\t%s\t%s", listed,
-                 q->queue_names[it->qi], it->task, it->schedule, it->id);
+    const char *ml[] = {q->queue_names[it->qi], label};
+    join_tabs(row->ml, sizeof row->ml, ml, 2);
+    if (row->has_ix) {
+        const char *ix[] = {listed, q->queue_names[it->qi], it->task, it->schedule,
+                            it->id};
+        join_tabs(row->ix, sizeof row->ix, ix, 5);
+    }
     if (it->started_ms) {
         row->ran = 1;
         tq_buf rt = {0};
@@ -400,7 +419,7 @@ static const char *const column_names[NCOLUMNS] = {
 static void pack_ll(tq_buf *b, long long v)
 {
     char num[24];
-    tq_broker_pack_str(b, num, (size_t)snprintf(num, sizeof num, "%lld", v));
+    tq_broker_pack_str(b, num, (size_t)(tq_fmt_ll(num, v) - num));
 }
 
 /* v in decimal, or "" when the item has none. */
@@ -518,10 +537,12 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
     k.argv = malloc(sizeof *k.argv * (size_t)k.cap);
     k.lens = malloc(sizeof *k.lens * (size_t)k.cap);
     k.arena = malloc(k.size);
+    k.minutes = malloc(sizeof *k.minutes * (size_t)todo);
+    k.minute_key = malloc(sizeof *k.minute_key * (size_t)todo);
     complete_row *rows = malloc(sizeof *rows * (size_t)todo);
     tq_buf b = {0};
     int rc = 0;
-    if (!k.argv || !k.lens || !k.arena || !rows) {
+    if (!k.argv || !k.lens || !k.arena || !k.minutes || !k.minute_key || !rows) {
         rc = TQ_ENOMEM;
         goto out;
     }
@@ -529,11 +550,10 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
                                 q->dead,       q->delayed, q->deliveries,
                                 q->events,     q->tasks,   q->metrics};
     for (int i = 0; i < NKEYS; i++)
-        key_add(&k, fixed[i]);
-    int minutes_from = k.n + 1;
+        key_add(&k, fixed[i], "", 0);
     for (int i = 0, t = 0; i < n && rc == 0; i++)
         if (items[i].op != WORKER_OP_NONE)
-            rc = complete_row_fill(&rows[t++], &k, minutes_from, q, &items[i]);
+            rc = complete_row_fill(&rows[t++], &k, q, &items[i]);
     if (rc < 0)
         goto out;
     /* {n = todo, <column> = {value per item}, ...} */
@@ -550,8 +570,6 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
         rc = TQ_ENOMEM;
     if (rc < 0)
         goto out;
-    /* The minute keys were added among the items' (key_once looks from
-     * minutes_from on), which is fine: each index is exact. */
     /* A final result is the done marker: it lives the dedupe window at
      * least. */
     char final_ttl[24], result_ttl[24];
@@ -592,6 +610,8 @@ out:
     free(k.argv);
     free(k.lens);
     free(k.arena);
+    free(k.minutes);
+    free(k.minute_key);
     free(rows);
     free(b.p);
     return rc;

@@ -247,9 +247,8 @@ static int set_result(worker_item *it, const tq_msg *m, const char *worker_id,
     tq_msg_put_string(&b, it->status, strlen(it->status));
     tq_buf_puts(&b, ",\"worker\":");
     tq_msg_put_string(&b, worker_id, strlen(worker_id));
-    snprintf(num, sizeof num, "%d", m->attempt);
     tq_buf_puts(&b, ",\"attempts\":");
-    tq_buf_puts(&b, num);
+    tq_buf_put(&b, num, (size_t)(tq_fmt_ll(num, m->attempt) - num));
     tq_buf_puts(&b, ",\"started\":");
     tq_msg_put_ms(&b, it->started_ms);
     tq_buf_puts(&b, ",\"finished\":");
@@ -258,8 +257,7 @@ static int set_result(worker_item *it, const tq_msg *m, const char *worker_id,
     tq_msg_put_ms(&b, it->finished_ms - it->started_ms);
     tq_buf_puts(&b, ",\"exit_code\":");
     if (ctx && ctx->exit_code >= 0) {
-        snprintf(num, sizeof num, "%d", ctx->exit_code);
-        tq_buf_puts(&b, num);
+        tq_buf_put(&b, num, (size_t)(tq_fmt_ll(num, ctx->exit_code) - num));
     } else {
         tq_buf_puts(&b, "null");
     }
@@ -415,7 +413,7 @@ static void effect_failed(task_thread *t, worker_item *it)
 static void set_running(task_thread *t, const char *id, int64_t ttl_ms)
 {
     pthread_mutex_lock(&t->held_lock);
-    snprintf(t->running_id, sizeof t->running_id, "%s", id ? id : "");
+    tq_fmt_copy(t->running_id, sizeof t->running_id, id ? id : "");
     t->running_ttl_ms = ttl_ms;
     pthread_mutex_unlock(&t->held_lock);
 }
@@ -460,7 +458,7 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
                 m->task);
         return;
     }
-    snprintf(it->schedule, sizeof it->schedule, "%s", m->schedule);
+    tq_fmt_copy(it->schedule, sizeof it->schedule, m->schedule);
     if (rc == 0 && !ctx.timed_out) {
         it->op = WORKER_OP_DONE;
         it->status = "success";
@@ -514,8 +512,8 @@ static int run_item(task_thread *t, int i, int *done)
     }
     int same_id = !it->claimed || strcmp(it->id, m.id) == 0;
     if (!it->claimed)
-        snprintf(it->id, sizeof it->id, "%s", m.id);
-    snprintf(it->task, sizeof it->task, "%s", m.task);
+        tq_fmt_copy(it->id, sizeof it->id, m.id);
+    tq_fmt_copy(it->task, sizeof it->task, m.task);
     const tq_task_def *task = worker_tasks_find(w->tasks, m.task);
     it->known = task != NULL;
     set_lateness(it, &m);
