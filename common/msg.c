@@ -338,6 +338,136 @@ static int decode_field(tq_msg *m, const char *k, json_t *v, char *err, size_t e
     return json_object_set(m->extra, k, v) == 0 ? 0 : TQ_ENOMEM;
 }
 
+/* ---- the plain-message fast path (see tq_msg_load_plain) ---- */
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* A string of printable ASCII without escapes at p (after its quote): its
+ * end (the closing quote), or NULL. */
+static const char *plain_string(const char *p, const char *end)
+{
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            return p;
+        if (c < 0x20 || c > 0x7e || c == '\\')
+            return NULL;
+    }
+    return NULL;
+}
+
+/* The value at p as a new json_t, *next after it; NULL when it is not one
+ * of the plain kinds. */
+static json_t *plain_value(const char *p, const char *end, const char **next)
+{
+    if (p >= end)
+        return NULL;
+    if (*p == '"') {
+        const char *q = plain_string(p + 1, end);
+        if (!q)
+            return NULL;
+        *next = q + 1;
+        return json_stringn_nocheck(p + 1, (size_t)(q - p - 1));
+    }
+    if (*p == '[' || *p == '{') {
+        const char *q = skip_ws(p + 1, end);
+        if (q >= end || *q != (*p == '[' ? ']' : '}'))
+            return NULL;
+        *next = q + 1;
+        return *p == '[' ? json_array() : json_object();
+    }
+    static const struct {
+        const char *word;
+        size_t len;
+    } words[] = {{"true", 4}, {"false", 5}, {"null", 4}};
+    for (int w = 0; w < 3; w++)
+        if ((size_t)(end - p) >= words[w].len &&
+            memcmp(p, words[w].word, words[w].len) == 0) {
+            *next = p + words[w].len;
+            return w == 0 ? json_true() : w == 1 ? json_false() : json_null();
+        }
+    /* A number: -?(0|[1-9][0-9]*)(.[0-9]+)?, no exponent. */
+    const char *q = p;
+    if (q < end && *q == '-')
+        q++;
+    const char *digits = q;
+    while (q < end && *q >= '0' && *q <= '9')
+        q++;
+    size_t ndig = (size_t)(q - digits);
+    if (ndig == 0 || (*digits == '0' && ndig > 1))
+        return NULL;
+    int real = 0;
+    if (q < end && *q == '.') {
+        const char *f = ++q;
+        while (q < end && *q >= '0' && *q <= '9')
+            q++;
+        if (q == f)
+            return NULL;
+        ndig += (size_t)(q - f);
+        real = 1;
+    }
+    if (q < end && (*q == 'e' || *q == 'E'))
+        return NULL;
+    if (ndig > (real ? 17u : 18u))
+        return NULL;
+    char num[48];
+    memcpy(num, p, (size_t)(q - p));
+    num[q - p] = '\0';
+    *next = q;
+    return real ? json_real(strtod(num, NULL)) : json_integer(strtoll(num, NULL, 10));
+}
+
+json_t *tq_msg_load_plain(const char *buf, size_t len)
+{
+    const char *p = buf, *end = buf + len;
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        return NULL;
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            if (p >= end || *p != '"')
+                goto no;
+            const char *k = p + 1, *ke = plain_string(k, end);
+            if (!ke || json_object_getn(o, k, (size_t)(ke - k)))
+                goto no; /* jansson says what is wrong with a key twice */
+            p = skip_ws(ke + 1, end);
+            if (p >= end || *p != ':')
+                goto no;
+            p = skip_ws(p + 1, end);
+            json_t *v = plain_value(p, end, &p);
+            if (!v || json_object_setn_new_nocheck(o, k, (size_t)(ke - k), v) < 0)
+                goto no;
+            p = skip_ws(p, end);
+            if (p < end && *p == ',') {
+                p = skip_ws(p + 1, end);
+                continue;
+            }
+            if (p < end && *p == '}') {
+                p++;
+                break;
+            }
+            goto no;
+        }
+    }
+    if (skip_ws(p, end) != end)
+        goto no;
+    return o;
+no:
+    json_decref(o);
+    return NULL;
+}
+
 int tq_msg_decode(tq_msg *m, const char *buf_, size_t len, char *err, size_t errlen)
 {
     json_error_t je;
@@ -352,7 +482,9 @@ int tq_msg_decode(tq_msg *m, const char *buf_, size_t len, char *err, size_t err
     }
     if ((rc = tq_msg_init(m)) < 0)
         return rc;
-    json_t *root = json_loadb(buf_, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = tq_msg_load_plain(buf_, len);
+    if (!root)
+        root = json_loadb(buf_, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         tq_msg_deinit(m);
         return bad(err, errlen, "not valid JSON: %s at byte %d", je.text, je.position);

@@ -56,6 +56,16 @@ void tq_msg_deinit(tq_msg *m);
  * left deinitialised. */
 int tq_msg_decode(tq_msg *m, const char *buf, size_t len, char *err, size_t errlen);
 
+/* tq_msg_decode's fast way in: the JSON object in buf (len bytes) when it
+ * is flat and plain, else NULL, and then jansson's json_loadb() reads it.
+ * Plain means: keys and string values of printable ASCII without escapes,
+ * integers of up to 18 digits, decimals without an exponent of up to 17
+ * digits, true, false, null, [] and {}, no key twice. What it returns is
+ * what json_loadb() returns for the same bytes (tests/fuzz/fuzz_msg.c holds
+ * it to that): jansson's lexer costs the worker more per message than all
+ * the rest of a task. */
+json_t *tq_msg_load_plain(const char *buf, size_t len);
+
 /* Encodes *m as compact JSON, known fields first in protocol order. Every
  * message tq_msg_decode() accepted encodes back exactly: decoding the
  * output gives the same fields, and encoding those gives the same bytes.

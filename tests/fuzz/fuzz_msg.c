@@ -1,4 +1,5 @@
-/* Fuzzes the message codec (common/msg): any bytes through tq_msg_decode();
+/* Fuzzes the message codec (common/msg): any bytes through tq_msg_decode(),
+ * whose fast path for plain messages must read what jansson reads;
  * a message it accepts must encode, decode to the same fields and encode
  * again to the same bytes (the round trip). Whatever the bytes, the dead
  * letter holding them, and tq_msg_dump_json() of a string or number made
@@ -188,11 +189,32 @@ static void check_dump(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The plain-message fast path reads what jansson reads, or declines: the
+ * same members in the same order, of the same types and values (dumped,
+ * so that -0.0 and 0.0 differ). */
+static void plain_matches_jansson(const uint8_t *data, size_t size)
+{
+    json_t *fast = tq_msg_load_plain((const char *)data, size);
+    if (!fast)
+        return;
+    json_error_t je;
+    json_t *slow = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
+    CHECK(slow, "the fast path read what jansson refuses: %s", je.text);
+    char *a = json_dumps(fast, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *b = json_dumps(slow, JSON_COMPACT | JSON_ENCODE_ANY);
+    CHECK(a && b && strcmp(a, b) == 0, "fast %s, jansson %s", a ? a : "?", b ? b : "?");
+    free(a);
+    free(b);
+    json_decref(fast);
+    json_decref(slow);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     tq_msg m;
     char err[512];
     memset(err, 'x', sizeof err);
+    plain_matches_jansson(data, size);
     int rc = tq_msg_decode(&m, (const char *)data, size, err, sizeof err);
     if (rc == 0) {
         round_trip(&m, size);

@@ -880,6 +880,55 @@ static void test_put_ms(void **state)
     }
 }
 
+/* The fast path reads plain messages as jansson does, and declines the
+ * rest (jansson then reads them, with its own errors). */
+static void test_load_plain(void **state)
+{
+    (void)state;
+    static const char *const read[] = {
+        "{\"v\":1,\"id\":\"a\",\"task\":\"noop\",\"queue\":\"default\",\"args\":[],"
+        "\"kwargs\":{},\"enqueued_at\":1764096000.000,\"attempt\":1}",
+        " { \"x\" : -0 , \"y\":-0.0,\"z\":[ "
+        "],\"w\":{\n},\"t\":true,\"f\":false,\"n\":null,"
+        "\"big\":999999999999999999,\"r\":0.1234567890123456,\"\":\"\" }\r\n",
+        "{}",
+    };
+    for (size_t i = 0; i < sizeof read / sizeof read[0]; i++) {
+        json_t *fast = tq_msg_load_plain(read[i], strlen(read[i]));
+        json_error_t je;
+        json_t *slow = json_loadb(read[i], strlen(read[i]), 0, &je);
+        if (!fast || !slow)
+            fail_msg("not read (fast %d, jansson %d: %s): %s", fast != NULL, slow != NULL,
+                     slow ? "" : je.text, read[i]);
+        char *a = json_dumps(fast, JSON_COMPACT), *b = json_dumps(slow, JSON_COMPACT);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+        json_decref(fast);
+        json_decref(slow);
+    }
+    static const char *const declined[] = {
+        "{\"id\":\"a\\\"b\"}",          /* an escape */
+        "{\"id\":\"caf\xc3\xa9\"}",     /* not ASCII */
+        "{\"n\":1e5}",                  /* an exponent */
+        "{\"n\":01}",                   /* a leading zero */
+        "{\"n\":1234567890123456789}",  /* 19 digits */
+        "{\"n\":0.123456789012345678}", /* 18 digits */
+        "{\"a\":1,\"a\":2}",            /* a key twice */
+        "{\"a\":[1]}",                  /* not empty */
+        "{\"a\":1} x",                  /* after the end */
+        "{\"a\":1,}",                   /* a trailing comma */
+        "[1]",                          /* not an object */
+        "{\"a\":tru}",
+        "{\"a\":\"b\t\"}", /* a control character */
+    };
+    for (size_t i = 0; i < sizeof declined / sizeof declined[0]; i++) {
+        json_t *fast = tq_msg_load_plain(declined[i], strlen(declined[i]));
+        if (fast)
+            fail_msg("read: %s", declined[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -912,6 +961,7 @@ int main(void)
         cmocka_unit_test(test_dead_letter_any_dead_at),
         cmocka_unit_test(test_dead_letter_bad_error_text),
         cmocka_unit_test(test_put_ms),
+        cmocka_unit_test(test_load_plain),
     };
     return cmocka_run_group_tests_name("msg", tests, NULL, NULL);
 }
