@@ -596,7 +596,7 @@ int web_api_workers(web_req *rq)
 static const char *const minute_fields[] = {"processed", "failed", "retried", "dead", "expired"};
 #define MINUTE_FIELDS 5
 
-/* Writes v in decimal at p; returns the end. */
+/* Copies the string s to p; returns the end. */
 static char *put_str(char *p, const char *s)
 {
     size_t n = strlen(s);
