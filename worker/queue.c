@@ -511,6 +511,31 @@ static void pack_column(tq_buf *b, const worker_queue *q, const complete_row *ro
     }
 }
 
+/* Packs column col of rows[0..todo) as an array of their values, or as one
+ * value when all are the same (an op, a status, a queue of a whole batch):
+ * Lua then decodes it once instead of once per item. */
+static void pack_values(tq_buf *b, const worker_queue *q, const complete_row *rows,
+                        int todo, int col)
+{
+    size_t start = b->len;
+    tq_broker_pack_array(b, (uint32_t)todo);
+    size_t first = b->len;
+    pack_column(b, q, &rows[0], col);
+    size_t len = b->len - first;
+    int same = 1;
+    for (int t = 1; t < todo; t++) {
+        size_t at = b->len;
+        pack_column(b, q, &rows[t], col);
+        same = same && !b->oom && b->len - at == len &&
+               memcmp(b->p + at, b->p + first, len) == 0;
+    }
+    if (same && !b->oom) {
+        memmove(b->p + start, b->p + first, len);
+        b->len = start + len;
+        b->p[b->len] = '\0';
+    }
+}
+
 int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items, int n,
                           int64_t now_ms)
 {
@@ -562,9 +587,7 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
     tq_broker_pack_int(&b, todo);
     for (int col = 0; col < NCOLUMNS; col++) {
         tq_broker_pack_cstr(&b, column_names[col]);
-        tq_broker_pack_array(&b, (uint32_t)todo);
-        for (int t = 0; t < todo; t++)
-            pack_column(&b, q, &rows[t], col);
+        pack_values(&b, q, rows, todo, col);
     }
     if (b.oom)
         rc = TQ_ENOMEM;

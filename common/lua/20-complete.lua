@@ -7,10 +7,13 @@
 --
 -- The items travel as one MessagePack map of columns (common/broker.h,
 -- tq_broker_pack_*): n, the number of items, and per field an array of n
--- values, "" (0 for a KEYS index) where an item has none. Named columns keep C and Lua in step
--- by name, and a column's name is decoded once per batch instead of once
--- per item (decoding the names of per-item maps was a seventh of Redis'
--- time per task). Numbers that go into Redis commands travel as decimal
+-- values, "" (0 for a KEYS index) where an item has none, or one value
+-- when all items have the same (the C side sends it so: a batch's op,
+-- status, queue and most fields are the same for every item). Named
+-- columns keep C and Lua in step by name, and a column's name is decoded
+-- once per batch instead of once per item (decoding the names of per-item
+-- maps was a seventh of Redis' time per task); a shared value is decoded
+-- and checked once. Numbers that go into Redis commands travel as decimal
 -- strings (a Lua number would be written with 14 digits, 1e+14 for
 -- 10^14); k, h, e, m and rms are integers:
 --
@@ -76,8 +79,14 @@
 -- nothing while it is a hash; only after a failure is its type read, to
 -- tell a wrong type (skip the key, warn) from a field that holds no
 -- integer (start it again, like hincr).
-local COLUMNS = {'op', 'msg', 'id', 'task', 'status', 'result', 'extra', 'finished',
-  'err', 'q', 'ml', 'ix', 'due', 'by', 'rb', 'rt', 'rms', 'late', 'lb', 'k', 'h', 'e', 'm'}
+-- What each column's values must be. A KEYS index (k, h, e, m) is checked
+-- by the item's KEYS[i], which is non-nil only for an integer in range;
+-- due, by and late are checked where an item uses them.
+local STRING, DECIMAL, NUMBER, ANY = 1, 2, 3, 4
+local COLUMNS = {op = STRING, msg = STRING, id = STRING, task = STRING,
+  status = STRING, result = STRING, extra = STRING, finished = DECIMAL, err = STRING,
+  q = STRING, ml = STRING, ix = STRING, due = ANY, by = ANY, rb = STRING, rt = STRING,
+  rms = NUMBER, late = ANY, lb = STRING, k = ANY, h = ANY, e = ANY, m = ANY}
 
 -- true when s is a decimal integer string that Redis reads as one
 -- (ZADD, INCRBY) and tonumber() exactly.
@@ -85,34 +94,50 @@ local function decimal(s)
   return type(s) == 'string' and #s <= 18 and string.find(s, '^%-?%d+$') ~= nil
 end
 
--- The batch's columns, or nil when a column is missing or an item lacks a
--- field or a key it needs: everything a write will use is checked before
--- the first.
+-- The batch's columns, each an array of n values, or nil when a column is
+-- missing or an item lacks a field or a key it needs: everything a write
+-- will use is checked before the first. A column that arrives as one
+-- value (not an array) is that value for every item: it is checked once
+-- and spread.
 local function columns(packed, KEYS)
   local ok, c = pcall(cmsgpack.unpack, packed or '')
   if not ok or type(c) ~= 'table' then return nil end
   local n = c.n
   if type(n) ~= 'number' or n < 0 or n ~= math.floor(n) then return nil end
-  for _, f in ipairs(COLUMNS) do
-    if type(c[f]) ~= 'table' then return nil end
+  for f, kind in pairs(COLUMNS) do
+    local v = c[f]
+    if type(v) == 'table' then
+      if kind == STRING then
+        for t = 1, n do
+          if type(v[t]) ~= 'string' then return nil end
+        end
+      elseif kind == DECIMAL then
+        for t = 1, n do
+          if not decimal(v[t]) then return nil end
+        end
+      elseif kind == NUMBER then
+        for t = 1, n do
+          if type(v[t]) ~= 'number' then return nil end
+        end
+      end
+    else
+      if v == nil or (kind == STRING and type(v) ~= 'string') or
+          (kind == DECIMAL and not decimal(v)) or (kind == NUMBER and type(v) ~= 'number') then
+        return nil
+      end
+      local all = {}
+      for t = 1, n do all[t] = v end
+      c[f] = all
+    end
   end
-  local OP, MSG, ID, TASK, STATUS, RESULT, EXTRA, ERR, Q, ML =
-    c.op, c.msg, c.id, c.task, c.status, c.result, c.extra, c.err, c.q, c.ml
-  local FIN, IX, DUE, BY, RB, RT, LATE, LB = c.finished, c.ix, c.due, c.by, c.rb, c.rt,
-    c.late, c.lb
+  local OP, ID, RESULT, DUE, BY, LATE, LB = c.op, c.id, c.result, c.due, c.by, c.late,
+    c.lb
   local K, H, E, M = c.k, c.h, c.e, c.m
   for t = 1, n do
     local op, k, h, e, m = OP[t], K[t], H[t], E[t], M[t]
     -- KEYS[i] is non-nil only for an integer i in range, and the first
     -- nine keys are the fixed ones; 0 is none.
-    if not ((op == 'done' or op == 'retry' or op == 'dead') and decimal(FIN[t])
-        and type(MSG[t]) == 'string' and type(ID[t]) == 'string'
-        and type(TASK[t]) == 'string' and type(STATUS[t]) == 'string'
-        and type(RESULT[t]) == 'string' and type(EXTRA[t]) == 'string'
-        and type(ERR[t]) == 'string' and type(Q[t]) == 'string'
-        and type(ML[t]) == 'string' and type(IX[t]) == 'string'
-        and type(RB[t]) == 'string' and type(RT[t]) == 'string'
-        and type(LB[t]) == 'string' 
+    if not ((op == 'done' or op == 'retry' or op == 'dead')
         and KEYS[m] and m >= 10
         and (k == 0 or (KEYS[k] and k >= 10 and KEYS[k + 1]))
         and (h == 0 or (KEYS[h] and h >= 10))
@@ -231,7 +256,7 @@ fn('complete', function(KEYS, ARGV)
     local applied = 0
     if out[t] == 2 then
       applied = 2
-    elseif redis.call('LREM', processing, -1, MSG[t]) == 1 then
+    elseif redis.call('LREM', processing, '-1', MSG[t]) == 1 then
       applied = 1
       local owner = nil
       if lock then
@@ -288,7 +313,7 @@ fn('complete', function(KEYS, ARGV)
       if applied == 1 then
         if RB[t] ~= '' then
           bump(sub(runtime_by, ML[t]), RB[t], 1)
-          bump(runtime_sum, ML[t], tonumber(RMS[t]) or 0)
+          bump(runtime_sum, ML[t], RMS[t])
         end
         if LB[t] ~= '' then
           bump(lateness, LB[t], 1)

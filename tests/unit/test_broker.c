@@ -309,7 +309,8 @@ static void test_final_result_is_the_done_marker(void **state)
 }
 
 /* complete with hand-made items: one whose fields do not hold is refused
- * before the first write; two items of one id in a batch apply once. */
+ * before the first write, in an array or as a value shared by every item;
+ * two items of one id in a batch apply once. */
 static void test_complete_checks_items_first(void **state)
 {
     (void)state;
@@ -323,12 +324,13 @@ static void test_complete_checks_items_first(void **state)
                           PFX ":events",        PFX ":tasks",    PFX ":metrics",
                           PFX ":lock:X",        PFX ":result:X", PFX ":minute:1",
                           PFX ":counter:c"};
-    for (int variant = 0; variant < 4; variant++) {
+    for (int variant = 0; variant < 5; variant++) {
         tq_buf b = {0};
-        int n = variant == 3 ? 2 : 1;
+        int n = variant >= 3 ? 2 : 1;
         /* variant 0: lb without late; 1: a key index into the fixed keys
          * (the history would be the processing list); 2: a message that is
-         * not a string; 3: good. */
+         * not a string; 3: a shared rms that is not a number; 4: good, its
+         * columns but msg one shared value each. */
         const char *str[][2] = {{"op", "done"},
                                 {"id", "X"},
                                 {"task", "noop"},
@@ -340,9 +342,9 @@ static void test_complete_checks_items_first(void **state)
                                 {"err", ""},
                                 {"q", "default"},
                                 {"ml", "default\tnoop"}};
-        const char *absent[] = {"ix", "due", "rb", "rt", "rms", "late"}; /* "" */
-        int nstr = (int)(sizeof str / sizeof str[0]), nabsent = 6;
-        tq_broker_pack_map(&b, (uint32_t)(1 + 1 + nstr + nabsent + 5));
+        const char *absent[] = {"ix", "due", "rb", "rt", "late"}; /* "" */
+        int nstr = (int)(sizeof str / sizeof str[0]), nabsent = 5;
+        tq_broker_pack_map(&b, (uint32_t)(1 + 1 + nstr + nabsent + 6));
         tq_broker_pack_cstr(&b, "n");
         tq_broker_pack_int(&b, n);
         tq_broker_pack_cstr(&b, "msg");
@@ -353,26 +355,33 @@ static void test_complete_checks_items_first(void **state)
             else
                 tq_broker_pack_cstr(&b, j ? msg2 : msg);
         }
+        /* An array of n values, or one value for all (variants 3 and 4). */
+        int shared = variant >= 3;
         for (int x = 0; x < nstr; x++) {
             tq_broker_pack_cstr(&b, str[x][0]);
-            tq_broker_pack_array(&b, (uint32_t)n);
-            for (int j = 0; j < n; j++)
+            if (!shared)
+                tq_broker_pack_array(&b, (uint32_t)n);
+            for (int j = 0; j < (shared ? 1 : n); j++)
                 tq_broker_pack_cstr(&b, str[x][1]);
         }
         for (int x = 0; x < nabsent; x++) {
             tq_broker_pack_cstr(&b, absent[x]);
-            tq_broker_pack_array(&b, (uint32_t)n);
-            for (int j = 0; j < n; j++)
+            if (!shared)
+                tq_broker_pack_array(&b, (uint32_t)n);
+            for (int j = 0; j < (shared ? 1 : n); j++)
                 tq_broker_pack_cstr(&b, "");
         }
-        const char *idx[] = {"k", "m", "h", "e", "lb"};
-        int val[] = {10, 12, variant == 1 ? 1 : 0, 13, 0};
-        for (int x = 0; x < 5; x++) {
+        const char *idx[] = {"k", "m", "h", "e", "rms", "lb"};
+        int val[] = {10, 12, variant == 1 ? 1 : 0, 13, 0, 0};
+        for (int x = 0; x < 6; x++) {
             tq_broker_pack_cstr(&b, idx[x]);
-            tq_broker_pack_array(&b, (uint32_t)n);
-            for (int j = 0; j < n; j++) {
-                if (x == 4)
+            if (!shared)
+                tq_broker_pack_array(&b, (uint32_t)n);
+            for (int j = 0; j < (shared ? 1 : n); j++) {
+                if (x == 5)
                     tq_broker_pack_cstr(&b, variant == 0 ? "3" : "");
+                else if (x == 4 && variant == 3)
+                    tq_broker_pack_cstr(&b, "0");
                 else
                     tq_broker_pack_int(&b, val[x]);
             }
@@ -392,7 +401,7 @@ static void test_complete_checks_items_first(void **state)
         redisReply *r = tq_broker_call(conn, "complete", 13, 4, argv, lens);
         free(b.p);
         assert_non_null(r);
-        if (variant < 3) {
+        if (variant < 4) {
             assert_int_equal(r->type, REDIS_REPLY_ERROR);
             assert_int_equal(integer_of("LLEN %s", PFX ":processing:w1"), 2);
             assert_int_equal(integer_of("EXISTS %s", PFX ":result:X"), 0);
