@@ -66,7 +66,8 @@ local function deliver(msg, id, task, ttl, done, K)
   -- every call.
   local px = ttl == K.ttl and K.px or ttl + K.margin
   local owner = redis.pcall('SET', lock, me, 'NX', 'GET', 'PX', px)
-  if type(owner) == 'table' and owner.err then
+  -- false when the lock was free: the common case costs no type().
+  if owner and type(owner) == 'table' then
     deliver_dead(K, 'lock-key', 'the lock key ' .. lock ..
       ' holds a value of the wrong type: the message cannot be locked', now, msg)
     event(K.events, 'task-dead', now, id, task, K.queue, me, nil, 'lock key', 'lock-key')
@@ -152,7 +153,7 @@ fn('fetch', function(KEYS, ARGV)
     return redis.error_reply('ERR fetch: max must be a number from 1 to 1000')
   end
   local skipped = {}
-  local out, n, taken = {skipped}, 0, 0
+  local out, no, n, taken = {skipped}, 1, 0, 0
   for i = 10, #KEYS do
     local name = ARGV[i - 2]
     local bad = badtype(KEYS[i], 'list')
@@ -168,27 +169,32 @@ fn('fetch', function(KEYS, ARGV)
         -- the queue, oldest first as BLMOVE would put it: whatever happens
         -- next, every message is in one of the two.
         redis.call('LTRIM', KEYS[i], 0, -#msgs - 1)
+        local m = #msgs
         local oldest_first = {}
-        for j = #msgs, 1, -1 do oldest_first[#oldest_first + 1] = msgs[j] end
-        for j = 1, #oldest_first, 1000 do
-          redis.call('LPUSH', K.processing,
-            unpack(oldest_first, j, math.min(j + 999, #oldest_first)))
+        for j = m, 1, -1 do oldest_first[m - j + 1] = msgs[j] end
+        for j = 1, m, 1000 do
+          redis.call('LPUSH', K.processing, unpack(oldest_first, j, math.min(j + 999, m)))
         end
-        taken = taken + #msgs
-        local ids, tasks, ttls, result_keys = {}, {}, {}, {}
-        for j = #msgs, 1, -1 do
+        taken = taken + m
+        -- (Appends keep their own count: t[#t + 1] costs a search for the
+        -- end in Lua 5.1.)
+        local ids, tasks, ttls, result_keys, r = {}, {}, {}, {}, 0
+        for j = m, 1, -1 do
           local id, task, ttl = read(msgs[j], K.ttl)
           ids[j], tasks[j], ttls[j] = id or false, task, ttl
-          if id then result_keys[#result_keys + 1] = K.result .. id end
+          if id then
+            r = r + 1
+            result_keys[r] = K.result .. id
+          end
         end
         local dones = {}
-        for j = 1, #result_keys, 1000 do
-          local part = redis.call('MGET',
-            unpack(result_keys, j, math.min(j + 999, #result_keys)))
-          for x = 1, #part do dones[j + x - 1] = final(part[x]) end
+        for j = 1, r, 1000 do
+          local part = redis.call('MGET', unpack(result_keys, j, math.min(j + 999, r)))
+          -- A missing result is false: no call of final() for it.
+          for x = 1, #part do dones[j + x - 1] = part[x] and final(part[x]) end
         end
         local d = 0
-        for j = #msgs, 1, -1 do
+        for j = m, 1, -1 do
           local c = 0
           if ids[j] then
             d = d + 1
@@ -196,14 +202,13 @@ fn('fetch', function(KEYS, ARGV)
           end
           if c >= 0 then
             n = n + 1
-            out[#out + 1] = c
-            out[#out + 1] = msgs[j]
-            out[#out + 1] = ids[j] or ''
-            out[#out + 1] = i - 10
+            out[no + 1], out[no + 2], out[no + 3], out[no + 4] = c, msgs[j], ids[j] or '',
+              i - 10
+            no = no + 4
           else
             -- A duplicate or a dead letter leaves processing; the batch is
             -- at its head, so LREM finds it at once.
-            redis.call('LREM', K.processing, 1, msgs[j])
+            redis.call('LREM', K.processing, '1', msgs[j])
           end
         end
       end

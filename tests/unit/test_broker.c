@@ -381,7 +381,7 @@ static void test_complete_checks_items_first(void **state)
                 if (x == 5)
                     tq_broker_pack_cstr(&b, variant == 0 ? "3" : "");
                 else if (x == 4 && variant == 3)
-                    tq_broker_pack_cstr(&b, "0");
+                    tq_broker_pack_cstr(&b, "x");
                 else
                     tq_broker_pack_int(&b, val[x]);
             }
