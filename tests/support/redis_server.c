@@ -1,5 +1,7 @@
 /* A private redis-server for tests (see redis_server.h). */
 #include "tests/support/redis_server.h"
+#include "common/log.h"
+#include "common/url.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -317,4 +319,27 @@ int tq_test_redis_flush(const tq_test_redis *srv)
     ok = ok && r && r->type == REDIS_REPLY_STATUS;
     freeReplyObject(r);
     return ok ? 0 : -1;
+}
+
+int tq_test_redis_group_start(tq_test_redis *srv, tq_conn **conn, const char *name)
+{
+    signal(SIGPIPE, SIG_IGN);
+    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
+    if (tq_test_redis_start_with(srv, NULL, 0) < 0)
+        return -1;
+    if (!conn)
+        return 0;
+    tq_url u;
+    if (tq_url_parse(srv->url, &u, NULL, 0) < 0 || !(*conn = tq_conn_new(&u, name))) {
+        fprintf(stderr, "cannot connect to the test server %s\n", srv->url);
+        return -1;
+    }
+    return 0;
+}
+
+int tq_test_redis_group_stop(tq_test_redis *srv, tq_conn *conn)
+{
+    tq_conn_free(conn);
+    tq_test_redis_stop(srv);
+    return 0;
 }

@@ -11,6 +11,8 @@
 #ifndef TQ_TEST_REDIS_SERVER_H
 #define TQ_TEST_REDIS_SERVER_H
 
+#include "common/conn.h"
+
 #include <hiredis/hiredis.h>
 #include <sys/types.h>
 
@@ -51,6 +53,16 @@ void tq_test_redis_stop(tq_test_redis *srv);
  * server does not answer. For test set-up and checks, not for code under
  * test. */
 redisReply *tq_test_redis_cmd(const tq_test_redis *srv, const char *fmt, ...);
+
+/* A test group's start, as most unit tests have it: SIGPIPE ignored (a
+ * server stopped under a test must not kill it), only errors logged, a
+ * server without a password or a unix socket and, when conn is not NULL,
+ * a tq_conn to it named name. Returns 0 or -1. */
+int tq_test_redis_group_start(tq_test_redis *srv, tq_conn **conn, const char *name);
+
+/* Frees conn (NULL is fine) and stops srv. Returns 0, for a cmocka group
+ * teardown. */
+int tq_test_redis_group_stop(tq_test_redis *srv, tq_conn *conn);
 
 /* Empties the server (FLUSHALL), its script cache (SCRIPT FLUSH) and its
  * functions (FUNCTION FLUSH), so a test starts clean and exercises the

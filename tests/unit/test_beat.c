@@ -20,7 +20,6 @@
 #include "tests/support/redis_server.h"
 
 #include <jansson.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +27,6 @@
 #include "beat/beat.h"
 #include "common/clock.h"
 #include "common/config.h"
-#include "common/log.h"
 #include "common/msg.h"
 
 #define T0 1764096000000LL /* 2025-11-25T18:40:00Z: on a whole minute */
@@ -41,16 +39,13 @@ static int64_t mono_skew;
 static int group_setup(void **state)
 {
     (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
-    return tq_test_redis_start_with(&srv, NULL, 0);
+    return tq_test_redis_group_start(&srv, NULL, NULL);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    tq_test_redis_stop(&srv);
-    return 0;
+    return tq_test_redis_group_stop(&srv, NULL);
 }
 
 /* Each test starts with an empty server without cached scripts. */

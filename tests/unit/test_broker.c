@@ -6,7 +6,6 @@
 #include "tests/support/redis_server.h"
 
 #include <jansson.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +13,6 @@
 #include "common/broker.h"
 #include "common/delayed.h"
 #include "common/keys.h"
-#include "common/log.h"
 #include "common/metrics.h"
 #include "common/msg.h"
 #include "worker/queue.h"
@@ -27,23 +25,13 @@ static tq_conn *conn;
 static int group_setup(void **state)
 {
     (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
-    if (tq_test_redis_start_with(&srv, NULL, 0) < 0)
-        return -1;
-    tq_url u;
-    if (tq_url_parse(srv.url, &u, NULL, 0) < 0 ||
-        !(conn = tq_conn_new(&u, "broker-test")))
-        return -1;
-    return 0;
+    return tq_test_redis_group_start(&srv, &conn, "broker-test");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    tq_conn_free(conn);
-    tq_test_redis_stop(&srv);
-    return 0;
+    return tq_test_redis_group_stop(&srv, conn);
 }
 
 static int setup(void **state)

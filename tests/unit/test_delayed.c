@@ -11,12 +11,10 @@
 #include "tests/support/redis_server.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "common/delayed.h"
-#include "common/log.h"
 
 #define PFX "unit-delayed"
 
@@ -26,9 +24,7 @@ static tq_url url;
 static int group_setup(void **state)
 {
     (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
-    if (tq_test_redis_start_with(&srv, NULL, 0) < 0)
+    if (tq_test_redis_group_start(&srv, NULL, NULL) < 0)
         return -1;
     return tq_url_parse(srv.url, &url, NULL, 0);
 }
@@ -36,8 +32,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    tq_test_redis_stop(&srv);
-    return 0;
+    return tq_test_redis_group_stop(&srv, NULL);
 }
 
 static int setup(void **state)

@@ -4,14 +4,12 @@
 #include "tests/support/check.h"
 #include "tests/support/redis_server.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "common/clock.h"
 #include "common/keys.h"
 #include "common/lock.h"
-#include "common/log.h"
 
 static tq_test_redis srv;
 static tq_conn *conn;
@@ -20,12 +18,7 @@ static char key[TQ_KEYS_MAX];
 static int group_setup(void **state)
 {
     (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
-    if (tq_test_redis_start_with(&srv, NULL, 0) < 0)
-        return -1;
-    tq_url u;
-    if (tq_url_parse(srv.url, &u, NULL, 0) < 0 || !(conn = tq_conn_new(&u, "lock-test")))
+    if (tq_test_redis_group_start(&srv, &conn, "lock-test") < 0)
         return -1;
     return tq_keys_fmt("unit-lock", TQ_KEY_LOCK, "task@1", key, sizeof key) < 0 ? -1 : 0;
 }
@@ -33,9 +26,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    tq_conn_free(conn);
-    tq_test_redis_stop(&srv);
-    return 0;
+    return tq_test_redis_group_stop(&srv, conn);
 }
 
 /* Each test starts with an empty server without cached scripts. */

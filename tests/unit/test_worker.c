@@ -5,13 +5,11 @@
 #include "tests/support/check.h"
 #include "tests/support/redis_server.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/config.h"
-#include "common/log.h"
 #include "worker/queue.h"
 #include "worker/retry.h"
 
@@ -21,23 +19,13 @@ static tq_conn *conn;
 static int group_setup(void **state)
 {
     (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
-    if (tq_test_redis_start_with(&srv, NULL, 0) < 0)
-        return -1;
-    tq_url u;
-    if (tq_url_parse(srv.url, &u, NULL, 0) < 0 ||
-        !(conn = tq_conn_new(&u, "worker-test")))
-        return -1;
-    return 0;
+    return tq_test_redis_group_start(&srv, &conn, "worker-test");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    tq_conn_free(conn);
-    tq_test_redis_stop(&srv);
-    return 0;
+    return tq_test_redis_group_stop(&srv, conn);
 }
 
 static int setup(void **state)
