@@ -96,18 +96,21 @@ end
 
 -- Raises an error unless x is what a column of kind needs, or a number
 -- where it needs a string (Redis commands take a number as its decimal
--- text, and nothing else reads it). The checks are operators that fail on
--- a wrong type (x .. '' on anything but a string or a number, x + 0 on
--- anything but a number or a numeric string), caught by one pcall per
--- batch: a type() per value cost a tenth of complete's time.
+-- text, and nothing else reads it), but never NaN: strings become table
+-- keys, and a NaN key would fail after the first write. The checks are
+-- operators that fail on a wrong type (x .. '' on anything but a string
+-- or a number, x - x on anything but a number or a numeric string, and is
+-- 0 only when x is finite), caught by one pcall per batch: a type() per
+-- value cost a tenth of complete's time.
 local function check_value(kind, x)
   if kind == STRING then
     local _ = x .. ''
+    if x ~= x then error('NaN') end
   elseif kind == DECIMAL then
     x = x .. ''
     if #x > 18 or not string.find(x, '^%-?%d+$') then error('not a decimal') end
   elseif kind == NUMBER then
-    local _ = x + 0
+    if x - x ~= 0 then error('not a finite number') end
   elseif x == nil then
     error('missing')
   end
@@ -121,7 +124,11 @@ local function check_columns(c, n)
     if type(v) ~= 'table' then
       check_value(kind, v)
     elseif kind == STRING then
-      for t = 1, n do local _ = v[t] .. '' end
+      for t = 1, n do
+        local x = v[t]
+        local _ = x .. ''
+        if x ~= x then error('NaN') end
+      end
     elseif kind ~= ANY then
       for t = 1, n do check_value(kind, v[t]) end
     end

@@ -6,6 +6,8 @@
 #include "tests/support/redis_server.h"
 
 #include <jansson.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +298,17 @@ static void test_final_result_is_the_done_marker(void **state)
     freeReplyObject(d);
 }
 
+/* A MessagePack float 64, which tq_broker_pack_* has no need to write. */
+static void pack_double(tq_buf *b, double d)
+{
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    char out[9] = {(char)0xcb};
+    for (int i = 0; i < 8; i++)
+        out[1 + i] = (char)(bits >> (56 - 8 * i));
+    tq_buf_put(b, out, sizeof out);
+}
+
 /* complete with hand-made items: one whose fields do not hold is refused
  * before the first write, in an array or as a value shared by every item;
  * two items of one id in a batch apply once. */
@@ -312,13 +325,17 @@ static void test_complete_checks_items_first(void **state)
                           PFX ":events",        PFX ":tasks",    PFX ":metrics",
                           PFX ":lock:X",        PFX ":result:X", PFX ":minute:1",
                           PFX ":counter:c"};
-    for (int variant = 0; variant < 5; variant++) {
+    enum { GOOD = 6 };
+    for (int variant = 0; variant <= GOOD; variant++) {
         tq_buf b = {0};
-        int n = variant >= 3 ? 2 : 1;
         /* variant 0: lb without late; 1: a key index into the fixed keys
          * (the history would be the processing list); 2: a message that is
-         * not a string; 3: a shared rms that is not a number; 4: good, its
-         * columns but msg one shared value each. */
+         * not a string; 3: a shared rms that is not a number; 4: a label
+         * that is NaN (it would be a table key after the first write); 5:
+         * a shared rms that is infinite; GOOD: its columns but msg one
+         * shared value each. */
+        int shared = variant == 3 || variant >= 5;
+        int n = shared ? 2 : 1;
         const char *str[][2] = {{"op", "done"},
                                 {"id", "X"},
                                 {"task", "noop"},
@@ -343,14 +360,17 @@ static void test_complete_checks_items_first(void **state)
             else
                 tq_broker_pack_cstr(&b, j ? msg2 : msg);
         }
-        /* An array of n values, or one value for all (variants 3 and 4). */
-        int shared = variant >= 3;
+        /* An array of n values, or one value for all. */
         for (int x = 0; x < nstr; x++) {
             tq_broker_pack_cstr(&b, str[x][0]);
             if (!shared)
                 tq_broker_pack_array(&b, (uint32_t)n);
-            for (int j = 0; j < (shared ? 1 : n); j++)
-                tq_broker_pack_cstr(&b, str[x][1]);
+            for (int j = 0; j < (shared ? 1 : n); j++) {
+                if (variant == 4 && strcmp(str[x][0], "ml") == 0)
+                    pack_double(&b, NAN);
+                else
+                    tq_broker_pack_cstr(&b, str[x][1]);
+            }
         }
         for (int x = 0; x < nabsent; x++) {
             tq_broker_pack_cstr(&b, absent[x]);
@@ -370,6 +390,8 @@ static void test_complete_checks_items_first(void **state)
                     tq_broker_pack_cstr(&b, variant == 0 ? "3" : "");
                 else if (x == 4 && variant == 3)
                     tq_broker_pack_cstr(&b, "x");
+                else if (x == 4 && variant == 5)
+                    pack_double(&b, INFINITY);
                 else
                     tq_broker_pack_int(&b, val[x]);
             }
@@ -389,7 +411,7 @@ static void test_complete_checks_items_first(void **state)
         redisReply *r = tq_broker_call(conn, "complete", 13, 4, argv, lens);
         free(b.p);
         assert_non_null(r);
-        if (variant < 4) {
+        if (variant != GOOD) {
             assert_int_equal(r->type, REDIS_REPLY_ERROR);
             assert_int_equal(integer_of("LLEN %s", PFX ":processing:w1"), 2);
             assert_int_equal(integer_of("EXISTS %s", PFX ":result:X"), 0);
