@@ -83,6 +83,7 @@
 -- by the item's KEYS[i], which is non-nil only for an integer in range;
 -- due, by and late are checked where an item uses them.
 local STRING, DECIMAL, NUMBER, ANY = 1, 2, 3, 4
+local ITEMS_MAX = 1000 -- items of a batch (the worker sends at most 64)
 local COLUMNS = {op = STRING, msg = STRING, id = STRING, task = STRING,
   status = STRING, result = STRING, extra = STRING, finished = DECIMAL, err = STRING,
   q = STRING, ml = STRING, ix = STRING, due = ANY, by = ANY, rb = STRING, rt = STRING,
@@ -135,16 +136,18 @@ local function check_columns(c, n)
   end
 end
 
--- The batch's columns, each an array of n values, or nil when a column is
--- missing or an item lacks a field or a key it needs: everything a write
--- will use is checked before the first. A column that arrives as one
--- value (not an array) is that value for every item: it is checked once
--- and spread.
+-- The batch's columns, each an array of n values, or nil when n is over
+-- ITEMS_MAX, a column is missing, an item lacks a field or a key it
+-- needs, or its keys collide with others: everything a write will use is
+-- checked before the first. A column that arrives as one value (not an
+-- array) is that value for every item: it is checked once and spread.
 local function columns(packed, KEYS)
   local ok, c = pcall(cmsgpack.unpack, packed or '')
   if not ok or type(c) ~= 'table' then return nil end
   local n = c.n
-  if type(n) ~= 'number' or n < 0 or n ~= math.floor(n) then return nil end
+  if type(n) ~= 'number' or n < 0 or n > ITEMS_MAX or n ~= math.floor(n) then
+    return nil
+  end
   if not pcall(check_columns, c, n) then return nil end
   for f in pairs(COLUMNS) do
     local v = c[f]
@@ -157,15 +160,21 @@ local function columns(packed, KEYS)
   local OP, ID, RESULT, DUE, BY, LATE, LB = c.op, c.id, c.result, c.due, c.by, c.late,
     c.lb
   local K, H, E, M = c.k, c.h, c.e, c.m
+  -- An item's own keys may not name a fixed key (a result SET over
+  -- P:stats would make a later HINCRBY fail), nor an effect key any key
+  -- another write of the batch makes of another type.
+  local fixed, effects = {}, false
+  for i = 1, 9 do fixed[KEYS[i]] = true end
   for t = 1, n do
     local op, k, h, e, m = OP[t], K[t], H[t], E[t], M[t]
     -- KEYS[i] is non-nil only for an integer i in range, and the first
     -- nine keys are the fixed ones; 0 is none.
     if not ((op == 'done' or op == 'retry' or op == 'dead')
-        and KEYS[m] and m >= 10
-        and (k == 0 or (KEYS[k] and k >= 10 and KEYS[k + 1]))
-        and (h == 0 or (KEYS[h] and h >= 10))
-        and (e == 0 or (KEYS[e] and e >= 10 and decimal(BY[t])))
+        and KEYS[m] and m >= 10 and not fixed[KEYS[m]]
+        and (k == 0 or (KEYS[k] and k >= 10 and KEYS[k + 1]
+          and not fixed[KEYS[k]] and not fixed[KEYS[k + 1]]))
+        and (h == 0 or (KEYS[h] and h >= 10 and not fixed[KEYS[h]]))
+        and (e == 0 or (KEYS[e] and e >= 10 and not fixed[KEYS[e]] and decimal(BY[t])))
         and (op ~= 'retry' or decimal(DUE[t]))
         and (LB[t] == '' or decimal(LATE[t]))) then
       return nil
@@ -173,18 +182,39 @@ local function columns(packed, KEYS)
     -- Every op but a dead letter without a run writes the result and needs
     -- the task's keys.
     if (op ~= 'dead' or RESULT[t] ~= '') and (ID[t] == '' or k == 0) then return nil end
+    if e ~= 0 then effects = true end
+  end
+  if effects then
+    local others = {}
+    for t = 1, n do
+      local k, h = K[t], H[t]
+      if k ~= 0 then others[KEYS[k]], others[KEYS[k + 1]] = true, true end
+      if h ~= 0 then others[KEYS[h]] = true end
+      others[KEYS[M[t]]] = true
+    end
+    for t = 1, n do
+      if E[t] ~= 0 and others[KEYS[E[t]]] then return nil end
+    end
   end
   return c, n
 end
 
 fn('complete', function(KEYS, ARGV)
+  if #KEYS < 9 then return redis.error_reply('ERR complete: nine keys at least') end
+  for i = 2, 3 do
+    local ttl = ARGV[i] or ''
+    if #ttl > 15 or not string.find(ttl, '^[1-9]%d*$') then
+      return redis.error_reply('ERR complete: argument ' .. i .. ' is not a TTL in ms')
+    end
+  end
   local e = check{KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'hash', KEYS[4], 'list',
     KEYS[5], 'zset', KEYS[6], 'hash', KEYS[7], 'stream'}
   if e then return e end
   local cols, n = columns(ARGV[4], KEYS)
   if not cols then
     return redis.error_reply('ERR complete: the items are not a MessagePack map of ' ..
-      'columns, or an item lacks a field or a key')
+      'columns of at most ' .. ITEMS_MAX .. ' items, an item lacks a field or a key, ' ..
+      'or a key of an item names a key the batch writes otherwise')
   end
   local OP, MSG, ID, TASK, STATUS, RESULT, EXTRA, ERR, Q, ML = cols.op, cols.msg,
     cols.id, cols.task, cols.status, cols.result, cols.extra, cols.err, cols.q, cols.ml

@@ -309,9 +309,9 @@ static void pack_double(tq_buf *b, double d)
     tq_buf_put(b, out, sizeof out);
 }
 
-/* complete with hand-made items: one whose fields do not hold is refused
- * before the first write, in an array or as a value shared by every item;
- * two items of one id in a batch apply once. */
+/* complete with hand-made items: one whose fields or keys do not hold is
+ * refused before the first write, in an array or as a value shared by
+ * every item; two items of one id in a batch apply once. */
 static void test_complete_checks_items_first(void **state)
 {
     (void)state;
@@ -320,22 +320,31 @@ static void test_complete_checks_items_first(void **state)
     freeReplyObject(
         tq_test_redis_cmd(&srv, "RPUSH %s %s %s", PFX ":processing:w1", msg, msg2));
     freeReplyObject(tq_test_redis_cmd(&srv, "SET %s w1", PFX ":lock:X"));
-    const char *keys[] = {PFX ":processing:w1", PFX ":stats",    PFX ":worker:w1",
-                          PFX ":dead",          PFX ":delayed",  PFX ":deliveries",
-                          PFX ":events",        PFX ":tasks",    PFX ":metrics",
-                          PFX ":lock:X",        PFX ":result:X", PFX ":minute:1",
-                          PFX ":counter:c"};
-    enum { GOOD = 6 };
+    /* KEYS[14] names the same key as KEYS[2]. */
+    enum { NKEYS = 14 };
+    const char *keys[NKEYS] = {PFX ":processing:w1", PFX ":stats",    PFX ":worker:w1",
+                               PFX ":dead",          PFX ":delayed",  PFX ":deliveries",
+                               PFX ":events",        PFX ":tasks",    PFX ":metrics",
+                               PFX ":lock:X",        PFX ":result:X", PFX ":minute:1",
+                               PFX ":counter:c",     PFX ":stats"};
+    enum {
+        LB_WITHOUT_LATE,  /* a lateness bucket without the lateness */
+        FIXED_INDEX,      /* the history is KEYS[1], the processing list */
+        MSG_NOT_STRING,   /* a message that is an array */
+        RMS_NOT_NUMBER,   /* a shared rms of "x" */
+        ML_NAN,           /* a label that is NaN: it would be a table key */
+        RMS_INFINITE,     /* a shared rms of infinity */
+        TOO_MANY,         /* 1001 items */
+        EFFECT_IS_RESULT, /* the effect key is the item's result key */
+        HISTORY_IS_STATS, /* the history key is P:stats under another index */
+        TTL_ZERO,         /* a final TTL of 0 ms */
+        GOOD              /* every column but msg one shared value */
+    };
     for (int variant = 0; variant <= GOOD; variant++) {
         tq_buf b = {0};
-        /* variant 0: lb without late; 1: a key index into the fixed keys
-         * (the history would be the processing list); 2: a message that is
-         * not a string; 3: a shared rms that is not a number; 4: a label
-         * that is NaN (it would be a table key after the first write); 5:
-         * a shared rms that is infinite; GOOD: its columns but msg one
-         * shared value each. */
-        int shared = variant == 3 || variant >= 5;
-        int n = shared ? 2 : 1;
+        int shared = variant == RMS_NOT_NUMBER || variant == RMS_INFINITE ||
+                     variant == TOO_MANY || variant == GOOD;
+        int n = variant == TOO_MANY ? 1001 : shared ? 2 : 1;
         const char *str[][2] = {{"op", "done"},
                                 {"id", "X"},
                                 {"task", "noop"},
@@ -355,7 +364,7 @@ static void test_complete_checks_items_first(void **state)
         tq_broker_pack_cstr(&b, "msg");
         tq_broker_pack_array(&b, (uint32_t)n);
         for (int j = 0; j < n; j++) {
-            if (variant == 2)
+            if (variant == MSG_NOT_STRING)
                 tq_broker_pack_array(&b, 0);
             else
                 tq_broker_pack_cstr(&b, j ? msg2 : msg);
@@ -366,7 +375,7 @@ static void test_complete_checks_items_first(void **state)
             if (!shared)
                 tq_broker_pack_array(&b, (uint32_t)n);
             for (int j = 0; j < (shared ? 1 : n); j++) {
-                if (variant == 4 && strcmp(str[x][0], "ml") == 0)
+                if (variant == ML_NAN && strcmp(str[x][0], "ml") == 0)
                     pack_double(&b, NAN);
                 else
                     tq_broker_pack_cstr(&b, str[x][1]);
@@ -380,41 +389,46 @@ static void test_complete_checks_items_first(void **state)
                 tq_broker_pack_cstr(&b, "");
         }
         const char *idx[] = {"k", "m", "h", "e", "rms", "lb"};
-        int val[] = {10, 12, variant == 1 ? 1 : 0, 13, 0, 0};
+        int h = variant == FIXED_INDEX ? 1 : variant == HISTORY_IS_STATS ? 14 : 0;
+        int val[] = {10, 12, h, variant == EFFECT_IS_RESULT ? 11 : 13, 0, 0};
         for (int x = 0; x < 6; x++) {
             tq_broker_pack_cstr(&b, idx[x]);
             if (!shared)
                 tq_broker_pack_array(&b, (uint32_t)n);
             for (int j = 0; j < (shared ? 1 : n); j++) {
                 if (x == 5)
-                    tq_broker_pack_cstr(&b, variant == 0 ? "3" : "");
-                else if (x == 4 && variant == 3)
+                    tq_broker_pack_cstr(&b, variant == LB_WITHOUT_LATE ? "3" : "");
+                else if (x == 4 && variant == RMS_NOT_NUMBER)
                     tq_broker_pack_cstr(&b, "x");
-                else if (x == 4 && variant == 5)
+                else if (x == 4 && variant == RMS_INFINITE)
                     pack_double(&b, INFINITY);
                 else
                     tq_broker_pack_int(&b, val[x]);
             }
         }
         assert_false(b.oom);
-        const char *argv[13 + 4];
-        size_t lens[13 + 4];
-        for (int k = 0; k < 13; k++) {
+        const char *argv[NKEYS + 4];
+        size_t lens[NKEYS + 4];
+        for (int k = 0; k < NKEYS; k++) {
             argv[k] = keys[k];
             lens[k] = strlen(keys[k]);
         }
-        const char *args[] = {"w1", "86400000", "86400000", b.p};
+        const char *args[] = {"w1", variant == TTL_ZERO ? "0" : "86400000", "86400000",
+                              b.p};
         for (int k = 0; k < 4; k++) {
-            argv[13 + k] = args[k];
-            lens[13 + k] = k == 3 ? b.len : strlen(args[k]);
+            argv[NKEYS + k] = args[k];
+            lens[NKEYS + k] = k == 3 ? b.len : strlen(args[k]);
         }
-        redisReply *r = tq_broker_call(conn, "complete", 13, 4, argv, lens);
+        redisReply *r = tq_broker_call(conn, "complete", NKEYS, 4, argv, lens);
         free(b.p);
         assert_non_null(r);
         if (variant != GOOD) {
-            assert_int_equal(r->type, REDIS_REPLY_ERROR);
+            if (r->type != REDIS_REPLY_ERROR || !strstr(r->str, "ERR complete: "))
+                fail_msg("variant %d: not refused by complete's checks: %s", variant,
+                         r->type == REDIS_REPLY_ERROR ? r->str : "(no error)");
             assert_int_equal(integer_of("LLEN %s", PFX ":processing:w1"), 2);
             assert_int_equal(integer_of("EXISTS %s", PFX ":result:X"), 0);
+            assert_int_equal(integer_of("EXISTS %s", PFX ":stats"), 0);
         } else {
             if (r->type != REDIS_REPLY_ARRAY)
                 fail_msg("complete: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
