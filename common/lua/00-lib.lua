@@ -25,6 +25,11 @@
 --   may still be of the wrong type (a lock, a history someone overwrote)
 --   that command runs under redis.pcall() and its failure is handled.
 --   Each function's comment says why nothing fails after its first write.
+--   Before the types, the arguments: numbers() checks every number a
+--   command will take (a TTL, a score, a count) and distinct() that no two
+--   of the fixed keys name one key (check() reads each key on its own, so
+--   one key given twice would pass as two types). tickq's programs never
+--   send such arguments; a hand-made FCALL may.
 --
 -- * Task events all have the fields event, ts, id, task, queue, worker,
 --   runtime, error, info, in that order: a stream stores field names once
@@ -78,6 +83,46 @@ local function check(spec)
     local e = badtype(spec[i], spec[i + 1])
     if e then return redis.error_reply('WRONGTYPE ' .. e) end
   end
+end
+
+-- numbers(name, ARGV, spec): nil when each ARGV[i] that spec names is a
+-- whole number in decimal, of at most 15 digits (Lua reads it exactly),
+-- from lo to hi; else an ERR reply that names the first that is not.
+-- spec: {i, lo, hi, ...}. A number argument checked here cannot make a
+-- command fail later (SET PX, ZADD, PEXPIRE) or a loop run without end.
+local function numbers(name, ARGV, spec)
+  for j = 1, #spec, 3 do
+    local i, lo, hi = spec[j], spec[j + 1], spec[j + 2]
+    local a = ARGV[i]
+    if type(a) ~= 'string' or #a > 15 or not string.find(a, '^%d+$') or tonumber(a) < lo
+        or tonumber(a) > hi then
+      return redis.error_reply('ERR ' .. name .. ': argument ' .. i ..
+        ' is not a whole number from ' .. lo .. ' to ' .. hi)
+    end
+  end
+end
+
+local NUMBER_MAX = 999999999999999 -- 15 digits
+
+-- distinct(name, KEYS, n): the set of KEYS[1..n] (key -> index), or nil
+-- and an ERR reply when there are fewer than n keys or two of them name
+-- the same key. check() reads each key on its own, so one key given twice
+-- would pass as two types, and a write of one kind could then clobber the
+-- other or make a later command fail.
+local function distinct(name, KEYS, n)
+  local seen = {}
+  for i = 1, n do
+    local k = KEYS[i]
+    if not k then
+      return nil, redis.error_reply('ERR ' .. name .. ': ' .. n .. ' keys at least')
+    end
+    if seen[k] then
+      return nil, redis.error_reply('ERR ' .. name .. ': keys ' .. seen[k] .. ' and ' .. i ..
+        ' are the same key')
+    end
+    seen[k] = i
+  end
+  return seen
 end
 
 -- HINCRBY / HINCRBYFLOAT that cannot fail on a hash: a field that holds

@@ -105,12 +105,20 @@ end
 -- context, or nil and a WRONGTYPE error reply: the types of all keys but
 -- the locks are checked before the first write.
 local function deliver_start(KEYS, ARGV)
-  for i = 2, 6 do
-    if not string.match(ARGV[i] or '', '^%d+$') or #ARGV[i] > 15 then
-      return nil, redis.error_reply('ERR deliver: argument ' .. i .. ' is not a number')
+  -- A lock needs a TTL of 1 ms at least, and max_deliveries 0 would make
+  -- every redelivered message poison.
+  local fixed, e = distinct('deliver', KEYS, 9)
+  if not fixed then return nil, e end
+  e = numbers('deliver', ARGV, {2, 0, NUMBER_MAX, 3, 0, NUMBER_MAX, 4, 1, NUMBER_MAX,
+    5, 0, NUMBER_MAX, 6, 1, NUMBER_MAX})
+  if e then return nil, e end
+  -- The queues come after the fixed keys, and may be none of them.
+  for i = 10, #KEYS do
+    if fixed[KEYS[i]] then
+      return nil, redis.error_reply('ERR deliver: key ' .. i .. ' is key ' .. fixed[KEYS[i]])
     end
   end
-  local e = check{KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'hash',
+  e = check{KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'hash',
     KEYS[5], 'list', KEYS[6], 'stream', KEYS[7], 'set'}
   if e then return nil, e end
   return {processing = KEYS[1], workers = KEYS[2], stats = KEYS[3],
@@ -151,6 +159,9 @@ fn('fetch', function(KEYS, ARGV)
   local max = string.match(ARGV[7] or '', '^%d+$') and tonumber(ARGV[7])
   if not max or max < 1 or max > 1000 then
     return redis.error_reply('ERR fetch: max must be a number from 1 to 1000')
+  end
+  if #ARGV - 7 ~= #KEYS - 9 then
+    return redis.error_reply('ERR fetch: a queue name for each queue key')
   end
   local skipped = {}
   local out, no, n, taken = {skipped}, 1, 0, 0
@@ -229,6 +240,9 @@ fn('claim', function(KEYS, ARGV)
   local K, e = deliver_start(KEYS, ARGV)
   if not K then return e end
   local queue, msg = KEYS[10], ARGV[7]
+  if not queue or not msg or not ARGV[8] then
+    return redis.error_reply('ERR claim: a queue key, a message and a queue name')
+  end
   e = check{queue, 'list'}
   if e then return e end
   if redis.call('SISMEMBER', K.paused, ARGV[8]) == 1 then

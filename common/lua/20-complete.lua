@@ -136,12 +136,13 @@ local function check_columns(c, n)
   end
 end
 
--- The batch's columns, each an array of n values, or nil when n is over
+-- The batch's columns, each an array of n values (fixed: the set of the
+-- nine fixed keys), or nil when n is over
 -- ITEMS_MAX, a column is missing, an item lacks a field or a key it
 -- needs, or its keys collide with others: everything a write will use is
 -- checked before the first. A column that arrives as one value (not an
 -- array) is that value for every item: it is checked once and spread.
-local function columns(packed, KEYS)
+local function columns(packed, KEYS, fixed)
   local ok, c = pcall(cmsgpack.unpack, packed or '')
   if not ok or type(c) ~= 'table' then return nil end
   local n = c.n
@@ -163,8 +164,7 @@ local function columns(packed, KEYS)
   -- An item's own keys may not name a fixed key (a result SET over
   -- P:stats would make a later HINCRBY fail), nor an effect key any key
   -- another write of the batch makes of another type.
-  local fixed, effects = {}, false
-  for i = 1, 9 do fixed[KEYS[i]] = true end
+  local effects = false
   for t = 1, n do
     local op, k, h, e, m = OP[t], K[t], H[t], E[t], M[t]
     -- KEYS[i] is non-nil only for an integer i in range, and the first
@@ -200,7 +200,8 @@ local function columns(packed, KEYS)
 end
 
 fn('complete', function(KEYS, ARGV)
-  if #KEYS < 9 then return redis.error_reply('ERR complete: nine keys at least') end
+  local fixed, e0 = distinct('complete', KEYS, 9)
+  if not fixed then return e0 end
   for i = 2, 3 do
     local ttl = ARGV[i] or ''
     if #ttl > 15 or not string.find(ttl, '^[1-9]%d*$') then
@@ -210,7 +211,7 @@ fn('complete', function(KEYS, ARGV)
   local e = check{KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'hash', KEYS[4], 'list',
     KEYS[5], 'zset', KEYS[6], 'hash', KEYS[7], 'stream'}
   if e then return e end
-  local cols, n = columns(ARGV[4], KEYS)
+  local cols, n = columns(ARGV[4], KEYS, fixed)
   if not cols then
     return redis.error_reply('ERR complete: the items are not a MessagePack map of ' ..
       'columns of at most ' .. ITEMS_MAX .. ' items, an item lacks a field or a key, ' ..

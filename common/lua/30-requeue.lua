@@ -69,7 +69,14 @@ end
 -- stem. ARGV: me, now, msg. Requeues msg if it is still in processing;
 -- returns 1 or 0. Types and the plan come first.
 fn('requeue_orphan', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'list', KEYS[3], 'hash'}
+  local ok, e = distinct('requeue_orphan', KEYS, 5)
+  if not ok then return e end
+  e = numbers('requeue_orphan', ARGV, {2, 0, NUMBER_MAX})
+  if e then return e end
+  if type(ARGV[3]) ~= 'string' then
+    return redis.error_reply('ERR requeue_orphan: no message')
+  end
+  e = check{KEYS[1], 'list', KEYS[3], 'hash'}
   if e then return e end
   local R = {dead = KEYS[2], stats = KEYS[3], lock = KEYS[4], queue = KEYS[5],
     now = tonumber(ARGV[2])}
@@ -87,7 +94,11 @@ end)
 -- and delete the worker hash). Returns how many were requeued. Types and
 -- the plan come first (ZREM and DEL do not fail on a zset).
 fn('requeue', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'list', KEYS[3], 'hash', KEYS[4], 'zset'}
+  local ok, e = distinct('requeue', KEYS, 7)
+  if not ok then return e end
+  e = numbers('requeue', ARGV, {2, 0, NUMBER_MAX})
+  if e then return e end
+  e = check{KEYS[1], 'list', KEYS[3], 'hash', KEYS[4], 'zset'}
   if e then return e end
   local R = {dead = KEYS[2], stats = KEYS[3], lock = KEYS[6], queue = KEYS[7],
     now = tonumber(ARGV[2])}
@@ -109,7 +120,11 @@ end)
 -- rather than dropped. Types and each worker's plan come before that
 -- worker's first write.
 fn('reap', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'zset', KEYS[3], 'hash', KEYS[4], 'hash'}
+  local ok, e = distinct('reap', KEYS, 8)
+  if not ok then return e end
+  e = numbers('reap', ARGV, {1, 0, NUMBER_MAX, 2, 0, NUMBER_MAX})
+  if e then return e end
+  e = check{KEYS[1], 'zset', KEYS[3], 'hash', KEYS[4], 'hash'}
   if e then return e end
   local now = tonumber(ARGV[1])
   local R = {dead = KEYS[2], stats = KEYS[3], deliveries = KEYS[4], lock = KEYS[6],

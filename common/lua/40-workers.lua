@@ -7,7 +7,11 @@
 -- heartbeat, its instance, its host, its pid}. Types are checked first;
 -- ZADD and HSET cannot fail after that.
 fn('register', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'zset', KEYS[2], 'hash'}
+  local ok, e = distinct('register', KEYS, 2)
+  if not ok then return e end
+  e = numbers('register', ARGV, {3, 0, NUMBER_MAX, 4, 0, NUMBER_MAX})
+  if e then return e end
+  e = check{KEYS[1], 'zset', KEYS[2], 'hash'}
   if e then return e end
   local hb = redis.call('ZSCORE', KEYS[1], ARGV[1])
   local inst = redis.call('HGET', KEYS[2], 'instance')
@@ -26,7 +30,15 @@ end)
 -- written) when another instance has taken this id over. Types are
 -- checked first.
 fn('heartbeat', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'zset', KEYS[2], 'hash'}
+  local ok, e = distinct('heartbeat', KEYS, 2)
+  if not ok then return e end
+  e = numbers('heartbeat', ARGV, {3, 0, NUMBER_MAX, 4, 1, NUMBER_MAX})
+  if e then return e end
+  -- HSET's pairs, and few enough for unpack().
+  if #ARGV % 2 ~= 0 or #ARGV > 4 + 2 * 100 then
+    return redis.error_reply('ERR heartbeat: field, value pairs, 100 at most')
+  end
+  e = check{KEYS[1], 'zset', KEYS[2], 'hash'}
   if e then return e end
   local inst = redis.call('HGET', KEYS[2], 'instance')
   if inst and inst ~= ARGV[2] then return 0 end

@@ -16,7 +16,11 @@
 -- more are due than max), stuck, a sentence on the first stuck destination
 -- ("" when none)}.
 fn('promote', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'zset'}
+  local ok, e = distinct('promote', KEYS, 4)
+  if not ok then return e end
+  e = numbers('promote', ARGV, {1, 0, NUMBER_MAX, 2, 1, 10000})
+  if e then return e end
+  e = check{KEYS[1], 'zset'}
   if e then return e end
   if kind(KEYS[1]) == 'none' then return {0, '-1', 0, ''} end
   local count = not badtype(KEYS[3], 'hash')
@@ -47,8 +51,8 @@ fn('promote', function(KEYS, ARGV)
       end
     end
   end
-  if count and moved > 0 then redis.call('HINCRBY', KEYS[3], 'promoted', moved) end
-  if count and dead > 0 then redis.call('HINCRBY', KEYS[3], 'dead', dead) end
+  if count and moved > 0 then hincr(KEYS[3], 'promoted', moved) end
+  if count and dead > 0 then hincr(KEYS[3], 'dead', dead) end
   local nxt = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, 1,
     'WITHSCORES')[2]
   if moved + dead >= max then nxt = ARGV[1]

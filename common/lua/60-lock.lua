@@ -4,11 +4,11 @@
 -- owner's id, so only the owner extends or releases it. Each reads the
 -- lock before it writes it, and only a lock that is a string (or absent):
 -- a key of another type is an error reply that names it, before anything
--- is written. The TTL is a number the caller checked (> 0).
+-- is written. The TTL must be a whole number of ms, 1 at least.
 
 -- 1 when taken, or already the owner's (then renewed); 0 when another's.
 fn('lock_acquire', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'string'}
+  local e = numbers('lock_acquire', ARGV, {2, 1, NUMBER_MAX}) or check{KEYS[1], 'string'}
   if e then return e end
   local v = redis.call('GET', KEYS[1])
   if v == ARGV[1] then
@@ -22,7 +22,7 @@ end)
 
 -- 1 when extended, 0 when the lock is not the owner's.
 fn('lock_extend', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'string'}
+  local e = numbers('lock_extend', ARGV, {2, 1, NUMBER_MAX}) or check{KEYS[1], 'string'}
   if e then return e end
   if redis.call('GET', KEYS[1]) == ARGV[1] then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])

@@ -22,13 +22,20 @@
 -- same); and then one more element, 1 if the counter in stats was not
 -- counted because stats is not a hash, else 0.
 fn('publish', function(KEYS, ARGV)
+  local fixed, e0 = distinct('publish', KEYS, 3)
+  if not fixed then return e0 end
+  for i = 4, #KEYS do
+    if fixed[KEYS[i]] then
+      return redis.error_reply('ERR publish: key ' .. i .. ' is key ' .. fixed[KEYS[i]])
+    end
+  end
   local ok, ticks = pcall(cmsgpack.unpack, ARGV[2] or '')
   if not ok or type(ticks) ~= 'table' then
     return redis.error_reply('ERR publish: the ticks are not a MessagePack array')
   end
   for _, k in ipairs(ticks) do
     if type(k) ~= 'table' or type(k.s) ~= 'string' or type(k.m) ~= 'string'
-        or type(k.t) ~= 'string' or not string.match(k.t, '^%d+$')
+        or type(k.t) ~= 'string' or #k.t > 16 or not string.match(k.t, '^%d+$')
         or type(k.q) ~= 'number' or k.q < 4 or not KEYS[k.q] then
       return redis.error_reply('ERR publish: a tick lacks a field or its queue')
     end
@@ -59,7 +66,7 @@ fn('publish', function(KEYS, ARGV)
       res[#res + 1] = 1
     end
   end
-  if n > 0 and count then redis.call('HINCRBY', KEYS[3], 'published', n) end
+  if n > 0 and count then hincr(KEYS[3], 'published', n) end
   res[#res + 1] = count and 0 or 1
   return res
 end)

@@ -444,6 +444,139 @@ static void test_complete_checks_items_first(void **state)
     }
 }
 
+/* Arguments no tickq program sends, each refused with the function's
+ * error before anything is written: numbers that are not whole or not in
+ * range (each would make a later command fail, or a loop run on), too few
+ * keys, and keys that name one another (check() reads each on its own, so
+ * a key given twice passes as two types). */
+static void test_bad_arguments_write_nothing(void **state)
+{
+    (void)state;
+#define K(x) PFX ":" x
+    static const struct {
+        const char *fn, *err;
+        int nkeys;
+        const char *argv[24];
+    } cases[] = {
+        {"promote",
+         "ERR promote",
+         4,
+         {K("delayed"), K("dead"), K("stats"), K("queue:"), "(5", "100"}},
+        {"promote",
+         "ERR promote",
+         4,
+         {K("delayed"), K("dead"), K("stats"), K("queue:"), "100", "0"}},
+        {"promote",
+         "ERR promote",
+         4,
+         {K("delayed"), K("dead"), K("dead"), K("queue:"), "100", "10"}},
+        {"requeue_orphan",
+         "ERR requeue_orphan",
+         5,
+         {K("processing:w"), K("dead"), K("stats"), K("lock:"), K("queue:"), "w", "x",
+          "{}"}},
+        {"requeue",
+         "ERR requeue",
+         4,
+         {K("processing:w"), K("dead"), K("stats"), K("workers"), "w", "100", "1"}},
+        {"reap",
+         "ERR reap",
+         8,
+         {K("workers"), K("dead"), K("stats"), K("deliveries"), K("processing:"),
+          K("lock:"), K("queue:"), K("worker:"), "100", "abc"}},
+        {"register",
+         "ERR register",
+         2,
+         {K("workers"), K("worker:w"), "w", "i", "nan", "100"}},
+        {"heartbeat",
+         "ERR heartbeat",
+         2,
+         {K("workers"), K("worker:w"), "w", "i", "100", "3000", "host"}},
+        {"heartbeat",
+         "ERR heartbeat",
+         2,
+         {K("workers"), K("worker:w"), "w", "i", "100", "0"}},
+        {"heartbeat",
+         "ERR heartbeat",
+         2,
+         {K("workers"), K("workers"), "w", "i", "100", "3000"}},
+        /* fetch: a lock TTL of 0 ms; max_deliveries 0; a name for no
+         * queue; a queue that is the processing list. */
+        {"fetch",
+         "ERR deliver",
+         10,
+         {K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),
+          K("events"), K("paused"), K("lock:"), K("result:"), K("queue:a"), "w", "100",
+          "30000", "0", "0", "10", "10", "a"}},
+        {"fetch",
+         "ERR deliver",
+         10,
+         {K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),
+          K("events"), K("paused"), K("lock:"), K("result:"), K("queue:a"), "w", "100",
+          "30000", "1000", "0", "0", "10", "a"}},
+        {"fetch",
+         "ERR fetch",
+         10,
+         {K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),
+          K("events"), K("paused"), K("lock:"), K("result:"), K("queue:a"), "w", "100",
+          "30000", "1000", "0", "10", "10", "a", "b"}},
+        {"fetch",
+         "ERR deliver",
+         10,
+         {K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),
+          K("events"), K("paused"), K("lock:"), K("result:"), K("processing:w"), "w",
+          "100", "30000", "1000", "0", "10", "10", "a"}},
+        {"claim",
+         "ERR claim",
+         9,
+         {K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),
+          K("events"), K("paused"), K("lock:"), K("result:"), "w", "100", "30000", "1000",
+          "0", "10"}},
+        {"lock_acquire", "ERR lock_acquire", 1, {K("lock:x"), "me", "0"}},
+        {"lock_extend", "ERR lock_extend", 1, {K("lock:x"), "me", "-5"}},
+        {"publish",
+         "ERR publish",
+         4,
+         {K("leader"), K("state"), K("stats"), K("leader"), "b", ""}},
+        {"dead_requeue",
+         "ERR dead_requeue",
+         4,
+         {K("dead"), K("deliveries"), K("dead"), K("queue:a"), "1", "letter", "{}", "x"}},
+        {"dead_requeue",
+         "ERR dead_requeue",
+         4,
+         {K("dead"), K("deliveries"), K("result:x"), K("queue:a"), "0", "letter", "{}",
+          "x"}},
+        {"complete",
+         "ERR complete",
+         9,
+         {K("processing:w"), K("stats"), K("worker:w"), K("stats"), K("delayed"),
+          K("deliveries"), K("events"), K("tasks"), K("metrics"), "w", "1000", "1000",
+          ""}},
+        {"complete",
+         "ERR complete",
+         9,
+         {K("processing:w"), K("stats"), K("worker:w"), K("dead"), K("delayed"),
+          K("deliveries"), K("events"), K("tasks"), K("metrics"), "w", "0", "1000", ""}},
+    };
+#undef K
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[24];
+        int n = 0;
+        for (; n < 24 && cases[i].argv[n]; n++)
+            argv[n] = cases[i].argv[n];
+        redisReply *r = tq_broker_call(conn, cases[i].fn, cases[i].nkeys,
+                                       n - cases[i].nkeys, argv, NULL);
+        assert_non_null(r);
+        if (r->type != REDIS_REPLY_ERROR ||
+            strncmp(r->str, cases[i].err, strlen(cases[i].err)) != 0)
+            fail_msg("case %zu (%s): %s", i, cases[i].fn,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "not refused");
+        freeReplyObject(r);
+        assert_int_equal(integer_of("DBSIZE%s", ""), 0);
+    }
+}
+
 /* A user who may not load functions gets the call's error reply, not
  * NULL (which reads as an outage), and the process does not load again
  * within the second. */
@@ -550,6 +683,7 @@ int main(void)
         cmocka_unit_test_setup(test_fetch_bounds_max, setup),
         cmocka_unit_test_setup(test_final_result_is_the_done_marker, setup),
         cmocka_unit_test_setup(test_complete_checks_items_first, setup),
+        cmocka_unit_test_setup(test_bad_arguments_write_nothing, setup),
         cmocka_unit_test_setup(test_pipelined_calls_reload, setup),
         cmocka_unit_test_setup(test_out_of_memory, setup),
         /* Last: a refused load holds loads back for a second, process-wide. */
