@@ -94,8 +94,8 @@ local function numbers(name, ARGV, spec)
   for j = 1, #spec, 3 do
     local i, lo, hi = spec[j], spec[j + 1], spec[j + 2]
     local a = ARGV[i]
-    if type(a) ~= 'string' or #a > 15 or not string.find(a, '^%d+$') or tonumber(a) < lo
-        or tonumber(a) > hi then
+    local v = type(a) == 'string' and #a <= 15 and string.find(a, '^%d+$') and tonumber(a)
+    if not v or v < lo or v > hi then
       return redis.error_reply('ERR ' .. name .. ': argument ' .. i ..
         ' is not a whole number from ' .. lo .. ' to ' .. hi)
     end
@@ -104,25 +104,27 @@ end
 
 local NUMBER_MAX = 999999999999999 -- 15 digits
 
--- distinct(name, KEYS, n): the set of KEYS[1..n] (key -> index), or nil
--- and an ERR reply when there are fewer than n keys or two of them name
--- the same key. check() reads each key on its own, so one key given twice
--- would pass as two types, and a write of one kind could then clobber the
--- other or make a later command fail.
+-- distinct(name, KEYS, n): the set of the n fixed keys KEYS[1..n] (key ->
+-- index), or nil and an ERR reply when there are fewer than n keys or a
+-- key names a fixed key given before it (the keys after the fixed ones, a
+-- queue, a task's result, may repeat one another but not a fixed key).
+-- check() reads each key on its own, so one key given twice would pass as
+-- two types, and a write of one kind could then clobber the other or make
+-- a later command fail.
 local function distinct(name, KEYS, n)
-  local seen = {}
-  for i = 1, n do
+  local fixed = {}
+  for i = 1, #KEYS do
     local k = KEYS[i]
-    if not k then
-      return nil, redis.error_reply('ERR ' .. name .. ': ' .. n .. ' keys at least')
-    end
-    if seen[k] then
-      return nil, redis.error_reply('ERR ' .. name .. ': keys ' .. seen[k] .. ' and ' .. i ..
+    if fixed[k] then
+      return nil, redis.error_reply('ERR ' .. name .. ': keys ' .. fixed[k] .. ' and ' .. i ..
         ' are the same key')
     end
-    seen[k] = i
+    if i <= n then fixed[k] = i end
   end
-  return seen
+  if #KEYS < n then
+    return nil, redis.error_reply('ERR ' .. name .. ': ' .. n .. ' keys at least')
+  end
+  return fixed
 end
 
 -- HINCRBY / HINCRBYFLOAT that cannot fail on a hash: a field that holds

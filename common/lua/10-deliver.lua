@@ -107,17 +107,11 @@ end
 local function deliver_start(KEYS, ARGV)
   -- A lock needs a TTL of 1 ms at least, and max_deliveries 0 would make
   -- every redelivered message poison.
-  local fixed, e = distinct('deliver', KEYS, 9)
-  if not fixed then return nil, e end
+  local ok, e = distinct('deliver', KEYS, 9)
+  if not ok then return nil, e end
   e = numbers('deliver', ARGV, {2, 0, NUMBER_MAX, 3, 0, NUMBER_MAX, 4, 1, NUMBER_MAX,
     5, 0, NUMBER_MAX, 6, 1, NUMBER_MAX})
   if e then return nil, e end
-  -- The queues come after the fixed keys, and may be none of them.
-  for i = 10, #KEYS do
-    if fixed[KEYS[i]] then
-      return nil, redis.error_reply('ERR deliver: key ' .. i .. ' is key ' .. fixed[KEYS[i]])
-    end
-  end
   e = check{KEYS[1], 'list', KEYS[2], 'zset', KEYS[3], 'hash', KEYS[4], 'hash',
     KEYS[5], 'list', KEYS[6], 'stream', KEYS[7], 'set'}
   if e then return nil, e end

@@ -136,13 +136,12 @@ local function check_columns(c, n)
   end
 end
 
--- The batch's columns, each an array of n values (fixed: the set of the
--- nine fixed keys), or nil when n is over
+-- The batch's columns, each an array of n values, or nil when n is over
 -- ITEMS_MAX, a column is missing, an item lacks a field or a key it
 -- needs, or its keys collide with others: everything a write will use is
 -- checked before the first. A column that arrives as one value (not an
 -- array) is that value for every item: it is checked once and spread.
-local function columns(packed, KEYS, fixed)
+local function columns(packed, KEYS)
   local ok, c = pcall(cmsgpack.unpack, packed or '')
   if not ok or type(c) ~= 'table' then return nil end
   local n = c.n
@@ -161,20 +160,19 @@ local function columns(packed, KEYS, fixed)
   local OP, ID, RESULT, DUE, BY, LATE, LB = c.op, c.id, c.result, c.due, c.by, c.late,
     c.lb
   local K, H, E, M = c.k, c.h, c.e, c.m
-  -- An item's own keys may not name a fixed key (a result SET over
-  -- P:stats would make a later HINCRBY fail), nor an effect key any key
-  -- another write of the batch makes of another type.
+  -- No effect key may name a key another write of the batch makes of
+  -- another type (distinct() keeps every item key off the fixed keys: a
+  -- result SET over P:stats would make a later HINCRBY fail).
   local effects = false
   for t = 1, n do
     local op, k, h, e, m = OP[t], K[t], H[t], E[t], M[t]
     -- KEYS[i] is non-nil only for an integer i in range, and the first
     -- nine keys are the fixed ones; 0 is none.
     if not ((op == 'done' or op == 'retry' or op == 'dead')
-        and KEYS[m] and m >= 10 and not fixed[KEYS[m]]
-        and (k == 0 or (KEYS[k] and k >= 10 and KEYS[k + 1]
-          and not fixed[KEYS[k]] and not fixed[KEYS[k + 1]]))
-        and (h == 0 or (KEYS[h] and h >= 10 and not fixed[KEYS[h]]))
-        and (e == 0 or (KEYS[e] and e >= 10 and not fixed[KEYS[e]] and decimal(BY[t])))
+        and KEYS[m] and m >= 10
+        and (k == 0 or (KEYS[k] and k >= 10 and KEYS[k + 1]))
+        and (h == 0 or (KEYS[h] and h >= 10))
+        and (e == 0 or (KEYS[e] and e >= 10 and decimal(BY[t])))
         and (op ~= 'retry' or decimal(DUE[t]))
         and (LB[t] == '' or decimal(LATE[t]))) then
       return nil
@@ -200,8 +198,8 @@ local function columns(packed, KEYS, fixed)
 end
 
 fn('complete', function(KEYS, ARGV)
-  local fixed, e0 = distinct('complete', KEYS, 9)
-  if not fixed then return e0 end
+  local ok, e0 = distinct('complete', KEYS, 9)
+  if not ok then return e0 end
   for i = 2, 3 do
     local ttl = ARGV[i] or ''
     if #ttl > 15 or not string.find(ttl, '^[1-9]%d*$') then
@@ -211,7 +209,7 @@ fn('complete', function(KEYS, ARGV)
   local e = check{KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'hash', KEYS[4], 'list',
     KEYS[5], 'zset', KEYS[6], 'hash', KEYS[7], 'stream'}
   if e then return e end
-  local cols, n = columns(ARGV[4], KEYS, fixed)
+  local cols, n = columns(ARGV[4], KEYS)
   if not cols then
     return redis.error_reply('ERR complete: the items are not a MessagePack map of ' ..
       'columns of at most ' .. ITEMS_MAX .. ' items, an item lacks a field or a key, ' ..

@@ -22,13 +22,8 @@
 -- same); and then one more element, 1 if the counter in stats was not
 -- counted because stats is not a hash, else 0.
 fn('publish', function(KEYS, ARGV)
-  local fixed, e0 = distinct('publish', KEYS, 3)
-  if not fixed then return e0 end
-  for i = 4, #KEYS do
-    if fixed[KEYS[i]] then
-      return redis.error_reply('ERR publish: key ' .. i .. ' is key ' .. fixed[KEYS[i]])
-    end
-  end
+  local _, e0 = distinct('publish', KEYS, 3)
+  if e0 then return e0 end
   local ok, ticks = pcall(cmsgpack.unpack, ARGV[2] or '')
   if not ok or type(ticks) ~= 'table' then
     return redis.error_reply('ERR publish: the ticks are not a MessagePack array')

@@ -118,22 +118,21 @@ end, {'no-writes'})
 -- it: LREM on a list, DEL on any key, HDEL on a hash, LPUSH on a list (one
 -- that an earlier letter of this call created is a list too).
 fn('dead_requeue', function(KEYS, ARGV)
-  local fixed, e = distinct('dead_requeue', KEYS, 2)
-  if not fixed then return e end
+  local ok, e = distinct('dead_requeue', KEYS, 2)
+  if not ok then return e end
   local n, out = (#ARGV - 1) / 3, {}
   if (ARGV[1] ~= '1' and ARGV[1] ~= '-1') or n ~= math.floor(n) or #KEYS ~= 2 + 2 * n then
     return redis.error_reply('ERR dead_requeue: a count of 1 or -1, then three arguments ' ..
       'and two keys per letter')
   end
-  -- A letter's result key may be no other key of the call: its DEL would
-  -- delete the dead letters, the delivery counts or a queue.
+  -- A letter's result key may be no queue of the call either (distinct()
+  -- keeps it off the fixed keys): its DEL would delete that queue.
   local queues = {}
   for i = 1, n do queues[KEYS[2 + 2 * i]] = true end
   for i = 1, n do
-    local r = KEYS[1 + 2 * i]
-    if fixed[r] or queues[r] or fixed[KEYS[2 + 2 * i]] then
-      return redis.error_reply('ERR dead_requeue: key ' .. (1 + 2 * i) .. ' or ' ..
-        (2 + 2 * i) .. ' names another key of the call')
+    if queues[KEYS[1 + 2 * i]] then
+      return redis.error_reply('ERR dead_requeue: key ' .. (1 + 2 * i) ..
+        ' is also a queue of the call')
     end
   end
   e = check{KEYS[1], 'list', KEYS[2], 'hash'}

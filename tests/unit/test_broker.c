@@ -317,7 +317,8 @@ static void test_complete_checks_items_first(void **state)
     (void)state;
     const char *msg = "{\"v\":1,\"id\":\"X\",\"task\":\"noop\"}";
     const char *msg2 = "{\"v\":1,\"id\":\"X\",\"task\":\"noop\",\"attempt\":1}";
-    /* KEYS[14] names the same key as KEYS[2]. */
+    /* KEYS[14], given only to HISTORY_IS_STATS, names the same key as
+     * KEYS[2]. */
     enum { NKEYS = 14 };
     const char *keys[NKEYS] = {PFX ":processing:w1", PFX ":stats",    PFX ":worker:w1",
                                PFX ":dead",          PFX ":delayed",  PFX ":deliveries",
@@ -413,19 +414,20 @@ static void test_complete_checks_items_first(void **state)
             }
         }
         assert_false(b.oom);
+        int nkeys = variant == HISTORY_IS_STATS ? NKEYS : NKEYS - 1;
         const char *argv[NKEYS + 4];
         size_t lens[NKEYS + 4];
-        for (int k = 0; k < NKEYS; k++) {
+        for (int k = 0; k < nkeys; k++) {
             argv[k] = keys[k];
             lens[k] = strlen(keys[k]);
         }
         const char *args[] = {"w1", variant == TTL_ZERO ? "0" : "86400000", "86400000",
                               b.p};
         for (int k = 0; k < 4; k++) {
-            argv[NKEYS + k] = args[k];
-            lens[NKEYS + k] = k == 3 ? b.len : strlen(args[k]);
+            argv[nkeys + k] = args[k];
+            lens[nkeys + k] = k == 3 ? b.len : strlen(args[k]);
         }
-        redisReply *r = tq_broker_call(conn, "complete", NKEYS, 4, argv, lens);
+        redisReply *r = tq_broker_call(conn, "complete", nkeys, 4, argv, lens);
         free(b.p);
         assert_non_null(r);
         if (variant < GOOD_ARRAYS) {
@@ -459,6 +461,10 @@ static void test_bad_arguments_write_nothing(void **state)
 {
     (void)state;
 #define K(x) PFX ":" x
+    /* fetch's and claim's nine fixed keys */
+#define DELIVER_KEYS                                                                     \
+    K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),             \
+        K("events"), K("paused"), K("lock:"), K("result:")
     static const struct {
         const char *fn, *err;
         int nkeys;
@@ -511,33 +517,22 @@ static void test_bad_arguments_write_nothing(void **state)
         {"fetch",
          "ERR deliver",
          10,
-         {K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),
-          K("events"), K("paused"), K("lock:"), K("result:"), K("queue:a"), "w", "100",
-          "30000", "0", "0", "10", "10", "a"}},
+         {DELIVER_KEYS, K("queue:a"), "w", "100", "30000", "0", "0", "10", "10", "a"}},
         {"fetch",
          "ERR deliver",
          10,
-         {K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),
-          K("events"), K("paused"), K("lock:"), K("result:"), K("queue:a"), "w", "100",
-          "30000", "1000", "0", "0", "10", "a"}},
+         {DELIVER_KEYS, K("queue:a"), "w", "100", "30000", "1000", "0", "0", "10", "a"}},
         {"fetch",
          "ERR fetch",
          10,
-         {K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),
-          K("events"), K("paused"), K("lock:"), K("result:"), K("queue:a"), "w", "100",
-          "30000", "1000", "0", "10", "10", "a", "b"}},
+         {DELIVER_KEYS, K("queue:a"), "w", "100", "30000", "1000", "0", "10", "10", "a",
+          "b"}},
         {"fetch",
          "ERR deliver",
          10,
-         {K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),
-          K("events"), K("paused"), K("lock:"), K("result:"), K("processing:w"), "w",
-          "100", "30000", "1000", "0", "10", "10", "a"}},
-        {"claim",
-         "ERR claim",
-         9,
-         {K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),
-          K("events"), K("paused"), K("lock:"), K("result:"), "w", "100", "30000", "1000",
-          "0", "10"}},
+         {DELIVER_KEYS, K("processing:w"), "w", "100", "30000", "1000", "0", "10", "10",
+          "a"}},
+        {"claim", "ERR claim", 9, {DELIVER_KEYS, "w", "100", "30000", "1000", "0", "10"}},
         {"lock_acquire", "ERR lock_acquire", 1, {K("lock:x"), "me", "0"}},
         {"lock_extend", "ERR lock_extend", 1, {K("lock:x"), "me", "-5"}},
         {"publish",
@@ -565,6 +560,7 @@ static void test_bad_arguments_write_nothing(void **state)
          {K("processing:w"), K("stats"), K("worker:w"), K("dead"), K("delayed"),
           K("deliveries"), K("events"), K("tasks"), K("metrics"), "w", "0", "1000", ""}},
     };
+#undef DELIVER_KEYS
 #undef K
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *argv[24];
