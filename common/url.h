@@ -1,5 +1,14 @@
-/* Redis URLs: redis://[[user]:password@]host[:port][/db] and
- * unix:///path/to/socket[?db=N], parsed into an open value.
+/* Redis URLs, parsed into an open value:
+ *
+ *   redis://[[user]:password@]host[:port][/db]
+ *   unix:///path/to/socket[?db=N]
+ *   redis-sentinel://[[user]:password@]host[:port][,host[:port]...][/db]
+ *       ?master=NAME[&sentinel_user=USER][&sentinel_password=PASSWORD]
+ *
+ * A sentinel URL names the sentinels (port 26379 by default) and the name of
+ * the master they watch; its user and password are the master's, and
+ * sentinel_user and sentinel_password log in to the sentinels when they have
+ * their own (docs/DEPLOYMENT.md).
  *
  * Parsing is pure: no I/O, no allocation. Every string lives in a fixed
  * buffer of the struct, NUL-terminated; an input that does not fit is an
@@ -12,14 +21,30 @@
 #define TQ_URL_HOST_MAX 256 /* bytes with the NUL; also the unix socket path */
 #define TQ_URL_PASS_MAX 256 /* bytes with the NUL */
 #define TQ_URL_DEFAULT_PORT 6379
+#define TQ_URL_SENTINEL_PORT 26379
+#define TQ_URL_NODES_MAX 16 /* sentinels in one URL */
+#define TQ_URL_NAME_MAX 128 /* bytes of a master name, with the NUL */
+#define TQ_URL_SHOWN_MAX 640 /* enough for tq_url_redacted() of any URL a program takes */
+
+typedef struct {
+    char host[TQ_URL_HOST_MAX]; /* host name, IPv4/IPv6 literal */
+    int port;                   /* 1..65535 */
+} tq_url_node;
 
 typedef struct {
     int is_unix;                    /* 1: host is a socket path */
-    char host[TQ_URL_HOST_MAX];     /* host name, IPv4/IPv6 literal, or path */
+    int is_sentinel;                /* 1: nodes are sentinels, master their master */
+    char host[TQ_URL_HOST_MAX];     /* host name, IPv4/IPv6 literal, or path; a
+                                       sentinel URL's first sentinel */
     int port;                       /* 1..65535; unused for unix */
     char user[TQ_URL_PASS_MAX];     /* ACL user name, "" for none */
     char password[TQ_URL_PASS_MAX]; /* "" for none */
     int db;                         /* 0..15 by convention, >= 0 accepted */
+    int nnodes;                     /* sentinels, 1..TQ_URL_NODES_MAX; 0 otherwise */
+    tq_url_node nodes[TQ_URL_NODES_MAX];
+    char master[TQ_URL_NAME_MAX];            /* the sentinels' name for the master */
+    char sentinel_user[TQ_URL_PASS_MAX];     /* "" for none */
+    char sentinel_password[TQ_URL_PASS_MAX]; /* "" for none */
 } tq_url;
 
 /* Parses s into *out. Returns 0, or TQ_EINVAL with a sentence in err (at

@@ -1,7 +1,8 @@
 /* Fuzzes Redis URLs (common/url): any text through tq_url_parse(). A URL it
- * accepts has a host hiredis can be given (no space, control byte or URL
- * delimiter), a port in 1..65535 and a database >= 0, and its redacted
- * form does not depend on the password. An error names no password. */
+ * accepts has hosts hiredis can be given (no space, control byte or URL
+ * delimiter), ports in 1..65535 and a database >= 0, a sentinel URL its
+ * sentinels and master, and its redacted form depends on no password. An
+ * error names no password. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,24 +21,12 @@
         }                                                                                \
     } while (0)
 
-/* Changes every letter and digit of the password part of s as written
- * (between the first ':' after "redis://" and the last '@' before the
- * path) to another of its kind, keeping %XX escapes, so that a parser
- * that never shows a password gives the same error for both. Returns 0
- * if s has no such part. */
-static int other_password(char *s)
+/* Changes every letter and digit in [p, end) to another of its kind,
+ * keeping %XX escapes. Returns 1 if it changed any. */
+static int change(char *p, const char *end)
 {
-    if (strncmp(s, "redis://", 8) != 0)
-        return 0;
-    char *p = s + 8, *end = p + strcspn(p, "/?#"), *at = NULL;
-    for (char *q = p; q < end; q++)
-        if (*q == '@')
-            at = q;
-    char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
-    if (!colon)
-        return 0;
     int changed = 0;
-    for (char *q = colon + 1; q < at; q++) {
+    for (char *q = p; q < end; q++) {
         if (*q == '%') {
             q += 2; /* the escape's hex digits stay */
             continue;
@@ -54,6 +43,33 @@ static int other_password(char *s)
             }
         }
     }
+    return changed;
+}
+
+/* Changes the password parts of s as written (between the first ':' after
+ * "redis://" or "redis-sentinel://" and the last '@' before the path; the
+ * value of a sentinel_password parameter after the first '?', up to the
+ * next '&' or '#') as change() does, so that a parser that never shows a
+ * password gives the same error for both. Returns 0 if s has no such part. */
+static int other_password(char *s)
+{
+    int changed = 0;
+    for (char *p = strchr(s, '?'); p && (p = strstr(p, "sentinel_password=")); p++) {
+        if (p[-1] != '?' && p[-1] != '&')
+            continue;
+        char *v = p + strlen("sentinel_password=");
+        changed |= change(v, v + strcspn(v, "&#"));
+    }
+    if (strncmp(s, "redis://", 8) != 0 && strncmp(s, "redis-sentinel://", 17) != 0)
+        return changed;
+    char *p = strstr(s, "://") + 3;
+    char *end = p + strcspn(p, "/?#"), *at = NULL;
+    for (char *q = p; q < end; q++)
+        if (*q == '@')
+            at = q;
+    char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+    if (colon)
+        changed |= change(colon + 1, at);
     return changed;
 }
 
@@ -93,10 +109,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(u.host[0] == '/', "socket path '%s': %s", u.host, s);
     }
     CHECK(u.db >= 0, "db %d: %s", u.db, s);
+    CHECK(u.is_sentinel ? u.nnodes >= 1 && u.nnodes <= TQ_URL_NODES_MAX && u.master[0]
+                        : u.nnodes == 0,
+          "%d sentinels, master '%s': %s", u.nnodes, u.master, s);
+    for (int i = 0; i < u.nnodes; i++) {
+        CHECK(u.nodes[i].host[0] && !strpbrk(u.nodes[i].host, "/?#@,"),
+              "sentinel '%s': %s", u.nodes[i].host, s);
+        CHECK(u.nodes[i].port >= 1 && u.nodes[i].port <= 65535, "port %d: %s",
+              u.nodes[i].port, s);
+    }
 
     char red1[1024], red2[1024];
     tq_url_redacted(&u, red1, sizeof red1);
     memset(u.password, 'Q', strlen(u.password));
+    memset(u.sentinel_password, 'Q', strlen(u.sentinel_password));
     tq_url_redacted(&u, red2, sizeof red2);
     CHECK(strcmp(red1, red2) == 0, "the redacted form shows the password: %s", red1);
     return 0;

@@ -2,6 +2,7 @@
 #include "tests/support/check.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "common/url.h"
 
@@ -337,6 +338,121 @@ static void test_host_refuses_spaces_and_controls(void **state)
     parse_ok("redis://10.0.0.1", &u);
 }
 
+static void test_sentinel(void **state)
+{
+    (void)state;
+    tq_url u;
+    parse_ok("redis-sentinel://s1,s2:26380,[::1]:7/3?master=mymaster", &u);
+    TQ_ASSERT_INT(u.is_sentinel, 1);
+    TQ_ASSERT_INT(u.is_unix, 0);
+    TQ_ASSERT_INT(u.nnodes, 3);
+    TQ_ASSERT_STR(u.nodes[0].host, "s1");
+    TQ_ASSERT_INT(u.nodes[0].port, TQ_URL_SENTINEL_PORT);
+    TQ_ASSERT_STR(u.nodes[1].host, "s2");
+    TQ_ASSERT_INT(u.nodes[1].port, 26380);
+    TQ_ASSERT_STR(u.nodes[2].host, "::1");
+    TQ_ASSERT_INT(u.nodes[2].port, 7);
+    TQ_ASSERT_STR(u.host, "s1"); /* host and port: the first sentinel */
+    TQ_ASSERT_INT(u.port, TQ_URL_SENTINEL_PORT);
+    TQ_ASSERT_INT(u.db, 3);
+    TQ_ASSERT_STR(u.master, "mymaster");
+    TQ_ASSERT_STR(u.password, "");
+    TQ_ASSERT_STR(u.sentinel_password, "");
+
+    /* The user and password are the master's; the sentinels' come in the
+     * query, in any order. */
+    parse_ok("redis-sentinel://app:pw%40x@h?sentinel_password=sp%26w&master=m.1"
+             "&sentinel_user=sen",
+             &u);
+    TQ_ASSERT_STR(u.user, "app");
+    TQ_ASSERT_STR(u.password, "pw@x");
+    TQ_ASSERT_STR(u.sentinel_password, "sp&w");
+    TQ_ASSERT_STR(u.sentinel_user, "sen");
+    TQ_ASSERT_STR(u.master, "m.1");
+    TQ_ASSERT_INT(u.nnodes, 1);
+    TQ_ASSERT_INT(u.db, 0);
+
+    /* 16 sentinels at most. */
+    char many[512] = "redis-sentinel://";
+    for (int i = 0; i < TQ_URL_NODES_MAX; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%sh%d", i ? "," : "",
+                 i);
+    strcat(many, "?master=m");
+    parse_ok(many, &u);
+    TQ_ASSERT_INT(u.nnodes, TQ_URL_NODES_MAX);
+    TQ_ASSERT_STR(u.nodes[TQ_URL_NODES_MAX - 1].host, "h15");
+    many[strlen(many) - strlen("?master=m")] = '\0';
+    strcat(many, ",h16?master=m");
+    parse_bad(many, "more than 16 sentinels");
+
+    parse_bad("redis-sentinel://h", "needs ?master=NAME");
+    parse_bad("redis-sentinel://h/0", "needs ?master=NAME");
+    parse_bad("redis-sentinel://h?master=", "needs ?master=NAME");
+    parse_bad("redis-sentinel://h?master=a%20b", "needs ?master=NAME");
+    parse_bad("redis-sentinel://h?sentinel_password=x", "needs ?master=NAME");
+    parse_bad("redis-sentinel://h?master=m&master=n", "master is given twice");
+    parse_bad("redis-sentinel://h?master=m&db=2", "takes master, sentinel_user");
+    parse_bad("redis-sentinel://h?master=m&", "takes master");
+    parse_bad("redis-sentinel://h?master=m#x", "unexpected '#'");
+    parse_bad("redis-sentinel://h,,k?master=m", "the host is missing");
+    parse_bad("redis-sentinel://h,?master=m", "the host is missing");
+    parse_bad("redis-sentinel://h:0?master=m", "the port");
+    parse_bad("redis-sentinel://h:1,k:65536?master=m", "the port");
+    parse_bad("redis-sentinel://?master=m", "the host is missing");
+    /* A query belongs to sentinel URLs only. */
+    parse_bad("redis://h?master=m", "unexpected '?'");
+}
+
+/* A sentinel password, in the query, is as secret as the master's. */
+static void test_sentinel_password_hidden(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "redis-sentinel://h:0?master=m&sentinel_password=Sekr1tPw",
+        "redis-sentinel://h?master=m&sentinel_password=Sekr1tPw&x=1",
+        "redis-sentinel://h?master=m&sentinel_password=Sekr1tPw#",
+        "redis-sentinel://h?master=a%20b&sentinel_password=Sekr1tPw",
+        "redis-sentinel://h?sentinel_password=Sekr1tPw&master=m&master=m",
+        "redis-sentinel://h?sentinel_password=Sekr1tPw%zz&master=m",
+        "redis-sentinel://"
+        ":Sekr1tPw@h?master=m&sentinel_password=Sekr1tPw&sentinel_password=x",
+        "redis://h/0?sentinel_password=Sekr1tPw",
+        "redis://:Sekr1tPw@h/0?sentinel_password=Sekr1tPw",
+        "redis-sentinel://h?master=m&sentinel_password=Sekr1t@Pw&x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tq_url u;
+        char err[512] = "";
+        TQ_ASSERT_RC_ERR(tq_url_parse(bad[i], &u, err, sizeof err), TQ_EINVAL, err);
+        TQ_ASSERT_NOT_CONTAINS(err, "Sekr1t");
+    }
+    tq_url u;
+    char buf[1024];
+    parse_ok("redis-sentinel://app:Sekr1tA@s1:1,[::1]:2/4?master=mm&sentinel_user=s%20u"
+             "&sentinel_password=Sekr1tB",
+             &u);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_STR(buf,
+                  "redis-sentinel://app:***@s1:1,[::1]:2/4?master=mm&sentinel_user=s%20u"
+                  "&sentinel_password=***");
+    /* It parses back to the same sentinels and master. */
+    tq_url back;
+    parse_ok(buf, &back);
+    TQ_ASSERT_INT(back.nnodes, 2);
+    TQ_ASSERT_STR(back.nodes[1].host, "::1");
+    TQ_ASSERT_STR(back.master, "mm");
+    TQ_ASSERT_STR(back.sentinel_user, "s u");
+    parse_ok("redis-sentinel://h?master=m", &u);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_STR(buf, "redis-sentinel://h:26379/0?master=m");
+    /* Cut short, still no secret. */
+    for (size_t len = 1; len < 90; len++) {
+        parse_ok("redis-sentinel://:Sekr1tA@h?master=m&sentinel_password=Sekr1tB", &u);
+        tq_url_redacted(&u, buf, len);
+        TQ_ASSERT_INT(strlen(buf), strlen(buf) < len - 1 ? strlen(buf) : len - 1);
+        TQ_ASSERT_NOT_CONTAINS(buf, "Sekr1t");
+    }
+}
+
 /* No error shows the password, whichever part of the URL is wrong. */
 static void test_errors_hide_the_password(void **state)
 {
@@ -434,6 +550,8 @@ int main(void)
         cmocka_unit_test(test_error_buffer),
         cmocka_unit_test(test_reparse_resets),
         cmocka_unit_test(test_redacted),
+        cmocka_unit_test(test_sentinel),
+        cmocka_unit_test(test_sentinel_password_hidden),
         cmocka_unit_test(test_host_refuses_spaces_and_controls),
         cmocka_unit_test(test_errors_hide_the_password),
     };
