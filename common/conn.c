@@ -30,6 +30,9 @@ struct tq_conn {
     int auth_failed;     /* the last failure was a refused login or right */
     int auth_cmd;        /* ... refused to a command: a new login proves nothing */
     int quiet;           /* log nothing (tq_conn_check for --check) */
+    int sentinel_next;   /* the sentinel to ask first: the last that answered */
+    char master_host[TQ_URL_HOST_MAX]; /* where the sentinels last said the master is */
+    int master_port;
     char error[TQ_CONN_ERROR_MAX]; /* why the last attempt failed, "" if none */
 };
 
@@ -143,7 +146,7 @@ int tq_conn_check(const char *url, const char *name, int quiet, char *why, size_
     c->quiet = quiet;
     redisReply *r = tq_conn_cmd(c, "PING");
     int rc = 0;
-    char where[TQ_URL_HOST_MAX + 64];
+    char where[TQ_URL_SHOWN_MAX];
     tq_url_redacted(&u, where, sizeof where);
     if (!r)
         rc = tq_err_set(
@@ -196,7 +199,7 @@ static void schedule_retry(tq_conn *c, const char *why)
         window = TQ_CONN_BACKOFF_CAP_MS;
     int64_t delay = window / 2 + (int64_t)(next_rand(c) % (uint64_t)(window / 2 + 1));
     c->next_try_ms = tq_clock_mono_ms() + delay;
-    char where[TQ_URL_HOST_MAX + 64];
+    char where[TQ_URL_SHOWN_MAX];
     tq_url_redacted(&c->url, where, sizeof where);
     snprintf(c->error, sizeof c->error, "%s", why);
     if (c->quiet)
@@ -311,6 +314,128 @@ static int handshake(tq_conn *c, char *why, size_t whylen)
     return handshake_reply(c, r, "PING", why, whylen);
 }
 
+/* Asks the sentinel s where the master is: 0 with c->master_host and
+ * c->master_port set, or -1 with err set (and *auth when the sentinel
+ * refused the login). */
+static int ask_sentinel(tq_conn *c, const tq_url_node *s, char *err, size_t errlen,
+                        int *auth)
+{
+    struct timeval t = {TQ_CONN_SENTINEL_TIMEOUT_MS / 1000,
+                        (TQ_CONN_SENTINEL_TIMEOUT_MS % 1000) * 1000};
+    redisContext *ctx = redisConnectWithTimeout(s->host, s->port, t);
+    redisReply *r = NULL;
+    int rc = -1;
+    *auth = 0;
+    if (!ctx || ctx->err || redisSetTimeout(ctx, t) != REDIS_OK) {
+        snprintf(err, errlen, "%s", ctx ? ctx->errstr : "out of memory");
+        goto out;
+    }
+    if (c->url.sentinel_password[0]) {
+        r = c->url.sentinel_user[0]
+                ? redisCommand(ctx, "AUTH %s %s", c->url.sentinel_user,
+                               c->url.sentinel_password)
+                : redisCommand(ctx, "AUTH %s", c->url.sentinel_password);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "AUTH: %s", r ? r->str : ctx->errstr);
+            *auth = r && is_auth_error(r->str);
+            goto out;
+        }
+        freeReplyObject(r);
+    }
+    r = redisCommand(ctx, "SENTINEL get-master-addr-by-name %s", c->url.master);
+    if (!r) {
+        snprintf(err, errlen, "%s", ctx->errstr);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%s", r->str);
+        *auth = is_auth_error(r->str);
+    } else if (r->type == REDIS_REPLY_NIL) {
+        snprintf(err, errlen, "it watches no master named %s", c->url.master);
+    } else {
+        int port = 0;
+        const redisReply *h =
+            r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[0] : NULL;
+        const redisReply *p = h ? r->element[1] : NULL;
+        if (h && h->type == REDIS_REPLY_STRING && h->len > 0 &&
+            h->len < sizeof c->master_host &&
+            strspn(h->str,
+                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                   "._-:") == h->len &&
+            p->type == REDIS_REPLY_STRING && p->len > 0 && p->len <= 5 &&
+            strspn(p->str, "0123456789") == p->len && (port = atoi(p->str)) >= 1 &&
+            port <= 65535) {
+            if (strcmp(c->master_host, h->str) != 0 || c->master_port != port) {
+                if (c->master_host[0] && !c->quiet)
+                    tq_info(
+                        "%s: the sentinels name a new redis master: %s:%d (was %s:%d)",
+                        c->name, h->str, port, c->master_host, c->master_port);
+                memcpy(c->master_host, h->str, h->len + 1);
+                c->master_port = port;
+            }
+            rc = 0;
+        } else {
+            snprintf(err, errlen, "an answer that is not a host and a port");
+        }
+    }
+out:
+    freeReplyObject(r);
+    if (ctx)
+        redisFree(ctx);
+    return rc;
+}
+
+/* Finds the master through the sentinels, asking each in turn from the one
+ * that answered last. Returns 0, or -1 with why saying what each said. */
+static int discover(tq_conn *c, char *why, size_t whylen)
+{
+    size_t used = 0;
+    int auth_all = 1;
+    why[0] = '\0';
+    for (int k = 0; k < c->url.nnodes; k++) {
+        int i = (c->sentinel_next + k) % c->url.nnodes;
+        const tq_url_node *s = &c->url.nodes[i];
+        char err[160];
+        int auth;
+        if (ask_sentinel(c, s, err, sizeof err, &auth) == 0) {
+            c->sentinel_next = i;
+            return 0;
+        }
+        auth_all &= auth;
+        int v6 = strchr(s->host, ':') != NULL;
+        if (used < whylen) {
+            int n = snprintf(why + used, whylen - used, "%ssentinel %s%s%s:%d: %s",
+                             used ? "; " : "", v6 ? "[" : "", s->host, v6 ? "]" : "",
+                             s->port, err);
+            used += n > 0 ? (size_t)n : 0;
+        }
+    }
+    c->auth_failed = auth_all;
+    return -1;
+}
+
+/* After the handshake with the master the sentinels named: 0 if it says
+ * it is the master (ROLE), -1 with why set if it is a replica (a failover
+ * is under way, or the sentinels' view is stale). A user without the right
+ * to ask ROLE is taken at the sentinels' word. */
+static int check_role(tq_conn *c, char *why, size_t whylen)
+{
+    redisReply *r = redisCommand(c->ctx, "ROLE");
+    int rc = 0;
+    if (!r) {
+        snprintf(why, whylen, "ROLE: %s", c->ctx->errstr);
+        rc = -1;
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+               r->element[0]->type == REDIS_REPLY_STRING &&
+               strcmp(r->element[0]->str, "master") != 0) {
+        snprintf(why, whylen,
+                 "the sentinels name %.64s:%d as master %.64s, but it is a %.20s (a "
+                 "failover is under way)",
+                 c->master_host, c->master_port, c->url.master, r->element[0]->str);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 int tq_conn_ensure(tq_conn *c)
 {
     if (c->ctx)
@@ -325,13 +450,20 @@ int tq_conn_ensure(tq_conn *c)
     char why[TQ_CONN_ERROR_MAX] = "out of memory";
     int auth_cmd = c->auth_cmd;
     c->auth_failed = c->auth_cmd = 0;
+    if (c->url.is_sentinel && discover(c, why, sizeof why) < 0) {
+        schedule_retry(c, why);
+        return TQ_EREDIS;
+    }
     if (c->url.is_unix)
         c->ctx = redisConnectUnixWithTimeout(c->url.host, ct);
+    else if (c->url.is_sentinel)
+        c->ctx = redisConnectWithTimeout(c->master_host, c->master_port, ct);
     else
         c->ctx = redisConnectWithTimeout(c->url.host, c->url.port, ct);
     if (c->ctx && !c->ctx->err && redisSetTimeout(c->ctx, rt) == REDIS_OK &&
         (c->url.is_unix || redisEnableKeepAlive(c->ctx) == REDIS_OK) &&
-        handshake(c, why, sizeof why) == 0) {
+        handshake(c, why, sizeof why) == 0 &&
+        (!c->url.is_sentinel || check_role(c, why, sizeof why) == 0)) {
         c->connects++;
         if (auth_cmd) /* healthy only once a command is let through */
             c->auth_failed = c->auth_cmd = 1;
@@ -430,6 +562,19 @@ redisReply *tq_conn_reply(tq_conn *c)
         snprintf(why, sizeof why, "%s", r->str);
         freeReplyObject(r);
         c->auth_failed = c->auth_cmd = 1;
+        drop(c, why);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR &&
+        (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "LOADING", 7) == 0 ||
+         strncmp(r->str, "MASTERDOWN", 10) == 0)) {
+        /* A master that became a replica (a failover), or a server loading
+         * its data: the command did not run, and nothing will until the
+         * next connection finds the master (through the sentinels) or the
+         * load is over. An outage, as a lost connection is. */
+        char why[TQ_CONN_ERROR_MAX];
+        snprintf(why, sizeof why, "%s", r->str);
+        freeReplyObject(r);
         drop(c, why);
         return NULL;
     }

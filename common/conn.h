@@ -15,7 +15,14 @@
  * error that says "authentication failed" (or "permission denied") once per
  * outage for the whole process, then at most every
  * TQ_CONN_AUTH_LOG_EVERY_MS while it lasts; a password never appears in a
- * log line (the URL is shown through tq_url_redacted()). */
+ * log line (the URL is shown through tq_url_redacted()).
+ *
+ * With a redis-sentinel:// URL each connection first asks the sentinels,
+ * in turn from the one that answered last, where the master is (SENTINEL
+ * get-master-addr-by-name), connects there and checks with ROLE that it is
+ * the master. A reply of READONLY (the master became a replica), LOADING or
+ * MASTERDOWN drops the connection as a lost one does, with any URL: the
+ * command did not run, and the next call finds the master again. */
 #ifndef TQ_CONN_H
 #define TQ_CONN_H
 
@@ -27,9 +34,10 @@
 #define TQ_CONN_BACKOFF_BASE_MS 100 /* first retry after about this */
 #define TQ_CONN_BACKOFF_CAP_MS 2000 /* retries never wait longer */
 #define TQ_CONN_CONNECT_TIMEOUT_MS 2000
-#define TQ_CONN_COMMAND_TIMEOUT_MS 5000 /* also bounds blocking commands */
-#define TQ_CONN_AUTH_LOG_EVERY_MS 60000 /* a lasting login failure, repeated */
-#define TQ_CONN_ERROR_MAX 256           /* bytes of tq_conn_last_error(), with NUL */
+#define TQ_CONN_SENTINEL_TIMEOUT_MS 1000 /* to connect to a sentinel and hear it */
+#define TQ_CONN_COMMAND_TIMEOUT_MS 5000  /* also bounds blocking commands */
+#define TQ_CONN_AUTH_LOG_EVERY_MS 60000  /* a lasting login failure, repeated */
+#define TQ_CONN_ERROR_MAX 256            /* bytes of tq_conn_last_error(), with NUL */
 
 typedef struct tq_conn tq_conn;
 

@@ -112,7 +112,7 @@ static long long reply_int(const redisReply *r)
  * 0, or -1 when Redis does not answer (the frame then says why). */
 static int draw_header(top_frame *t)
 {
-    char when[TQ_TZ_ISO_MAX], where[TQ_URL_HOST_MAX + 64], k[TQ_KEYS_MAX];
+    char when[TQ_TZ_ISO_MAX], where[TQ_URL_SHOWN_MAX], k[TQ_KEYS_MAX];
     tq_url url;
     char urlerr[64];
     if (tq_url_parse(t->cfg->redis_url, &url, urlerr, sizeof urlerr) == 0)

@@ -782,7 +782,7 @@ web_server *web_new(const tq_config *cfg, char *err, size_t errlen)
     }
     register_routes(w);
 
-    char where[TQ_URL_HOST_MAX + 64];
+    char where[TQ_URL_SHOWN_MAX];
     tq_url_redacted(&w->url, where, sizeof where);
     tq_info("listening on http://%s with %s threads (--web-threads %d + %d for slow "
             "clients + %d for event streams); redis %s, prefix %s; the API is %s",

@@ -65,6 +65,28 @@ static int spawn(tq_test_redis *srv)
         bin = "redis-server";
     snprintf(port, sizeof port, "%d", srv->port);
     argv[n++] = bin;
+    char conf[256];
+    if (srv->sentinel_of) {
+        /* A sentinel rewrites its configuration file: one of its own. */
+        snprintf(conf, sizeof conf, "%s/sentinel.conf", srv->dir);
+        FILE *f = fopen(conf, "w");
+        if (!f) {
+            fprintf(stderr, "redis_server: %s: %s\n", conf, strerror(errno));
+            return -1;
+        }
+        fprintf(f,
+                "port %d\nbind 127.0.0.1\ndir %s\nlogfile redis.log\n"
+                "sentinel monitor %s 127.0.0.1 %d 1\n"
+                "sentinel down-after-milliseconds %s 1000\n",
+                srv->port, srv->dir, srv->master, srv->sentinel_of, srv->master);
+        if (srv->password[0])
+            fprintf(f, "requirepass %s\n", srv->password);
+        fclose(f);
+        argv[n++] = conf;
+        argv[n++] = "--sentinel";
+        argv[n] = NULL;
+        goto run;
+    }
     argv[n++] = "--port";
     argv[n++] = port;
     argv[n++] = "--bind";
@@ -90,7 +112,7 @@ static int spawn(tq_test_redis *srv)
         argv[n++] = "700";
     }
     argv[n] = NULL;
-
+run:;
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -178,6 +200,13 @@ static int wait_ready(tq_test_redis *srv)
 
 static void set_urls(tq_test_redis *srv)
 {
+    if (srv->sentinel_of) {
+        snprintf(srv->url, sizeof srv->url,
+                 "redis-sentinel://127.0.0.1:%d/0?master=%s%s%s", srv->port, srv->master,
+                 srv->password[0] ? "&sentinel_password=" : "", srv->password);
+        srv->unix_url[0] = '\0';
+        return;
+    }
     if (srv->password[0])
         snprintf(srv->url, sizeof srv->url, "redis://:%s@127.0.0.1:%d/0", srv->password,
                  srv->port);
@@ -189,10 +218,27 @@ static void set_urls(tq_test_redis *srv)
         srv->unix_url[0] = '\0';
 }
 
+/* Starts srv as set up by the callers below (memset, then their fields). */
+static int start(tq_test_redis *srv, const char *password, int unix_socket);
+
 int tq_test_redis_start_with(tq_test_redis *srv, const char *password, int unix_socket)
 {
-    const char *tmp = getenv("TMPDIR");
     memset(srv, 0, sizeof *srv);
+    return start(srv, password, unix_socket);
+}
+
+int tq_test_sentinel_start(tq_test_redis *srv, int master_port, const char *name,
+                           const char *password)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->sentinel_of = master_port;
+    snprintf(srv->master, sizeof srv->master, "%s", name);
+    return start(srv, password, 0);
+}
+
+static int start(tq_test_redis *srv, const char *password, int unix_socket)
+{
+    const char *tmp = getenv("TMPDIR");
     /* A unix socket path must fit in sun_path (108 bytes). */
     if (!tmp || !*tmp || strlen(tmp) > 60)
         tmp = "/tmp";

@@ -27,6 +27,8 @@ typedef struct {
     char password[64];  /* requirepass, "" for none */
     char url[320];      /* redis://[:password@]127.0.0.1:port/0 */
     char unix_url[320]; /* unix://sock ("" when unix_socket is 0) */
+    int sentinel_of;    /* a sentinel: the port of the master it watches; 0 otherwise */
+    char master[32];    /* a sentinel: the name it knows that master by */
 } tq_test_redis;
 
 /* Starts a redis-server without a password, with a unix socket. Returns 0,
@@ -36,6 +38,14 @@ int tq_test_redis_start(tq_test_redis *srv);
 /* The same with requirepass (password may be NULL or "" for none) and an
  * optional unix socket. */
 int tq_test_redis_start_with(tq_test_redis *srv, const char *password, int unix_socket);
+
+/* Starts a sentinel that watches the Redis on master_port as master name
+ * (quorum 1), with requirepass password (NULL or "" for none). Its url is
+ * redis-sentinel://127.0.0.1:port/0?master=name, with
+ * &sentinel_password=password when it has one. Returns 0, or -1 after
+ * printing why on stderr. Stopped with tq_test_redis_stop(). */
+int tq_test_sentinel_start(tq_test_redis *srv, int master_port, const char *name,
+                           const char *password);
 
 /* Stops the server process (SIGTERM, then SIGKILL after 5 s) but keeps its
  * port and directory for tq_test_redis_restart(). Returns 0 or -1. */

@@ -789,6 +789,121 @@ static void test_check_says_why(void **state)
     free(log);
 }
 
+/* ---- Sentinel ---- */
+
+/* Waits (up to 5 s) until a connection to url answers PING, sleeping the
+ * backoff in between; returns the connection. */
+static tq_conn *sentinel_conn(const char *url)
+{
+    tq_conn *c = conn_to(url, "sentinel-test");
+    wait_for_pong(c, 5000);
+    return c;
+}
+
+/* The connection asks the sentinel where the master is, and writes there;
+ * a second sentinel that is down is passed over. */
+static void test_sentinel_finds_the_master(void **state)
+{
+    (void)state;
+    tq_test_redis sen;
+    assert_int_equal(tq_test_sentinel_start(&sen, srv.port, "mm", NULL), 0);
+    char url[512];
+    int dead = tq_test_free_port();
+    snprintf(url, sizeof url, "redis-sentinel://127.0.0.1:%d,127.0.0.1:%d/0?master=mm",
+             dead, sen.port);
+    tq_conn *c = sentinel_conn(url);
+    want_status(tq_conn_cmd(c, "SET %s %s", "where", "master"), "OK");
+    want_string(tq_test_redis_cmd(&srv, "GET where"), "master");
+    tq_conn_free(c);
+    tq_test_redis_stop(&sen);
+}
+
+/* What each sentinel said is the error: none answers, none knows the
+ * master, or the sentinels want a password the URL does not give. */
+static void test_sentinel_errors_say_why(void **state)
+{
+    (void)state;
+    tq_test_redis sen;
+    assert_int_equal(tq_test_sentinel_start(&sen, srv.port, "mm", "sen-pw"), 0);
+    char url[512];
+    int a = tq_test_free_port(), b = tq_test_free_port();
+
+    snprintf(url, sizeof url, "redis-sentinel://127.0.0.1:%d,127.0.0.1:%d?master=mm", a,
+             b);
+    tq_conn *c = conn_to(url, "sentinel-test");
+    assert_null(tq_conn_cmd(c, "PING"));
+    char want[64];
+    snprintf(want, sizeof want, "sentinel 127.0.0.1:%d: ", a);
+    TQ_ASSERT_CONTAINS(tq_conn_last_error(c), want);
+    snprintf(want, sizeof want, "; sentinel 127.0.0.1:%d: ", b);
+    TQ_ASSERT_CONTAINS(tq_conn_last_error(c), want);
+    assert_int_equal(tq_conn_error(c), TQ_CONN_UNREACHABLE);
+    tq_conn_free(c);
+
+    snprintf(url, sizeof url,
+             "redis-sentinel://127.0.0.1:%d?master=other&sentinel_password=sen-pw",
+             sen.port);
+    c = conn_to(url, "sentinel-test");
+    assert_null(tq_conn_cmd(c, "PING"));
+    TQ_ASSERT_CONTAINS(tq_conn_last_error(c), "it watches no master named other");
+    tq_conn_free(c);
+
+    /* No password, and a wrong one: a refused login, never the password. */
+    snprintf(url, sizeof url, "redis-sentinel://127.0.0.1:%d?master=mm", sen.port);
+    c = conn_to(url, "sentinel-test");
+    assert_null(tq_conn_cmd(c, "PING"));
+    TQ_ASSERT_CONTAINS(tq_conn_last_error(c), "NOAUTH");
+    assert_int_equal(tq_conn_error(c), TQ_CONN_AUTH);
+    tq_conn_free(c);
+    snprintf(url, sizeof url,
+             "redis-sentinel://127.0.0.1:%d?master=mm&sentinel_password=Wr0ngPw",
+             sen.port);
+    c = conn_to(url, "sentinel-test");
+    assert_null(tq_conn_cmd(c, "PING"));
+    TQ_ASSERT_CONTAINS(tq_conn_last_error(c), "AUTH: WRONGPASS");
+    TQ_ASSERT_NOT_CONTAINS(tq_conn_last_error(c), "Wr0ngPw");
+    assert_int_equal(tq_conn_error(c), TQ_CONN_AUTH);
+    tq_conn_free(c);
+
+    /* The right one works. */
+    c = sentinel_conn(sen.url);
+    tq_conn_free(c);
+    tq_test_redis_stop(&sen);
+}
+
+/* A master the sentinels name but that is a replica now (a failover under
+ * way) is not used; and a write that a replica refuses (READONLY) drops the
+ * connection as a lost one: the command did not run. */
+static void test_sentinel_master_that_is_a_replica(void **state)
+{
+    (void)state;
+    tq_test_redis other, sen;
+    assert_int_equal(tq_test_redis_start_with(&other, NULL, 0), 0);
+    assert_int_equal(tq_test_sentinel_start(&sen, srv.port, "mm", NULL), 0);
+    tq_conn *c = sentinel_conn(sen.url);
+    tq_conn *plain = conn_to(srv.url, "plain");
+    ping_ok(plain);
+
+    /* srv becomes a replica of other: the sentinel still names it (it is
+     * not down, so no failover follows). */
+    want_status(tq_test_redis_cmd(&srv, "REPLICAOF 127.0.0.1 %d", other.port), "OK");
+    assert_null(tq_conn_cmd(plain, "SET %s %s", "k", "v"));
+    TQ_ASSERT_CONTAINS(tq_conn_last_error(plain), "READONLY");
+    assert_int_equal(tq_conn_error(plain), TQ_CONN_UNREACHABLE);
+    assert_null(tq_conn_cmd(c, "SET %s %s", "k", "v"));
+    tq_conn_free(c);
+    c = conn_to(sen.url, "sentinel-test");
+    assert_null(tq_conn_cmd(c, "PING"));
+    TQ_ASSERT_CONTAINS(tq_conn_last_error(c), "as master mm, but it is a slave");
+
+    want_status(tq_test_redis_cmd(&srv, "REPLICAOF NO ONE"), "OK");
+    wait_for_pong(c, 5000);
+    tq_conn_free(c);
+    tq_conn_free(plain);
+    tq_test_redis_stop(&sen);
+    tq_test_redis_stop(&other);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, NULL)
@@ -812,6 +927,9 @@ int main(void)
         T(test_pipeline),
         T(test_roundtrips_count_flushes),
         T(test_lost_pipeline_recovers),
+        T(test_sentinel_finds_the_master),
+        T(test_sentinel_errors_say_why),
+        T(test_sentinel_master_that_is_a_replica),
     };
 #undef T
     return cmocka_run_group_tests_name("conn", tests, group_setup, group_teardown);
