@@ -34,7 +34,7 @@
 struct beat {
     tq_conn *conn;
     char prefix[TQ_CONFIG_NAME_MAX];
-    char where[TQ_URL_HOST_MAX + 64]; /* the Redis URL without password */
+    char where[TQ_URL_SHOWN_MAX]; /* the Redis URL without password */
     beat_seed seed;                   /* the --schedules file until upserted */
     beat_lease lease;                 /* P:beat:leader */
     beat_reload reload;               /* P:schedules into table */
@@ -43,6 +43,7 @@ struct beat {
     beat_sync sync;                   /* P:schedule-state into table */
     beat_publish publish;             /* the due ticks of heap */
     int redis_ok; /* the last lease renewal succeeded, no failure since */
+    uint64_t connects; /* tq_conn_connects(conn) as last seen */
     int64_t check_due_mono;
     int64_t promote_due_mono;
     int stopped; /* a stop signal came while beat_new() read the file */
@@ -97,6 +98,17 @@ int64_t beat_step(beat *b, int64_t now_ms, int64_t mono_ms)
         if ((rc = beat_reload_check(&b->reload, b->conn, &b->sync, b->lease.leader,
                                     now_ms)) < 0)
             redis_failed(b, rc);
+    }
+    /* A new connection may be to another Redis: a replica promoted by a
+     * failover, which lacks the old master's last publications, or a Redis
+     * restarted without them. The leader reads the state again before it
+     * publishes, so that it publishes those ticks again instead of
+     * skipping them. (After any failure the lease renewal is a step's
+     * first call, so a new connection shows here before the next publish.) */
+    if (tq_conn_connects(b->conn) != b->connects) {
+        if (b->connects && b->lease.leader)
+            beat_sync_all(&b->sync);
+        b->connects = tq_conn_connects(b->conn);
     }
     if (b->redis_ok && b->lease.leader && b->reload.loaded &&
         (rc = beat_sync_run(&b->sync, b->conn, &b->table, &b->heap, now_ms)) < 0)
@@ -232,6 +244,8 @@ beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
         rc = beat_sync_init(&b->sync, b->prefix);
     if (rc == 0)
         rc = beat_publish_init(&b->publish, b->prefix, id, catchup_max);
+    b->publish.wait_replicas = cfg->wait_replicas;
+    b->publish.wait_timeout_ms = cfg->wait_timeout_ms;
     if (rc == TQ_ENOMEM) {
         err[0] = '\0';
         goto fail;

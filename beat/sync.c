@@ -142,7 +142,11 @@ int beat_sync_run(beat_sync *s, tq_conn *conn, const beat_table *t, beat_heap *h
                 int64_t tick;
                 int prc = parse_tick(r->element[x], &tick);
                 beat_sync_held(s, e, prc == TQ_EINVAL, r->element[x]);
-                if (prc == 0 && (e->last == BEAT_ENTRY_NO_TICK || tick > e->last))
+                /* The state in Redis is the truth, even when it is behind
+                 * what this beat published: a failover to a replica that
+                 * lacked the last publications, or a restart that lost
+                 * them. Those ticks are then due again. */
+                if (prc == 0)
                     e->last = tick;
             }
             at += r->type == REDIS_REPLY_ARRAY ? r->elements : 0;

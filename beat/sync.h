@@ -1,12 +1,16 @@
 /* beat_sync: reading P:schedule-state, what has been published, by this
  * beat or another, into the entries' last ticks.
  *
- * A beat reads it for every schedule when it becomes the leader (or its
- * connection is new: Redis may have restarted), and for a definition that
+ * A beat reads it for every schedule when it becomes the leader (or, as
+ * the leader, gets a new connection: Redis may have restarted or failed
+ * over), and for a definition that
  * appeared or changed; after that, as the leader, it knows the state,
  * because only it writes there. HMGETs of BEAT_SYNC_CHUNK names,
- * BEAT_SYNC_PIPELINE of them in flight. A value that is not a tick holds
- * its schedule back (logged once) until it is a tick again or deleted. */
+ * BEAT_SYNC_PIPELINE of them in flight. A tick read replaces the entry's
+ * last tick even when it is older (the publications after it were lost
+ * with a failed master or a restart: they are due again); a missing field
+ * leaves it. A value that is not a tick holds its schedule back (logged
+ * once) until it is a tick again or deleted. */
 #ifndef TQ_BEAT_SYNC_H
 #define TQ_BEAT_SYNC_H
 

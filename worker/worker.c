@@ -47,6 +47,7 @@ typedef struct {
     char running_id[TQ_MSG_ID_MAX]; /* the slow task running now, "" for none */
     int64_t running_ttl_ms;         /* its lock's lifetime, renewed by the heartbeat */
     uint64_t rng;                   /* xorshift state for retry jitter */
+    uint64_t connects;              /* conn's connections as last seen */
 } task_thread;
 
 /* A message seen in the processing list without a thread holding it. */
@@ -78,6 +79,8 @@ struct worker {
     _Atomic int64_t retry_due; /* earliest retry the threads scheduled, wall ms */
     suspect *suspects;         /* the heartbeat thread's own */
     int nsuspects;
+    uint64_t hb_connects;      /* hb_conn's connections as last seen */
+    int64_t reap_after_ms;     /* monotonic: no reaping before (see heartbeat_once) */
     int64_t started_ms;
     atomic_llong processed, failed, dead, retried;
 };
@@ -588,6 +591,15 @@ static void *task_thread_main(void *arg)
             pause_after_error(w, t->conn, n);
             continue;
         }
+        /* A new connection may be to another Redis: a replica promoted by
+         * a failover holds a prefix of the old master's writes, and a
+         * completion lost with the old master left its message in our
+         * processing list there, held by no thread. The sweep requeues it. */
+        if (tq_conn_connects(t->conn) != t->connects) {
+            if (t->connects)
+                atomic_store(&w->resync, 1);
+            t->connects = tq_conn_connects(t->conn);
+        }
         if (n == 0)
             continue;
         pthread_mutex_lock(&t->held_lock);
@@ -732,7 +744,19 @@ static void heartbeat_once(worker *w)
         for (int i = 0; i < w->q.nqueues; i++)
             atomic_store(&w->paused[i], paused[i]);
     extend_locks(w);
-    worker_queue_reap(w->hb_conn, &w->q, now);
+    /* After a Redis outage every worker's heartbeat is old, and the others
+     * may not have reconnected yet: the reaper waits one liveness window
+     * from its own reconnection, lest it reap workers that are alive. */
+    int64_t mono = tq_clock_mono_ms();
+    if (tq_conn_connects(w->hb_conn) != w->hb_connects) {
+        if (w->hb_connects) {
+            w->reap_after_ms = mono + w->q.liveness_ms;
+            atomic_store(&w->resync, 1);
+        }
+        w->hb_connects = tq_conn_connects(w->hb_conn);
+    }
+    if (mono >= w->reap_after_ms)
+        worker_queue_reap(w->hb_conn, &w->q, now);
     sweep_orphans(w);
 }
 
@@ -844,7 +868,7 @@ static void deregister_worker(worker *w)
 int worker_run(worker *w, volatile sig_atomic_t *stop)
 {
     w->stop = stop;
-    char where[TQ_URL_HOST_MAX + 64];
+    char where[TQ_URL_SHOWN_MAX];
     tq_url_redacted(&w->url, where, sizeof where);
     w->started_ms = tq_clock_wall_ms();
     tq_info("worker %s starting: %d thread(s), queues %s%s, redis %s", w->q.id,

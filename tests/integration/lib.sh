@@ -95,6 +95,50 @@ tq_redis_stop() {
     REDIS_PID=
 }
 
+# tq_sentinel_start: a replica of the test's redis and three sentinels
+# that watch it as master "tq" (quorum 2), declaring it down after 1 s
+# without an answer. Waits until the replica is in sync and every sentinel
+# knows the replica and the two other sentinels. Sets REPLICA_PORT,
+# SENTINEL_PORTS and SENTINEL_URL (db 0 of the master).
+tq_sentinel_start() {
+    REPLICA_PORT=$(tq_free_port)
+    mkdir -p "$TQ_TMP/replica"
+    redis-server --port "$REPLICA_PORT" --bind 127.0.0.1 --dir "$TQ_TMP/replica" \
+        --save '' --appendonly yes --appendfsync always \
+        --replicaof 127.0.0.1 "$REDIS_PORT" \
+        --logfile "$TQ_TMP/replica.log" --daemonize no &
+    TQ_PIDS+=("$!")
+    tq_wait_for 20 "the replica in sync" \
+        'redis-cli -p "$REPLICA_PORT" INFO replication | grep -q "master_link_status:up"'
+    SENTINEL_PORTS=()
+    local i port hosts=
+    for i in 1 2 3; do
+        port=$(tq_free_port)
+        SENTINEL_PORTS+=("$port")
+        mkdir -p "$TQ_TMP/sentinel$i"
+        printf '%s\n' "port $port" "bind 127.0.0.1" "dir $TQ_TMP/sentinel$i" \
+            "sentinel monitor tq 127.0.0.1 $REDIS_PORT 2" \
+            "sentinel down-after-milliseconds tq 1000" \
+            "sentinel failover-timeout tq 10000" \
+            "sentinel parallel-syncs tq 1" >"$TQ_TMP/sentinel$i/sentinel.conf"
+        redis-server "$TQ_TMP/sentinel$i/sentinel.conf" --sentinel \
+            --logfile "$TQ_TMP/sentinel$i.log" --daemonize no &
+        TQ_PIDS+=("$!")
+        hosts="$hosts${hosts:+,}127.0.0.1:$port"
+    done
+    for port in "${SENTINEL_PORTS[@]}"; do
+        tq_wait_for 30 "sentinel $port knows the replica and the two other sentinels" \
+            "[ \"\$(redis-cli -p $port SENTINEL replicas tq | grep -c '^name\$')\" = 1 ] &&
+             [ \"\$(redis-cli -p $port SENTINEL sentinels tq | grep -c '^name\$')\" = 2 ]"
+    done
+    SENTINEL_URL="redis-sentinel://$hosts/0?master=tq"
+}
+
+# tq_sentinel_master: the master's port, as the first sentinel says.
+tq_sentinel_master() {
+    redis-cli -p "${SENTINEL_PORTS[0]}" SENTINEL get-master-addr-by-name tq | sed -n 2p
+}
+
 # The namespace must be empty: a test never runs on someone's data.
 tq_require_empty() {
     local n
