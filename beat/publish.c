@@ -312,6 +312,8 @@ int beat_publish_due(beat_publish *p, tq_conn *conn, beat_heap *h, beat_sync *s,
     }
     if (rollback)
         beat_heap_build(h);
+    if (n > 0 && rc == 0)
+        tq_broker_wait(conn, p->wait_replicas, p->wait_timeout_ms);
     if (lost)
         beat_lease_lost(l, "the lease changed hands before a tick was published");
     return rc;

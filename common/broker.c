@@ -100,6 +100,28 @@ static void fcall_free(fcall *f)
     free(f->l);
 }
 
+int tq_broker_wait(tq_conn *c, int replicas, int64_t timeout_ms)
+{
+    static _Atomic int64_t warned_ms = 0;
+    if (replicas <= 0)
+        return 0;
+    redisReply *r = tq_conn_cmd(c, "WAIT %d %lld", replicas, (long long)timeout_ms);
+    if (!r)
+        return TQ_EREDIS;
+    long long got = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    int64_t now = tq_clock_mono_ms(), last = atomic_load(&warned_ms);
+    if (got < replicas && (last == 0 || now - last >= 60000) &&
+        atomic_compare_exchange_strong(&warned_ms, &last, now ? now : 1))
+        tq_warn("WAIT %d %lld: %s; the writes stand, but a failover before they reach a "
+                "replica loses them (this warning is repeated at most once a minute)",
+                replicas, (long long)timeout_ms,
+                got >= 0 ? "fewer replicas acknowledged in time"
+                : r->type == REDIS_REPLY_ERROR ? r->str
+                                               : "an unexpected reply");
+    freeReplyObject(r);
+    return got < 0 ? 0 : (int)got;
+}
+
 int tq_broker_append(tq_conn *c, const char *name, int nkeys, int nargs,
                      const char **argv, const size_t *lens)
 {

@@ -48,6 +48,14 @@ int tq_broker_append(tq_conn *c, const char *name, int nkeys, int nargs,
  * Redis refuses it (the error is logged). */
 int tq_broker_load(tq_conn *c);
 
+/* Durability (--wait-replicas): waits until `replicas` replicas have every
+ * write c made so far (WAIT), at most timeout_ms. Returns how many do
+ * (which may be fewer: the writes stand, and a failover to a replica that
+ * lacks them loses them, see docs/DEPLOYMENT.md), or TQ_EREDIS. Logs a
+ * warning, at most once a minute, when fewer answered. replicas <= 0
+ * returns 0 at once. */
+int tq_broker_wait(tq_conn *c, int replicas, int64_t timeout_ms);
+
 /* 1 if r says the library is missing or of another version. */
 int tq_broker_needs_load(const redisReply *r);
 

@@ -54,7 +54,8 @@ typedef struct {
 static const opt options[] = {
     {"redis-url", 0, "TICKQ_REDIS_URL", "redis://127.0.0.1:6379/0", OPT_URL, F(redis_url),
      0, 0, TQ_PROG_ALL,
-     "Redis to use: redis://[:password@]host[:port][/db] or unix:///path[?db=N]"},
+     "Redis to use: redis://[:password@]host[:port][/db], unix:///path[?db=N] or "
+     "redis-sentinel://[:password@]host[:port][,host[:port]...][/db]?master=NAME"},
     {"prefix", 0, "TICKQ_PREFIX", "tickq", OPT_NAME, F(prefix), 0, 0, TQ_PROG_ALL,
      "prefix of every Redis key"},
     {"log-level", 0, "TICKQ_LOG_LEVEL", "info", OPT_LEVEL, F(log_level), 0, 0,
@@ -63,6 +64,13 @@ static const opt options[] = {
      TQ_PROG_ALL, "text or json"},
     {"check", 0, "TICKQ_CHECK", "false", OPT_BOOL, F(check), 0, 0, TQ_PROG_ALL,
      "health check: exit 0 if Redis answers PING, else 1 and why on stderr"},
+    {"wait-replicas", 0, "TICKQ_WAIT_REPLICAS", "0", OPT_INT, F(wait_replicas), 0, 100,
+     TQ_PROG_BEAT | TQ_PROG_WORKER,
+     "durability: after each batch of publications or completions, wait until this many "
+     "replicas have it (WAIT); 0 does not wait"},
+    {"wait-timeout", 0, "TICKQ_WAIT_TIMEOUT", "1", OPT_SECONDS, F(wait_timeout_ms), 0.001,
+     60, TQ_PROG_BEAT | TQ_PROG_WORKER,
+     "the longest wait for --wait-replicas, in seconds (then it goes on, and warns)"},
     {"schedules", 0, "TICKQ_SCHEDULES", "", OPT_STR, F(schedules), 0, 0, TQ_PROG_BEAT,
      "JSON file of schedules upserted into Redis at start"},
     {"beat-id", 0, "TICKQ_BEAT_ID", "", OPT_STR, F(beat_id), 0, 0, TQ_PROG_BEAT,

@@ -32,6 +32,9 @@ typedef struct {
     tq_log_level log_level;
     tq_log_format log_format;
     int check; /* --check: exit 0 if Redis answers, 1 otherwise */
+    /* beat and worker */
+    int wait_replicas;       /* WAIT for this many replicas after each batch; 0: none */
+    int64_t wait_timeout_ms; /* ... at most this long */
     /* beat */
     char schedules[TQ_CONFIG_STR_MAX]; /* seed file, "" for none */
     char beat_id[TQ_CONFIG_NAME_MAX];  /* "" means host-pid-random */

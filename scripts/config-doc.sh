@@ -38,11 +38,23 @@ code 2; nothing starts.
   of an option's range are refused, never cut.
 - `--from` and `--count` only apply to the dry run: without `--next-runs` they
   are an error, as is `--check` together with `--next-runs`.
-- `--redis-url` is `redis://[user[:password]@]host[:port][/db]` or
-  `unix:///path[?db=N]`. A host is a DNS name, an IPv4 address or an IPv6
-  address in brackets; a space or control byte anywhere in the URL is refused
-  (write a space in a password as `%20`). No message shows the password: a
-  URL is printed as `redis://:***@host:port/db`.
+- `--redis-url` is `redis://[user[:password]@]host[:port][/db]`,
+  `unix:///path[?db=N]`, or for Redis behind Sentinel
+  `redis-sentinel://[user[:password]@]host[:port][,host[:port]...][/db]?master=NAME`
+  with the sentinels (port 26379 by default, 16 at most) and the name they
+  know the master by; the user and password are the master's, and
+  `&sentinel_user=USER&sentinel_password=PASSWORD` log in to sentinels
+  that have their own (docs/DEPLOYMENT.md). A host is a DNS name, an IPv4
+  address or an IPv6 address in brackets; a space or control byte anywhere
+  in the URL is refused (write a space in a password as `%20`, an `&` in a
+  sentinel password as `%26`). No message shows a password: a URL is
+  printed as `redis://:***@host:port/db`, a sentinel password as
+  `sentinel_password=***`.
+- `--wait-replicas N` (beat and worker) makes every batch of publications
+  and completions wait (`WAIT N`) until N replicas have it, at most
+  `--wait-timeout` seconds; after that it goes on and warns (once a minute
+  at most). It narrows the window in which a failover loses acknowledged
+  work; docs/DEPLOYMENT.md says what it costs and what it cannot promise.
 
 `--check` sends one PING. When it fails it prints one line that says why on
 stderr, e.g. `tickq-worker: --check: redis redis://:***@db:6379/0:

@@ -63,6 +63,8 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
     q->timeout_ms = cfg->timeout_ms;
     q->done_ttl_ms = cfg->done_ttl_ms;
     q->result_ttl_ms = cfg->result_ttl_ms;
+    q->wait_replicas = cfg->wait_replicas;
+    q->wait_timeout_ms = cfg->wait_timeout_ms;
     q->max_deliveries = cfg->max_deliveries;
     return bad ? TQ_ETOOBIG : 0;
 }
@@ -627,6 +629,9 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
         for (int i = 0; i < n; i++)
             if (items[i].op != WORKER_OP_NONE)
                 items[i].applied = (int)r->element[t++]->integer;
+        /* Applied: a failed WAIT changes nothing but the odds of a
+         * failover losing it (it warns). */
+        tq_broker_wait(c, q->wait_replicas, q->wait_timeout_ms);
     }
     freeReplyObject(r);
 out:

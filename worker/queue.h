@@ -106,6 +106,8 @@ typedef struct {
     char prefix[TQ_CONFIG_NAME_MAX];
     int64_t liveness_ms, timeout_ms, done_ttl_ms, result_ttl_ms;
     int max_deliveries;
+    int wait_replicas; /* --wait-replicas: WAIT after each completion batch */
+    int64_t wait_timeout_ms;
 } worker_queue;
 
 /* Fills *q for worker id from cfg. Returns 0 or TQ_ETOOBIG. */
