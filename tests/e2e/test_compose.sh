@@ -4,7 +4,10 @@
 # advances through the published port, that the queue holds protocol v1 JSON
 # (read with redis-cli inside the redis container), that `docker kill` of a
 # worker and a restart of the redis container lose nothing, and that at the
-# end the timer's seconds equal the ticks published, each run once. Starts a
+# end the timer's seconds equal the ticks published, each run once; then the
+# same with docker-compose.sentinel.yml (a replica and three sentinels): the
+# redis master container killed, the timer goes on on the promoted replica,
+# each tick done once. Starts a
 # Docker engine if none runs, builds the base images if no registry has them,
 # and tears everything down (down -v) even on failure. Reports build time
 # and image sizes.
@@ -141,3 +144,25 @@ expect=$(( published < 100 ? published : 100 ))
 want="Minute: $((published / 60)), Second: $((published % 60))"
 [ "$(timer)" = "$want" ] || fail "/timer says '$(timer)', expected '$want'"
 log "ok: timer = $published = ticks published, each run once; /timer says '$want'"
+
+# ---- Redis behind Sentinel (docker-compose.sentinel.yml): the master killed
+"${DCP[@]}" down -v --remove-orphans >/dev/null 2>&1
+DCP=("${DC[@]}" -f docker-compose.yml -f docker-compose.sentinel.yml -p "$PROJECT")
+sentinel() { "${DCP[@]}" exec -T sentinel1 redis-cli -p 26379 "$@" | tr -d '\r'; }
+"${DCP[@]}" up -d --scale worker=2 >/dev/null 2>&1
+wait_for 90 "/timer with Sentinel" '[[ "$(timer)" =~ ^Minute:\ 0,\ Second:\ ([3-9]|[1-9][0-9])$ ]]'
+wait_for 30 "the sentinels to know the replica" '[ "$(sentinel SENTINEL replicas tickq | grep -c "^name$")" = 1 ]'
+"${DCP[@]}" kill redis >/dev/null 2>&1
+killed=$SECONDS
+log "killed the redis master container"
+wait_for 30 "the sentinels to promote the replica" '[ "$(sentinel SENTINEL get-master-addr-by-name tickq | head -n1)" = redis-replica ]'
+rcli() { "${DCP[@]}" exec -T redis-replica redis-cli "$@" | tr -d '\r'; }
+s0=$(seconds)
+wait_for 30 "the timer to advance on the new master" '[ "$(seconds)" -ge $((s0 + 2)) ]'
+log "ok: the timer advances on the promoted replica, $((SECONDS - killed)) s after the kill"
+"${DCP[@]}" stop beat >/dev/null 2>&1
+wait_for 60 "timer = ticks done, queue and processing lists empty" \
+    '[ "$(seconds)" = "$(rcli --scan --pattern "tickq:result:timer@*" | wc -l)" ] && [ "$(rcli LLEN tickq:queue:default)" = 0 ] && [ -z "$(rcli --scan --pattern "tickq:processing:*")" ]'
+ids=$(rcli LRANGE tickq:history:timer 0 -1 | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort)
+[ -z "$(echo "$ids" | uniq -d)" ] || fail "ticks run twice: $(echo "$ids" | uniq -d)"
+log "ok: with Sentinel, timer = $(seconds) = ticks done, each once, after the master's death"
