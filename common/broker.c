@@ -58,6 +58,16 @@ typedef struct {
     char fname[64], nk[16];
 } fcall;
 
+int tq_broker_read_only(const char *name)
+{
+    static const char *const ro[] = {"version", "info", "dead_page", "hgetall_bounded",
+                                     "list_read"};
+    for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++)
+        if (strcmp(name, ro[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* Builds f. Returns 0, TQ_EINVAL for a bad count or TQ_ENOMEM; free it
  * with fcall_free() in every case. */
 static int fcall_make(fcall *f, const char *name, int nkeys, int nargs, const char **argv,
@@ -75,7 +85,7 @@ static int fcall_make(fcall *f, const char *name, int nkeys, int nargs, const ch
     snprintf(f->fname, sizeof f->fname, "tickq_%s", name);
     snprintf(f->nk, sizeof f->nk, "%d", nkeys);
     const char **v = f->v;
-    v[0] = "FCALL";
+    v[0] = tq_broker_read_only(name) ? "FCALL_RO" : "FCALL";
     v[1] = f->fname;
     v[2] = f->nk;
     int k = 3;
@@ -115,7 +125,7 @@ int tq_broker_wait(tq_conn *c, int replicas, int64_t timeout_ms)
         tq_warn("WAIT %d %lld: %s; the writes stand, but a failover before they reach a "
                 "replica loses them (this warning is repeated at most once a minute)",
                 replicas, (long long)timeout_ms,
-                got >= 0 ? "fewer replicas acknowledged in time"
+                got >= 0                       ? "fewer replicas acknowledged in time"
                 : r->type == REDIS_REPLY_ERROR ? r->str
                                                : "an unexpected reply");
     freeReplyObject(r);

@@ -56,6 +56,11 @@ int tq_broker_load(tq_conn *c);
  * returns 0 at once. */
 int tq_broker_wait(tq_conn *c, int replicas, int64_t timeout_ms);
 
+/* 1 when tickq_<name> is registered with the 'no-writes' flag: calls of
+ * it are FCALL_RO, so that a user whose ACL allows only reads (tickq-web's
+ * without mutations, docs/DEPLOYMENT.md) may make them. */
+int tq_broker_read_only(const char *name);
+
 /* 1 if r says the library is missing or of another version. */
 int tq_broker_needs_load(const redisReply *r);
 

@@ -65,6 +65,57 @@ static void test_loads_when_missing(void **state)
     assert_int_equal(strlen(tq_broker_version), 12);
 }
 
+/* A function is called with FCALL_RO exactly when the library registers
+ * it with the 'no-writes' flag (FCALL_RO refuses any other, and a
+ * read-only user may make no FCALL). */
+static void test_read_only_functions_match_the_library(void **state)
+{
+    (void)state;
+    freeReplyObject(tq_broker_call(conn, "info", 0, 0, NULL, NULL));
+    redisReply *r = tq_test_redis_cmd(&srv, "FUNCTION LIST LIBRARYNAME tickq");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 1);
+    const redisReply *lib = r->element[0], *fns = NULL;
+    for (size_t i = 0; i + 1 < lib->elements; i += 2)
+        if (strcmp(lib->element[i]->str, "functions") == 0)
+            fns = lib->element[i + 1];
+    assert_non_null(fns);
+    int nro = 0;
+    for (size_t f = 0; f < fns->elements; f++) {
+        const redisReply *fn = fns->element[f];
+        const char *name = NULL;
+        int no_writes = 0;
+        for (size_t i = 0; i + 1 < fn->elements; i += 2) {
+            if (strcmp(fn->element[i]->str, "name") == 0)
+                name = fn->element[i + 1]->str;
+            if (strcmp(fn->element[i]->str, "flags") == 0)
+                for (size_t k = 0; k < fn->element[i + 1]->elements; k++)
+                    no_writes |=
+                        strcmp(fn->element[i + 1]->element[k]->str, "no-writes") == 0;
+        }
+        assert_non_null(name);
+        assert_int_equal(strncmp(name, "tickq_", 6), 0);
+        if (tq_broker_read_only(name + 6) != no_writes)
+            fail_msg("%s: 'no-writes' %d, but tq_broker_read_only says %d", name,
+                     no_writes, tq_broker_read_only(name + 6));
+        nro += no_writes;
+    }
+    assert_true(nro >= 4);
+    freeReplyObject(r);
+    /* And such a call is made with FCALL_RO. */
+    freeReplyObject(tq_test_redis_cmd(&srv, "CONFIG RESETSTAT"));
+    r = tq_broker_call(conn, "version", 0, 0, NULL, NULL);
+    assert_non_null(r);
+    TQ_ASSERT_STR(r->str, tq_broker_version);
+    freeReplyObject(r);
+    r = tq_test_redis_cmd(&srv, "INFO commandstats");
+    assert_non_null(r);
+    TQ_ASSERT_CONTAINS(r->str, "cmdstat_fcall_ro:calls=1,");
+    TQ_ASSERT_NOT_CONTAINS(r->str, "cmdstat_fcall:");
+    freeReplyObject(r);
+}
+
 /* The limits written in the Lua library are the C headers' numbers. */
 static void test_limits_match_the_headers(void **state)
 {
@@ -678,6 +729,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_loads_when_missing, setup),
         cmocka_unit_test_setup(test_limits_match_the_headers, setup),
+        cmocka_unit_test_setup(test_read_only_functions_match_the_library, setup),
         cmocka_unit_test_setup(test_replaces_another_version, setup),
         cmocka_unit_test_setup(test_refuses_another_caller, setup),
         cmocka_unit_test_setup(test_dead_letters_match_the_codec, setup),
