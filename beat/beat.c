@@ -35,15 +35,15 @@ struct beat {
     tq_conn *conn;
     char prefix[TQ_CONFIG_NAME_MAX];
     char where[TQ_URL_SHOWN_MAX]; /* the Redis URL without password */
-    beat_seed seed;                   /* the --schedules file until upserted */
-    beat_lease lease;                 /* P:beat:leader */
-    beat_reload reload;               /* P:schedules into table */
-    beat_table table;                 /* every field of P:schedules */
-    beat_heap heap;                   /* borrowed from table: the good, enabled ones */
-    beat_sync sync;                   /* P:schedule-state into table */
-    beat_publish publish;             /* the due ticks of heap */
-    int redis_ok; /* the last lease renewal succeeded, no failure since */
-    uint64_t connects; /* tq_conn_connects(conn) as last seen */
+    beat_seed seed;               /* the --schedules file until upserted */
+    beat_lease lease;             /* P:beat:leader */
+    beat_reload reload;           /* P:schedules into table */
+    beat_table table;             /* every field of P:schedules */
+    beat_heap heap;               /* borrowed from table: the good, enabled ones */
+    beat_sync sync;               /* P:schedule-state into table */
+    beat_publish publish;         /* the due ticks of heap */
+    int redis_ok;                 /* the last lease renewal succeeded, no failure since */
+    uint64_t connects;            /* tq_conn_connects(conn) as last seen */
     int64_t check_due_mono;
     int64_t promote_due_mono;
     int stopped; /* a stop signal came while beat_new() read the file */
@@ -222,7 +222,7 @@ beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
     /* Every module is usable by beat_free() from here on. */
     beat_table_init(&b->table);
     beat_heap_init(&b->heap, beat_entry_before, offsetof(beat_entry, hpos));
-    if (tq_url_parse(cfg->redis_url, &url, err, errlen) < 0)
+    if (tq_config_url(cfg, &url, err, errlen) < 0)
         goto fail;
     tq_url_redacted(&url, b->where, sizeof b->where);
     snprintf(b->prefix, sizeof b->prefix, "%s", cfg->prefix);

@@ -23,7 +23,9 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (cfg.check) { /* one PING; on failure, one line that says why */
-        if (tq_conn_check(cfg.redis_url, "check", 1, err, sizeof err) == 0)
+        tq_url url;
+        if (tq_config_url(&cfg, &url, err, sizeof err) == 0 &&
+            tq_conn_check(&url, "check", 1, err, sizeof err) == 0)
             return 0;
         fprintf(stderr, "tickq-beat: --check: %s\n", err);
         return 1;

@@ -1,5 +1,6 @@
 /* The option table and its parser. */
 #include "common/config.h"
+#include "common/conn.h"
 #include "common/err.h"
 #include "common/url.h"
 
@@ -54,8 +55,18 @@ typedef struct {
 static const opt options[] = {
     {"redis-url", 0, "TICKQ_REDIS_URL", "redis://127.0.0.1:6379/0", OPT_URL, F(redis_url),
      0, 0, TQ_PROG_ALL,
-     "Redis to use: redis://[:password@]host[:port][/db], unix:///path[?db=N] or "
+     "Redis to use: redis://[:password@]host[:port][/db] (rediss:// for TLS), "
+     "unix:///path[?db=N] or "
      "redis-sentinel://[:password@]host[:port][,host[:port]...][/db]?master=NAME"},
+    {"redis-tls-ca", 0, "TICKQ_REDIS_TLS_CA", "", OPT_STR, F(redis_tls_ca), 0, 0,
+     TQ_PROG_ALL,
+     "rediss://: the CA certificate file (PEM) that signed the server's (default: the "
+     "system's CAs)"},
+    {"redis-tls-cert", 0, "TICKQ_REDIS_TLS_CERT", "", OPT_STR, F(redis_tls_cert), 0, 0,
+     TQ_PROG_ALL,
+     "rediss://: a client certificate file (PEM), for a Redis that asks for one"},
+    {"redis-tls-key", 0, "TICKQ_REDIS_TLS_KEY", "", OPT_STR, F(redis_tls_key), 0, 0,
+     TQ_PROG_ALL, "rediss://: the client certificate's private key file (PEM)"},
     {"prefix", 0, "TICKQ_PREFIX", "tickq", OPT_NAME, F(prefix), 0, 0, TQ_PROG_ALL,
      "prefix of every Redis key"},
     {"log-level", 0, "TICKQ_LOG_LEVEL", "info", OPT_LEVEL, F(log_level), 0, 0,
@@ -94,7 +105,8 @@ static const opt options[] = {
     {"queues", 'Q', "TICKQ_QUEUES", "default", OPT_QUEUES, F(queues), 0, 0,
      TQ_PROG_WORKER, "comma-separated queues, highest priority first"},
     {"liveness", 0, "TICKQ_LIVENESS", "10", OPT_SECONDS, F(liveness_ms), 2, 3600,
-     TQ_PROG_WORKER | TQ_PROG_WEB, "seconds without a heartbeat after which a worker is dead"},
+     TQ_PROG_WORKER | TQ_PROG_WEB,
+     "seconds without a heartbeat after which a worker is dead"},
     {"grace", 0, "TICKQ_GRACE", "10", OPT_SECONDS, F(grace_ms), 0, 3600, TQ_PROG_WORKER,
      "seconds a stopping worker waits for running tasks before requeueing them"},
     {"timeout", 0, "TICKQ_TIMEOUT", "30", OPT_SECONDS, F(timeout_ms), 0.001, 86400,
@@ -263,6 +275,9 @@ static int set_option(tq_config *cfg, const opt *o, const char *val, const char 
             return fail(err, errlen, "%s: the url is too long", origin);
         if (tq_url_parse(val, &url, urlerr, sizeof urlerr) < 0)
             return fail(err, errlen, "%s: %s", origin, urlerr);
+        if (url.tls && !tq_conn_tls())
+            return fail(err, errlen, "%s: a rediss:// url needs TLS, and %s", origin,
+                        tq_conn_tls_info());
         strcpy(field, val);
         return 0;
     case OPT_INT:
@@ -418,6 +433,33 @@ static int check_combinations(const tq_config *cfg, char given[][64], char *err,
     if (next_runs && check)
         return fail(err, errlen, "%s and %s exclude each other: a dry run needs no Redis",
                     check, next_runs);
+    const char *tls = NULL, *cert = NULL, *key = NULL;
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        if (strncmp(options[i].flag, "redis-tls-", 10) == 0 && given[i][0])
+            tls = given[i];
+        if (strcmp(options[i].flag, "redis-tls-cert") == 0 && given[i][0])
+            cert = given[i];
+        if (strcmp(options[i].flag, "redis-tls-key") == 0 && given[i][0])
+            key = given[i];
+    }
+    if ((cert != NULL) != (key != NULL))
+        return fail(err, errlen, "%s needs %s too", cert ? cert : key,
+                    cert ? "--redis-tls-key" : "--redis-tls-cert");
+    if (tls && strncmp(cfg->redis_url, "rediss://", 9) != 0)
+        return fail(err, errlen,
+                    "%s applies to a rediss:// url only (the url is not TLS): use "
+                    "rediss://, or leave %s out",
+                    tls, tls);
+    return 0;
+}
+
+int tq_config_url(const tq_config *cfg, tq_url *u, char *err, size_t errlen)
+{
+    if (tq_url_parse(cfg->redis_url, u, err, errlen) < 0)
+        return TQ_EINVAL;
+    snprintf(u->tls_ca, sizeof u->tls_ca, "%s", cfg->redis_tls_ca);
+    snprintf(u->tls_cert, sizeof u->tls_cert, "%s", cfg->redis_tls_cert);
+    snprintf(u->tls_key, sizeof u->tls_key, "%s", cfg->redis_tls_key);
     return 0;
 }
 

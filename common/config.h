@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "common/log.h"
+#include "common/url.h"
 
 #define TQ_CONFIG_STR_MAX 512   /* bytes with the NUL, for URLs and paths */
 #define TQ_CONFIG_NAME_MAX 65   /* bytes with the NUL, for prefix, ids, queues */
@@ -28,6 +29,9 @@ typedef enum {
 typedef struct {
     /* every program */
     char redis_url[TQ_CONFIG_STR_MAX];
+    char redis_tls_ca[TQ_CONFIG_STR_MAX];   /* rediss://: CA file, "" for the system's */
+    char redis_tls_cert[TQ_CONFIG_STR_MAX]; /* client certificate, "" for none */
+    char redis_tls_key[TQ_CONFIG_STR_MAX];  /* its private key */
     char prefix[TQ_CONFIG_NAME_MAX];
     tq_log_level log_level;
     tq_log_format log_format;
@@ -77,6 +81,10 @@ typedef const char *(*tq_config_getenv)(const char *name);
  * sentence naming the option in err. */
 int tq_config_parse(tq_config *cfg, tq_prog prog, int argc, char *const *argv,
                     tq_config_getenv getenv_fn, char *err, size_t errlen);
+
+/* Parses cfg's Redis URL into *u with the TLS files of --redis-tls-*.
+ * Returns 0, or TQ_EINVAL with err set (the password never in it). */
+int tq_config_url(const tq_config *cfg, tq_url *u, char *err, size_t errlen);
 
 /* Prints the options of prog: the --help text, or markdown table rows. */
 void tq_config_usage(tq_prog prog, FILE *out, int markdown);

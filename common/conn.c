@@ -5,12 +5,21 @@
 #include "common/err.h"
 #include "common/log.h"
 
+#include <arpa/inet.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#ifdef TQ_HAVE_TLS
+#include <hiredis/hiredis_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
 
 #define NAME_MAX_ 96
 
@@ -33,6 +42,9 @@ struct tq_conn {
     int sentinel_next;   /* the sentinel to ask first: the last that answered */
     char master_host[TQ_URL_HOST_MAX]; /* where the sentinels last said the master is */
     int master_port;
+#ifdef TQ_HAVE_TLS
+    SSL_CTX *tls; /* rediss://: made at the first connection, kept */
+#endif
     char error[TQ_CONN_ERROR_MAX]; /* why the last attempt failed, "" if none */
 };
 
@@ -72,8 +84,133 @@ void tq_conn_free(tq_conn *c)
         return;
     if (c->ctx)
         redisFree(c->ctx);
+#ifdef TQ_HAVE_TLS
+    SSL_CTX_free(c->tls);
+#endif
     free(c);
 }
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+#ifdef TQ_HAVE_TLS
+int tq_conn_tls(void)
+{
+    return 1;
+}
+
+const char *tq_conn_tls_info(void)
+{
+    return "yes (hiredis " STR(HIREDIS_MAJOR) "." STR(HIREDIS_MINOR) "." STR(
+        HIREDIS_PATCH) " with hiredis_ssl, " OPENSSL_VERSION_TEXT ")";
+}
+
+/* OpenSSL's last error as text into buf, or "unknown error". */
+static const char *ssl_error(char *buf, size_t len)
+{
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (!e)
+        return "unknown error";
+    ERR_error_string_n(e, buf, len);
+    return buf;
+}
+
+static void init_openssl(void)
+{
+    redisInitOpenSSL();
+}
+
+/* c's TLS settings, made at its first TLS connection and kept: TLS 1.2 at
+ * least, the server's certificate checked against the CA file (or the
+ * system's CAs), the client certificate when one is given. NULL with why
+ * set when a file cannot be used. */
+static SSL_CTX *tls_ctx(tq_conn *c, char *why, size_t whylen)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    char e[160];
+    if (c->tls)
+        return c->tls;
+    pthread_once(&once, init_openssl);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(why, whylen, "TLS: %s", ssl_error(e, sizeof e));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    const tq_url *u = &c->url;
+    const char *what = NULL, *path = "";
+    if (u->tls_ca[0] ? SSL_CTX_load_verify_locations(ctx, u->tls_ca, NULL) != 1
+                     : SSL_CTX_set_default_verify_paths(ctx) != 1)
+        what = "the CA file", path = u->tls_ca;
+    else if (u->tls_cert[0] && SSL_CTX_use_certificate_chain_file(ctx, u->tls_cert) != 1)
+        what = "the client certificate", path = u->tls_cert;
+    else if (u->tls_key[0] &&
+             (SSL_CTX_use_PrivateKey_file(ctx, u->tls_key, SSL_FILETYPE_PEM) != 1 ||
+              SSL_CTX_check_private_key(ctx) != 1))
+        what = "the client key", path = u->tls_key;
+    if (what) {
+        snprintf(why, whylen, "TLS: cannot use %s %.200s: %s", what, path,
+                 ssl_error(e, sizeof e));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    c->tls = ctx;
+    return ctx;
+}
+
+/* Starts TLS on c->ctx, connected to host. The server's certificate must
+ * chain to the CA and name host: a DNS name in its names, or an IP
+ * address in its IP addresses (OpenSSL checks both during the handshake;
+ * hiredis' own context would only send the name). Returns 0, or -1 with
+ * why set. */
+static int tls_start(tq_conn *c, const char *host, char *why, size_t whylen)
+{
+    char e[160];
+    SSL_CTX *ctx = tls_ctx(c, why, whylen);
+    if (!ctx)
+        return -1;
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl) {
+        snprintf(why, whylen, "TLS: %s", ssl_error(e, sizeof e));
+        return -1;
+    }
+    unsigned char addr[16];
+    int ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    int ok =
+        ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1
+           : SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
+    if (ok && redisInitiateSSL(c->ctx, ssl) == REDIS_OK)
+        return 0; /* c->ctx owns ssl now */
+    long v = SSL_get_verify_result(ssl);
+    snprintf(why, whylen, "TLS with %.64s: %s%s%s", host,
+             !ok ? "cannot set the server's name" : c->ctx->errstr,
+             v != X509_V_OK ? ": " : "",
+             v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+    SSL_free(ssl);
+    return -1;
+}
+#else
+int tq_conn_tls(void)
+{
+    return 0;
+}
+
+const char *tq_conn_tls_info(void)
+{
+    return "this build has none: hiredis " STR(HIREDIS_MAJOR) "." STR(
+        HIREDIS_MINOR) " has no hiredis_ssl (Debian 12's); TLS needs hiredis 1.x with "
+                       "hiredis_ssl (Debian 13), as in the container images";
+}
+
+static int tls_start(tq_conn *c, const char *host, char *why, size_t whylen)
+{
+    (void)c;
+    snprintf(why, whylen, "TLS with %.64s: %s", host, tq_conn_tls_info());
+    return -1;
+}
+#endif
 
 void tq_conn_set_timeout_ms(tq_conn *c, int64_t ms)
 {
@@ -134,20 +271,16 @@ const char *tq_conn_state_text(tq_conn_state s)
     return "?";
 }
 
-int tq_conn_check(const char *url, const char *name, int quiet, char *why, size_t whylen)
+int tq_conn_check(const tq_url *u, const char *name, int quiet, char *why, size_t whylen)
 {
-    tq_url u;
-    char err[TQ_CONN_ERROR_MAX];
-    if (tq_url_parse(url, &u, err, sizeof err) < 0)
-        return tq_err_set(TQ_EINVAL, why, whylen, "%s", err);
-    tq_conn *c = tq_conn_new(&u, name);
+    tq_conn *c = tq_conn_new(u, name);
     if (!c)
         return tq_err_set(TQ_ENOMEM, why, whylen, "out of memory");
     c->quiet = quiet;
     redisReply *r = tq_conn_cmd(c, "PING");
     int rc = 0;
     char where[TQ_URL_SHOWN_MAX];
-    tq_url_redacted(&u, where, sizeof where);
+    tq_url_redacted(u, where, sizeof where);
     if (!r)
         rc = tq_err_set(
             TQ_EREDIS, why, whylen, "redis %s: %s: %s", where,
@@ -462,6 +595,7 @@ int tq_conn_ensure(tq_conn *c)
         c->ctx = redisConnectWithTimeout(c->url.host, c->url.port, ct);
     if (c->ctx && !c->ctx->err && redisSetTimeout(c->ctx, rt) == REDIS_OK &&
         (c->url.is_unix || redisEnableKeepAlive(c->ctx) == REDIS_OK) &&
+        (!c->url.tls || tls_start(c, c->url.host, why, sizeof why) == 0) &&
         handshake(c, why, sizeof why) == 0 &&
         (!c->url.is_sentinel || check_role(c, why, sizeof why) == 0)) {
         c->connects++;

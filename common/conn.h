@@ -115,13 +115,21 @@ const char *tq_conn_state_text(tq_conn_state s);
  * valid until the next call on c; never holds a password. */
 const char *tq_conn_last_error(const tq_conn *c);
 
-/* One health check of the Redis at url (a string, parsed here): connects,
- * logs in and sends PING, once, without backoff. Returns 0 when PONG came
- * back; TQ_EINVAL for a bad url; TQ_EREDIS otherwise. On failure why gets a
+/* 1 when this build speaks TLS (rediss://): its hiredis has hiredis_ssl. */
+int tq_conn_tls(void);
+
+/* A sentence for --version and errors: "yes (hiredis 1.2.0 with OpenSSL ...)"
+ * or why not, "this build has none: ...". Static storage. */
+const char *tq_conn_tls_info(void);
+
+/* One health check of the Redis at url: connects, logs in and sends PING,
+ * once, without backoff. Returns 0 when PONG came back; TQ_EREDIS
+ * otherwise. On failure why gets a
  * sentence naming the (redacted) URL and the reason, e.g. "redis
  * redis://:***@db:6379/0: authentication failed: WRONGPASS ...". quiet 1
  * logs nothing (--check prints why itself); quiet 0 logs as every
  * connection does. Blocks at most the connect and command timeouts. */
-int tq_conn_check(const char *url, const char *name, int quiet, char *why, size_t whylen);
+int tq_conn_check(const tq_url *url, const char *name, int quiet, char *why,
+                  size_t whylen);
 
 #endif

@@ -34,7 +34,8 @@ int tq_proc_start(tq_config *cfg, tq_prog prog, const char *component,
         tq_config_usage(prog, stdout, 0);
         return 0;
     case TQ_EVERSION:
-        printf("tickq-%s %s\n", component, TICKQ_VERSION);
+        printf("tickq-%s %s\nTLS (rediss://): %s\n", component, TICKQ_VERSION,
+               tq_conn_tls_info());
         return 0;
     case TQ_EMARKDOWN:
         tq_config_usage(prog, stdout, 1);

@@ -222,12 +222,14 @@ int tq_url_parse(const char *s_in, tq_url *out, char *err, size_t errlen)
     const char *p;
     if (strncmp(s_in, "redis://", 8) == 0)
         p = s_in + 8;
+    else if (strncmp(s_in, "rediss://", 9) == 0)
+        p = s_in + 9, out->tls = 1;
     else if (strncmp(s_in, "redis-sentinel://", 17) == 0)
         p = s_in + 17, out->is_sentinel = 1;
     else
         return fail(err, errlen,
-                    "redis url '%s': must start with redis://, redis-sentinel:// or "
-                    "unix://",
+                    "redis url '%s': must start with redis://, rediss://, "
+                    "redis-sentinel:// or unix://",
                     s);
     for (const char *c = s_in; *c; c++)
         if ((unsigned char)*c <= 0x20 || *c == 0x7f)
@@ -335,9 +337,12 @@ void tq_url_redacted(const tq_url *u, char *buf, size_t len)
      * ACL user a failed login used. */
     char user[3 * TQ_URL_PASS_MAX];
     escape_user(u->user, user, sizeof user);
-    size_t n = (size_t)snprintf(
-        buf, len, "%s%s%s%s", u->is_sentinel ? "redis-sentinel://" : "redis://", user,
-        u->password[0] ? ":***" : "", u->password[0] || user[0] ? "@" : "");
+    size_t n = (size_t)snprintf(buf, len, "%s%s%s%s",
+                                u->is_sentinel ? "redis-sentinel://"
+                                : u->tls       ? "rediss://"
+                                               : "redis://",
+                                user, u->password[0] ? ":***" : "",
+                                u->password[0] || user[0] ? "@" : "");
     if (!u->is_sentinel) {
         n = put_host(buf, len, n, u->host, u->port);
     } else {

@@ -1,6 +1,7 @@
 /* Redis URLs, parsed into an open value:
  *
  *   redis://[[user]:password@]host[:port][/db]
+ *   rediss://[[user]:password@]host[:port][/db]     (TLS)
  *   unix:///path/to/socket[?db=N]
  *   redis-sentinel://[[user]:password@]host[:port][,host[:port]...][/db]
  *       ?master=NAME[&sentinel_user=USER][&sentinel_password=PASSWORD]
@@ -22,9 +23,11 @@
 #define TQ_URL_PASS_MAX 256 /* bytes with the NUL */
 #define TQ_URL_DEFAULT_PORT 6379
 #define TQ_URL_SENTINEL_PORT 26379
-#define TQ_URL_NODES_MAX 16 /* sentinels in one URL */
-#define TQ_URL_NAME_MAX 128 /* bytes of a master name, with the NUL */
-#define TQ_URL_SHOWN_MAX 640 /* enough for tq_url_redacted() of any URL a program takes */
+#define TQ_URL_NODES_MAX 16  /* sentinels in one URL */
+#define TQ_URL_NAME_MAX 128  /* bytes of a master name, with the NUL */
+#define TQ_URL_SHOWN_MAX 640 /* enough for tq_url_redacted() of any URL a program takes  \
+                              */
+#define TQ_URL_PATH_MAX 512  /* bytes of a TLS file's path, with the NUL */
 
 typedef struct {
     char host[TQ_URL_HOST_MAX]; /* host name, IPv4/IPv6 literal */
@@ -34,6 +37,7 @@ typedef struct {
 typedef struct {
     int is_unix;                    /* 1: host is a socket path */
     int is_sentinel;                /* 1: nodes are sentinels, master their master */
+    int tls;                        /* rediss:// */
     char host[TQ_URL_HOST_MAX];     /* host name, IPv4/IPv6 literal, or path; a
                                        sentinel URL's first sentinel */
     int port;                       /* 1..65535; unused for unix */
@@ -45,6 +49,12 @@ typedef struct {
     char master[TQ_URL_NAME_MAX];            /* the sentinels' name for the master */
     char sentinel_user[TQ_URL_PASS_MAX];     /* "" for none */
     char sentinel_password[TQ_URL_PASS_MAX]; /* "" for none */
+    /* TLS files, not part of the URL: the caller sets them (tq_config_url()
+     * from --redis-tls-*). "" for none: the system's CAs, no client
+     * certificate. */
+    char tls_ca[TQ_URL_PATH_MAX];
+    char tls_cert[TQ_URL_PATH_MAX];
+    char tls_key[TQ_URL_PATH_MAX];
 } tq_url;
 
 /* Parses s into *out. Returns 0, or TQ_EINVAL with a sentence in err (at

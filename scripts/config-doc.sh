@@ -38,7 +38,10 @@ code 2; nothing starts.
   of an option's range are refused, never cut.
 - `--from` and `--count` only apply to the dry run: without `--next-runs` they
   are an error, as is `--check` together with `--next-runs`.
-- `--redis-url` is `redis://[user[:password]@]host[:port][/db]`,
+- `--redis-url` is `redis://[user[:password]@]host[:port][/db]`, the same
+  with `rediss://` for TLS (with `--redis-tls-ca`, `--redis-tls-cert` and
+  `--redis-tls-key`, which a URL that is not `rediss://` refuses; a build
+  without TLS refuses `rediss://` and says why),
   `unix:///path[?db=N]`, or for Redis behind Sentinel
   `redis-sentinel://[user[:password]@]host[:port][,host[:port]...][/db]?master=NAME`
   with the sentinels (port 26379 by default, 16 at most) and the name they

@@ -115,7 +115,7 @@ static int draw_header(top_frame *t)
     char when[TQ_TZ_ISO_MAX], where[TQ_URL_SHOWN_MAX], k[TQ_KEYS_MAX];
     tq_url url;
     char urlerr[64];
-    if (tq_url_parse(t->cfg->redis_url, &url, urlerr, sizeof urlerr) == 0)
+    if (tq_config_url(t->cfg, &url, urlerr, sizeof urlerr) == 0)
         tq_url_redacted(&url, where, sizeof where);
     else
         snprintf(where, sizeof where, "(bad url)");
@@ -568,7 +568,7 @@ int web_top_run(const tq_config *cfg, const volatile sig_atomic_t *stop)
 {
     tq_url url;
     char err[256];
-    if (tq_url_parse(cfg->redis_url, &url, err, sizeof err) < 0) {
+    if (tq_config_url(cfg, &url, err, sizeof err) < 0) {
         fprintf(stderr, "tickq-web --top: --redis-url: %s\n", err);
         return 1;
     }

@@ -708,7 +708,7 @@ web_server *web_new(const tq_config *cfg, char *err, size_t errlen)
     web_server *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
-    if (tq_url_parse(cfg->redis_url, &w->url, urlerr, sizeof urlerr) < 0) {
+    if (tq_config_url(cfg, &w->url, urlerr, sizeof urlerr) < 0) {
         snprintf(err, errlen, "--redis-url: %s", urlerr);
         rc = TQ_ECONFIG;
         goto err;
@@ -802,7 +802,7 @@ void web_run(web_server *w, volatile sig_atomic_t *stop)
     /* A Redis that is down or refuses the login is logged now, not at the
      * first request (which gets a 503 from /healthz meanwhile). */
     char why[512];
-    tq_conn_check(w->cfg.redis_url, "web", 0, why, sizeof why);
+    tq_conn_check(&w->url, "web", 0, why, sizeof why);
     while (!*stop)
         tq_clock_sleep_ms(1000, stop);
 }

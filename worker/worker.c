@@ -79,8 +79,8 @@ struct worker {
     _Atomic int64_t retry_due; /* earliest retry the threads scheduled, wall ms */
     suspect *suspects;         /* the heartbeat thread's own */
     int nsuspects;
-    uint64_t hb_connects;      /* hb_conn's connections as last seen */
-    int64_t reap_after_ms;     /* monotonic: no reaping before (see heartbeat_once) */
+    uint64_t hb_connects;  /* hb_conn's connections as last seen */
+    int64_t reap_after_ms; /* monotonic: no reaping before (see heartbeat_once) */
     int64_t started_ms;
     atomic_llong processed, failed, dead, retried;
 };
@@ -100,7 +100,7 @@ worker *worker_new(const tq_config *cfg, char *err, size_t errlen)
         tq_proc_default_id(id, sizeof id);
     atomic_store(&w->retry_due, INT64_MAX);
     tq_err_set(TQ_ENOMEM, err, errlen, "out of memory");
-    if (tq_url_parse(cfg->redis_url, &w->url, err, errlen) < 0)
+    if (tq_config_url(cfg, &w->url, err, errlen) < 0)
         goto err;
     if (worker_queue_init(&w->q, cfg, id) < 0) {
         tq_err_set(TQ_ETOOBIG, err, errlen,

@@ -47,7 +47,7 @@ static int change(char *p, const char *end)
 }
 
 /* Changes the password parts of s as written (between the first ':' after
- * "redis://" or "redis-sentinel://" and the last '@' before the path; the
+ * "redis://", "rediss://" or "redis-sentinel://" and the last '@' before the path; the
  * value of a sentinel_password parameter after the first '?', up to the
  * next '&' or '#') as change() does, so that a parser that never shows a
  * password gives the same error for both. Returns 0 if s has no such part. */
@@ -60,7 +60,8 @@ static int other_password(char *s)
         char *v = p + strlen("sentinel_password=");
         changed |= change(v, v + strcspn(v, "&#"));
     }
-    if (strncmp(s, "redis://", 8) != 0 && strncmp(s, "redis-sentinel://", 17) != 0)
+    if (strncmp(s, "redis://", 8) != 0 && strncmp(s, "rediss://", 9) != 0 &&
+        strncmp(s, "redis-sentinel://", 17) != 0)
         return changed;
     char *p = strstr(s, "://") + 3;
     char *end = p + strcspn(p, "/?#"), *at = NULL;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "common/config.h"
+#include "common/conn.h"
 
 /* The current fake environment: name, value, name, value, ..., NULL. */
 static const char *const *fake_env;
@@ -427,6 +428,51 @@ static void test_seconds_to_ms(void **state)
     TQ_ASSERT_INT(cfg.lease_ms, 1000);
     ok(&cfg, TQ_PROG_WORKER, NOENV, ARGS("--result-ttl", "31536000"));
     TQ_ASSERT_INT(cfg.result_ttl_ms, 31536000000LL); /* over 2^31 ms */
+}
+
+/* rediss:// and its files: the files only with a rediss:// URL, a
+ * certificate with its key; without TLS in the build, rediss:// says so. */
+static void test_tls_options(void **state)
+{
+    (void)state;
+    tq_config cfg;
+    const char *cert_only[] = {"x",     "--redis-url", "rediss://h", "--redis-tls-cert",
+                               "c.pem", NULL};
+    const char *key_only[] = {"x",     "--redis-url", "rediss://h", "--redis-tls-key",
+                              "k.pem", NULL};
+    const char *plain[] = {"x", "--redis-tls-ca", "ca.pem", NULL};
+    const char *env_plain[] = {"TICKQ_REDIS_TLS_CA", "ca.pem", NULL};
+    const char *none[] = {"x", NULL};
+    const char *all[] = {"x",
+                         "--redis-url",
+                         "rediss://:pw@h:6380/2",
+                         "--redis-tls-ca",
+                         "/ca.pem",
+                         "--redis-tls-cert",
+                         "/c.pem",
+                         "--redis-tls-key",
+                         "/k.pem",
+                         NULL};
+    if (!tq_conn_tls()) {
+        bad(TQ_PROG_WORKER, NULL, all,
+            "a rediss:// url needs TLS, and this build has none");
+        return;
+    }
+    bad(TQ_PROG_WORKER, NULL, cert_only, "--redis-tls-cert needs --redis-tls-key too");
+    bad(TQ_PROG_BEAT, NULL, key_only, "--redis-tls-key needs --redis-tls-cert too");
+    bad(TQ_PROG_WEB, NULL, plain, "--redis-tls-ca applies to a rediss:// url only");
+    bad(TQ_PROG_WEB, env_plain, none,
+        "TICKQ_REDIS_TLS_CA applies to a rediss:// url only");
+    ok(&cfg, TQ_PROG_WORKER, NULL, all);
+    tq_url u;
+    char err[256];
+    assert_int_equal(tq_config_url(&cfg, &u, err, sizeof err), 0);
+    TQ_ASSERT_INT(u.tls, 1);
+    TQ_ASSERT_STR(u.host, "h");
+    TQ_ASSERT_INT(u.port, 6380);
+    TQ_ASSERT_STR(u.tls_ca, "/ca.pem");
+    TQ_ASSERT_STR(u.tls_cert, "/c.pem");
+    TQ_ASSERT_STR(u.tls_key, "/k.pem");
 }
 
 /* ---- queues ---- */
@@ -976,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_not_numbers),
         cmocka_unit_test(test_seconds_to_ms),
         cmocka_unit_test(test_queues),
+        cmocka_unit_test(test_tls_options),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_name_ok),
         cmocka_unit_test(test_log_options),

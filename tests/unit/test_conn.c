@@ -750,6 +750,14 @@ static void test_acl_user_errors_and_recovery(void **state)
     tq_test_redis_stop(&auth);
 }
 
+/* tq_conn_check of the URL url. */
+static int check(const char *url, char *why, size_t whylen)
+{
+    tq_url u;
+    assert_int_equal(tq_url_parse(url, &u, NULL, 0), 0);
+    return tq_conn_check(&u, "check", 1, why, whylen);
+}
+
 /* --check: one try, no log lines, and the reason in words. */
 static void test_check_says_why(void **state)
 {
@@ -761,18 +769,17 @@ static void test_check_says_why(void **state)
     tq_test_capture cap;
     assert_int_equal(tq_test_capture_start(&cap, STDERR_FILENO), 0);
     snprintf(url, sizeof url, "redis://:Pw-chk-5150@127.0.0.1:%d/0", auth.port);
-    int good = tq_conn_check(url, "check", 1, why, sizeof why);
+    int good = check(url, why, sizeof why);
     snprintf(url, sizeof url, "redis://:Bad-chk-9@127.0.0.1:%d/0", auth.port);
-    int wrong = tq_conn_check(url, "check", 1, why, sizeof why);
+    int wrong = check(url, why, sizeof why);
     char why_wrong[512];
     snprintf(why_wrong, sizeof why_wrong, "%s", why);
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", auth.port);
-    int none = tq_conn_check(url, "check", 1, why, sizeof why);
+    int none = check(url, why, sizeof why);
     char why_none[512];
     snprintf(why_none, sizeof why_none, "%s", why);
     tq_test_redis_stop(&auth);
-    int down = tq_conn_check(url, "check", 1, why, sizeof why);
-    int bad = tq_conn_check("http://x", "check", 1, why, sizeof why);
+    int down = check(url, why, sizeof why);
     char *log = tq_test_capture_stop(&cap, NULL);
     tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
     TQ_ASSERT_RC(good, 0);
@@ -784,7 +791,6 @@ static void test_check_says_why(void **state)
     TQ_ASSERT_RC(none, TQ_EREDIS);
     TQ_ASSERT_CONTAINS(why_none, "NOAUTH");
     TQ_ASSERT_RC(down, TQ_EREDIS);
-    TQ_ASSERT_RC(bad, TQ_EINVAL);
     TQ_ASSERT_STR(log, ""); /* quiet: the caller prints why */
     free(log);
 }

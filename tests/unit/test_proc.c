@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/conn.h"
 #include "common/proc.h"
 
 extern char **environ;
@@ -139,13 +140,16 @@ static void test_start_version(void **state)
     (void)state;
     tq_config cfg;
     char *out, *err;
+    char want[512];
+    snprintf(want, sizeof want, "tickq-beat %s\nTLS (rediss://): %s\n", TICKQ_VERSION,
+             tq_conn_tls_info());
     TQ_ASSERT_INT(start(TQ_PROG_BEAT, "beat", &out, &err, &cfg, "--version", NULL), 0);
-    TQ_ASSERT_STR(out, "tickq-beat " TICKQ_VERSION "\n");
+    TQ_ASSERT_STR(out, want);
     TQ_ASSERT_STR(err, "");
     free(out);
     free(err);
     TQ_ASSERT_INT(start(TQ_PROG_BEAT, "beat", &out, &err, &cfg, "-V", NULL), 0);
-    TQ_ASSERT_STR(out, "tickq-beat " TICKQ_VERSION "\n");
+    TQ_ASSERT_STR(out, want);
     free(out);
     free(err);
 }

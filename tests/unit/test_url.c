@@ -214,7 +214,6 @@ static void test_errors(void **state)
     parse_bad(NULL, "empty");
     parse_bad("", "empty");
     parse_bad("http://h", "redis://");
-    parse_bad("rediss://h", "redis://");
     parse_bad("redis:/h", "redis://");
     parse_bad("localhost:6379", "redis://");
     parse_bad(" redis://h", "redis://");
@@ -338,6 +337,26 @@ static void test_host_refuses_spaces_and_controls(void **state)
     parse_ok("redis://10.0.0.1", &u);
 }
 
+/* rediss:// is redis:// with TLS. */
+static void test_rediss(void **state)
+{
+    (void)state;
+    tq_url u;
+    char buf[TQ_URL_SHOWN_MAX];
+    parse_ok("rediss://u:pw@db.example.com:6380/3", &u);
+    TQ_ASSERT_INT(u.tls, 1);
+    TQ_ASSERT_STR(u.host, "db.example.com");
+    TQ_ASSERT_INT(u.port, 6380);
+    TQ_ASSERT_INT(u.db, 3);
+    TQ_ASSERT_STR(u.password, "pw");
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_STR(buf, "rediss://u:***@db.example.com:6380/3");
+    parse_ok("redis://h", &u);
+    TQ_ASSERT_INT(u.tls, 0);
+    parse_bad("redisss://h", "must start with redis://, rediss://");
+    parse_bad("rediss://h?master=m", "unexpected '?'");
+}
+
 static void test_sentinel(void **state)
 {
     (void)state;
@@ -414,8 +433,7 @@ static void test_sentinel_password_hidden(void **state)
         "redis-sentinel://h?master=a%20b&sentinel_password=Sekr1tPw",
         "redis-sentinel://h?sentinel_password=Sekr1tPw&master=m&master=m",
         "redis-sentinel://h?sentinel_password=Sekr1tPw%zz&master=m",
-        "redis-sentinel://"
-        ":Sekr1tPw@h?master=m&sentinel_password=Sekr1tPw&sentinel_password=x",
+        "redis-sentinel://:Sekr1tPw@h?sentinel_password=Sekr1tPw&master=a&master=b",
         "redis://h/0?sentinel_password=Sekr1tPw",
         "redis://:Sekr1tPw@h/0?sentinel_password=Sekr1tPw",
         "redis-sentinel://h?master=m&sentinel_password=Sekr1t@Pw&x"};
@@ -550,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_error_buffer),
         cmocka_unit_test(test_reparse_resets),
         cmocka_unit_test(test_redacted),
+        cmocka_unit_test(test_rediss),
         cmocka_unit_test(test_sentinel),
         cmocka_unit_test(test_sentinel_password_hidden),
         cmocka_unit_test(test_host_refuses_spaces_and_controls),
