@@ -151,7 +151,7 @@ static SSL_CTX *tls_ctx(tq_conn *c, char *why, size_t whylen)
               SSL_CTX_check_private_key(ctx) != 1))
         what = "the client key", path = u->tls_key;
     if (what) {
-        snprintf(why, whylen, "TLS: cannot use %s %.200s: %s", what, path,
+        snprintf(why, whylen, "TLS: cannot use %s %.100s: %.100s", what, path,
                  ssl_error(e, sizeof e));
         SSL_CTX_free(ctx);
         return NULL;

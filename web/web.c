@@ -763,9 +763,13 @@ web_server *web_new(const tq_config *cfg, char *err, size_t errlen)
     cb.exit_thread = on_exit_thread;
 
     char mgerr[256] = "";
-    unsigned mgcode = 0;
     struct mg_init_data init = {&cb, w, options};
+#if CIVETWEB_VERSION_MAJOR == 1 && CIVETWEB_VERSION_MINOR < 16
+    unsigned mgcode = 0; /* 1.15 (Debian 12) writes the code through a pointer */
     struct mg_error_data mge = {&mgcode, mgerr, sizeof mgerr};
+#else
+    struct mg_error_data mge = {.text = mgerr, .text_buffer_size = sizeof mgerr};
+#endif
     mg_init_library(0);
     first_message[0] = '\0';
     w->mg = mg_start2(&init, &mge);
