@@ -36,11 +36,15 @@ tq_assert_eq "ghost's lock untouched" ghost "$(rcli GET "$P:lock:l1")"
 # processing list goes back to the queue, its locks are released.
 rcli ZREM "$P:workers" ghost >/dev/null
 old=$(( $(now_ms) - 60000 ))
-rcli ZADD "$P:workers" "$old" dead1 >/dev/null
-for i in 1 2 3; do
-    rcli LPUSH "$P:processing:dead1" "$(msg r$i)" >/dev/null
-    rcli SET "$P:lock:r$i" dead1 >/dev/null
-done
+# In one step: the reaper runs every second, and one that came between
+# separate commands would requeue part of the list, then see dead1 gone.
+rcli EVAL "for i = 1, 3 do
+               redis.call('LPUSH', KEYS[1], ARGV[i])
+               redis.call('SET', KEYS[2 + i], 'dead1')
+           end
+           redis.call('ZADD', KEYS[2], ARGV[4], 'dead1')" 5 "$P:processing:dead1" \
+    "$P:workers" "$P:lock:r1" "$P:lock:r2" "$P:lock:r3" "$(msg r1)" "$(msg r2)" "$(msg r3)" \
+    "$old" >/dev/null
 tq_wait_for 5 "the reaper to requeue dead1's messages" '[ "$(rcli GET "$P:counter:timer")" = 4 ]'
 tq_assert_eq "dead1 removed from workers" "" "$(rcli ZSCORE "$P:workers" dead1)"
 tq_assert_eq "dead1's processing list gone" 0 "$(rcli EXISTS "$P:processing:dead1")"
