@@ -2,11 +2,13 @@
 # Makes sure the base images the Dockerfiles and docker-compose.yml name
 # exist locally. With a registry, `docker pull` gets them; without one (this
 # project's CI), they are built here:
-#   debian:bookworm-slim  debootstrap --variant=minbase bookworm, from the
-#                         Debian mirror in /etc/apt/sources.list.d/, trimmed
-#                         of docs, man pages, locales and apt caches
-#   redis:7               a stand-in: that base plus Debian's redis-server,
-#                         the same entrypoint contract (redis-server args)
+#   debian:trixie-slim    debootstrap --variant=minbase trixie, from the
+#   debian:bookworm-slim  Debian mirror in /etc/apt/sources.list.d/, trimmed
+#                         of docs, man pages, locales and apt caches (the
+#                         tickq images build on trixie, whose hiredis has TLS)
+#   redis:7               a stand-in: bookworm-slim plus Debian 12's
+#                         redis-server 7.0, the same entrypoint contract
+#                         (redis-server args)
 set -euo pipefail
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
@@ -19,11 +21,13 @@ mirror() {
     echo "${m:-http://deb.debian.org/debian}"
 }
 
-if ! have debian:bookworm-slim && ! pull debian:bookworm-slim; then
+base() { # SUITE: makes debian:SUITE-slim
+    local suite=$1
+    have "debian:$suite-slim" || pull "debian:$suite-slim" && return 0
     root=$(mktemp -d /tmp/tickq-rootfs.XXXXXX)
     trap 'rm -rf "$root"' EXIT
-    echo "building debian:bookworm-slim with debootstrap from $(mirror)" >&2
-    debootstrap --variant=minbase bookworm "$root" "$(mirror)" >/dev/null
+    echo "building debian:$suite-slim with debootstrap from $(mirror)" >&2
+    debootstrap --variant=minbase "$suite" "$root" "$(mirror)" >/dev/null
     # What the official slim image leaves out, and the download caches.
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
         "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
@@ -45,10 +49,12 @@ Dir::Cache::srcpkgcache "";
 CFG
     echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/docker-no-languages"
     rm -f "$root"/var/cache/apt/*.bin
-    tar -C "$root" -c . | docker import -c 'CMD ["bash"]' - debian:bookworm-slim >/dev/null
+    tar -C "$root" -c . | docker import -c 'CMD ["bash"]' - "debian:$suite-slim" >/dev/null
     rm -rf "$root"
     trap - EXIT
-fi
+}
+base bookworm
+base trixie
 
 if ! have redis:7 && ! pull redis:7; then
     echo "building a stand-in redis:7 from debian:bookworm-slim" >&2

@@ -7,7 +7,9 @@
 # end the timer's seconds equal the ticks published, each run once; then the
 # same with docker-compose.sentinel.yml (a replica and three sentinels): the
 # redis master container killed, the timer goes on on the promoted replica,
-# each tick done once. Starts a
+# each tick done once; then docker-compose.tls.yml: a TLS-only redis with
+# certificates made here, each program as its ACL user from
+# docs/DEPLOYMENT.md, the server name checked. Starts a
 # Docker engine if none runs, builds the base images if no registry has them,
 # and tears everything down (down -v) even on failure. Reports build time
 # and image sizes.
@@ -30,6 +32,7 @@ if ! docker info >/dev/null 2>&1; then
     docker info >/dev/null 2>&1 || { tail -20 /tmp/tickq-e2e-dockerd.log; fail "dockerd did not start"; }
 fi
 command -v debootstrap >/dev/null || tq_deps_install debootstrap
+command -v openssl >/dev/null || tq_deps_install openssl # the TLS phase's certificates
 if docker compose version >/dev/null 2>&1; then DC=(docker compose)
 elif command -v docker-compose >/dev/null; then DC=(docker-compose)
 else tq_deps_install docker-compose; DC=(docker-compose); fi
@@ -38,8 +41,8 @@ PROJECT=tickq-e2e-$$
 DCP=("${DC[@]}" -p "$PROJECT")
 unset TICKQ_API_TOKEN # the compose file passes it through: a read-only web here
 export TICKQ_WEB_PORT=$((20000 + RANDOM % 12000))
-cleanup() {
-    local rc=$?
+cleanup() { # [RC]: the exit code, else $?
+    local rc=${1:-$?}
     if [ $rc -ne 0 ]; then
         log "failed (exit $rc); container logs:"
         "${DCP[@]}" logs --no-color --tail 30 >&2 2>/dev/null || true
@@ -69,7 +72,7 @@ t1=$SECONDS
 "${DCP[@]}" build >/tmp/tickq-e2e-build.log 2>&1 || { tail -30 /tmp/tickq-e2e-build.log; fail "build"; }
 t2=$SECONDS
 log "base images ready in $((t1 - t0)) s; the three tickq images built in $((t2 - t1)) s"
-for img in tickq-web tickq-beat tickq-worker redis:7 debian:bookworm-slim; do
+for img in tickq-web tickq-beat tickq-worker redis:7 debian:trixie-slim; do
     bytes=$(docker image inspect -f '{{.Size}}' "$img")
     log "image $img: $((bytes / 1000000)) MB"
     case $img in tickq-*) [ "$bytes" -lt 120000000 ] || fail "$img is over 120 MB" ;; esac
@@ -79,7 +82,7 @@ for img in tickq-web tickq-beat tickq-worker; do
 done
 
 # ---- up, scaled
-"${DCP[@]}" up -d --scale worker=3 --scale beat=2 >/dev/null 2>&1
+"${DCP[@]}" up -d --scale worker=3 --scale beat=2 >/dev/null 2>&1 || fail "compose up"
 wait_for 90 "/timer through port $TICKQ_WEB_PORT" '[[ "$(timer)" =~ ^Minute:\ 0,\ Second:\ ([2-9]|[1-9][0-9])$ ]]'
 s0=$(seconds); sleep 3; s1=$(seconds)
 [ "$s1" -ge $((s0 + 2)) ] || fail "the timer went from $s0 to $s1 in 3 s"
@@ -149,7 +152,7 @@ log "ok: timer = $published = ticks published, each run once; /timer says '$want
 "${DCP[@]}" down -v --remove-orphans >/dev/null 2>&1
 DCP=("${DC[@]}" -f docker-compose.yml -f docker-compose.sentinel.yml -p "$PROJECT")
 sentinel() { "${DCP[@]}" exec -T sentinel1 redis-cli -p 26379 "$@" | tr -d '\r'; }
-"${DCP[@]}" up -d --scale worker=2 >/dev/null 2>&1
+"${DCP[@]}" up -d --scale worker=2 >/dev/null 2>&1 || fail "compose up with Sentinel"
 wait_for 90 "/timer with Sentinel" '[[ "$(timer)" =~ ^Minute:\ 0,\ Second:\ ([3-9]|[1-9][0-9])$ ]]'
 wait_for 30 "the sentinels to know the replica" '[ "$(sentinel SENTINEL replicas tickq | grep -c "^name$")" = 1 ]'
 "${DCP[@]}" kill redis >/dev/null 2>&1
@@ -166,3 +169,61 @@ wait_for 60 "timer = ticks done, queue and processing lists empty" \
 ids=$(rcli LRANGE tickq:history:timer 0 -1 | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort)
 [ -z "$(echo "$ids" | uniq -d)" ] || fail "ticks run twice: $(echo "$ids" | uniq -d)"
 log "ok: with Sentinel, timer = $(seconds) = ticks done, each once, after the master's death"
+
+# ---- TLS only, each program as its own ACL user (docker-compose.tls.yml)
+"${DCP[@]}" down -v --remove-orphans >/dev/null 2>&1
+TLS_DIR=$(mktemp -d /tmp/tickq-e2e-tls.XXXXXX)
+trap 'rc=$?; rm -rf "$TLS_DIR"; cleanup "$rc"' EXIT
+(
+    cd "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=tickq-e2e-ca \
+        -keyout ca.key -out ca.crt
+    openssl req -newkey rsa:2048 -nodes -subj /CN=redis -keyout redis.key -out redis.csr
+    printf 'subjectAltName=DNS:redis\n' >san.ext
+    openssl x509 -req -in redis.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile san.ext -out redis.crt
+) >/dev/null 2>&1 || fail "could not make the test certificates with openssl"
+TICKQ_BEAT_PASSWORD=$(openssl rand -hex 16)
+TICKQ_WORKER_PASSWORD=$(openssl rand -hex 16)
+TICKQ_WEB_PASSWORD=$(openssl rand -hex 16)
+export TICKQ_TLS_DIR=$TLS_DIR TICKQ_BEAT_PASSWORD TICKQ_WORKER_PASSWORD TICKQ_WEB_PASSWORD
+# The users as docs/DEPLOYMENT.md writes them, in ACL file syntax.
+grep '^ACL SETUSER tickq-' docs/DEPLOYMENT.md | sed -e 's/^ACL SETUSER /user /' \
+    -e "s/>beat-password/>$TICKQ_BEAT_PASSWORD/" -e "s/>worker-password/>$TICKQ_WORKER_PASSWORD/" \
+    -e "s/>web-password/>$TICKQ_WEB_PASSWORD/" -e "s/>web-admin-password/>$(openssl rand -hex 16)/" \
+    >"$TLS_DIR/users.acl"
+echo 'user default off' >>"$TLS_DIR/users.acl"
+[ "$(grep -c '^user tickq-' "$TLS_DIR/users.acl")" = 4 ] || fail "no ACL lines in docs/DEPLOYMENT.md"
+chmod 644 "$TLS_DIR"/* # the containers' users read them
+chmod 755 "$TLS_DIR"
+DCP=("${DC[@]}" -f docker-compose.yml -f docker-compose.tls.yml -p "$PROJECT")
+rcli() {
+    "${DCP[@]}" exec -T redis redis-cli --tls --cacert /tls/ca.crt -h redis --user tickq-web \
+        --pass "$TICKQ_WEB_PASSWORD" --no-auth-warning "$@" | tr -d '\r'
+}
+"${DCP[@]}" up -d --scale worker=2 >/dev/null 2>&1 || fail "compose up with TLS"
+wait_for 90 "/timer with TLS" '[[ "$(timer)" =~ ^Minute:\ 0,\ Second:\ ([3-9]|[1-9][0-9])$ ]]'
+s0=$(seconds); sleep 3; s1=$(seconds)
+[ "$s1" -ge $((s0 + 2)) ] || fail "over TLS the timer went from $s0 to $s1 in 3 s"
+log "ok: over TLS only, as ACL users, the timer advances ($s0 -> $s1 in 3 s)"
+out=$("${DCP[@]}" exec -T redis redis-cli -h redis ping 2>&1 | tr -d '\r') || true
+[ "$out" != PONG ] || fail "redis answered plain TCP"
+# The server's name is checked: the same server by its IP address, which
+# its certificate does not name, is refused; by its name it is fine.
+net=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}' "$("${DCP[@]}" ps -q redis)")
+ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$("${DCP[@]}" ps -q redis)")
+check_as_worker() { # HOST: tickq-worker --check against rediss://HOST
+    docker run --rm --network "$net" -v "$TLS_DIR:/tls:ro" tickq-worker --check \
+        --redis-url "rediss://tickq-worker:$TICKQ_WORKER_PASSWORD@$1:6379/0" \
+        --redis-tls-ca /tls/ca.crt 2>&1
+}
+out=$(check_as_worker redis) || fail "--check by the server's name failed: $out"
+out=$(check_as_worker "$ip") && fail "--check by IP address $ip passed: the name is not checked"
+case $out in *mismatch*) ;; *) fail "--check by IP address: $out" ;; esac
+case $out in *"$TICKQ_WORKER_PASSWORD"*) fail "--check printed the password" ;; esac
+log "ok: a server whose certificate does not name the host is refused ($out)"
+if "${DCP[@]}" logs --no-color 2>&1 | grep -q 'NOPERM\|permission denied\|authentication failed'; then
+    "${DCP[@]}" logs --no-color 2>&1 | grep 'NOPERM\|permission denied\|authentication failed' | head -5 >&2
+    fail "a program met a refusal as its ACL user"
+fi
+log "ok: beat, workers and web ran as their least-privilege users without a refusal"
