@@ -155,6 +155,9 @@ sentinel() { "${DCP[@]}" exec -T sentinel1 redis-cli -p 26379 "$@" | tr -d '\r';
 "${DCP[@]}" up -d --scale worker=2 >/dev/null 2>&1 || fail "compose up with Sentinel"
 wait_for 90 "/timer with Sentinel" '[[ "$(timer)" =~ ^Minute:\ 0,\ Second:\ ([3-9]|[1-9][0-9])$ ]]'
 wait_for 30 "the sentinels to know the replica" '[ "$(sentinel SENTINEL replicas tickq | grep -c "^name$")" = 1 ]'
+# A replica that has not finished its first sync holds nothing, and the
+# sentinels may still promote it: the test is about what a synced one holds.
+wait_for 60 "the replica in sync" '"${DCP[@]}" exec -T redis-replica redis-cli INFO replication | grep -q "master_link_status:up"'
 "${DCP[@]}" kill redis >/dev/null 2>&1
 killed=$SECONDS
 log "killed the redis master container"
