@@ -151,10 +151,17 @@ log "ok: timer = $published = ticks published, each run once; /timer says '$want
 # ---- Redis behind Sentinel (docker-compose.sentinel.yml): the master killed
 "${DCP[@]}" down -v --remove-orphans >/dev/null 2>&1
 DCP=("${DC[@]}" -f docker-compose.yml -f docker-compose.sentinel.yml -p "$PROJECT")
-sentinel() { "${DCP[@]}" exec -T sentinel1 redis-cli -p 26379 "$@" | tr -d '\r'; }
+sentinel() { "${DCP[@]}" exec -T "${SENTINEL:-sentinel1}" redis-cli -p 26379 "$@" | tr -d '\r'; }
 "${DCP[@]}" up -d --scale worker=2 >/dev/null 2>&1 || fail "compose up with Sentinel"
 wait_for 90 "/timer with Sentinel" '[[ "$(timer)" =~ ^Minute:\ 0,\ Second:\ ([3-9]|[1-9][0-9])$ ]]'
-wait_for 30 "the sentinels to know the replica" '[ "$(sentinel SENTINEL replicas tickq | grep -c "^name$")" = 1 ]'
+# Sentinels learn of replicas only from the master's INFO, every 10 s: one
+# that has not seen the replica before the kill can never promote it, and
+# when it wins the election the failover aborts (-failover-abort-no-good-slave,
+# a red CI run). So each sentinel must know it.
+for SENTINEL in sentinel1 sentinel2 sentinel3; do
+    wait_for 30 "$SENTINEL to know the replica" '[ "$(sentinel SENTINEL replicas tickq | grep -c "^name$")" = 1 ]'
+done
+SENTINEL=sentinel1
 # A replica that has not finished its first sync holds nothing, and the
 # sentinels may still promote it: the test is about what a synced one holds.
 wait_for 60 "the replica in sync" '"${DCP[@]}" exec -T redis-replica redis-cli INFO replication | grep -q "master_link_status:up"'
