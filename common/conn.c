@@ -4,6 +4,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/slot.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -22,6 +23,23 @@
 #endif
 
 #define NAME_MAX_ 96
+#define CLUSTER_NODES_MAX 254   /* nodes one connection knows (uint8_t map) */
+#define CLUSTER_REDIRECTS_MAX 5 /* MOVED/ASK/TRYAGAIN hops for one command */
+#define CLUSTER_TRYAGAIN_MS 50
+
+typedef struct {
+    char host[TQ_URL_HOST_MAX];
+    int port;
+    redisContext *ctx; /* NULL until a command goes there */
+    int inflight;      /* replies this node owes */
+} cl_node;
+
+typedef struct {
+    char *buf; /* the command, RESP-encoded (owned) */
+    size_t len;
+    int slot; /* -1: no key */
+    int node; /* where it was sent; -1 not yet */
+} cl_cmd;
 
 struct tq_conn {
     tq_url url;
@@ -39,7 +57,16 @@ struct tq_conn {
     int auth_failed;     /* the last failure was a refused login or right */
     int auth_cmd;        /* ... refused to a command: a new login proves nothing */
     int quiet;           /* log nothing (tq_conn_check for --check) */
-    int sentinel_next;   /* the sentinel to ask first: the last that answered */
+    /* Redis Cluster (redis-cluster://): one context per node, the slot map,
+     * and the commands whose replies are still owed, kept for redirects. */
+    cl_node *nodes;
+    int nnodes;
+    uint8_t *slots; /* [TQ_SLOT_COUNT] node index + 1, 0 unknown; NULL: no map */
+    int last_node;  /* where the last command went: keyless ones follow it */
+    int refresh;    /* a MOVED came: reload the map before the next send */
+    cl_cmd *q;      /* q[qhead .. qhead + qlen): owed replies, in order */
+    int qhead, qlen, qcap;
+    int sentinel_next; /* the sentinel to ask first: the last that answered */
     char master_host[TQ_URL_HOST_MAX]; /* where the sentinels last said the master is */
     int master_port;
 #ifdef TQ_HAVE_TLS
@@ -52,6 +79,8 @@ struct tq_conn {
  * process: every thread's connection fails the same way at once, and one
  * line says it. 0 means "not during this outage": a good login resets it. */
 static _Atomic int64_t auth_logged_ms = 0;
+
+static void cluster_close(tq_conn *c);
 
 /* 1 if an error reply s means Redis refused our credentials or rights:
  * WRONGPASS (Redis 6+, also a disabled user), NOAUTH (no password given),
@@ -84,6 +113,9 @@ void tq_conn_free(tq_conn *c)
         return;
     if (c->ctx)
         redisFree(c->ctx);
+    cluster_close(c);
+    free(c->nodes);
+    free(c->q);
 #ifdef TQ_HAVE_TLS
     SSL_CTX_free(c->tls);
 #endif
@@ -215,11 +247,13 @@ static int tls_start(tq_conn *c, const char *host, char *why, size_t whylen)
 void tq_conn_set_timeout_ms(tq_conn *c, int64_t ms)
 {
     c->timeout_ms = ms > 0 ? ms : TQ_CONN_COMMAND_TIMEOUT_MS;
-    if (c->ctx) {
-        struct timeval rt = {(time_t)(c->timeout_ms / 1000),
-                             (suseconds_t)(c->timeout_ms % 1000) * 1000};
+    struct timeval rt = {(time_t)(c->timeout_ms / 1000),
+                         (suseconds_t)(c->timeout_ms % 1000) * 1000};
+    if (c->ctx)
         redisSetTimeout(c->ctx, rt);
-    }
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].ctx)
+            redisSetTimeout(c->nodes[i].ctx, rt);
 }
 
 uint64_t tq_conn_roundtrips(const tq_conn *c)
@@ -348,7 +382,7 @@ static void schedule_retry(tq_conn *c, const char *why)
     c->failures++;
 }
 
-/* Frees the context and schedules the next attempt. */
+/* Frees the context(s) and schedules the next attempt. */
 static void drop(tq_conn *c, const char *why_)
 {
     char why[TQ_CONN_ERROR_MAX]; /* why_ often points into the context freed below */
@@ -357,6 +391,7 @@ static void drop(tq_conn *c, const char *why_)
         redisFree(c->ctx);
         c->ctx = NULL;
     }
+    cluster_close(c);
     c->unflushed = 0;
     c->pending = 0;
     schedule_retry(c, why);
@@ -383,7 +418,7 @@ static void healthy(tq_conn *c)
 
 int64_t tq_conn_backoff_ms(const tq_conn *c)
 {
-    if (c->ctx)
+    if (c->url.is_cluster ? c->slots != NULL : c->ctx != NULL)
         return 0;
     int64_t left = c->next_try_ms - tq_clock_mono_ms();
     return left > 0 ? left : 0;
@@ -569,35 +604,63 @@ static int check_role(tq_conn *c, char *why, size_t whylen)
     return rc;
 }
 
-int tq_conn_ensure(tq_conn *c)
+/* Connects c->ctx to host:port (the socket path for a unix URL) with the
+ * timeouts, keepalive, TLS and the handshake. Returns 0, or -1 with why set
+ * and c->ctx NULL. */
+static int open_ctx(tq_conn *c, const char *host, int port, char *why, size_t whylen)
 {
-    if (c->ctx)
-        return 0;
-    if (tq_clock_mono_ms() < c->next_try_ms)
-        return TQ_EREDIS;
-
     struct timeval ct = {TQ_CONN_CONNECT_TIMEOUT_MS / 1000,
                          (TQ_CONN_CONNECT_TIMEOUT_MS % 1000) * 1000};
     struct timeval rt = {(time_t)(c->timeout_ms / 1000),
                          (suseconds_t)(c->timeout_ms % 1000) * 1000};
-    char why[TQ_CONN_ERROR_MAX] = "out of memory";
-    int auth_cmd = c->auth_cmd;
-    c->auth_failed = c->auth_cmd = 0;
-    if (c->url.is_sentinel && discover(c, why, sizeof why) < 0) {
-        schedule_retry(c, why);
-        return TQ_EREDIS;
-    }
-    if (c->url.is_unix)
-        c->ctx = redisConnectUnixWithTimeout(c->url.host, ct);
-    else if (c->url.is_sentinel)
-        c->ctx = redisConnectWithTimeout(c->master_host, c->master_port, ct);
-    else
-        c->ctx = redisConnectWithTimeout(c->url.host, c->url.port, ct);
+    snprintf(why, whylen, "out of memory");
+    c->ctx = c->url.is_unix ? redisConnectUnixWithTimeout(host, ct)
+                            : redisConnectWithTimeout(host, port, ct);
     if (c->ctx && !c->ctx->err && redisSetTimeout(c->ctx, rt) == REDIS_OK &&
         (c->url.is_unix || redisEnableKeepAlive(c->ctx) == REDIS_OK) &&
-        (!c->url.tls || tls_start(c, c->url.host, why, sizeof why) == 0) &&
-        handshake(c, why, sizeof why) == 0 &&
-        (!c->url.is_sentinel || check_role(c, why, sizeof why) == 0)) {
+        (!c->url.tls || tls_start(c, host, why, whylen) == 0) &&
+        handshake(c, why, whylen) == 0)
+        return 0;
+    if (c->ctx && c->ctx->err && strcmp(why, "out of memory") == 0)
+        snprintf(why, whylen, "%s", c->ctx->errstr);
+    if (!why[0])
+        snprintf(why, whylen, "no answer within the timeout");
+    if (c->ctx) {
+        redisFree(c->ctx);
+        c->ctx = NULL;
+    }
+    return -1;
+}
+
+static int cluster_load(tq_conn *c, char *why, size_t whylen);
+
+/* 1 while c can take commands without connecting first. */
+static int connected(const tq_conn *c)
+{
+    return c->url.is_cluster ? c->slots != NULL : c->ctx != NULL;
+}
+
+int tq_conn_ensure(tq_conn *c)
+{
+    if (connected(c))
+        return 0;
+    if (tq_clock_mono_ms() < c->next_try_ms)
+        return TQ_EREDIS;
+
+    char why[TQ_CONN_ERROR_MAX] = "";
+    int auth_cmd = c->auth_cmd;
+    c->auth_failed = c->auth_cmd = 0;
+    int rc;
+    if (c->url.is_cluster)
+        rc = cluster_load(c, why, sizeof why);
+    else if (c->url.is_sentinel)
+        rc = discover(c, why, sizeof why) < 0 ||
+                     open_ctx(c, c->master_host, c->master_port, why, sizeof why) < 0
+                 ? -1
+                 : check_role(c, why, sizeof why);
+    else
+        rc = open_ctx(c, c->url.host, c->url.port, why, sizeof why);
+    if (rc == 0) {
         c->connects++;
         if (auth_cmd) /* healthy only once a command is let through */
             c->auth_failed = c->auth_cmd = 1;
@@ -605,14 +668,12 @@ int tq_conn_ensure(tq_conn *c)
             healthy(c);
         return 0;
     }
-    if (c->ctx && c->ctx->err && strcmp(why, "out of memory") == 0)
-        snprintf(why, sizeof why, "%s", c->ctx->errstr);
-    if (!why[0])
-        snprintf(why, sizeof why, "no answer within the timeout");
-    if (c->ctx) {
+    if (c->ctx) { /* check_role refused the master */
         redisFree(c->ctx);
         c->ctx = NULL;
     }
+    if (!why[0])
+        snprintf(why, sizeof why, "no answer within the timeout");
     schedule_retry(c, why);
     return TQ_EREDIS;
 }
@@ -628,21 +689,19 @@ static char *put_count(char *p, size_t n)
 
 #define APPEND_STACK_MAX 4096 /* a command this short is encoded on the stack */
 
-int tq_conn_append(tq_conn *c, int argc, const char **argv, const size_t *lens)
+/* The RESP encoding of a command, written here: hiredis' own (sdscatfmt)
+ * costs more than the rest of a small command's trip through the client.
+ * Into stack when it fits (stack may be NULL), else into a new buffer;
+ * NULL when out of memory. */
+static char *encode(int argc, const char **argv, const size_t *lens, char *stack,
+                    size_t stacklen, size_t *outlen)
 {
-    if (tq_conn_ensure(c) < 0)
-        return TQ_EREDIS;
-    /* The RESP encoding, written here: hiredis' own (sdscatfmt) costs more
-     * than the rest of a small command's trip through the client. */
     size_t total = 24;
     for (int i = 0; i < argc; i++)
         total += 24 + 4 + (lens ? lens[i] : strlen(argv[i]));
-    char stack[APPEND_STACK_MAX];
-    char *buf = total <= sizeof stack ? stack : malloc(total);
-    if (!buf) { /* as for any failed append: no reply is owed any more */
-        tq_conn_drop(c, "out of memory");
-        return TQ_EREDIS;
-    }
+    char *buf = stack && total <= stacklen ? stack : malloc(total);
+    if (!buf)
+        return NULL;
     char *p = buf;
     *p++ = '*';
     p = put_count(p, (size_t)argc);
@@ -655,7 +714,368 @@ int tq_conn_append(tq_conn *c, int argc, const char **argv, const size_t *lens)
         *p++ = '\r';
         *p++ = '\n';
     }
-    int ok = redisAppendFormattedCommand(c->ctx, buf, (size_t)(p - buf)) == REDIS_OK;
+    *outlen = (size_t)(p - buf);
+    return buf;
+}
+
+/* ---- Redis Cluster: a small slot router ----
+ *
+ * The map of slots to masters comes from CLUSTER SLOTS, asked of the seed
+ * nodes in the URL in turn (then of every node met since). Each command
+ * goes to the master of its first key's slot (tq_slot_argv); one without
+ * keys goes where the next command with a key goes, or else where the
+ * last command went, so that MULTI ... EXEC, WATCH, FUNCTION LOAD after a
+ * refused FCALL, and WAIT after writes reach the right node. A pipeline is
+ * sent as runs of consecutive commands for one node, one run in flight at
+ * a time, so a redirected command can be sent again at once: MOVED updates
+ * the slot and reloads the map before the next run, ASK sends ASKING and
+ * the command to the node named, TRYAGAIN waits a moment. A node that
+ * cannot be reached, or CLUSTERDOWN, is an outage of the connection as a
+ * whole: every context is dropped and the next call reloads the map. */
+
+/* The index of the node host:port, added if new (add); -1 if absent, or
+ * when the table is full. */
+static int cluster_node(tq_conn *c, const char *host, int port, int add)
+{
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].port == port && strcmp(c->nodes[i].host, host) == 0)
+            return i;
+    if (!add || c->nnodes == CLUSTER_NODES_MAX || strlen(host) >= TQ_URL_HOST_MAX)
+        return -1;
+    cl_node *n = realloc(c->nodes, (size_t)(c->nnodes + 1) * sizeof *n);
+    if (!n)
+        return -1;
+    c->nodes = n;
+    n = &c->nodes[c->nnodes];
+    memset(n, 0, sizeof *n);
+    snprintf(n->host, sizeof n->host, "%s", host);
+    n->port = port;
+    return c->nnodes++;
+}
+
+/* 1 if r is a string of len 1..max bytes made of chars. */
+static int is_token(const redisReply *r, size_t max, const char *chars)
+{
+    return r && r->type == REDIS_REPLY_STRING && r->len > 0 && r->len <= max &&
+           strspn(r->str, chars) == r->len;
+}
+
+#define HOST_CHARS_ "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:"
+
+/* Fills map (TQ_SLOT_COUNT entries, zeroed) from a CLUSTER SLOTS reply r
+ * got from host (which stands for a master whose endpoint is "" or "?").
+ * Returns 0, or -1 with why set. */
+static int cluster_parse(tq_conn *c, const redisReply *r, const char *host, uint8_t *map,
+                         char *why, size_t whylen)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        snprintf(why, whylen, "CLUSTER SLOTS: %s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "no slot is served");
+        return -1;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i], *m;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            (m = e->element[2])->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
+            m->element[0]->type != REDIS_REPLY_STRING ||
+            m->element[1]->type != REDIS_REPLY_INTEGER || e->element[0]->integer < 0 ||
+            e->element[0]->integer > e->element[1]->integer ||
+            e->element[1]->integer >= TQ_SLOT_COUNT || m->element[1]->integer < 1 ||
+            m->element[1]->integer > 65535) {
+            snprintf(why, whylen,
+                     "CLUSTER SLOTS: an entry that is not a slot range "
+                     "and a master");
+            return -1;
+        }
+        const redisReply *h = m->element[0];
+        const char *mh = h->len == 0 || strcmp(h->str, "?") == 0 ? host : h->str;
+        if (mh != host && !is_token(h, TQ_URL_HOST_MAX - 1, HOST_CHARS_)) {
+            snprintf(why, whylen, "CLUSTER SLOTS: a master's address is not a host name");
+            return -1;
+        }
+        int k = cluster_node(c, mh, (int)m->element[1]->integer, 1);
+        if (k < 0) {
+            snprintf(why, whylen, "CLUSTER SLOTS: more than %d nodes", CLUSTER_NODES_MAX);
+            return -1;
+        }
+        for (long long s = e->element[0]->integer; s <= e->element[1]->integer; s++)
+            map[s] = (uint8_t)(k + 1);
+    }
+    return 0;
+}
+
+/* Loads the slot map from the first seed (or known node) that gives one.
+ * Returns 0, or -1 with why saying what each said. */
+static int cluster_load(tq_conn *c, char *why, size_t whylen)
+{
+    uint8_t *map = calloc(TQ_SLOT_COUNT, 1);
+    if (!map) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    size_t used = 0;
+    int auth_all = 1, known = c->nnodes;
+    for (int k = 0; k < c->url.nnodes + known; k++) {
+        char host[TQ_URL_HOST_MAX], err[TQ_CONN_ERROR_MAX];
+        int port;
+        if (k < c->url.nnodes) {
+            snprintf(host, sizeof host, "%s", c->url.nodes[k].host);
+            port = c->url.nodes[k].port;
+        } else {
+            snprintf(host, sizeof host, "%s", c->nodes[k - c->url.nnodes].host);
+            port = c->nodes[k - c->url.nnodes].port;
+        }
+        int rc = open_ctx(c, host, port, err, sizeof err);
+        if (rc == 0) {
+            redisReply *r = redisCommand(c->ctx, "CLUSTER SLOTS");
+            c->auth_failed = r && r->type == REDIS_REPLY_ERROR && is_auth_error(r->str);
+            if (!r)
+                snprintf(err, sizeof err, "CLUSTER SLOTS: %s", c->ctx->errstr);
+            rc = r ? cluster_parse(c, r, host, map, err, sizeof err) : -1;
+            freeReplyObject(r);
+            redisFree(c->ctx);
+            c->ctx = NULL;
+        }
+        if (rc == 0) {
+            free(c->slots);
+            c->slots = map;
+            c->refresh = 0;
+            return 0;
+        }
+        memset(map, 0, TQ_SLOT_COUNT);
+        auth_all &= c->auth_failed;
+        int v6 = strchr(host, ':') != NULL;
+        if (used < whylen) {
+            int n =
+                snprintf(why + used, whylen - used, "%snode %s%s%s:%d: %s",
+                         used ? "; " : "", v6 ? "[" : "", host, v6 ? "]" : "", port, err);
+            used += n > 0 ? (size_t)n : 0;
+        }
+    }
+    free(map);
+    c->auth_failed = auth_all;
+    return -1;
+}
+
+/* Frees every node's context and the owed commands; keeps the nodes'
+ * addresses, to ask for the map next time. */
+static void cluster_close(tq_conn *c)
+{
+    for (int i = 0; i < c->nnodes; i++) {
+        if (c->nodes[i].ctx)
+            redisFree(c->nodes[i].ctx);
+        c->nodes[i].ctx = NULL;
+        c->nodes[i].inflight = 0;
+    }
+    for (int i = 0; i < c->qlen; i++)
+        free(c->q[c->qhead + i].buf);
+    c->qhead = c->qlen = 0;
+    free(c->slots);
+    c->slots = NULL;
+}
+
+/* The node for slot (-1: none known, use the last node or any). */
+static int cluster_route(const tq_conn *c, int slot)
+{
+    if (slot >= 0 && c->slots[slot])
+        return c->slots[slot] - 1;
+    if (slot < 0 && c->last_node >= 0 && c->last_node < c->nnodes)
+        return c->last_node;
+    for (int s = 0; s < TQ_SLOT_COUNT; s++)
+        if (c->slots[s])
+            return c->slots[s] - 1;
+    return 0;
+}
+
+/* Where the owed command j goes: its key's node; for one without keys, the
+ * node of the next command with a key, else the last node. */
+static int cluster_target(const tq_conn *c, int j)
+{
+    int end = c->qhead + c->qlen;
+    for (int k = j; k < end; k++)
+        if (c->q[k].slot >= 0)
+            return cluster_route(c, c->q[k].slot);
+    return cluster_route(c, -1);
+}
+
+/* Connects node i if it has no context yet. Returns 0, or -1 (dropped). */
+static int cluster_connect(tq_conn *c, int i)
+{
+    if (c->nodes[i].ctx)
+        return 0;
+    char why[TQ_CONN_ERROR_MAX];
+    if (open_ctx(c, c->nodes[i].host, c->nodes[i].port, why, sizeof why) < 0) {
+        drop(c, why);
+        return -1;
+    }
+    c->nodes[i].ctx = c->ctx;
+    c->ctx = NULL;
+    return 0;
+}
+
+/* Sends the run of unsent commands from the queue's head that go to one
+ * node. Returns 0, or -1 (dropped). */
+static int cluster_send(tq_conn *c)
+{
+    char why[TQ_CONN_ERROR_MAX];
+    if (c->refresh && cluster_load(c, why, sizeof why) < 0)
+        c->refresh = 0; /* the old map, with what MOVED said, serves */
+    int node = cluster_target(c, c->qhead);
+    if (cluster_connect(c, node) < 0)
+        return -1;
+    for (int j = c->qhead; j < c->qhead + c->qlen && c->q[j].node < 0; j++) {
+        if (j > c->qhead && cluster_target(c, j) != node)
+            break;
+        if (redisAppendFormattedCommand(c->nodes[node].ctx, c->q[j].buf, c->q[j].len) !=
+            REDIS_OK) {
+            drop(c, "out of memory");
+            return -1;
+        }
+        c->q[j].node = node;
+        c->nodes[node].inflight++;
+    }
+    c->last_node = node;
+    c->roundtrips++;
+    return 0;
+}
+
+/* Reads node i's next reply. NULL when the connection broke (dropped). */
+static redisReply *cluster_read(tq_conn *c, int i)
+{
+    void *reply = NULL;
+    redisContext *ctx = c->nodes[i].ctx;
+    if (redisGetReply(ctx, &reply) != REDIS_OK || !reply) {
+        c->unanswered += ctx->obuf && ctx->obuf[0] == '\0';
+        char why[TQ_CONN_ERROR_MAX];
+        snprintf(why, sizeof why, "%.64s:%d: %.160s", c->nodes[i].host, c->nodes[i].port,
+                 ctx->errstr[0] ? ctx->errstr : "connection lost");
+        drop(c, why);
+        return NULL;
+    }
+    c->nodes[i].inflight--;
+    return reply;
+}
+
+/* If r is a redirect (MOVED or ASK) to a node this connection may use,
+ * returns that node (and sets *ask for ASK); -1 otherwise. MOVED also
+ * updates the slot and asks for a new map. */
+static int cluster_redirect(tq_conn *c, const redisReply *r, int from, int *ask)
+{
+    int slot, port, n = 0;
+    char host[TQ_URL_HOST_MAX];
+    *ask = strncmp(r->str, "ASK ", 4) == 0;
+    if (!*ask && strncmp(r->str, "MOVED ", 6) != 0)
+        return -1;
+    const char *a = r->str + (*ask ? 4 : 6);
+    const char *colon = strrchr(a, ':');
+    if (sscanf(a, "%d %n", &slot, &n) != 1 || slot < 0 || slot >= TQ_SLOT_COUNT ||
+        !colon || colon < a + n || (size_t)(colon - (a + n)) >= sizeof host ||
+        sscanf(colon + 1, "%d", &port) != 1 || port < 1 || port > 65535)
+        return -1;
+    memcpy(host, a + n, (size_t)(colon - (a + n)));
+    host[colon - (a + n)] = '\0';
+    if (strspn(host, HOST_CHARS_) != strlen(host))
+        return -1;
+    int k = cluster_node(c, host[0] ? host : c->nodes[from].host, port, 1);
+    if (k >= 0 && !*ask) {
+        c->slots[slot] = (uint8_t)(k + 1);
+        c->refresh = 1;
+    }
+    return k;
+}
+
+/* The reply to the owed command at the head of the queue, following
+ * redirects; NULL when the connection broke (dropped). */
+static redisReply *cluster_reply(tq_conn *c)
+{
+    cl_cmd *p = &c->q[c->qhead];
+    if (p->node < 0 && cluster_send(c) < 0)
+        return NULL;
+    redisReply *r = cluster_read(c, p->node);
+    for (int hop = 0; r && r->type == REDIS_REPLY_ERROR && hop < CLUSTER_REDIRECTS_MAX;
+         hop++) {
+        int ask = 0, to = cluster_redirect(c, r, p->node, &ask);
+        if (to < 0 && strncmp(r->str, "TRYAGAIN", 8) == 0) {
+            to = p->node;
+            usleep(CLUSTER_TRYAGAIN_MS * 1000);
+        }
+        if (to < 0)
+            break;
+        freeReplyObject(r);
+        r = NULL;
+        /* Only this run is in flight; the node must owe nothing, or the
+         * reply read next would not be this command's. */
+        if (c->nodes[to].inflight || cluster_connect(c, to) < 0) {
+            if (c->nodes[to].inflight)
+                drop(c, "a redirect into a pipeline still in flight");
+            return NULL;
+        }
+        static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+        redisContext *ctx = c->nodes[to].ctx;
+        if ((ask &&
+             redisAppendFormattedCommand(ctx, asking, sizeof asking - 1) != REDIS_OK) ||
+            redisAppendFormattedCommand(ctx, p->buf, p->len) != REDIS_OK) {
+            drop(c, "out of memory");
+            return NULL;
+        }
+        c->nodes[to].inflight += 1 + ask;
+        c->roundtrips++;
+        p->node = c->last_node = to;
+        if (ask) {
+            redisReply *ok = cluster_read(c, to);
+            if (!ok)
+                return NULL;
+            freeReplyObject(ok);
+        }
+        r = cluster_read(c, to);
+    }
+    if (!r)
+        return NULL;
+    free(p->buf);
+    c->qhead++;
+    if (--c->qlen == 0)
+        c->qhead = 0;
+    return r;
+}
+
+/* Queues the encoded command buf (taken) for the cluster. Returns 0 or
+ * TQ_EREDIS (dropped). */
+static int cluster_queue(tq_conn *c, char *buf, size_t len, int slot)
+{
+    if (c->qhead + c->qlen == c->qcap) {
+        int cap = c->qcap ? c->qcap * 2 : 16;
+        cl_cmd *q = realloc(c->q, (size_t)cap * sizeof *q);
+        if (!q) {
+            free(buf);
+            tq_conn_drop(c, "out of memory");
+            return TQ_EREDIS;
+        }
+        c->q = q;
+        c->qcap = cap;
+    }
+    c->q[c->qhead + c->qlen++] = (cl_cmd){buf, len, slot, -1};
+    c->unflushed = 1;
+    c->pending++;
+    return 0;
+}
+
+int tq_conn_append(tq_conn *c, int argc, const char **argv, const size_t *lens)
+{
+    if (tq_conn_ensure(c) < 0)
+        return TQ_EREDIS;
+    char stack[APPEND_STACK_MAX];
+    size_t len;
+    char *buf =
+        encode(argc, argv, lens, c->url.is_cluster ? NULL : stack, sizeof stack, &len);
+    if (!buf) { /* as for any failed append: no reply is owed any more */
+        tq_conn_drop(c, "out of memory");
+        return TQ_EREDIS;
+    }
+    if (c->url.is_cluster)
+        return cluster_queue(c, buf, len, tq_slot_argv(argc, argv, lens));
+    int ok = redisAppendFormattedCommand(c->ctx, buf, len) == REDIS_OK;
     if (buf != stack)
         free(buf);
     if (!ok) {
@@ -670,18 +1090,24 @@ int tq_conn_append(tq_conn *c, int argc, const char **argv, const size_t *lens)
 redisReply *tq_conn_reply(tq_conn *c)
 {
     void *reply = NULL;
-    if (!c->ctx || c->pending == 0)
+    if (!connected(c) || c->pending == 0)
         return NULL;
-    if (c->unflushed) {
-        c->roundtrips++;
+    if (c->url.is_cluster) {
         c->unflushed = 0;
-    }
-    if (redisGetReply(c->ctx, &reply) != REDIS_OK || !reply) {
-        /* hiredis empties its output buffer once every byte is written: an
-         * empty one means Redis got the command and may still run it. */
-        c->unanswered += c->ctx->obuf && c->ctx->obuf[0] == '\0';
-        tq_conn_drop(c, c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
-        return NULL;
+        if (!(reply = cluster_reply(c)))
+            return NULL;
+    } else {
+        if (c->unflushed) {
+            c->roundtrips++;
+            c->unflushed = 0;
+        }
+        if (redisGetReply(c->ctx, &reply) != REDIS_OK || !reply) {
+            /* hiredis empties its output buffer once every byte is written:
+             * an empty one means Redis got the command and may still run it. */
+            c->unanswered += c->ctx->obuf && c->ctx->obuf[0] == '\0';
+            tq_conn_drop(c, c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
+            return NULL;
+        }
     }
     c->pending--;
     redisReply *r = reply;
@@ -701,11 +1127,13 @@ redisReply *tq_conn_reply(tq_conn *c)
     }
     if (r->type == REDIS_REPLY_ERROR &&
         (strncmp(r->str, "READONLY", 8) == 0 || strncmp(r->str, "LOADING", 7) == 0 ||
-         strncmp(r->str, "MASTERDOWN", 10) == 0)) {
-        /* A master that became a replica (a failover), or a server loading
-         * its data: the command did not run, and nothing will until the
-         * next connection finds the master (through the sentinels) or the
-         * load is over. An outage, as a lost connection is. */
+         strncmp(r->str, "MASTERDOWN", 10) == 0 ||
+         strncmp(r->str, "CLUSTERDOWN", 11) == 0)) {
+        /* A master that became a replica (a failover), a server loading
+         * its data, or a cluster without a master for some slots: the
+         * command did not run, and nothing will until the next connection
+         * finds the master (through the sentinels, or a new slot map) or
+         * the load is over. An outage, as a lost connection is. */
         char why[TQ_CONN_ERROR_MAX];
         snprintf(why, sizeof why, "%s", r->str);
         freeReplyObject(r);
@@ -726,6 +1154,28 @@ redisReply *tq_conn_cmdargv(tq_conn *c, int argc, const char **argv, const size_
     return tq_conn_reply(c);
 }
 
+/* The slot of the RESP-encoded command [buf, buf + len) (tq_slot_argv). */
+static int resp_slot(const char *buf, size_t len)
+{
+    enum { MAXARGS = 16 };
+    const char *argv[MAXARGS];
+    size_t lens[MAXARGS];
+    const char *p = buf, *end = buf + len;
+    long argc = strtol(p + 1, NULL, 10);
+    int n = 0;
+    p = memchr(p, '\n', (size_t)(end - p));
+    while (p && ++p < end && *p == '$' && n < MAXARGS && n < argc) {
+        long l = strtol(p + 1, NULL, 10);
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl || l < 0 || (size_t)l > (size_t)(end - nl - 1))
+            break;
+        argv[n] = nl + 1;
+        lens[n++] = (size_t)l;
+        p = nl + 1 + l + 1; /* at the '\n' of the argument's CRLF */
+    }
+    return tq_slot_argv(n, argv, lens);
+}
+
 redisReply *tq_conn_cmd(tq_conn *c, const char *fmt, ...)
 {
     va_list ap;
@@ -733,6 +1183,22 @@ redisReply *tq_conn_cmd(tq_conn *c, const char *fmt, ...)
         tq_conn_drop(c, "unread pipelined replies");
     if (tq_conn_ensure(c) < 0)
         return NULL;
+    if (c->url.is_cluster) {
+        char *cmd = NULL, *own;
+        va_start(ap, fmt);
+        int len = redisvFormatCommand(&cmd, fmt, ap);
+        va_end(ap);
+        if (len < 0 || !(own = malloc((size_t)len))) {
+            redisFreeCommand(cmd);
+            tq_conn_drop(c, "out of memory");
+            return NULL;
+        }
+        memcpy(own, cmd, (size_t)len);
+        redisFreeCommand(cmd);
+        if (cluster_queue(c, own, (size_t)len, resp_slot(own, (size_t)len)) < 0)
+            return NULL;
+        return tq_conn_reply(c);
+    }
     va_start(ap, fmt);
     int rc = redisvAppendCommand(c->ctx, fmt, ap);
     va_end(ap);

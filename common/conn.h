@@ -22,7 +22,17 @@
  * get-master-addr-by-name), connects there and checks with ROLE that it is
  * the master. A reply of READONLY (the master became a replica), LOADING or
  * MASTERDOWN drops the connection as a lost one does, with any URL: the
- * command did not run, and the next call finds the master again. */
+ * command did not run, and the next call finds the master again.
+ *
+ * With a redis-cluster:// URL a tq_conn is a small slot router: it holds
+ * one context per master, the slot map from CLUSTER SLOTS (asked of the
+ * seeds in turn), and sends each command to the master of its first key's
+ * slot (common/slot.h); a command without keys goes where the next command
+ * with a key goes, or else where the last one went. MOVED and ASK are
+ * followed (MOVED also reloads the map), TRYAGAIN waits a moment; a master
+ * that cannot be reached, or CLUSTERDOWN, is an outage of the whole
+ * connection, with backoff, and the next call reloads the map. Every key
+ * of one command must share a slot, as Redis Cluster demands. */
 #ifndef TQ_CONN_H
 #define TQ_CONN_H
 

@@ -226,10 +226,14 @@ int tq_url_parse(const char *s_in, tq_url *out, char *err, size_t errlen)
         p = s_in + 9, out->tls = 1;
     else if (strncmp(s_in, "redis-sentinel://", 17) == 0)
         p = s_in + 17, out->is_sentinel = 1;
+    else if (strncmp(s_in, "redis-cluster://", 16) == 0)
+        p = s_in + 16, out->is_cluster = 1;
+    else if (strncmp(s_in, "rediss-cluster://", 17) == 0)
+        p = s_in + 17, out->is_cluster = 1, out->tls = 1;
     else
         return fail(err, errlen,
                     "redis url '%s': must start with redis://, rediss://, "
-                    "redis-sentinel:// or unix://",
+                    "redis-sentinel://, redis-cluster://, rediss-cluster:// or unix://",
                     s);
     for (const char *c = s_in; *c; c++)
         if ((unsigned char)*c <= 0x20 || *c == 0x7f)
@@ -253,15 +257,16 @@ int tq_url_parse(const char *s_in, tq_url *out, char *err, size_t errlen)
         p = at + 1;
     }
 
-    if (out->is_sentinel) {
+    if (out->is_sentinel || out->is_cluster) {
         for (;;) {
             const char *comma = memchr(p, ',', (size_t)(end - p));
             const char *node_end = comma ? comma : end;
             if (out->nnodes == TQ_URL_NODES_MAX)
-                return fail(err, errlen, "redis url '%s': more than %d sentinels", s,
-                            TQ_URL_NODES_MAX);
-            if (parse_node(p, node_end, TQ_URL_SENTINEL_PORT, &out->nodes[out->nnodes++],
-                           s, err, errlen) < 0)
+                return fail(err, errlen, "redis url '%s': more than %d %s", s,
+                            TQ_URL_NODES_MAX, out->is_sentinel ? "sentinels" : "nodes");
+            if (parse_node(p, node_end,
+                           out->is_sentinel ? TQ_URL_SENTINEL_PORT : TQ_URL_DEFAULT_PORT,
+                           &out->nodes[out->nnodes++], s, err, errlen) < 0)
                 return TQ_EINVAL;
             if (!comma)
                 break;
@@ -283,6 +288,9 @@ int tq_url_parse(const char *s_in, tq_url *out, char *err, size_t errlen)
         if (db != db_end && parse_int(db, db_end, 0, 1000000, &out->db) < 0)
             return fail(err, errlen, "redis url '%s': the database must be a number", s);
         end = db_end;
+        if (out->is_cluster && out->db != 0)
+            return fail(err, errlen, "redis url '%s': Redis Cluster has database 0 only",
+                        s);
     }
     if (out->is_sentinel) {
         if (*end != '?')
@@ -337,13 +345,14 @@ void tq_url_redacted(const tq_url *u, char *buf, size_t len)
      * ACL user a failed login used. */
     char user[3 * TQ_URL_PASS_MAX];
     escape_user(u->user, user, sizeof user);
-    size_t n = (size_t)snprintf(buf, len, "%s%s%s%s",
-                                u->is_sentinel ? "redis-sentinel://"
-                                : u->tls       ? "rediss://"
-                                               : "redis://",
-                                user, u->password[0] ? ":***" : "",
-                                u->password[0] || user[0] ? "@" : "");
-    if (!u->is_sentinel) {
+    size_t n = (size_t)snprintf(
+        buf, len, "%s%s%s%s",
+        u->is_sentinel  ? "redis-sentinel://"
+        : u->is_cluster ? (u->tls ? "rediss-cluster://" : "redis-cluster://")
+        : u->tls        ? "rediss://"
+                        : "redis://",
+        user, u->password[0] ? ":***" : "", u->password[0] || user[0] ? "@" : "");
+    if (!u->is_sentinel && !u->is_cluster) {
         n = put_host(buf, len, n, u->host, u->port);
     } else {
         for (int i = 0; i < u->nnodes; i++) {

@@ -1,7 +1,8 @@
 /* Fuzzes Redis URLs (common/url): any text through tq_url_parse(). A URL it
  * accepts has hosts hiredis can be given (no space, control byte or URL
  * delimiter), ports in 1..65535 and a database >= 0, a sentinel URL its
- * sentinels and master, and its redacted form depends on no password. An
+ * sentinels and master, a cluster URL its nodes and database 0, and its
+ * redacted form depends on no password. An
  * error names no password. */
 #include <stdint.h>
 #include <stdio.h>
@@ -47,7 +48,8 @@ static int change(char *p, const char *end)
 }
 
 /* Changes the password parts of s as written (between the first ':' after
- * "redis://", "rediss://" or "redis-sentinel://" and the last '@' before the path; the
+ * "redis://", "rediss://", "redis-sentinel://" or "redis-cluster://" (and
+ * "rediss-cluster://") and the last '@' before the path; the
  * value of a sentinel_password parameter after the first '?', up to the
  * next '&' or '#') as change() does, so that a parser that never shows a
  * password gives the same error for both. Returns 0 if s has no such part. */
@@ -61,7 +63,9 @@ static int other_password(char *s)
         changed |= change(v, v + strcspn(v, "&#"));
     }
     if (strncmp(s, "redis://", 8) != 0 && strncmp(s, "rediss://", 9) != 0 &&
-        strncmp(s, "redis-sentinel://", 17) != 0)
+        strncmp(s, "redis-sentinel://", 17) != 0 &&
+        strncmp(s, "redis-cluster://", 16) != 0 &&
+        strncmp(s, "rediss-cluster://", 17) != 0)
         return changed;
     char *p = strstr(s, "://") + 3;
     char *end = p + strcspn(p, "/?#"), *at = NULL;
@@ -110,12 +114,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(u.host[0] == '/', "socket path '%s': %s", u.host, s);
     }
     CHECK(u.db >= 0, "db %d: %s", u.db, s);
-    CHECK(u.is_sentinel ? u.nnodes >= 1 && u.nnodes <= TQ_URL_NODES_MAX && u.master[0]
-                        : u.nnodes == 0,
-          "%d sentinels, master '%s': %s", u.nnodes, u.master, s);
+    CHECK(u.is_sentinel  ? u.nnodes >= 1 && u.nnodes <= TQ_URL_NODES_MAX && u.master[0]
+          : u.is_cluster ? u.nnodes >= 1 && u.nnodes <= TQ_URL_NODES_MAX &&
+                               !u.master[0] && u.db == 0 && !u.is_sentinel
+                         : u.nnodes == 0,
+          "%d nodes, master '%s', db %d: %s", u.nnodes, u.master, u.db, s);
     for (int i = 0; i < u.nnodes; i++) {
-        CHECK(u.nodes[i].host[0] && !strpbrk(u.nodes[i].host, "/?#@,"),
-              "sentinel '%s': %s", u.nodes[i].host, s);
+        CHECK(u.nodes[i].host[0] && !strpbrk(u.nodes[i].host, "/?#@,"), "node '%s': %s",
+              u.nodes[i].host, s);
         CHECK(u.nodes[i].port >= 1 && u.nodes[i].port <= 65535, "port %d: %s",
               u.nodes[i].port, s);
     }

@@ -58,7 +58,7 @@ static int spawn(tq_test_redis *srv)
 {
     const char *bin = getenv("TICKQ_REDIS_SERVER");
     char port[16];
-    const char *argv[32];
+    const char *argv[40];
     int n = 0;
 
     if (!bin || !*bin)
@@ -104,6 +104,17 @@ static int spawn(tq_test_redis *srv)
     if (srv->password[0]) {
         argv[n++] = "--requirepass";
         argv[n++] = srv->password;
+    }
+    if (srv->cluster) {
+        argv[n++] = "--cluster-enabled";
+        argv[n++] = "yes";
+        argv[n++] = "--cluster-config-file";
+        argv[n++] = "nodes.conf";
+        argv[n++] = "--cluster-node-timeout";
+        argv[n++] = "2000";
+        /* A dead master's slots fail, not the whole cluster's. */
+        argv[n++] = "--cluster-require-full-coverage";
+        argv[n++] = "no";
     }
     if (srv->unix_socket) {
         argv[n++] = "--unixsocket";
@@ -268,6 +279,63 @@ static int start(tq_test_redis *srv, const char *password, int unix_socket)
     fprintf(stderr, "redis_server: could not start redis-server (see %s/redis.log)\n",
             srv->dir);
     tq_test_redis_stop(srv);
+    return -1;
+}
+
+/* 1 when every node of srv[0..n) says cluster_state:ok and knows n
+ * masters' slot ranges. */
+static int cluster_up(const tq_test_redis *srv, int n)
+{
+    for (int i = 0; i < n; i++) {
+        redisReply *info = tq_test_redis_cmd(&srv[i], "CLUSTER INFO");
+        redisReply *slots = tq_test_redis_cmd(&srv[i], "CLUSTER SLOTS");
+        int ok = info && info->type == REDIS_REPLY_STRING &&
+                 strstr(info->str, "cluster_state:ok") && slots &&
+                 slots->type == REDIS_REPLY_ARRAY && (int)slots->elements == n;
+        freeReplyObject(info);
+        freeReplyObject(slots);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+int tq_test_cluster_start(tq_test_redis *srv, int n, char *url, size_t urllen)
+{
+    int started = 0;
+    size_t used = (size_t)snprintf(url, urllen, "redis-cluster://");
+    for (; started < n; started++) {
+        memset(&srv[started], 0, sizeof srv[started]);
+        srv[started].cluster = 1;
+        if (start(&srv[started], NULL, 0) < 0)
+            goto fail;
+        used += (size_t)snprintf(url + used, used < urllen ? urllen - used : 0,
+                                 "%s127.0.0.1:%d", started ? "," : "", srv[started].port);
+    }
+    for (int i = 0; i < n; i++) {
+        int lo = 16384 * i / n, hi = 16384 * (i + 1) / n - 1;
+        redisReply *r = tq_test_redis_cmd(&srv[i], "CLUSTER ADDSLOTSRANGE %d %d", lo, hi);
+        int ok = r && r->type == REDIS_REPLY_STATUS;
+        freeReplyObject(r);
+        if (i > 0) {
+            r = tq_test_redis_cmd(&srv[i], "CLUSTER MEET 127.0.0.1 %d", srv[0].port);
+            ok = ok && r && r->type == REDIS_REPLY_STATUS;
+            freeReplyObject(r);
+        }
+        if (!ok) {
+            fprintf(stderr, "redis_server: cannot make node %d a cluster master\n", i);
+            goto fail;
+        }
+    }
+    for (long long end = mono_ms() + 30000; !cluster_up(srv, n); sleep_ms(100))
+        if (mono_ms() > end) {
+            fprintf(stderr, "redis_server: the cluster is not up after 30 s\n");
+            goto fail;
+        }
+    return 0;
+fail:
+    for (int i = 0; i < started; i++)
+        tq_test_redis_stop(&srv[i]);
     return -1;
 }
 

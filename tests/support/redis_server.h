@@ -29,6 +29,7 @@ typedef struct {
     char unix_url[320]; /* unix://sock ("" when unix_socket is 0) */
     int sentinel_of;    /* a sentinel: the port of the master it watches; 0 otherwise */
     char master[32];    /* a sentinel: the name it knows that master by */
+    int cluster;        /* 1: a cluster node (cluster-enabled) */
 } tq_test_redis;
 
 /* Starts a redis-server without a password, with a unix socket. Returns 0,
@@ -46,6 +47,13 @@ int tq_test_redis_start_with(tq_test_redis *srv, const char *password, int unix_
  * printing why on stderr. Stopped with tq_test_redis_stop(). */
 int tq_test_sentinel_start(tq_test_redis *srv, int master_port, const char *name,
                            const char *password);
+
+/* Starts n (1..16) cluster nodes without a password in srv[0..n), each
+ * serving an equal share of the slots as a master, and waits until every
+ * node sees the cluster up. url gets redis-cluster://127.0.0.1:PORT,...
+ * naming them all. Returns 0, or -1 after printing why on stderr (the nodes
+ * started are stopped). Each is stopped with tq_test_redis_stop(). */
+int tq_test_cluster_start(tq_test_redis *srv, int n, char *url, size_t urllen);
 
 /* Stops the server process (SIGTERM, then SIGKILL after 5 s) but keeps its
  * port and directory for tq_test_redis_restart(). Returns 0 or -1. */

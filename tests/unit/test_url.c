@@ -422,6 +422,45 @@ static void test_sentinel(void **state)
     parse_bad("redis://h?master=m", "unexpected '?'");
 }
 
+static void test_cluster(void **state)
+{
+    (void)state;
+    tq_url u;
+    char buf[TQ_URL_SHOWN_MAX];
+    parse_ok("redis-cluster://app:pw@n1,n2:7001,[::1]:7002", &u);
+    TQ_ASSERT_INT(u.is_cluster, 1);
+    TQ_ASSERT_INT(u.is_sentinel, 0);
+    TQ_ASSERT_INT(u.tls, 0);
+    TQ_ASSERT_INT(u.nnodes, 3);
+    TQ_ASSERT_STR(u.nodes[0].host, "n1");
+    TQ_ASSERT_INT(u.nodes[0].port, TQ_URL_DEFAULT_PORT); /* not the sentinels' */
+    TQ_ASSERT_STR(u.nodes[1].host, "n2");
+    TQ_ASSERT_INT(u.nodes[1].port, 7001);
+    TQ_ASSERT_STR(u.nodes[2].host, "::1");
+    TQ_ASSERT_INT(u.nodes[2].port, 7002);
+    TQ_ASSERT_STR(u.host, "n1");
+    TQ_ASSERT_STR(u.user, "app");
+    TQ_ASSERT_STR(u.password, "pw");
+    TQ_ASSERT_INT(u.db, 0);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_STR(buf, "redis-cluster://app:***@n1:6379,n2:7001,[::1]:7002/0");
+
+    parse_ok("rediss-cluster://n1/0", &u);
+    TQ_ASSERT_INT(u.is_cluster, 1);
+    TQ_ASSERT_INT(u.tls, 1);
+    tq_url_redacted(&u, buf, sizeof buf);
+    TQ_ASSERT_STR(buf, "rediss-cluster://n1:6379/0");
+
+    parse_bad("redis-cluster://n1/1", "database 0 only");
+    parse_bad("redis-cluster://n1,,n2", "the host is missing");
+    parse_bad("redis-cluster://n1?master=m", "unexpected '?'");
+    char many[512] = "redis-cluster://";
+    for (int i = 0; i <= TQ_URL_NODES_MAX; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%sh%d", i ? "," : "",
+                 i);
+    parse_bad(many, "more than 16 nodes");
+}
+
 /* A sentinel password, in the query, is as secret as the master's. */
 static void test_sentinel_password_hidden(void **state)
 {
@@ -570,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_redacted),
         cmocka_unit_test(test_rediss),
         cmocka_unit_test(test_sentinel),
+        cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_sentinel_password_hidden),
         cmocka_unit_test(test_host_refuses_spaces_and_controls),
         cmocka_unit_test(test_errors_hide_the_password),
