@@ -40,7 +40,7 @@ local VERSION -- the last line of the library sets it (embed.cmake)
 
 -- Limits shared with the C side; tests/unit/test_broker.c checks that
 -- tickq_info answers the same numbers as the C headers.
-local EVENTS_MAX = 10000       -- P:events is trimmed near this (MAXLEN ~)
+local EVENTS_MAX = 10000       -- an events stream is trimmed near this (MAXLEN ~)
 local TIMEOUT_MAX = 31536000   -- TQ_MSG_TIMEOUT_MAX: a message's timeout, s
 local TASKS_MAX = 100000       -- TQ_METRICS_TASKS_MAX: the task index
 local MINUTE_TTL = 7200        -- TQ_METRICS_MINUTE_TTL_S: a minute's counters
@@ -141,7 +141,7 @@ local function hincrf(h, f, x)
   end
 end
 
--- The done marker is the task's result (P:result:<id>) once it is final:
+-- The done marker is the task's result (P:{q}:result:<id>) once it is final:
 -- any status but "retrying" (docs/PROTOCOL.md). true when v, a GET or
 -- MGET of it (false or nil when missing or of another type), says so. The
 -- worker writes a result as JSON, where a quote inside a string is always
@@ -246,23 +246,6 @@ local function dead_letter_json(reason, err, worker, now_ms, msg)
     cjson.encode(utf8_clean(err)) .. ',"worker":' ..
     cjson.encode(utf8_clean(worker)) .. ',"dead_at":' ..
     string.format('%.3f', now_ms / 1000) .. body .. '}'
-end
-
--- A decoded message's queue, as the worker's decoder reads it: "default"
--- when it has none, nil when it is not a valid queue name (or m is not a
--- JSON object). message_queue(msg) the same for a message's bytes.
-local function queue_of(m)
-  if type(m) ~= 'table' then return nil end
-  if m.queue == nil then return 'default' end
-  if type(m.queue) == 'string' and #m.queue <= 64 and
-      string.match(m.queue, '^[%w_.:-]+$') then
-    return m.queue
-  end
-end
-
-local function message_queue(msg)
-  local ok, m = pcall(cjson.decode, msg)
-  return ok and queue_of(m) or nil
 end
 
 -- The version, for a caller that wants to check it without a call.

@@ -1,8 +1,9 @@
 
 -- tickq_complete: acknowledges a batch of finished messages and applies
--- their outcomes. KEYS: processing, stats, worker hash, dead, delayed,
--- deliveries, events, tasks (the finished-task index), metrics, then the
--- items' own keys. ARGV: me, final_ttl ms (a final result's: it is the
+-- their outcomes. Every key is one queue's (the batch is of one queue's
+-- processing list). KEYS: processing, stats, dead, delayed, deliveries,
+-- events, tasks (the finished-task index), metrics, then the items' own
+-- keys. ARGV: me, final_ttl ms (a final result's: it is the
 -- done marker), result_ttl ms (a retrying one's), then the items.
 --
 -- The items travel as one MessagePack map of columns (common/broker.h,
@@ -64,7 +65,7 @@
 -- run as a failure. warnings lists texts (a history, index, metrics or
 -- minute key of the wrong type: skipped).
 --
--- Nothing fails after the first write: the items, the seven keys' types
+-- Nothing fails after the first write: the items, the six keys' types
 -- and every effect key are checked in a first pass that only reads; the
 -- locks are read with MGET (a lock of the wrong type reads as none), a
 -- result with GET under pcall (a result key of the wrong type reads as not
@@ -73,7 +74,7 @@
 -- every other write is to a checked key, or a SET, DEL or HDEL, which do
 -- not fail on any type. The monitoring keys never
 -- refuse a batch: a broken chart must not stop the work. The index and
--- P:metrics are one key each, so their types are read in the first pass
+-- P:{q}:metrics are one key each, so their types are read in the first pass
 -- and a wrong one skips their writes with a warning. A minute key's
 -- HINCRBYs run under pcall (a failed one writes nothing), which costs
 -- nothing while it is a hash; only after a failure is its type read, to
@@ -162,17 +163,17 @@ local function columns(packed, KEYS)
   local K, H, E, M = c.k, c.h, c.e, c.m
   -- No effect key may name a key another write of the batch makes of
   -- another type (distinct() keeps every item key off the fixed keys: a
-  -- result SET over P:stats would make a later HINCRBY fail).
+  -- result SET over P:{q}:stats would make a later HINCRBY fail).
   local effects = false
   for t = 1, n do
     local op, k, h, e, m = OP[t], K[t], H[t], E[t], M[t]
     -- KEYS[i] is non-nil only for an integer i in range, and the first
-    -- nine keys are the fixed ones; 0 is none.
+    -- eight keys are the fixed ones; 0 is none.
     if not ((op == 'done' or op == 'retry' or op == 'dead')
-        and KEYS[m] and m >= 10
-        and (k == 0 or (KEYS[k] and k >= 10 and KEYS[k + 1]))
-        and (h == 0 or (KEYS[h] and h >= 10))
-        and (e == 0 or (KEYS[e] and e >= 10 and decimal(BY[t])))
+        and KEYS[m] and m >= 9
+        and (k == 0 or (KEYS[k] and k >= 9 and KEYS[k + 1]))
+        and (h == 0 or (KEYS[h] and h >= 9))
+        and (e == 0 or (KEYS[e] and e >= 9 and decimal(BY[t])))
         and (op ~= 'retry' or decimal(DUE[t]))
         and (LB[t] == '' or decimal(LATE[t]))) then
       return nil
@@ -198,7 +199,7 @@ local function columns(packed, KEYS)
 end
 
 fn('complete', function(KEYS, ARGV)
-  local ok, e0 = distinct('complete', KEYS, 9)
+  local ok, e0 = distinct('complete', KEYS, 8)
   if not ok then return e0 end
   for i = 2, 3 do
     local ttl = ARGV[i] or ''
@@ -206,8 +207,8 @@ fn('complete', function(KEYS, ARGV)
       return redis.error_reply('ERR complete: argument ' .. i .. ' is not a TTL in ms')
     end
   end
-  local e = check{KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'hash', KEYS[4], 'list',
-    KEYS[5], 'zset', KEYS[6], 'hash', KEYS[7], 'stream'}
+  local e = check{KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'list', KEYS[4], 'zset',
+    KEYS[5], 'hash', KEYS[6], 'stream'}
   if e then return e end
   local cols, n = columns(ARGV[4], KEYS)
   if not cols then
@@ -221,8 +222,8 @@ fn('complete', function(KEYS, ARGV)
     cols.by, cols.rb, cols.rt, cols.rms, cols.late, cols.lb
   local K, H, E, M = cols.k, cols.h, cols.e, cols.m
   local me, final_ttl, result_ttl = ARGV[1], ARGV[2], ARGV[3]
-  local processing, stats, whash, dead, delayed, deliveries, events =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+  local processing, stats, dead, delayed, deliveries, events =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
   local out, warnings = {}, {}
   for t = 1, n do
     if OP[t] == 'done' and E[t] ~= 0 then
@@ -244,7 +245,7 @@ fn('complete', function(KEYS, ARGV)
       end
     end
   end
-  local index, metrics = KEYS[8], KEYS[9]
+  local index, metrics = KEYS[7], KEYS[8]
   local bad = badtype(index, 'zset')
   if bad then
     warnings[#warnings + 1] = bad .. ': the task index is not written'
@@ -401,10 +402,7 @@ fn('complete', function(KEYS, ARGV)
   for j = 1, nacked, 1000 do
     redis.call('HDEL', deliveries, unpack(acked, j, math.min(j + 999, nacked)))
   end
-  for field, c in pairs(counts) do
-    hincr(stats, field, c)
-    if field ~= 'duplicates' then hincr(whash, field, c) end
-  end
+  for field, c in pairs(counts) do hincr(stats, field, c) end
   for m, fields in pairs(minutes) do
     local key = KEYS[m]
     local wrong = nil

@@ -1,38 +1,88 @@
 
--- tickq_publish: the beat leader publishes a batch of due ticks. KEYS:
--- leader, schedule-state, stats, then the queues. ARGV: beat id, then the
--- ticks, a MessagePack array of maps {s = schedule name, t = tick ms (a
--- decimal string), q = index of its queue in KEYS, m = the message}.
+-- The beat leader publishes due ticks in two calls per queue, each in one
+-- slot: tickq_publish pushes the messages to the queue (P:{q}:...), then
+-- tickq_advance moves each schedule's state past its tick (P:{@}:...).
 --
--- Guarantee: a tick is published at most once, whoever calls and however
--- often: a caller that does not hold the lease gets -1 (a stale leader
--- never publishes), and a tick is pushed only together with advancing its
--- schedule's state past it, in one call. A new leader continues from the
--- state, so a failover loses no tick.
---
--- Redis does not roll back a function that fails halfway, so nothing here
--- can fail after the first write: the ticks are checked, and the type of
--- every key written, first; a state value is compared only once it is
--- known to be a number. A lease or state key of the wrong type is an error
--- reply that names it (nothing is written). Otherwise the reply has, per
--- tick, 1 once the state is advanced and the message pushed, 0 if the
--- state is already at or past it (two beats never publish a tick twice), 2
--- if its queue key is not a list (the tick is skipped, state untouched,
--- and the other ticks go on), or 3 if its state value is not a tick (the
--- same); and then one more element, 1 if the counter in stats was not
--- counted because stats is not a hash, else 0.
+-- Guarantee: a tick is pushed at most once, whoever calls and however
+-- often. A tick's id is deterministic (<schedule>@<tick ms>), and the
+-- queue remembers the ids pushed to it (P:{q}:published, a day's worth):
+-- tickq_publish skips one it has seen. A beat that dies between the two
+-- calls leaves the state behind; the next leader publishes the tick again
+-- and the queue skips it. tickq_advance checks the lease, so a stale
+-- leader never moves the state; a new leader continues from the state, so
+-- a failover loses no tick.
+
+-- How long the queue remembers a pushed tick: far longer than the moments
+-- between the two calls, or a failover's rewind of the state.
+local PUBLISHED_KEEP_MS = 86400000
+
+-- tickq_publish: KEYS: queue, published, stats. ARGV: the ticks, a
+-- MessagePack array of maps {i = id, t = tick ms (a decimal string), m =
+-- the message}. Returns per tick 1 pushed, 0 pushed before (skipped), or 2
+-- when the queue key is not a list (nothing pushed); then one more
+-- element, 1 if the counter in stats was not counted because stats is not
+-- a hash, else 0. Everything is checked before the first write: the
+-- ticks, and the types of queue and published (a published key of the
+-- wrong type is an error reply).
 fn('publish', function(KEYS, ARGV)
   local _, e0 = distinct('publish', KEYS, 3)
   if e0 then return e0 end
-  local ok, ticks = pcall(cmsgpack.unpack, ARGV[2] or '')
+  local ok, ticks = pcall(cmsgpack.unpack, ARGV[1] or '')
   if not ok or type(ticks) ~= 'table' then
     return redis.error_reply('ERR publish: the ticks are not a MessagePack array')
   end
+  local newest = 0
   for _, k in ipairs(ticks) do
-    if type(k) ~= 'table' or type(k.s) ~= 'string' or type(k.m) ~= 'string'
-        or type(k.t) ~= 'string' or #k.t > 16 or not string.match(k.t, '^%d+$')
-        or type(k.q) ~= 'number' or k.q < 4 or not KEYS[k.q] then
-      return redis.error_reply('ERR publish: a tick lacks a field or its queue')
+    if type(k) ~= 'table' or type(k.i) ~= 'string' or type(k.m) ~= 'string'
+        or type(k.t) ~= 'string' or #k.t > 15 or not string.match(k.t, '^%d+$') then
+      return redis.error_reply('ERR publish: a tick lacks a field')
+    end
+    newest = math.max(newest, tonumber(k.t))
+  end
+  local e = check{KEYS[2], 'zset'}
+  if e then return e end
+  local count = not badtype(KEYS[3], 'hash')
+  local list = not badtype(KEYS[1], 'list')
+  local res, n = {}, 0
+  for _, k in ipairs(ticks) do
+    if not list then
+      res[#res + 1] = 2
+    elseif redis.call('ZSCORE', KEYS[2], k.i) then
+      res[#res + 1] = 0
+    else
+      redis.call('LPUSH', KEYS[1], k.m)
+      redis.call('ZADD', KEYS[2], k.t, k.i)
+      n = n + 1
+      res[#res + 1] = 1
+    end
+  end
+  if n > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf',
+      '(' .. string.format('%d', newest - PUBLISHED_KEEP_MS))
+    if count then hincr(KEYS[3], 'published', n) end
+  end
+  res[#res + 1] = count and 0 or 1
+  return res
+end)
+
+-- tickq_advance: KEYS: leader, schedule-state. ARGV: beat id, then the
+-- ticks, a MessagePack array of maps {s = schedule name, t = tick ms (a
+-- decimal string)}. Returns -1 when the caller does not hold the lease
+-- (nothing written); else per tick 1 once the state is moved to it, 0 if
+-- the state is already at or past it, or 3 if its state value is not a
+-- tick (left as it is). A lease or state key of the wrong type is an
+-- error reply that names it, before anything is written.
+fn('advance', function(KEYS, ARGV)
+  local _, e0 = distinct('advance', KEYS, 2)
+  if e0 then return e0 end
+  local ok, ticks = pcall(cmsgpack.unpack, ARGV[2] or '')
+  if not ok or type(ticks) ~= 'table' then
+    return redis.error_reply('ERR advance: the ticks are not a MessagePack array')
+  end
+  for _, k in ipairs(ticks) do
+    if type(k) ~= 'table' or type(k.s) ~= 'string' or type(k.t) ~= 'string'
+        or #k.t > 15 or not string.match(k.t, '^%d+$') then
+      return redis.error_reply('ERR advance: a tick lacks a field')
     end
   end
   local e = check{KEYS[1], 'string'}
@@ -40,28 +90,18 @@ fn('publish', function(KEYS, ARGV)
   if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
   e = check{KEYS[2], 'hash'}
   if e then return e end
-  local count = not badtype(KEYS[3], 'hash')
-  local list = {}
-  for k = 4, #KEYS do list[k] = not badtype(KEYS[k], 'list') end
-  local res, n = {}, 0
+  local res = {}
   for _, k in ipairs(ticks) do
-    local tick = tonumber(k.t)
     local v = redis.call('HGET', KEYS[2], k.s)
     local last = v and #v <= 16 and string.match(v, '^%d+$') and tonumber(v)
     if v and not last then
       res[#res + 1] = 3
-    elseif last and last >= tick then
+    elseif last and last >= tonumber(k.t) then
       res[#res + 1] = 0
-    elseif not list[k.q] then
-      res[#res + 1] = 2
     else
       redis.call('HSET', KEYS[2], k.s, k.t)
-      redis.call('LPUSH', KEYS[k.q], k.m)
-      n = n + 1
       res[#res + 1] = 1
     end
   end
-  if n > 0 and count then hincr(KEYS[3], 'published', n) end
-  res[#res + 1] = count and 0 or 1
   return res
 end)

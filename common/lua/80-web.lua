@@ -11,13 +11,27 @@
 -- more KEYS entry, never a stem.
 
 -- tickq_schedule_put: stores a schedule's definition, new or replacing
--- one. KEYS: schedules. ARGV: name, definition. Returns 1 when the
--- schedule is new, 0 when it replaced one. Its only write, HSET, is to the
--- hash whose type was checked first.
+-- one, and adds its queue to the queues in use. KEYS: schedules, queues.
+-- ARGV: name, definition, queue name. Returns 1 when the schedule is new,
+-- 0 when it replaced one. Its writes, HSET and SADD, come after both types
+-- are checked.
 fn('schedule_put', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'hash'}
+  local e = check{KEYS[1], 'hash', KEYS[2], 'set'}
   if e then return e end
+  redis.call('SADD', KEYS[2], ARGV[3])
   return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end)
+
+-- tickq_queues_add: KEYS: queues. ARGV: queue names. Adds them to the
+-- queues in use (the web, the beat and the workers read them to find every
+-- queue's keys). Returns how many were new.
+fn('queues_add', function(KEYS, ARGV)
+  local e = check{KEYS[1], 'set'}
+  if e then return e end
+  if #ARGV == 0 or #ARGV > 1000 then
+    return redis.error_reply('ERR queues_add: 1 to 1000 queue names')
+  end
+  return redis.call('SADD', KEYS[1], unpack(ARGV))
 end)
 
 -- tickq_schedule_cas: replaces a schedule's definition only while it is
@@ -60,16 +74,14 @@ fn('queue_push', function(KEYS, ARGV)
   return redis.call('LPUSH', KEYS[1], ARGV[1])
 end)
 
--- tickq_queue_pause: KEYS: paused. ARGV: queue name, "1" to pause or "0"
--- to resume. Returns 1 when that changed the set, 0 when it was so
--- already. Its only write, SADD or SREM, is to the set whose type was
--- checked first.
+-- tickq_queue_pause: KEYS: the queue's paused key. ARGV: "1" to pause or
+-- "0" to resume. Returns 1 when that changed it, 0 when it was so
+-- already. SET NX and DEL do not fail on any type (a key of another type
+-- counts as paused: workers test only that it exists).
 fn('queue_pause', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'set'}
-  if e then return e end
-  if ARGV[2] == '1' then return redis.call('SADD', KEYS[1], ARGV[1]) end
-  return redis.call('SREM', KEYS[1], ARGV[1])
-end)
+  if ARGV[1] == '1' then return redis.call('SET', KEYS[1], '1', 'NX') and 1 or 0 end
+  return redis.call('DEL', KEYS[1])
+end, {'allow-oom'})
 
 -- tickq_dead_page: reads a page of dead letters. KEYS: dead. ARGV: how
 -- many at most, "1" to read from the oldest end (else the newest), how many
@@ -96,57 +108,43 @@ fn('dead_page', function(KEYS, ARGV)
   return {redis.call('LLEN', KEYS[1]), out}
 end, {'no-writes'})
 
--- tickq_dead_requeue: puts dead letters' messages back on their queues.
--- KEYS: dead, deliveries, then per letter i its result (KEYS[1 + 2i])
--- and its queue (KEYS[2 + 2i]). ARGV[1] is LREM's count: 1 looks for each
+-- tickq_dead_requeue: puts dead letters' messages back on their queue.
+-- KEYS: the queue's dead letters, deliveries and list, then per letter i
+-- its result (KEYS[3 + i]). ARGV[1] is LREM's count: 1 looks for each
 -- letter from the newest end, -1 from the oldest, the end a scan of
 -- everything reads (so LREM finds its letter at once instead of after the
 -- whole list). Then per letter: the dead letter's exact text, the message
 -- to push, the task id.
 --
--- For each letter, in order: when its queue key is a list (or absent) and
--- the dead letter is still in the list, removes it, deletes the task's
--- result (a final result is the done marker, and a done id would be acked
--- without running; the run stays in the events), clears the delivery
--- count (a poison message starts afresh) and pushes the message. A letter
--- is requeued at most once, however often it is asked for: it is pushed
--- only by the call whose LREM removed it. Returns per letter 1 (requeued),
--- 0 (no longer a dead letter: requeued or purged meanwhile) or a sentence
--- naming the queue key of the wrong type (nothing done for it).
+-- For each letter, in order: when the dead letter is still in the list,
+-- removes it, deletes the task's result (a final result is the done
+-- marker, and a done id would be acked without running; the run stays in
+-- the events), clears the delivery count (a poison message starts afresh)
+-- and pushes the message. A letter is requeued at most once, however often
+-- it is asked for: it is pushed only by the call whose LREM removed it.
+-- Returns per letter 1 (requeued) or 0 (no longer a dead letter: requeued
+-- or purged meanwhile).
 --
 -- Every type is checked before the first write, so nothing fails after
--- it: LREM on a list, DEL on any key, HDEL on a hash, LPUSH on a list (one
--- that an earlier letter of this call created is a list too).
+-- it: LREM on a list, DEL on any key, HDEL on a hash, LPUSH on a list.
 fn('dead_requeue', function(KEYS, ARGV)
-  local ok, e = distinct('dead_requeue', KEYS, 2)
+  local ok, e = distinct('dead_requeue', KEYS, 3)
   if not ok then return e end
   local n, out = (#ARGV - 1) / 3, {}
-  if (ARGV[1] ~= '1' and ARGV[1] ~= '-1') or n ~= math.floor(n) or #KEYS ~= 2 + 2 * n then
+  if (ARGV[1] ~= '1' and ARGV[1] ~= '-1') or n ~= math.floor(n) or #KEYS ~= 3 + n then
     return redis.error_reply('ERR dead_requeue: a count of 1 or -1, then three arguments ' ..
-      'and two keys per letter')
+      'and one key per letter')
   end
-  -- A letter's result key may be no queue of the call either (distinct()
-  -- keeps it off the fixed keys): its DEL would delete that queue.
-  local queues = {}
-  for i = 1, n do queues[KEYS[2 + 2 * i]] = true end
-  for i = 1, n do
-    if queues[KEYS[1 + 2 * i]] then
-      return redis.error_reply('ERR dead_requeue: key ' .. (1 + 2 * i) ..
-        ' is also a queue of the call')
-    end
-  end
-  e = check{KEYS[1], 'list', KEYS[2], 'hash'}
+  e = check{KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'list'}
   if e then return e end
-  for i = 1, n do out[i] = badtype(KEYS[2 + 2 * i], 'list') or 1 end
   for i = 1, n do
-    if out[i] == 1 then
-      if redis.call('LREM', KEYS[1], ARGV[1], ARGV[3 * i - 1]) == 1 then
-        redis.call('DEL', KEYS[1 + 2 * i])
-        redis.call('HDEL', KEYS[2], ARGV[3 * i + 1])
-        redis.call('LPUSH', KEYS[2 + 2 * i], ARGV[3 * i])
-      else
-        out[i] = 0
-      end
+    if redis.call('LREM', KEYS[1], ARGV[1], ARGV[3 * i - 1]) == 1 then
+      redis.call('DEL', KEYS[3 + i])
+      redis.call('HDEL', KEYS[2], ARGV[3 * i + 1])
+      redis.call('LPUSH', KEYS[3], ARGV[3 * i])
+      out[i] = 1
+    else
+      out[i] = 0
     end
   end
   return out
@@ -163,9 +161,9 @@ fn('dead_purge', function(KEYS)
   return n
 end, {'allow-oom'})
 
--- tickq_hgetall_bounded: KEYS: a hash (P:metrics). ARGV: the most fields
--- to read. Its fields and values, as HGETALL answers them, or nil when it
--- has more fields than that: P:metrics is read only while it is of a sane
+-- tickq_hgetall_bounded: KEYS: a hash (P:{q}:metrics). ARGV: the most
+-- fields to read. Its fields and values, as HGETALL answers them, or nil
+-- when it has more fields than that: metrics are read only while of a sane
 -- size (its labels are bounded by the tasks and queues in use, but nothing
 -- stops a client). A key of another type is HLEN's WRONGTYPE error. Only
 -- reads.
