@@ -127,9 +127,8 @@ int64_t beat_step(beat *b, int64_t now_ms, int64_t mono_ms)
             redis_failed(b, rc);
     }
     if (b->redis_ok && b->lease.leader && mono_ms >= b->promote_due_mono) {
-        rc = tq_delayed_promote(b->conn, b->prefix, now_ms, TQ_DELAYED_BATCH);
-        b->promote_due_mono =
-            rc == TQ_DELAYED_BATCH ? mono_ms : mono_ms + BEAT_PROMOTE_MS;
+        rc = tq_delayed_promote_all(b->conn, b->prefix, now_ms, TQ_DELAYED_BATCH);
+        b->promote_due_mono = mono_ms + BEAT_PROMOTE_MS;
         if (rc > 0)
             tq_debug("promoted %d delayed messages", rc);
         else if (rc == TQ_EREDIS)

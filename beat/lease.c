@@ -18,7 +18,7 @@ int beat_lease_init(beat_lease *l, const char *prefix, const char *id, int64_t l
         lease_ms / 3 < BEAT_LEASE_PERIOD_MS ? lease_ms / 3 : BEAT_LEASE_PERIOD_MS;
     if (l->period_ms < 10)
         l->period_ms = 10;
-    return tq_keys_fmt(prefix, TQ_KEY_BEAT_LEADER, NULL, l->key, TQ_KEYS_MAX) < 0
+    return tq_keys_fmt(prefix, TQ_KEY_BEAT_LEADER, NULL, NULL, l->key, TQ_KEYS_MAX) < 0
                ? TQ_EINVAL
                : 0;
 }

@@ -6,6 +6,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/msg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +31,10 @@ int beat_publish_init(beat_publish *p, const char *prefix, const char *id,
     snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
     snprintf(p->id, sizeof p->id, "%s", id);
     p->catchup_max = catchup_max;
-    if (tq_keys_fmt(prefix, TQ_KEY_BEAT_LEADER, NULL, p->key_leader, TQ_KEYS_MAX) < 0 ||
-        tq_keys_fmt(prefix, TQ_KEY_SCHEDULE_STATE, NULL, p->key_state, TQ_KEYS_MAX) < 0 ||
-        tq_keys_fmt(prefix, TQ_KEY_STATS, NULL, p->key_stats, TQ_KEYS_MAX) < 0)
+    if (tq_keys_fmt(prefix, TQ_KEY_BEAT_LEADER, NULL, NULL, p->key_leader, TQ_KEYS_MAX) <
+            0 ||
+        tq_keys_fmt(prefix, TQ_KEY_SCHEDULE_STATE, NULL, NULL, p->key_state, TQ_KEYS_MAX) <
+            0)
         return TQ_EINVAL;
     p->recs = calloc(BEAT_PUBLISH_PASS_MAX, sizeof *p->recs);
     return p->recs ? 0 : TQ_ENOMEM;
@@ -44,26 +46,11 @@ void beat_publish_deinit(beat_publish *p)
     p->recs = NULL;
 }
 
-/* Stores the reply of a script call in its recs' rc, and logs when the
- * script starts or stops failing as a whole (a key of the wrong type: once,
- * not once a pass). reply may be NULL (the connection broke). */
-static void batch_result(beat_publish *p, size_t from, size_t to, const redisReply *reply)
+/* Logs when publishing starts or stops failing as a whole (a key of the
+ * wrong type: once, not once a pass). */
+static void failing(beat_publish *p, const redisReply *reply, int ok)
 {
-    int ok = reply && reply->type == REDIS_REPLY_ARRAY &&
-             reply->elements == to - from + 1 &&
-             reply->element[to - from]->type == REDIS_REPLY_INTEGER;
-    for (size_t i = from; i < to; i++) {
-        struct beat_publish_rec *r = &p->recs[i];
-        if (!reply)
-            r->rc = TQ_EREDIS;
-        else if (reply->type == REDIS_REPLY_INTEGER && reply->integer == -1)
-            r->rc = -1;
-        else if (ok && reply->element[i - from]->type == REDIS_REPLY_INTEGER)
-            r->rc = (int)reply->element[i - from]->integer;
-        else
-            r->rc = TQ_EREPLY;
-    }
-    if (reply && p->recs[from].rc == TQ_EREPLY && !p->failing) {
+    if (!ok && reply && !p->failing) {
         tq_error("publishing failed: %s; the ticks wait until that is fixed",
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
         p->failing = 1;
@@ -71,22 +58,63 @@ static void batch_result(beat_publish *p, size_t from, size_t to, const redisRep
         tq_info("publishing works again");
         p->failing = 0;
     }
+}
+
+/* Stores the reply of tickq_publish for the recs idx[0..n) in their rc. */
+static void pushed(beat_publish *p, const size_t *idx, size_t n, const char *stats,
+                   const redisReply *reply)
+{
+    int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == n + 1 &&
+             reply->element[n]->type == REDIS_REPLY_INTEGER;
+    for (size_t i = 0; i < n; i++) {
+        struct beat_publish_rec *r = &p->recs[idx[i]];
+        if (!reply)
+            r->rc = TQ_EREDIS;
+        else if (ok && reply->element[i]->type == REDIS_REPLY_INTEGER)
+            r->rc = (int)reply->element[i]->integer;
+        else
+            r->rc = TQ_EREPLY;
+    }
+    failing(p, reply, ok || !reply);
     if (ok) {
-        int uncounted = reply->element[to - from]->integer != 0;
+        int uncounted = reply->element[n]->integer != 0;
         if (uncounted && !p->stats_failing)
             tq_error("%s is not a hash: published ticks are not counted in it until "
                      "it is a hash again or deleted",
-                     p->key_stats);
+                     stats);
         else if (!uncounted && p->stats_failing)
-            tq_info("%s is a hash again: published ticks are counted", p->key_stats);
+            tq_info("%s is a hash again: published ticks are counted", stats);
         p->stats_failing = uncounted;
     }
+}
+
+/* Stores the reply of tickq_advance for the recs idx[0..n): a tick whose
+ * state did not move to it because the lease is lost keeps rc -1 (it was
+ * pushed: the next leader's push of it is skipped), one whose state value
+ * is bad gets HELD_STATE. */
+static void advanced(beat_publish *p, const size_t *idx, size_t n, const redisReply *reply)
+{
+    int lost = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == -1;
+    int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == n;
+    for (size_t i = 0; i < n; i++) {
+        struct beat_publish_rec *r = &p->recs[idx[i]];
+        if (!reply)
+            r->rc = TQ_EREDIS;
+        else if (lost)
+            r->rc = -1;
+        else if (ok && reply->element[i]->type == REDIS_REPLY_INTEGER &&
+                 reply->element[i]->integer == HELD_STATE)
+            r->rc = HELD_STATE;
+        else if (!ok || reply->element[i]->type != REDIS_REPLY_INTEGER)
+            r->rc = TQ_EREPLY;
+    }
+    failing(p, reply, ok || lost || !reply);
 }
 
 /* The key of e's queue, into buf (TQ_KEYS_MAX bytes). */
 static const char *queue_key(const beat_publish *p, const beat_entry *e, char *buf)
 {
-    tq_keys_fmt(p->prefix, TQ_KEY_QUEUE, beat_entry_queue(e), buf, TQ_KEYS_MAX);
+    tq_keys_fmt(p->prefix, TQ_KEY_QUEUE, beat_entry_queue(e), NULL, buf, TQ_KEYS_MAX);
     return buf;
 }
 
@@ -128,58 +156,62 @@ static void queue_ok(beat_publish *p, const beat_entry *e)
         }
 }
 
-/* Sends tickq_publish (common/lua/70-beat.lua) for recs[from, to):
- * pipelined (eval 0), or at once, loading the library when it is missing
- * (eval 1; the reply is then read and stored). */
-static int send_batch(beat_publish *p, tq_conn *conn, size_t from, size_t to, int eval)
+/* Adds queue to P:{@}:queues (where the web, the reaper and the promoter
+ * find every queue) once per connection. Returns 0 or a negative code. */
+static int register_queue(beat_publish *p, tq_conn *conn, const char *queue)
 {
-    enum { QMAX = BEAT_PUBLISH_TICKS };
-    const char *argv[3 + QMAX + 2];
-    size_t lens[3 + QMAX + 2];
-    /* Room for any long long: gcc's -Wformat-truncation cannot always
-     * bound the values. */
-    char qkeys[QMAX][TQ_KEYS_MAX], tick[24];
-    const char *qnames[QMAX];
-    int nq = 0, na = 0;
-
-    for (size_t i = from; i < to; i++) {
-        const char *queue = beat_entry_queue(p->recs[i].e);
-        int q = 0;
-        while (q < nq && strcmp(qnames[q], queue) != 0)
-            q++;
-        if (q == nq) {
-            if (tq_keys_fmt(p->prefix, TQ_KEY_QUEUE, queue, qkeys[nq], TQ_KEYS_MAX) < 0)
-                return TQ_ETOOBIG;
-            qnames[nq++] = queue;
-        }
+    if (p->reg_connects != tq_conn_connects(conn)) {
+        p->nreg = 0;
+        p->reg_connects = tq_conn_connects(conn);
     }
-    int nkeys = 3 + nq;
-    argv[0] = p->key_leader;
-    argv[1] = p->key_state;
-    argv[2] = p->key_stats;
-    for (int q = 0; q < nq; q++)
-        argv[3 + q] = qkeys[q];
-    for (int k = 0; k < nkeys; k++)
-        lens[k] = strlen(argv[k]);
-    na = nkeys;
-    argv[na] = p->id;
-    lens[na++] = strlen(p->id);
+    for (int i = 0; i < p->nreg; i++)
+        if (strcmp(p->reg[i], queue) == 0)
+            return 0;
+    char key[TQ_KEYS_MAX];
+    if (tq_keys_fmt(p->prefix, TQ_KEY_QUEUES, NULL, NULL, key, sizeof key) < 0)
+        return TQ_ETOOBIG;
+    const char *argv[] = {key, queue};
+    redisReply *r = tq_broker_call(conn, "queues_add", 1, 1, argv, NULL);
+    int rc = !r ? TQ_EREDIS : r->type == REDIS_REPLY_INTEGER ? 0 : TQ_EREPLY;
+    if (rc == TQ_EREPLY)
+        tq_warn("cannot add queue %s to %s: %s", queue, key,
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    freeReplyObject(r);
+    if (rc == 0 && p->nreg < BEAT_PUBLISH_BADQ_MAX)
+        snprintf(p->reg[p->nreg++], sizeof p->reg[0], "%s", queue);
+    return rc == TQ_EREDIS ? rc : 0;
+}
+
+/* Pushes the recs idx[0..n), all of one queue, with tickq_publish
+ * (common/lua/70-beat.lua). */
+static int push_batch(beat_publish *p, tq_conn *conn, const size_t *idx, size_t n)
+{
+    char keys[3][TQ_KEYS_MAX], tick[24];
+    const char *queue = beat_entry_queue(p->recs[idx[0]].e);
+    if (register_queue(p, conn, queue) < 0)
+        return TQ_EREDIS;
+    if (tq_keys_fmt(p->prefix, TQ_KEY_QUEUE, queue, NULL, keys[0], TQ_KEYS_MAX) < 0 ||
+        tq_keys_fmt(p->prefix, TQ_KEY_PUBLISHED, queue, NULL, keys[1], TQ_KEYS_MAX) < 0 ||
+        tq_keys_fmt(p->prefix, TQ_KEY_STATS, queue, NULL, keys[2], TQ_KEYS_MAX) < 0)
+        return TQ_ETOOBIG;
     tq_buf b = {0};
-    tq_broker_pack_array(&b, (uint32_t)(to - from));
-    for (size_t i = from; i < to; i++) {
-        struct beat_publish_rec *r = &p->recs[i];
-        const char *queue = beat_entry_queue(r->e);
-        int q = 0;
-        while (strcmp(qnames[q], queue) != 0)
-            q++;
-        snprintf(tick, sizeof tick, "%lld", (long long)r->tick);
-        tq_broker_pack_map(&b, 4);
-        tq_broker_pack_cstr(&b, "s");
-        tq_broker_pack_str(&b, r->e->str, r->e->namelen);
+    tq_broker_pack_array(&b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        struct beat_publish_rec *r = &p->recs[idx[i]];
+        int tl = snprintf(tick, sizeof tick, "%lld", (long long)r->tick);
+        tq_broker_pack_map(&b, 3);
+        tq_broker_pack_cstr(&b, "i"); /* the id: <schedule>@<tick> */
+        char id[TQ_MSG_ID_MAX + 32];
+        if (r->e->namelen + 1 + (size_t)tl >= sizeof id) {
+            b.oom = 1;
+            break;
+        }
+        memcpy(id, r->e->str, r->e->namelen);
+        id[r->e->namelen] = '@';
+        memcpy(id + r->e->namelen + 1, tick, (size_t)tl);
+        tq_broker_pack_str(&b, id, r->e->namelen + 1 + (size_t)tl);
         tq_broker_pack_cstr(&b, "t");
         tq_broker_pack_cstr(&b, tick);
-        tq_broker_pack_cstr(&b, "q");
-        tq_broker_pack_int(&b, 4 + q); /* its KEYS index, from 1 */
         tq_broker_pack_cstr(&b, "m");
         tq_broker_pack_str(&b, r->msg, r->len);
     }
@@ -187,26 +219,92 @@ static int send_batch(beat_publish *p, tq_conn *conn, size_t from, size_t to, in
         free(b.p);
         return TQ_ENOMEM;
     }
-    argv[na] = b.p;
-    lens[na++] = b.len;
-    int rc = 0;
-    if (!eval) {
-        rc = tq_broker_append(conn, "publish", nkeys, na - nkeys, argv, lens);
-    } else {
-        redisReply *reply =
-            tq_broker_call(conn, "publish", nkeys, na - nkeys, argv, lens);
-        batch_result(p, from, to, reply);
-        freeReplyObject(reply);
-        rc = reply ? 0 : TQ_EREDIS;
-    }
+    const char *argv[] = {keys[0], keys[1], keys[2], b.p};
+    size_t lens[] = {strlen(keys[0]), strlen(keys[1]), strlen(keys[2]), b.len};
+    redisReply *reply = tq_broker_call(conn, "publish", 3, 1, argv, lens);
+    pushed(p, idx, n, keys[2], reply);
+    freeReplyObject(reply);
     free(b.p);
-    return rc;
+    return reply ? 0 : TQ_EREDIS;
+}
+
+/* Moves the schedules' states to the recs idx[0..n) with tickq_advance. */
+static int advance_batch(beat_publish *p, tq_conn *conn, const size_t *idx, size_t n)
+{
+    char tick[24];
+    tq_buf b = {0};
+    tq_broker_pack_array(&b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        struct beat_publish_rec *r = &p->recs[idx[i]];
+        snprintf(tick, sizeof tick, "%lld", (long long)r->tick);
+        tq_broker_pack_map(&b, 2);
+        tq_broker_pack_cstr(&b, "s");
+        tq_broker_pack_str(&b, r->e->str, r->e->namelen);
+        tq_broker_pack_cstr(&b, "t");
+        tq_broker_pack_cstr(&b, tick);
+    }
+    if (b.oom) {
+        free(b.p);
+        return TQ_ENOMEM;
+    }
+    const char *argv[] = {p->key_leader, p->key_state, p->id, b.p};
+    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]), b.len};
+    redisReply *reply = tq_broker_call(conn, "advance", 2, 2, argv, lens);
+    advanced(p, idx, n, reply);
+    freeReplyObject(reply);
+    free(b.p);
+    return reply ? 0 : TQ_EREDIS;
+}
+
+/* Publishes recs[0..n): per queue, in batches of BEAT_PUBLISH_TICKS in
+ * (tick, name) order, the push and then the state's advance (two calls,
+ * each in one cluster slot). Stops at the first failed call, so that a
+ * later tick of a schedule never lands before an earlier one; the recs
+ * not sent keep rc TQ_EREDIS. */
+static void publish_recs(beat_publish *p, tq_conn *conn, size_t n)
+{
+    size_t *idx = malloc(sizeof *idx * (n ? n : 1));
+    unsigned char *done = calloc(n ? n : 1, 1);
+    if (!idx || !done) {
+        free(idx);
+        free(done);
+        return;
+    }
+    int stop = 0;
+    size_t next = 0; /* the first rec not sent */
+    while (!stop) {
+        while (next < n && done[next])
+            next++;
+        if (next == n)
+            break;
+        const char *queue = beat_entry_queue(p->recs[next].e);
+        size_t m = 0;
+        for (size_t i = next; i < n && m < BEAT_PUBLISH_TICKS; i++)
+            if (!done[i] && strcmp(beat_entry_queue(p->recs[i].e), queue) == 0)
+                idx[m++] = i;
+        for (size_t i = 0; i < m; i++)
+            done[idx[i]] = 1;
+        if (push_batch(p, conn, idx, m) < 0)
+            break;
+        size_t k = 0; /* pushed now or before: their states move */
+        for (size_t i = 0; i < m; i++)
+            if (p->recs[idx[i]].rc == 1 || p->recs[idx[i]].rc == 0)
+                idx[k++] = idx[i];
+        if (k && advance_batch(p, conn, idx, k) < 0)
+            break;
+        /* Not the leader, or a call that failed: publish no more now. */
+        for (size_t i = 0; i < k && !stop; i++)
+            stop = p->recs[idx[i]].rc == -1 || p->recs[idx[i]].rc == TQ_EREDIS ||
+                   p->recs[idx[i]].rc == TQ_EREPLY;
+    }
+    free(idx);
+    free(done);
 }
 
 int beat_publish_due(beat_publish *p, tq_conn *conn, beat_heap *h, beat_sync *s,
                      beat_lease *l, int64_t now_ms)
 {
-    size_t n = 0, sent = 0;
+    size_t n = 0;
     int rc = 0;
     beat_tick_pass pass = {0, 0};
     beat_entry *e;
@@ -240,39 +338,7 @@ int beat_publish_due(beat_publish *p, tq_conn *conn, beat_heap *h, beat_sync *s,
                 "missed ticks by their catchup policies",
                 pass.caught_up, (long long)pass.skipped);
 
-    /* The first batch goes alone, and loads the library if Redis lacks it;
-     * the others are pipelined behind it. A pipelined batch that still
-     * finds the library missing or replaced (another build replaced it
-     * just now) is sent again, in order, stopping at the first failure,
-     * so that a later tick never lands before an earlier one of the same
-     * schedule (only a second replacement between two batches of one
-     * pipeline could let a later batch pass: two builds at once, both
-     * replacing). Batch k is recs[k * BEAT_PUBLISH_TICKS, end(k)). */
-    size_t nb = (n + BEAT_PUBLISH_TICKS - 1) / BEAT_PUBLISH_TICKS;
-#define BATCH_END(k) ((k) + 1 < nb ? ((k) + 1) * BEAT_PUBLISH_TICKS : n)
-    if (nb > 0)
-        send_batch(p, conn, 0, BATCH_END(0), 1);
-    int failed = nb > 0 && p->recs[0].rc < 0;
-    for (size_t k = 1; k < nb && !failed; k++, sent++)
-        if (send_batch(p, conn, k * BEAT_PUBLISH_TICKS, BATCH_END(k), 0) < 0)
-            break;
-    unsigned char reload[BEAT_PUBLISH_PASS_MAX / BEAT_PUBLISH_TICKS + 1] = {0};
-    for (size_t k = 1; k < nb; k++) {
-        redisReply *reply = k - 1 < sent ? tq_conn_reply(conn) : NULL;
-        reload[k] = (unsigned char)tq_broker_needs_load(reply);
-        if (!reload[k])
-            batch_result(p, k * BEAT_PUBLISH_TICKS, BATCH_END(k), reply);
-        freeReplyObject(reply);
-    }
-    for (size_t k = 1; k < nb; k++) {
-        if (reload[k] && failed)
-            batch_result(p, k * BEAT_PUBLISH_TICKS, BATCH_END(k), NULL);
-        else if (reload[k])
-            send_batch(p, conn, k * BEAT_PUBLISH_TICKS, BATCH_END(k), 1);
-        if (p->recs[k * BEAT_PUBLISH_TICKS].rc < 0)
-            failed = 1;
-    }
-#undef BATCH_END
+    publish_recs(p, conn, n);
 
     int rollback = 0, lost = 0;
     for (size_t i = 0; i < n; i++) {

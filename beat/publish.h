@@ -1,14 +1,15 @@
 /* beat_publish: publishing the due ticks, as the leader.
  *
  * Due ticks are popped from the next-due heap in (tick, name) order, after
- * the catch-up rule (beat/tick.h), encoded, and sent BEAT_PUBLISH_TICKS
- * to a call of the publish script, all calls of a pass pipelined: one
- * round trip. The script checks the lease and advances P:schedule-state
- * with each message it pushes, so a tick is published at most once by all
- * beats together, and a paused old leader publishes nothing. A tick whose
- * script did not succeed goes back to its entry, to be tried again next
- * time. A queue key of the wrong type holds back the ticks on that queue
- * alone (logged once per key, and once when it is fixed). */
+ * the catch-up rule (beat/tick.h), and encoded. Per queue, in batches of
+ * BEAT_PUBLISH_TICKS, tickq_publish pushes them (the queue skips an id it
+ * was pushed before), then tickq_advance checks the lease and moves each
+ * schedule's P:{@}:schedule-state to its tick: two calls, each in one
+ * cluster slot. A tick is pushed at most once by all beats together (its
+ * id is deterministic), and a paused old leader moves no state. A tick
+ * whose calls did not succeed goes back to its entry, to be tried again
+ * next time. A queue key of the wrong type holds back the ticks on that
+ * queue alone (logged once per key, and once when it is fixed). */
 #ifndef TQ_BEAT_PUBLISH_H
 #define TQ_BEAT_PUBLISH_H
 
@@ -35,7 +36,6 @@ typedef struct {
     char id[TQ_CONFIG_NAME_MAX]; /* this beat's instance id: the lease's value */
     char key_leader[TQ_KEYS_MAX];
     char key_state[TQ_KEYS_MAX];
-    char key_stats[TQ_KEYS_MAX];
     int catchup_max;               /* --catchup-max */
     int wait_replicas;             /* --wait-replicas: WAIT after each pass */
     int64_t wait_timeout_ms;       /* --wait-timeout */
@@ -44,8 +44,12 @@ typedef struct {
      * a key of the wrong type is one error, not one per pass. */
     char badq[BEAT_PUBLISH_BADQ_MAX][TQ_KEYS_MAX]; /* queue keys that are not lists */
     int nbadq;
+    /* Queues added to P:{@}:queues on the connection of reg_connects. */
+    char reg[BEAT_PUBLISH_BADQ_MAX][TQ_CONFIG_NAME_MAX];
+    int nreg;
+    uint64_t reg_connects;
     int failing;       /* the publish script answers an error */
-    int stats_failing; /* P:stats is not a hash: ticks are not counted */
+    int stats_failing; /* a P:{q}:stats is not a hash: ticks are not counted */
 } beat_publish;
 
 /* Makes *p for beat id (copied) and the keys of prefix. Returns 0,

@@ -22,7 +22,7 @@ int beat_reload_init(beat_reload *r, const char *prefix, const char *default_tz)
     memset(r, 0, sizeof *r);
     snprintf(r->tz, sizeof r->tz, "%s", default_tz);
     r->client_id = -1;
-    return tq_keys_fmt(prefix, TQ_KEY_SCHEDULES, NULL, r->key, TQ_KEYS_MAX) < 0
+    return tq_keys_fmt(prefix, TQ_KEY_SCHEDULES, NULL, NULL, r->key, TQ_KEYS_MAX) < 0
                ? TQ_EINVAL
                : 0;
 }

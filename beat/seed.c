@@ -31,7 +31,7 @@ int beat_seed_load(beat_seed *s, const char *file, const char *prefix,
     char sub[512];
     memset(s, 0, sizeof *s);
     snprintf(s->file, sizeof s->file, "%s", file);
-    if (tq_keys_fmt(prefix, TQ_KEY_SCHEDULES, NULL, s->key, TQ_KEYS_MAX) < 0) {
+    if (tq_keys_fmt(prefix, TQ_KEY_SCHEDULES, NULL, NULL, s->key, TQ_KEYS_MAX) < 0) {
         snprintf(err, errlen, "prefix '%s' is too long", prefix);
         return TQ_EINVAL;
     }

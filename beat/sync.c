@@ -12,7 +12,7 @@
 int beat_sync_init(beat_sync *s, const char *prefix)
 {
     memset(s, 0, sizeof *s);
-    return tq_keys_fmt(prefix, TQ_KEY_SCHEDULE_STATE, NULL, s->key, TQ_KEYS_MAX) < 0
+    return tq_keys_fmt(prefix, TQ_KEY_SCHEDULE_STATE, NULL, NULL, s->key, TQ_KEYS_MAX) < 0
                ? TQ_EINVAL
                : 0;
 }

@@ -8,30 +8,31 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Problems are logged when they start and when they end, once per process
  * (workers promote from several threads), not once per call. */
 static atomic_int failing, stuck_warned;
 
-int tq_delayed_promote(tq_conn *c, const char *prefix, int64_t now_ms, int max)
+int tq_delayed_promote(tq_conn *c, const char *prefix, const char *queue, int64_t now_ms,
+                       int max)
 {
-    return tq_delayed_promote_next(c, prefix, now_ms, max, NULL);
+    return tq_delayed_promote_next(c, prefix, queue, now_ms, max, NULL);
 }
 
-int tq_delayed_promote_next(tq_conn *c, const char *prefix, int64_t now_ms, int max,
-                            int64_t *next_due_ms)
+int tq_delayed_promote_next(tq_conn *c, const char *prefix, const char *queue,
+                            int64_t now_ms, int max, int64_t *next_due_ms)
 {
-    char delayed[TQ_KEYS_MAX], dead[TQ_KEYS_MAX], stats[TQ_KEYS_MAX], stem[TQ_KEYS_MAX];
+    char delayed[TQ_KEYS_MAX], stats[TQ_KEYS_MAX], qkey[TQ_KEYS_MAX];
     char now[24], maxs[16];
-    if (tq_keys_fmt(prefix, TQ_KEY_DELAYED, NULL, delayed, sizeof delayed) < 0 ||
-        tq_keys_fmt(prefix, TQ_KEY_DEAD, NULL, dead, sizeof dead) < 0 ||
-        tq_keys_fmt(prefix, TQ_KEY_STATS, NULL, stats, sizeof stats) < 0 ||
-        tq_keys_stem(prefix, TQ_KEY_QUEUE, stem, sizeof stem) < 0)
+    if (tq_keys_fmt(prefix, TQ_KEY_DELAYED, queue, NULL, delayed, sizeof delayed) < 0 ||
+        tq_keys_fmt(prefix, TQ_KEY_STATS, queue, NULL, stats, sizeof stats) < 0 ||
+        tq_keys_fmt(prefix, TQ_KEY_QUEUE, queue, NULL, qkey, sizeof qkey) < 0)
         return TQ_ETOOBIG;
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(maxs, sizeof maxs, "%d", max > 0 ? max : TQ_DELAYED_BATCH);
-    const char *argv[] = {delayed, dead, stats, stem, now, maxs};
-    redisReply *r = tq_broker_call(c, "promote", 4, 2, argv, NULL);
+    const char *argv[] = {delayed, stats, qkey, now, maxs};
+    redisReply *r = tq_broker_call(c, "promote", 3, 2, argv, NULL);
     if (!r)
         return TQ_EREDIS;
     int rc = TQ_EREPLY;
@@ -60,4 +61,30 @@ int tq_delayed_promote_next(tq_conn *c, const char *prefix, int64_t now_ms, int 
     }
     freeReplyObject(r);
     return rc;
+}
+
+int tq_delayed_promote_all(tq_conn *c, const char *prefix, int64_t now_ms, int max)
+{
+    char queues[TQ_KEYS_MAX];
+    if (tq_keys_fmt(prefix, TQ_KEY_QUEUES, NULL, NULL, queues, sizeof queues) < 0)
+        return TQ_ETOOBIG;
+    redisReply *r = tq_conn_cmd(c, "SMEMBERS %s", queues);
+    if (!r)
+        return TQ_EREDIS;
+    int moved = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *q = r->element[i];
+        if (q->type != REDIS_REPLY_STRING || q->len == 0 || q->len > 64 ||
+            strpbrk(q->str, "{}"))
+            continue;
+        int rc = tq_delayed_promote(c, prefix, q->str, now_ms, max);
+        if (rc == TQ_EREDIS) {
+            moved = rc;
+            break;
+        }
+        if (rc > 0)
+            moved += rc;
+    }
+    freeReplyObject(r);
+    return moved;
 }

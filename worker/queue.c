@@ -25,6 +25,33 @@ const char *worker_queue_reply_error(const redisReply *r)
     return "unexpected reply from redis";
 }
 
+/* Fills k with queue name's keys. Returns nonzero when one does not fit. */
+static int qkeys_init(worker_qkeys *k, const char *p, const char *name, const char *id)
+{
+    int bad = 0;
+    const char *q = name;
+    snprintf(k->name, sizeof k->name, "%s", name);
+    bad |= tq_keys_fmt(p, TQ_KEY_QUEUE, q, NULL, k->queue, sizeof k->queue) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_PROCESSING, q, id, k->processing, sizeof k->processing) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_CONSUMERS, q, NULL, k->consumers, sizeof k->consumers) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_STATS, q, NULL, k->stats, sizeof k->stats) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_DEAD, q, NULL, k->dead, sizeof k->dead) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_DELAYED, q, NULL, k->delayed, sizeof k->delayed) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_DELIVERIES, q, NULL, k->deliveries, sizeof k->deliveries) <
+           0;
+    bad |= tq_keys_fmt(p, TQ_KEY_PAUSED, q, NULL, k->paused, sizeof k->paused) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_EVENTS, q, NULL, k->events, sizeof k->events) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_TASKS, q, NULL, k->tasks, sizeof k->tasks) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_METRICS, q, NULL, k->metrics, sizeof k->metrics) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_LOCK, q, k->lock_stem, sizeof k->lock_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_RESULT, q, k->result_stem, sizeof k->result_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_HISTORY, q, k->history_stem, sizeof k->history_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_PROCESSING, q, k->processing_stem,
+                        sizeof k->processing_stem) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_MINUTE, q, k->minute_stem, sizeof k->minute_stem) < 0;
+    return bad;
+}
+
 int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
 {
     memset(q, 0, sizeof *q);
@@ -32,33 +59,15 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
     snprintf(q->prefix, sizeof q->prefix, "%s", cfg->prefix);
     const char *p = cfg->prefix;
     int bad = 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_PROCESSING, id, q->processing, sizeof q->processing) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_WORKERS, NULL, q->workers, sizeof q->workers) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_STATS, NULL, q->stats, sizeof q->stats) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_WORKER, id, q->worker_hash, sizeof q->worker_hash) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_DEAD, NULL, q->dead, sizeof q->dead) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_REAPER, NULL, q->reaper, sizeof q->reaper) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_DELAYED, NULL, q->delayed, sizeof q->delayed) < 0;
-    bad |=
-        tq_keys_fmt(p, TQ_KEY_DELIVERIES, NULL, q->deliveries, sizeof q->deliveries) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_PAUSED, NULL, q->paused, sizeof q->paused) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_EVENTS, NULL, q->events, sizeof q->events) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_TASKS, NULL, q->tasks, sizeof q->tasks) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_METRICS, NULL, q->metrics, sizeof q->metrics) < 0;
-    for (int i = 0; i < cfg->nqueues; i++) {
-        bad |= tq_keys_fmt(p, TQ_KEY_QUEUE, cfg->queues[i], q->queues[i],
-                           sizeof q->queues[i]) < 0;
-        snprintf(q->queue_names[i], sizeof q->queue_names[i], "%s", cfg->queues[i]);
-    }
+    for (int i = 0; i < cfg->nqueues; i++)
+        bad |= qkeys_init(&q->qk[i], p, cfg->queues[i], id);
     q->nqueues = cfg->nqueues;
-    bad |= tq_keys_stem(p, TQ_KEY_LOCK, q->lock_stem, sizeof q->lock_stem) < 0;
-    bad |= tq_keys_stem(p, TQ_KEY_RESULT, q->result_stem, sizeof q->result_stem) < 0;
-    bad |= tq_keys_stem(p, TQ_KEY_HISTORY, q->history_stem, sizeof q->history_stem) < 0;
-    bad |= tq_keys_stem(p, TQ_KEY_QUEUE, q->queue_stem, sizeof q->queue_stem) < 0;
-    bad |= tq_keys_stem(p, TQ_KEY_PROCESSING, q->processing_stem,
-                        sizeof q->processing_stem) < 0;
-    bad |= tq_keys_stem(p, TQ_KEY_WORKER, q->worker_stem, sizeof q->worker_stem) < 0;
-    bad |= tq_keys_stem(p, TQ_KEY_MINUTE, q->minute_stem, sizeof q->minute_stem) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_WORKERS, NULL, NULL, q->workers, sizeof q->workers) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_WORKER, NULL, id, q->worker_hash, sizeof q->worker_hash) < 0;
+    bad |= tq_keys_stem(p, TQ_KEY_WORKER, NULL, q->worker_stem, sizeof q->worker_stem) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_REAPER, NULL, NULL, q->reaper, sizeof q->reaper) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_QUEUES, NULL, NULL, q->queues, sizeof q->queues) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_EVENTS, NULL, NULL, q->events, sizeof q->events) < 0;
     q->liveness_ms = cfg->liveness_ms;
     q->timeout_ms = cfg->timeout_ms;
     q->done_ttl_ms = cfg->done_ttl_ms;
@@ -112,65 +121,50 @@ static void deliver_args_init(deliver_args *d, const worker_queue *q, int64_t no
     snprintf(d->maxdel, sizeof d->maxdel, "%d", q->max_deliveries);
 }
 
-int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
-                       worker_item *items, unsigned *bad_queues)
+/* The keys and arguments fetch and claim start with (deliver_start in
+ * 10-deliver.lua): 10 keys, then 7 arguments. */
+static void deliver_argv(const char **argv, const worker_queue *q, const worker_qkeys *k,
+                         const deliver_args *d)
 {
-    deliver_args d;
+    const char *v[] = {k->processing, k->consumers, k->stats,       k->deliveries,
+                       k->dead,       k->events,    k->paused,      k->lock_stem,
+                       k->result_stem, k->queue,    q->id,          d->now,
+                       d->live,       d->ttl,       d->margin,      d->maxdel,
+                       k->name};
+    memcpy(argv, v, sizeof v);
+}
+
+/* One queue's fetch of up to max messages into items. Returns how many, or
+ * TQ_EREDIS / TQ_EREPLY. */
+static int fetch_one(tq_conn *c, const worker_queue *q, int qi, const deliver_args *d,
+                     int max, worker_item *items)
+{
     char maxs[16];
-    const char *argv[9 + 2 * TQ_CONFIG_QUEUES_MAX + 7];
-    int k = 0;
-
-    deliver_args_init(&d, q, now_ms);
+    const char *argv[18];
     snprintf(maxs, sizeof maxs, "%d", max);
-    const char *keys[] = {q->processing, q->workers, q->stats,     q->deliveries, q->dead,
-                          q->events,     q->paused,  q->lock_stem, q->result_stem};
-    for (size_t i = 0; i < 9; i++)
-        argv[k++] = keys[i];
-    for (int i = 0; i < q->nqueues; i++)
-        argv[k++] = q->queues[i];
-    int nkeys = k;
-    const char *args[] = {q->id, d.now, d.live, d.ttl, d.margin, d.maxdel, maxs};
-    for (size_t i = 0; i < 7; i++)
-        argv[k++] = args[i];
-    for (int i = 0; i < q->nqueues; i++)
-        argv[k++] = q->queue_names[i];
-
-    redisReply *r = tq_broker_call(c, "fetch", nkeys, k - nkeys, argv, NULL);
+    deliver_argv(argv, q, &q->qk[qi], d);
+    argv[17] = maxs;
+    redisReply *r = tq_broker_call(c, "fetch", 10, 8, argv, NULL);
     if (!r)
         return TQ_EREDIS;
     int n = 0, rc = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements % 4 != 1 ||
-        r->elements / 4 > (size_t)max || r->element[0]->type != REDIS_REPLY_ARRAY) {
-        WORKER_WARN_LIMITED("fetch: %s; no message is taken until it is fixed",
-                            worker_queue_reply_error(r));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 3 != 1 ||
+        r->elements / 3 > (size_t)max || r->element[0]->type != REDIS_REPLY_INTEGER) {
+        WORKER_WARN_LIMITED("fetch from %s: %s; that queue is skipped until it is fixed",
+                            q->qk[qi].name, worker_queue_reply_error(r));
         rc = TQ_EREPLY;
     } else {
-        const redisReply *skipped = r->element[0];
-        unsigned bad = 0;
-        for (size_t i = 0; i < skipped->elements; i++) {
-            const redisReply *e = skipped->element[i];
-            if (e->type != REDIS_REPLY_STRING)
-                continue;
-            for (int j = 0; j < q->nqueues; j++)
-                if (strstr(e->str, q->queues[j]))
-                    bad |= 1u << j;
-            WORKER_WARN_LIMITED("fetch: %s; that queue is skipped until it is fixed",
-                                e->str);
-        }
-        if (bad_queues)
-            *bad_queues = bad;
-        for (size_t i = 1; i < r->elements; i += 4) {
+        for (size_t i = 1; i < r->elements; i += 3) {
             const redisReply *flag = r->element[i], *msg = r->element[i + 1],
-                             *id = r->element[i + 2], *qi = r->element[i + 3];
+                             *id = r->element[i + 2];
             if (flag->type != REDIS_REPLY_INTEGER || msg->type != REDIS_REPLY_STRING ||
-                id->type != REDIS_REPLY_STRING || qi->type != REDIS_REPLY_INTEGER ||
-                qi->integer < 0 || qi->integer >= q->nqueues) {
+                id->type != REDIS_REPLY_STRING) {
                 rc = TQ_EREPLY;
                 break;
             }
             if ((rc = take_raw(&items[n], msg, (int)flag->integer, id)) < 0)
                 break;
-            items[n].qi = (int)qi->integer;
+            items[n].qi = qi;
             n++;
         }
     }
@@ -180,13 +174,39 @@ int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int ma
     return n ? n : rc;
 }
 
+int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
+                       const _Atomic int *paused, worker_item *items, unsigned *bad_queues)
+{
+    deliver_args d;
+    deliver_args_init(&d, q, now_ms);
+    int n = 0, rc = 0;
+    unsigned bad = 0;
+    for (int qi = 0; qi < q->nqueues && n < max; qi++) {
+        if (paused && atomic_load(&paused[qi]))
+            continue;
+        int got = fetch_one(c, q, qi, &d, max - n, items + n);
+        if (got == TQ_EREPLY) {
+            bad |= 1u << qi;
+        } else if (got < 0) {
+            rc = got;
+            break;
+        } else {
+            n += got;
+        }
+    }
+    if (bad_queues)
+        *bad_queues = bad;
+    return n ? n : rc;
+}
+
 int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
                       double block_s, worker_item *item)
 {
+    const worker_qkeys *k = &q->qk[qi];
     char block[32];
     snprintf(block, sizeof block, "%.3f", block_s);
     redisReply *r =
-        tq_conn_cmd(c, "BLMOVE %s %s RIGHT LEFT %s", q->queues[qi], q->processing, block);
+        tq_conn_cmd(c, "BLMOVE %s %s RIGHT LEFT %s", k->queue, k->processing, block);
     if (!r)
         return TQ_EREDIS;
     if (r->type == REDIS_REPLY_NIL) {
@@ -194,7 +214,7 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
         return 0;
     }
     if (r->type != REDIS_REPLY_STRING) {
-        WORKER_WARN_LIMITED("wait on %s: %s", q->queues[qi], worker_queue_reply_error(r));
+        WORKER_WARN_LIMITED("wait on %s: %s", k->queue, worker_queue_reply_error(r));
         freeReplyObject(r);
         return TQ_EREPLY;
     }
@@ -205,15 +225,12 @@ int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
 
     deliver_args d;
     deliver_args_init(&d, q, now_ms);
-    const char *argv[] = {q->processing, q->workers,   q->stats,
-                          q->deliveries, q->dead,      q->events,
-                          q->paused,     q->lock_stem, q->result_stem,
-                          q->queues[qi], q->id,        d.now,
-                          d.live,        d.ttl,        d.margin,
-                          d.maxdel,      item->raw,    q->queue_names[qi]};
+    const char *argv[18];
+    deliver_argv(argv, q, k, &d);
+    argv[17] = item->raw;
     size_t lens[18];
     for (int i = 0; i < 18; i++)
-        lens[i] = i == 16 ? item->len : strlen(argv[i]);
+        lens[i] = i == 17 ? item->len : strlen(argv[i]);
     /* If this reply is lost, or the function refuses (a key of the wrong
      * type), the message stays in processing unclaimed; the orphan sweep
      * requeues it: delayed, never lost. */
@@ -344,21 +361,22 @@ typedef struct {
 static int complete_row_fill(complete_row *row, complete_keys *k, const worker_queue *q,
                              const worker_item *it)
 {
+    const worker_qkeys *qk = &q->qk[it->qi];
     memset(row, 0, offsetof(complete_row, ml));
     row->it = it;
     row->finished = it->finished_ms ? it->finished_ms : tq_clock_wall_ms();
     if (it->id[0]) {
         size_t idlen = strlen(it->id);
-        if (!(row->k = key_add(k, q->lock_stem, it->id, idlen)) ||
-            !key_add(k, q->result_stem, it->id, idlen))
+        if (!(row->k = key_add(k, qk->lock_stem, it->id, idlen)) ||
+            !key_add(k, qk->result_stem, it->id, idlen))
             return TQ_ETOOBIG;
     }
     if (it->schedule[0] &&
-        !(row->h = key_add(k, q->history_stem, it->schedule, strlen(it->schedule))))
+        !(row->h = key_add(k, qk->history_stem, it->schedule, strlen(it->schedule))))
         return TQ_ETOOBIG;
     if (it->effect_key[0] && !(row->e = key_add(k, it->effect_key, "", 0)))
         return TQ_ETOOBIG;
-    if (!(row->m = key_minute(k, q->minute_stem, row->finished / 60000)))
+    if (!(row->m = key_minute(k, qk->minute_stem, row->finished / 60000)))
         return TQ_ETOOBIG;
 
     /* The index member: the status it is listed under, queue, task,
@@ -372,11 +390,10 @@ static int complete_row_fill(complete_row *row, complete_keys *k, const worker_q
     /* The label of a task the worker does not know is fixed, so that
      * messages cannot make up label values (common/metrics.h). */
     const char *label = it->known ? it->task : TQ_METRICS_UNKNOWN_TASK;
-    const char *ml[] = {q->queue_names[it->qi], label};
+    const char *ml[] = {qk->name, label};
     join_tabs(row->ml, sizeof row->ml, ml, 2);
     if (row->has_ix) {
-        const char *ix[] = {listed, q->queue_names[it->qi], it->task, it->schedule,
-                            it->id};
+        const char *ix[] = {listed, qk->name, it->task, it->schedule, it->id};
         join_tabs(row->ix, sizeof row->ix, ix, 5);
     }
     if (it->started_ms) {
@@ -469,7 +486,7 @@ static void pack_column(tq_buf *b, const worker_queue *q, const complete_row *ro
         tq_broker_pack_cstr(b, it->error);
         break;
     case COL_Q:
-        tq_broker_pack_cstr(b, q->queue_names[it->qi]);
+        tq_broker_pack_cstr(b, q->qk[it->qi].name);
         break;
     case COL_ML:
         tq_broker_pack_cstr(b, row->ml);
@@ -538,14 +555,22 @@ static void pack_values(tq_buf *b, const worker_queue *q, const complete_row *ro
     }
 }
 
-int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items, int n,
-                          int64_t now_ms)
+/* 1 if it is to be completed in the call for queue qi: not yet answered
+ * (a retry after another queue's call failed sends only the rest). */
+static int due_in(const worker_item *it, int qi)
 {
-    (void)now_ms;
-    enum { NKEYS = 9, PER_ITEM = 5 };
+    return it->op != WORKER_OP_NONE && it->qi == qi && !it->answered;
+}
+
+/* Completes the items of queue qi: one call of tickq_complete. */
+static int complete_queue(tq_conn *c, const worker_queue *q, int qi, worker_item *items,
+                          int n)
+{
+    enum { NKEYS = 8, PER_ITEM = 5 };
+    const worker_qkeys *qk = &q->qk[qi];
     int todo = 0;
     for (int i = 0; i < n; i++)
-        todo += items[i].op != WORKER_OP_NONE;
+        todo += due_in(&items[i], qi);
     if (todo == 0)
         return 0;
 
@@ -554,12 +579,12 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
     k.size = NKEYS * TQ_KEYS_MAX;
     for (int i = 0; i < n; i++) {
         const worker_item *it = &items[i];
-        if (it->op == WORKER_OP_NONE)
+        if (!due_in(it, qi))
             continue;
         size_t id = strlen(it->id) + 1;
-        k.size += strlen(q->lock_stem) + strlen(q->result_stem) + 2 * id +
-                  strlen(q->history_stem) + strlen(it->schedule) + 1 +
-                  strlen(it->effect_key) + 1 + strlen(q->minute_stem) + 24;
+        k.size += strlen(qk->lock_stem) + strlen(qk->result_stem) + 2 * id +
+                  strlen(qk->history_stem) + strlen(it->schedule) + 1 +
+                  strlen(it->effect_key) + 1 + strlen(qk->minute_stem) + 24;
     }
     k.argv = malloc(sizeof *k.argv * (size_t)k.cap);
     k.lens = malloc(sizeof *k.lens * (size_t)k.cap);
@@ -573,13 +598,12 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
         rc = TQ_ENOMEM;
         goto out;
     }
-    const char *fixed[NKEYS] = {q->processing, q->stats,   q->worker_hash,
-                                q->dead,       q->delayed, q->deliveries,
-                                q->events,     q->tasks,   q->metrics};
+    const char *fixed[NKEYS] = {qk->processing, qk->stats,  qk->dead,   qk->delayed,
+                                qk->deliveries, qk->events, qk->tasks, qk->metrics};
     for (int i = 0; i < NKEYS; i++)
         key_add(&k, fixed[i], "", 0);
     for (int i = 0, t = 0; i < n && rc == 0; i++)
-        if (items[i].op != WORKER_OP_NONE)
+        if (due_in(&items[i], qi))
             rc = complete_row_fill(&rows[t++], &k, q, &items[i]);
     if (rc < 0)
         goto out;
@@ -627,8 +651,10 @@ int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items,
                 WORKER_WARN_LIMITED("complete: %s", warnings->element[j]->str);
         int t = 0;
         for (int i = 0; i < n; i++)
-            if (items[i].op != WORKER_OP_NONE)
+            if (due_in(&items[i], qi)) {
                 items[i].applied = (int)r->element[t++]->integer;
+                items[i].answered = 1;
+            }
         /* Applied: a failed WAIT changes nothing but the odds of a
          * failover losing it (it warns). */
         tq_broker_wait(c, q->wait_replicas, q->wait_timeout_ms);
@@ -645,24 +671,36 @@ out:
     return rc;
 }
 
+int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items, int n,
+                          int64_t now_ms)
+{
+    (void)now_ms;
+    for (int qi = 0; qi < q->nqueues; qi++) {
+        int rc = complete_queue(c, q, qi, items, n);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 int worker_queue_paused(tq_conn *c, const worker_queue *q, int *paused)
 {
-    redisReply *r = tq_conn_cmd(c, "SMEMBERS %s", q->paused);
-    if (!r)
-        return TQ_EREDIS;
-    int rc = 0;
-    if (r->type != REDIS_REPLY_ARRAY) {
-        rc = TQ_EREPLY;
-    } else {
-        for (int i = 0; i < q->nqueues; i++) {
-            paused[i] = 0;
-            for (size_t j = 0; j < r->elements; j++)
-                if (r->element[j]->type == REDIS_REPLY_STRING &&
-                    strcmp(r->element[j]->str, q->queue_names[i]) == 0)
-                    paused[i] = 1;
-        }
+    for (int i = 0; i < q->nqueues; i++) {
+        const char *argv[] = {"EXISTS", q->qk[i].paused};
+        if (tq_conn_append(c, 2, argv, NULL) < 0)
+            return TQ_EREDIS;
     }
-    freeReplyObject(r);
+    int rc = 0;
+    for (int i = 0; i < q->nqueues; i++) {
+        redisReply *r = tq_conn_reply(c);
+        if (!r)
+            return TQ_EREDIS;
+        if (r->type == REDIS_REPLY_INTEGER)
+            paused[i] = r->integer > 0;
+        else
+            rc = TQ_EREPLY;
+        freeReplyObject(r);
+    }
     return rc;
 }
 
@@ -683,10 +721,10 @@ int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
 int worker_queue_started(tq_conn *c, const worker_queue *q, int64_t now_ms,
                          const worker_item *it)
 {
+    const worker_qkeys *k = &q->qk[it->qi];
     char ts[24];
     snprintf(ts, sizeof ts, "%lld", (long long)now_ms);
-    const char *argv[] = {q->events, q->deliveries,         ts, q->id, it->id,
-                          it->task,  q->queue_names[it->qi]};
+    const char *argv[] = {k->events, k->deliveries, ts, q->id, it->id, it->task, k->name};
     redisReply *r = tq_broker_call(c, "task_started", 2, 5, argv, NULL);
     if (!r)
         return TQ_EREDIS;
@@ -695,22 +733,44 @@ int worker_queue_started(tq_conn *c, const worker_queue *q, int64_t now_ms,
     return rc;
 }
 
-int worker_queue_requeue(tq_conn *c, const worker_queue *q, int64_t now_ms,
-                         int deregister)
+/* A call whose reply is an integer: it, or TQ_EREDIS / TQ_EREPLY (warned
+ * as what). */
+static int call_int(tq_conn *c, const char *fn, int nkeys, int nargs, const char **argv,
+                    const size_t *lens, const char *what)
 {
-    char now[24];
-    snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    const char *argv[] = {
-        q->processing, q->dead,       q->stats, q->workers, q->worker_hash,
-        q->lock_stem,  q->queue_stem, q->id,    now,        deregister ? "1" : "0"};
-    redisReply *r = tq_broker_call(c, "requeue", 7, 3, argv, NULL);
+    redisReply *r = tq_broker_call(c, fn, nkeys, nargs, argv, lens);
     if (!r)
         return TQ_EREDIS;
     int rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : TQ_EREPLY;
     if (rc == TQ_EREPLY)
-        WORKER_WARN_LIMITED("requeue: %s", worker_queue_reply_error(r));
+        WORKER_WARN_LIMITED("%s: %s", what, worker_queue_reply_error(r));
     freeReplyObject(r);
     return rc;
+}
+
+int worker_queue_requeue(tq_conn *c, const worker_queue *q, const char *instance,
+                         int64_t now_ms, int deregister)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    int moved = 0;
+    for (int i = 0; i < q->nqueues; i++) {
+        const worker_qkeys *k = &q->qk[i];
+        const char *argv[] = {k->processing, k->dead, k->stats, k->consumers,
+                              k->lock_stem,  k->queue, q->id,   now,
+                              deregister ? "1" : "0"};
+        int rc = call_int(c, "requeue", 6, 3, argv, NULL, "requeue");
+        if (rc < 0)
+            return rc;
+        moved += rc;
+    }
+    if (deregister) {
+        const char *argv[] = {q->workers, q->worker_hash, q->id, instance};
+        int rc = call_int(c, "leave", 2, 2, argv, NULL, "leave");
+        if (rc < 0)
+            return rc;
+    }
+    return moved;
 }
 
 int worker_queue_register(tq_conn *c, const worker_queue *q, const char *instance,
@@ -719,8 +779,12 @@ int worker_queue_register(tq_conn *c, const worker_queue *q, const char *instanc
     char now[24], live[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
-    const char *argv[] = {q->workers, q->worker_hash, q->id, instance, now, live};
-    redisReply *r = tq_broker_call(c, "register", 2, 4, argv, NULL);
+    const char *argv[7 + TQ_CONFIG_QUEUES_MAX] = {q->workers, q->worker_hash, q->queues,
+                                                  q->id,      instance,       now,
+                                                  live};
+    for (int i = 0; i < q->nqueues; i++)
+        argv[7 + i] = q->qk[i].name;
+    redisReply *r = tq_broker_call(c, "register", 3, 4 + q->nqueues, argv, NULL);
     if (!r)
         return TQ_EREDIS;
     int rc = TQ_EREPLY;
@@ -762,16 +826,98 @@ int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, const char *instan
         argv[k++] = info[i];
         argv[k++] = info[i + 1];
     }
-    redisReply *r = tq_broker_call(c, "heartbeat", 2, k - 2, argv, NULL);
+    int rc = call_int(c, "heartbeat", 2, k - 2, argv, NULL, "heartbeat");
+    if (rc <= 0)
+        return rc;
+    /* Each queue's consumers, in one round trip (one per node in a cluster). */
+    for (int i = 0; i < q->nqueues; i++) {
+        const char *cv[] = {q->qk[i].consumers, q->id, now};
+        if (tq_broker_append(c, "consume", 1, 2, cv, NULL) < 0)
+            return TQ_EREDIS;
+    }
+    for (int i = 0; i < q->nqueues; i++) {
+        redisReply *r = tq_conn_reply(c);
+        if (!r)
+            return TQ_EREDIS;
+        if (r->type != REDIS_REPLY_INTEGER) {
+            WORKER_WARN_LIMITED("heartbeat in %s: %s", q->qk[i].consumers,
+                                worker_queue_reply_error(r));
+            rc = TQ_EREPLY;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* The queues in use (P:{@}:queues), into names (cap of them, each at most
+ * TQ_CONFIG_NAME_MAX bytes); this worker's own come first. Returns how
+ * many, or a negative code. */
+static int queues_in_use(tq_conn *c, const worker_queue *q,
+                         char (*names)[TQ_CONFIG_NAME_MAX], int cap)
+{
+    int n = 0;
+    for (int i = 0; i < q->nqueues && n < cap; i++)
+        snprintf(names[n++], TQ_CONFIG_NAME_MAX, "%s", q->qk[i].name);
+    redisReply *r = tq_conn_cmd(c, "SMEMBERS %s", q->queues);
     if (!r)
         return TQ_EREDIS;
-    int rc = TQ_EREPLY;
-    if (r->type == REDIS_REPLY_INTEGER)
-        rc = (int)r->integer;
-    else
-        WORKER_WARN_LIMITED("heartbeat: %s", worker_queue_reply_error(r));
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t j = 0; j < r->elements && n < cap; j++) {
+            const redisReply *e = r->element[j];
+            int seen = e->type != REDIS_REPLY_STRING || e->len == 0 ||
+                       e->len >= TQ_CONFIG_NAME_MAX || strchr(e->str, '{') ||
+                       strchr(e->str, '}');
+            for (int i = 0; i < n && !seen; i++)
+                seen = strcmp(names[i], e->str) == 0;
+            if (!seen)
+                snprintf(names[n++], TQ_CONFIG_NAME_MAX, "%s", e->str);
+        }
+    } else {
+        WORKER_WARN_LIMITED("reaper: %s: %s", q->queues, worker_queue_reply_error(r));
+    }
     freeReplyObject(r);
-    return rc;
+    return n;
+}
+
+#define REAP_QUEUES_MAX 1024 /* queues one reaper pass looks at */
+
+/* Reaps the dead consumers of queue name. Returns the messages requeued, or
+ * a negative code. */
+static int reap_queue(tq_conn *c, const worker_queue *q, const char *name,
+                      const char *now, const char *live)
+{
+    worker_qkeys k;
+    if (qkeys_init(&k, q->prefix, name, q->id))
+        return 0;
+    const char *argv[] = {k.consumers,       k.dead,      k.stats, k.deliveries,
+                          k.processing_stem, k.lock_stem, k.queue, now,
+                          live};
+    redisReply *r = tq_broker_call(c, "reap", 7, 2, argv, NULL);
+    if (!r)
+        return TQ_EREDIS;
+    int moved = 0;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        WORKER_WARN_LIMITED("reap %s: %s", name, worker_queue_reply_error(r));
+        moved = TQ_EREPLY;
+    } else {
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const char *who = r->element[i]->str ? r->element[i]->str : "?";
+            long long n = r->element[i + 1]->integer;
+            if (n < 0) {
+                WORKER_WARN_LIMITED("reaper: worker %s is dead but its messages of queue "
+                                    "%s cannot be requeued (its processing list, or %s, "
+                                    "is not a list); left as they are until it is fixed",
+                                    who, name, k.dead);
+                continue;
+            }
+            tq_warn("reaper: worker %s is dead (no heartbeat for %lld ms); requeued %lld "
+                    "message(s) of queue %s and released its locks",
+                    who, (long long)q->liveness_ms, n, name);
+            moved += (int)n;
+        }
+    }
+    freeReplyObject(r);
+    return moved;
 }
 
 int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
@@ -782,42 +928,35 @@ int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
     char now[24], live[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
-    const char *argv[] = {
-        q->workers,   q->dead,       q->stats,       q->deliveries, q->processing_stem,
-        q->lock_stem, q->queue_stem, q->worker_stem, now,           live};
-    redisReply *r = tq_broker_call(c, "reap", 8, 2, argv, NULL);
-    int moved = 0;
-    if (!r) {
-        return TQ_EREDIS;
-    } else if (r->type != REDIS_REPLY_ARRAY) {
-        WORKER_WARN_LIMITED("reap: %s", worker_queue_reply_error(r));
-        moved = TQ_EREPLY;
-    } else {
-        for (size_t i = 0; i + 1 < r->elements; i += 2) {
-            const char *who = r->element[i]->str ? r->element[i]->str : "?";
-            long long n = r->element[i + 1]->integer;
-            if (n < 0) {
-                WORKER_WARN_LIMITED("reaper: worker %s is dead but its messages cannot "
-                                    "be requeued (its processing list, or %s, is not a "
-                                    "list); left as they are until it is fixed",
-                                    who, q->dead);
-                continue;
-            }
-            tq_warn("reaper: worker %s is dead (no heartbeat for %lld ms); requeued %lld "
-                    "message(s) and released its locks",
-                    who, (long long)q->liveness_ms, n);
-            moved += (int)n;
+    char (*names)[TQ_CONFIG_NAME_MAX] = malloc(REAP_QUEUES_MAX * sizeof *names);
+    int n = names ? queues_in_use(c, q, names, REAP_QUEUES_MAX) : TQ_ENOMEM;
+    int moved = n < 0 ? n : 0;
+    for (int i = 0; i < n; i++) {
+        int rc = reap_queue(c, q, names[i], now, live);
+        if (rc == TQ_EREDIS) {
+            free(names);
+            return rc;
         }
+        if (rc > 0)
+            moved += rc;
     }
+    free(names);
+    const char *argv[] = {q->workers, q->worker_stem, now, live};
+    redisReply *r = tq_broker_call(c, "forget", 2, 2, argv, NULL);
+    if (!r)
+        return TQ_EREDIS;
+    if (r->type != REDIS_REPLY_ARRAY)
+        WORKER_WARN_LIMITED("reaper: %s", worker_queue_reply_error(r));
     freeReplyObject(r);
     tq_lock_release(c, q->reaper, q->id);
     return moved;
 }
 
-int worker_queue_list_processing(tq_conn *c, const worker_queue *q, redisReply **out)
+int worker_queue_list_processing(tq_conn *c, const worker_queue *q, int qi,
+                                 redisReply **out)
 {
     *out = NULL;
-    redisReply *r = tq_conn_cmd(c, "LRANGE %s 0 -1", q->processing);
+    redisReply *r = tq_conn_cmd(c, "LRANGE %s 0 -1", q->qk[qi].processing);
     if (!r)
         return TQ_EREDIS;
     if (r->type != REDIS_REPLY_ARRAY) {
@@ -828,22 +967,16 @@ int worker_queue_list_processing(tq_conn *c, const worker_queue *q, redisReply *
     return 0;
 }
 
-int worker_queue_requeue_orphan(tq_conn *c, const worker_queue *q, int64_t now_ms,
+int worker_queue_requeue_orphan(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
                                 const char *raw, size_t len)
 {
+    const worker_qkeys *k = &q->qk[qi];
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
-    const char *argv[] = {q->processing, q->dead, q->stats, q->lock_stem,
-                          q->queue_stem, q->id,   now,      raw};
+    const char *argv[] = {k->processing, k->dead, k->stats, k->lock_stem,
+                          k->queue,      q->id,   now,      raw};
     size_t lens[8];
     for (int i = 0; i < 8; i++)
         lens[i] = i == 7 ? len : strlen(argv[i]);
-    redisReply *r = tq_broker_call(c, "requeue_orphan", 5, 3, argv, lens);
-    if (!r)
-        return TQ_EREDIS;
-    int rc = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : TQ_EREPLY;
-    if (rc == TQ_EREPLY)
-        WORKER_WARN_LIMITED("orphan requeue: %s", worker_queue_reply_error(r));
-    freeReplyObject(r);
-    return rc;
+    return call_int(c, "requeue_orphan", 5, 3, argv, lens, "orphan requeue");
 }

@@ -1,29 +1,31 @@
 /* The worker's side of the broker: every Redis operation of a worker, each
  * one script so that it is atomic, with the fewest round trips.
  *
- *   fetch      RPOP up to N messages from the queues that are not paused
- *              (priority order), drop duplicates (done, or locked by a live
- *              worker), count the delivery (past max_deliveries: a poison
- *              dead letter), take each lock, LPUSH into P:processing:<id>,
- *              record task-received: one round trip for N messages.
+ *   fetch      RPOP up to N messages from a queue that is not paused
+ *              (in priority order), drop duplicates (done, or locked by a
+ *              live worker), count the delivery (past max_deliveries: a
+ *              poison dead letter), take each lock, LPUSH into
+ *              P:{q}:processing:<id>: one round trip for N messages.
  *   wait       BLMOVE when every queue was empty, then the same claim (a
  *              message of a queue paused meanwhile goes back).
  *   complete   for N messages: ack (LREM), and only if the ack removed it,
  *              one of: final result (the done marker) + history + effect (success,
- *              failure, expired); the next attempt into P:delayed (retry);
+ *              failure, expired); the next attempt into P:{q}:delayed (retry);
  *              the dead letter. Releases the locks, clears the delivery
  *              count, records the events, and feeds the monitoring data:
- *              the finished-task index P:tasks, the counters of the
- *              minute P:minute:<m> and P:metrics (common/metrics.h).
+ *              the finished-task index P:{q}:tasks, the counters of the
+ *              minute P:{q}:minute:<m> and P:{q}:metrics (common/metrics.h).
  *              Retrying after a lost reply is safe: a second ack removes
  *              nothing and applies nothing.
- *   requeue    move a worker's processing list back to its queues and
+ *   requeue    move a worker's processing lists back to their queues and
  *              release its locks (shutdown, start-up, and the reaper).
- *   reap       requeue every worker whose heartbeat is older than liveness.
+ *   reap       requeue every consumer whose heartbeat is older than liveness.
  *   orphan     requeue one message of this worker's processing list that no
  *              thread holds: its fetch reply was lost (see worker.c).
  *
- * The Lua scripts get key stems from common/keys and only append ids. */
+ * Every call touches one queue's keys (P:{q}:...) or only global ones
+ * (P:{@}:...), never both: each is one Redis Cluster slot. The Lua
+ * functions get key stems from common/keys and only append ids. */
 #ifndef TQ_WORKER_QUEUE_H
 #define TQ_WORKER_QUEUE_H
 
@@ -41,7 +43,7 @@
 
 #define WORKER_QUEUE_LOCK_MARGIN_MS 5000 /* lock TTL = task timeout + this */
 #define WORKER_QUEUE_BATCH_MAX 64        /* messages one fetch takes at most */
-#define WORKER_QUEUE_EVENTS_MAX 10000    /* P:events is capped near this (MAXLEN ~) */
+#define WORKER_QUEUE_EVENTS_MAX 10000    /* a stream is capped near this (MAXLEN ~) */
 #define WORKER_WARN_EVERY_MS 30000       /* a repeated warning is logged this often */
 
 /* tq_warn(), at most once per WORKER_WARN_EVERY_MS at each place it is
@@ -83,26 +85,33 @@ typedef struct {
     char schedule[TQ_MSG_NAME_MAX];  /* "" when not scheduled */
     int64_t started_ms, finished_ms; /* 0 when it did not run */
     char error[512];                 /* for the events */
-    int applied; /* set by complete: 1 applied, 0 lost, 2 its effect cannot be applied */
-    int qi;      /* the queue it was taken from: index in worker_queue.queue_names */
+    int applied;  /* set by complete: 1 applied, 0 lost, 2 its effect cannot be applied */
+    int answered; /* complete's call for it answered (applied is set) */
+    int qi;      /* the queue it was taken from: index in worker_queue.qk */
     int known;   /* 1: its task is one the worker knows (for the label) */
     int has_lateness;    /* a scheduled first attempt with scheduled_at, enqueued_at */
     int64_t lateness_ms; /* then enqueued_at - scheduled_at, >= 0 */
 } worker_item;
 
+/* The keys of one queue the worker consumes: all in the queue's slot. */
+typedef struct {
+    char name[TQ_CONFIG_NAME_MAX];
+    char queue[TQ_KEYS_MAX], processing[TQ_KEYS_MAX], consumers[TQ_KEYS_MAX];
+    char stats[TQ_KEYS_MAX], dead[TQ_KEYS_MAX], delayed[TQ_KEYS_MAX];
+    char deliveries[TQ_KEYS_MAX], paused[TQ_KEYS_MAX], events[TQ_KEYS_MAX];
+    char tasks[TQ_KEYS_MAX], metrics[TQ_KEYS_MAX];
+    char lock_stem[TQ_KEYS_MAX], result_stem[TQ_KEYS_MAX], history_stem[TQ_KEYS_MAX];
+    char processing_stem[TQ_KEYS_MAX], minute_stem[TQ_KEYS_MAX];
+} worker_qkeys;
+
 /* Key names and limits of one worker: a plain value, filled once. */
 typedef struct {
     char id[TQ_CONFIG_NAME_MAX];
-    char processing[TQ_KEYS_MAX], workers[TQ_KEYS_MAX], stats[TQ_KEYS_MAX];
-    char worker_hash[TQ_KEYS_MAX], dead[TQ_KEYS_MAX], reaper[TQ_KEYS_MAX];
-    char delayed[TQ_KEYS_MAX], deliveries[TQ_KEYS_MAX], paused[TQ_KEYS_MAX];
-    char events[TQ_KEYS_MAX], tasks[TQ_KEYS_MAX], metrics[TQ_KEYS_MAX];
-    char queues[TQ_CONFIG_QUEUES_MAX][TQ_KEYS_MAX];
-    char queue_names[TQ_CONFIG_QUEUES_MAX][TQ_CONFIG_NAME_MAX];
+    worker_qkeys qk[TQ_CONFIG_QUEUES_MAX]; /* priority order */
     int nqueues;
-    char lock_stem[TQ_KEYS_MAX], result_stem[TQ_KEYS_MAX];
-    char history_stem[TQ_KEYS_MAX], queue_stem[TQ_KEYS_MAX];
-    char processing_stem[TQ_KEYS_MAX], worker_stem[TQ_KEYS_MAX], minute_stem[TQ_KEYS_MAX];
+    /* Global keys (P:{@}:...): */
+    char workers[TQ_KEYS_MAX], worker_hash[TQ_KEYS_MAX], worker_stem[TQ_KEYS_MAX];
+    char reaper[TQ_KEYS_MAX], queues[TQ_KEYS_MAX], events[TQ_KEYS_MAX];
     char prefix[TQ_CONFIG_NAME_MAX];
     int64_t liveness_ms, timeout_ms, done_ttl_ms, result_ttl_ms;
     int max_deliveries;
@@ -116,11 +125,13 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id);
 /* Frees what items[0..n) own and zeroes them. */
 void worker_queue_items_clear(worker_item *items, int n);
 
-/* Takes up to max messages without blocking. Returns how many (items[0..)
- * filled), or TQ_EREDIS / TQ_EREPLY. Sets bit i of *bad_queues (may be
- * NULL) when queue i is a key of the wrong type: it was skipped. */
+/* Takes up to max messages without blocking, from the queues in priority
+ * order (one call per queue until max are taken), passing over those
+ * paused[i] (may be NULL). Returns how many (items[0..) filled), or
+ * TQ_EREDIS / TQ_EREPLY. Sets bit i of *bad_queues (may be NULL) when
+ * queue i refused (a key of the wrong type): it was skipped. */
 int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
-                       worker_item *items, unsigned *bad_queues);
+                       const _Atomic int *paused, worker_item *items, unsigned *bad_queues);
 
 /* The text of an error reply, for logs; a fixed text for other replies.
  * Borrowed from r. */
@@ -132,12 +143,13 @@ const char *worker_queue_reply_error(const redisReply *r);
 int worker_queue_wait(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
                       double block_s, worker_item *item);
 
-/* Reads P:paused: sets paused[i] to 1 for each of this worker's queues that
- * is paused. Returns 0 or a negative code. */
+/* Reads each queue's P:{q}:paused: sets paused[i] to 1 for each of this
+ * worker's queues that is paused. Returns 0 or a negative code. */
 int worker_queue_paused(tq_conn *c, const worker_queue *q, int *paused);
 
 /* Records a worker event (worker-online, worker-heartbeat,
- * worker-offline) in P:events. Returns 0 or a negative code. */
+ * worker-offline) in the global P:{@}:events. Returns 0 or a negative
+ * code. */
 int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
                        int64_t now_ms);
 
@@ -148,20 +160,21 @@ int worker_queue_event(tq_conn *c, const worker_queue *q, const char *event,
 int worker_queue_started(tq_conn *c, const worker_queue *q, int64_t now_ms,
                          const worker_item *it);
 
-/* Completes the items whose op is not NONE, in one script, and sets their
- * `applied` (2: the effect key cannot be added to, nothing done: record a
- * failure and complete again). Returns 0, or TQ_EREDIS / TQ_EREPLY (then
- * call again: a key of the wrong type refuses the whole batch before any
- * write; the monitoring keys P:tasks, P:metrics and P:minute:<m> never do:
- * a wrong one is skipped with a warning). */
+/* Completes the items whose op is not NONE, one script per queue, and sets
+ * their `applied` (2: the effect key cannot be added to, nothing done:
+ * record a failure and complete again). Returns 0, or TQ_EREDIS /
+ * TQ_EREPLY (then call again: a key of the wrong type refuses a queue's
+ * whole batch before any write; the monitoring keys P:{q}:tasks,
+ * P:{q}:metrics and P:{q}:minute:<m> never do: a wrong one is skipped with
+ * a warning). */
 int worker_queue_complete(tq_conn *c, const worker_queue *q, worker_item *items, int n,
                           int64_t now_ms);
 
-/* Requeues this worker's processing list; with deregister, also removes the
- * worker from P:workers and deletes its hash. Returns the number of
- * messages moved, or a negative code. */
-int worker_queue_requeue(tq_conn *c, const worker_queue *q, int64_t now_ms,
-                         int deregister);
+/* Requeues this worker's processing list of each queue; with deregister,
+ * also leaves each queue's consumers and the registry (P:{@}:workers and
+ * its hash). Returns the number of messages moved, or a negative code. */
+int worker_queue_requeue(tq_conn *c, const worker_queue *q, const char *instance,
+                         int64_t now_ms, int deregister);
 
 /* Who holds a worker id: another live process with the same id. */
 typedef struct {
@@ -170,31 +183,35 @@ typedef struct {
 } worker_holder;
 
 /* Registers this process (instance: a random text unique to it) as the
- * worker q->id. Returns 1; 0 when another instance heartbeats under this
- * id within liveness (*holder says which, nothing written); or a negative
- * code. */
+ * worker q->id, and its queues in P:{@}:queues. Returns 1; 0 when another
+ * instance heartbeats under this id within liveness (*holder says which,
+ * nothing written); or a negative code. */
 int worker_queue_register(tq_conn *c, const worker_queue *q, const char *instance,
                           int64_t now_ms, worker_holder *holder);
 
-/* Records a heartbeat: the score in P:workers and the worker hash (fields
- * in info, a NULL-terminated list of name, value pairs, at most 16) with a
- * TTL. Returns 1; 0 when another instance has taken the id over (nothing
- * written); or a negative code. */
+/* Records a heartbeat: the score in P:{@}:workers and the worker hash
+ * (fields in info, a NULL-terminated list of name, value pairs, at most
+ * 16) with a TTL, then the score in each queue's P:{q}:consumers. Returns
+ * 1; 0 when another instance has taken the id over (nothing written); or a
+ * negative code. */
 int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, const char *instance,
                            int64_t now_ms, const char *const *info);
 
-/* Reaps dead workers (one reaper at a time, under P:reaper). Returns the
- * number of messages requeued, or a negative code. */
+/* Reaps dead workers (one reaper at a time, under P:{@}:reaper): each
+ * queue in P:{@}:queues requeues its dead consumers' processing lists, and
+ * the registry forgets them. Returns the number of messages requeued, or a
+ * negative code. */
 int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms);
 
-/* Reads this worker's processing list: *out is a new array reply (free it
- * with freeReplyObject). Returns 0 or a negative code. */
-int worker_queue_list_processing(tq_conn *c, const worker_queue *q, redisReply **out);
+/* Reads this worker's processing list of queue qi: *out is a new array
+ * reply (free it with freeReplyObject). Returns 0 or a negative code. */
+int worker_queue_list_processing(tq_conn *c, const worker_queue *q, int qi,
+                                 redisReply **out);
 
-/* Requeues raw if it is still in this worker's processing list, releasing
- * this worker's lock on it. Returns 1 if requeued, 0 if it was gone, or a
- * negative code. */
-int worker_queue_requeue_orphan(tq_conn *c, const worker_queue *q, int64_t now_ms,
+/* Requeues raw if it is still in this worker's processing list of queue
+ * qi, releasing this worker's lock on it. Returns 1 if requeued, 0 if it
+ * was gone, or a negative code. */
+int worker_queue_requeue_orphan(tq_conn *c, const worker_queue *q, int qi, int64_t now_ms,
                                 const char *raw, size_t len);
 
 #endif

@@ -46,6 +46,7 @@ typedef struct {
     int nheld;
     char running_id[TQ_MSG_ID_MAX]; /* the slow task running now, "" for none */
     int64_t running_ttl_ms;         /* its lock's lifetime, renewed by the heartbeat */
+    int running_qi;                 /* its queue */
     uint64_t rng;                   /* xorshift state for retry jitter */
     uint64_t connects;              /* conn's connections as last seen */
 } task_thread;
@@ -56,6 +57,7 @@ typedef struct {
     size_t len;
     int64_t since_ms; /* monotonic */
     int seen;         /* in the latest listing */
+    int qi;           /* the queue whose processing list holds it */
 } suspect;
 
 struct worker {
@@ -64,7 +66,7 @@ struct worker {
     volatile sig_atomic_t *stop; /* worker_run()'s: set by signals, or by a takeover */
     worker_queue q;
     worker_tasks *tasks;
-    atomic_int paused[TQ_CONFIG_QUEUES_MAX]; /* P:paused as of the last heartbeat */
+    atomic_int paused[TQ_CONFIG_QUEUES_MAX]; /* P:{q}:paused as of the last heartbeat */
     char host[64];
     char instance[40];     /* this process, unique: one process per worker id */
     atomic_int superseded; /* another process took the id over */
@@ -203,6 +205,7 @@ again:
             continue;
         if (it->applied == 2) {
             effect_failed(t, it);
+            it->answered = 0;
             redo += it->op != WORKER_OP_NONE;
             continue;
         }
@@ -413,11 +416,12 @@ static void effect_failed(task_thread *t, worker_item *it)
 
 /* Keeps the id of the task a thread runs, for the heartbeat's lock
  * extension. */
-static void set_running(task_thread *t, const char *id, int64_t ttl_ms)
+static void set_running(task_thread *t, const char *id, int64_t ttl_ms, int qi)
 {
     pthread_mutex_lock(&t->held_lock);
     tq_fmt_copy(t->running_id, sizeof t->running_id, id ? id : "");
     t->running_ttl_ms = ttl_ms;
+    t->running_qi = qi;
     pthread_mutex_unlock(&t->held_lock);
 }
 
@@ -446,7 +450,7 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
             complete_items(t, t->items + *done, i - *done);
             *done = i;
         }
-        set_running(t, m->id, timeout_ms + WORKER_QUEUE_LOCK_MARGIN_MS);
+        set_running(t, m->id, timeout_ms + WORKER_QUEUE_LOCK_MARGIN_MS, it->qi);
         worker_queue_started(t->conn, &w->q, tq_clock_wall_ms(), it);
     }
     ctx.deadline_mono_ms = tq_clock_mono_ms() + timeout_ms;
@@ -454,7 +458,7 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
     int rc = task->run(&ctx);
     it->finished_ms = tq_clock_wall_ms();
     if (!(task->flags & TQ_TASK_FAST))
-        set_running(t, NULL, 0);
+        set_running(t, NULL, 0, 0);
 
     if (ctx.aborted) {
         tq_info("task %s (%s) stopped by the shutdown: it will be requeued", m->id,
@@ -466,8 +470,8 @@ static void run_task(task_thread *t, int i, int *done, const tq_task_def *task, 
         it->op = WORKER_OP_DONE;
         it->status = "success";
         if (ctx.counter[0]) {
-            tq_keys_fmt(w->cfg.prefix, TQ_KEY_COUNTER, ctx.counter, it->effect_key,
-                        sizeof it->effect_key);
+            tq_keys_fmt(w->cfg.prefix, TQ_KEY_COUNTER, w->q.qk[it->qi].name, ctx.counter,
+                        it->effect_key, sizeof it->effect_key);
             it->effect_by = ctx.counter_by;
         }
         if (set_result(it, m, w->q.id, &ctx, json_object_get(m->extra, "errors")) < 0)
@@ -573,7 +577,7 @@ static void *task_thread_main(void *arg)
     unsigned bad = 0; /* queues whose key is of the wrong type */
     while (!*w->stop) {
         int64_t now = tq_clock_wall_ms();
-        int n = worker_queue_fetch(t->conn, &w->q, now, t->batch, t->items, &bad);
+        int n = worker_queue_fetch(t->conn, &w->q, now, t->batch, w->paused, t->items, &bad);
         if (n == 0) {
             /* Block on the first queue that is not paused (or broken); if
              * all are, the next heartbeat may say otherwise. */
@@ -644,47 +648,54 @@ static void sweep_orphans(worker *w)
 {
     if (!atomic_exchange(&w->resync, 0) && w->nsuspects == 0)
         return;
-    redisReply *r;
-    if (worker_queue_list_processing(w->hb_conn, &w->q, &r) < 0) {
-        atomic_store(&w->resync, 1);
-        return;
-    }
     int64_t now = tq_clock_mono_ms();
     for (int i = 0; i < w->nsuspects; i++)
         w->suspects[i].seen = 0;
-    for (size_t e = 0; e < r->elements; e++) {
-        const redisReply *m = r->element[e];
-        if (m->type != REDIS_REPLY_STRING || held_by_thread(w, m->str, m->len))
-            continue;
-        int i = 0;
-        while (i < w->nsuspects && (w->suspects[i].len != m->len ||
-                                    memcmp(w->suspects[i].raw, m->str, m->len)))
-            i++;
-        if (i < w->nsuspects) {
-            if (now - w->suspects[i].since_ms < ORPHAN_AGE_MS) {
-                w->suspects[i].seen = 1;
-            } else if (worker_queue_requeue_orphan(w->hb_conn, &w->q, tq_clock_wall_ms(),
-                                                   m->str, m->len) >= 0) {
-                tq_warn("requeued a message left in processing by a lost redis reply");
-            } else {
-                w->suspects[i].seen = 1; /* try again next time */
-            }
-            continue;
-        }
-        suspect *grown = realloc(w->suspects, sizeof *grown * (size_t)(w->nsuspects + 1));
-        char *copy = malloc(m->len ? m->len : 1);
-        if (!grown || !copy) {
-            if (grown)
-                w->suspects = grown;
-            free(copy);
+    for (int qi = 0; qi < w->q.nqueues; qi++) {
+        redisReply *r;
+        if (worker_queue_list_processing(w->hb_conn, &w->q, qi, &r) < 0) {
             atomic_store(&w->resync, 1);
+            for (int i = 0; i < w->nsuspects; i++) /* keep them for next time */
+                w->suspects[i].seen |= w->suspects[i].qi >= qi;
             break;
         }
-        w->suspects = grown;
-        memcpy(copy, m->str, m->len);
-        w->suspects[w->nsuspects++] = (suspect){copy, m->len, now, 1};
+        for (size_t e = 0; e < r->elements; e++) {
+            const redisReply *m = r->element[e];
+            if (m->type != REDIS_REPLY_STRING || held_by_thread(w, m->str, m->len))
+                continue;
+            int i = 0;
+            while (i < w->nsuspects &&
+                   (w->suspects[i].qi != qi || w->suspects[i].len != m->len ||
+                    memcmp(w->suspects[i].raw, m->str, m->len)))
+                i++;
+            if (i < w->nsuspects) {
+                if (now - w->suspects[i].since_ms < ORPHAN_AGE_MS) {
+                    w->suspects[i].seen = 1;
+                } else if (worker_queue_requeue_orphan(w->hb_conn, &w->q, qi,
+                                                       tq_clock_wall_ms(), m->str,
+                                                       m->len) >= 0) {
+                    tq_warn("requeued a message left in processing by a lost redis reply");
+                } else {
+                    w->suspects[i].seen = 1; /* try again next time */
+                }
+                continue;
+            }
+            suspect *grown =
+                realloc(w->suspects, sizeof *grown * (size_t)(w->nsuspects + 1));
+            char *copy = malloc(m->len ? m->len : 1);
+            if (!grown || !copy) {
+                if (grown)
+                    w->suspects = grown;
+                free(copy);
+                atomic_store(&w->resync, 1);
+                break;
+            }
+            w->suspects = grown;
+            memcpy(copy, m->str, m->len);
+            w->suspects[w->nsuspects++] = (suspect){copy, m->len, now, 1, qi};
+        }
+        freeReplyObject(r);
     }
-    freeReplyObject(r);
     int k = 0;
     for (int i = 0; i < w->nsuspects; i++) {
         if (w->suspects[i].seen)
@@ -704,8 +715,11 @@ static void extend_locks(worker *w)
         pthread_mutex_lock(&t->held_lock);
         snprintf(id, sizeof id, "%s", t->running_id);
         int64_t ttl = t->running_ttl_ms;
+        int qi = t->running_qi;
         pthread_mutex_unlock(&t->held_lock);
-        if (id[0] && tq_keys_fmt(w->cfg.prefix, TQ_KEY_LOCK, id, key, sizeof key) >= 0 &&
+        if (id[0] &&
+            tq_keys_fmt(w->cfg.prefix, TQ_KEY_LOCK, w->q.qk[qi].name, id, key, sizeof key) >=
+                0 &&
             tq_lock_extend(w->hb_conn, key, w->q.id, ttl) == 0)
             tq_warn("task %s: its lock is held by someone else now", id);
     }
@@ -714,21 +728,24 @@ static void extend_locks(worker *w)
 static void heartbeat_once(worker *w)
 {
     /* Every queue name and a comma after each fit. */
-    char pid[16], conc[16], started[24], now_s[24];
+    char pid[16], conc[16], started[24], now_s[24], processed[24], failed[24];
     char queues[TQ_CONFIG_QUEUES_MAX * TQ_CONFIG_NAME_MAX];
     int64_t now = tq_clock_wall_ms();
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     snprintf(conc, sizeof conc, "%d", w->nthreads);
     snprintf(started, sizeof started, "%lld", (long long)w->started_ms);
     snprintf(now_s, sizeof now_s, "%lld", (long long)now);
+    snprintf(processed, sizeof processed, "%lld", (long long)atomic_load(&w->processed));
+    snprintf(failed, sizeof failed, "%lld", (long long)atomic_load(&w->failed));
     size_t used = 0;
     queues[0] = '\0';
     for (int i = 0; i < w->cfg.nqueues; i++)
         used += (size_t)snprintf(queues + used, sizeof queues - used, "%s%s",
                                  i ? "," : "", w->cfg.queues[i]);
-    const char *info[] = {"host",      w->host,       "pid", pid,       "queues",
-                          queues,      "concurrency", conc,  "started", started,
-                          "heartbeat", now_s,         NULL};
+    const char *info[] = {"host",      w->host,   "pid",       pid,    "queues",
+                          queues,      "concurrency", conc,    "started", started,
+                          "heartbeat", now_s,     "processed", processed, "failed",
+                          failed,      NULL};
     int rc = worker_queue_heartbeat(w->hb_conn, &w->q, w->instance, now, info);
     if (rc == 0 && !atomic_exchange(&w->superseded, 1)) {
         tq_error("another process has taken over worker id %s (this one looked dead "
@@ -778,9 +795,17 @@ static void *heartbeat_main(void *arg)
         int64_t hint = atomic_exchange(&w->retry_due, INT64_MAX);
         if (hint < next_due)
             next_due = hint;
-        if (wall >= next_due && tq_delayed_promote_next(w->hb_conn, w->cfg.prefix, wall,
-                                                        TQ_DELAYED_BATCH, &next_due) < 0)
-            next_due = wall + 100;
+        if (wall >= next_due) {
+            next_due = INT64_MAX;
+            for (int i = 0; i < w->q.nqueues; i++) {
+                int64_t due = INT64_MAX;
+                if (tq_delayed_promote_next(w->hb_conn, w->cfg.prefix, w->q.qk[i].name,
+                                            wall, TQ_DELAYED_BATCH, &due) < 0)
+                    due = wall + 100;
+                if (due < next_due)
+                    next_due = due;
+            }
+        }
         tq_clock_sleep_us(10000);
     }
     return NULL;
@@ -825,7 +850,7 @@ static int register_worker(worker *w)
             rc = worker_queue_heartbeat(w->hb_conn, &w->q, w->instance, now, info);
         }
         if (rc > 0) {
-            rc = worker_queue_requeue(w->hb_conn, &w->q, now, 0);
+            rc = worker_queue_requeue(w->hb_conn, &w->q, w->instance, now, 0);
             if (rc > 0)
                 tq_warn("requeued %d message(s) left by an earlier worker with id %s", rc,
                         w->q.id);
@@ -848,7 +873,7 @@ static void deregister_worker(worker *w)
     if (end < tq_clock_mono_ms() + 1000)
         end = tq_clock_mono_ms() + 1000;
     for (;;) {
-        int rc = worker_queue_requeue(w->hb_conn, &w->q, tq_clock_wall_ms(), 1);
+        int rc = worker_queue_requeue(w->hb_conn, &w->q, w->instance, tq_clock_wall_ms(), 1);
         if (rc >= 0) {
             if (rc > 0)
                 tq_info("requeued %d message(s) not run before the stop", rc);
