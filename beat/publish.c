@@ -33,8 +33,8 @@ int beat_publish_init(beat_publish *p, const char *prefix, const char *id,
     p->catchup_max = catchup_max;
     if (tq_keys_fmt(prefix, TQ_KEY_BEAT_LEADER, NULL, NULL, p->key_leader, TQ_KEYS_MAX) <
             0 ||
-        tq_keys_fmt(prefix, TQ_KEY_SCHEDULE_STATE, NULL, NULL, p->key_state, TQ_KEYS_MAX) <
-            0)
+        tq_keys_fmt(prefix, TQ_KEY_SCHEDULE_STATE, NULL, NULL, p->key_state,
+                    TQ_KEYS_MAX) < 0)
         return TQ_EINVAL;
     p->recs = calloc(BEAT_PUBLISH_PASS_MAX, sizeof *p->recs);
     return p->recs ? 0 : TQ_ENOMEM;
@@ -92,7 +92,8 @@ static void pushed(beat_publish *p, const size_t *idx, size_t n, const char *sta
  * state did not move to it because the lease is lost keeps rc -1 (it was
  * pushed: the next leader's push of it is skipped), one whose state value
  * is bad gets HELD_STATE. */
-static void advanced(beat_publish *p, const size_t *idx, size_t n, const redisReply *reply)
+static void advanced(beat_publish *p, const size_t *idx, size_t n,
+                     const redisReply *reply)
 {
     int lost = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == -1;
     int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == n;

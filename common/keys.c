@@ -49,8 +49,8 @@ int tq_keys_scope(tq_key k)
 }
 
 /* Writes "P:{tag}:family" and ":arg" (or ":" with stem) into buf. */
-static int put(const char *prefix, tq_key k, const char *queue, const char *arg,
-               int stem, char *buf, size_t len)
+static int put(const char *prefix, tq_key k, const char *queue, const char *arg, int stem,
+               char *buf, size_t len)
 {
     int n = TQ_EINVAL;
     if ((unsigned)k < TQ_KEY_COUNT_ && (families[k].scope & (queue ? Q : G)) &&

@@ -26,11 +26,12 @@
 #define TQ_URL_PASS_MAX 256 /* bytes with the NUL */
 #define TQ_URL_DEFAULT_PORT 6379
 #define TQ_URL_SENTINEL_PORT 26379
-#define TQ_URL_NODES_MAX 16  /* sentinels or cluster seed nodes in one URL */
-#define TQ_URL_NAME_MAX 128  /* bytes of a master name, with the NUL */
-#define TQ_URL_SHOWN_MAX 640 /* enough for tq_url_redacted() of any URL a program takes  \
-                              */
-#define TQ_URL_PATH_MAX 512  /* bytes of a TLS file's path, with the NUL */
+#define TQ_URL_NODES_MAX 16 /* sentinels or cluster seed nodes in one URL */
+#define TQ_URL_NAME_MAX 128 /* bytes of a master name, with the NUL */
+#define TQ_URL_SHOWN_MAX                                                                 \
+    640                     /* enough for tq_url_redacted() of any URL a program takes   \
+                             */
+#define TQ_URL_PATH_MAX 512 /* bytes of a TLS file's path, with the NUL */
 
 typedef struct {
     char host[TQ_URL_HOST_MAX]; /* host name, IPv4/IPv6 literal */

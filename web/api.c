@@ -14,6 +14,7 @@
 #include "web/reply.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -21,18 +22,18 @@
 #include <string.h>
 #include <time.h>
 
-#define MINUTES 60           /* the overview's per-minute series */
-#define NEXT_RUNS 3          /* next fire times a schedule shows */
-#define HISTORY_MAX 100      /* runs of a schedule shown (P:history keeps 100) */
-#define SCAN_CHUNK 1000      /* index entries read per round trip in a search */
-#define DEAD_SCAN_MAX 1000   /* dead letters a task's detail looks through */
+#define MINUTES 60                 /* the overview's per-minute series */
+#define NEXT_RUNS 3                /* next fire times a schedule shows */
+#define HISTORY_MAX 100            /* runs of a schedule shown (P:history keeps 100) */
+#define SCAN_CHUNK 1000            /* index entries read per round trip in a search */
+#define DEAD_SCAN_MAX 1000         /* dead letters a task's detail looks through */
 #define PROCESSING_SCAN_MAX 100000 /* messages of a worker's processing list */
-#define FOUND_MAX 4          /* entries holding a task's id a detail reads */
-#define QUEUES_MAX 256       /* queues /api/queues lists */
-#define WORKERS_MAX 1000     /* workers /api/workers lists */
-#define CURSOR_MAX 64        /* bytes of a cursor, with the NUL */
-#define METRICS_FIELDS_MAX 100000 /* a bigger P:metrics is not read */
-#define VIEW_EXTRA_MAX 72         /* commands a caller adds to the view's first read */
+#define FOUND_MAX 4                /* entries holding a task's id a detail reads */
+#define QUEUES_MAX 256             /* queues /api/queues lists */
+#define WORKERS_MAX 1000           /* workers /api/workers lists */
+#define CURSOR_MAX 64              /* bytes of a cursor, with the NUL */
+#define METRICS_FIELDS_MAX 100000  /* a bigger P:metrics is not read */
+#define VIEW_EXTRA_MAX 72          /* commands a caller adds to the view's first read */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -156,173 +157,6 @@ static void name_add(name_set *s, const char *name, size_t len)
     memcpy(s->names[s->n++], buf, len + 1);
 }
 
-/* What the worker routes and the queue routes share: the workers (id,
- * heartbeat, hash, processing list), the paused queues, the schedules'
- * definitions and the labelled counters. Read in two round trips. */
-typedef struct {
-    int nworkers;
-    char (*ids)[TQ_CONFIG_NAME_MAX + 192]; /* worker ids as stored */
-    int64_t *heartbeat_ms;
-    redisReply **info;       /* HGETALL P:worker:<id>, per worker */
-    redisReply **processing; /* LRANGE P:processing:<id>, per worker */
-    const redisReply *workers;   /* ZRANGE P:workers WITHSCORES */
-    const redisReply *paused;    /* SMEMBERS P:paused */
-    const redisReply *schedules; /* HVALS P:schedules */
-    const redisReply *metrics;   /* HGETALL P:metrics */
-    redisReply *raw[4];          /* the replies of those four, owned */
-    char warnings[1024];         /* keys left out, for the overview */
-} system_view;
-
-static void view_free(system_view *v)
-{
-    for (int i = 0; i < v->nworkers; i++) {
-        freeReplyObject(v->info ? v->info[i] : NULL);
-        freeReplyObject(v->processing ? v->processing[i] : NULL);
-    }
-    free(v->ids);
-    free(v->heartbeat_ms);
-    free(v->info);
-    free(v->processing);
-    free_replies(v->raw, 4);
-    memset(v, 0, sizeof *v);
-}
-
-/* Reads the view, and in its first round trip the caller's nextra other
- * commands (ecmds, eargcs) whose replies go to eout (new; freed by the
- * caller when this returns 0, here otherwise). Returns 0, or the HTTP
- * status with a sentence in err. */
-static int view_read(web_req *rq, system_view *v, char *err, size_t errlen, int nextra,
-                     const int *eargcs, const char *const *const *ecmds, redisReply **eout)
-{
-    char kw[TQ_KEYS_MAX], kp[TQ_KEYS_MAX], ks[TQ_KEYS_MAX], km[TQ_KEYS_MAX];
-    memset(v, 0, sizeof *v);
-    if (web_req_key(rq, TQ_KEY_WORKERS, NULL, kw) || web_req_key(rq, TQ_KEY_PAUSED, NULL, kp) ||
-        web_req_key(rq, TQ_KEY_SCHEDULES, NULL, ks) ||
-        web_req_key(rq, TQ_KEY_METRICS, NULL, km))
-        return snprintf(err, errlen, "prefix too long"), 500;
-    /* The freshest WORKERS_MAX heartbeats (a zset ranks by score). */
-    const char *c0[] = {"ZRANGE", kw, "-" STR(WORKERS_MAX), "-1", "WITHSCORES"};
-    const char *c1[] = {"SMEMBERS", kp};
-    const char *c2[] = {"HVALS", ks};
-    /* P:metrics only while it is of a sane size (tickq_hgetall_bounded):
-     * its labels are bounded by the tasks and queues in use, but nothing
-     * stops a client. */
-    const char *c3[] = {"FCALL", "hgetall_bounded", "1", km, STR(METRICS_FIELDS_MAX)};
-    const char *const *cmds[4 + VIEW_EXTRA_MAX] = {c0, c1, c2, c3};
-    int argcs[4 + VIEW_EXTRA_MAX] = {5, 2, 2, 5};
-    redisReply *first[4 + VIEW_EXTRA_MAX];
-    const char *keys[] = {kw, kp, ks, km};
-    for (int i = 0; i < nextra && i < VIEW_EXTRA_MAX; i++) {
-        cmds[4 + i] = ecmds[i];
-        argcs[4 + i] = eargcs[i];
-    }
-    if (nextra > VIEW_EXTRA_MAX ||
-        web_req_pipeline(rq, 4 + nextra, argcs, cmds, NULL, first) < 0)
-        return snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS)), 503;
-    memcpy(v->raw, first, sizeof v->raw);
-    for (int i = 0; i < nextra; i++)
-        eout[i] = first[4 + i];
-    /* A key of the wrong type (or a P:metrics too big to read) counts as
-     * empty, with a warning: one broken key must not hide every queue. */
-    const redisReply **use[] = {&v->workers, &v->paused, &v->schedules, &v->metrics};
-    for (int i = 0; i < 4; i++) {
-        const redisReply *r = v->raw[i];
-        *use[i] = r;
-        if (r->type == REDIS_REPLY_ARRAY)
-            continue;
-        *use[i] = &empty_array;
-        size_t used = strlen(v->warnings);
-        if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "WRONGTYPE"))
-            snprintf(v->warnings + used, sizeof v->warnings - used,
-                     "%s%s holds a value of the wrong type: left out", used ? "; " : "",
-                     keys[i]);
-        else if (r->type == REDIS_REPLY_NIL)
-            snprintf(v->warnings + used, sizeof v->warnings - used,
-                     "%s%s has more than %d fields: left out", used ? "; " : "", keys[i],
-                     METRICS_FIELDS_MAX);
-        else {
-            char shown[WEB_REPLY_CLEAN_MAX];
-            web_reply_clean(r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply", shown,
-                            sizeof shown);
-            snprintf(err, errlen, "reading %s: %s", keys[i], shown);
-            view_free(v);
-            free_replies(eout, nextra);
-            return 503;
-        }
-    }
-
-    int n = (int)(v->workers->elements / 2);
-    if (n > WORKERS_MAX)
-        n = WORKERS_MAX;
-    v->ids = calloc((size_t)n + 1, sizeof *v->ids);
-    v->heartbeat_ms = calloc((size_t)n + 1, sizeof *v->heartbeat_ms);
-    v->info = calloc((size_t)n + 1, sizeof *v->info);
-    v->processing = calloc((size_t)n + 1, sizeof *v->processing);
-    if (!v->ids || !v->heartbeat_ms || !v->info || !v->processing) {
-        view_free(v);
-        free_replies(eout, nextra);
-        return snprintf(err, errlen, "out of memory"), 503;
-    }
-    /* Per worker: HGETALL P:worker:<id> and LRANGE P:processing:<id> 0 -1,
-     * WEB_REQ_PIPELINE_MAX commands per round trip. */
-    typedef struct {
-        char key[2][TQ_KEYS_MAX];
-        const char *cmd[2][4];
-    } wcmd;
-    wcmd *wc = calloc((size_t)n + 1, sizeof *wc);
-    const char *const **cmdv = calloc((size_t)n * 2 + 1, sizeof *cmdv);
-    int *ac = calloc((size_t)n * 2 + 1, sizeof *ac);
-    redisReply **rr = calloc((size_t)n * 2 + 1, sizeof *rr);
-    int rc = wc && cmdv && ac && rr ? 0 : -2;
-    for (int i = 0; rc == 0 && i < n; i++) {
-        const redisReply *id = v->workers->element[i * 2];
-        const redisReply *score = v->workers->element[i * 2 + 1];
-        size_t len = id->len < sizeof v->ids[0] - 1 ? id->len : sizeof v->ids[0] - 1;
-        memcpy(v->ids[i], id->str, len);
-        v->ids[i][len] = '\0';
-        v->heartbeat_ms[i] = reply_ms(score);
-        web_req_key(rq, TQ_KEY_WORKER, v->ids[i], wc[i].key[0]);
-        web_req_key(rq, TQ_KEY_PROCESSING, v->ids[i], wc[i].key[1]);
-        wc[i].cmd[0][0] = "HGETALL";
-        wc[i].cmd[0][1] = wc[i].key[0];
-        wc[i].cmd[1][0] = "LRANGE";
-        wc[i].cmd[1][1] = wc[i].key[1];
-        wc[i].cmd[1][2] = "0";
-        wc[i].cmd[1][3] = "-1";
-        cmdv[2 * i] = wc[i].cmd[0];
-        cmdv[2 * i + 1] = wc[i].cmd[1];
-        ac[2 * i] = 2;
-        ac[2 * i + 1] = 4;
-    }
-    for (int done = 0; rc == 0 && done < 2 * n;) {
-        int batch = 2 * n - done > WEB_REQ_PIPELINE_MAX ? WEB_REQ_PIPELINE_MAX : 2 * n - done;
-        rc = web_req_pipeline(rq, batch, ac + done, cmdv + done, NULL, rr + done);
-        if (rc == 0)
-            done += batch;
-    }
-    if (rc == 0) {
-        for (int i = 0; i < n; i++) {
-            v->info[i] = rr[2 * i];
-            v->processing[i] = rr[2 * i + 1];
-        }
-        v->nworkers = n;
-    }
-    free(wc);
-    free(cmdv);
-    free(ac);
-    if (rc < 0) {
-        for (int i = 0; rr && i < 2 * n; i++)
-            freeReplyObject(rr[i]);
-        free(rr);
-        view_free(v);
-        free_replies(eout, nextra);
-        return rc == -2 ? (snprintf(err, errlen, "out of memory"), 503)
-                        : (snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS)), 503);
-    }
-    free(rr);
-    return 0;
-}
-
 /* The value of field in a HGETALL reply, or NULL. */
 static const redisReply *hash_get(const redisReply *h, const char *field)
 {
@@ -342,98 +176,363 @@ static long long hash_ll(const redisReply *h, const char *field)
     return v;
 }
 
+/* What the worker routes and the queue routes share: the workers (id,
+ * heartbeat, hash, processing lists), the queues in use with whether each
+ * is paused and its labelled counters, and the schedules' definitions.
+ * Read in three round trips: the global keys, then per worker and per
+ * queue, then each worker's processing list of each of its queues. */
+typedef struct {
+    int nworkers;
+    char (*ids)[TQ_CONFIG_NAME_MAX + 192]; /* worker ids as stored */
+    int64_t *heartbeat_ms;
+    redisReply **info;           /* HGETALL P:{@}:worker:<id>, per worker */
+    redisReply **processing;     /* [i * nqueues + q]: LRANGE P:{q}:processing:<id>,
+                                    NULL when worker i does not consume queue q */
+    name_set *queues;            /* the queues in use, "default" first */
+    int *paused;                 /* per queue */
+    redisReply **metrics;        /* per queue: HGETALL P:{q}:metrics (bounded) */
+    const redisReply *workers;   /* ZRANGE P:{@}:workers WITHSCORES */
+    const redisReply *schedules; /* HVALS P:{@}:schedules */
+    redisReply *raw[3];          /* the replies of those and of SMEMBERS P:{@}:queues */
+    char warnings[1024];         /* keys left out, for the overview */
+} system_view;
+
+static void view_free(system_view *v)
+{
+    int nq = v->queues ? v->queues->n : 0;
+    for (int i = 0; i < v->nworkers; i++) {
+        freeReplyObject(v->info ? v->info[i] : NULL);
+        for (int q = 0; v->processing && q < nq; q++)
+            freeReplyObject(v->processing[i * nq + q]);
+    }
+    for (int q = 0; v->metrics && q < nq; q++)
+        freeReplyObject(v->metrics[q]);
+    free(v->ids);
+    free(v->heartbeat_ms);
+    free(v->info);
+    free(v->processing);
+    free(v->queues);
+    free(v->paused);
+    free(v->metrics);
+    free_replies(v->raw, 3);
+    memset(v, 0, sizeof *v);
+}
+
+/* Adds a warning to v's. */
+static void view_warn(system_view *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void view_warn(system_view *v, const char *fmt, ...)
+{
+    size_t used = strlen(v->warnings);
+    if (used + 3 >= sizeof v->warnings)
+        return;
+    if (used)
+        used += (size_t)snprintf(v->warnings + used, sizeof v->warnings - used, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->warnings + used, sizeof v->warnings - used, fmt, ap);
+    va_end(ap);
+}
+
+/* Runs n commands in round trips of WEB_REQ_PIPELINE_MAX. Returns 0 or -1
+ * (Redis unreachable: the replies read are freed). */
+static int pipeline_all(web_req *rq, int n, const int *ac, const char *const *const *cmds,
+                        redisReply **out)
+{
+    for (int done = 0; done < n;) {
+        int batch = n - done > WEB_REQ_PIPELINE_MAX ? WEB_REQ_PIPELINE_MAX : n - done;
+        if (web_req_pipeline(rq, batch, ac + done, cmds + done, NULL, out + done) < 0) {
+            free_replies(out, done);
+            memset(out, 0, sizeof *out * (size_t)n);
+            return -1;
+        }
+        done += batch;
+    }
+    return 0;
+}
+
+/* Adds the queue names of a comma-separated list (a worker's "queues"). */
+static void names_add_list(name_set *set, const redisReply *q)
+{
+    if (!q || q->type != REDIS_REPLY_STRING)
+        return;
+    for (const char *p = q->str, *end = q->str + q->len; p < end;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        size_t len = comma ? (size_t)(comma - p) : (size_t)(end - p);
+        name_add(set, p, len);
+        p += len + 1;
+    }
+}
+
+/* The index of queue name in set, or -1. */
+static int name_find(const name_set *set, const char *name, size_t len)
+{
+    for (int i = 0; i < set->n; i++)
+        if (strlen(set->names[i]) == len && memcmp(set->names[i], name, len) == 0)
+            return i;
+    return -1;
+}
+
+/* The queues in use (web_req_queues()) into set. Returns 0 or -1. */
+static int queue_names(web_req *rq, name_set *set)
+{
+    char(*names)[TQ_CONFIG_NAME_MAX] = calloc(WEB_REQ_QUEUES_MAX, sizeof *names);
+    int n = names ? web_req_queues(rq, names) : -1;
+    set->n = 0;
+    for (int i = 0; i < n; i++)
+        name_add(set, names[i], strlen(names[i]));
+    free(names);
+    return n < 0 ? -1 : 0;
+}
+
+/* Reads the view. Returns 0, or the HTTP status with a sentence in err. */
+static int view_read(web_req *rq, system_view *v, char *err, size_t errlen)
+{
+    char kw[TQ_KEYS_MAX], kq[TQ_KEYS_MAX], ks[TQ_KEYS_MAX];
+    memset(v, 0, sizeof *v);
+    if (web_req_key(rq, TQ_KEY_WORKERS, NULL, NULL, kw) ||
+        web_req_key(rq, TQ_KEY_QUEUES, NULL, NULL, kq) ||
+        web_req_key(rq, TQ_KEY_SCHEDULES, NULL, NULL, ks))
+        return snprintf(err, errlen, "prefix too long"), 500;
+    /* The freshest WORKERS_MAX heartbeats (a zset ranks by score). */
+    const char *c0[] = {"ZRANGE", kw, "-" STR(WORKERS_MAX), "-1", "WITHSCORES"};
+    const char *c1[] = {"SMEMBERS", kq};
+    const char *c2[] = {"HVALS", ks};
+    const char *const *cmds[3] = {c0, c1, c2};
+    int argcs[3] = {5, 2, 2};
+    const char *keys[] = {kw, kq, ks};
+    if (web_req_pipeline(rq, 3, argcs, cmds, NULL, v->raw) < 0)
+        return snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS)), 503;
+    /* A key of the wrong type counts as empty, with a warning: one broken
+     * key must not hide every queue. */
+    const redisReply *use[3];
+    for (int i = 0; i < 3; i++) {
+        const redisReply *r = v->raw[i];
+        use[i] = r;
+        if (r->type == REDIS_REPLY_ARRAY)
+            continue;
+        use[i] = &empty_array;
+        if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "WRONGTYPE")) {
+            view_warn(v, "%s holds a value of the wrong type: left out", keys[i]);
+        } else {
+            char shown[WEB_REPLY_CLEAN_MAX];
+            web_reply_clean(r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply",
+                            shown, sizeof shown);
+            snprintf(err, errlen, "reading %s: %s", keys[i], shown);
+            view_free(v);
+            return 503;
+        }
+    }
+    v->workers = use[0];
+    v->schedules = use[2];
+    v->queues = calloc(1, sizeof *v->queues);
+    if (!v->queues) {
+        view_free(v);
+        return snprintf(err, errlen, "out of memory"), 503;
+    }
+    name_add(v->queues, "default", 7);
+    for (size_t i = 0; i < use[1]->elements; i++)
+        name_add(v->queues, use[1]->element[i]->str, use[1]->element[i]->len);
+    for (size_t i = 0; i < v->schedules->elements; i++) {
+        json_t *j = reply_json(v->schedules->element[i]);
+        const char *q = json_string_value(json_object_get(j, "queue"));
+        if (q)
+            name_add(v->queues, q, strlen(q));
+        json_decref(j);
+    }
+
+    int n = (int)(v->workers->elements / 2);
+    if (n > WORKERS_MAX)
+        n = WORKERS_MAX;
+    v->ids = calloc((size_t)n + 1, sizeof *v->ids);
+    v->heartbeat_ms = calloc((size_t)n + 1, sizeof *v->heartbeat_ms);
+    v->info = calloc((size_t)n + 1, sizeof *v->info);
+    if (!v->ids || !v->heartbeat_ms || !v->info) {
+        view_free(v);
+        return snprintf(err, errlen, "out of memory"), 503;
+    }
+    /* Per worker: HGETALL P:{@}:worker:<id>; then per queue: EXISTS
+     * P:{q}:paused and its metrics (tickq_hgetall_bounded: the labels are
+     * bounded by the tasks in use, but nothing stops a client). The
+     * workers' hashes may name queues the registry lacks: those are read
+     * in the next round trip. */
+    typedef struct {
+        char key[TQ_KEYS_MAX];
+        const char *cmd[5];
+    } one;
+    int cap = n + 2 * QUEUES_MAX;
+    one *oc = calloc((size_t)cap + 1, sizeof *oc);
+    const char *const **cmdv = calloc((size_t)cap + 1, sizeof *cmdv);
+    int *ac = calloc((size_t)cap + 1, sizeof *ac);
+    redisReply **rr = calloc((size_t)cap + 1, sizeof *rr);
+    int rc = oc && cmdv && ac && rr ? 0 : -2;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const redisReply *id = v->workers->element[i * 2];
+        const redisReply *score = v->workers->element[i * 2 + 1];
+        size_t len = id->len < sizeof v->ids[0] - 1 ? id->len : sizeof v->ids[0] - 1;
+        memcpy(v->ids[i], id->str, len);
+        v->ids[i][len] = '\0';
+        v->heartbeat_ms[i] = reply_ms(score);
+        web_req_key(rq, TQ_KEY_WORKER, NULL, v->ids[i], oc[i].key);
+        oc[i].cmd[0] = "HGETALL";
+        oc[i].cmd[1] = oc[i].key;
+        cmdv[i] = oc[i].cmd;
+        ac[i] = 2;
+    }
+    if (rc == 0 && n && pipeline_all(rq, n, ac, cmdv, rr) < 0)
+        rc = -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        v->info[i] = rr[i];
+        names_add_list(v->queues, hash_get(rr[i], "queues"));
+    }
+    if (rc == 0)
+        v->nworkers = n;
+    int nq = v->queues->n;
+    v->paused = calloc((size_t)nq + 1, sizeof *v->paused);
+    v->metrics = calloc((size_t)nq + 1, sizeof *v->metrics);
+    v->processing = calloc((size_t)n * (size_t)nq + 1, sizeof *v->processing);
+    if (rc == 0 && (!v->paused || !v->metrics || !v->processing))
+        rc = -2;
+    for (int q = 0; rc == 0 && q < nq; q++) {
+        one *p = &oc[2 * q], *m = &oc[2 * q + 1];
+        web_req_key(rq, TQ_KEY_PAUSED, v->queues->names[q], NULL, p->key);
+        web_req_key(rq, TQ_KEY_METRICS, v->queues->names[q], NULL, m->key);
+        p->cmd[0] = "EXISTS";
+        p->cmd[1] = p->key;
+        m->cmd[0] = "FCALL";
+        m->cmd[1] = "hgetall_bounded";
+        m->cmd[2] = "1";
+        m->cmd[3] = m->key;
+        m->cmd[4] = STR(METRICS_FIELDS_MAX);
+        cmdv[2 * q] = p->cmd;
+        cmdv[2 * q + 1] = m->cmd;
+        ac[2 * q] = 2;
+        ac[2 * q + 1] = 5;
+    }
+    if (rc == 0 && pipeline_all(rq, 2 * nq, ac, cmdv, rr) < 0)
+        rc = -1;
+    for (int q = 0; rc == 0 && q < nq; q++) {
+        redisReply *p = rr[2 * q], *m = rr[2 * q + 1];
+        v->paused[q] = p->type == REDIS_REPLY_INTEGER && p->integer > 0;
+        freeReplyObject(p);
+        if (m->type != REDIS_REPLY_ARRAY) {
+            if (m->type == REDIS_REPLY_NIL)
+                view_warn(v, "%s has more than %d fields: left out", oc[2 * q + 1].key,
+                          METRICS_FIELDS_MAX);
+            else
+                view_warn(v, "%s holds a value of the wrong type: left out",
+                          oc[2 * q + 1].key);
+            freeReplyObject(m);
+            m = NULL;
+        }
+        v->metrics[q] = m;
+    }
+    /* Each worker's processing list of each queue it consumes. */
+    free(oc);
+    free(cmdv);
+    free(ac);
+    free(rr);
+    int np = 0;
+    for (int i = 0; i < n; i++) {
+        name_set mine = {.n = 0};
+        names_add_list(&mine, hash_get(v->info[i], "queues"));
+        np += mine.n;
+    }
+    oc = calloc((size_t)np + 1, sizeof *oc);
+    cmdv = calloc((size_t)np + 1, sizeof *cmdv);
+    ac = calloc((size_t)np + 1, sizeof *ac);
+    rr = calloc((size_t)np + 1, sizeof *rr);
+    int *slot = calloc((size_t)np + 1, sizeof *slot);
+    if (rc == 0 && (!oc || !cmdv || !ac || !rr || !slot))
+        rc = -2;
+    int k = 0;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        name_set mine = {.n = 0};
+        names_add_list(&mine, hash_get(v->info[i], "queues"));
+        for (int j = 0; j < mine.n && k < np; j++) {
+            int q = name_find(v->queues, mine.names[j], strlen(mine.names[j]));
+            if (q < 0)
+                continue;
+            web_req_key(rq, TQ_KEY_PROCESSING, mine.names[j], v->ids[i], oc[k].key);
+            oc[k].cmd[0] = "LRANGE";
+            oc[k].cmd[1] = oc[k].key;
+            oc[k].cmd[2] = "0";
+            oc[k].cmd[3] = "-1";
+            cmdv[k] = oc[k].cmd;
+            ac[k] = 4;
+            slot[k++] = i * nq + q;
+        }
+    }
+    if (rc == 0 && k && pipeline_all(rq, k, ac, cmdv, rr) < 0)
+        rc = -1;
+    for (int j = 0; rc == 0 && j < k; j++)
+        v->processing[slot[j]] = rr[j];
+    free(oc);
+    free(cmdv);
+    free(ac);
+    free(rr);
+    free(slot);
+    if (rc < 0) {
+        view_free(v);
+        return rc == -2 ? (snprintf(err, errlen, "out of memory"), 503)
+                        : (snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS)), 503);
+    }
+    return 0;
+}
+
 static int worker_alive(const web_req *rq, int64_t heartbeat_ms, int64_t now_ms)
 {
     return now_ms - heartbeat_ms <= rq->env->liveness_ms;
 }
 
-/* Adds the queues a view names to set: live workers' queues, schedules'
- * queues, paused queues; "default" first. */
-static void view_queues(const web_req *rq, const system_view *v, int64_t now_ms,
-                        name_set *set)
-{
-    name_add(set, "default", 7);
-    for (int i = 0; i < v->nworkers; i++) {
-        if (!worker_alive(rq, v->heartbeat_ms[i], now_ms))
-            continue;
-        const redisReply *q = hash_get(v->info[i], "queues");
-        if (!q || q->type != REDIS_REPLY_STRING)
-            continue;
-        for (const char *p = q->str, *end = q->str + q->len; p < end;) {
-            const char *comma = memchr(p, ',', (size_t)(end - p));
-            size_t len = comma ? (size_t)(comma - p) : (size_t)(end - p);
-            name_add(set, p, len);
-            p += len + 1;
-        }
-    }
-    for (size_t i = 0; i < v->schedules->elements; i++) {
-        const redisReply *d = v->schedules->element[i];
-        json_t *j = reply_json(d);
-        const char *q = json_string_value(json_object_get(j, "queue"));
-        if (q)
-            name_add(set, q, strlen(q));
-        json_decref(j);
-    }
-    for (size_t i = 0; i < v->paused->elements; i++)
-        name_add(set, v->paused->element[i]->str, v->paused->element[i]->len);
-}
-
-/* Sums P:metrics "tasks\t<queue>\t<task>\t<state>" over tasks for one
- * queue (NULL: all queues) and one state. */
-static long long metrics_sum(const redisReply *m, const char *queue, const char *state)
+/* Sums the labelled counters "tasks\t<queue>\t<task>\t<state>" of the
+ * view's metrics (each queue's P:{q}:metrics) over tasks, for one queue
+ * (NULL: all queues) and one state. */
+static long long metrics_sum(const system_view *v, const char *queue, const char *state)
 {
     long long sum = 0;
     size_t ql = queue ? strlen(queue) : 0, sl = strlen(state);
-    for (size_t i = 0; m && i + 1 < m->elements; i += 2) {
-        const redisReply *f = m->element[i];
-        if (f->len < 6 || memcmp(f->str, "tasks\t", 6) != 0)
-            continue;
-        const char *q = f->str + 6, *end = f->str + f->len;
-        const char *tab = memchr(q, '\t', (size_t)(end - q));
-        const char *last = memrchr(f->str, '\t', f->len);
-        if (!tab || !last || last <= tab)
-            continue;
-        if (queue && ((size_t)(tab - q) != ql || memcmp(q, queue, ql) != 0))
-            continue;
-        if ((size_t)(end - last - 1) != sl || memcmp(last + 1, state, sl) != 0)
-            continue;
-        long long v = 0;
-        if (reply_ll(m->element[i + 1], &v) == 0)
-            sum += v;
+    for (int k = 0; k < v->queues->n; k++) {
+        const redisReply *m = v->metrics[k];
+        for (size_t i = 0; m && i + 1 < m->elements; i += 2) {
+            const redisReply *f = m->element[i];
+            if (f->len < 6 || memcmp(f->str, "tasks\t", 6) != 0)
+                continue;
+            const char *q = f->str + 6, *end = f->str + f->len;
+            const char *tab = memchr(q, '\t', (size_t)(end - q));
+            const char *last = memrchr(f->str, '\t', f->len);
+            if (!tab || !last || last <= tab)
+                continue;
+            if (queue && ((size_t)(tab - q) != ql || memcmp(q, queue, ql) != 0))
+                continue;
+            if ((size_t)(end - last - 1) != sl || memcmp(last + 1, state, sl) != 0)
+                continue;
+            long long val = 0;
+            if (reply_ll(m->element[i + 1], &val) == 0)
+                sum += val;
+        }
     }
     return sum;
 }
 
-/* Counts a view's processing messages per queue of set (by their "queue"
- * field) into counts[set->n]: each message is parsed once. */
-static void view_processing(const system_view *v, const name_set *set, long long *counts)
+/* The messages in worker i's processing lists, all queues. */
+static long long view_running(const system_view *v, int i)
 {
-    for (int i = 0; i < set->n; i++)
-        counts[i] = 0;
-    for (int i = 0; i < v->nworkers; i++) {
-        const redisReply *l = v->processing[i];
-        for (size_t j = 0; l && l->type == REDIS_REPLY_ARRAY && j < l->elements; j++) {
-            json_t *m = reply_json(l->element[j]);
-            const char *q = json_string_value(json_object_get(m, "queue"));
-            for (int k = 0; k < set->n; k++)
-                if (strcmp(q ? q : "default", set->names[k]) == 0) {
-                    counts[k]++;
-                    break;
-                }
-            json_decref(m);
-        }
+    long long n = 0;
+    for (int q = 0; q < v->queues->n; q++) {
+        const redisReply *l = v->processing[i * v->queues->n + q];
+        if (l && l->type == REDIS_REPLY_ARRAY)
+            n += (long long)l->elements;
     }
+    return n;
 }
 
 static json_t *queue_list(web_req *rq, const system_view *v, int64_t now_ms, int *status,
                           char *err, size_t errlen)
 {
-    name_set names; /* 16 KiB, on the stack: see dispatch() in web.c */
-    name_set *set = &names;
-    set->n = 0;
-    view_queues(rq, v, now_ms, set);
+    const name_set *set = v->queues;
     int n = set->n;
-    char (*keys)[TQ_KEYS_MAX] = calloc((size_t)n + 1, sizeof *keys);
+    char(*keys)[TQ_KEYS_MAX] = calloc((size_t)n + 1, sizeof *keys);
     const char *(*cc)[4] = calloc((size_t)n * 2 + 1, sizeof *cc);
     const char *const **cmds = calloc((size_t)n * 2 + 1, sizeof *cmds);
     int *ac = calloc((size_t)n * 2 + 1, sizeof *ac);
@@ -447,7 +546,7 @@ static json_t *queue_list(web_req *rq, const system_view *v, int64_t now_ms, int
         goto done;
     }
     for (int i = 0; i < n; i++) {
-        web_req_key(rq, TQ_KEY_QUEUE, set->names[i], keys[i]);
+        web_req_key(rq, TQ_KEY_QUEUE, set->names[i], NULL, keys[i]);
         cc[2 * i][0] = "LLEN";
         cc[2 * i][1] = keys[i];
         cc[2 * i + 1][0] = "LINDEX";
@@ -459,26 +558,22 @@ static json_t *queue_list(web_req *rq, const system_view *v, int64_t now_ms, int
         ac[2 * i + 1] = 3;
     }
     /* Two commands a queue, WEB_REQ_PIPELINE_MAX a round trip. */
-    for (int sent = 0; sent < n * 2;) {
-        int batch = n * 2 - sent > WEB_REQ_PIPELINE_MAX ? WEB_REQ_PIPELINE_MAX : n * 2 - sent;
-        if (web_req_pipeline(rq, batch, ac + sent, cmds + sent, NULL, r + sent) < 0) {
-            free_replies(r, sent);
-            *status = 503;
-            snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS));
-            json_decref(out);
-            out = NULL;
-            goto done;
-        }
-        sent += batch;
+    if (pipeline_all(rq, n * 2, ac, cmds, r) < 0) {
+        *status = 503;
+        snprintf(err, errlen, "%s", tq_strerror(TQ_EREDIS));
+        json_decref(out);
+        out = NULL;
+        goto done;
     }
-    long long processing[QUEUES_MAX];
-    view_processing(v, set, processing);
     for (int i = 0; i < n; i++) {
         const redisReply *len = r[2 * i], *oldest = r[2 * i + 1];
-        int paused = 0;
-        for (size_t j = 0; j < v->paused->elements; j++)
-            paused |= strcmp(v->paused->element[j]->str, set->names[i]) == 0;
-        json_t *q = json_pack("{s:s,s:b}", "name", set->names[i], "paused", paused);
+        long long processing = 0;
+        for (int w = 0; w < v->nworkers; w++) {
+            const redisReply *l = v->processing[w * n + i];
+            if (l && l->type == REDIS_REPLY_ARRAY)
+                processing += (long long)l->elements;
+        }
+        json_t *q = json_pack("{s:s,s:b}", "name", set->names[i], "paused", v->paused[i]);
         if (is_error(len)) { /* a queue key of the wrong type: say so, go on */
             char shown[WEB_REPLY_CLEAN_MAX];
             web_reply_clean(len->str, shown, sizeof shown);
@@ -493,15 +588,16 @@ static json_t *queue_list(web_req *rq, const system_view *v, int64_t now_ms, int
             if (json_is_number(at))
                 latency = (double)now_ms / 1000.0 - json_number_value(at);
             json_decref(m);
-            json_object_set_new(q, "latency_s",
-                                json_real(latency > 0 ? round(latency * 1000) / 1000 : 0));
+            json_object_set_new(
+                q, "latency_s",
+                json_real(latency > 0 ? round(latency * 1000) / 1000 : 0));
         }
-        json_object_set_new(q, "processing", json_integer(processing[i]));
+        json_object_set_new(q, "processing", json_integer(processing));
         json_object_set_new(q, "processed",
-                            json_integer(metrics_sum(v->metrics, set->names[i], "success")));
+                            json_integer(metrics_sum(v, set->names[i], "success")));
         json_object_set_new(q, "failed",
-                            json_integer(metrics_sum(v->metrics, set->names[i], "failure") +
-                                         metrics_sum(v->metrics, set->names[i], "dead")));
+                            json_integer(metrics_sum(v, set->names[i], "failure") +
+                                         metrics_sum(v, set->names[i], "dead")));
         json_array_append_new(out, q);
     }
     free_replies(r, n * 2);
@@ -517,7 +613,7 @@ done:
 json_t *web_api_queue_list(web_req *rq, int *status, char *err, size_t errlen)
 {
     system_view v;
-    int st = view_read(rq, &v, err, errlen, 0, NULL, NULL, NULL);
+    int st = view_read(rq, &v, err, errlen);
     if (st) {
         *status = st;
         return NULL;
@@ -539,16 +635,19 @@ int web_api_queues(web_req *rq)
     return web_reply_json(rq, 200, q);
 }
 
-/* The ids of the tasks a worker's processing list holds. */
-static json_t *running_ids(const redisReply *l)
+/* The ids of the tasks worker i's processing lists hold. */
+static json_t *running_ids(const system_view *v, int i)
 {
     json_t *ids = json_array();
-    for (size_t j = 0; l && l->type == REDIS_REPLY_ARRAY && j < l->elements; j++) {
-        json_t *m = reply_json(l->element[j]);
-        const char *id = json_string_value(json_object_get(m, "id"));
-        if (id)
-            json_array_append_new(ids, json_string(id));
-        json_decref(m);
+    for (int q = 0; q < v->queues->n; q++) {
+        const redisReply *l = v->processing[i * v->queues->n + q];
+        for (size_t j = 0; l && l->type == REDIS_REPLY_ARRAY && j < l->elements; j++) {
+            json_t *m = reply_json(l->element[j]);
+            const char *id = json_string_value(json_object_get(m, "id"));
+            if (id)
+                json_array_append_new(ids, json_string(id));
+            json_decref(m);
+        }
     }
     return ids;
 }
@@ -566,23 +665,24 @@ static json_t *worker_json(const web_req *rq, const system_view *v, int i, int64
             p += len + 1;
         }
     long long started = hash_ll(h, "started");
-    return json_pack("{s:s,s:o,s:I,s:o,s:I,s:o,s:o,s:b,s:I,s:I,s:o}", "id", v->ids[i], "host",
-                     host && host->type == REDIS_REPLY_STRING ? str_json(host->str, host->len)
-                                                              : json_null(),
-                     "pid", (json_int_t)hash_ll(h, "pid"), "queues", qs, "concurrency",
-                     (json_int_t)hash_ll(h, "concurrency"), "started",
-                     started ? iso_json(started) : json_null(), "last_heartbeat",
-                     iso_json(v->heartbeat_ms[i]), "alive",
-                     worker_alive(rq, v->heartbeat_ms[i], now_ms), "processed",
-                     (json_int_t)hash_ll(h, "processed"), "failed",
-                     (json_int_t)hash_ll(h, "failed"), "running", running_ids(v->processing[i]));
+    return json_pack(
+        "{s:s,s:o,s:I,s:o,s:I,s:o,s:o,s:b,s:I,s:I,s:o}", "id", v->ids[i], "host",
+        host && host->type == REDIS_REPLY_STRING ? str_json(host->str, host->len)
+                                                 : json_null(),
+        "pid", (json_int_t)hash_ll(h, "pid"), "queues", qs, "concurrency",
+        (json_int_t)hash_ll(h, "concurrency"), "started",
+        started ? iso_json(started) : json_null(), "last_heartbeat",
+        iso_json(v->heartbeat_ms[i]), "alive",
+        worker_alive(rq, v->heartbeat_ms[i], now_ms), "processed",
+        (json_int_t)hash_ll(h, "processed"), "failed", (json_int_t)hash_ll(h, "failed"),
+        "running", running_ids(v, i));
 }
 
 int web_api_workers(web_req *rq)
 {
     char err[512];
     system_view v;
-    int st = view_read(rq, &v, err, sizeof err, 0, NULL, NULL, NULL);
+    int st = view_read(rq, &v, err, sizeof err);
     if (st)
         return web_reply_error(rq, st, "%s", err);
     int64_t now = tq_clock_wall_ms();
@@ -593,7 +693,8 @@ int web_api_workers(web_req *rq)
     return web_reply_json(rq, 200, out);
 }
 
-static const char *const minute_fields[] = {"processed", "failed", "retried", "dead", "expired"};
+static const char *const minute_fields[] = {"processed", "failed", "retried", "dead",
+                                            "expired"};
 #define MINUTE_FIELDS 5
 
 /* Copies the string s to p; returns the end. */
@@ -604,13 +705,15 @@ static char *put_str(char *p, const char *s)
     return p + n;
 }
 
-/* The minutes as JSON text (an array) from the MINUTES HGETALL replies r:
- * a new string whose length goes to *len, or NULL when out of memory.
- * Written, not built with jansson: 60 objects of 6 integers cost more to
- * build and dump than all the rest of the overview. A value that is no
- * integer counts 0, as does a minute of the wrong type (with a warning). */
-static char *minutes_text(redisReply *const *r, int64_t first_minute, size_t *len,
-                          char *warnings, size_t wlen, const char *key_stem)
+/* The minutes as JSON text (an array) from the HGETALL replies r of nq
+ * queues' MINUTES minute keys (r[q * MINUTES + i]), summed over the
+ * queues: a new string whose length goes to *len, or NULL when out of
+ * memory. Written, not built with jansson: 60 objects of 6 integers cost
+ * more to build and dump than all the rest of the overview. A value that
+ * is no integer counts 0, as does a minute of the wrong type (with a
+ * warning). */
+static char *minutes_text(redisReply *const *r, int nq, int64_t first_minute, size_t *len,
+                          system_view *v)
 {
     /* {"minute":<20>,"<field>":<20>,...} at most */
     char *out = malloc(MINUTES * (32 + MINUTE_FIELDS * 34) + 3), *p = out;
@@ -619,28 +722,31 @@ static char *minutes_text(redisReply *const *r, int64_t first_minute, size_t *le
     int wrong = 0;
     *p++ = '[';
     for (int i = 0; i < MINUTES; i++) {
-        wrong += is_error(r[i]);
         p = put_str(p, i ? ",{\"minute\":" : "{\"minute\":");
         p = tq_fmt_ll(p, (long long)(first_minute + i));
         for (int f = 0; f < MINUTE_FIELDS; f++) {
+            long long sum = 0;
+            for (int q = 0; q < nq; q++) {
+                wrong += f == 0 && is_error(r[q * MINUTES + i]);
+                sum += hash_ll(r[q * MINUTES + i], minute_fields[f]);
+            }
             *p++ = ',';
             *p++ = '"';
             p = put_str(p, minute_fields[f]);
             *p++ = '"';
             *p++ = ':';
-            p = tq_fmt_ll(p, hash_ll(r[i], minute_fields[f]));
+            p = tq_fmt_ll(p, sum);
         }
         *p++ = '}';
     }
     *p++ = ']';
     *len = (size_t)(p - out);
-    if (wrong) {
-        size_t used = strlen(warnings);
-        snprintf(warnings + used, wlen - used,
-                 "%s%d of the last hour's %s<minute> keys hold a value of the wrong type: "
-                 "counted 0",
-                 used ? "; " : "", wrong, key_stem);
-    }
+    if (wrong)
+        view_warn(
+            v,
+            "%d of the last hour's P:{<queue>}:minute:<minute> keys hold a value of "
+            "the wrong type: counted 0",
+            wrong);
     return out;
 }
 
@@ -655,48 +761,76 @@ int web_api_overview(web_req *rq)
 {
     char err[512];
     system_view v;
-    /* With the view's first round trip: stats, leader and its lease, dead,
-     * delayed, the last hour's minutes, and Redis' version when this
-     * connection has not told it yet. */
-    char kst[TQ_KEYS_MAX], kl[TQ_KEYS_MAX], kd[TQ_KEYS_MAX], kdl[TQ_KEYS_MAX];
-    char stem[TQ_KEYS_MAX], kmin[MINUTES][TQ_KEYS_MAX];
-    web_req_key(rq, TQ_KEY_STATS, NULL, kst);
-    web_req_key(rq, TQ_KEY_BEAT_LEADER, NULL, kl);
-    web_req_key(rq, TQ_KEY_DEAD, NULL, kd);
-    web_req_key(rq, TQ_KEY_DELAYED, NULL, kdl);
-    tq_keys_stem(rq->env->prefix, TQ_KEY_MINUTE, stem, sizeof stem);
-    int64_t first_minute = tq_clock_wall_ms() / 60000 - (MINUTES - 1);
-    const char *mcmd[MINUTES][2];
-    size_t sl = strlen(stem);
-    uint64_t connects = rq->redis ? tq_conn_connects(rq->redis) : 0;
-    int know_version = connects && redis_seen.connects == connects;
-    /* r: the five above, INFO (or not), then the minutes */
-    int nc = 5 + !know_version, n = nc + MINUTES;
-    const char *c[6][3] = {{"HGETALL", kst}, {"GET", kl},   {"PTTL", kl},
-                           {"LLEN", kd},     {"ZCARD", kdl}, {"INFO", "server"}};
-    const char *const *cmds[6 + MINUTES];
-    int ac[6 + MINUTES];
-    for (int i = 0; i < nc; i++) {
-        cmds[i] = c[i];
-        ac[i] = 2;
-    }
-    for (int i = 0; i < MINUTES; i++) {
-        memcpy(kmin[i], stem, sl);
-        *tq_fmt_ll(kmin[i] + sl, (long long)(first_minute + i)) = '\0';
-        mcmd[i][0] = "HGETALL";
-        mcmd[i][1] = kmin[i];
-        cmds[nc + i] = mcmd[i];
-        ac[nc + i] = 2;
-    }
-    redisReply *r[6 + MINUTES];
     int64_t t0 = tq_clock_mono_ms();
-    int st = view_read(rq, &v, err, sizeof err, n, ac, cmds, r);
+    int st = view_read(rq, &v, err, sizeof err);
     if (st)
         return web_reply_error(rq, st, "%s", err);
     int64_t latency_ms = tq_clock_mono_ms() - t0;
+    /* Then, in one pipeline: the leader and its lease, Redis' version when
+     * this connection has not told it yet, and per queue its counters,
+     * dead letters, delayed messages and the last hour's minutes. */
+    int nq = v.queues->n;
+    uint64_t connects = rq->redis ? tq_conn_connects(rq->redis) : 0;
+    int know_version = connects && redis_seen.connects == connects;
+    int head = 2 + !know_version, per = 3 + MINUTES, n = head + per * nq;
+    typedef struct {
+        char key[TQ_KEYS_MAX];
+        const char *cmd[3];
+    } one;
+    one *c = calloc((size_t)n + 1, sizeof *c);
+    const char *const **cmds = calloc((size_t)n + 1, sizeof *cmds);
+    int *ac = calloc((size_t)n + 1, sizeof *ac);
+    redisReply **r = calloc((size_t)n + 1, sizeof *r);
+    if (!c || !cmds || !ac || !r) {
+        free(c);
+        free(cmds);
+        free(ac);
+        free(r);
+        view_free(&v);
+        return web_reply_error(rq, 503, "out of memory");
+    }
+    web_req_key(rq, TQ_KEY_BEAT_LEADER, NULL, NULL, c[0].key);
+    c[0].cmd[0] = "GET";
+    c[1].cmd[0] = "PTTL";
+    c[0].cmd[1] = c[1].cmd[1] = c[0].key;
+    c[2].cmd[0] = "INFO";
+    c[2].cmd[1] = "server";
+    int64_t first_minute = tq_clock_wall_ms() / 60000 - (MINUTES - 1);
+    for (int q = 0; q < nq; q++) {
+        one *x = &c[head + per * q];
+        const char *name = v.queues->names[q];
+        web_req_key(rq, TQ_KEY_STATS, name, NULL, x[0].key);
+        web_req_key(rq, TQ_KEY_DEAD, name, NULL, x[1].key);
+        web_req_key(rq, TQ_KEY_DELAYED, name, NULL, x[2].key);
+        x[0].cmd[0] = "HGETALL";
+        x[1].cmd[0] = "LLEN";
+        x[2].cmd[0] = "ZCARD";
+        char stem[TQ_KEYS_MAX];
+        tq_keys_stem(rq->env->prefix, TQ_KEY_MINUTE, name, stem, sizeof stem);
+        size_t sl = strlen(stem);
+        for (int i = 0; i < MINUTES; i++) {
+            memcpy(x[3 + i].key, stem, sl);
+            *tq_fmt_ll(x[3 + i].key + sl, (long long)(first_minute + i)) = '\0';
+            x[3 + i].cmd[0] = "HGETALL";
+        }
+        for (int i = 0; i < per; i++)
+            x[i].cmd[1] = x[i].key;
+    }
+    for (int i = 0; i < n; i++) {
+        cmds[i] = c[i].cmd;
+        ac[i] = 2;
+    }
+    if (pipeline_all(rq, n, ac, cmds, r) < 0) {
+        free(c);
+        free(cmds);
+        free(ac);
+        free(r);
+        view_free(&v);
+        return web_reply_error(rq, 503, "%s", tq_strerror(TQ_EREDIS));
+    }
     if (!know_version) {
-        const char *p = r[5]->type == REDIS_REPLY_STRING ? strstr(r[5]->str, "redis_version:")
-                                                         : NULL;
+        const char *p =
+            r[2]->type == REDIS_REPLY_STRING ? strstr(r[2]->str, "redis_version:") : NULL;
         redis_seen.version[0] = '\0';
         if (p)
             sscanf(p + 14, "%31[^\r\n]", redis_seen.version);
@@ -710,45 +844,65 @@ int web_api_overview(web_req *rq)
     if (!queues) {
         view_free(&v);
         free_replies(r, n);
+        free(c);
+        free(cmds);
+        free(ac);
+        free(r);
         return web_reply_error(rq, status, "%s", err);
     }
     json_t *counts = json_object();
-    static const char *const fields[] = {"published", "processed", "failed",  "retried",
-                                         "expired",   "dead",      "duplicates", "requeued",
-                                         "promoted"};
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        json_object_set_new(counts, fields[i], json_integer(hash_ll(r[0], fields[i])));
+    static const char *const fields[] = {"published",  "processed", "failed",
+                                         "retried",    "expired",   "dead",
+                                         "duplicates", "requeued",  "promoted"};
+    long long dead = 0, delayed = 0;
+    redisReply **minute = calloc((size_t)nq * MINUTES + 1, sizeof *minute);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        long long sum = 0;
+        for (int q = 0; q < nq; q++)
+            sum += hash_ll(r[head + per * q], fields[i]);
+        json_object_set_new(counts, fields[i], json_integer(sum));
+    }
+    for (int q = 0; q < nq; q++) {
+        const redisReply *d = r[head + per * q + 1], *dl = r[head + per * q + 2];
+        dead += d->type == REDIS_REPLY_INTEGER ? d->integer : 0;
+        delayed += dl->type == REDIS_REPLY_INTEGER ? dl->integer : 0;
+        for (int i = 0; minute && i < MINUTES; i++)
+            minute[q * MINUTES + i] = r[head + per * q + 3 + i];
+    }
     long long waiting = 0, running = 0;
     size_t qi;
     json_t *q;
-    json_array_foreach(queues, qi, q) waiting += json_integer_value(json_object_get(q, "depth"));
+    json_array_foreach(queues, qi, q) waiting +=
+        json_integer_value(json_object_get(q, "depth"));
     int alive = 0;
     for (int i = 0; i < v.nworkers; i++) {
         if (worker_alive(rq, v.heartbeat_ms[i], now))
             alive++;
-        if (v.processing[i] && v.processing[i]->type == REDIS_REPLY_ARRAY)
-            running += (long long)v.processing[i]->elements;
+        running += view_running(&v, i);
     }
     json_object_set_new(counts, "in_queues", json_integer(waiting));
     json_object_set_new(counts, "running", json_integer(running));
-    json_object_set_new(counts, "dead_letters",
-                        json_integer(r[3]->type == REDIS_REPLY_INTEGER ? r[3]->integer : 0));
-    json_object_set_new(counts, "delayed",
-                        json_integer(r[4]->type == REDIS_REPLY_INTEGER ? r[4]->integer : 0));
+    json_object_set_new(counts, "dead_letters", json_integer(dead));
+    json_object_set_new(counts, "delayed", json_integer(delayed));
 
     json_t *leader = json_null();
-    if (r[1]->type == REDIS_REPLY_STRING)
-        leader = json_pack("{s:o,s:I}", "id", str_json(r[1]->str, r[1]->len), "lease_ms",
-                           (json_int_t)(r[2]->type == REDIS_REPLY_INTEGER ? r[2]->integer : -1));
+    if (r[0]->type == REDIS_REPLY_STRING)
+        leader = json_pack(
+            "{s:o,s:I}", "id", str_json(r[0]->str, r[0]->len), "lease_ms",
+            (json_int_t)(r[1]->type == REDIS_REPLY_INTEGER ? r[1]->integer : -1));
     size_t mlen = 0;
-    char *minutes =
-        minutes_text(r + nc, first_minute, &mlen, v.warnings, sizeof v.warnings, stem);
-    json_t *out = json_pack(
-        "{s:o,s:{s:i,s:i},s:o,s:{s:b,s:s,s:I},s:o,s:s}", "counts", counts, "workers", "alive",
-        alive, "dead", v.nworkers - alive, "beat_leader", leader, "redis", "ok", 1, "version",
-        redis_seen.version, "latency_ms", (json_int_t)latency_ms, "queues", queues, "warnings",
-        v.warnings);
+    char *minutes = minute ? minutes_text(minute, nq, first_minute, &mlen, &v) : NULL;
+    json_t *out =
+        json_pack("{s:o,s:{s:i,s:i},s:o,s:{s:b,s:s,s:I},s:o,s:s}", "counts", counts,
+                  "workers", "alive", alive, "dead", v.nworkers - alive, "beat_leader",
+                  leader, "redis", "ok", 1, "version", redis_seen.version, "latency_ms",
+                  (json_int_t)latency_ms, "queues", queues, "warnings", v.warnings);
+    free(minute);
     free_replies(r, n);
+    free(c);
+    free(cmds);
+    free(ac);
+    free(r);
     view_free(&v);
     if (!minutes) {
         json_decref(out);
@@ -777,8 +931,8 @@ static json_t *schedule_json(const char *name, size_t nlen, const redisReply *de
     if (!def || def->type != REDIS_REPLY_STRING ||
         tq_sched_decode_text(&s, def->str, def->len, NULL, err, sizeof err) < 0) {
         char shown[512];
-        web_reply_clean(def && def->type == REDIS_REPLY_STRING ? err : "no definition", shown,
-                        sizeof shown);
+        web_reply_clean(def && def->type == REDIS_REPLY_STRING ? err : "no definition",
+                        shown, sizeof shown);
         json_object_set_new(out, "error", json_string(shown));
         return out;
     }
@@ -821,8 +975,8 @@ static json_t *last_result(const redisReply *r)
         return json_null();
     }
     json_t *out = json_object();
-    static const char *const keep[] = {"id", "status", "runtime", "finished", "worker",
-                                       "error"};
+    static const char *const keep[] = {"id",       "status", "runtime",
+                                       "finished", "worker", "error"};
     for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++) {
         json_t *v = json_object_get(res, keep[k]);
         if (v)
@@ -832,11 +986,30 @@ static json_t *last_result(const redisReply *r)
     return out;
 }
 
+/* The queue of a schedule's stored definition: its "queue", "default"
+ * when it has none; NULL when that is no queue name. */
+static const char *def_queue(const redisReply *def, char *buf, size_t len)
+{
+    json_t *j = reply_json(def);
+    json_t *q = json_object_get(j, "queue");
+    const char *out = NULL;
+    if (!q)
+        out = "default";
+    else if (json_is_string(q) && tq_config_name_ok(json_string_value(q)))
+        out = json_string_value(q);
+    if (out) {
+        snprintf(buf, len, "%s", out);
+        out = buf;
+    }
+    json_decref(j);
+    return out;
+}
+
 int web_api_schedules(web_req *rq)
 {
     char ks[TQ_KEYS_MAX], kst[TQ_KEYS_MAX];
-    web_req_key(rq, TQ_KEY_SCHEDULES, NULL, ks);
-    web_req_key(rq, TQ_KEY_SCHEDULE_STATE, NULL, kst);
+    web_req_key(rq, TQ_KEY_SCHEDULES, NULL, NULL, ks);
+    web_req_key(rq, TQ_KEY_SCHEDULE_STATE, NULL, NULL, kst);
     const char *argv[] = {"HGETALL", ks};
     redisReply *defs = web_req_redis(rq, 2, argv, NULL);
     if (!defs || defs->type != REDIS_REPLY_ARRAY) {
@@ -869,8 +1042,11 @@ int web_api_schedules(web_req *rq)
         const redisReply *name = defs->element[2 * i];
         names[i + 2] = name->str;
         lens[i + 2] = name->len;
-        if (tq_keys_fmt(rq->env->prefix, TQ_KEY_HISTORY, name->str, kh[i], TQ_KEYS_MAX) < 0)
-            kh[i][0] = '\0';
+        char qb[TQ_MSG_QUEUE_MAX];
+        const char *queue = def_queue(defs->element[2 * i + 1], qb, sizeof qb);
+        if (!queue || tq_keys_fmt(rq->env->prefix, TQ_KEY_HISTORY, queue, name->str,
+                                  kh[i], TQ_KEYS_MAX) < 0)
+            snprintf(kh[i], TQ_KEYS_MAX, "%s:{@}:no-history", rq->env->prefix);
         cmd[i][0] = "LINDEX";
         cmd[i][1] = kh[i];
         cmd[i][2] = "0";
@@ -884,7 +1060,8 @@ int web_api_schedules(web_req *rq)
     }
     for (size_t done = 0; done < n;) {
         size_t batch = n - done > WEB_REQ_PIPELINE_MAX ? WEB_REQ_PIPELINE_MAX : n - done;
-        if (web_req_pipeline(rq, (int)batch, ac + done, cmdv + done, NULL, last + done) < 0) {
+        if (web_req_pipeline(rq, (int)batch, ac + done, cmdv + done, NULL, last + done) <
+            0) {
             st = web_reply_error(rq, 503, "reading the schedules' histories: %s",
                                  tq_strerror(TQ_EREDIS));
             goto done;
@@ -921,18 +1098,16 @@ int web_api_schedule(web_req *rq)
     const char *name = web_req_param(rq, 0);
     char ks[TQ_KEYS_MAX], kst[TQ_KEYS_MAX], kh[TQ_KEYS_MAX];
     if (!tq_config_name_ok(name))
-        return web_reply_error(rq, 400, "schedule name '%s': must be 1 to 64 of A-Z a-z 0-9 _ . : -",
-                               name);
-    web_req_key(rq, TQ_KEY_SCHEDULES, NULL, ks);
-    web_req_key(rq, TQ_KEY_SCHEDULE_STATE, NULL, kst);
-    web_req_key(rq, TQ_KEY_HISTORY, name, kh);
+        return web_reply_error(
+            rq, 400, "schedule name '%s': must be 1 to 64 of A-Z a-z 0-9 _ . : -", name);
+    web_req_key(rq, TQ_KEY_SCHEDULES, NULL, NULL, ks);
+    web_req_key(rq, TQ_KEY_SCHEDULE_STATE, NULL, NULL, kst);
     const char *c0[] = {"HGET", ks, name};
     const char *c1[] = {"HGET", kst, name};
-    const char *c2[] = {"LRANGE", kh, "0", "99"};
-    const char *const *cmds[] = {c0, c1, c2};
-    const int ac[] = {3, 3, 4};
-    redisReply *r[3];
-    if (web_req_pipeline(rq, 3, ac, cmds, NULL, r) < 0)
+    const char *const *cmds[] = {c0, c1};
+    const int ac[] = {3, 3};
+    redisReply *r[3] = {NULL, NULL, NULL};
+    if (web_req_pipeline(rq, 2, ac, cmds, NULL, r) < 0)
         return web_reply_error(rq, 503, "reading %s: %s", ks, tq_strerror(TQ_EREDIS));
     int st = 0;
     if (is_error(r[0]) || is_error(r[1]))
@@ -941,8 +1116,27 @@ int web_api_schedule(web_req *rq)
     else if (r[0]->type == REDIS_REPLY_NIL)
         st = web_reply_error(rq, 404, "no schedule named %s", name);
     if (st) {
-        free_replies(r, 3);
+        free_replies(r, 2);
         return st;
+    }
+    /* Its history, in its queue's slot. */
+    char qb[TQ_MSG_QUEUE_MAX];
+    const char *queue = def_queue(r[0], qb, sizeof qb);
+    if (queue &&
+        tq_keys_fmt(rq->env->prefix, TQ_KEY_HISTORY, queue, name, kh, sizeof kh) > 0) {
+        const char *c2[] = {"LRANGE", kh, "0", "99"};
+        r[2] = web_req_redis(rq, 4, c2, NULL);
+        if (!r[2]) {
+            free_replies(r, 2);
+            return web_reply_error(rq, 503, "reading %s: %s", kh, tq_strerror(TQ_EREDIS));
+        }
+    } else {
+        r[2] = calloc(1, sizeof *r[2]); /* none: an empty array */
+        if (!r[2]) {
+            free_replies(r, 2);
+            return web_reply_error(rq, 503, "out of memory");
+        }
+        r[2]->type = REDIS_REPLY_ARRAY;
     }
     json_t *out = schedule_json(name, strlen(name), r[0], r[1], tq_clock_wall_ms());
     json_t *history = json_array();
@@ -1019,59 +1213,144 @@ static int field_is(const char *part, size_t len, const char *want)
 
 int web_api_tasks(web_req *rq)
 {
-    char state[32], queue[TQ_MSG_QUEUE_MAX], task[TQ_MSG_NAME_MAX], sched[TQ_MSG_NAME_MAX];
+    char state[32], queue[TQ_MSG_QUEUE_MAX], task[TQ_MSG_NAME_MAX],
+        sched[TQ_MSG_NAME_MAX];
     char prefix[TQ_MSG_ID_MAX], cur[CURSOR_MAX];
     long long limit;
     struct {
         const char *name;
         char *buf;
         size_t len;
-    } q[] = {{"state", state, sizeof state},   {"queue", queue, sizeof queue},
-             {"task", task, sizeof task},      {"schedule", sched, sizeof sched},
-             {"q", prefix, sizeof prefix},     {"cursor", cur, sizeof cur}};
+    } q[] = {{"state", state, sizeof state}, {"queue", queue, sizeof queue},
+             {"task", task, sizeof task},    {"schedule", sched, sizeof sched},
+             {"q", prefix, sizeof prefix},   {"cursor", cur, sizeof cur}};
     for (size_t i = 0; i < sizeof q / sizeof q[0]; i++)
         if (web_req_query(rq, q[i].name, q[i].buf, q[i].len) < 0)
-            return web_reply_error(rq, 400, "query parameter '%s': too long or badly escaped",
-                                   q[i].name);
-    if (web_req_query_int(rq, "limit", 1, WEB_API_LIMIT_MAX, WEB_API_LIMIT_DEF, &limit) < 0)
-        return web_reply_error(rq, 400, "query parameter 'limit': must be an integer from 1 to %d",
+            return web_reply_error(
+                rq, 400, "query parameter '%s': too long or badly escaped", q[i].name);
+    if (web_req_query_int(rq, "limit", 1, WEB_API_LIMIT_MAX, WEB_API_LIMIT_DEF, &limit) <
+        0)
+        return web_reply_error(rq, 400,
+                               "query parameter 'limit': must be an integer from 1 to %d",
                                WEB_API_LIMIT_MAX);
     cursor at = {-1, 0}; /* -1: from the newest */
     if (cur[0] && cursor_parse(cur, &at) < 0)
-        return web_reply_error(rq, 400, "query parameter 'cursor': '%s' is not a cursor this "
-                                        "API gave",
+        return web_reply_error(rq, 400,
+                               "query parameter 'cursor': '%s' is not a cursor this "
+                               "API gave",
                                cur);
-    char kt[TQ_KEYS_MAX];
-    web_req_key(rq, TQ_KEY_TASKS, NULL, kt);
-
+    /* Each queue keeps its own index (P:{q}:tasks): a round reads the next
+     * slice of each and merges them, newest first (equal scores in queue
+     * order), so that the cursor is one place in the merged order. */
+    name_set *set = calloc(1, sizeof *set);
+    if (!set)
+        return web_reply_error(rq, 503, "out of memory");
+    if (queue[0]) {
+        name_add(set, queue, strlen(queue));
+    } else if (queue_names(rq, set) < 0) {
+        free(set);
+        return web_reply_error(rq, 503, "reading the queues: %s", tq_strerror(TQ_EREDIS));
+    }
+    int nq = set->n;
     json_t *items = json_array();
     long long scanned = 0;
     int more = 1;
+    typedef struct {
+        const redisReply *m, *sc;
+        long long score;
+        int q;
+        size_t at;
+    } entry;
+    char(*kt)[TQ_KEYS_MAX] = calloc((size_t)nq + 1, sizeof *kt);
+    const char *(*cc)[8] = calloc((size_t)nq + 1, sizeof *cc);
+    const char *const **cmds = calloc((size_t)nq + 1, sizeof *cmds);
+    int *ac = calloc((size_t)nq + 1, sizeof *ac);
+    redisReply **rr = calloc((size_t)nq + 1, sizeof *rr);
+    if (!kt || !cc || !cmds || !ac || !rr) {
+        more = -1;
+        goto search_done;
+    }
+    for (int i = 0; i < nq; i++)
+        web_req_key(rq, TQ_KEY_TASKS, set->names[i], NULL, kt[i]);
     /* A stopping server ends the search early: the page is shorter, its
      * cursor goes on from where it stopped. */
-    while (more && (long long)json_array_size(items) < limit &&
+    while (nq && more && (long long)json_array_size(items) < limit &&
            scanned < WEB_API_TASKS_MAX + SCAN_CHUNK && !*rq->stopping) {
-        char max[32], off[32], cnt[32];
+        char max[32], cnt[32];
+        long long skip = at.score < 0 ? 0 : at.skip;
         if (at.score < 0 || at.score == LLONG_MAX)
             snprintf(max, sizeof max, "+inf");
         else
             snprintf(max, sizeof max, "%lld", at.score);
-        snprintf(off, sizeof off, "%lld", at.score < 0 ? 0 : at.skip);
-        snprintf(cnt, sizeof cnt, "%d", SCAN_CHUNK);
-        const char *argv[] = {"ZREVRANGEBYSCORE", kt, max, "-inf", "WITHSCORES",
-                              "LIMIT",            off, cnt};
-        redisReply *r = web_req_redis(rq, 8, argv, NULL);
-        if (!r || r->type != REDIS_REPLY_ARRAY) {
+        snprintf(cnt, sizeof cnt, "%lld", skip + SCAN_CHUNK);
+        for (int i = 0; i < nq; i++) {
+            const char *c[] = {"ZREVRANGEBYSCORE", kt[i],   max, "-inf",
+                               "WITHSCORES",       "LIMIT", "0", cnt};
+            memcpy(cc[i], c, sizeof c);
+            cmds[i] = cc[i];
+            ac[i] = 8;
+        }
+        if (pipeline_all(rq, nq, ac, cmds, rr) < 0) {
+            more = -1;
+            break;
+        }
+        size_t total = 0;
+        int bad = -1;
+        for (int i = 0; i < nq; i++) {
+            if (rr[i]->type != REDIS_REPLY_ARRAY && bad < 0)
+                bad = i;
+            else if (rr[i]->type == REDIS_REPLY_ARRAY)
+                total += rr[i]->elements / 2;
+        }
+        if (bad >= 0) {
             json_decref(items);
-            int st = web_reply_redis_error(rq, r, "reading %s", kt);
-            freeReplyObject(r);
+            items = NULL;
+            int st = web_reply_redis_error(rq, rr[bad], "reading %s", kt[bad]);
+            free_replies(rr, nq);
+            free(set);
+            free(kt);
+            free(cc);
+            free(cmds);
+            free(ac);
+            free(rr);
             return st;
         }
-        size_t n = r->elements / 2;
-        more = n == SCAN_CHUNK;
-        for (size_t i = 0; i < n; i++) {
-            const redisReply *m = r->element[2 * i], *sc = r->element[2 * i + 1];
-            long long score = index_score(sc);
+        entry *e = calloc(total + 1, sizeof *e);
+        if (!e) {
+            free_replies(rr, nq);
+            more = -1;
+            break;
+        }
+        size_t ne = 0;
+        more = 0;
+        for (int i = 0; i < nq; i++) {
+            size_t n = rr[i]->elements / 2;
+            more |= (long long)n == skip + SCAN_CHUNK;
+            for (size_t j = 0; j < n; j++)
+                e[ne++] = (entry){rr[i]->element[2 * j], rr[i]->element[2 * j + 1],
+                                  index_score(rr[i]->element[2 * j + 1]), i, j};
+        }
+        /* Newest first; equal scores in queue order, then each queue's. */
+        for (size_t i = 1; i < ne; i++) { /* insertion sort: slices are sorted runs */
+            entry x = e[i];
+            size_t j = i;
+            while (j > 0 &&
+                   (e[j - 1].score < x.score ||
+                    (e[j - 1].score == x.score &&
+                     (e[j - 1].q > x.q || (e[j - 1].q == x.q && e[j - 1].at > x.at))))) {
+                e[j] = e[j - 1];
+                j--;
+            }
+            e[j] = x;
+        }
+        size_t from = 0;
+        while (from < ne && at.score >= 0 && from < (size_t)skip &&
+               e[from].score == at.score)
+            from++;
+        size_t used = from;
+        for (size_t i = from; i < ne && used - from < SCAN_CHUNK; i++, used++) {
+            const redisReply *m = e[i].m, *sc = e[i].sc;
+            long long score = e[i].score;
             if (score == at.score) {
                 at.skip++;
             } else {
@@ -1084,47 +1363,69 @@ int web_api_tasks(web_req *rq)
             if (member_split(m->str, m->len, part, plen) < 0)
                 continue;
             size_t pl = strlen(prefix);
-            if (!field_is(part[0], plen[0], state) || !field_is(part[1], plen[1], queue) ||
-                !field_is(part[2], plen[2], task) || !field_is(part[3], plen[3], sched) ||
+            if (!field_is(part[0], plen[0], state) ||
+                !field_is(part[1], plen[1], queue) || !field_is(part[2], plen[2], task) ||
+                !field_is(part[3], plen[3], sched) ||
                 (pl && (plen[4] < pl || memcmp(part[4], prefix, pl) != 0)))
                 continue;
             json_array_append_new(
-                items, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "id", str_json(part[4], plen[4]),
-                                 "status", str_json(part[0], plen[0]), "queue",
-                                 str_json(part[1], plen[1]), "task", str_json(part[2], plen[2]),
-                                 "schedule",
-                                 plen[3] ? str_json(part[3], plen[3]) : json_null(), "finished",
-                                 iso_json(reply_ms(sc))));
+                items,
+                json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "id", str_json(part[4], plen[4]),
+                          "status", str_json(part[0], plen[0]), "queue",
+                          str_json(part[1], plen[1]), "task", str_json(part[2], plen[2]),
+                          "schedule", plen[3] ? str_json(part[3], plen[3]) : json_null(),
+                          "finished", iso_json(reply_ms(sc))));
             if ((long long)json_array_size(items) >= limit) {
-                more = more || i + 1 < n;
+                more = more || i + 1 < ne;
+                used++;
                 break;
             }
         }
-        freeReplyObject(r);
+        more = more || used < ne;
+        free(e);
+        free_replies(rr, nq);
+    }
+search_done:
+    free(kt);
+    free(cc);
+    free(cmds);
+    free(ac);
+    free(rr);
+    if (more < 0) {
+        json_decref(items);
+        free(set);
+        return web_reply_error(rq, 503, "reading the task index: %s",
+                               tq_strerror(TQ_EREDIS));
     }
 
     /* The results of the page, one round trip: runtime, worker, error. */
     size_t n = json_array_size(items);
     if (n) {
-        const char **argv = calloc(n + 1, sizeof *argv);
         char(*keys)[TQ_KEYS_MAX] = calloc(n, sizeof *keys);
-        redisReply *r = NULL;
-        if (argv && keys) {
-            argv[0] = "MGET";
-            for (size_t i = 0; i < n; i++) {
-                web_req_key(rq, TQ_KEY_RESULT,
-                            json_string_value(json_object_get(json_array_get(items, i), "id")),
-                            keys[i]);
-                argv[i + 1] = keys[i];
-            }
-            r = web_req_redis(rq, (int)n + 1, argv, NULL);
+        /* One GET each: the results are in their queues' slots. */
+        const char *(*gc)[2] = calloc(n, sizeof *gc);
+        const char *const **gv = calloc(n, sizeof *gv);
+        int *gac = calloc(n, sizeof *gac);
+        redisReply **got = calloc(n, sizeof *got);
+        int ok = keys && gc && gv && gac && got;
+        for (size_t i = 0; ok && i < n; i++) {
+            json_t *it = json_array_get(items, i);
+            web_req_key(rq, TQ_KEY_RESULT,
+                        json_string_value(json_object_get(it, "queue")),
+                        json_string_value(json_object_get(it, "id")), keys[i]);
+            gc[i][0] = "GET";
+            gc[i][1] = keys[i];
+            gv[i] = gc[i];
+            gac[i] = 2;
         }
-        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++) {
-            json_t *res = reply_json(r->element[i]);
+        ok = ok && pipeline_all(rq, (int)n, gac, gv, got) == 0;
+        for (size_t i = 0; ok && i < n; i++) {
+            json_t *res = reply_json(got[i]);
             json_t *item = json_array_get(items, i);
-            static const char *const keep[] = {"runtime", "worker", "attempts", "error",
-                                               "exit_code", "started"};
-            for (size_t k = 0; json_is_object(res) && k < sizeof keep / sizeof keep[0]; k++) {
+            static const char *const keep[] = {"runtime", "worker",    "attempts",
+                                               "error",   "exit_code", "started"};
+            for (size_t k = 0; json_is_object(res) && k < sizeof keep / sizeof keep[0];
+                 k++) {
                 json_t *val = json_object_get(res, keep[k]);
                 if (val)
                     json_object_set(item, keep[k], val);
@@ -1132,10 +1433,15 @@ int web_api_tasks(web_req *rq)
             json_object_set_new(item, "result_kept", json_boolean(json_is_object(res)));
             json_decref(res);
         }
-        freeReplyObject(r);
-        free(argv);
+        if (ok)
+            free_replies(got, (int)n);
+        free(gc);
+        free(gv);
+        free(gac);
+        free(got);
         free(keys);
     }
+    free(set);
     if (at.score < 0 && more) { /* stopped before the first slice */
         json_decref(items);
         return web_reply_error(rq, 503, "the server is stopping");
@@ -1175,7 +1481,8 @@ static redisReply *list_read(web_req *rq, const char *key, long long from, long 
 static int list_read_ok(const redisReply *r)
 {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements % 2 != 0 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER)
+        r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[1]->type != REDIS_REPLY_INTEGER)
         return 0;
     for (size_t i = 2; i < r->elements; i += 2)
         if (r->element[i]->type != REDIS_REPLY_INTEGER ||
@@ -1258,33 +1565,103 @@ static json_t *find_in_list(web_req *rq, const char *key, long long count, const
 int web_api_task(web_req *rq)
 {
     const char *id = web_req_param(rq, 0);
-    char kr[TQ_KEYS_MAX], kl[TQ_KEYS_MAX], kdead[TQ_KEYS_MAX];
-    if (web_req_key(rq, TQ_KEY_RESULT, id, kr) || web_req_key(rq, TQ_KEY_LOCK, id, kl))
-        return web_reply_error(rq, 400, "task id too long");
-    web_req_key(rq, TQ_KEY_DEAD, NULL, kdead);
-    const char *c0[] = {"GET", kr};
-    const char *c1[] = {"GET", kl};
-    const char *c2[] = {"PTTL", kl};
-    const char *const *cmds[] = {c0, c1, c2};
-    const int ac[] = {2, 2, 2};
+    char qp[TQ_MSG_QUEUE_MAX];
+    if (web_req_query(rq, "queue", qp, sizeof qp) < 0 ||
+        (qp[0] && !tq_config_name_ok(qp)))
+        return web_reply_error(rq, 400, "query parameter 'queue': not a queue name");
+    name_set *set = calloc(1, sizeof *set);
+    if (!set)
+        return web_reply_error(rq, 503, "out of memory");
+    if (qp[0])
+        name_add(set, qp, strlen(qp));
+    else if (queue_names(rq, set) < 0) {
+        free(set);
+        return web_reply_error(rq, 503, "reading task %s: %s", id,
+                               tq_strerror(TQ_EREDIS));
+    }
+    /* Its result, lock and the lock's TTL in each queue's slot (a task id
+     * is unique across queues, as the beat and clients make them). */
+    int nq = set->n;
+    typedef struct {
+        char kr[TQ_KEYS_MAX], kl[TQ_KEYS_MAX];
+        const char *c[3][2];
+    } per;
+    per *pq = calloc((size_t)nq + 1, sizeof *pq);
+    const char *const **cmds = calloc((size_t)nq * 3 + 1, sizeof *cmds);
+    int *ac = calloc((size_t)nq * 3 + 1, sizeof *ac);
+    redisReply **all = calloc((size_t)nq * 3 + 1, sizeof *all);
+    if (!pq || !cmds || !ac || !all) {
+        free(set);
+        free(pq);
+        free(cmds);
+        free(ac);
+        free(all);
+        return web_reply_error(rq, 503, "out of memory");
+    }
+    int bad = 0;
+    for (int q = 0; q < nq; q++) {
+        bad |= web_req_key(rq, TQ_KEY_RESULT, set->names[q], id, pq[q].kr) ||
+               web_req_key(rq, TQ_KEY_LOCK, set->names[q], id, pq[q].kl);
+        const char *c[3][2] = {{"GET", pq[q].kr}, {"GET", pq[q].kl}, {"PTTL", pq[q].kl}};
+        memcpy(pq[q].c, c, sizeof c);
+        for (int k = 0; k < 3; k++) {
+            cmds[3 * q + k] = pq[q].c[k];
+            ac[3 * q + k] = 2;
+        }
+    }
     redisReply *r[3] = {0};
     json_t *dead = NULL, *message = NULL;
-    int gone = 0;
-    if (web_req_pipeline(rq, 3, ac, cmds, NULL, r) == 0)
-        message = find_in_list(rq, kdead, DEAD_SCAN_MAX, id, &dead, &gone);
+    int gone = bad ? 0 : pipeline_all(rq, 3 * nq, ac, cmds, all) < 0;
+    int at = -1; /* the queue that knows the task: a lock, else a result */
+    for (int q = 0; !bad && !gone && q < nq && at < 0; q++)
+        if (all[3 * q + 1]->type == REDIS_REPLY_STRING)
+            at = q;
+    for (int q = 0; !bad && !gone && q < nq && at < 0; q++)
+        if (all[3 * q]->type == REDIS_REPLY_STRING)
+            at = q;
+    if (!bad && !gone) {
+        int use = at < 0 ? 0 : at;
+        for (int k = 0; k < 3; k++) {
+            r[k] = all[3 * use + k];
+            all[3 * use + k] = NULL;
+        }
+        /* Its dead letter: in its queue's list, or in any queue's. */
+        for (int q = at < 0 ? 0 : at; !message && !gone && q < (at < 0 ? nq : at + 1);
+             q++) {
+            char kdead[TQ_KEYS_MAX];
+            web_req_key(rq, TQ_KEY_DEAD, set->names[q], NULL, kdead);
+            message = find_in_list(rq, kdead, DEAD_SCAN_MAX, id, &dead, &gone);
+            if (message && at < 0)
+                at = q;
+        }
+    }
+    for (int i = 0; i < 3 * nq; i++)
+        freeReplyObject(all[i]);
+    free(all);
+    free(cmds);
+    free(ac);
+    if (bad) {
+        free(set);
+        free(pq);
+        return web_reply_error(rq, 400, "task id too long");
+    }
     if (!r[0] || gone) {
         json_decref(message);
         json_decref(dead);
         free_replies(r, 3);
-        return web_reply_error(rq, 503, "reading task %s: %s", id, tq_strerror(TQ_EREDIS));
+        free(set);
+        free(pq);
+        return web_reply_error(rq, 503, "reading task %s: %s", id,
+                               tq_strerror(TQ_EREDIS));
     }
 
     json_t *result = reply_json(r[0]);
     json_t *lock = json_null();
     const char *state = NULL;
     if (r[1]->type == REDIS_REPLY_STRING) {
-        lock = json_pack("{s:o,s:I}", "worker", str_json(r[1]->str, r[1]->len), "ttl_ms",
-                         (json_int_t)(r[2]->type == REDIS_REPLY_INTEGER ? r[2]->integer : -1));
+        lock = json_pack(
+            "{s:o,s:I}", "worker", str_json(r[1]->str, r[1]->len), "ttl_ms",
+            (json_int_t)(r[2]->type == REDIS_REPLY_INTEGER ? r[2]->integer : -1));
         state = "running";
         /* The running copy of the message, from its holder's list. */
         char kp[TQ_KEYS_MAX];
@@ -1292,10 +1669,12 @@ int web_api_task(web_req *rq)
         size_t hl = r[1]->len < sizeof holder - 1 ? r[1]->len : sizeof holder - 1;
         memcpy(holder, r[1]->str, hl);
         holder[hl] = '\0';
-        if (!message && web_req_key(rq, TQ_KEY_PROCESSING, holder, kp) == 0) {
+        if (!message &&
+            web_req_key(rq, TQ_KEY_PROCESSING, set->names[at], holder, kp) == 0) {
             message = find_in_list(rq, kp, PROCESSING_SCAN_MAX, id, NULL, &gone);
         }
     }
+    const char *found_in = at >= 0 ? set->names[at] : NULL;
     /* A dead letter and a result: the newer one says how it ended (a task
      * dead-lettered, then enqueued again under its id, may have succeeded). */
     double died = json_number_value(json_object_get(dead, "dead_at"));
@@ -1310,14 +1689,17 @@ int web_api_task(web_req *rq)
         state = status;
     int st;
     if (!state) {
-        st = web_reply_error(rq, 404, "no task %s: no result, lock or recent dead letter has "
-                                      "that id",
+        st = web_reply_error(rq, 404,
+                             "no task %s: no result, lock or recent dead letter has "
+                             "that id",
                              id);
     } else {
-        json_t *out = json_pack("{s:s,s:s}", "id", id, "state", state);
-        json_object_set_new(out, "done", status && strcmp(status, "retrying") != 0
-                                             ? json_string(status)
-                                             : json_null());
+        json_t *out = json_pack("{s:s,s:s,s:s}", "id", id, "state", state, "queue",
+                                found_in ? found_in : "default");
+        json_object_set_new(out, "done",
+                            status && strcmp(status, "retrying") != 0
+                                ? json_string(status)
+                                : json_null());
         json_object_set_new(out, "lock", lock);
         lock = NULL;
         if (json_is_object(result)) {
@@ -1344,6 +1726,8 @@ int web_api_task(web_req *rq)
     json_decref(message);
     json_decref(dead);
     free_replies(r, 3);
+    free(set);
+    free(pq);
     return st;
 }
 
@@ -1378,52 +1762,138 @@ static int dead_cursor(const char *s, long long *index, long long *len)
 int web_api_dead(web_req *rq)
 {
     long long limit, from, then;
-    char cur[CURSOR_MAX];
-    if (web_req_query_int(rq, "limit", 1, WEB_API_LIMIT_MAX, WEB_API_LIMIT_DEF, &limit) < 0)
-        return web_reply_error(rq, 400, "query parameter 'limit': must be an integer from 1 to %d",
+    char cur[CURSOR_MAX], qp[TQ_MSG_QUEUE_MAX];
+    if (web_req_query_int(rq, "limit", 1, WEB_API_LIMIT_MAX, WEB_API_LIMIT_DEF, &limit) <
+        0)
+        return web_reply_error(rq, 400,
+                               "query parameter 'limit': must be an integer from 1 to %d",
                                WEB_API_LIMIT_MAX);
-    if (web_req_query(rq, "cursor", cur, sizeof cur) < 0 || dead_cursor(cur, &from, &then) < 0)
-        return web_reply_error(rq, 400, "query parameter 'cursor': must be a cursor an "
-                                        "earlier page gave");
-    char kd[TQ_KEYS_MAX];
-    web_req_key(rq, TQ_KEY_DEAD, NULL, kd);
-    redisReply *r = list_read(rq, kd, from, then, limit, "", limit);
-    if (!list_read_ok(r)) {
-        int st = web_reply_redis_error(rq, r, "reading %s", kd);
+    if (web_req_query(rq, "queue", qp, sizeof qp) < 0 ||
+        (qp[0] && !tq_config_name_ok(qp)))
+        return web_reply_error(rq, 400, "query parameter 'queue': not a queue name");
+    /* The cursor: "<queue>/<index>-<length>" (each queue's letters in turn,
+     * in name order), or a bare "<index>-<length>" of the first queue. */
+    char cq[TQ_MSG_QUEUE_MAX] = "";
+    if (web_req_query(rq, "cursor", cur, sizeof cur) < 0)
+        return web_reply_error(rq, 400, "query parameter 'cursor': too long");
+    const char *slash = strchr(cur, '/');
+    if (slash) {
+        size_t ql = (size_t)(slash - cur);
+        if (ql == 0 || ql >= sizeof cq)
+            return web_reply_error(rq, 400,
+                                   "query parameter 'cursor': must be a cursor an "
+                                   "earlier page gave");
+        memcpy(cq, cur, ql);
+        cq[ql] = '\0';
+    }
+    if (dead_cursor(slash ? slash + 1 : cur, &from, &then) < 0 ||
+        (cq[0] && !tq_config_name_ok(cq)))
+        return web_reply_error(rq, 400,
+                               "query parameter 'cursor': must be a cursor an "
+                               "earlier page gave");
+    name_set *set = calloc(1, sizeof *set);
+    if (!set)
+        return web_reply_error(rq, 503, "out of memory");
+    if (qp[0])
+        name_add(set, qp, strlen(qp));
+    else if (queue_names(rq, set) < 0) {
+        free(set);
+        return web_reply_error(rq, 503, "reading the queues: %s", tq_strerror(TQ_EREDIS));
+    }
+    int q = 0;
+    if (cq[0]) {
+        q = name_find(set, cq, strlen(cq));
+        if (q < 0) { /* a queue gone from the list: start over after it */
+            for (q = 0; q < set->n && strcmp(set->names[q], cq) < 0; q++)
+                ;
+            from = 0;
+            then = -1;
+        }
+    }
+    /* Every queue's length first: the total, and whether a queue after
+     * the page holds any letter (else the page is the last). */
+    long long *len = calloc((size_t)set->n + 1, sizeof *len);
+    if (!len) {
+        free(set);
+        return web_reply_error(rq, 503, "out of memory");
+    }
+    long long all = 0;
+    for (int k = 0; k < set->n; k++) {
+        char kd[TQ_KEYS_MAX];
+        web_req_key(rq, TQ_KEY_DEAD, set->names[k], NULL, kd);
+        const char *argv[] = {"LLEN", kd};
+        redisReply *r = web_req_redis(rq, 2, argv, NULL);
+        if (!r) {
+            free(set);
+            free(len);
+            return web_reply_error(rq, 503, "reading %s: %s", kd, tq_strerror(TQ_EREDIS));
+        }
+        len[k] = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        all += len[k];
         freeReplyObject(r);
-        return st;
     }
     json_t *items = json_array();
-    long long next = r->element[1]->integer; /* from, moved by what arrived since */
-    for (size_t i = 2; i < r->elements; i += 2) {
-        const redisReply *e = r->element[i + 1];
-        long long index = r->element[i]->integer;
-        json_t *d = e->type == REDIS_REPLY_STRING ? reply_json(e) : NULL;
-        if (e->type == REDIS_REPLY_INTEGER) {
-            char why[128];
-            snprintf(why, sizeof why, "a dead letter of %lld bytes: more than the %d the web shows",
-                     e->integer, WEB_API_ENTRY_MAX);
-            d = json_pack("{s:s,s:s}", "reason", "unreadable", "error", why);
-        } else if (!json_is_object(d)) {
-            json_decref(d);
-            d = json_pack("{s:s,s:o}", "reason", "unreadable", "raw", str_json(e->str, e->len));
+    char nc[CURSOR_MAX + TQ_MSG_QUEUE_MAX] = "";
+    for (; q < set->n && (long long)json_array_size(items) < limit; q++) {
+        if (len[q] == 0 && then < 0)
+            continue;
+        char kd[TQ_KEYS_MAX];
+        web_req_key(rq, TQ_KEY_DEAD, set->names[q], NULL, kd);
+        long long want = limit - (long long)json_array_size(items);
+        redisReply *r = list_read(rq, kd, from, then, want, "", want);
+        if (!list_read_ok(r)) {
+            json_decref(items);
+            free(set);
+            free(len);
+            int st = web_reply_redis_error(rq, r, "reading %s", kd);
+            freeReplyObject(r);
+            return st;
         }
-        json_object_set_new(d, "index", json_integer(index));
-        json_t *m = dead_message(d);
-        json_t *id = json_object_get(m, "id");
-        if (json_is_string(id))
-            json_object_set(d, "id", id);
-        json_decref(m);
-        json_array_append_new(items, d);
-        next = index + 1;
+        long long next = r->element[1]->integer; /* from, moved by what arrived since */
+        for (size_t i = 2; i < r->elements; i += 2) {
+            const redisReply *e = r->element[i + 1];
+            long long index = r->element[i]->integer;
+            json_t *d = e->type == REDIS_REPLY_STRING ? reply_json(e) : NULL;
+            if (e->type == REDIS_REPLY_INTEGER) {
+                char why[128];
+                snprintf(why, sizeof why,
+                         "a dead letter of %lld bytes: more than the %d the web shows",
+                         e->integer, WEB_API_ENTRY_MAX);
+                d = json_pack("{s:s,s:s}", "reason", "unreadable", "error", why);
+            } else if (!json_is_object(d)) {
+                json_decref(d);
+                d = json_pack("{s:s,s:o}", "reason", "unreadable", "raw",
+                              str_json(e->str, e->len));
+            }
+            json_object_set_new(d, "index", json_integer(index));
+            json_object_set_new(d, "queue", json_string(set->names[q]));
+            json_t *m = dead_message(d);
+            json_t *id = json_object_get(m, "id");
+            if (json_is_string(id))
+                json_object_set(d, "id", id);
+            json_decref(m);
+            json_array_append_new(items, d);
+            next = index + 1;
+        }
+        long long total = r->element[0]->integer;
+        freeReplyObject(r);
+        from = 0;
+        then = -1;
+        if (next < total) { /* the page is full inside this queue */
+            snprintf(nc, sizeof nc, "%s/%lld-%lld", set->names[q], next, total);
+            break;
+        }
     }
-    long long total = r->element[0]->integer;
-    freeReplyObject(r);
-    char nc[CURSOR_MAX];
-    snprintf(nc, sizeof nc, "%lld-%lld", next, total);
+    /* Else the next queue that holds letters, from its newest. */
+    for (int k = q + (nc[0] ? set->n : 0); !nc[0] && k < set->n; k++)
+        if (len[k] > 0)
+            snprintf(nc, sizeof nc, "%s/0", set->names[k]);
+    free(set);
+    free(len);
     return web_reply_json(rq, 200,
-                          json_pack("{s:o,s:I,s:o}", "items", items, "total", (json_int_t)total,
-                                    "cursor", next < total ? json_string(nc) : json_null()));
+                          json_pack("{s:o,s:I,s:o}", "items", items, "total",
+                                    (json_int_t)all, "cursor",
+                                    nc[0] ? json_string(nc) : json_null()));
 }
 
 /* A stream id "<ms>-<seq>". */
@@ -1446,15 +1916,19 @@ int web_api_audit(web_req *rq)
 {
     long long limit;
     char cur[64], from[66];
-    if (web_req_query_int(rq, "limit", 1, WEB_API_LIMIT_MAX, WEB_API_LIMIT_DEF, &limit) < 0)
-        return web_reply_error(rq, 400, "query parameter 'limit': must be an integer from 1 to %d",
+    if (web_req_query_int(rq, "limit", 1, WEB_API_LIMIT_MAX, WEB_API_LIMIT_DEF, &limit) <
+        0)
+        return web_reply_error(rq, 400,
+                               "query parameter 'limit': must be an integer from 1 to %d",
                                WEB_API_LIMIT_MAX);
-    if (web_req_query(rq, "cursor", cur, sizeof cur) < 0 || (cur[0] && !stream_id_ok(cur)))
-        return web_reply_error(rq, 400, "query parameter 'cursor': must be a stream id "
-                                        "like 1764096000000-0");
+    if (web_req_query(rq, "cursor", cur, sizeof cur) < 0 ||
+        (cur[0] && !stream_id_ok(cur)))
+        return web_reply_error(rq, 400,
+                               "query parameter 'cursor': must be a stream id "
+                               "like 1764096000000-0");
     snprintf(from, sizeof from, cur[0] ? "(%s" : "+", cur);
     char ka[TQ_KEYS_MAX], cnt[24];
-    web_req_key(rq, TQ_KEY_AUDIT, NULL, ka);
+    web_req_key(rq, TQ_KEY_AUDIT, NULL, NULL, ka);
     snprintf(cnt, sizeof cnt, "%lld", limit);
     const char *argv[] = {"XREVRANGE", ka, from, "-", "COUNT", cnt};
     redisReply *r = web_req_redis(rq, 6, argv, NULL);
@@ -1469,7 +1943,8 @@ int web_api_audit(web_req *rq)
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
             continue;
-        json_t *item = json_pack("{s:o}", "id", str_json(e->element[0]->str, e->element[0]->len));
+        json_t *item =
+            json_pack("{s:o}", "id", str_json(e->element[0]->str, e->element[0]->len));
         last = e->element[0]->str;
         const redisReply *f = e->element[1];
         for (size_t k = 0; f->type == REDIS_REPLY_ARRAY && k + 1 < f->elements; k += 2) {
@@ -1482,13 +1957,16 @@ int web_api_audit(web_req *rq)
             if ((strcmp(nbuf, "ts") == 0 || strcmp(nbuf, "status") == 0) &&
                 reply_ll(val, &num) == 0)
                 json_object_set_new(item, nbuf,
-                                    strcmp(nbuf, "ts") == 0 ? iso_json(num) : json_integer(num));
+                                    strcmp(nbuf, "ts") == 0 ? iso_json(num)
+                                                            : json_integer(num));
             else
                 json_object_set_new(item, nbuf, str_json(val->str, val->len));
         }
         json_array_append_new(items, item);
     }
-    json_t *next = (long long)r->elements == limit && last ? json_string(last) : json_null();
+    json_t *next =
+        (long long)r->elements == limit && last ? json_string(last) : json_null();
     freeReplyObject(r);
-    return web_reply_json(rq, 200, json_pack("{s:o,s:o}", "items", items, "cursor", next));
+    return web_reply_json(rq, 200,
+                          json_pack("{s:o,s:o}", "items", items, "cursor", next));
 }

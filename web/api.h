@@ -12,11 +12,12 @@
 #include "common/metrics.h"
 #include "web/req.h"
 
-#define WEB_API_LIMIT_MAX 1000  /* items one page may hold */
-#define WEB_API_LIMIT_DEF 50    /* items a page holds when ?limit= is absent */
-#define WEB_API_READ_BUDGET (4 * 1024 * 1024) /* bytes of list entries one read answers:
-                                                 a page stops early past it */
-#define WEB_API_ENTRY_MAX (8 * 1024 * 1024)   /* a longer entry is shown as its size */
+#define WEB_API_LIMIT_MAX 1000 /* items one page may hold */
+#define WEB_API_LIMIT_DEF 50   /* items a page holds when ?limit= is absent */
+#define WEB_API_READ_BUDGET                                                              \
+    (4 * 1024 * 1024)                       /* bytes of list entries one read answers:   \
+                                               a page stops early past it */
+#define WEB_API_ENTRY_MAX (8 * 1024 * 1024) /* a longer entry is shown as its size */
 #define WEB_API_TASKS_MAX TQ_METRICS_TASKS_MAX /* finished tasks P:tasks keeps */
 
 /* The queues as GET /api/queues shows them, for other modules (metrics):

@@ -12,8 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-int web_auth_check(const char *token, const char *authorization, char *why,
-                   size_t whylen)
+int web_auth_check(const char *token, const char *authorization, char *why, size_t whylen)
 {
     if (!token || !*token) {
         snprintf(why, whylen,
@@ -87,11 +86,11 @@ int web_auth_load(const char *path, char *token, size_t tokenlen, char *err,
     while (n < sizeof line && ((got = read(fd, line + n, sizeof line - n)) > 0 ||
                                (got < 0 && errno == EINTR)))
         n += got > 0 ? (size_t)got : 0;
-    int rc = got < 0 ? tq_err_set(TQ_ECONFIG, err, errlen,
-                                  "--api-token-file %s: cannot read it: %s", path,
-                                  strerror(errno))
-                     : token_line(path, line, n, n == sizeof line, token, tokenlen, err,
-                                  errlen);
+    int rc =
+        got < 0
+            ? tq_err_set(TQ_ECONFIG, err, errlen,
+                         "--api-token-file %s: cannot read it: %s", path, strerror(errno))
+            : token_line(path, line, n, n == sizeof line, token, tokenlen, err, errlen);
     close(fd);
     explicit_bzero(line, sizeof line);
     return rc;

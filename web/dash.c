@@ -39,7 +39,8 @@ extern const size_t web_dash_html_len;
 #define CSP_MAX 1024 /* the header value, with the NUL */
 
 /* The policy's fixed parts; script-src and style-src get the hashes. */
-#define CSP_HEAD "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+#define CSP_HEAD                                                                         \
+    "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 #define CSP_TAIL "connect-src 'self'; img-src 'self' data:"
 
 /* SHA-256 (FIPS 180-4), for the hashes of the inline elements. */
@@ -238,10 +239,14 @@ int web_dash_get(web_req *rq)
     /* The page is never framed (clickjacking of its buttons), never
      * sniffed as anything but HTML, and sends no Referer to anyone. */
     const char *headers[] = {
-        "Content-Security-Policy", web_dash_csp(),
-        "X-Content-Type-Options",  "nosniff",
-        "X-Frame-Options",         "DENY",
-        "Referrer-Policy",         "no-referrer",
+        "Content-Security-Policy",
+        web_dash_csp(),
+        "X-Content-Type-Options",
+        "nosniff",
+        "X-Frame-Options",
+        "DENY",
+        "Referrer-Policy",
+        "no-referrer",
         NULL,
     };
     return web_reply(rq, 200, "text/html; charset=utf-8", (const char *)web_dash_html,

@@ -22,8 +22,8 @@
 #include <string.h>
 #include <time.h>
 
-#define NOTE_MAX 400  /* one comment line, with its newline and the NUL */
-#define NUM_MAX 40    /* a number as text, with the NUL */
+#define NOTE_MAX 400 /* one comment line, with its newline and the NUL */
+#define NUM_MAX 40   /* a number as text, with the NUL */
 
 /* HSCAN may return a field more than once and a hash that grows while it
  * is read takes more pages; past this many pages it is left out rather
@@ -141,7 +141,7 @@ static void out_left_out(tq_buf *b, const char *name, size_t n)
 {
     if (n)
         tq_buf_putf(b, "# tickq: %s: %zu series left out (at most %d samples a family)\n",
-                name, n, WEB_METRICS_SERIES_MAX);
+                    name, n, WEB_METRICS_SERIES_MAX);
 }
 
 /* ---- values read from Redis ----------------------------------------------- */
@@ -299,36 +299,36 @@ typedef struct {
     char note[NOTE_MAX]; /* when !ok: the comment line that says why */
 } hash_read;
 
-/* The commands of the first round trip, one reply each, in this order. */
+/* The commands of the first round trip (the global keys), one reply each,
+ * in this order. */
 enum {
-    Q_METRICS_LEN,
-    Q_METRICS_PAGE,
     Q_STATE_LEN,
     Q_STATE_PAGE,
-    Q_STATS,
     Q_ALIVE,
     Q_WORKERS,
     Q_WORKER_LIST,
-    Q_DEAD,
-    Q_DELAYED,
     Q_LEADER,
     Q_LEASE,
     Q_COUNT_
 };
 
+/* The commands of each queue's round trip, in this order. */
+enum { QQ_METRICS_LEN, QQ_METRICS_PAGE, QQ_STATS, QQ_DEAD, QQ_DELAYED, QQ_COUNT_ };
+
 typedef struct scrape {
     web_req *rq;
-    char k_metrics[TQ_KEYS_MAX], k_state[TQ_KEYS_MAX], k_stats[TQ_KEYS_MAX];
-    char k_workers[TQ_KEYS_MAX], k_dead[TQ_KEYS_MAX], k_delayed[TQ_KEYS_MAX];
-    char k_leader[TQ_KEYS_MAX];
+    char k_state[TQ_KEYS_MAX], k_workers[TQ_KEYS_MAX], k_leader[TQ_KEYS_MAX];
     redisReply *r[Q_COUNT_]; /* the first round trip's replies, owned */
-    hash_read metrics, state;
+    hash_read state;
+    tq_buf notes; /* comments on each queue's keys that were left out */
+    unsigned long long stats[NSTATS];
+    long long dead, delayed;
     entries tasks;   /* "queue\ttask\tstate" -> count */
     entries runtime; /* "queue\ttask", bucket or RT_NB -> count or sum */
     entries sched;   /* schedule name -> last run, seconds */
     unsigned long long late[LT_NB];
     double late_sum;
-    size_t bad_fields; /* fields of P:metrics not of the documented layout */
+    size_t bad_fields; /* fields of P:{q}:metrics not of the documented layout */
     size_t bad_sched;  /* P:schedule-state values that are not times */
     int oom;
 } scrape;
@@ -431,13 +431,13 @@ static int on_metrics_field(scrape *s, const char *f, size_t fn, const char *v, 
         int i = parse_bucket(f + 9, fn - 9, LT_NB);
         if (i < 0 || parse_count(v, vn, &count) < 0)
             goto bad;
-        s->late[i] = count;
+        s->late[i] = sat_add(s->late[i], count);
         return 0;
     }
     if (fn == 12 && memcmp(f, "lateness_sum", 12) == 0) {
         if (parse_float(v, vn, &value) < 0)
             goto bad;
-        s->late_sum = value;
+        s->late_sum += value;
         return 0;
     }
     return 0;
@@ -527,10 +527,10 @@ static void free_replies(scrape *s)
     }
 }
 
-/* Sends the first round trip: everything but the rest of large hashes and
- * the queues. Returns 0 with s->r filled, or -1 when Redis could not be
- * reached (nothing kept). A fast failure of a stale socket is retried
- * (web_req_pipeline). */
+/* Sends the first round trip: the global keys but the rest of a large
+ * P:{@}:schedule-state. Returns 0 with s->r filled, or -1 when Redis could
+ * not be reached (nothing kept). A fast failure of a stale socket is
+ * retried (web_req_pipeline). */
 static int round_one(scrape *s)
 {
     char now_min[32], page[16], last[16];
@@ -541,46 +541,38 @@ static int round_one(scrape *s)
              (long long)(now_ms - s->rq->env->liveness_ms));
     snprintf(page, sizeof page, "%d", WEB_METRICS_PAGE);
     snprintf(last, sizeof last, "%d", WEB_METRICS_SERIES_MAX - 1);
-    const char *stats[2 + NSTATS] = {"HMGET", s->k_stats};
-    for (size_t i = 0; i < NSTATS; i++)
-        stats[2 + i] = stats_series[i].field;
     struct {
         int argc;
         const char *argv[6];
     } plain[Q_COUNT_] = {
-        [Q_METRICS_LEN] = {2, {"HLEN", s->k_metrics}},
-        [Q_METRICS_PAGE] = {5, {"HSCAN", s->k_metrics, "0", "COUNT", page}},
         [Q_STATE_LEN] = {2, {"HLEN", s->k_state}},
         [Q_STATE_PAGE] = {5, {"HSCAN", s->k_state, "0", "COUNT", page}},
         [Q_ALIVE] = {4, {"ZCOUNT", s->k_workers, now_min, "+inf"}},
         [Q_WORKERS] = {2, {"ZCARD", s->k_workers}},
         [Q_WORKER_LIST] = {5, {"ZRANGE", s->k_workers, "0", last, "WITHSCORES"}},
-        [Q_DEAD] = {2, {"LLEN", s->k_dead}},
-        [Q_DELAYED] = {2, {"ZCARD", s->k_delayed}},
         [Q_LEADER] = {2, {"GET", s->k_leader}},
         [Q_LEASE] = {2, {"PTTL", s->k_leader}},
     };
     const char *const *cmds[Q_COUNT_];
     int argcs[Q_COUNT_];
     for (int i = 0; i < Q_COUNT_; i++) {
-        cmds[i] = i == Q_STATS ? stats : plain[i].argv;
-        argcs[i] = i == Q_STATS ? (int)(2 + NSTATS) : plain[i].argc;
+        cmds[i] = plain[i].argv;
+        argcs[i] = plain[i].argc;
     }
     return web_req_pipeline(s->rq, Q_COUNT_, argcs, cmds, NULL, s->r);
 }
 
-/* Reads the remaining pages of the hashes, both in one round trip each
- * time. Returns 0, -1 when Redis could not be reached, -2 when out of
- * memory. */
-static int more_pages(scrape *s)
+/* Reads the remaining pages of hash h, one round trip each. Returns 0, -1
+ * when Redis could not be reached, -2 when out of memory. */
+static int more_pages(scrape *s, hash_read *h)
 {
     char page[16];
     snprintf(page, sizeof page, "%d", WEB_METRICS_PAGE);
-    hash_read *hs[2] = {&s->metrics, &s->state};
+    hash_read *hs[1] = {h};
     for (;;) {
-        hash_read *pend[2];
+        hash_read *pend[1];
         int n = 0, failed = 0, oom = 0;
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 1; i++) {
             if (!hs[i]->ok || hs[i]->done)
                 continue;
             const char *argv[] = {"HSCAN", hs[i]->key, hs[i]->cursor, "COUNT", page};
@@ -607,6 +599,72 @@ static int more_pages(scrape *s)
         if (oom)
             return -2;
     }
+}
+
+/* Reads queue q's keys: its labelled counters (P:{q}:metrics, whole), its
+ * counters (P:{q}:stats), dead letters and delayed messages, added to the
+ * scrape; a key of the wrong type adds a comment instead. Returns 0, -1
+ * when Redis could not be reached, -2 when out of memory. */
+static int read_queue(scrape *s, const char *q)
+{
+    char km[TQ_KEYS_MAX], kst[TQ_KEYS_MAX], kd[TQ_KEYS_MAX], kdl[TQ_KEYS_MAX], page[16];
+    char note[NOTE_MAX];
+    if (web_req_key(s->rq, TQ_KEY_METRICS, q, NULL, km) < 0 ||
+        web_req_key(s->rq, TQ_KEY_STATS, q, NULL, kst) < 0 ||
+        web_req_key(s->rq, TQ_KEY_DEAD, q, NULL, kd) < 0 ||
+        web_req_key(s->rq, TQ_KEY_DELAYED, q, NULL, kdl) < 0)
+        return 0;
+    snprintf(page, sizeof page, "%d", WEB_METRICS_PAGE);
+    const char *stats[2 + NSTATS] = {"HMGET", kst};
+    for (size_t i = 0; i < NSTATS; i++)
+        stats[2 + i] = stats_series[i].field;
+    const char *c0[] = {"HLEN", km}, *c1[] = {"HSCAN", km, "0", "COUNT", page};
+    const char *c3[] = {"LLEN", kd}, *c4[] = {"ZCARD", kdl};
+    const char *const *cmds[QQ_COUNT_] = {c0, c1, stats, c3, c4};
+    const int argcs[QQ_COUNT_] = {2, 5, (int)(2 + NSTATS), 2, 2};
+    redisReply *r[QQ_COUNT_];
+    if (web_req_pipeline(s->rq, QQ_COUNT_, argcs, cmds, NULL, r) < 0)
+        return -1;
+    int rc = 0;
+    hash_read h = {.key = km, .fn = on_metrics_field};
+    if (hash_start(s, &h, r[QQ_METRICS_LEN], r[QQ_METRICS_PAGE]) < 0)
+        rc = -2;
+    else
+        rc = more_pages(s, &h);
+    if (rc == 0 && !h.ok)
+        tq_buf_puts(&s->notes, h.note);
+    if (r[QQ_STATS]->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < NSTATS && i < r[QQ_STATS]->elements; i++) {
+            const redisReply *v = r[QQ_STATS]->element[i];
+            unsigned long long count = 0;
+            /* A counter not written yet is 0: nothing of its kind happened. */
+            if (v->type == REDIS_REPLY_STRING &&
+                parse_count(v->str, v->len, &count) < 0) {
+                char k[WEB_REPLY_CLEAN_MAX];
+                web_reply_clean(kst, k, sizeof k);
+                tq_buf_putf(&s->notes, "# tickq: %s: field %s is not a count\n", k,
+                            stats_series[i].field);
+                continue;
+            }
+            s->stats[i] = sat_add(s->stats[i], count);
+        }
+    } else {
+        note_reply(note, kst, r[QQ_STATS]);
+        tq_buf_puts(&s->notes, note);
+    }
+    const char *ck[] = {kd, kdl};
+    long long *sum[] = {&s->dead, &s->delayed};
+    for (int i = 0; i < 2; i++) {
+        if (r[QQ_DEAD + i]->type == REDIS_REPLY_INTEGER) {
+            *sum[i] += r[QQ_DEAD + i]->integer;
+        } else {
+            note_reply(note, ck[i], r[QQ_DEAD + i]);
+            tq_buf_puts(&s->notes, note);
+        }
+    }
+    for (int i = 0; i < QQ_COUNT_; i++)
+        freeReplyObject(r[i]);
+    return rc;
 }
 
 /* ---- the families --------------------------------------------------------- */
@@ -705,10 +763,6 @@ static void out_runtime(tq_buf *b, scrape *s)
 
 static void out_metrics_families(tq_buf *b, scrape *s)
 {
-    if (!s->metrics.ok) {
-        tq_buf_puts(b, s->metrics.note);
-        return;
-    }
     out_tasks(b, s);
     out_runtime(b, s);
     out_head(b, "tickq_tick_lateness_seconds", "histogram",
@@ -716,12 +770,11 @@ static void out_metrics_families(tq_buf *b, scrape *s)
              "first attempts).");
     out_histogram(b, "tickq_tick_lateness_seconds", NULL, 0, NULL, lateness_bounds, LT_NB,
                   s->late, s->late_sum);
-    if (s->bad_fields) {
-        char k[WEB_REPLY_CLEAN_MAX];
-        web_reply_clean(s->k_metrics, k, sizeof k);
-        tq_buf_putf(b, "# tickq: %s: skipped %zu field(s) not of the documented layout\n", k,
-                s->bad_fields);
-    }
+    if (s->bad_fields)
+        tq_buf_putf(b,
+                    "# tickq: P:{<queue>}:metrics: skipped %zu field(s) not of the "
+                    "documented layout\n",
+                    s->bad_fields);
 }
 
 /* The queues, as /api/queues shows them. A queue whose key could not be
@@ -810,15 +863,11 @@ static void out_workers(tq_buf *b, scrape *s)
 
 static void out_counts(tq_buf *b, scrape *s)
 {
-    if (reply_is(b, s->k_dead, s->r[Q_DEAD], REDIS_REPLY_INTEGER, -1)) {
-        out_head(b, "tickq_dead_letters", "gauge", "Messages in the dead letters.");
-        tq_buf_putf(b, "tickq_dead_letters %lld\n", s->r[Q_DEAD]->integer);
-    }
-    if (reply_is(b, s->k_delayed, s->r[Q_DELAYED], REDIS_REPLY_INTEGER, -1)) {
-        out_head(b, "tickq_delayed_messages", "gauge",
-                 "Messages waiting for their due time (retries, ETAs).");
-        tq_buf_putf(b, "tickq_delayed_messages %lld\n", s->r[Q_DELAYED]->integer);
-    }
+    out_head(b, "tickq_dead_letters", "gauge", "Messages in the dead letters.");
+    tq_buf_putf(b, "tickq_dead_letters %lld\n", s->dead);
+    out_head(b, "tickq_delayed_messages", "gauge",
+             "Messages waiting for their due time (retries, ETAs).");
+    tq_buf_putf(b, "tickq_delayed_messages %lld\n", s->delayed);
 }
 
 static void out_leader(tq_buf *b, scrape *s)
@@ -878,28 +927,15 @@ static void out_schedules(tq_buf *b, scrape *s)
         char k[WEB_REPLY_CLEAN_MAX];
         web_reply_clean(s->k_state, k, sizeof k);
         tq_buf_putf(b, "# tickq: %s: skipped %zu field(s) whose value is not a time\n", k,
-                s->bad_sched);
+                    s->bad_sched);
     }
 }
 
 static void out_stats(tq_buf *b, scrape *s)
 {
-    const redisReply *r = s->r[Q_STATS];
-    if (!reply_is(b, s->k_stats, r, REDIS_REPLY_ARRAY, -1))
-        return;
-    for (size_t i = 0; i < NSTATS && i < r->elements; i++) {
-        const redisReply *v = r->element[i];
-        unsigned long long count = 0;
-        /* A counter not written yet is 0: nothing of its kind happened. */
-        if (v->type == REDIS_REPLY_STRING && parse_count(v->str, v->len, &count) < 0) {
-            char k[WEB_REPLY_CLEAN_MAX];
-            web_reply_clean(s->k_stats, k, sizeof k);
-            tq_buf_putf(b, "# tickq: %s: field %s is not a count\n", k,
-                    stats_series[i].field);
-            continue;
-        }
+    for (size_t i = 0; i < NSTATS; i++) {
         out_head(b, stats_series[i].name, "counter", stats_series[i].help);
-        tq_buf_putf(b, "%s %llu\n", stats_series[i].name, count);
+        tq_buf_putf(b, "%s %llu\n", stats_series[i].name, s->stats[i]);
     }
 }
 
@@ -913,6 +949,7 @@ static double mono_s(void)
 static void scrape_free(scrape *s)
 {
     free_replies(s);
+    free(s->notes.p);
     entries_free(&s->tasks);
     entries_free(&s->runtime);
     entries_free(&s->sched);
@@ -928,23 +965,27 @@ int web_metrics_get(web_req *rq)
     char err[WEB_REPLY_CLEAN_MAX] = "";
     json_t *queues = NULL;
 
-    if (web_req_key(rq, TQ_KEY_METRICS, NULL, s.k_metrics) < 0 ||
-        web_req_key(rq, TQ_KEY_SCHEDULE_STATE, NULL, s.k_state) < 0 ||
-        web_req_key(rq, TQ_KEY_STATS, NULL, s.k_stats) < 0 ||
-        web_req_key(rq, TQ_KEY_WORKERS, NULL, s.k_workers) < 0 ||
-        web_req_key(rq, TQ_KEY_DEAD, NULL, s.k_dead) < 0 ||
-        web_req_key(rq, TQ_KEY_DELAYED, NULL, s.k_delayed) < 0 ||
-        web_req_key(rq, TQ_KEY_BEAT_LEADER, NULL, s.k_leader) < 0)
+    if (web_req_key(rq, TQ_KEY_SCHEDULE_STATE, NULL, NULL, s.k_state) < 0 ||
+        web_req_key(rq, TQ_KEY_WORKERS, NULL, NULL, s.k_workers) < 0 ||
+        web_req_key(rq, TQ_KEY_BEAT_LEADER, NULL, NULL, s.k_leader) < 0)
         return web_reply_error(rq, 500, "metrics: key name too long");
-    s.metrics = (hash_read){.key = s.k_metrics, .fn = on_metrics_field};
     s.state = (hash_read){.key = s.k_state, .fn = on_state_field};
 
     if (round_one(&s) < 0)
         return web_reply_redis_error(rq, NULL, "metrics: reading redis");
-    if (hash_start(&s, &s.metrics, s.r[Q_METRICS_LEN], s.r[Q_METRICS_PAGE]) < 0 ||
-        hash_start(&s, &s.state, s.r[Q_STATE_LEN], s.r[Q_STATE_PAGE]) < 0)
+    if (hash_start(&s, &s.state, s.r[Q_STATE_LEN], s.r[Q_STATE_PAGE]) < 0)
         goto oom;
-    rc = more_pages(&s);
+    rc = more_pages(&s, &s.state);
+    /* Then each queue's keys, in its own slot. */
+    char(*names)[TQ_CONFIG_NAME_MAX] = calloc(WEB_REQ_QUEUES_MAX, sizeof *names);
+    int nq = rc == 0 && names ? web_req_queues(rq, names) : 0;
+    if (rc == 0 && !names)
+        rc = -2;
+    if (nq < 0)
+        rc = -1;
+    for (int q = 0; rc == 0 && q < nq; q++)
+        rc = read_queue(&s, names[q]);
+    free(names);
     if (rc == -1) {
         scrape_free(&s);
         return web_reply_redis_error(rq, NULL, "metrics: reading redis");
@@ -978,11 +1019,14 @@ int web_metrics_get(web_req *rq)
     out_leader(&b, &s);
     out_schedules(&b, &s);
     out_stats(&b, &s);
+    if (s.notes.len)
+        tq_buf_puts(&b, s.notes.p);
     json_decref(queues);
     out_head(&b, "tickq_scrape_redis_roundtrips", "gauge",
              "Round trips to Redis this scrape took.");
-    tq_buf_putf(&b, "tickq_scrape_redis_roundtrips %llu\n",
-            (unsigned long long)(rq->redis ? tq_conn_roundtrips(rq->redis) - trips0 : 0));
+    tq_buf_putf(
+        &b, "tickq_scrape_redis_roundtrips %llu\n",
+        (unsigned long long)(rq->redis ? tq_conn_roundtrips(rq->redis) - trips0 : 0));
     out_head(&b, "tickq_scrape_duration_seconds", "gauge",
              "How long this scrape took to read Redis and write its answer.");
     tq_buf_puts(&b, "tickq_scrape_duration_seconds ");

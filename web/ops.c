@@ -92,12 +92,14 @@ static void audit(web_req *rq, const char *fmt, ...)
     rq->audit[o] = '\0';
 }
 
-/* Writes the key of family k (arg as in tq_keys_fmt) into buf. Returns 0,
- * or -1 after answering 500: every argument this file passes fits (a
- * parameter is under WEB_REQ_PARAM_MAX bytes), so that is a bug. */
-static int key_of(web_req *rq, tq_key k, const char *arg, char *buf, int *status)
+/* Writes the key of family k of queue (NULL: global) with arg, as
+ * tq_keys_fmt() does, into buf. Returns 0, or -1 after answering 500: every
+ * argument this file passes fits (a parameter is under WEB_REQ_PARAM_MAX
+ * bytes), so that is a bug. */
+static int key_of(web_req *rq, tq_key k, const char *queue, const char *arg, char *buf,
+                  int *status)
 {
-    if (web_req_key(rq, k, arg, buf) == 0)
+    if (web_req_key(rq, k, queue, arg, buf) == 0)
         return 0;
     *status = web_reply_error(rq, 500, "cannot make the %s key for '%s'",
                               tq_keys_family(k), arg ? arg : "");
@@ -168,14 +170,24 @@ static int schedule_read(web_req *rq, const char *key, const char *name, char **
  * the back. Returns 0, or the status it answered with. */
 static int push(web_req *rq, const char *q, const char *msg, size_t len)
 {
-    char key[TQ_KEYS_MAX], what[TQ_KEYS_MAX + 16];
+    char key[TQ_KEYS_MAX], qs[TQ_KEYS_MAX], what[TQ_KEYS_MAX + 16];
     int status = 0;
-    if (key_of(rq, TQ_KEY_QUEUE, q, key, &status) < 0)
+    if (key_of(rq, TQ_KEY_QUEUE, q, NULL, key, &status) < 0 ||
+        key_of(rq, TQ_KEY_QUEUES, NULL, NULL, qs, &status) < 0)
         return status;
+    /* First the queue joins the queues in use (P:{@}:queues), where the
+     * web, the reaper and the beat's promotion find it; then the push, in
+     * the queue's own slot. */
+    snprintf(what, sizeof what, "writing %s", qs);
+    const char *qv[] = {qs, q};
+    redisReply *r = call(rq, "queues_add", 1, 1, qv, NULL, what, &status);
+    if (!r)
+        return status;
+    freeReplyObject(r);
     snprintf(what, sizeof what, "writing %s", key);
     const char *argv[] = {key, msg};
     const size_t lens[] = {strlen(key), len};
-    redisReply *r = call(rq, "queue_push", 1, 1, argv, lens, what, &status);
+    r = call(rq, "queue_push", 1, 1, argv, lens, what, &status);
     if (!r)
         return status;
     if (r->type != REDIS_REPLY_INTEGER)
@@ -269,12 +281,15 @@ int web_ops_schedule_put(web_req *rq)
     if (!(text = tq_msg_dump_json(def, &len)))
         goto oom;
 
-    if (key_of(rq, TQ_KEY_SCHEDULES, NULL, key, &status) < 0)
+    char queues[TQ_KEYS_MAX];
+    if (key_of(rq, TQ_KEY_SCHEDULES, NULL, NULL, key, &status) < 0 ||
+        key_of(rq, TQ_KEY_QUEUES, NULL, NULL, queues, &status) < 0)
         goto out;
     snprintf(what, sizeof what, "writing %s", key);
-    const char *argv[] = {key, name, text};
-    const size_t lens[] = {strlen(key), strlen(name), len};
-    redisReply *r = call(rq, "schedule_put", 1, 2, argv, lens, what, &status);
+    const char *argv[] = {key, queues, name, text, s.queue};
+    const size_t lens[] = {strlen(key), strlen(queues), strlen(name), len,
+                           strlen(s.queue)};
+    redisReply *r = call(rq, "schedule_put", 2, 3, argv, lens, what, &status);
     if (!r)
         goto out;
     if (r->type != REDIS_REPLY_INTEGER) {
@@ -314,8 +329,8 @@ int web_ops_schedule_delete(web_req *rq)
     const char *name = web_req_param(rq, 0);
     char key[TQ_KEYS_MAX], state[TQ_KEYS_MAX], what[2 * TQ_KEYS_MAX + 16];
     int status = 0;
-    if (key_of(rq, TQ_KEY_SCHEDULES, NULL, key, &status) < 0 ||
-        key_of(rq, TQ_KEY_SCHEDULE_STATE, NULL, state, &status) < 0)
+    if (key_of(rq, TQ_KEY_SCHEDULES, NULL, NULL, key, &status) < 0 ||
+        key_of(rq, TQ_KEY_SCHEDULE_STATE, NULL, NULL, state, &status) < 0)
         return status;
     snprintf(what, sizeof what, "writing %s and %s", key, state);
     const char *argv[] = {key, state, name};
@@ -335,8 +350,8 @@ int web_ops_schedule_delete(web_req *rq)
 /* A tick now: the message the next tick would have, with the id
  * "<name>@run-<now ms>-<8 hex random>", which no grid tick has (those are
  * "<name>@<ms>"), so the worker neither takes it for one nor acks it as a
- * duplicate of one, nor of another run asked for in the same millisecond. It is published whether the schedule is enabled or
- * not: a person asked for it. */
+ * duplicate of one, nor of another run asked for in the same millisecond. It is published
+ * whether the schedule is enabled or not: a person asked for it. */
 static unsigned long long random_bits(void);
 
 int web_ops_schedule_run(web_req *rq)
@@ -349,7 +364,7 @@ int web_ops_schedule_run(web_req *rq)
     tq_sched s;
     tq_msg m;
 
-    if (key_of(rq, TQ_KEY_SCHEDULES, NULL, key, &status) < 0 ||
+    if (key_of(rq, TQ_KEY_SCHEDULES, NULL, NULL, key, &status) < 0 ||
         (status = schedule_read(rq, key, name, &text, &len)) != 0)
         return status;
     int rc = tq_sched_decode_text(&s, text, len, NULL, err, sizeof err);
@@ -402,7 +417,7 @@ static int schedule_enable(web_req *rq, int enabled)
     char key[TQ_KEYS_MAX], what[TQ_KEYS_MAX + 16], err[ERR_MAX];
     int status = 0, was = enabled;
 
-    if (key_of(rq, TQ_KEY_SCHEDULES, NULL, key, &status) < 0)
+    if (key_of(rq, TQ_KEY_SCHEDULES, NULL, NULL, key, &status) < 0)
         return status;
     snprintf(what, sizeof what, "writing %s", key);
     for (int tries = 0; tries < CAS_TRIES; tries++) {
@@ -478,8 +493,8 @@ int web_ops_schedule_resume(web_req *rq)
 
 /* ---- queues ------------------------------------------------------------- */
 
-/* Adds queue q to P:paused (pause 1) or removes it: workers stop or start
- * taking from it within a second (docs/PROTOCOL.md). */
+/* Sets queue q's P:{q}:paused (pause 1) or deletes it: workers stop or
+ * start taking from it within a second (docs/PROTOCOL.md). */
 static int queue_pause(web_req *rq, int pause)
 {
     const char *q = web_req_param(rq, 0);
@@ -487,11 +502,11 @@ static int queue_pause(web_req *rq, int pause)
     int status = 0;
     if (!tq_config_name_ok(q))
         return web_reply_error(rq, 400, "queue name '%s': must be " NAME_RULE, q);
-    if (key_of(rq, TQ_KEY_PAUSED, NULL, key, &status) < 0)
+    if (key_of(rq, TQ_KEY_PAUSED, q, NULL, key, &status) < 0)
         return status;
     snprintf(what, sizeof what, "writing %s", key);
-    const char *argv[] = {key, q, pause ? "1" : "0"};
-    redisReply *r = call(rq, "queue_pause", 1, 2, argv, NULL, what, &status);
+    const char *argv[] = {key, pause ? "1" : "0"};
+    redisReply *r = call(rq, "queue_pause", 1, 1, argv, NULL, what, &status);
     if (!r)
         return status;
     if (r->type != REDIS_REPLY_INTEGER)
@@ -532,7 +547,8 @@ static unsigned long long random_bits(void)
 /* Writes a new task id, "api-<unix ms>-<16 hex digits>", into out. */
 static void new_task_id(char *out, size_t outlen)
 {
-    snprintf(out, outlen, "api-%lld-%016llx", (long long)tq_clock_wall_ms(), random_bits());
+    snprintf(out, outlen, "api-%lld-%016llx", (long long)tq_clock_wall_ms(),
+             random_bits());
 }
 
 /* Enqueues one message, validated by the worker's decoder. A message
@@ -833,12 +849,13 @@ static void scan_letter(const scan *sc, int k, letter *l)
 }
 
 /* Requeues the n letters of ls that have a message, in order, in one
- * call. Sets each one's code in codes: 1 requeued, 0 gone meanwhile, -1
- * not requeued (its why then says why). Returns 0, or -1 after answering. */
-static int requeue_letters(web_req *rq, const char *dead_key, int from_tail, letter *ls,
-                           int n, int *codes, int *status)
+ * call, onto queue (the dead list's). Sets each one's code in codes: 1
+ * requeued, 0 gone meanwhile, -1 not requeued (its why then says why).
+ * Returns 0, or -1 after answering. */
+static int requeue_letters(web_req *rq, const char *queue, const char *dead_key,
+                           int from_tail, letter *ls, int n, int *codes, int *status)
 {
-    char dl[TQ_KEYS_MAX], what[TQ_KEYS_MAX + 32];
+    char dl[TQ_KEYS_MAX], qk[TQ_KEYS_MAX], what[TQ_KEYS_MAX + 32];
     char(*keys)[TQ_KEYS_MAX] = NULL;
     const char **argv = NULL;
     size_t *lens = NULL;
@@ -848,21 +865,21 @@ static int requeue_letters(web_req *rq, const char *dead_key, int from_tail, let
 
     for (int i = 0; i < n; i++)
         codes[i] = -1;
-    keys = malloc((size_t)(2 * n + 1) * sizeof *keys);
-    argv = malloc((size_t)(5 * n + 3) * sizeof *argv);
-    lens = malloc((size_t)(5 * n + 3) * sizeof *lens);
+    keys = malloc((size_t)(n + 1) * sizeof *keys);
+    argv = malloc((size_t)(4 * n + 4) * sizeof *argv);
+    lens = malloc((size_t)(4 * n + 4) * sizeof *lens);
     map = malloc((size_t)(n + 1) * sizeof *map);
     if (!keys || !argv || !lens || !map) {
         *status = web_reply_error(rq, 503, "out of memory");
         goto out;
     }
-    if (key_of(rq, TQ_KEY_DELIVERIES, NULL, dl, status) < 0)
+    if (key_of(rq, TQ_KEY_DELIVERIES, queue, NULL, dl, status) < 0 ||
+        key_of(rq, TQ_KEY_QUEUE, queue, NULL, qk, status) < 0)
         goto out;
     for (int i = 0; i < n; i++) {
         if (!ls[i].msg)
             continue;
-        if (key_of(rq, TQ_KEY_RESULT, ls[i].id, keys[2 * nl], status) < 0 ||
-            key_of(rq, TQ_KEY_QUEUE, ls[i].queue, keys[2 * nl + 1], status) < 0)
+        if (key_of(rq, TQ_KEY_RESULT, queue, ls[i].id, keys[nl], status) < 0)
             goto out;
         map[nl++] = i;
     }
@@ -871,15 +888,14 @@ static int requeue_letters(web_req *rq, const char *dead_key, int from_tail, let
         goto out;
     }
     int a = 0;
-    argv[a] = dead_key;
-    lens[a++] = strlen(dead_key);
-    argv[a] = dl;
-    lens[a++] = strlen(dl);
+    const char *fixed[] = {dead_key, dl, qk};
+    for (int k = 0; k < 3; k++) {
+        argv[a] = fixed[k];
+        lens[a++] = strlen(fixed[k]);
+    }
     for (int j = 0; j < nl; j++) {
-        argv[a] = keys[2 * j];
-        lens[a++] = strlen(keys[2 * j]);
-        argv[a] = keys[2 * j + 1];
-        lens[a++] = strlen(keys[2 * j + 1]);
+        argv[a] = keys[j];
+        lens[a++] = strlen(keys[j]);
     }
     argv[a] = from_tail ? "-1" : "1";
     lens[a] = strlen(argv[a]);
@@ -894,7 +910,7 @@ static int requeue_letters(web_req *rq, const char *dead_key, int from_tail, let
         lens[a++] = strlen(l->id);
     }
     snprintf(what, sizeof what, "requeueing from %s", dead_key);
-    r = call(rq, "dead_requeue", 2 + 2 * nl, 1 + 3 * nl, argv, lens, what, status);
+    r = call(rq, "dead_requeue", 3 + nl, 1 + 3 * nl, argv, lens, what, status);
     if (!r)
         goto out;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)nl) {
@@ -907,6 +923,7 @@ static int requeue_letters(web_req *rq, const char *dead_key, int from_tail, let
         letter *l = &ls[map[j]];
         if (e->type == REDIS_REPLY_INTEGER) {
             codes[map[j]] = e->integer == 1 ? 1 : 0;
+            snprintf(l->queue, sizeof l->queue, "%s", queue);
         } else {
             web_reply_clean(e->type == REDIS_REPLY_STRING ? e->str : "unexpected reply",
                             l->why, sizeof l->why);
@@ -926,35 +943,50 @@ out:
 int web_ops_task_retry(web_req *rq)
 {
     const char *id = web_req_param(rq, 0);
-    int status = 0, found = 0, code = -1;
+    int status = 0, found = 0, code = -1, nq, q = 0;
+    long long bigger = 0;
     scan sc;
     letter l;
+    char(*names)[TQ_CONFIG_NAME_MAX] = calloc(WEB_REQ_QUEUES_MAX, sizeof *names);
 
     memset(&sc, 0, sizeof sc);
     memset(&l, 0, sizeof l);
-    if (key_of(rq, TQ_KEY_DEAD, NULL, sc.key, &status) < 0)
-        return status;
+    if (!names)
+        return web_reply_error(rq, 503, "out of memory");
+    if ((nq = web_req_queues(rq, names)) < 0) {
+        free(names);
+        return web_reply_error(rq, 503, "reading the queues: %s", tq_strerror(TQ_EREDIS));
+    }
     double now_s = (double)tq_clock_wall_ms() / 1000.0;
     int got = 0;
-    while (!found && (got = scan_next(rq, &sc, &status)) > 0) {
-        for (int i = 0; i < got && !found; i++) {
-            scan_letter(&sc, i, &l);
-            if (letter_read(&l, 0, now_s) < 0) {
-                status = web_reply_error(rq, 503, "out of memory");
-                goto out;
+    /* Each queue's dead letters in turn, the newest DEAD_SCAN_MAX of each. */
+    for (q = 0; q < nq && !found && got >= 0; q++) {
+        freeReplyObject(sc.page);
+        memset(&sc, 0, sizeof sc);
+        if (key_of(rq, TQ_KEY_DEAD, names[q], NULL, sc.key, &status) < 0)
+            goto out;
+        while (!found && (got = scan_next(rq, &sc, &status)) > 0) {
+            for (int i = 0; i < got && !found; i++) {
+                scan_letter(&sc, i, &l);
+                if (letter_read(&l, 0, now_s) < 0) {
+                    status = web_reply_error(rq, 503, "out of memory");
+                    goto out;
+                }
+                found = strcmp(l.id, id) == 0;
             }
-            found = strcmp(l.id, id) == 0;
+            if (!found)
+                sc.off += got;
         }
-        sc.off += got;
+        bigger |= sc.examined >= DEAD_SCAN_MAX && sc.llen > DEAD_SCAN_MAX;
     }
     if (got < 0)
         goto out;
     if (!found) {
-        if (sc.examined >= DEAD_SCAN_MAX && sc.llen > DEAD_SCAN_MAX)
+        if (bigger)
             status =
                 web_reply_error(rq, 404,
-                                "no dead letter for task %s among the newest %d; only "
-                                "dead tasks can be retried",
+                                "no dead letter for task %s among the newest %d of each "
+                                "queue; only dead tasks can be retried",
                                 id, DEAD_SCAN_MAX);
         else
             status = web_reply_error(rq, 404,
@@ -963,6 +995,7 @@ int web_ops_task_retry(web_req *rq)
                                      id);
         goto out;
     }
+    q--; /* the queue it was found in */
     if (letter_read(&l, 1, now_s) < 0) {
         status = web_reply_error(rq, 503, "out of memory");
         goto out;
@@ -972,7 +1005,7 @@ int web_ops_task_retry(web_req *rq)
             rq, 409, "the dead letter of task %s cannot be retried: %s", id, l.why);
         goto out;
     }
-    if (requeue_letters(rq, sc.key, 0, &l, 1, &code, &status) < 0)
+    if (requeue_letters(rq, names[q], sc.key, 0, &l, 1, &code, &status) < 0)
         goto out;
     if (code == 0) {
         status = web_reply_error(rq, 409,
@@ -987,6 +1020,7 @@ int web_ops_task_retry(web_req *rq)
             web_reply_json(rq, 202, json_pack("{s:s,s:s}", "id", l.id, "queue", l.queue));
     }
 out:
+    free(names);
     free(l.msg);
     freeReplyObject(sc.page);
     return status;
@@ -1064,34 +1098,28 @@ static int skip(json_t *skipped, const letter *l)
     return json_array_append_new(skipped, o);
 }
 
-/* Requeues every dead letter (oldest first), or those of the tasks in
- * {"ids": [...]} (each one's newest), reading at most DEAD_SCAN_MAX
- * letters and writing one call per page. A letter that cannot be
- * requeued (undecodable, base64, its queue key of the wrong type) stays
- * where it is and is listed in "skipped"; "remaining" counts the letters
- * this request did not read (ask again for those); with ids, "not_found"
- * lists the ids that have no dead letter among those read. */
-int web_ops_dead_requeue(web_req *rq)
-{
-    json_t *ids = NULL, *skipped = NULL, *res = NULL;
-    letter *ls = NULL;
-    int codes[DEAD_PAGE];
-    int status, got = 0, nl = 0;
-    long long requeued = 0, left = 0;
-    size_t wanted = 0;
-    scan sc;
+/* What a requeue of dead letters did so far. */
+typedef struct {
+    json_t *ids;     /* the tasks asked for (a set), NULL for all */
+    json_t *skipped; /* letters that stay */
+    long long requeued, left;
+    letter *ls; /* DEAD_PAGE of them */
+} requeue_run;
 
+/* Requeues queue's dead letters (see web_ops_dead_requeue()), reading at
+ * most DEAD_SCAN_MAX of them. Returns 0, or the status it answered with. */
+static int requeue_queue(web_req *rq, requeue_run *run, const char *queue, double now_s)
+{
+    int codes[DEAD_PAGE];
+    int status = 0, got, nl = 0;
+    scan sc;
     memset(&sc, 0, sizeof sc);
-    if ((status = requeue_body(rq, &ids)) != 0)
+    sc.from_tail = !run->ids;
+    if (key_of(rq, TQ_KEY_DEAD, queue, NULL, sc.key, &status) < 0)
         return status;
-    if (!(skipped = json_array()) || !(ls = calloc(DEAD_PAGE, sizeof *ls)))
-        goto oom;
-    wanted = ids ? json_object_size(ids) : 0;
-    sc.from_tail = !ids;
-    if (key_of(rq, TQ_KEY_DEAD, NULL, sc.key, &status) < 0)
-        goto out;
-    double now_s = (double)tq_clock_wall_ms() / 1000.0;
-    while ((!ids || json_object_size(ids) > 0) && !(rq->stopping && *rq->stopping)) {
+    long long left = 0;
+    while ((!run->ids || json_object_size(run->ids) > 0) &&
+           !(rq->stopping && *rq->stopping)) {
         if ((got = scan_next(rq, &sc, &status)) < 0)
             goto out;
         if (got == 0) {
@@ -1099,84 +1127,145 @@ int web_ops_dead_requeue(web_req *rq)
             break;
         }
         for (int k = 0; k < got; k++) {
-            letter *l = &ls[nl];
+            letter *l = &run->ls[nl];
             scan_letter(&sc, k, l);
-            if (letter_read(l, !ids, now_s) < 0)
+            if (letter_read(l, !run->ids, now_s) < 0)
                 goto oom;
-            if (ids) {
-                if (!l->id[0] || !json_object_get(ids, l->id))
+            if (run->ids) {
+                if (!l->id[0] || !json_object_get(run->ids, l->id))
                     continue;
-                json_object_del(ids, l->id); /* its newest dead letter only */
+                json_object_del(run->ids, l->id); /* its newest dead letter only */
                 if (letter_read(l, 1, now_s) < 0)
                     goto oom;
             }
             nl++;
         }
-        if (requeue_letters(rq, sc.key, sc.from_tail, ls, nl, codes, &status) < 0)
+        if (requeue_letters(rq, queue, sc.key, sc.from_tail, run->ls, nl, codes,
+                            &status) < 0)
             goto out;
         int removed = 0;
         for (int i = 0; i < nl; i++) {
             removed += codes[i] >= 0; /* requeued, or gone meanwhile */
-            requeued += codes[i] == 1;
-            if (codes[i] < 0 && skip(skipped, &ls[i]) < 0)
+            run->requeued += codes[i] == 1;
+            if (codes[i] < 0 && skip(run->skipped, &run->ls[i]) < 0)
                 goto oom;
         }
         for (; nl > 0; nl--) {
-            free(ls[nl - 1].msg);
-            ls[nl - 1].msg = NULL;
+            free(run->ls[nl - 1].msg);
+            run->ls[nl - 1].msg = NULL;
         }
         sc.off += got - removed;
         left = sc.llen - removed - sc.off;
         if (left < 0)
             left = 0;
     }
-    res = json_pack("{s:I,s:O,s:I}", "requeued", (json_int_t)requeued, "skipped", skipped,
-                    "remaining", (json_int_t)left);
-    if (res && ids) {
+    run->left += left;
+    goto out;
+oom:
+    status = web_reply_error(rq, 503, "out of memory");
+out:
+    for (int i = 0; i < nl; i++) {
+        free(run->ls[i].msg);
+        run->ls[i].msg = NULL;
+    }
+    freeReplyObject(sc.page);
+    return status;
+}
+
+/* Requeues every dead letter (oldest first, each queue's onto that
+ * queue), or those of the tasks in {"ids": [...]} (each one's newest),
+ * reading at most DEAD_SCAN_MAX letters of each queue and writing one call
+ * per page. A letter that cannot be requeued (undecodable, base64, its
+ * queue key of the wrong type) stays where it is and is listed in
+ * "skipped"; "remaining" counts the letters this request did not read (ask
+ * again for those); with ids, "not_found" lists the ids that have no dead
+ * letter among those read. */
+int web_ops_dead_requeue(web_req *rq)
+{
+    requeue_run run;
+    json_t *res = NULL;
+    int status, nq;
+    size_t wanted = 0;
+    char(*names)[TQ_CONFIG_NAME_MAX] = NULL;
+
+    memset(&run, 0, sizeof run);
+    if ((status = requeue_body(rq, &run.ids)) != 0)
+        return status;
+    if (!(run.skipped = json_array()) || !(run.ls = calloc(DEAD_PAGE, sizeof *run.ls)) ||
+        !(names = calloc(WEB_REQ_QUEUES_MAX, sizeof *names)))
+        goto oom;
+    if ((nq = web_req_queues(rq, names)) < 0) {
+        status =
+            web_reply_error(rq, 503, "reading the queues: %s", tq_strerror(TQ_EREDIS));
+        goto out;
+    }
+    wanted = run.ids ? json_object_size(run.ids) : 0;
+    double now_s = (double)tq_clock_wall_ms() / 1000.0;
+    for (int q = 0; q < nq && (!run.ids || json_object_size(run.ids) > 0); q++)
+        if ((status = requeue_queue(rq, &run, names[q], now_s)) != 0)
+            goto out;
+    res = json_pack("{s:I,s:O,s:I}", "requeued", (json_int_t)run.requeued, "skipped",
+                    run.skipped, "remaining", (json_int_t)run.left);
+    if (res && run.ids) {
         const char *k;
         json_t *v, *not_found = json_array();
-        json_object_foreach(ids, k, v)
+        json_object_foreach(run.ids, k, v)
         {
             json_array_append_new(not_found, json_string(k));
         }
         json_object_set_new(res, "not_found", not_found);
     }
-    if (ids)
-        audit(rq, "requeued %lld of %zu dead letters by id", requeued, wanted);
+    if (run.ids)
+        audit(rq, "requeued %lld of %zu dead letters by id", run.requeued, wanted);
     else
-        audit(rq, "requeued %lld dead letters (%zu skipped, %lld remaining)", requeued,
-              json_array_size(skipped), left);
+        audit(rq, "requeued %lld dead letters (%zu skipped, %lld remaining)",
+              run.requeued, json_array_size(run.skipped), run.left);
     status = web_reply_json(rq, 200, res);
     goto out;
 oom:
     status = web_reply_error(rq, 503, "out of memory");
 out:
-    if (status >= 500 && requeued > 0) /* the pages before the failure */
-        audit(rq, "requeued %lld dead letters, then failed with %d", requeued, status);
-    for (int i = 0; ls && i < nl; i++)
-        free(ls[i].msg);
-    free(ls);
-    freeReplyObject(sc.page);
-    json_decref(skipped);
-    json_decref(ids);
+    if (status >= 500 && run.requeued > 0) /* the pages before the failure */
+        audit(rq, "requeued %lld dead letters, then failed with %d", run.requeued,
+              status);
+    free(run.ls);
+    free(names);
+    json_decref(run.skipped);
+    json_decref(run.ids);
     return status;
 }
 
 int web_ops_dead_purge(web_req *rq)
 {
     char key[TQ_KEYS_MAX], what[TQ_KEYS_MAX + 16];
-    int status = 0;
-    if (key_of(rq, TQ_KEY_DEAD, NULL, key, &status) < 0)
+    int status = 0, nq;
+    long long n = 0;
+    char(*names)[TQ_CONFIG_NAME_MAX] = calloc(WEB_REQ_QUEUES_MAX, sizeof *names);
+    if (!names)
+        return web_reply_error(rq, 503, "out of memory");
+    if ((nq = web_req_queues(rq, names)) < 0) {
+        free(names);
+        return web_reply_error(rq, 503, "reading the queues: %s", tq_strerror(TQ_EREDIS));
+    }
+    for (int q = 0; q < nq; q++) {
+        if (key_of(rq, TQ_KEY_DEAD, names[q], NULL, key, &status) < 0)
+            break;
+        snprintf(what, sizeof what, "deleting %s", key);
+        const char *argv[] = {key};
+        redisReply *r = call(rq, "dead_purge", 1, 0, argv, NULL, what, &status);
+        if (!r)
+            break;
+        if (r->type != REDIS_REPLY_INTEGER) {
+            status = odd_reply(rq, r, what);
+            break;
+        }
+        n += r->integer;
+        freeReplyObject(r);
+    }
+    free(names);
+    if (n > 0 || !status)
+        audit(rq, "deleted all %lld dead letters%s", n, status ? ", then failed" : "");
+    if (status)
         return status;
-    snprintf(what, sizeof what, "deleting %s", key);
-    const char *argv[] = {key};
-    redisReply *r = call(rq, "dead_purge", 1, 0, argv, NULL, what, &status);
-    if (!r)
-        return status;
-    if (r->type != REDIS_REPLY_INTEGER)
-        return odd_reply(rq, r, what);
-    long long n = r->integer;
-    freeReplyObject(r);
-    audit(rq, "deleted all %lld dead letters", n);
     return web_reply_json(rq, 200, json_pack("{s:I}", "deleted", (json_int_t)n));
 }

@@ -154,7 +154,8 @@ int web_reply_json(web_req *rq, int status, json_t *obj)
     char *body = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!body)
-        return web_reply(rq, 500, "application/json", fallback, sizeof fallback - 1, NULL);
+        return web_reply(rq, 500, "application/json", fallback, sizeof fallback - 1,
+                         NULL);
     int rc = web_reply(rq, status, "application/json", body, strlen(body), NULL);
     free(body);
     return rc;
@@ -209,13 +210,13 @@ int web_reply_redis_error(web_req *rq, const redisReply *r, const char *fmt, ...
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (!r)
-        return web_reply_error(rq, 503, "%s: %s%s", what,
-                               rq->redis ? tq_strerror(TQ_EREDIS)
-                                         : "no redis connection for this thread",
-                               rq->unanswered ? " (redis got the change but did not answer "
-                                                "in time: it may have been made; see "
-                                                "/api/audit)"
-                                              : "");
+        return web_reply_error(
+            rq, 503, "%s: %s%s", what,
+            rq->redis ? tq_strerror(TQ_EREDIS) : "no redis connection for this thread",
+            rq->unanswered ? " (redis got the change but did not answer "
+                             "in time: it may have been made; see "
+                             "/api/audit)"
+                           : "");
     if (r->type == REDIS_REPLY_ERROR) {
         web_reply_clean(r->str, shown, sizeof shown);
         return web_reply_error(rq, strncmp(r->str, "WRONGTYPE", 9) == 0 ? 500 : 503,

@@ -7,6 +7,7 @@
 #include "web/http.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,9 +92,11 @@ int web_req_query_int(const web_req *rq, const char *name, long long lo, long lo
     return 0;
 }
 
-int web_req_key(const web_req *rq, tq_key k, const char *arg, char *buf)
+int web_req_key(const web_req *rq, tq_key k, const char *queue, const char *arg,
+                char *buf)
 {
-    return tq_keys_fmt(rq->env->prefix, k, arg, buf, TQ_KEYS_MAX) < 0 ? TQ_ETOOBIG : 0;
+    return tq_keys_fmt(rq->env->prefix, k, queue, arg, buf, TQ_KEYS_MAX) < 0 ? TQ_ETOOBIG
+                                                                             : 0;
 }
 
 /* Runs a command (argc/argv/lens), or with name the call of the library
@@ -210,4 +213,32 @@ int web_req_pipeline(web_req *rq, int n, const int *argcs, const char *const *co
         tq_clock_sleep_us(wait_ms * 1000);
     }
     return -1;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+int web_req_queues(web_req *rq, char (*names)[TQ_CONFIG_NAME_MAX])
+{
+    char key[TQ_KEYS_MAX];
+    web_req_key(rq, TQ_KEY_QUEUES, NULL, NULL, key);
+    const char *argv[] = {"SMEMBERS", key};
+    redisReply *r = web_req_redis(rq, 2, argv, NULL);
+    if (!r)
+        return -1;
+    int n = 0;
+    snprintf(names[n++], TQ_CONFIG_NAME_MAX, "default");
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (n == WEB_REQ_QUEUES_MAX || e->type != REDIS_REPLY_STRING ||
+            e->len >= TQ_CONFIG_NAME_MAX || !tq_config_name_ok(e->str) ||
+            strcmp(e->str, "default") == 0)
+            continue;
+        memcpy(names[n++], e->str, e->len + 1);
+    }
+    freeReplyObject(r);
+    qsort(names + 1, (size_t)n - 1, sizeof names[0], by_name);
+    return n;
 }

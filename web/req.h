@@ -19,20 +19,21 @@
 #include "common/conn.h"
 #include "common/keys.h"
 
-#define WEB_REQ_PARAMS_MAX 2 /* '*' segments in one route */
+#define WEB_REQ_PARAMS_MAX 2     /* '*' segments in one route */
 #define WEB_REQ_PIPELINE_MAX 256 /* commands in one web_req_pipeline() */
-#define WEB_REQ_PARAM_MAX 260 /* a decoded parameter, with the NUL (a task id) */
-#define WEB_REQ_AUDIT_MAX 512 /* what a mutation did, for the audit stream */
-#define WEB_REQ_BODY_MAX (1024 * 1024 + 4096) /* a request body: a 1 MiB message
-                                                 and its JSON framing */
+#define WEB_REQ_PARAM_MAX 260    /* a decoded parameter, with the NUL (a task id) */
+#define WEB_REQ_AUDIT_MAX 512    /* what a mutation did, for the audit stream */
+#define WEB_REQ_BODY_MAX                                                                 \
+    (1024 * 1024 + 4096) /* a request body: a 1 MiB message                              \
+                            and its JSON framing */
 
 struct mg_connection;
 
 /* What every handler shares: the configuration and the keys it reads. */
 typedef struct {
-    const tq_config *cfg;   /* the server's copy */
-    const char *prefix;     /* cfg->prefix */
-    int64_t liveness_ms;    /* a worker whose heartbeat is older is dead */
+    const tq_config *cfg;     /* the server's copy */
+    const char *prefix;       /* cfg->prefix */
+    int64_t liveness_ms;      /* a worker whose heartbeat is older is dead */
     _Atomic int *sse_clients; /* event streams open now (web/sse.c counts) */
 } web_env;
 
@@ -51,7 +52,7 @@ typedef struct {
     volatile const int *stopping; /* non-zero once the server is stopping */
     int mutation;                 /* a route that changes Redis */
     int unanswered; /* a command got no answer (web_reply_redis_error() saw it) */
-    int close;                    /* the connection closes after the answer */
+    int close;      /* the connection closes after the answer */
     /* A mutation handler that changed something writes one line here
      * ("paused queue reports"); the dispatcher appends it to the audit
      * stream with the time, method, path and address. */
@@ -72,9 +73,19 @@ int web_req_query(const web_req *rq, const char *name, char *out, size_t outlen)
 int web_req_query_int(const web_req *rq, const char *name, long long lo, long long hi,
                       long long def, long long *out);
 
-/* Writes the key of family k (arg as in tq_keys_fmt) into buf
- * (TQ_KEYS_MAX bytes). Returns 0 or TQ_ETOOBIG. */
-int web_req_key(const web_req *rq, tq_key k, const char *arg, char *buf);
+/* Writes the key of family k of queue (NULL for a global key) with arg, as
+ * tq_keys_fmt() does, into buf (TQ_KEYS_MAX bytes). Returns 0 or
+ * TQ_ETOOBIG (also for a family of the other scope). */
+int web_req_key(const web_req *rq, tq_key k, const char *queue, const char *arg,
+                char *buf);
+
+#define WEB_REQ_QUEUES_MAX 256 /* queues a request looks at */
+
+/* The queues in use, into names (WEB_REQ_QUEUES_MAX of them): "default",
+ * then the members of P:{@}:queues in name order (a member that is no
+ * queue name is passed over; a set of the wrong type reads as empty).
+ * Returns how many, or -1 when Redis cannot be reached. */
+int web_req_queues(web_req *rq, char (*names)[TQ_CONFIG_NAME_MAX]);
 
 /* Runs one command on the thread's connection: a new reply (maybe an error
  * reply), or NULL when Redis cannot be reached (or rq->redis is NULL). A

@@ -31,14 +31,26 @@ typedef struct {
     char task[FILTER_MAX];
 } sse_filter;
 
-/* One stream being served. */
+#define POLL_MS 200             /* a read that found nothing waits this long */
+#define STREAMS_REFRESH_MS 5000 /* how often new queues' streams are looked for */
+#define STREAMS_MAX (WEB_REQ_QUEUES_MAX + 1)
+
+/* One Redis stream read: the global P:{@}:events or a queue's. */
+typedef struct {
+    char key[TQ_KEYS_MAX];
+    char cursor[STREAM_ID_MAX]; /* read after this entry */
+} sse_source;
+
+/* One event stream being served. */
 typedef struct {
     web_req *rq;
     sse_filter filter;
-    char key[TQ_KEYS_MAX];
-    char cursor[STREAM_ID_MAX]; /* read after this entry; "" until known */
-    int64_t last_write_ms;      /* monotonic: when the client last got bytes */
-    int gone;                   /* a write failed: the client went away */
+    char cursor[STREAM_ID_MAX]; /* where a new source starts; "" until known */
+    sse_source *src;            /* STREAMS_MAX of them */
+    int nsrc;
+    int64_t refresh_ms;    /* monotonic: when to look for new queues */
+    int64_t last_write_ms; /* monotonic: when the client last got bytes */
+    int gone;              /* a write failed: the client went away */
 } sse_stream;
 
 /* ---- checks on what the client sent ------------------------------------ */
@@ -287,11 +299,13 @@ enum {
     READ_FATAL = -1, /* the stream is over (error sent, or the client gone) */
 };
 
-/* Handles a reply that is no answer (r borrowed): NULL and transient
- * errors (LOADING, BUSY, a failover) are retried; a wrong type, any other
- * error and a reply of the wrong shape end the stream with an error event,
- * since retrying cannot cure them. Returns READ_RETRY or READ_FATAL. */
-static int read_failed(sse_stream *st, const redisReply *r, const char *what)
+/* Handles a reply that is no answer (r borrowed) about key: NULL and
+ * transient errors (LOADING, BUSY, a failover) are retried; a wrong type,
+ * any other error and a reply of the wrong shape end the stream with an
+ * error event, since retrying cannot cure them. Returns READ_RETRY or
+ * READ_FATAL. */
+static int read_failed(sse_stream *st, const redisReply *r, const char *what,
+                       const char *key)
 {
     char why[TQ_KEYS_MAX + WEB_REPLY_CLEAN_MAX + 64], shown[WEB_REPLY_CLEAN_MAX];
     if (!r)
@@ -299,90 +313,210 @@ static int read_failed(sse_stream *st, const redisReply *r, const char *what)
     if (r->type == REDIS_REPLY_ERROR) {
         web_reply_clean(r->str, shown, sizeof shown);
         if (strncmp(r->str, "WRONGTYPE", 9) != 0 && strncmp(r->str, "ERR", 3) != 0) {
-            tq_warn("event stream to %s: %s %s: %s; retrying", st->rq->remote, what,
-                    st->key, shown);
+            tq_warn("event stream to %s: %s %s: %s; retrying", st->rq->remote, what, key,
+                    shown);
             return READ_RETRY;
         }
-        snprintf(why, sizeof why, "%s %s: %s", what, st->key, shown);
+        snprintf(why, sizeof why, "%s %s: %s", what, key, shown);
     } else if (r->type == REDIS_REPLY_ARRAY) {
-        snprintf(why, sizeof why, "%s %s: a malformed reply", what, st->key);
+        snprintf(why, sizeof why, "%s %s: a malformed reply", what, key);
     } else {
-        snprintf(why, sizeof why, "%s %s: unexpected reply type %d", what, st->key,
-                 r->type);
+        snprintf(why, sizeof why, "%s %s: unexpected reply type %d", what, key, r->type);
     }
     send_error(st, why);
     return READ_FATAL;
 }
 
-/* Sets the cursor to the newest entry now, or "0-0" for an absent or empty
- * stream, so that "only new events" survives a reconnect to Redis: a
- * concrete id, unlike XREAD's "$", misses nothing added in between. */
+/* Sets the cursor to Redis' clock now (TIME), so that "only new events"
+ * survives a reconnect to Redis: a concrete id, unlike XREAD's "$",
+ * misses nothing added in between, in any of the streams. */
 static int read_start(sse_stream *st)
 {
-    const char *argv[] = {"XREVRANGE", st->key, "+", "-", "COUNT", "1"};
-    redisReply *r = web_req_redis(st->rq, 6, argv, NULL);
+    const char *argv[] = {"TIME"};
+    redisReply *r = web_req_redis(st->rq, 1, argv, NULL);
     int rc = READ_OK;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
-        snprintf(st->cursor, sizeof st->cursor, "0-0");
-    } else if (r && r->type == REDIS_REPLY_ARRAY &&
-               r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements >= 1 &&
-               r->element[0]->element[0]->type == REDIS_REPLY_STRING &&
-               is_stream_id(r->element[0]->element[0]->str)) {
-        snprintf(st->cursor, sizeof st->cursor, "%s", r->element[0]->element[0]->str);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
+        long long ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+                       strtoll(r->element[1]->str, NULL, 10) / 1000;
+        snprintf(st->cursor, sizeof st->cursor, "%lld-0", ms > 0 ? ms - 1 : 0);
     } else {
-        rc = read_failed(st, r, "reading the newest entry of");
+        rc = read_failed(st, r, "reading the time of", "the server");
     }
     freeReplyObject(r);
     return rc;
 }
 
-/* Waits up to one slice for entries after the cursor and sends those that
- * pass the filter; the cursor moves past every entry read, sent or not. */
+/* Makes the list of sources: the queue of ?queue=, or the global stream
+ * and every queue's; a source new to the list starts at the stream's
+ * cursor. Returns READ_OK or READ_RETRY. */
+static int read_sources(sse_stream *st)
+{
+    web_req *rq = st->rq;
+    char(*names)[TQ_CONFIG_NAME_MAX] = NULL;
+    int n;
+    if (st->filter.queue[0]) {
+        if (st->nsrc)
+            return READ_OK;
+        if (!tq_config_name_ok(st->filter.queue))
+            return READ_OK; /* no queue has that name: nothing matches */
+        n = 1;
+    } else {
+        names = calloc(WEB_REQ_QUEUES_MAX, sizeof *names);
+        if (!names || (n = web_req_queues(rq, names)) < 0) {
+            free(names);
+            return READ_RETRY;
+        }
+    }
+    for (int i = -1; i < n && st->nsrc < STREAMS_MAX; i++) {
+        char key[TQ_KEYS_MAX];
+        if (i < 0 && st->filter.queue[0])
+            continue; /* the workers' events have no queue */
+        const char *q = i < 0 ? NULL : st->filter.queue[0] ? st->filter.queue : names[i];
+        if (web_req_key(rq, TQ_KEY_EVENTS, q, NULL, key) < 0)
+            continue;
+        int k = 0;
+        while (k < st->nsrc && strcmp(st->src[k].key, key) != 0)
+            k++;
+        if (k == st->nsrc) {
+            snprintf(st->src[k].key, sizeof st->src[k].key, "%s", key);
+            snprintf(st->src[k].cursor, sizeof st->src[k].cursor, "%s", st->cursor);
+            st->nsrc++;
+        }
+    }
+    free(names);
+    st->refresh_ms = tq_clock_mono_ms() + STREAMS_REFRESH_MS;
+    return READ_OK;
+}
+
+/* 1 when stream id a comes before b (both checked by is_stream_id). */
+static int id_before(const char *a, const char *b)
+{
+    unsigned long long am = strtoull(a, NULL, 10), bm = strtoull(b, NULL, 10);
+    if (am != bm)
+        return am < bm;
+    return strtoull(strchr(a, '-') + 1, NULL, 10) <
+           strtoull(strchr(b, '-') + 1, NULL, 10);
+}
+
+/* One entry read, for the merge. */
+typedef struct {
+    const redisReply *e;
+    int src;
+} sse_entry;
+
+/* Reads what is new after each source's cursor (one pipeline, no blocking:
+ * the sources may live on several cluster nodes) and sends the entries
+ * that pass the filter, all sources merged in id order; each cursor moves
+ * past every entry read, sent or not. Waits POLL_MS when nothing came. */
 static int read_events(sse_stream *st)
 {
-    const char *argv[] = {"XREAD", "COUNT",   READ_COUNT, "BLOCK",
-                          NULL,    "STREAMS", st->key,    st->cursor};
-    char block[16];
-    snprintf(block, sizeof block, "%d", WEB_SSE_SLICE_MS);
-    argv[4] = block;
-    redisReply *r = web_req_redis(st->rq, 8, argv, NULL);
-    if (r && r->type == REDIS_REPLY_NIL) { /* nothing new in this slice */
-        freeReplyObject(r);
+    if ((!st->nsrc || tq_clock_mono_ms() >= st->refresh_ms) &&
+        read_sources(st) == READ_RETRY)
+        return READ_RETRY;
+    int n = st->nsrc;
+    if (n == 0) {
+        tq_clock_sleep_us(POLL_MS * 1000);
         return READ_OK;
     }
-    /* [[key, [[id, [field, value, ...]], ...]]] */
-    const redisReply *entries = NULL;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
-        r->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
-        entries = r->element[0]->element[1];
-    if (!entries) {
-        int rc = read_failed(st, r, "reading");
-        freeReplyObject(r);
-        return rc;
-    }
+    const char *(*cmd)[6] = calloc((size_t)n, sizeof *cmd);
+    const char *const **cmds = calloc((size_t)n, sizeof *cmds);
+    int *ac = calloc((size_t)n, sizeof *ac);
+    redisReply **r = calloc((size_t)n, sizeof *r);
+    sse_entry *all = NULL;
     int rc = READ_OK;
-    for (size_t i = 0; i < entries->elements && rc == READ_OK; i++) {
-        const redisReply *e = entries->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[0]->type != REDIS_REPLY_STRING ||
-            !is_stream_id(e->element[0]->str) ||
-            (e->element[1]->type != REDIS_REPLY_ARRAY &&
-             e->element[1]->type != REDIS_REPLY_NIL)) {
-            char why[TQ_KEYS_MAX + 64];
-            snprintf(why, sizeof why, "reading %s: a malformed entry", st->key);
-            send_error(st, why);
-            rc = READ_FATAL;
-            break;
+    if (!cmd || !cmds || !ac || !r) {
+        send_error(st, "out of memory");
+        rc = READ_FATAL;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *c[] = {"XREAD",   "COUNT",        READ_COUNT,
+                           "STREAMS", st->src[i].key, st->src[i].cursor};
+        memcpy(cmd[i], c, sizeof c);
+        cmds[i] = cmd[i];
+        ac[i] = 6;
+    }
+    if (web_req_pipeline(st->rq, n, ac, cmds, NULL, r) < 0) {
+        memset(r, 0, sizeof *r * (size_t)n);
+        rc = READ_RETRY;
+        goto out;
+    }
+    /* [[key, [[id, [field, value, ...]], ...]]] per source, or nil. */
+    size_t total = 0;
+    for (int i = 0; i < n && rc == READ_OK; i++) {
+        const redisReply *x = r[i];
+        if (x->type == REDIS_REPLY_NIL)
+            continue;
+        if (x->type == REDIS_REPLY_ARRAY && x->elements == 1 &&
+            x->element[0]->type == REDIS_REPLY_ARRAY && x->element[0]->elements == 2 &&
+            x->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
+            total += x->element[0]->element[1]->elements;
+        else
+            rc = read_failed(st, x, "reading", st->src[i].key);
+    }
+    if (rc != READ_OK || total == 0)
+        goto out;
+    all = calloc(total, sizeof *all);
+    if (!all) {
+        send_error(st, "out of memory");
+        rc = READ_FATAL;
+        goto out;
+    }
+    size_t m = 0;
+    for (int i = 0; i < n && rc == READ_OK; i++) {
+        if (r[i]->type == REDIS_REPLY_NIL)
+            continue;
+        const redisReply *entries = r[i]->element[0]->element[1];
+        for (size_t j = 0; j < entries->elements; j++) {
+            const redisReply *e = entries->element[j];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                e->element[0]->type != REDIS_REPLY_STRING ||
+                !is_stream_id(e->element[0]->str) ||
+                (e->element[1]->type != REDIS_REPLY_ARRAY &&
+                 e->element[1]->type != REDIS_REPLY_NIL)) {
+                char why[TQ_KEYS_MAX + 64];
+                snprintf(why, sizeof why, "reading %s: a malformed entry",
+                         st->src[i].key);
+                send_error(st, why);
+                rc = READ_FATAL;
+                break;
+            }
+            all[m++] = (sse_entry){e, i};
         }
+    }
+    /* Merge: each source's entries are in order; insertion keeps it. */
+    for (size_t i = 1; i < m; i++) {
+        sse_entry x = all[i];
+        size_t j = i;
+        while (j > 0 && id_before(x.e->element[0]->str, all[j - 1].e->element[0]->str)) {
+            all[j] = all[j - 1];
+            j--;
+        }
+        all[j] = x;
+    }
+    for (size_t i = 0; i < m && rc == READ_OK; i++) {
+        const redisReply *e = all[i].e;
         const char *id = e->element[0]->str;
         if (e->element[1]->type == REDIS_REPLY_ARRAY &&
             matches(&st->filter, e->element[1]) && send_event(st, id, e->element[1]) < 0)
             rc = READ_FATAL;
         else
-            snprintf(st->cursor, sizeof st->cursor, "%s", id);
+            snprintf(st->src[all[i].src].cursor, sizeof st->src[0].cursor, "%s", id);
     }
-    freeReplyObject(r);
+out:
+    for (int i = 0; r && i < n; i++)
+        freeReplyObject(r[i]);
+    free(all);
+    free(cmd);
+    free(cmds);
+    free(ac);
+    free(r);
+    if (rc == READ_OK && total == 0)
+        for (int64_t end = tq_clock_mono_ms() + POLL_MS;
+             tq_clock_mono_ms() < end && !*st->rq->stopping;)
+            tq_clock_sleep_us(50 * 1000);
     return rc;
 }
 
@@ -443,16 +577,19 @@ int web_sse_events(web_req *rq)
         free(st);
         return status;
     }
-    if (web_req_key(rq, TQ_KEY_EVENTS, NULL, st->key) < 0 || !rq->redis) {
+    st->src = calloc(STREAMS_MAX, sizeof *st->src);
+    if (!st->src || !rq->redis) {
+        free(st->src);
         free(st);
-        return web_reply_error(rq, rq->redis ? 500 : 503, "%s",
-                               rq->redis ? "the events key is too long"
+        return web_reply_error(rq, 503, "%s",
+                               rq->redis ? "out of memory"
                                          : "no redis connection for this thread");
     }
 
     int open = atomic_fetch_add(rq->env->sse_clients, 1) + 1;
     if (open > WEB_SSE_CLIENTS_MAX) {
         atomic_fetch_sub(rq->env->sse_clients, 1);
+        free(st->src);
         free(st);
         char secs[16], body[160];
         snprintf(secs, sizeof secs, "%d", WEB_SSE_RETRY_AFTER_S);
@@ -476,6 +613,7 @@ int web_sse_events(web_req *rq)
                                  : "error");
     }
     atomic_fetch_sub(rq->env->sse_clients, 1);
+    free(st->src);
     free(st);
     return 200;
 }

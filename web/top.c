@@ -29,7 +29,6 @@
 #define TOP_EVENTS_READ "200"
 #define TOP_QUEUES_MAX 256    /* queue names collected */
 #define TOP_QUEUE_NAME_MAX 65 /* with the NUL, as tq_config_name_ok allows */
-#define TOP_SCAN_ROUNDS 50    /* SCAN calls spent looking for queue keys */
 #define TOP_FIELD_MAX 40      /* a name shown in a column, with the NUL */
 
 /* One frame being drawn. */
@@ -47,9 +46,10 @@ typedef struct {
     int more; /* names were left out (over TOP_QUEUES_MAX) */
 } top_queues;
 
-static void key(const top_frame *t, tq_key k, const char *arg, char *buf)
+static void key(const top_frame *t, tq_key k, const char *queue, const char *arg,
+                char *buf)
 {
-    if (tq_keys_fmt(t->cfg->prefix, k, arg, buf, TQ_KEYS_MAX) < 0)
+    if (tq_keys_fmt(t->cfg->prefix, k, queue, arg, buf, TQ_KEYS_MAX) < 0)
         buf[0] = '\0'; /* a name too long for a key: reads find nothing */
 }
 
@@ -135,7 +135,7 @@ static int draw_header(top_frame *t)
     }
     freeReplyObject(r);
 
-    key(t, TQ_KEY_BEAT_LEADER, NULL, k);
+    key(t, TQ_KEY_BEAT_LEADER, NULL, NULL, k);
     const char *get[] = {"GET", k}, *pttl[] = {"PTTL", k};
     r = cmd(t, 2, get);
     redisReply *ttl = cmd(t, 2, pttl);
@@ -155,22 +155,6 @@ static int draw_header(top_frame *t)
     freeReplyObject(r);
     freeReplyObject(ttl);
 
-    static const char *const counters[] = {"published", "processed", "failed",
-                                           "retried",   "dead",      "expired"};
-    key(t, TQ_KEY_STATS, NULL, k);
-    const char *hmget[] = {"HMGET",     k,           counters[0], counters[1],
-                           counters[2], counters[3], counters[4], counters[5]};
-    r = cmd(t, 8, hmget);
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 6) {
-        for (size_t i = 0; i < 6; i++) {
-            long long v = reply_int(r->element[i]);
-            fprintf(t->out, "%s%s %lld", i ? "  " : "", counters[i], v < 0 ? 0 : v);
-        }
-        fputc('\n', t->out);
-    } else {
-        fprintf(t->out, "counters: cannot read %s\n", k);
-    }
-    freeReplyObject(r);
     return 0;
 }
 
@@ -198,37 +182,13 @@ static int queue_cmp(const void *a, const void *b)
     return strcmp((const char *)a, (const char *)b);
 }
 
-/* Collects the queue names: keys P:queue:* (a bounded SCAN: an empty list
- * has no key), the paused set and the queues workers consume, so an empty
- * queue that is in use still shows. */
+/* Collects the queue names: the queues in use (P:{@}:queues) and those
+ * that live workers consume, so a queue in use shows even when empty. */
 static void find_queues(top_frame *t, top_queues *q)
 {
-    char stem[TQ_KEYS_MAX], pattern[TQ_KEYS_MAX + 2], k[TQ_KEYS_MAX], cursor[32] = "0";
-    size_t stem_len =
-        (size_t)tq_keys_stem(t->cfg->prefix, TQ_KEY_QUEUE, stem, sizeof stem);
-    snprintf(pattern, sizeof pattern, "%s*", stem);
-    for (int round = 0; round < TOP_SCAN_ROUNDS; round++) {
-        const char *scan[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
-        redisReply *r = cmd(t, 6, scan);
-        int ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-                 r->element[0]->type == REDIS_REPLY_STRING &&
-                 r->element[0]->len < sizeof cursor &&
-                 r->element[1]->type == REDIS_REPLY_ARRAY;
-        if (ok) {
-            const redisReply *keys = r->element[1];
-            for (size_t i = 0; i < keys->elements; i++)
-                if (keys->element[i]->type == REDIS_REPLY_STRING &&
-                    keys->element[i]->len > stem_len)
-                    queue_add(q, keys->element[i]->str + stem_len,
-                              keys->element[i]->len - stem_len);
-            memcpy(cursor, r->element[0]->str, r->element[0]->len + 1);
-        }
-        freeReplyObject(r);
-        if (!ok || strcmp(cursor, "0") == 0)
-            break;
-    }
-
-    key(t, TQ_KEY_PAUSED, NULL, k);
+    char k[TQ_KEYS_MAX];
+    queue_add(q, "default", 7);
+    key(t, TQ_KEY_QUEUES, NULL, NULL, k);
     const char *smembers[] = {"SMEMBERS", k};
     redisReply *r = cmd(t, 2, smembers);
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
@@ -237,14 +197,14 @@ static void find_queues(top_frame *t, top_queues *q)
     freeReplyObject(r);
 
     /* The queues field of live workers' hashes: "a,b,c". */
-    key(t, TQ_KEY_WORKERS, NULL, k);
+    key(t, TQ_KEY_WORKERS, NULL, NULL, k);
     const char *zrange[] = {"ZREVRANGE", k, "0", "99"};
     r = cmd(t, 4, zrange);
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         if (r->element[i]->type != REDIS_REPLY_STRING)
             continue;
         char wk[TQ_KEYS_MAX];
-        key(t, TQ_KEY_WORKER, r->element[i]->str, wk);
+        key(t, TQ_KEY_WORKER, NULL, r->element[i]->str, wk);
         const char *hget[] = {"HGET", wk, "queues"};
         redisReply *v = cmd(t, 3, hget);
         if (v && v->type == REDIS_REPLY_STRING)
@@ -256,6 +216,37 @@ static void find_queues(top_frame *t, top_queues *q)
         freeReplyObject(v);
     }
     freeReplyObject(r);
+    qsort(q->name, (size_t)q->n, sizeof q->name[0], queue_cmp);
+}
+
+/* The counters, added up over the queues (P:{q}:stats). */
+static void draw_counters(top_frame *t, const top_queues *q)
+{
+    static const char *const counters[] = {"published", "processed", "failed",
+                                           "retried",   "dead",      "expired"};
+    long long sum[6] = {0};
+    int bad = 0;
+    for (int i = 0; i < q->n; i++) {
+        char k[TQ_KEYS_MAX];
+        key(t, TQ_KEY_STATS, q->name[i], NULL, k);
+        const char *hmget[] = {"HMGET",     k,           counters[0], counters[1],
+                               counters[2], counters[3], counters[4], counters[5]};
+        redisReply *r = cmd(t, 8, hmget);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 6) {
+            for (size_t j = 0; j < 6; j++) {
+                long long v = reply_int(r->element[j]);
+                sum[j] += v < 0 ? 0 : v;
+            }
+        } else {
+            bad++;
+        }
+        freeReplyObject(r);
+    }
+    for (size_t j = 0; j < 6; j++)
+        fprintf(t->out, "%s%s %lld", j ? "  " : "", counters[j], sum[j]);
+    if (bad)
+        fprintf(t->out, "  (%d queue(s)' counters unreadable)", bad);
+    fputc('\n', t->out);
 }
 
 /* The age of the oldest waiting message of a queue (its right end), in
@@ -281,16 +272,14 @@ static double queue_latency(top_frame *t, const char *k)
 
 static void draw_queues(top_frame *t, top_queues *q)
 {
-    qsort(q->name, (size_t)q->n, sizeof q->name[0], queue_cmp);
-    char k[TQ_KEYS_MAX];
-    key(t, TQ_KEY_PAUSED, NULL, k);
     fprintf(t->out, "\nQUEUES (%d%s)\n  %-24s %8s  %-6s  %s\n", q->n, q->more ? "+" : "",
             "name", "depth", "paused", "latency");
     for (int i = 0; i < q->n && i < TOP_ROWS_MAX; i++) {
-        char qk[TQ_KEYS_MAX], depth[24], age[16], name[TOP_FIELD_MAX];
-        key(t, TQ_KEY_QUEUE, q->name[i], qk);
-        const char *llen[] = {"LLEN", qk}, *sismember[] = {"SISMEMBER", k, q->name[i]};
-        redisReply *r = cmd(t, 2, llen), *p = cmd(t, 3, sismember);
+        char qk[TQ_KEYS_MAX], k[TQ_KEYS_MAX], depth[24], age[16], name[TOP_FIELD_MAX];
+        key(t, TQ_KEY_QUEUE, q->name[i], NULL, qk);
+        key(t, TQ_KEY_PAUSED, q->name[i], NULL, k);
+        const char *llen[] = {"LLEN", qk}, *exists[] = {"EXISTS", k};
+        redisReply *r = cmd(t, 2, llen), *p = cmd(t, 2, exists);
         if (r && r->type == REDIS_REPLY_INTEGER)
             snprintf(depth, sizeof depth, "%lld", (long long)r->integer);
         else
@@ -312,7 +301,7 @@ static void draw_queues(top_frame *t, top_queues *q)
 static void draw_workers(top_frame *t)
 {
     char k[TQ_KEYS_MAX];
-    key(t, TQ_KEY_WORKERS, NULL, k);
+    key(t, TQ_KEY_WORKERS, NULL, NULL, k);
     const char *zcard[] = {"ZCARD", k};
     char rows[8];
     snprintf(rows, sizeof rows, "%d", TOP_ROWS_MAX - 1);
@@ -330,26 +319,39 @@ static void draw_workers(top_frame *t)
         double hb = strtod(score->str, NULL);
         double age = ((double)t->now_ms - hb) / 1000.0;
         int alive = age * 1000.0 <= (double)t->cfg->liveness_ms;
-        char wk[TQ_KEYS_MAX], pk[TQ_KEYS_MAX], name[TOP_FIELD_MAX], ago[16];
-        key(t, TQ_KEY_WORKER, id->str, wk);
-        key(t, TQ_KEY_PROCESSING, id->str, pk);
-        const char *hmget[] = {"HMGET", wk, "processed", "failed"},
-                   *llen[] = {"LLEN", pk};
-        redisReply *h = cmd(t, 4, hmget), *l = cmd(t, 2, llen);
-        long long processed = -1, failed = -1, running = -1;
-        if (h && h->type == REDIS_REPLY_ARRAY && h->elements == 2) {
+        char wk[TQ_KEYS_MAX], name[TOP_FIELD_MAX], ago[16];
+        key(t, TQ_KEY_WORKER, NULL, id->str, wk);
+        const char *hmget[] = {"HMGET", wk, "processed", "failed", "queues"};
+        redisReply *h = cmd(t, 5, hmget);
+        long long processed = -1, failed = -1, running = 0;
+        if (h && h->type == REDIS_REPLY_ARRAY && h->elements == 3) {
             processed = reply_int(h->element[0]);
             failed = reply_int(h->element[1]);
+            /* Running: its processing lists, one per queue it consumes. */
+            const redisReply *qs = h->element[2];
+            for (const char *p = qs->str;
+                 qs->type == REDIS_REPLY_STRING && p < qs->str + qs->len;) {
+                char qn[TOP_QUEUE_NAME_MAX], pk[TQ_KEYS_MAX];
+                size_t len = strcspn(p, ",");
+                if (len && len < sizeof qn) {
+                    memcpy(qn, p, len);
+                    qn[len] = '\0';
+                    key(t, TQ_KEY_PROCESSING, qn, id->str, pk);
+                    const char *llen[] = {"LLEN", pk};
+                    redisReply *l = cmd(t, 2, llen);
+                    if (l && l->type == REDIS_REPLY_INTEGER)
+                        running += l->integer;
+                    freeReplyObject(l);
+                }
+                p += len + 1;
+            }
         }
-        if (l && l->type == REDIS_REPLY_INTEGER)
-            running = l->integer;
         shown(id->str, id->len, name, sizeof name);
         duration(age < 0 ? 0 : age, ago, sizeof ago);
         fprintf(t->out, "  %-32s %-5s %7lld %9lld %7lld  %s ago\n", name,
                 alive ? "yes" : "no", running < 0 ? 0 : running,
                 processed < 0 ? 0 : processed, failed < 0 ? 0 : failed, ago);
         freeReplyObject(h);
-        freeReplyObject(l);
     }
     if (total > TOP_ROWS_MAX)
         fprintf(t->out, "  ... %lld more\n", total - TOP_ROWS_MAX);
@@ -389,7 +391,7 @@ static void every_text(int64_t ms, char *buf, size_t len)
 static void draw_schedules(top_frame *t)
 {
     char k[TQ_KEYS_MAX];
-    key(t, TQ_KEY_SCHEDULES, NULL, k);
+    key(t, TQ_KEY_SCHEDULES, NULL, NULL, k);
     const char *hgetall[] = {"HGETALL", k};
     redisReply *r = cmd(t, 2, hgetall);
     size_t n = r && r->type == REDIS_REPLY_ARRAY ? r->elements / 2 : 0;
@@ -458,28 +460,62 @@ static void entry_field(const redisReply *fields, const char *name, char *buf, s
         }
 }
 
-static void draw_events(top_frame *t)
+/* 1 when stream id a comes after b. */
+static int id_after(const char *a, const char *b)
 {
-    char k[TQ_KEYS_MAX];
-    key(t, TQ_KEY_EVENTS, NULL, k);
-    const char *xrevrange[] = {"XREVRANGE", k, "+", "-", "COUNT", TOP_EVENTS_READ};
-    redisReply *r = cmd(t, 6, xrevrange);
+    unsigned long long am = strtoull(a, NULL, 10), bm = strtoull(b, NULL, 10);
+    if (am != bm)
+        return am > bm;
+    const char *ad = strchr(a, '-'), *bd = strchr(b, '-');
+    return ad && bd && strtoull(ad + 1, NULL, 10) > strtoull(bd + 1, NULL, 10);
+}
+
+/* The newest events of the global stream and of every queue's, merged. */
+static void draw_events(top_frame *t, const top_queues *q)
+{
+    int ns = q->n + 1;
+    redisReply **r = calloc((size_t)ns, sizeof *r);
+    size_t *at = calloc((size_t)ns, sizeof *at);
     fprintf(t->out, "\nEVENTS (newest first, heartbeats left out)\n");
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        fprintf(t->out, "  cannot read %s\n", k);
-        freeReplyObject(r);
+    if (!r || !at) {
+        fprintf(t->out, "  out of memory\n");
+        free(r);
+        free(at);
         return;
     }
+    for (int i = 0; i < ns; i++) {
+        char k[TQ_KEYS_MAX];
+        key(t, TQ_KEY_EVENTS, i ? q->name[i - 1] : NULL, NULL, k);
+        const char *xrevrange[] = {"XREVRANGE", k, "+", "-", "COUNT", TOP_EVENTS_READ};
+        r[i] = cmd(t, 6, xrevrange);
+        if (!r[i] || r[i]->type != REDIS_REPLY_ARRAY)
+            fprintf(t->out, "  cannot read %s\n", k);
+    }
     int shown_n = 0;
-    for (size_t i = 0; i < r->elements && shown_n < TOP_EVENTS; i++) {
-        const redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[1]->type != REDIS_REPLY_ARRAY)
-            continue;
+    for (;;) {
+        /* The newest entry not shown yet, of all streams. */
+        int best = -1;
+        for (int i = 0; i < ns; i++) {
+            if (!r[i] || r[i]->type != REDIS_REPLY_ARRAY || at[i] >= r[i]->elements)
+                continue;
+            const redisReply *e = r[i]->element[at[i]];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                e->element[0]->type != REDIS_REPLY_STRING ||
+                e->element[1]->type != REDIS_REPLY_ARRAY) {
+                at[i]++;
+                i--;
+                continue;
+            }
+            if (best < 0 ||
+                id_after(e->element[0]->str, r[best]->element[at[best]]->element[0]->str))
+                best = i;
+        }
+        if (best < 0 || shown_n >= TOP_EVENTS)
+            break;
+        const redisReply *f = r[best]->element[at[best]++]->element[1];
         char ev[TOP_FIELD_MAX], ts[24], id[TOP_FIELD_MAX], task[TOP_FIELD_MAX],
             worker[TOP_FIELD_MAX], queue[TOP_FIELD_MAX], runtime[16],
             error[TOP_FIELD_MAX * 2];
-        const redisReply *f = e->element[1];
         entry_field(f, "event", ev, sizeof ev);
         if (strcmp(ev, "worker-heartbeat") == 0)
             continue;
@@ -508,7 +544,10 @@ static void draw_events(top_frame *t)
     }
     if (shown_n == 0)
         fprintf(t->out, "  (none)\n");
-    freeReplyObject(r);
+    for (int i = 0; i < ns; i++)
+        freeReplyObject(r[i]);
+    free(r);
+    free(at);
 }
 
 /* ---- the loop ------------------------------------------------------------- */
@@ -522,16 +561,17 @@ static char *compose(tq_conn *c, const tq_config *cfg, size_t *len, int *down)
     if (!t.out)
         return NULL;
     *down = draw_header(&t) < 0;
-    if (!*down) {
-        top_queues *q = calloc(1, sizeof *q);
-        if (q) {
-            find_queues(&t, q);
-            draw_queues(&t, q);
-            free(q);
-        }
+    top_queues *q = *down ? NULL : calloc(1, sizeof *q);
+    if (q) {
+        find_queues(&t, q);
+        draw_counters(&t, q);
+        draw_queues(&t, q);
         draw_workers(&t);
         draw_schedules(&t);
-        draw_events(&t);
+        draw_events(&t, q);
+        free(q);
+    } else if (!*down) {
+        fprintf(t.out, "out of memory\n");
     }
     if (fclose(t.out) != 0) {
         free(text);

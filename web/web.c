@@ -26,6 +26,7 @@
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,6 @@ struct web_server {
     tq_config cfg; /* a copy: handlers borrow it through env */
     web_env env;
     tq_url url; /* Redis, parsed once */
-    char timer_key[TQ_KEYS_MAX];
     char audit_key[TQ_KEYS_MAX];
     char ports[WEB_PORTS_MAX]; /* civetweb's listening_ports */
     atomic_int nthreads;       /* names the per-thread connections */
@@ -272,32 +272,89 @@ static void methods_text(int mask, int implied, char *buf, size_t len)
 
 /* ---- handlers ---------------------------------------------------------- */
 
-/* Reads the timer's seconds into *seconds. Returns 0, or the status it
- * answered with (500 for a bad value, 503 when Redis is unavailable). An
- * absent key is 0 seconds. */
-static int read_timer(web_req *rq, const char *key, long long *seconds)
+/* Adds the value of the timer's counter key to *seconds. Returns 0, or the
+ * status it answered with (500 for a bad value). An absent key adds 0. */
+static int add_timer(web_req *rq, const char *key, const redisReply *r,
+                     long long *seconds)
 {
-    const char *argv[] = {"GET", key};
-    redisReply *r = web_req_redis(rq, 2, argv, NULL);
-    int status = 0;
-    if (r && r->type == REDIS_REPLY_NIL) {
-        *seconds = 0;
-    } else if (r && r->type == REDIS_REPLY_STRING) {
-        if (web_timer_parse(r->str, r->len, seconds) < 0)
-            status = web_reply_error(rq, 500, "key %s does not hold an integer", key);
-        else if (*seconds < 0)
-            status = web_reply_error(rq, 500, "key %s holds a negative number of seconds",
-                                     key);
-    } else {
-        status = web_reply_redis_error(rq, r, "reading key %s", key);
-    }
-    freeReplyObject(r);
-    return status;
+    long long v = 0;
+    if (r->type == REDIS_REPLY_NIL)
+        return 0;
+    if (r->type != REDIS_REPLY_STRING)
+        return web_reply_redis_error(rq, r, "reading key %s", key);
+    if (web_timer_parse(r->str, r->len, &v) < 0)
+        return web_reply_error(rq, 500, "key %s does not hold an integer", key);
+    if (v < 0)
+        return web_reply_error(rq, 500, "key %s holds a negative number of seconds", key);
+    if (v > LLONG_MAX - *seconds)
+        return web_reply_error(rq, 500, "the timer's counters add up past 2^63");
+    *seconds += v;
+    return 0;
 }
 
-static const char *timer_key(const web_req *rq)
+#define TIMER_QUEUES_MAX 256 /* queues whose timer counters /timer adds up */
+
+/* Reads the timer's seconds into *seconds: the "timer" counter
+ * (P:{q}:counter:timer) of every queue in use, added up, so that the
+ * timer counts wherever its ticks run. Returns 0, or the status it
+ * answered with (500 for a bad value, 503 when Redis is unavailable). */
+static int read_timer(web_req *rq, long long *seconds)
 {
-    return ((const web_server *)mg_get_request_info(rq->conn)->user_data)->timer_key;
+    char kq[TQ_KEYS_MAX];
+    web_req_key(rq, TQ_KEY_QUEUES, NULL, NULL, kq);
+    const char *argv[] = {"SMEMBERS", kq};
+    redisReply *qs = web_req_redis(rq, 2, argv, NULL);
+    if (!qs || (qs->type != REDIS_REPLY_ARRAY && qs->type != REDIS_REPLY_ERROR)) {
+        int st = web_reply_redis_error(rq, qs, "reading key %s", kq);
+        freeReplyObject(qs);
+        return st;
+    }
+    char(*key)[TQ_KEYS_MAX] = calloc(TIMER_QUEUES_MAX + 1, sizeof *key);
+    const char *(*cmd)[2] = calloc(TIMER_QUEUES_MAX + 1, sizeof *cmd);
+    const char *const **cmds = calloc(TIMER_QUEUES_MAX + 1, sizeof *cmds);
+    int *ac = calloc(TIMER_QUEUES_MAX + 1, sizeof *ac);
+    redisReply **r = calloc(TIMER_QUEUES_MAX + 1, sizeof *r);
+    int n = 0, status = 0;
+    if (!key || !cmd || !cmds || !ac || !r) {
+        status = web_reply_error(rq, 503, "out of memory");
+        goto out;
+    }
+    /* "default", then the others (a set of the wrong type reads as none). */
+    web_req_key(rq, TQ_KEY_COUNTER, "default", "timer", key[n++]);
+    for (size_t i = 0;
+         qs->type == REDIS_REPLY_ARRAY && i < qs->elements && n <= TIMER_QUEUES_MAX;
+         i++) {
+        const redisReply *q = qs->element[i];
+        if (q->type != REDIS_REPLY_STRING || !tq_config_name_ok(q->str) ||
+            strcmp(q->str, "default") == 0)
+            continue;
+        web_req_key(rq, TQ_KEY_COUNTER, q->str, "timer", key[n++]);
+    }
+    for (int i = 0; i < n; i++) {
+        cmd[i][0] = "GET";
+        cmd[i][1] = key[i];
+        cmds[i] = cmd[i];
+        ac[i] = 2;
+    }
+    if (web_req_pipeline(rq, n, ac, cmds, NULL, r) < 0) {
+        status =
+            web_reply_error(rq, 503, "reading the timer: %s", tq_strerror(TQ_EREDIS));
+        n = 0;
+        goto out;
+    }
+    *seconds = 0;
+    for (int i = 0; i < n && !status; i++)
+        status = add_timer(rq, key[i], r[i], seconds);
+out:
+    for (int i = 0; r && i < n; i++)
+        freeReplyObject(r[i]);
+    freeReplyObject(qs);
+    free(key);
+    free(cmd);
+    free(cmds);
+    free(ac);
+    free(r);
+    return status;
 }
 
 static int get_index(web_req *rq)
@@ -325,7 +382,7 @@ static int get_timer(web_req *rq)
 {
     char text[64];
     long long seconds = 0;
-    int status = read_timer(rq, timer_key(rq), &seconds);
+    int status = read_timer(rq, &seconds);
     if (status)
         return status;
     web_timer_text(seconds, text, sizeof text);
@@ -335,7 +392,7 @@ static int get_timer(web_req *rq)
 static int get_api_timer(web_req *rq)
 {
     long long seconds = 0;
-    int status = read_timer(rq, timer_key(rq), &seconds);
+    int status = read_timer(rq, &seconds);
     if (status)
         return status;
     return web_reply_json(rq, 200,
@@ -722,10 +779,8 @@ web_server *web_new(const tq_config *cfg, char *err, size_t errlen)
     w->env.prefix = w->cfg.prefix;
     w->env.liveness_ms = cfg->liveness_ms;
     w->env.sse_clients = &w->sse_clients;
-    if (tq_keys_fmt(cfg->prefix, TQ_KEY_COUNTER, "timer", w->timer_key,
-                    sizeof w->timer_key) < 0 ||
-        tq_keys_fmt(cfg->prefix, TQ_KEY_AUDIT, NULL, w->audit_key, sizeof w->audit_key) <
-            0) {
+    if (tq_keys_fmt(cfg->prefix, TQ_KEY_AUDIT, NULL, NULL, w->audit_key,
+                    sizeof w->audit_key) < 0) {
         snprintf(err, errlen, "--prefix: '%s' makes too long a key", cfg->prefix);
         rc = TQ_ECONFIG;
         goto err;

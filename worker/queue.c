@@ -32,20 +32,23 @@ static int qkeys_init(worker_qkeys *k, const char *p, const char *name, const ch
     const char *q = name;
     snprintf(k->name, sizeof k->name, "%s", name);
     bad |= tq_keys_fmt(p, TQ_KEY_QUEUE, q, NULL, k->queue, sizeof k->queue) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_PROCESSING, q, id, k->processing, sizeof k->processing) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_CONSUMERS, q, NULL, k->consumers, sizeof k->consumers) < 0;
+    bad |=
+        tq_keys_fmt(p, TQ_KEY_PROCESSING, q, id, k->processing, sizeof k->processing) < 0;
+    bad |=
+        tq_keys_fmt(p, TQ_KEY_CONSUMERS, q, NULL, k->consumers, sizeof k->consumers) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_STATS, q, NULL, k->stats, sizeof k->stats) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_DEAD, q, NULL, k->dead, sizeof k->dead) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_DELAYED, q, NULL, k->delayed, sizeof k->delayed) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_DELIVERIES, q, NULL, k->deliveries, sizeof k->deliveries) <
-           0;
+    bad |= tq_keys_fmt(p, TQ_KEY_DELIVERIES, q, NULL, k->deliveries,
+                       sizeof k->deliveries) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_PAUSED, q, NULL, k->paused, sizeof k->paused) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_EVENTS, q, NULL, k->events, sizeof k->events) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_TASKS, q, NULL, k->tasks, sizeof k->tasks) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_METRICS, q, NULL, k->metrics, sizeof k->metrics) < 0;
     bad |= tq_keys_stem(p, TQ_KEY_LOCK, q, k->lock_stem, sizeof k->lock_stem) < 0;
     bad |= tq_keys_stem(p, TQ_KEY_RESULT, q, k->result_stem, sizeof k->result_stem) < 0;
-    bad |= tq_keys_stem(p, TQ_KEY_HISTORY, q, k->history_stem, sizeof k->history_stem) < 0;
+    bad |=
+        tq_keys_stem(p, TQ_KEY_HISTORY, q, k->history_stem, sizeof k->history_stem) < 0;
     bad |= tq_keys_stem(p, TQ_KEY_PROCESSING, q, k->processing_stem,
                         sizeof k->processing_stem) < 0;
     bad |= tq_keys_stem(p, TQ_KEY_MINUTE, q, k->minute_stem, sizeof k->minute_stem) < 0;
@@ -63,8 +66,10 @@ int worker_queue_init(worker_queue *q, const tq_config *cfg, const char *id)
         bad |= qkeys_init(&q->qk[i], p, cfg->queues[i], id);
     q->nqueues = cfg->nqueues;
     bad |= tq_keys_fmt(p, TQ_KEY_WORKERS, NULL, NULL, q->workers, sizeof q->workers) < 0;
-    bad |= tq_keys_fmt(p, TQ_KEY_WORKER, NULL, id, q->worker_hash, sizeof q->worker_hash) < 0;
-    bad |= tq_keys_stem(p, TQ_KEY_WORKER, NULL, q->worker_stem, sizeof q->worker_stem) < 0;
+    bad |= tq_keys_fmt(p, TQ_KEY_WORKER, NULL, id, q->worker_hash,
+                       sizeof q->worker_hash) < 0;
+    bad |=
+        tq_keys_stem(p, TQ_KEY_WORKER, NULL, q->worker_stem, sizeof q->worker_stem) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_REAPER, NULL, NULL, q->reaper, sizeof q->reaper) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_QUEUES, NULL, NULL, q->queues, sizeof q->queues) < 0;
     bad |= tq_keys_fmt(p, TQ_KEY_EVENTS, NULL, NULL, q->events, sizeof q->events) < 0;
@@ -126,11 +131,10 @@ static void deliver_args_init(deliver_args *d, const worker_queue *q, int64_t no
 static void deliver_argv(const char **argv, const worker_queue *q, const worker_qkeys *k,
                          const deliver_args *d)
 {
-    const char *v[] = {k->processing, k->consumers, k->stats,       k->deliveries,
-                       k->dead,       k->events,    k->paused,      k->lock_stem,
-                       k->result_stem, k->queue,    q->id,          d->now,
-                       d->live,       d->ttl,       d->margin,      d->maxdel,
-                       k->name};
+    const char *v[] = {
+        k->processing, k->consumers, k->stats,       k->deliveries, k->dead, k->events,
+        k->paused,     k->lock_stem, k->result_stem, k->queue,      q->id,   d->now,
+        d->live,       d->ttl,       d->margin,      d->maxdel,     k->name};
     memcpy(argv, v, sizeof v);
 }
 
@@ -175,7 +179,8 @@ static int fetch_one(tq_conn *c, const worker_queue *q, int qi, const deliver_ar
 }
 
 int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
-                       const _Atomic int *paused, worker_item *items, unsigned *bad_queues)
+                       const _Atomic int *paused, worker_item *items,
+                       unsigned *bad_queues)
 {
     deliver_args d;
     deliver_args_init(&d, q, now_ms);
@@ -598,7 +603,7 @@ static int complete_queue(tq_conn *c, const worker_queue *q, int qi, worker_item
         rc = TQ_ENOMEM;
         goto out;
     }
-    const char *fixed[NKEYS] = {qk->processing, qk->stats,  qk->dead,   qk->delayed,
+    const char *fixed[NKEYS] = {qk->processing, qk->stats,  qk->dead,  qk->delayed,
                                 qk->deliveries, qk->events, qk->tasks, qk->metrics};
     for (int i = 0; i < NKEYS; i++)
         key_add(&k, fixed[i], "", 0);
@@ -756,9 +761,9 @@ int worker_queue_requeue(tq_conn *c, const worker_queue *q, const char *instance
     int moved = 0;
     for (int i = 0; i < q->nqueues; i++) {
         const worker_qkeys *k = &q->qk[i];
-        const char *argv[] = {k->processing, k->dead, k->stats, k->consumers,
-                              k->lock_stem,  k->queue, q->id,   now,
-                              deregister ? "1" : "0"};
+        const char *argv[] = {k->processing, k->dead,      k->stats,
+                              k->consumers,  k->lock_stem, k->queue,
+                              q->id,         now,          deregister ? "1" : "0"};
         int rc = call_int(c, "requeue", 6, 3, argv, NULL, "requeue");
         if (rc < 0)
             return rc;
@@ -779,9 +784,8 @@ int worker_queue_register(tq_conn *c, const worker_queue *q, const char *instanc
     char now[24], live[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
-    const char *argv[7 + TQ_CONFIG_QUEUES_MAX] = {q->workers, q->worker_hash, q->queues,
-                                                  q->id,      instance,       now,
-                                                  live};
+    const char *argv[7 + TQ_CONFIG_QUEUES_MAX] = {
+        q->workers, q->worker_hash, q->queues, q->id, instance, now, live};
     for (int i = 0; i < q->nqueues; i++)
         argv[7 + i] = q->qk[i].name;
     redisReply *r = tq_broker_call(c, "register", 3, 4 + q->nqueues, argv, NULL);
@@ -889,9 +893,8 @@ static int reap_queue(tq_conn *c, const worker_queue *q, const char *name,
     worker_qkeys k;
     if (qkeys_init(&k, q->prefix, name, q->id))
         return 0;
-    const char *argv[] = {k.consumers,       k.dead,      k.stats, k.deliveries,
-                          k.processing_stem, k.lock_stem, k.queue, now,
-                          live};
+    const char *argv[] = {k.consumers, k.dead,  k.stats, k.deliveries, k.processing_stem,
+                          k.lock_stem, k.queue, now,     live};
     redisReply *r = tq_broker_call(c, "reap", 7, 2, argv, NULL);
     if (!r)
         return TQ_EREDIS;
@@ -928,7 +931,7 @@ int worker_queue_reap(tq_conn *c, const worker_queue *q, int64_t now_ms)
     char now[24], live[24];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(live, sizeof live, "%lld", (long long)q->liveness_ms);
-    char (*names)[TQ_CONFIG_NAME_MAX] = malloc(REAP_QUEUES_MAX * sizeof *names);
+    char(*names)[TQ_CONFIG_NAME_MAX] = malloc(REAP_QUEUES_MAX * sizeof *names);
     int n = names ? queues_in_use(c, q, names, REAP_QUEUES_MAX) : TQ_ENOMEM;
     int moved = n < 0 ? n : 0;
     for (int i = 0; i < n; i++) {

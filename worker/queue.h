@@ -87,8 +87,8 @@ typedef struct {
     char error[512];                 /* for the events */
     int applied;  /* set by complete: 1 applied, 0 lost, 2 its effect cannot be applied */
     int answered; /* complete's call for it answered (applied is set) */
-    int qi;      /* the queue it was taken from: index in worker_queue.qk */
-    int known;   /* 1: its task is one the worker knows (for the label) */
+    int qi;       /* the queue it was taken from: index in worker_queue.qk */
+    int known;    /* 1: its task is one the worker knows (for the label) */
     int has_lateness;    /* a scheduled first attempt with scheduled_at, enqueued_at */
     int64_t lateness_ms; /* then enqueued_at - scheduled_at, >= 0 */
 } worker_item;
@@ -131,7 +131,8 @@ void worker_queue_items_clear(worker_item *items, int n);
  * TQ_EREDIS / TQ_EREPLY. Sets bit i of *bad_queues (may be NULL) when
  * queue i refused (a key of the wrong type): it was skipped. */
 int worker_queue_fetch(tq_conn *c, const worker_queue *q, int64_t now_ms, int max,
-                       const _Atomic int *paused, worker_item *items, unsigned *bad_queues);
+                       const _Atomic int *paused, worker_item *items,
+                       unsigned *bad_queues);
 
 /* The text of an error reply, for logs; a fixed text for other replies.
  * Borrowed from r. */

@@ -577,7 +577,8 @@ static void *task_thread_main(void *arg)
     unsigned bad = 0; /* queues whose key is of the wrong type */
     while (!*w->stop) {
         int64_t now = tq_clock_wall_ms();
-        int n = worker_queue_fetch(t->conn, &w->q, now, t->batch, w->paused, t->items, &bad);
+        int n =
+            worker_queue_fetch(t->conn, &w->q, now, t->batch, w->paused, t->items, &bad);
         if (n == 0) {
             /* Block on the first queue that is not paused (or broken); if
              * all are, the next heartbeat may say otherwise. */
@@ -674,7 +675,8 @@ static void sweep_orphans(worker *w)
                 } else if (worker_queue_requeue_orphan(w->hb_conn, &w->q, qi,
                                                        tq_clock_wall_ms(), m->str,
                                                        m->len) >= 0) {
-                    tq_warn("requeued a message left in processing by a lost redis reply");
+                    tq_warn(
+                        "requeued a message left in processing by a lost redis reply");
                 } else {
                     w->suspects[i].seen = 1; /* try again next time */
                 }
@@ -718,8 +720,8 @@ static void extend_locks(worker *w)
         int qi = t->running_qi;
         pthread_mutex_unlock(&t->held_lock);
         if (id[0] &&
-            tq_keys_fmt(w->cfg.prefix, TQ_KEY_LOCK, w->q.qk[qi].name, id, key, sizeof key) >=
-                0 &&
+            tq_keys_fmt(w->cfg.prefix, TQ_KEY_LOCK, w->q.qk[qi].name, id, key,
+                        sizeof key) >= 0 &&
             tq_lock_extend(w->hb_conn, key, w->q.id, ttl) == 0)
             tq_warn("task %s: its lock is held by someone else now", id);
     }
@@ -742,9 +744,9 @@ static void heartbeat_once(worker *w)
     for (int i = 0; i < w->cfg.nqueues; i++)
         used += (size_t)snprintf(queues + used, sizeof queues - used, "%s%s",
                                  i ? "," : "", w->cfg.queues[i]);
-    const char *info[] = {"host",      w->host,   "pid",       pid,    "queues",
-                          queues,      "concurrency", conc,    "started", started,
-                          "heartbeat", now_s,     "processed", processed, "failed",
+    const char *info[] = {"host",      w->host,       "pid",       pid,       "queues",
+                          queues,      "concurrency", conc,        "started", started,
+                          "heartbeat", now_s,         "processed", processed, "failed",
                           failed,      NULL};
     int rc = worker_queue_heartbeat(w->hb_conn, &w->q, w->instance, now, info);
     if (rc == 0 && !atomic_exchange(&w->superseded, 1)) {
@@ -873,7 +875,8 @@ static void deregister_worker(worker *w)
     if (end < tq_clock_mono_ms() + 1000)
         end = tq_clock_mono_ms() + 1000;
     for (;;) {
-        int rc = worker_queue_requeue(w->hb_conn, &w->q, w->instance, tq_clock_wall_ms(), 1);
+        int rc =
+            worker_queue_requeue(w->hb_conn, &w->q, w->instance, tq_clock_wall_ms(), 1);
         if (rc >= 0) {
             if (rc > 0)
                 tq_info("requeued %d message(s) not run before the stop", rc);
