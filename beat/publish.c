@@ -271,6 +271,22 @@ static void publish_recs(beat_publish *p, tq_conn *conn, size_t n)
         free(done);
         return;
     }
+    /* The lease first: a beat that paused past its lease and lost it
+     * learns so before it pushes anything. (Should the lease change hands
+     * between this and a push, the queue still skips the tick when the new
+     * leader pushes it: pushed once either way.) */
+    redisReply *lease = tq_conn_cmd(conn, "GET %s", p->key_leader);
+    int mine =
+        lease && lease->type == REDIS_REPLY_STRING && strcmp(lease->str, p->id) == 0;
+    int gone = !lease;
+    freeReplyObject(lease);
+    if (!mine) {
+        for (size_t i = 0; i < n; i++)
+            p->recs[i].rc = gone ? TQ_EREDIS : -1;
+        free(idx);
+        free(done);
+        return;
+    }
     int stop = 0;
     size_t next = 0; /* the first rec not sent */
     while (!stop) {

@@ -457,3 +457,22 @@ int tq_test_redis_group_stop(tq_test_redis *srv, tq_conn *conn)
     tq_test_redis_stop(srv);
     return 0;
 }
+
+int tq_test_redis_group_start_cluster(tq_test_redis *srv, tq_conn **conn,
+                                      const char *name)
+{
+    char url[sizeof srv->url];
+    signal(SIGPIPE, SIG_IGN);
+    tq_log_init(TQ_LOG_ERROR, TQ_LOG_TEXT, "test");
+    if (tq_test_cluster_start(srv, 1, url, sizeof url) < 0)
+        return -1;
+    snprintf(srv->url, sizeof srv->url, "%s", url);
+    if (!conn)
+        return 0;
+    tq_url u;
+    if (tq_url_parse(url, &u, NULL, 0) < 0 || !(*conn = tq_conn_new(&u, name))) {
+        fprintf(stderr, "cannot connect to the test cluster %s\n", url);
+        return -1;
+    }
+    return 0;
+}

@@ -105,7 +105,7 @@ __attribute__((format(printf, 1, 2))) static void cmd(const char *fmt, ...)
 /* Adds or replaces the definition of schedule name in P:schedules. */
 static void put_schedule(const char *name, const char *json)
 {
-    redisReply *r = tq_test_redis_cmd(&srv, "HSET tickq:schedules %s %s", name, json);
+    redisReply *r = tq_test_redis_cmd(&srv, "HSET tickq:{@}:schedules %s %s", name, json);
     assert_non_null(r);
     TQ_ASSERT_INT(r->type, REDIS_REPLY_INTEGER);
     freeReplyObject(r);
@@ -152,7 +152,7 @@ static const char *published_on(const char *queue, const char *name)
     char *ticks[512];
     size_t n = 0;
     snprintf(prefix, sizeof prefix, "%s@", name);
-    redisReply *r = tq_test_redis_cmd(&srv, "LRANGE tickq:queue:%s 0 -1", queue);
+    redisReply *r = tq_test_redis_cmd(&srv, "LRANGE tickq:{%s}:queue 0 -1", queue);
     assert_non_null(r);
     TQ_ASSERT_INT(r->type, REDIS_REPLY_ARRAY);
     for (size_t i = 0; i < r->elements && n < 512; i++) {
@@ -213,7 +213,7 @@ static const char *both(const char *a, const char *b)
 
 static long long llen(const char *queue)
 {
-    redisReply *r = tq_test_redis_cmd(&srv, "LLEN tickq:queue:%s", queue);
+    redisReply *r = tq_test_redis_cmd(&srv, "LLEN tickq:{%s}:queue", queue);
     assert_non_null(r);
     TQ_ASSERT_INT(r->type, REDIS_REPLY_INTEGER);
     long long n = r->integer;
@@ -236,7 +236,7 @@ static const char *get(const char *key, const char *field)
 
 static const char *state_of(const char *name)
 {
-    return get("tickq:schedule-state", name);
+    return get("tickq:{@}:schedule-state", name);
 }
 
 static const char *ms(int64_t t)
@@ -261,7 +261,7 @@ static void test_each_tick_once(void **state)
      * number of passes at one instant publish that instant's ticks once. */
     pass(a, T0, 3);
     assert_true(beat_is_leader(a));
-    TQ_ASSERT_STR(get("tickq:beat:leader", NULL), "a");
+    TQ_ASSERT_STR(get("tickq:{@}:leader", NULL), "a");
     TQ_ASSERT_STR(published("every"), ms(T0));
     TQ_ASSERT_STR(published("minutely"), ms(T0));
     TQ_ASSERT_INT(llen("default"), 2);
@@ -285,7 +285,7 @@ static void test_each_tick_once(void **state)
 
     /* The message: what the schedule says, scheduled at the tick, enqueued
      * at the pass's "now". */
-    redisReply *r = tq_test_redis_cmd(&srv, "LINDEX tickq:queue:default 0");
+    redisReply *r = tq_test_redis_cmd(&srv, "LINDEX tickq:{default}:queue 0");
     assert_non_null(r);
     TQ_ASSERT_INT(r->type, REDIS_REPLY_STRING);
     tq_msg m;
@@ -401,7 +401,7 @@ static void test_added_and_removed_while_running(void **state)
                   both(ticks(T0, T0 + 2 * SEC, SEC), ms(T0 + 4 * SEC)));
 
     /* Removed: no more ticks. */
-    cmd("HDEL tickq:schedules fast");
+    cmd("HDEL tickq:{@}:schedules fast");
     mono_skew += 300;
     pass(a, T0 + 4200, 2);
     pass(a, T0 + 5 * SEC, 1);
@@ -426,7 +426,7 @@ static void test_second_beat_stands_by(void **state)
     pass(b, T0 + SEC, 3);
     assert_false(beat_is_leader(b));
     TQ_ASSERT_STR(published("every"), ms(T0));
-    TQ_ASSERT_STR(get("tickq:beat:leader", NULL), "a");
+    TQ_ASSERT_STR(get("tickq:{@}:leader", NULL), "a");
 
     pass(a, T0 + SEC, 2);
     TQ_ASSERT_STR(published("every"), ticks(T0, T0 + SEC, SEC));
@@ -440,11 +440,11 @@ static void test_second_beat_stands_by(void **state)
      * renewal and goes on from P:schedule-state, without a duplicate. */
     TQ_ASSERT_INT(beat_resign(a), 1);
     assert_false(beat_is_leader(a));
-    TQ_ASSERT_STR(get("tickq:beat:leader", NULL), "");
+    TQ_ASSERT_STR(get("tickq:{@}:leader", NULL), "");
     mono_skew += 2 * SEC;
     pass(b, T0 + 2 * SEC, 2);
     assert_true(beat_is_leader(b));
-    TQ_ASSERT_STR(get("tickq:beat:leader", NULL), "b");
+    TQ_ASSERT_STR(get("tickq:{@}:leader", NULL), "b");
     TQ_ASSERT_STR(published("every"), ticks(T0, T0 + 2 * SEC, SEC));
 
     /* a, back, is the standby now. */
@@ -469,13 +469,13 @@ static void test_lost_lease_publishes_nothing(void **state)
 
     /* a pauses; its lease runs out and another beat takes it. a still
      * believes it leads: its publish script finds another owner. */
-    cmd("SET tickq:beat:leader other PX 60000");
+    cmd("SET tickq:{@}:leader other PX 60000");
     pass(a, T0 + SEC, 1);
     assert_false(beat_is_leader(a));
     pass(a, T0 + 2 * SEC, 2);
     TQ_ASSERT_STR(published("every"), ms(T0));
     TQ_ASSERT_STR(state_of("every"), ms(T0));
-    TQ_ASSERT_STR(get("tickq:beat:leader", NULL), "other");
+    TQ_ASSERT_STR(get("tickq:{@}:leader", NULL), "other");
     beat_free(a);
 }
 
@@ -483,7 +483,9 @@ static void test_delayed_promoted_at_now(void **state)
 {
     (void)state;
     beat *a = make_beat("a", NULL);
-    cmd("ZADD tickq:delayed %lld %s", (long long)(T0 + 5 * SEC),
+    /* The leader promotes every queue in use (P:{@}:queues). */
+    cmd("SADD tickq:{@}:queues %s", "dq");
+    cmd("ZADD tickq:{dq}:delayed %lld %s", (long long)(T0 + 5 * SEC),
         "{\"v\":1,\"id\":\"d1\",\"task\":\"noop\",\"queue\":\"dq\"}");
     pass(a, T0, 2);
     assert_true(beat_is_leader(a));

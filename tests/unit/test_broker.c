@@ -20,6 +20,8 @@
 #include "worker/queue.h"
 
 #define PFX "unit-broker"
+#define Q(x) PFX ":{default}:" x /* a key of queue default */
+#define G(x) PFX ":{@}:" x       /* a global key */
 
 static tq_test_redis srv;
 static tq_conn *conn;
@@ -27,7 +29,7 @@ static tq_conn *conn;
 static int group_setup(void **state)
 {
     (void)state;
-    return tq_test_redis_group_start(&srv, &conn, "broker-test");
+    return tq_test_redis_group_start_cluster(&srv, &conn, "broker-test");
 }
 
 static int group_teardown(void **state)
@@ -149,7 +151,7 @@ static void test_replaces_another_version(void **state)
     assert_string_equal(loaded(), "another");
 
     char key[TQ_KEYS_MAX];
-    assert_true(tq_keys_fmt(PFX, TQ_KEY_LOCK, "x", key, sizeof key) >= 0);
+    assert_true(tq_keys_fmt(PFX, TQ_KEY_LOCK, "default", "x", key, sizeof key) >= 0);
     const char *argv[] = {key, "me", "10000"};
     r = tq_broker_call(conn, "lock_acquire", 1, 2, argv, NULL);
     assert_non_null(r);
@@ -159,6 +161,26 @@ static void test_replaces_another_version(void **state)
     assert_string_equal(loaded(), tq_broker_version);
 }
 
+/* The tests run against a one-node Redis Cluster, which refuses a call
+ * whose keys are not all in one slot: every call here, like every call of
+ * the programs, names the keys of one queue (P:{q}:...) or only global
+ * ones (P:{@}:...). */
+static void test_one_slot_per_call(void **state)
+{
+    (void)state;
+    const char *argv[] = {Q("delayed"), Q("stats"), PFX ":{other}:queue", "100", "10"};
+    redisReply *r = tq_broker_call(conn, "promote", 3, 2, argv, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    TQ_ASSERT_CONTAINS(r->str, "CROSSSLOT");
+    freeReplyObject(r);
+    const char *ok[] = {Q("delayed"), Q("stats"), Q("queue"), "100", "10"};
+    r = tq_broker_call(conn, "promote", 3, 2, ok, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+}
+
 /* A caller of another version gets an error and nothing is written. */
 static void test_refuses_another_caller(void **state)
 {
@@ -166,18 +188,19 @@ static void test_refuses_another_caller(void **state)
     redisReply *r = tq_broker_call(conn, "info", 0, 0, NULL, NULL);
     freeReplyObject(r);
     r = tq_test_redis_cmd(&srv, "FCALL tickq_lock_acquire 1 %s old me 10000",
-                          PFX ":lock:y");
+                          Q("lock:y"));
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     assert_non_null(strstr(r->str, "TICKQVERSION"));
     freeReplyObject(r);
-    r = tq_test_redis_cmd(&srv, "EXISTS %s", PFX ":lock:y");
+    r = tq_test_redis_cmd(&srv, "EXISTS %s", Q("lock:y"));
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
 }
 
-/* The dead letter the library writes for a message without a valid
- * queue is the one tq_msg_dead_letter writes, whatever the bytes. */
+/* The dead letter the library writes (a message requeued to a queue key
+ * of the wrong type) is the one tq_msg_dead_letter writes, whatever the
+ * bytes. */
 static void test_dead_letters_match_the_codec(void **state)
 {
     (void)state;
@@ -196,26 +219,36 @@ static void test_dead_letters_match_the_codec(void **state)
         {"\xc0\xc1", 2},
         {"\xc0\xc1\xf5", 3},
     };
-    char delayed[TQ_KEYS_MAX], dead[TQ_KEYS_MAX];
-    assert_true(tq_keys_fmt(PFX, TQ_KEY_DELAYED, NULL, delayed, sizeof delayed) >= 0);
-    assert_true(tq_keys_fmt(PFX, TQ_KEY_DEAD, NULL, dead, sizeof dead) >= 0);
+    freeReplyObject(tq_test_redis_cmd(&srv, "SET %s not-a-list", Q("queue")));
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t len = cases[i].len ? cases[i].len : strlen(cases[i].msg);
-        redisReply *r =
-            tq_test_redis_cmd(&srv, "ZADD %s 1000 %b", delayed, cases[i].msg, len);
+        freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %b", Q("processing:w1"),
+                                          cases[i].msg, len));
+        const char *argv[] = {Q("processing:w1"), Q("dead"),  Q("stats"), Q("lock:"),
+                              Q("queue"),         "promoter", "2000",     cases[i].msg};
+        size_t lens[8];
+        for (int k = 0; k < 8; k++)
+            lens[k] = k == 7 ? len : strlen(argv[k]);
+        redisReply *r = tq_broker_call(conn, "requeue_orphan", 5, 3, argv, lens);
+        assert_non_null(r);
+        if (r->type != REDIS_REPLY_INTEGER || r->integer != 1)
+            fail_msg("case %zu: requeue_orphan: %s", i,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "not 1");
         freeReplyObject(r);
-        assert_int_equal(tq_delayed_promote(conn, PFX, 2000, 10), 0);
-        r = tq_test_redis_cmd(&srv, "LPOP %s", dead);
+        r = tq_test_redis_cmd(&srv, "LPOP %s", Q("dead"));
         assert_non_null(r);
         assert_int_equal(r->type, REDIS_REPLY_STRING);
         json_error_t jerr;
         json_t *got = json_loadb(r->str, r->len, 0, &jerr);
         if (!got)
             fail_msg("case %zu: invalid JSON %s: %s", i, r->str, jerr.text);
+        const char *err = json_string_value(json_object_get(got, "error"));
+        assert_non_null(err);
+        TQ_ASSERT_CONTAINS(err, "requeue: ");
+        TQ_ASSERT_CONTAINS(err, Q("queue"));
         size_t wlen;
-        char *want_s =
-            tq_msg_dead_letter(cases[i].msg, len, "undecodable",
-                               "delayed: no valid queue field", "promoter", 2.0, &wlen);
+        char *want_s = tq_msg_dead_letter(cases[i].msg, len, "undecodable", err,
+                                          "promoter", 2.0, &wlen);
         json_t *want = json_loadb(want_s, wlen, 0, &jerr);
         assert_non_null(want);
         if (!json_equal(got, want))
@@ -238,27 +271,27 @@ static long long integer_of(const char *fmt, const char *a)
     return v;
 }
 
-/* fetch's keys and arguments for one queue; max as given. */
+/* fetch's keys and arguments for queue default; max as given. */
 static redisReply *fetch(const char *max)
 {
-    const char *argv[] = {PFX ":processing:w1",
-                          PFX ":workers",
-                          PFX ":stats",
-                          PFX ":deliveries",
-                          PFX ":dead",
-                          PFX ":events",
-                          PFX ":paused",
-                          PFX ":lock:",
-                          PFX ":result:",
-                          PFX ":queue:default",
+    const char *argv[] = {Q("processing:w1"),
+                          Q("consumers"),
+                          Q("stats"),
+                          Q("deliveries"),
+                          Q("dead"),
+                          Q("events"),
+                          Q("paused"),
+                          Q("lock:"),
+                          Q("result:"),
+                          Q("queue"),
                           "w1",
                           "1000",
                           "10000",
                           "30000",
                           "5000",
                           "5",
-                          max,
-                          "default"};
+                          "default",
+                          max};
     return tq_broker_call(conn, "fetch", 10, 8, argv, NULL);
 }
 
@@ -271,31 +304,30 @@ static void test_fetch_loses_nothing_when_an_event_fails(void **state)
     for (int i = 0; i < 5; i++) {
         char m[128];
         snprintf(m, sizeof m, "{\"v\":1,\"id\":\"m%d\",\"task\":\"noop\"}", i);
-        freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %s", PFX ":queue:default", m));
+        freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %s", Q("queue"), m));
     }
     freeReplyObject(tq_test_redis_cmd(
-        &srv, "XADD %s 18446744073709551615-18446744073709551615 a b", PFX ":events"));
-    freeReplyObject(tq_test_redis_cmd(&srv, "HSET %s m2 1", PFX ":deliveries"));
+        &srv, "XADD %s 18446744073709551615-18446744073709551615 a b", Q("events")));
+    freeReplyObject(tq_test_redis_cmd(&srv, "HSET %s m2 1", Q("deliveries")));
     redisReply *r = fetch("10");
     assert_non_null(r);
     freeReplyObject(r);
-    assert_int_equal(integer_of("LLEN %s", PFX ":queue:default") +
-                         integer_of("LLEN %s", PFX ":processing:w1"),
-                     5);
+    assert_int_equal(
+        integer_of("LLEN %s", Q("queue")) + integer_of("LLEN %s", Q("processing:w1")), 5);
 }
 
 /* max outside 1..1000 is refused before anything moves. */
 static void test_fetch_bounds_max(void **state)
 {
     (void)state;
-    freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s x", PFX ":queue:default"));
+    freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s x", Q("queue")));
     static const char *const bad[] = {"0", "1001", "9000", "nan", "x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         redisReply *r = fetch(bad[i]);
         assert_non_null(r);
         assert_int_equal(r->type, REDIS_REPLY_ERROR);
         freeReplyObject(r);
-        assert_int_equal(integer_of("LLEN %s", PFX ":queue:default"), 1);
+        assert_int_equal(integer_of("LLEN %s", Q("queue")), 1);
     }
 }
 
@@ -319,10 +351,10 @@ static void test_final_result_is_the_done_marker(void **state)
     };
     size_t n = sizeof cases / sizeof cases[0];
     for (size_t i = 0; i < n; i++) {
-        char m[128], key[64];
+        char m[128], key[96];
         snprintf(m, sizeof m, "{\"v\":1,\"id\":\"%s\",\"task\":\"noop\"}", cases[i].id);
-        freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %s", PFX ":queue:default", m));
-        snprintf(key, sizeof key, PFX ":result:%s", cases[i].id);
+        freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %s", Q("queue"), m));
+        snprintf(key, sizeof key, Q("result:%s"), cases[i].id);
         if (cases[i].result && cases[i].result[0])
             freeReplyObject(tq_test_redis_cmd(&srv, "SET %s %s", key, cases[i].result));
         else if (cases[i].result)
@@ -334,7 +366,7 @@ static void test_final_result_is_the_done_marker(void **state)
         fail_msg("fetch: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
     for (size_t i = 0; i < n; i++) {
         int found = 0;
-        for (size_t j = 1; j + 3 < r->elements; j += 4)
+        for (size_t j = 1; j + 2 < r->elements; j += 3)
             if (r->element[j + 2]->type == REDIS_REPLY_STRING &&
                 strcmp(r->element[j + 2]->str, cases[i].id) == 0)
                 found = 1;
@@ -342,8 +374,8 @@ static void test_final_result_is_the_done_marker(void **state)
             fail_msg("%s: delivered %d, want %d", cases[i].id, found, cases[i].delivered);
     }
     freeReplyObject(r);
-    assert_int_equal(integer_of("LLEN %s", PFX ":processing:w1"), 3);
-    redisReply *d = tq_test_redis_cmd(&srv, "HGET %s duplicates", PFX ":stats");
+    assert_int_equal(integer_of("LLEN %s", Q("processing:w1")), 3);
+    redisReply *d = tq_test_redis_cmd(&srv, "HGET %s duplicates", Q("stats"));
     assert_non_null(d);
     assert_string_equal(d->str ? d->str : "", "3");
     freeReplyObject(d);
@@ -368,14 +400,13 @@ static void test_complete_checks_items_first(void **state)
     (void)state;
     const char *msg = "{\"v\":1,\"id\":\"X\",\"task\":\"noop\"}";
     const char *msg2 = "{\"v\":1,\"id\":\"X\",\"task\":\"noop\",\"attempt\":1}";
-    /* KEYS[14], given only to HISTORY_IS_STATS, names the same key as
+    /* KEYS[13], given only to HISTORY_IS_STATS, names the same key as
      * KEYS[2]. */
-    enum { NKEYS = 14 };
-    const char *keys[NKEYS] = {PFX ":processing:w1", PFX ":stats",    PFX ":worker:w1",
-                               PFX ":dead",          PFX ":delayed",  PFX ":deliveries",
-                               PFX ":events",        PFX ":tasks",    PFX ":metrics",
-                               PFX ":lock:X",        PFX ":result:X", PFX ":minute:1",
-                               PFX ":counter:c",     PFX ":stats"};
+    enum { NKEYS = 13 };
+    const char *keys[NKEYS] = {
+        Q("processing:w1"), Q("stats"),     Q("dead"),    Q("delayed"), Q("deliveries"),
+        Q("events"),        Q("tasks"),     Q("metrics"), Q("lock:X"),  Q("result:X"),
+        Q("minute:1"),      Q("counter:c"), Q("stats")};
     enum {
         LB_WITHOUT_LATE,  /* a lateness bucket without the lateness */
         FIXED_INDEX,      /* the history is KEYS[1], the processing list */
@@ -385,7 +416,7 @@ static void test_complete_checks_items_first(void **state)
         RMS_INFINITE,     /* a shared rms of infinity */
         TOO_MANY,         /* 1001 items */
         EFFECT_IS_RESULT, /* the effect key is the item's result key */
-        HISTORY_IS_STATS, /* the history key is P:stats under another index */
+        HISTORY_IS_STATS, /* the history key is P:{q}:stats under another index */
         TTL_ZERO,         /* a final TTL of 0 ms */
         GOOD_ARRAYS,      /* every column an array */
         GOOD              /* every column but msg one shared value */
@@ -396,9 +427,9 @@ static void test_complete_checks_items_first(void **state)
             /* Two messages of one id in processing, its lock this
              * worker's, and nothing else. */
             assert_int_equal(tq_test_redis_flush(&srv), 0);
-            freeReplyObject(tq_test_redis_cmd(&srv, "RPUSH %s %s %s",
-                                              PFX ":processing:w1", msg, msg2));
-            freeReplyObject(tq_test_redis_cmd(&srv, "SET %s w1", PFX ":lock:X"));
+            freeReplyObject(
+                tq_test_redis_cmd(&srv, "RPUSH %s %s %s", Q("processing:w1"), msg, msg2));
+            freeReplyObject(tq_test_redis_cmd(&srv, "SET %s w1", Q("lock:X")));
         }
         int shared = variant == RMS_NOT_NUMBER || variant == RMS_INFINITE ||
                      variant == TOO_MANY || variant == GOOD;
@@ -447,8 +478,8 @@ static void test_complete_checks_items_first(void **state)
                 tq_broker_pack_cstr(&b, "");
         }
         const char *idx[] = {"k", "m", "h", "e", "rms", "lb"};
-        int h = variant == FIXED_INDEX ? 1 : variant == HISTORY_IS_STATS ? 14 : 0;
-        int val[] = {10, 12, h, variant == EFFECT_IS_RESULT ? 11 : 13, 0, 0};
+        int h = variant == FIXED_INDEX ? 1 : variant == HISTORY_IS_STATS ? 13 : 0;
+        int val[] = {9, 11, h, variant == EFFECT_IS_RESULT ? 10 : 12, 0, 0};
         for (int x = 0; x < 6; x++) {
             tq_broker_pack_cstr(&b, idx[x]);
             if (!shared)
@@ -485,19 +516,19 @@ static void test_complete_checks_items_first(void **state)
             if (r->type != REDIS_REPLY_ERROR || !strstr(r->str, "ERR complete: "))
                 fail_msg("variant %d: not refused by complete's checks: %s", variant,
                          r->type == REDIS_REPLY_ERROR ? r->str : "(no error)");
-            assert_int_equal(integer_of("LLEN %s", PFX ":processing:w1"), 2);
-            assert_int_equal(integer_of("EXISTS %s", PFX ":result:X"), 0);
-            assert_int_equal(integer_of("EXISTS %s", PFX ":stats"), 0);
+            assert_int_equal(integer_of("LLEN %s", Q("processing:w1")), 2);
+            assert_int_equal(integer_of("EXISTS %s", Q("result:X")), 0);
+            assert_int_equal(integer_of("EXISTS %s", Q("stats")), 0);
         } else {
             if (r->type != REDIS_REPLY_ARRAY)
                 fail_msg("complete: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
             assert_int_equal(r->element[0]->integer, 1);
             assert_int_equal(r->element[1]->integer, 0); /* a duplicate */
-            redisReply *v = tq_test_redis_cmd(&srv, "GET %s", PFX ":counter:c");
+            redisReply *v = tq_test_redis_cmd(&srv, "GET %s", Q("counter:c"));
             assert_non_null(v);
             assert_string_equal(v->str ? v->str : "", "1");
             freeReplyObject(v);
-            assert_int_equal(integer_of("EXISTS %s", PFX ":lock:X"), 0);
+            assert_int_equal(integer_of("EXISTS %s", Q("lock:X")), 0);
         }
         freeReplyObject(r);
     }
@@ -511,11 +542,11 @@ static void test_complete_checks_items_first(void **state)
 static void test_bad_arguments_write_nothing(void **state)
 {
     (void)state;
-#define K(x) PFX ":" x
-    /* fetch's and claim's nine fixed keys */
+#define K(x) Q(x)
+    /* fetch's and claim's ten keys */
 #define DELIVER_KEYS                                                                     \
-    K("processing:w"), K("workers"), K("stats"), K("deliveries"), K("dead"),             \
-        K("events"), K("paused"), K("lock:"), K("result:")
+    K("processing:w"), K("consumers"), K("stats"), K("deliveries"), K("dead"),           \
+        K("events"), K("paused"), K("lock:"), K("result:"), K("queue")
     static const struct {
         const char *fn, *err;
         int nkeys;
@@ -523,93 +554,99 @@ static void test_bad_arguments_write_nothing(void **state)
     } cases[] = {
         {"promote",
          "ERR promote",
-         4,
-         {K("delayed"), K("dead"), K("stats"), K("queue:"), "(5", "100"}},
+         3,
+         {K("delayed"), K("stats"), K("queue"), "(5", "100"}},
+        {"promote", "ERR promote", 3, {K("delayed"), K("stats"), K("queue"), "100", "0"}},
         {"promote",
          "ERR promote",
-         4,
-         {K("delayed"), K("dead"), K("stats"), K("queue:"), "100", "0"}},
-        {"promote",
-         "ERR promote",
-         4,
-         {K("delayed"), K("dead"), K("dead"), K("queue:"), "100", "10"}},
+         3,
+         {K("delayed"), K("delayed"), K("queue"), "100", "10"}},
         {"requeue_orphan",
          "ERR requeue_orphan",
          5,
-         {K("processing:w"), K("dead"), K("stats"), K("lock:"), K("queue:"), "w", "x",
+         {K("processing:w"), K("dead"), K("stats"), K("lock:"), K("queue"), "w", "x",
           "{}"}},
         {"requeue",
          "ERR requeue",
          4,
-         {K("processing:w"), K("dead"), K("stats"), K("workers"), "w", "100", "1"}},
+         {K("processing:w"), K("dead"), K("stats"), K("consumers"), "w", "100", "1"}},
         {"reap",
          "ERR reap",
-         8,
-         {K("workers"), K("dead"), K("stats"), K("deliveries"), K("processing:"),
-          K("lock:"), K("queue:"), K("worker:"), "100", "abc"}},
+         7,
+         {K("consumers"), K("dead"), K("stats"), K("deliveries"), K("processing:"),
+          K("lock:"), K("queue"), "100", "abc"}},
         {"register",
          "ERR register",
-         2,
-         {K("workers"), K("worker:w"), "w", "i", "nan", "100"}},
+         3,
+         {G("workers"), G("worker:w"), G("queues"), "w", "i", "nan", "100"}},
         {"heartbeat",
          "ERR heartbeat",
          2,
-         {K("workers"), K("worker:w"), "w", "i", "100", "3000", "host"}},
+         {G("workers"), G("worker:w"), "w", "i", "100", "3000", "host"}},
         {"heartbeat",
          "ERR heartbeat",
          2,
-         {K("workers"), K("worker:w"), "w", "i", "100", "0"}},
+         {G("workers"), G("worker:w"), "w", "i", "100", "0"}},
         {"heartbeat",
          "ERR heartbeat",
          2,
-         {K("workers"), K("workers"), "w", "i", "100", "3000"}},
-        /* fetch: a lock TTL of 0 ms; max_deliveries 0; a name for no
-         * queue; a queue that is the processing list. */
+         {G("workers"), G("workers"), "w", "i", "100", "3000"}},
+        {"consume", "ERR consume", 1, {K("consumers"), "w", "-1"}},
+        {"forget", "ERR forget", 2, {G("workers"), G("worker:"), "1.5", "100"}},
+        /* fetch: a lock TTL of 0 ms; max_deliveries 0; no queue name; a
+         * queue that is the processing list. */
         {"fetch",
          "ERR deliver",
          10,
-         {DELIVER_KEYS, K("queue:a"), "w", "100", "30000", "0", "0", "10", "10", "a"}},
+         {DELIVER_KEYS, "w", "100", "30000", "0", "0", "10", "a", "10"}},
         {"fetch",
          "ERR deliver",
          10,
-         {DELIVER_KEYS, K("queue:a"), "w", "100", "30000", "1000", "0", "0", "10", "a"}},
+         {DELIVER_KEYS, "w", "100", "30000", "1000", "0", "0", "a", "10"}},
+        {"fetch",
+         "ERR deliver",
+         10,
+         {DELIVER_KEYS, "w", "100", "30000", "1000", "0", "10"}},
         {"fetch",
          "ERR fetch",
          10,
-         {DELIVER_KEYS, K("queue:a"), "w", "100", "30000", "1000", "0", "10", "10", "a",
-          "b"}},
+         {DELIVER_KEYS, "w", "100", "30000", "1000", "0", "10", "a", "0"}},
         {"fetch",
          "ERR deliver",
          10,
-         {DELIVER_KEYS, K("processing:w"), "w", "100", "30000", "1000", "0", "10", "10",
-          "a"}},
-        {"claim", "ERR claim", 9, {DELIVER_KEYS, "w", "100", "30000", "1000", "0", "10"}},
+         {K("processing:w"), K("consumers"), K("stats"), K("deliveries"), K("dead"),
+          K("events"), K("paused"), K("lock:"), K("result:"), K("processing:w"), "w",
+          "100", "30000", "1000", "0", "10", "a", "10"}},
+        {"claim",
+         "ERR claim",
+         10,
+         {DELIVER_KEYS, "w", "100", "30000", "1000", "0", "10", "a"}},
         {"lock_acquire", "ERR lock_acquire", 1, {K("lock:x"), "me", "0"}},
         {"lock_extend", "ERR lock_extend", 1, {K("lock:x"), "me", "-5"}},
-        {"publish",
-         "ERR publish",
-         4,
-         {K("leader"), K("state"), K("stats"), K("leader"), "b", ""}},
+        {"publish", "ERR publish", 3, {K("queue"), K("published"), K("queue"), ""}},
+        {"publish", "ERR publish", 3, {K("queue"), K("published"), K("stats"), "x"}},
+        {"advance", "ERR advance", 2, {G("leader"), G("schedule-state"), "b", ""}},
+        {"advance", "ERR advance", 2, {G("leader"), G("leader"), "b", ""}},
         {"dead_requeue",
          "ERR dead_requeue",
          4,
-         {K("dead"), K("deliveries"), K("dead"), K("queue:a"), "1", "letter", "{}", "x"}},
+         {K("dead"), K("deliveries"), K("queue"), K("dead"), "1", "letter", "{}", "x"}},
         {"dead_requeue",
          "ERR dead_requeue",
          4,
-         {K("dead"), K("deliveries"), K("result:x"), K("queue:a"), "0", "letter", "{}",
+         {K("dead"), K("deliveries"), K("queue"), K("result:x"), "0", "letter", "{}",
           "x"}},
+        {"queues_add", "ERR queues_add", 1, {G("queues")}},
         {"complete",
          "ERR complete",
-         9,
-         {K("processing:w"), K("stats"), K("worker:w"), K("stats"), K("delayed"),
-          K("deliveries"), K("events"), K("tasks"), K("metrics"), "w", "1000", "1000",
-          ""}},
+         8,
+         {K("processing:w"), K("stats"), K("stats"), K("delayed"), K("deliveries"),
+          K("events"), K("tasks"), K("metrics"), "w", "1000", "1000", ""}},
         {"complete",
          "ERR complete",
-         9,
-         {K("processing:w"), K("stats"), K("worker:w"), K("dead"), K("delayed"),
-          K("deliveries"), K("events"), K("tasks"), K("metrics"), "w", "0", "1000", ""}},
+         8,
+         {K("processing:w"), K("stats"), K("dead"), K("delayed"), K("deliveries"),
+          K("events"), K("tasks"), K("metrics"), "w", "0", "1000", ""}},
     };
 #undef DELIVER_KEYS
 #undef K
@@ -674,7 +711,7 @@ static void test_refused_load_is_an_error_reply(void **state)
 static void test_pipelined_calls_reload(void **state)
 {
     (void)state;
-    const char *argv[] = {PFX ":lock:p", "me", "10000"};
+    const char *argv[] = {Q("lock:p"), "me", "10000"};
     for (int i = 0; i < 2; i++)
         assert_int_equal(tq_broker_append(conn, "lock_acquire", 1, 2, argv, NULL), 0);
     for (int i = 0; i < 2; i++) {
@@ -682,7 +719,7 @@ static void test_pipelined_calls_reload(void **state)
         assert_true(tq_broker_needs_load(r));
         freeReplyObject(r);
     }
-    assert_int_equal(integer_of("EXISTS %s", PFX ":lock:p"), 0);
+    assert_int_equal(integer_of("EXISTS %s", Q("lock:p")), 0);
     redisReply *r = tq_broker_call(conn, "lock_acquire", 1, 2, argv, NULL);
     assert_non_null(r);
     assert_int_equal(r->integer, 1);
@@ -702,18 +739,18 @@ static void test_pipelined_calls_reload(void **state)
 static void test_out_of_memory(void **state)
 {
     (void)state;
-    const char *hold[] = {PFX ":lock:o", "me", "10000"};
+    const char *hold[] = {Q("lock:o"), "me", "10000"};
     redisReply *r = tq_broker_call(conn, "lock_acquire", 1, 2, hold, NULL);
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     freeReplyObject(tq_test_redis_cmd(&srv, "CONFIG SET maxmemory 1"));
-    const char *other[] = {PFX ":lock:o2", "me", "10000"};
+    const char *other[] = {Q("lock:o2"), "me", "10000"};
     r = tq_broker_call(conn, "lock_acquire", 1, 2, other, NULL);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     assert_non_null(strstr(r->str, "OOM"));
     freeReplyObject(r);
-    const char *release[] = {PFX ":lock:o", "me"};
+    const char *release[] = {Q("lock:o"), "me"};
     r = tq_broker_call(conn, "lock_release", 1, 1, release, NULL);
     assert_non_null(r);
     int type = r->type;
@@ -732,6 +769,7 @@ int main(void)
         cmocka_unit_test_setup(test_read_only_functions_match_the_library, setup),
         cmocka_unit_test_setup(test_replaces_another_version, setup),
         cmocka_unit_test_setup(test_refuses_another_caller, setup),
+        cmocka_unit_test_setup(test_one_slot_per_call, setup),
         cmocka_unit_test_setup(test_dead_letters_match_the_codec, setup),
         cmocka_unit_test_setup(test_fetch_loses_nothing_when_an_event_fails, setup),
         cmocka_unit_test_setup(test_fetch_bounds_max, setup),

@@ -1,11 +1,11 @@
-/* Tests of common/delayed against a real redis-server: due messages move
- * to the back of their queue (default queue when none), later ones stay,
- * the batch bound holds, a message without a valid queue becomes a dead
- * letter, the next due time is reported, concurrent promoters move each
- * message once, and keys of the wrong type lose nothing: a message whose
- * destination is not a list stays in P:delayed while the others go on,
- * P:delayed of the wrong type is one logged error, P:stats of the wrong
- * type only goes uncounted. */
+/* Tests of common/delayed against a real redis-server: due messages of a
+ * queue's P:{q}:delayed move to the back of that queue, later ones stay,
+ * the batch bound holds, the next due time is reported, concurrent
+ * promoters move each message once, tq_delayed_promote_all promotes every
+ * queue in P:{@}:queues, and keys of the wrong type lose nothing: while
+ * the queue key is not a list every due message stays in P:{q}:delayed,
+ * P:{q}:delayed of the wrong type is one logged error, P:{q}:stats of the
+ * wrong type only goes uncounted. */
 #include "tests/support/capture.h"
 #include "tests/support/check.h"
 #include "tests/support/redis_server.h"
@@ -24,7 +24,7 @@ static tq_url url;
 static int group_setup(void **state)
 {
     (void)state;
-    if (tq_test_redis_group_start(&srv, NULL, NULL) < 0)
+    if (tq_test_redis_group_start_cluster(&srv, NULL, NULL) < 0)
         return -1;
     return tq_url_parse(srv.url, &url, NULL, 0);
 }
@@ -50,38 +50,54 @@ static long long integer(const char *fmt, const char *arg)
     return v;
 }
 
-static void zadd(long long due, const char *msg)
+#define DELAYED(q) PFX ":{" q "}:delayed"
+#define QUEUE(q) PFX ":{" q "}:queue"
+
+static void zadd_to(const char *key, long long due, const char *msg)
 {
-    redisReply *r = tq_test_redis_cmd(&srv, "ZADD " PFX ":delayed %lld %s", due, msg);
+    redisReply *r = tq_test_redis_cmd(&srv, "ZADD %s %lld %s", key, due, msg);
     assert_non_null(r);
     freeReplyObject(r);
+}
+
+static void zadd(long long due, const char *msg)
+{
+    zadd_to(DELAYED("default"), due, msg);
 }
 
 static void test_promotes_due_messages(void **state)
 {
     (void)state;
     tq_conn *c = tq_conn_new(&url, "delayed-test");
-    zadd(1000, "{\"v\":1,\"id\":\"a\",\"task\":\"noop\",\"queue\":\"q1\"}");
-    zadd(2000, "{\"v\":1,\"id\":\"b\",\"task\":\"noop\"}");
-    zadd(5000, "{\"v\":1,\"id\":\"c\",\"task\":\"noop\",\"queue\":\"q1\"}");
+    zadd_to(DELAYED("q1"), 1000,
+            "{\"v\":1,\"id\":\"a\",\"task\":\"noop\",\"queue\":\"q1\"}");
+    /* A message goes back to the queue whose delayed set holds it, whatever
+     * its queue field says. */
+    zadd_to(DELAYED("q1"), 2000, "{\"v\":1,\"id\":\"b\",\"task\":\"noop\"}");
+    zadd_to(DELAYED("q1"), 5000,
+            "{\"v\":1,\"id\":\"c\",\"task\":\"noop\",\"queue\":\"q1\"}");
     int64_t next = 0;
-    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, 2000, 100, &next), 2);
+    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, "q1", 2000, 100, &next), 2);
     TQ_ASSERT_INT(next, 5000);
-    TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:q1"), 1);
-    TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:default"), 1);
-    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 1);
-    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, 4999, 100, &next), 0);
-    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, 5000, 100, &next), 1);
+    TQ_ASSERT_INT(integer("LLEN %s", QUEUE("q1")), 2);
+    TQ_ASSERT_INT(integer("EXISTS %s", QUEUE("default")), 0);
+    TQ_ASSERT_INT(integer("ZCARD %s", DELAYED("q1")), 1);
+    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, "q1", 4999, 100, &next), 0);
+    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, "q1", 5000, 100, &next), 1);
     TQ_ASSERT_INT(next, INT64_MAX);
-    TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:q1"), 2);
+    TQ_ASSERT_INT(integer("LLEN %s", QUEUE("q1")), 3);
     /* The back of the queue: LPUSH, the end workers take last. */
-    redisReply *r = tq_test_redis_cmd(&srv, "LINDEX %s 0", PFX ":queue:q1");
+    redisReply *r = tq_test_redis_cmd(&srv, "LINDEX %s 0", QUEUE("q1"));
     TQ_ASSERT_CONTAINS(r->str, "\"id\":\"c\"");
+    freeReplyObject(r);
+    /* The first due is the first taken. */
+    r = tq_test_redis_cmd(&srv, "LINDEX %s -1", QUEUE("q1"));
+    TQ_ASSERT_CONTAINS(r->str, "\"id\":\"a\"");
     freeReplyObject(r);
     tq_conn_free(c);
 }
 
-static void test_batch_bound_and_bad_queue(void **state)
+static void test_batch_bound(void **state)
 {
     (void)state;
     tq_conn *c = tq_conn_new(&url, "delayed-test");
@@ -90,18 +106,34 @@ static void test_batch_bound_and_bad_queue(void **state)
         snprintf(msg, sizeof msg, "{\"v\":1,\"id\":\"m%d\",\"task\":\"noop\"}", i);
         zadd(i, msg);
     }
-    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 4), 4);
-    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 6);
-    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 100), 6);
-
+    int64_t next = 0;
+    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, "default", 100, 4, &next), 4);
+    TQ_ASSERT_INT(next, 100); /* more were due: promote again now */
+    TQ_ASSERT_INT(integer("ZCARD %s", DELAYED("default")), 6);
+    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, "default", 100, 100), 6);
+    /* Anything a client put there moves, even bytes that are no message:
+     * the worker dead-letters those as undecodable. */
     zadd(1, "not json");
-    zadd(2, "{\"v\":1,\"id\":\"x\",\"task\":\"noop\",\"queue\":\"bad queue!\"}");
-    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 100), 0);
-    TQ_ASSERT_INT(integer("LLEN %s", PFX ":dead"), 2);
-    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 0);
-    redisReply *r = tq_test_redis_cmd(&srv, "LINDEX %s 0", PFX ":dead");
-    TQ_ASSERT_CONTAINS(r->str, "no valid queue field");
+    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, "default", 100, 100), 1);
+    TQ_ASSERT_INT(integer("LLEN %s", QUEUE("default")), 11);
+    tq_conn_free(c);
+}
+
+/* The beat's promotion: every queue in P:{@}:queues. */
+static void test_promote_all(void **state)
+{
+    (void)state;
+    tq_conn *c = tq_conn_new(&url, "delayed-test");
+    redisReply *r = tq_test_redis_cmd(&srv, "SADD %s a b", PFX ":{@}:queues");
     freeReplyObject(r);
+    zadd_to(DELAYED("a"), 1, "{\"v\":1,\"id\":\"1\",\"task\":\"noop\"}");
+    zadd_to(DELAYED("b"), 1, "{\"v\":1,\"id\":\"2\",\"task\":\"noop\"}");
+    zadd_to(DELAYED("b"), 1, "{\"v\":1,\"id\":\"3\",\"task\":\"noop\"}");
+    zadd_to(DELAYED("c"), 1, "{\"v\":1,\"id\":\"4\",\"task\":\"noop\"}"); /* not in use */
+    TQ_ASSERT_INT(tq_delayed_promote_all(c, PFX, 100, 100), 3);
+    TQ_ASSERT_INT(integer("LLEN %s", QUEUE("a")), 1);
+    TQ_ASSERT_INT(integer("LLEN %s", QUEUE("b")), 2);
+    TQ_ASSERT_INT(integer("ZCARD %s", DELAYED("c")), 1);
     tq_conn_free(c);
 }
 
@@ -110,7 +142,7 @@ static void *promoter(void *arg)
     tq_conn *c = tq_conn_new(&url, "delayed-promoter");
     int *moved = arg;
     for (int i = 0; i < 50; i++) {
-        int n = tq_delayed_promote(c, PFX, 1000000, 7);
+        int n = tq_delayed_promote(c, PFX, "default", 1000000, 7);
         if (n > 0)
             *moved += n;
     }
@@ -133,7 +165,7 @@ static void test_concurrent_promoters_move_once(void **state)
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
     TQ_ASSERT_INT(moved[0] + moved[1] + moved[2] + moved[3], 200);
-    TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:default"), 200);
+    TQ_ASSERT_INT(integer("LLEN %s", QUEUE("default")), 200);
 }
 
 static void cmd(const char *fmt, const char *arg)
@@ -143,102 +175,64 @@ static void cmd(const char *fmt, const char *arg)
     freeReplyObject(r);
 }
 
-/* A queue key of the wrong type: before, the script removed the message
- * from P:delayed and then failed on LPUSH, losing it. */
+/* A queue key of the wrong type: every due message stays in P:{q}:delayed
+ * (none is removed and then lost), reported as stuck; once the key is
+ * fixed they move, once. */
 static void test_wrong_type_queue_keeps_message(void **state)
 {
     (void)state;
     tq_conn *c = tq_conn_new(&url, "delayed-test");
-    cmd("SET %s wrong", PFX ":queue:bad");
-    zadd(1, "{\"v\":1,\"id\":\"stuck\",\"task\":\"noop\",\"queue\":\"bad\"}");
-    zadd(2, "{\"v\":1,\"id\":\"fine\",\"task\":\"noop\",\"queue\":\"good\"}");
+    cmd("SET %s wrong", QUEUE("bad"));
+    zadd_to(DELAYED("bad"), 1, "{\"v\":1,\"id\":\"stuck\",\"task\":\"noop\"}");
+    zadd_to(DELAYED("bad"), 2, "{\"v\":1,\"id\":\"also\",\"task\":\"noop\"}");
     int64_t next = 0;
-    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, 100, 100, &next), 1);
-    TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:good"), 1);
-    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 1);
+    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, "bad", 100, 100, &next), 0);
+    TQ_ASSERT_INT(integer("ZCARD %s", DELAYED("bad")), 2);
     TQ_ASSERT_INT(next, 1100); /* tried again in a second */
-    redisReply *r = tq_test_redis_cmd(&srv, "GET %s", PFX ":queue:bad");
+    redisReply *r = tq_test_redis_cmd(&srv, "GET %s", QUEUE("bad"));
     TQ_ASSERT_STR(r->str, "wrong");
     freeReplyObject(r);
-    /* Once the key is fixed, the message moves, once. */
-    cmd("DEL %s", PFX ":queue:bad");
-    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, 100, 100, &next), 1);
-    TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:bad"), 1);
-    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 0);
+    cmd("DEL %s", QUEUE("bad"));
+    TQ_ASSERT_INT(tq_delayed_promote_next(c, PFX, "bad", 100, 100, &next), 2);
+    TQ_ASSERT_INT(integer("LLEN %s", QUEUE("bad")), 2);
+    TQ_ASSERT_INT(integer("ZCARD %s", DELAYED("bad")), 0);
     TQ_ASSERT_INT(next, INT64_MAX);
     tq_conn_free(c);
 }
 
-/* More stuck messages than a batch do not hide the ones behind them for
- * ever: a call steps over up to max of them. */
-static void test_stuck_messages_do_not_block(void **state)
-{
-    (void)state;
-    tq_conn *c = tq_conn_new(&url, "delayed-test");
-    char msg[128];
-    cmd("HSET %s f v", PFX ":queue:bad");
-    for (int i = 0; i < 5; i++) {
-        snprintf(msg, sizeof msg,
-                 "{\"v\":1,\"id\":\"s%d\",\"task\":\"n\",\"queue\":\"bad\"}", i);
-        zadd(i, msg);
-    }
-    zadd(10, "{\"v\":1,\"id\":\"ok\",\"task\":\"n\",\"queue\":\"good\"}");
-    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 10), 1);
-    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 5);
-    tq_conn_free(c);
-}
-
-/* P:dead of the wrong type: a message without a valid queue stays in
- * P:delayed instead of vanishing. */
-static void test_wrong_type_dead_keeps_message(void **state)
-{
-    (void)state;
-    tq_conn *c = tq_conn_new(&url, "delayed-test");
-    cmd("SET %s wrong", PFX ":dead");
-    zadd(1, "not json");
-    zadd(2, "{\"v\":1,\"id\":\"fine\",\"task\":\"noop\"}");
-    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 100), 1);
-    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 1);
-    cmd("DEL %s", PFX ":dead");
-    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 100), 0);
-    TQ_ASSERT_INT(integer("LLEN %s", PFX ":dead"), 1);
-    TQ_ASSERT_INT(integer("ZCARD %s", PFX ":delayed"), 0);
-    tq_conn_free(c);
-}
-
-/* P:stats of the wrong type: messages move, uncounted. */
+/* P:{q}:stats of the wrong type: messages move, uncounted. */
 static void test_wrong_type_stats(void **state)
 {
     (void)state;
     tq_conn *c = tq_conn_new(&url, "delayed-test");
-    cmd("RPUSH %s x", PFX ":stats");
+    cmd("RPUSH %s x", PFX ":{default}:stats");
     zadd(1, "{\"v\":1,\"id\":\"a\",\"task\":\"noop\"}");
-    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, 100, 100), 1);
-    TQ_ASSERT_INT(integer("LLEN %s", PFX ":queue:default"), 1);
-    TQ_ASSERT_INT(integer("LLEN %s", PFX ":stats"), 1);
+    TQ_ASSERT_INT(tq_delayed_promote(c, PFX, "default", 100, 100), 1);
+    TQ_ASSERT_INT(integer("LLEN %s", QUEUE("default")), 1);
+    TQ_ASSERT_INT(integer("LLEN %s", PFX ":{default}:stats"), 1);
     tq_conn_free(c);
 }
 
-/* P:delayed of the wrong type: an error that names the key, logged once
- * for many calls, nothing written; and once when it works again. */
+/* P:{q}:delayed of the wrong type: an error that names the key, logged
+ * once for many calls, nothing written; and once when it works again. */
 static void test_wrong_type_delayed_logged_once(void **state)
 {
     (void)state;
     tq_conn *c = tq_conn_new(&url, "delayed-test");
-    cmd("SET %s wrong", PFX ":delayed");
+    cmd("SET %s wrong", DELAYED("default"));
     tq_test_capture cap;
     assert_int_equal(tq_test_capture_start(&cap, 2), 0);
     int rc[5];
     for (int i = 0; i < 5; i++)
-        rc[i] = tq_delayed_promote(c, PFX, 100, 100);
-    cmd("DEL %s", PFX ":delayed");
-    int after = tq_delayed_promote(c, PFX, 100, 100);
+        rc[i] = tq_delayed_promote(c, PFX, "default", 100, 100);
+    cmd("DEL %s", DELAYED("default"));
+    int after = tq_delayed_promote(c, PFX, "default", 100, 100);
     char *out = tq_test_capture_stop(&cap, NULL);
     assert_non_null(out);
     for (int i = 0; i < 5; i++)
         TQ_ASSERT_RC(rc[i], TQ_EREPLY);
     TQ_ASSERT_INT(after, 0);
-    TQ_ASSERT_INT(tq_test_count(out, PFX ":delayed is a string, not a zset"), 1);
+    TQ_ASSERT_INT(tq_test_count(out, DELAYED("default") " is a string, not a zset"), 1);
     TQ_ASSERT_INT(tq_test_count_lines(out), 1); /* the recovery is info: not shown */
     free(out);
     tq_conn_free(c);
@@ -248,9 +242,10 @@ static void test_redis_down(void **state)
 {
     (void)state;
     tq_url bad = url;
-    bad.port = 1; /* nothing listens there */
+    bad.port = bad.nodes[0].port = 1; /* nothing listens there */
     tq_conn *c = tq_conn_new(&bad, "delayed-down");
-    TQ_ASSERT_RC(tq_delayed_promote(c, PFX, 1, 10), TQ_EREDIS);
+    TQ_ASSERT_RC(tq_delayed_promote(c, PFX, "default", 1, 10), TQ_EREDIS);
+    TQ_ASSERT_RC(tq_delayed_promote_all(c, PFX, 1, 10), TQ_EREDIS);
     tq_conn_free(c);
 }
 
@@ -258,11 +253,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_promotes_due_messages, setup),
-        cmocka_unit_test_setup(test_batch_bound_and_bad_queue, setup),
+        cmocka_unit_test_setup(test_batch_bound, setup),
+        cmocka_unit_test_setup(test_promote_all, setup),
         cmocka_unit_test_setup(test_concurrent_promoters_move_once, setup),
         cmocka_unit_test_setup(test_wrong_type_queue_keeps_message, setup),
-        cmocka_unit_test_setup(test_stuck_messages_do_not_block, setup),
-        cmocka_unit_test_setup(test_wrong_type_dead_keeps_message, setup),
         cmocka_unit_test_setup(test_wrong_type_stats, setup),
         cmocka_unit_test_setup(test_wrong_type_delayed_logged_once, setup),
         cmocka_unit_test_setup(test_redis_down, setup),

@@ -18,30 +18,18 @@ static const struct {
     const char *family;
     int scope;
 } families[] = {
-    {TQ_KEY_QUEUE, "queue", Q},
-    {TQ_KEY_PROCESSING, "processing", Q},
-    {TQ_KEY_CONSUMERS, "consumers", Q},
-    {TQ_KEY_LOCK, "lock", Q},
-    {TQ_KEY_RESULT, "result", Q},
-    {TQ_KEY_DELAYED, "delayed", Q},
-    {TQ_KEY_DEAD, "dead", Q},
-    {TQ_KEY_HISTORY, "history", Q},
-    {TQ_KEY_STATS, "stats", Q},
-    {TQ_KEY_DELIVERIES, "deliveries", Q},
-    {TQ_KEY_PAUSED, "paused", Q},
-    {TQ_KEY_COUNTER, "counter", Q},
-    {TQ_KEY_TASKS, "tasks", Q},
-    {TQ_KEY_MINUTE, "minute", Q},
-    {TQ_KEY_METRICS, "metrics", Q},
-    {TQ_KEY_PUBLISHED, "published", Q},
-    {TQ_KEY_EVENTS, "events", Q | G},
-    {TQ_KEY_QUEUES, "queues", G},
-    {TQ_KEY_WORKERS, "workers", G},
-    {TQ_KEY_WORKER, "worker", G},
-    {TQ_KEY_SCHEDULES, "schedules", G},
-    {TQ_KEY_SCHEDULE_STATE, "schedule-state", G},
-    {TQ_KEY_BEAT_LEADER, "leader", G},
-    {TQ_KEY_REAPER, "reaper", G},
+    {TQ_KEY_QUEUE, "queue", Q},         {TQ_KEY_PROCESSING, "processing", Q},
+    {TQ_KEY_CONSUMERS, "consumers", Q}, {TQ_KEY_LOCK, "lock", Q},
+    {TQ_KEY_RESULT, "result", Q},       {TQ_KEY_DELAYED, "delayed", Q},
+    {TQ_KEY_DEAD, "dead", Q},           {TQ_KEY_HISTORY, "history", Q},
+    {TQ_KEY_STATS, "stats", Q},         {TQ_KEY_DELIVERIES, "deliveries", Q},
+    {TQ_KEY_PAUSED, "paused", Q},       {TQ_KEY_COUNTER, "counter", Q},
+    {TQ_KEY_TASKS, "tasks", Q},         {TQ_KEY_MINUTE, "minute", Q},
+    {TQ_KEY_METRICS, "metrics", Q},     {TQ_KEY_PUBLISHED, "published", Q},
+    {TQ_KEY_EVENTS, "events", Q | G},   {TQ_KEY_QUEUES, "queues", G},
+    {TQ_KEY_WORKERS, "workers", G},     {TQ_KEY_WORKER, "worker", G},
+    {TQ_KEY_SCHEDULES, "schedules", G}, {TQ_KEY_SCHEDULE_STATE, "schedule-state", G},
+    {TQ_KEY_BEAT_LEADER, "leader", G},  {TQ_KEY_REAPER, "reaper", G},
     {TQ_KEY_AUDIT, "audit", G},
 };
 #define NFAMILIES (sizeof families / sizeof families[0])
@@ -75,9 +63,9 @@ static void test_fmt_every_family(void **state)
             const char *tag = scope == Q ? "default" : "@";
             if (!(families[i].scope & scope)) {
                 memset(buf, 'x', sizeof buf);
-                TQ_ASSERT_RC(tq_keys_fmt("tickq", families[i].k, queue, NULL, buf,
-                                         sizeof buf),
-                             TQ_EINVAL);
+                TQ_ASSERT_RC(
+                    tq_keys_fmt("tickq", families[i].k, queue, NULL, buf, sizeof buf),
+                    TQ_EINVAL);
                 TQ_ASSERT_STR(buf, "");
                 TQ_ASSERT_RC(tq_keys_stem("tickq", families[i].k, queue, buf, sizeof buf),
                              TQ_EINVAL);
@@ -90,15 +78,18 @@ static void test_fmt_every_family(void **state)
             TQ_ASSERT_STR(buf, want);
             TQ_ASSERT_INT(n, strlen(want));
             snprintf(want, sizeof want, "tickq:{%s}:%s", tag, families[i].family);
-            TQ_ASSERT_INT(tq_keys_fmt("tickq", families[i].k, queue, NULL, buf, sizeof buf),
-                          strlen(want));
+            TQ_ASSERT_INT(
+                tq_keys_fmt("tickq", families[i].k, queue, NULL, buf, sizeof buf),
+                strlen(want));
             TQ_ASSERT_STR(buf, want);
-            tq_keys_fmt("tickq", families[i].k, queue, "", buf, sizeof buf); /* "": none */
+            tq_keys_fmt("tickq", families[i].k, queue, "", buf,
+                        sizeof buf); /* "": none */
             TQ_ASSERT_STR(buf, want);
         }
     }
     /* An empty queue name is no queue. */
-    TQ_ASSERT_RC(tq_keys_fmt("tickq", TQ_KEY_QUEUE, "", NULL, buf, sizeof buf), TQ_EINVAL);
+    TQ_ASSERT_RC(tq_keys_fmt("tickq", TQ_KEY_QUEUE, "", NULL, buf, sizeof buf),
+                 TQ_EINVAL);
 }
 
 static void test_protocol_examples(void **state)
@@ -139,8 +130,8 @@ static void test_slots(void **state)
             int want = tq_slot(queues[q], strlen(queues[q]));
             for (size_t a = 0; a < sizeof args / sizeof *args; a++) {
                 /* (A prefix has no braces: the configuration refuses one.) */
-                int n =
-                    tq_keys_fmt("tickq", families[i].k, queues[q], args[a], buf, sizeof buf);
+                int n = tq_keys_fmt("tickq", families[i].k, queues[q], args[a], buf,
+                                    sizeof buf);
                 if (tq_slot(buf, (size_t)n) != want)
                     fail_msg("%s is not in the slot of queue %s", buf, queues[q]);
             }
@@ -218,10 +209,10 @@ static void test_too_small(void **state)
 
     /* Stems too. */
     memset(buf, 'x', sizeof buf);
-    TQ_ASSERT_INT(tq_keys_stem("tickq", TQ_KEY_LOCK, "q", buf, 15), 14);
+    TQ_ASSERT_INT(tq_keys_stem("tickq", TQ_KEY_LOCK, "q", buf, 16), 15);
     TQ_ASSERT_STR(buf, "tickq:{q}:lock:");
     memset(buf, 'x', sizeof buf);
-    TQ_ASSERT_RC(tq_keys_stem("tickq", TQ_KEY_LOCK, "q", buf, 14), TQ_ETOOBIG);
+    TQ_ASSERT_RC(tq_keys_stem("tickq", TQ_KEY_LOCK, "q", buf, 15), TQ_ETOOBIG);
     TQ_ASSERT_STR(buf, "");
 }
 

@@ -18,9 +18,10 @@ static char key[TQ_KEYS_MAX];
 static int group_setup(void **state)
 {
     (void)state;
-    if (tq_test_redis_group_start(&srv, &conn, "lock-test") < 0)
+    if (tq_test_redis_group_start_cluster(&srv, &conn, "lock-test") < 0)
         return -1;
-    return tq_keys_fmt("unit-lock", TQ_KEY_LOCK, "task@1", key, sizeof key) < 0 ? -1 : 0;
+    return tq_keys_fmt("unit-lock", TQ_KEY_LOCK, "q", "task@1", key, sizeof key) < 0 ? -1
+                                                                                     : 0;
 }
 
 static int group_teardown(void **state)
@@ -174,7 +175,7 @@ static void test_odd_owners_and_keys(void **state)
 
     /* Many locks are independent. */
     char k2[TQ_KEYS_MAX];
-    tq_keys_fmt("unit-lock", TQ_KEY_LOCK, "task@2", k2, sizeof k2);
+    tq_keys_fmt("unit-lock", TQ_KEY_LOCK, "q", "task@2", k2, sizeof k2);
     TQ_ASSERT_INT(tq_lock_acquire(conn, key, "a", 10000), 1);
     TQ_ASSERT_INT(tq_lock_acquire(conn, k2, "b", 10000), 1);
     TQ_ASSERT_INT(tq_lock_release(conn, k2, "a"), 0);

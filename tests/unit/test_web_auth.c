@@ -38,7 +38,8 @@ static void test_missing_or_wrong_token_is_401(void **state)
         why[0] = '\0';
         int rc = web_auth_check(TOKEN, refused[i], why, sizeof why);
         if (rc != 401)
-            fail_msg("'%s': expected 401, got %d", refused[i] ? refused[i] : "(none)", rc);
+            fail_msg("'%s': expected 401, got %d", refused[i] ? refused[i] : "(none)",
+                     rc);
         assert_null(strstr(why, TOKEN));
         assert_null(strstr(why, "s3cr3t"));
         assert_true(why[0] != '\0');
@@ -124,8 +125,9 @@ static void test_load_refuses(void **state)
         assert_null(strstr(err, "here"));
         unlink(p);
     }
-    TQ_ASSERT_RC(web_auth_load("/nonexistent/token", token, sizeof token, err, sizeof err),
-                 TQ_ECONFIG);
+    TQ_ASSERT_RC(
+        web_auth_load("/nonexistent/token", token, sizeof token, err, sizeof err),
+        TQ_ECONFIG);
     assert_non_null(strstr(err, "/nonexistent/token"));
     TQ_ASSERT_RC(web_auth_load("/tmp", token, sizeof token, err, sizeof err), TQ_ECONFIG);
     assert_non_null(strstr(err, "cannot read"));

@@ -19,7 +19,7 @@ static tq_conn *conn;
 static int group_setup(void **state)
 {
     (void)state;
-    return tq_test_redis_group_start(&srv, &conn, "worker-test");
+    return tq_test_redis_group_start_cluster(&srv, &conn, "worker-test");
 }
 
 static int group_teardown(void **state)
@@ -89,7 +89,8 @@ static void queue_for(worker_queue *q, const char *id)
 
 /* The reaper at chosen instants: a worker whose heartbeat is exactly the
  * liveness window old is alive; a millisecond later it is dead, and its
- * messages go back to their queue, oldest first, its locks released. */
+ * messages go back to their queue, oldest first, its locks released, and
+ * it leaves the queue's consumers and the registry. */
 static void test_reaper_at_chosen_instants(void **state)
 {
     (void)state;
@@ -97,33 +98,42 @@ static void test_reaper_at_chosen_instants(void **state)
     queue_for(&me, "reaper");
     queue_for(&other, "gone");
     const int64_t t0 = 1764096000000, live = me.liveness_ms;
+    const worker_qkeys *k = &other.qk[0]; /* queue default */
     redisReply *r =
         tq_test_redis_cmd(&srv, "ZADD %s %lld gone", other.workers, (long long)t0);
+    freeReplyObject(r);
+    r = tq_test_redis_cmd(&srv, "ZADD %s %lld gone", k->consumers, (long long)t0);
     freeReplyObject(r);
     const char *m1 = "{\"v\":1,\"id\":\"a\",\"task\":\"noop\"}";
     const char *m2 = "{\"v\":1,\"id\":\"b\",\"task\":\"noop\"}";
     /* m1 was taken first: it is at the tail of the processing list. */
-    freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %s %s", other.processing, m1, m2));
-    freeReplyObject(tq_test_redis_cmd(&srv, "SET %sa gone", other.lock_stem));
+    freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %s %s", k->processing, m1, m2));
+    freeReplyObject(tq_test_redis_cmd(&srv, "SET %sa gone", k->lock_stem));
 
     TQ_ASSERT_INT(worker_queue_reap(conn, &me, t0 + live), 0);
-    r = tq_test_redis_cmd(&srv, "LLEN %s", other.processing);
+    r = tq_test_redis_cmd(&srv, "LLEN %s", k->processing);
     TQ_ASSERT_INT(r->integer, 2);
     freeReplyObject(r);
 
     TQ_ASSERT_INT(worker_queue_reap(conn, &me, t0 + live + 1), 2);
-    r = tq_test_redis_cmd(&srv, "LRANGE %s 0 -1", other.queues[0]);
+    r = tq_test_redis_cmd(&srv, "LRANGE %s 0 -1", k->queue);
     TQ_ASSERT_INT(r->elements, 2);
     /* Back at the consuming end, oldest first: m1 is taken next. */
     assert_string_equal(r->element[1]->str, m1);
     freeReplyObject(r);
-    r = tq_test_redis_cmd(&srv, "EXISTS %sa %s", other.lock_stem, other.processing);
+    r = tq_test_redis_cmd(&srv, "EXISTS %sa", k->lock_stem);
     TQ_ASSERT_INT(r->integer, 0);
+    freeReplyObject(r);
+    r = tq_test_redis_cmd(&srv, "EXISTS %s", k->processing);
+    TQ_ASSERT_INT(r->integer, 0);
+    freeReplyObject(r);
+    r = tq_test_redis_cmd(&srv, "ZSCORE %s gone", k->consumers);
+    TQ_ASSERT_INT(r->type, REDIS_REPLY_NIL);
     freeReplyObject(r);
     r = tq_test_redis_cmd(&srv, "ZSCORE %s gone", other.workers);
     TQ_ASSERT_INT(r->type, REDIS_REPLY_NIL);
     freeReplyObject(r);
-    r = tq_test_redis_cmd(&srv, "HGET %s a", other.deliveries);
+    r = tq_test_redis_cmd(&srv, "HGET %s a", k->deliveries);
     assert_string_equal(r->str, "1");
     freeReplyObject(r);
 }
@@ -141,10 +151,10 @@ static void test_started_events(void **state)
     snprintf(it.id, sizeof it.id, "first");
     snprintf(it.task, sizeof it.task, "sleep");
     TQ_ASSERT_INT(worker_queue_started(conn, &q, 1764096000000, &it), 0);
-    freeReplyObject(tq_test_redis_cmd(&srv, "HSET %s again 1", q.deliveries));
+    freeReplyObject(tq_test_redis_cmd(&srv, "HSET %s again 1", q.qk[0].deliveries));
     snprintf(it.id, sizeof it.id, "again");
     TQ_ASSERT_INT(worker_queue_started(conn, &q, 1764096000001, &it), 0);
-    redisReply *r = tq_test_redis_cmd(&srv, "XRANGE %s - +", q.events);
+    redisReply *r = tq_test_redis_cmd(&srv, "XRANGE %s - +", q.qk[0].events);
     assert_non_null(r);
     TQ_ASSERT_INT(r->elements, 3);
     const char *want[][2] = {
