@@ -56,7 +56,7 @@ trap cleanup EXIT
 
 rcli() { "${DCP[@]}" exec -T redis redis-cli "$@" | tr -d '\r'; }
 timer() { curl -sf --max-time 5 "http://127.0.0.1:$TICKQ_WEB_PORT/timer"; }
-seconds() { rcli GET tickq:counter:timer; }
+seconds() { rcli GET 'tickq:{default}:counter:timer'; }
 wait_for() { # SECONDS DESCRIPTION SNIPPET
     local end=$((SECONDS + $1))
     until eval "$3" >/dev/null 2>&1; do
@@ -98,7 +98,7 @@ log "ok: 7 containers healthy"
 # ---- the queue, read with redis-cli inside the redis container
 "${DCP[@]}" pause worker >/dev/null 2>&1
 sleep 2.5
-msgs=$(rcli LRANGE tickq:queue:default 0 -1)
+msgs=$(rcli LRANGE 'tickq:{default}:queue' 0 -1)
 "${DCP[@]}" unpause worker >/dev/null 2>&1
 [ -n "$msgs" ] || fail "no message waiting while the workers were paused"
 echo "$msgs" | /usr/bin/python3 -c '
@@ -129,21 +129,21 @@ log "ok: the services recovered"
 
 # ---- stop publishing, drain, check exactness
 "${DCP[@]}" stop beat >/dev/null 2>&1
-published=$(rcli HGET tickq:stats published)
+published=$(rcli HGET 'tickq:{default}:stats' published)
 log "beats stopped after publishing $published ticks"
 # The killed worker's messages come back after the liveness window (10 s).
 wait_for 60 "timer = published ($published), queue and processing lists empty" \
-    '[ "$(seconds)" = "$published" ] && [ "$(rcli LLEN tickq:queue:default)" = 0 ] && [ -z "$(rcli --scan --pattern "tickq:processing:*")" ]'
+    '[ "$(seconds)" = "$published" ] && [ "$(rcli LLEN tickq:{default}:queue)" = 0 ] && [ -z "$(rcli --scan --pattern "tickq:{default}:processing:*")" ]'
 sleep 1
 [ "$(seconds)" = "$published" ] || fail "timer $(seconds) != published $published"
-done_n=$(rcli --scan --pattern 'tickq:result:timer@*' | wc -l)
+done_n=$(rcli --scan --pattern 'tickq:{default}:result:timer@*' | wc -l)
 [ "$done_n" = "$published" ] || fail "$done_n results (the done markers) for $published ticks"
-ids=$(rcli LRANGE tickq:history:timer 0 -1 | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort)
+ids=$(rcli LRANGE 'tickq:{default}:history:timer' 0 -1 | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort)
 dups=$(echo "$ids" | uniq -d)
 [ -z "$dups" ] || fail "ticks run twice: $dups"
 expect=$(( published < 100 ? published : 100 ))
 [ "$(echo "$ids" | wc -l)" = "$expect" ] || fail "history has $(echo "$ids" | wc -l) runs, expected $expect"
-[ "$(rcli LLEN tickq:dead)" = 0 ] || fail "dead letters: $(rcli LRANGE tickq:dead 0 -1)"
+[ "$(rcli LLEN 'tickq:{default}:dead')" = 0 ] || fail "dead letters: $(rcli LRANGE 'tickq:{default}:dead' 0 -1)"
 want="Minute: $((published / 60)), Second: $((published % 60))"
 [ "$(timer)" = "$want" ] || fail "/timer says '$(timer)', expected '$want'"
 log "ok: timer = $published = ticks published, each run once; /timer says '$want'"
@@ -175,8 +175,8 @@ wait_for 30 "the timer to advance on the new master" '[ "$(seconds)" -ge $((s0 +
 log "ok: the timer advances on the promoted replica, $((SECONDS - killed)) s after the kill"
 "${DCP[@]}" stop beat >/dev/null 2>&1
 wait_for 60 "timer = ticks done, queue and processing lists empty" \
-    '[ "$(seconds)" = "$(rcli --scan --pattern "tickq:result:timer@*" | wc -l)" ] && [ "$(rcli LLEN tickq:queue:default)" = 0 ] && [ -z "$(rcli --scan --pattern "tickq:processing:*")" ]'
-ids=$(rcli LRANGE tickq:history:timer 0 -1 | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort)
+    '[ "$(seconds)" = "$(rcli --scan --pattern "tickq:{default}:result:timer@*" | wc -l)" ] && [ "$(rcli LLEN tickq:{default}:queue)" = 0 ] && [ -z "$(rcli --scan --pattern "tickq:{default}:processing:*")" ]'
+ids=$(rcli LRANGE 'tickq:{default}:history:timer' 0 -1 | sed 's/.*"id":"\([^"]*\)".*/\1/' | sort)
 [ -z "$(echo "$ids" | uniq -d)" ] || fail "ticks run twice: $(echo "$ids" | uniq -d)"
 log "ok: with Sentinel, timer = $(seconds) = ticks done, each once, after the master's death"
 

@@ -218,7 +218,7 @@ tq_msg() {
 
 # tq_result ID [JQ_FILTER]: the task's result JSON, or a field of it.
 tq_result() {
-    rcli GET "$TQ_PREFIX:result:$1" | jq -r "${2:-.}"
+    rcli GET "$TQ_PREFIX:{default}:result:$1" | jq -r "${2:-.}"
 }
 
 # tq_done ID: the task's final status (success, failure, expired), or ""
@@ -227,14 +227,14 @@ tq_result() {
 # test set one, else $TQ_PREFIX.
 tq_done() {
     local s
-    s=$(rcli GET "${P:-$TQ_PREFIX}:result:$1" | jq -r .status 2>/dev/null) || s=
+    s=$(rcli GET "${P:-$TQ_PREFIX}:{default}:result:$1" | jq -r .status 2>/dev/null) || s=
     if [ "$s" = null ] || [ "$s" = retrying ]; then s=; fi
     echo "$s"
 }
 
 # tq_events ID: the events of one task, oldest first, one name a line.
 tq_events() {
-    rcli --raw XRANGE "$TQ_PREFIX:events" - + | awk -v id="$1" '
+    rcli --raw XRANGE "$TQ_PREFIX:{default}:events" - + | awk -v id="$1" '
         /^[0-9]+-[0-9]+$/ { if (ev != "" && tid == id) print ev; ev = ""; tid = ""; next }
         prev == "event" { ev = $0 } prev == "id" { tid = $0 } { prev = $0 }
         END { if (ev != "" && tid == id) print ev }'

@@ -37,7 +37,7 @@ for i in 1 2; do
         --liveness 3 --worker-id "w$i" --retry-base 0.1
     W+=("$TQ_LAST_PID")
 done
-tq_wait_for 20 "the timer at 3 s" '[ "$(rcli GET "$P:counter:timer")" -ge 3 ]'
+tq_wait_for 20 "the timer at 3 s" '[ "$(rcli GET "$P:{default}:counter:timer")" -ge 3 ]'
 # The webs once the library is there: the read-only user cannot load it.
 # Both webs take the token: the read-only one's user is what refuses.
 TOKEN="tok-$PW"
@@ -48,14 +48,14 @@ RW_PORT=$WEB_PORT
 
 # Work that uses the rest of the library: a retried then dead task, a slow
 # task (lock extension, started events), a worker killed and reaped.
-rcli LPUSH "$P:queue:default" "$(tq_msg f1 fail '[]' '"max_retries":1')" \
+rcli LPUSH "$P:{default}:queue" "$(tq_msg f1 fail '[]' '"max_retries":1')" \
     "$(tq_msg s1 sleep '[1.5]')" >/dev/null
-tq_wait_for 20 "the slow task started" '[ "$(rcli EXISTS "$P:lock:s1")" = 1 ]'
+tq_wait_for 20 "the slow task started" '[ "$(rcli EXISTS "$P:{default}:lock:s1")" = 1 ]'
 kill -KILL "${W[1]}"
 tq_log "killed worker w2"
 tq_wait_for 30 "the failing task dead and the slow one done" \
-    '[ "$(rcli LLEN "$P:dead")" = 1 ] && [ "$(P=$P tq_done s1)" = success ]'
-tq_wait_for 30 "w2 reaped" '[ -z "$(rcli ZSCORE "$P:workers" w2)" ]'
+    '[ "$(rcli LLEN "$P:{default}:dead")" = 1 ] && [ "$(P=$P tq_done s1)" = success ]'
+tq_wait_for 30 "w2 reaped" '[ -z "$(rcli ZSCORE "$P:{@}:workers" w2)" ]'
 
 # The read-only web reads; the admin web mutates (audited).
 for path in /timer /api/overview /api/queues /api/workers /api/schedules /api/tasks \
@@ -66,11 +66,11 @@ done
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
     -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$RW_PORT/api/queues/q9/pause")
 tq_assert_eq "admin web POST /api/queues/q9/pause" 200 "$code"
-tq_assert_eq "q9 paused" 1 "$(rcli SISMEMBER "$P:paused" q9)"
+tq_assert_eq "q9 paused" 1 "$(rcli EXISTS "$P:{q9}:paused")"
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
     -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$RW_PORT/api/dead/requeue")
 tq_assert_eq "admin web POST /api/dead/requeue" 200 "$code"
-tq_assert_eq "the audit stream has both" 2 "$(rcli XLEN "$P:audit")"
+tq_assert_eq "the audit stream has both" 2 "$(rcli XLEN "$P:{@}:audit")"
 
 if grep -l 'NOPERM\|permission denied\|authentication failed' "$TQ_TMP"/*.log; then
     grep -h 'NOPERM\|permission denied\|authentication failed' "$TQ_TMP"/*.log | head -5
@@ -97,12 +97,12 @@ for u in beat worker web web-admin; do
     refused "$u" PUBLISH c x
 done
 refused web SET "$P:x" 1
-refused web DEL "$P:counter:timer"
+refused web DEL "$P:{default}:counter:timer"
 refused web FCALL tickq_version 0
 refused web FUNCTION LOAD "#!lua name=x"
-tq_assert_eq "the read-only web may read" "$(rcli GET "$P:counter:timer")" "$(as web GET "$P:counter:timer")"
+tq_assert_eq "the read-only web may read" "$(rcli GET "$P:{default}:counter:timer")" "$(as web GET "$P:{default}:counter:timer")"
 code=$(curl -s -o "$TQ_TMP/body" -w '%{http_code}' --max-time 5 -X POST \
     -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$RO_PORT/api/queues/q8/pause")
 [ "$code" -ge 500 ] || tq_fail "a mutation through the read-only web answered $code: $(cat "$TQ_TMP/body")"
-tq_assert_eq "nothing paused by the read-only web" 0 "$(rcli SISMEMBER "$P:paused" q8)"
+tq_assert_eq "nothing paused by the read-only web" 0 "$(rcli EXISTS "$P:{q8}:paused")"
 tq_log "ok: every user is refused what it must not do"

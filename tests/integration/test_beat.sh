@@ -47,12 +47,12 @@ stop_beat() {
     wait "$1" || STOP_RC=$?
 }
 
-# grid_check QUEUE NAME STEP_MS [MIN_MS]: the messages of $P:queue:QUEUE
+# grid_check QUEUE NAME STEP_MS [MIN_MS]: the messages of $P:{QUEUE}:queue
 # (those from MIN_MS on) have ids NAME@<ms> on the STEP_MS grid, consecutive,
 # with no gap and no duplicate. Sets GRID_N, GRID_FIRST, GRID_LAST.
 grid_check() {
     local res
-    res=$(rcli LRANGE "$P:queue:$1" 0 -1 | jq -r .id | sort -t@ -k2,2n |
+    res=$(rcli LRANGE "$P:{$1}:queue" 0 -1 | jq -r .id | sort -t@ -k2,2n |
         awk -F@ -v name="$2" -v step="$3" -v min="${4:-0}" '
         $1 != name || $2 !~ /^[0-9]+$/ { print "bad id " $0; err = 1; exit }
         $2 < min { next }
@@ -65,17 +65,17 @@ grid_check() {
         END { if (!err) { if (n == 0) print "no messages"; else printf "ok %d %.0f %.0f\n", n, first, prev } }')
     case $res in
     ok*) read -r _ GRID_N GRID_FIRST GRID_LAST <<<"$res" ;;
-    *) tq_fail "$P:queue:$1 ($2 every $3 ms): $res" ;;
+    *) tq_fail "$P:{$1}:queue ($2 every $3 ms): $res" ;;
     esac
-    tq_log "ok: $P:queue:$1: $GRID_N consecutive ticks of $2, $GRID_FIRST .. $GRID_LAST"
+    tq_log "ok: $P:{$1}:queue: $GRID_N consecutive ticks of $2, $GRID_FIRST .. $GRID_LAST"
 }
 
 # msg_check QUEUE NAME TASK ARGS KWARGS STEP_MS MAX_LATE_S: every message of
-# $P:queue:QUEUE is a v1 message of schedule NAME with these fields, an id
+# $P:{QUEUE}:queue is a v1 message of schedule NAME with these fields, an id
 # that matches scheduled_at, and enqueued_at - scheduled_at in [0, MAX_LATE_S).
 msg_check() {
     local bad
-    bad=$(rcli LRANGE "$P:queue:$1" 0 -1 | jq -c --arg q "$1" --arg name "$2" --arg task "$3" \
+    bad=$(rcli LRANGE "$P:{$1}:queue" 0 -1 | jq -c --arg q "$1" --arg name "$2" --arg task "$3" \
         --argjson args "$4" --argjson kwargs "$5" --argjson step "$6" --argjson late "$7" '
         ((.id // "") | ltrimstr($name + "@") | tonumber? // -1) as $ms
         | select((.v == 1 and .task == $task and .queue == $q and .schedule == $name
@@ -83,22 +83,22 @@ msg_check() {
                   and (.scheduled_at * 1000 | round) == $ms
                   and .enqueued_at - .scheduled_at >= 0
                   and .enqueued_at - .scheduled_at < $late) | not)' | head -3)
-    [ -z "$bad" ] || tq_fail "$P:queue:$1: expected v=1 $2@<ms> task=$3 args=$4 kwargs=$5, ms on the $6 ms grid = scheduled_at, lateness < $7 s; got: $bad"
-    tq_log "ok: every message of $P:queue:$1 is a well-formed $2 tick"
+    [ -z "$bad" ] || tq_fail "$P:{$1}:queue: expected v=1 $2@<ms> task=$3 args=$4 kwargs=$5, ms on the $6 ms grid = scheduled_at, lateness < $7 s; got: $bad"
+    tq_log "ok: every message of $P:{$1}:queue is a well-formed $2 tick"
 }
 
-state_of() { rcli HGET "$P:schedule-state" "$1"; }
+state_of() { rcli HGET "$P:{@}:schedule-state" "$1"; }
 
 # ---------------------------------------------------------------------------
 # (a) One beat: the file is upserted; messages are well formed, on time, on
 # the grid, consecutive.
 part a
 beat beat-a --schedules "$SCHED"
-tq_wait_for 5 "schedules upserted" '[ "$(rcli HLEN "$P:schedules")" = 2 ]'
+tq_wait_for 5 "schedules upserted" '[ "$(rcli HLEN "$P:{@}:schedules")" = 2 ]'
 tq_assert_eq "timer definition" '"timer.tick" 1 "default" true' \
-    "$(rcli HGET "$P:schedules" timer | jq -r '[.task, .every, .queue, .enabled] | map(tojson) | join(" ")')"
+    "$(rcli HGET "$P:{@}:schedules" timer | jq -r '[.task, .every, .queue, .enabled] | map(tojson) | join(" ")')"
 tq_assert_eq "report definition" '"noop" 0.25 "reports" [1,"x"] {"k":true}' \
-    "$(rcli HGET "$P:schedules" report | jq -r '[.task, .every, .queue, .args, .kwargs] | map(tojson) | join(" ")')"
+    "$(rcli HGET "$P:{@}:schedules" report | jq -r '[.task, .every, .queue, .args, .kwargs] | map(tojson) | join(" ")')"
 sleep 3.2
 stop_beat "$BEAT_PID"
 tq_assert_eq "exit code after SIGTERM" 0 "$STOP_RC"
@@ -111,8 +111,10 @@ ntimer=$GRID_N
 grid_check reports report 250
 [ "$GRID_N" -ge 11 ] || tq_fail "report: expected at least 11 ticks in 3.2 s, got $GRID_N"
 tq_assert_eq "report state = last tick" "$GRID_LAST" "$(state_of report)"
-tq_assert_eq "stats published" "$((ntimer + GRID_N))" "$(rcli HGET "$P:stats" published)"
-tq_assert_eq "lease released" "" "$(rcli GET "$P:beat:leader")"
+# Each queue counts what was pushed to it.
+tq_assert_eq "stats published" "$((ntimer + GRID_N))" \
+    "$(($(rcli HGET "$P:{default}:stats" published) + $(rcli HGET "$P:{reports}:stats" published)))"
+tq_assert_eq "lease released" "" "$(rcli GET "$P:{@}:leader")"
 
 # ---------------------------------------------------------------------------
 # (b) Three beats at once: one leader, every tick exactly once; (d) SIGTERM
@@ -124,15 +126,15 @@ for id in b1 b2 b3; do
     PID_OF[$id]=$BEAT_PID
 done
 sleep 5
-leader=$(rcli GET "$P:beat:leader")
+leader=$(rcli GET "$P:{@}:leader")
 case $leader in b1 | b2 | b3) ;; *) tq_fail "lease holder: expected one of b1 b2 b3, got '$leader'" ;; esac
 tq_assert_eq "beats that ever led" 1 "$(grep -l 'leader: beat' "$TQ_TMP"/beat-b?.log | wc -l)"
 stop_beat "${PID_OF[$leader]}"
 tq_assert_eq "leader's exit code after SIGTERM" 0 "$STOP_RC"
-after=$(rcli GET "$P:beat:leader")
+after=$(rcli GET "$P:{@}:leader")
 [ "$after" != "$leader" ] || tq_fail "lease still held by the stopped beat $leader"
-tq_wait_for 3 "another beat takes the lease" '[ -n "$(rcli GET "$P:beat:leader")" ]'
-newleader=$(rcli GET "$P:beat:leader")
+tq_wait_for 3 "another beat takes the lease" '[ -n "$(rcli GET "$P:{@}:leader")" ]'
+newleader=$(rcli GET "$P:{@}:leader")
 tq_log "ok: lease passed from $leader to $newleader"
 t_stop=$(now_ms)
 tq_wait_for 5 "the new leader publishes" '[ "$(state_of timer)" -gt "$t_stop" ]'
@@ -148,7 +150,7 @@ tq_assert_eq "timer state = last tick" "$GRID_LAST" "$(state_of timer)"
 grid_check reports report 250
 tq_assert_eq "report ticks = state span" "$(((GRID_LAST - GRID_FIRST) / 250 + 1))" "$GRID_N"
 tq_assert_eq "report state = last tick" "$GRID_LAST" "$(state_of report)"
-tq_assert_eq "lease after all stopped" "" "$(rcli GET "$P:beat:leader")"
+tq_assert_eq "lease after all stopped" "" "$(rcli GET "$P:{@}:leader")"
 
 # ---------------------------------------------------------------------------
 # (c) kill -9 of the leader (lease 2 s): a standby publishes within the
@@ -156,20 +158,20 @@ tq_assert_eq "lease after all stopped" "" "$(rcli GET "$P:beat:leader")"
 part c
 beat beat-c1 --schedules "$SCHED" --beat-id c1 --lease 2
 PID_OF[c1]=$BEAT_PID
-tq_wait_for 5 "c1 leads" '[ "$(rcli GET "$P:beat:leader")" = c1 ]'
+tq_wait_for 5 "c1 leads" '[ "$(rcli GET "$P:{@}:leader")" = c1 ]'
 beat beat-c2 --schedules "$SCHED" --beat-id c2 --lease 2
 PID_OF[c2]=$BEAT_PID
 sleep 2.2
 kill -KILL "${PID_OF[c1]}"
 t_kill=$(now_ms)
 wait "${PID_OF[c1]}" 2>/dev/null || true
-tq_wait_for 4 "c2 takes the lease" '[ "$(rcli GET "$P:beat:leader")" = c2 ]'
+tq_wait_for 4 "c2 takes the lease" '[ "$(rcli GET "$P:{@}:leader")" = c2 ]'
 tq_wait_for 4 "c2 publishes" '[ "$(state_of timer)" -gt "$t_kill" ]'
 sleep 1.2
 stop_beat "${PID_OF[c2]}"
 tq_assert_eq "c2 exit code after SIGTERM" 0 "$STOP_RC"
 # The first message enqueued after the kill is c2's first publication.
-first_after=$(rcli LRANGE "$P:queue:reports" 0 -1 |
+first_after=$(rcli LRANGE "$P:{reports}:queue" 0 -1 |
     jq -s --argjson k "$t_kill" '[.[] | .enqueued_at * 1000 | select(. > $k)] | min | round')
 took=$((first_after - t_kill))
 [ "$took" -le 2500 ] || tq_fail "failover: the standby published $took ms after the kill, expected <= 2500 (lease 2 s)"
@@ -214,14 +216,14 @@ printf '%s' '{"schedules": [{"name": "timer", "task": "timer.tick", "every": 1}]
 beat beat-f --schedules "$TQ_TMP/f.json"
 tq_wait_for 5 "a first tick" '[ -n "$(state_of timer)" ]'
 t_edit=$(now_ms)
-rcli HSET "$P:schedules" timer '{"name": "timer", "task": "timer.tick", "every": 0.5}' >/dev/null
-rcli HSET "$P:schedules" broken '{"name": "broken", "task": "x"}' >/dev/null
+rcli HSET "$P:{@}:schedules" timer '{"name": "timer", "task": "timer.tick", "every": 0.5}' >/dev/null
+rcli HSET "$P:{@}:schedules" broken '{"name": "broken", "task": "x"}' >/dev/null
 sleep 3.2
 # From the first half-second tick on, the ticks are 500 ms apart. The edit
 # is seen at the next reload (<= 1 s) and the new grid starts with its first
 # tick after that, which may be a whole second (shared by both grids): the
 # first odd half second comes at most 2 s after the edit.
-half=$(rcli LRANGE "$P:queue:default" 0 -1 | jq -r .id | sed 's/.*@//' | sort -n |
+half=$(rcli LRANGE "$P:{default}:queue" 0 -1 | jq -r .id | sed 's/.*@//' | sort -n |
     awk '$1 % 1000 == 500 { print; exit }')
 [ -n "$half" ] || tq_fail "no tick on the 500 ms grid within 3.2 s of the edit"
 [ "$half" -le $((t_edit + 2100)) ] ||
@@ -232,12 +234,12 @@ tq_assert_eq "warnings about 'broken'" 1 "$(grep -c "schedule 'broken' in" "$TQ_
 grep -q "field 'every' is missing" "$TQ_TMP/beat-f.log" ||
     tq_fail "the warning about 'broken' does not name the field"
 t_dis=$(now_ms)
-rcli HSET "$P:schedules" timer \
+rcli HSET "$P:{@}:schedules" timer \
     '{"name": "timer", "task": "timer.tick", "every": 0.5, "enabled": false}' >/dev/null
 sleep 1.6
-n1=$(rcli LLEN "$P:queue:default")
+n1=$(rcli LLEN "$P:{default}:queue")
 sleep 1.5
-tq_assert_eq "timer ticks while disabled" "$n1" "$(rcli LLEN "$P:queue:default")"
+tq_assert_eq "timer ticks while disabled" "$n1" "$(rcli LLEN "$P:{default}:queue")"
 last=$(state_of timer)
 [ "$last" -le $((t_dis + 1600)) ] ||
     tq_fail "disabled at $t_dis, but a tick at $last was published"
@@ -254,7 +256,7 @@ cat >"$TQ_TMP/h.json" <<'EOF'
                {"name": "old", "task": "t", "every": 1, "queue": "old"}]}
 EOF
 t0=$(($(now_ms) / 1000 * 1000))
-rcli HSET "$P:schedule-state" recent $((t0 - 3000)) old $((t0 - 60000)) >/dev/null
+rcli HSET "$P:{@}:schedule-state" recent $((t0 - 3000)) old $((t0 - 60000)) >/dev/null
 beat beat-h --schedules "$TQ_TMP/h.json"
 sleep 1.5
 stop_beat "$BEAT_PID"

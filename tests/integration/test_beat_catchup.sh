@@ -28,9 +28,9 @@ cat >"$SCHED" <<'EOF'
 ]}
 EOF
 now_ms() { date +%s%3N; }
-state() { rcli HGET "$P:schedule-state" "$1"; }
+state() { rcli HGET "$P:{@}:schedule-state" "$1"; }
 # ids QUEUE: the ticks (ms) of the queue's messages, sorted.
-ids() { rcli LRANGE "$P:queue:$1" 0 -1 | jq -r .id | sed 's/.*@//' | sort -n; }
+ids() { rcli LRANGE "$P:{$1}:queue" 0 -1 | jq -r .id | sed 's/.*@//' | sort -n; }
 # contiguous STEP: stdin's ticks are consecutive multiples of STEP.
 contiguous() {
     awk -v step="$1" 'NR > 1 && $1 != prev + step { print "gap or duplicate at " $1 " after " prev; exit 1 }
@@ -59,14 +59,14 @@ tq_wait_for 5 "every interval schedule published" \
 sleep 2
 stop_beats
 t_stop=$(now_ms)
-tq_assert_eq "lease after all beats stopped" "" "$(rcli GET "$P:beat:leader")"
+tq_assert_eq "lease after all beats stopped" "" "$(rcli GET "$P:{@}:leader")"
 declare -A L
 for s in latest none all fast; do L[$s]=$(state "$s"); done
 # The cron schedules: pretend their last ticks were long ago.
 minute=$((t_stop / 60000 * 60000))
 lh_from=$(((t_stop - 2 * 86400000) / 60000 * 60000))
-rcli DEL "$P:queue:minutely" "$P:queue:minutely-latest" "$P:queue:lordhowe" >/dev/null
-rcli HSET "$P:schedule-state" minutely $((minute - 300000)) minutely-latest $((minute - 300000)) \
+rcli DEL "$P:{minutely}:queue" "$P:{minutely-latest}:queue" "$P:{lordhowe}:queue" >/dev/null
+rcli HSET "$P:{@}:schedule-state" minutely $((minute - 300000)) minutely-latest $((minute - 300000)) \
     lordhowe "$lh_from" >/dev/null
 left=$((t_stop + 10000 - $(now_ms)))
 sleep "$(printf '%d.%03d' $((left / 1000)) $((left % 1000)))"

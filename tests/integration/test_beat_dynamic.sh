@@ -21,12 +21,12 @@ cat >"$TQ_TMP/s.json" <<'EOF'
 ]}
 EOF
 now_ms() { date +%s%3N; }
-ids() { rcli LRANGE "$P:queue:$1" 0 -1 | jq -r .id | sed 's/.*@//' | sort -n; }
-def() { rcli HSET "$P:schedules" "$1" "$2" >/dev/null; }
+ids() { rcli LRANGE "$P:{$1}:queue" 0 -1 | jq -r .id | sed 's/.*@//' | sort -n; }
+def() { rcli HSET "$P:{@}:schedules" "$1" "$2" >/dev/null; }
 
 tq_spawn beat "$TICKQ_BEAT" --schedules "$TQ_TMP/s.json" --tz Europe/Berlin --log-level debug
 BEAT=$TQ_LAST_PID
-tq_wait_for 5 "edit publishes" '[ "$(rcli LLEN "$P:queue:q1")" -gt 2 ]'
+tq_wait_for 5 "edit publishes" '[ "$(rcli LLEN "$P:{q1}:queue")" -gt 2 ]'
 
 # A changed queue: every tick from a second after the edit on goes to q2.
 t_edit=$(now_ms)
@@ -72,7 +72,7 @@ tq_log "ok: toggle: re-enabled after $((first - t_en)) ms, nothing from the disa
 
 # Deleted.
 t_del=$(now_ms)
-rcli HDEL "$P:schedules" added >/dev/null
+rcli HDEL "$P:{@}:schedules" added >/dev/null
 sleep 1.5
 last=$(ids added | tail -1)
 [ "$last" -lt $((t_del + 1000)) ] || tq_fail "added: deleted at $t_del, tick $last published"
@@ -87,9 +87,9 @@ tq_wait_for 2 "the cron schedule is added" \
     "grep -q \"schedule 'nightly' added: task noop on cron '30 2 \\* \\* \\*' in Europe/Berlin\" '$TQ_TMP/beat.log'"
 tq_wait_for 2 "the never-firing one is skipped" \
     "grep -q \"schedule 'feb30' in .* is skipped: .*never fires\" '$TQ_TMP/beat.log'"
-n=$(rcli LLEN "$P:queue:q2")
+n=$(rcli LLEN "$P:{q2}:queue")
 sleep 0.6
-[ "$(rcli LLEN "$P:queue:q2")" -gt "$n" ] || tq_fail "the other schedules stopped"
+[ "$(rcli LLEN "$P:{q2}:queue")" -gt "$n" ] || tq_fail "the other schedules stopped"
 tq_log "ok: cron defaults to --tz; a never-firing expression is skipped, the rest go on"
 
 # Delayed messages: promoted when due, not before. Each is seen in the
@@ -99,11 +99,12 @@ tq_log "ok: cron defaults to --tz; a never-firing expression is skipped, the res
 # promotion that waits for something else).
 due1=$(($(now_ms) - 1000))
 due2=$(($(now_ms) + 3000))
-rcli ZADD "$P:delayed" "$due1" '{"v":1,"id":"d1","task":"noop","queue":"promoted"}' \
+rcli SADD "$P:{@}:queues" promoted >/dev/null
+rcli ZADD "$P:{promoted}:delayed" "$due1" '{"v":1,"id":"d1","task":"noop","queue":"promoted"}' \
     "$due2" '{"v":1,"id":"d2","task":"noop","queue":"promoted"}' >/dev/null
-tq_wait_for 20 "the due message is promoted" '[ "$(rcli LLEN "$P:queue:promoted")" -ge 1 ]'
-tq_assert_eq "promoted first" d1 "$(rcli LINDEX "$P:queue:promoted" -1 | jq -r .id)"
-while [ "$(rcli LLEN "$P:queue:promoted")" -lt 2 ]; do
+tq_wait_for 20 "the due message is promoted" '[ "$(rcli LLEN "$P:{promoted}:queue")" -ge 1 ]'
+tq_assert_eq "promoted first" d1 "$(rcli LINDEX "$P:{promoted}:queue" -1 | jq -r .id)"
+while [ "$(rcli LLEN "$P:{promoted}:queue")" -lt 2 ]; do
     [ "$(now_ms)" -lt $((due2 + 20000)) ] || tq_fail "d2 was never promoted"
     sleep 0.05
 done
@@ -111,24 +112,24 @@ seen=$(now_ms)
 [ "$seen" -ge "$due2" ] || tq_fail "d2 was promoted $((due2 - seen)) ms before it was due"
 late=$((seen - due2))
 [ "$late" -le 2000 ] || tq_fail "d2 was promoted $late ms after it was due"
-tq_assert_eq "delayed left" 0 "$(rcli ZCARD "$P:delayed")"
+tq_assert_eq "delayed left" 0 "$(rcli ZCARD "$P:{default}:delayed")"
 tq_log "ok: delayed messages promoted when due (d2 within $late ms)"
 # A mass edit in one transaction: 1000 of 3000 schedules deleted, 500
 # changed, 1500 added; afterwards exactly the changed and added ones tick.
 rcli EVAL "for i = 1, 3000 do redis.call('HSET', KEYS[1], 'm' .. i,
     '{\"name\":\"m' .. i .. '\",\"task\":\"noop\",\"every\":3600,\"queue\":\"mass\"}') end" \
-    1 "$P:schedules" >/dev/null
+    1 "$P:{@}:schedules" >/dev/null
 tq_wait_for 3 "3000 schedules added" "grep -q 'reloaded .* 3000 added, 0 changed, 0 removed' '$TQ_TMP/beat.log'"
 rcli EVAL "for i = 1, 1000 do redis.call('HDEL', KEYS[1], 'm' .. i) end
     for i = 1001, 1500 do redis.call('HSET', KEYS[1], 'm' .. i,
         '{\"name\":\"m' .. i .. '\",\"task\":\"noop\",\"every\":1,\"queue\":\"mass\"}') end
     for i = 3001, 4500 do redis.call('HSET', KEYS[1], 'm' .. i,
         '{\"name\":\"m' .. i .. '\",\"task\":\"noop\",\"every\":1,\"queue\":\"mass2\"}') end" \
-    1 "$P:schedules" >/dev/null
+    1 "$P:{@}:schedules" >/dev/null
 tq_wait_for 3 "the mass edit is applied" \
     "grep -q 'reloaded .* 1500 added, 500 changed, 1000 removed' '$TQ_TMP/beat.log'"
 sleep 2.2
-names() { rcli LRANGE "$P:queue:$1" 0 -1 | jq -r .schedule | sort -u | sed 's/^m//' | sort -n | tr '\n' ' '; }
+names() { rcli LRANGE "$P:{$1}:queue" 0 -1 | jq -r .schedule | sort -u | sed 's/^m//' | sort -n | tr '\n' ' '; }
 [ "$(names mass)" == "$(seq -s ' ' 1001 1500) " ] ||
     tq_fail "queue mass: expected ticks of m1001..m1500 only, got schedules $(names mass)"
 [ "$(names mass2)" == "$(seq -s ' ' 3001 4500) " ] ||
@@ -145,7 +146,7 @@ rcli ACL SETUSER limited on '>secret' '~*' '&*' +@all -watch >/dev/null
 tq_spawn beat-acl "$TICKQ_BEAT" --schedules "$TQ_TMP/s.json" --prefix "$P" \
     --redis-url "redis://limited:secret@127.0.0.1:$REDIS_PORT/0"
 BEAT=$TQ_LAST_PID
-tq_wait_for 5 "edit publishes" '[ "$(rcli LLEN "$P:queue:q1")" -gt 2 ]'
+tq_wait_for 5 "edit publishes" '[ "$(rcli LLEN "$P:{q1}:queue")" -gt 2 ]'
 grep -q "cannot watch .*; reloading it every 250 ms instead" "$TQ_TMP/beat-acl.log" ||
     tq_fail "no warning about WATCH"
 t_edit=$(now_ms)

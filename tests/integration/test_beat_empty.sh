@@ -20,7 +20,7 @@ run_empty() {
     pid=$TQ_LAST_PID
     tq_wait_for 30 "$name: loaded 0 schedules" \
         "grep -q 'loaded 0 schedules' '$TQ_TMP/$name.log'"
-    tq_wait_for 30 "$name: leads" "[ \"\$(rcli GET '$P:beat:leader')\" = '$name' ]"
+    tq_wait_for 30 "$name: leads" "[ \"\$(rcli GET '$P:{@}:leader')\" = '$name' ]"
     sleep 1.5 # a few more passes, a lease renewal and change checks
     kill -0 "$pid" || tq_fail "$name: the beat stopped by itself"
     kill -TERM "$pid"
@@ -40,15 +40,15 @@ for text in '[]' '{}'; do
     grep -q 'must be an object with an array "schedules"' "$TQ_TMP/bare.err.log" ||
         tq_fail "file of $text: $(cat "$TQ_TMP/bare.err.log")"
 done
-tq_assert_eq "nothing written to P:schedules" 0 "$(rcli EXISTS "$P:schedules")"
+tq_assert_eq "nothing written to P:schedules" 0 "$(rcli EXISTS "$P:{@}:schedules")"
 
 # From nothing to one schedule while running.
 tq_spawn late "$TICKQ_BEAT" --beat-id late
 tq_wait_for 30 "late: loaded 0 schedules" "grep -q 'loaded 0 schedules' '$TQ_TMP/late.log'"
-rcli HSET "$P:schedules" one '{"name": "one", "task": "noop", "every": 0.5, "queue": "one"}' >/dev/null
+rcli HSET "$P:{@}:schedules" one '{"name": "one", "task": "noop", "every": 0.5, "queue": "one"}' >/dev/null
 tq_wait_for 30 "a schedule added to an empty set is published" \
-    '[ "$(rcli LLEN "$P:queue:one")" -ge 1 ]'
-rcli HDEL "$P:schedules" one >/dev/null
+    '[ "$(rcli LLEN "$P:{one}:queue")" -ge 1 ]'
+rcli HDEL "$P:{@}:schedules" one >/dev/null
 tq_wait_for 30 "the set is empty again" "grep -q \"schedule 'one' removed\" '$TQ_TMP/late.log'"
 sleep 1
 kill -TERM "$TQ_LAST_PID"

@@ -17,14 +17,14 @@ cat >"$SCHED" <<'EOF'
 EOF
 P=$TQ_PREFIX
 now_ms() { date +%s%3N; }
-leader() { rcli GET "$P:beat:leader"; }
-state() { rcli HGET "$P:schedule-state" timer; }
+leader() { rcli GET "$P:{@}:leader"; }
+state() { rcli HGET "$P:{@}:schedule-state" timer; }
 
 # check_exactly_once: the ids in the queue are the consecutive seconds from
 # the first to the last, each once, and the state and counter agree.
 check_exactly_once() {
     local res
-    res=$(rcli LRANGE "$P:queue:default" 0 -1 | jq -r .id | sed 's/^timer@//' | sort -n |
+    res=$(rcli LRANGE "$P:{default}:queue" 0 -1 | jq -r .id | sed 's/^timer@//' | sort -n |
         awk 'NR == 1 { first = $1 } NR > 1 && $1 == prev { print "duplicate timer@" $1; exit }
              NR > 1 && $1 != prev + 1000 { printf "gap: timer@%s after timer@%s\n", $1, prev; exit }
              $1 % 1000 != 0 { print "off the grid: timer@" $1; exit }
@@ -32,7 +32,7 @@ check_exactly_once() {
              END { if (n) printf "ok %d %s %s\n", n, first, prev }')
     case $res in ok*) ;; *) tq_fail "timer ticks: ${res:-none}" ;; esac
     read -r _ N FIRST LAST <<<"$res"
-    tq_assert_eq "ticks published (stats)" "$N" "$(rcli HGET "$P:stats" published)"
+    tq_assert_eq "ticks published (stats)" "$N" "$(rcli HGET "$P:{default}:stats" published)"
     tq_assert_eq "state = last tick" "$LAST" "$(state)"
 }
 
@@ -44,7 +44,7 @@ takeover() {
     tq_wait_for 8 "a standby takes the lease from $old" \
         '[ -n "$(leader)" ] && [ "$(leader)" != "$old" ]'
     tq_wait_for 8 "the new leader publishes" '[ "$(state)" -gt "$t_kill" ]'
-    first=$(rcli LRANGE "$P:queue:default" 0 -1 |
+    first=$(rcli LRANGE "$P:{default}:queue" 0 -1 |
         jq -s --argjson k "$t_kill" '[.[] | .enqueued_at * 1000 | select(. > $k)] | min | round')
     took=$((first - t_kill))
     [ "$took" -le 5500 ] || tq_fail "the standby published $took ms after kill -9 of $old (lease 5 s)"

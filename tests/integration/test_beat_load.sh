@@ -32,10 +32,10 @@ gen 100000 "$TQ_TMP/100k.json" \
 t0=$(now_ms)
 tq_spawn beat "$TICKQ_BEAT" --schedules "$TQ_TMP/100k.json" --beat-id big
 BEAT=$TQ_LAST_PID
-tq_wait_for 120 "100 001 schedules upserted" '[ "$(rcli HLEN "$P:schedules")" = 100001 ]'
+tq_wait_for 120 "100 001 schedules upserted" '[ "$(rcli HLEN "$P:{@}:schedules")" = 100001 ]'
 t_seeded=$(now_ms)
 tq_wait_for 120 "the beat loaded them and publishes" \
-    "grep -q 'loaded 100001 schedules' '$TQ_TMP/beat.log' && [ \"\$(rcli LLEN '$P:queue:probe')\" -ge 1 ]"
+    "grep -q 'loaded 100001 schedules' '$TQ_TMP/beat.log' && [ \"\$(rcli LLEN '$P:{probe}:queue')\" -ge 1 ]"
 t_up=$(now_ms)
 tq_log "ok: 100 001 schedules: file read and upserted in $((t_seeded - t0)) ms, publishing after $((t_up - t0)) ms"
 kill -TERM "$BEAT"

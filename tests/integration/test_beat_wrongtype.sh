@@ -28,9 +28,9 @@ cat >"$TQ_TMP/s.json" <<'EOF'
 ]}
 EOF
 now_ms() { date +%s%3N; }
-state() { rcli HGET "$P:schedule-state" "$1"; }
+state() { rcli HGET "$P:{@}:schedule-state" "$1"; }
 # ids QUEUE: the ticks (ms) of the queue's messages, sorted.
-ids() { rcli LRANGE "$P:queue:$1" 0 -1 | jq -r .id | sed 's/.*@//' | sort -n; }
+ids() { rcli LRANGE "$P:{$1}:queue" 0 -1 | jq -r .id | sed 's/.*@//' | sort -n; }
 # Makes KEY a string "wrong" and keeps its value in KEY.saved, atomically.
 spoil() {
     rcli EVAL "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('RENAME', KEYS[1], KEYS[2]) end
@@ -49,7 +49,7 @@ restore() {
                return 1" 2 "$1" "$1.saved" >/dev/null
 }
 # newest QUEUE: the tick of the newest message on the queue (its head).
-newest() { rcli LINDEX "$P:queue:$1" 0 | jq -r .id | sed 's/.*@//'; }
+newest() { rcli LINDEX "$P:{$1}:queue" 0 | jq -r .id | sed 's/.*@//'; }
 # caught_up QUEUE: its newest message is at most 1.5 s old.
 caught_up() { local t; t=$(newest "$1"); [ -n "$t" ] && [ "$t" -ge $(($(now_ms) - 1500)) ]; }
 # exactly_once QUEUE: its ticks are consecutive seconds, none twice.
@@ -70,28 +70,28 @@ wait_all_caught_up() {
 
 tq_spawn beat "$TICKQ_BEAT" --schedules "$TQ_TMP/s.json" --beat-id w1
 BEAT=$TQ_LAST_PID
-tq_wait_for 20 "the beat publishes" '[ "$(rcli LLEN "$P:queue:qa")" -ge 2 ]'
+tq_wait_for 20 "the beat publishes" '[ "$(rcli LLEN "$P:{qa}:queue")" -ge 2 ]'
 wait_all_caught_up start
 
 # ---- a queue of the wrong type: that schedule waits, the others go on ----
-spoil "$P:queue:qa"
+spoil "$P:{qa}:queue"
 t_bad=$(now_ms)
 sleep $BAD_SECS
 b_during=$(ids qb | awk -v t="$t_bad" '$1 > t' | wc -l)
 [ "$b_during" -ge 2 ] || tq_fail "schedule b published $b_during ticks while queue qa was bad"
 tq_log "ok: b published $b_during ticks while qa was a string"
-restore "$P:queue:qa"
+restore "$P:{qa}:queue"
 wait_all_caught_up "queue qa fixed"
 
 # ---- one schedule's state value is not a number ----
 saved=$(state a)
-rcli HSET "$P:schedule-state" a not-a-number >/dev/null
+rcli HSET "$P:{@}:schedule-state" a not-a-number >/dev/null
 sleep $BAD_SECS
-rcli HSET "$P:schedule-state" a "$saved" >/dev/null
+rcli HSET "$P:{@}:schedule-state" a "$saved" >/dev/null
 wait_all_caught_up "state value of a fixed"
 
 # ---- the keys every schedule shares ----
-for spec in "schedule-state list" "schedules string" "beat:leader hash" "stats list"; do
+for spec in "{@}:schedule-state list" "{@}:schedules string" "{@}:leader hash" "{qa}:stats list"; do
     set -- $spec
     if [ "$2" = string ]; then spoil "$P:$1"; else spoil_as "$P:$1" "$2"; fi
     sleep $BAD_SECS
@@ -104,14 +104,15 @@ done
 # promoted once it is fixed ----
 # The due message goes into the saved set after the spoiling: added before,
 # the beat could promote it in between.
-spoil "$P:delayed"
-rcli ZADD "$P:delayed.saved" 1 "$(tq_msg d1 noop '[]' '"queue":"qd"')" >/dev/null
+rcli SADD "$P:{@}:queues" qd >/dev/null # the leader promotes the queues in use
+spoil "$P:{qd}:delayed"
+rcli ZADD "$P:{qd}:delayed.saved" 1 "$(tq_msg d1 noop '[]' '"queue":"qd"')" >/dev/null
 sleep $BAD_SECS
-kill -0 "$BEAT" || tq_fail "the beat died while $P:delayed was a string"
-[ "$(rcli LLEN "$P:queue:qd")" = 0 ] || tq_fail "a message came out of a P:delayed that was a string"
-restore "$P:delayed"
-tq_wait_for 20 "the delayed message is promoted" '[ "$(rcli LLEN "$P:queue:qd")" = 1 ]'
-wait_all_caught_up "$P:delayed fixed"
+kill -0 "$BEAT" || tq_fail "the beat died while $P:{qd}:delayed was a string"
+[ "$(rcli LLEN "$P:{qd}:queue")" = 0 ] || tq_fail "a message came out of a P:delayed that was a string"
+restore "$P:{qd}:delayed"
+tq_wait_for 20 "the delayed message is promoted" '[ "$(rcli LLEN "$P:{qd}:queue")" = 1 ]'
+wait_all_caught_up "$P:{qd}:delayed fixed"
 
 sleep 2
 kill -TERM "$BEAT"
@@ -120,17 +121,17 @@ wait "$BEAT" || tq_fail "the beat exited with $? after SIGTERM"
 # ---- a beat that starts while P:schedules and P:schedule-state are of
 # the wrong type: it cannot upsert its file nor read the state (one error
 # each), and publishes, from the state, once they are fixed ----
-spoil "$P:schedules"
-spoil_as "$P:schedule-state" list
+spoil "$P:{@}:schedules"
+spoil_as "$P:{@}:schedule-state" list
 tq_spawn beat2 "$TICKQ_BEAT" --schedules "$TQ_TMP/s.json" --beat-id w2
 BEAT=$TQ_LAST_PID
 tq_wait_for 30 "the upsert fails" "grep -q 'could not upsert' '$TQ_TMP/beat2.log'"
 sleep $BAD_SECS
 kill -0 "$BEAT" || tq_fail "the beat died at start with keys of the wrong type"
-restore "$P:schedules"
-tq_wait_for 30 "the state cannot be read" "grep -q 'cannot read $P:schedule-state' '$TQ_TMP/beat2.log'"
+restore "$P:{@}:schedules"
+tq_wait_for 30 "the state cannot be read" "grep -q 'cannot read $P:{@}:schedule-state' '$TQ_TMP/beat2.log'"
 sleep 1
-restore "$P:schedule-state"
+restore "$P:{@}:schedule-state"
 wait_all_caught_up "a restart with bad keys, fixed"
 sleep 1
 kill -TERM "$BEAT"
@@ -145,7 +146,7 @@ for q in qa qb qc; do
     [ "$last" -ge $((t_end - 3000)) ] || tq_fail "queue $q: last tick $last, stopped at $t_end"
     tq_log "ok: $q: $n ticks, each exactly once, none missing"
 done
-tq_assert_eq "delayed message promoted once" 1 "$(rcli LLEN "$P:queue:qd")"
+tq_assert_eq "delayed message promoted once" 1 "$(rcli LLEN "$P:{qd}:queue")"
 
 # ---- each problem named, and not flooded ----
 # named LOG KEY...: each KEY is named in 1 to 3 warnings or errors of LOG.
@@ -159,7 +160,7 @@ named() {
         tq_log "ok: $(basename "$log"): $key named in $n warning or error lines"
     done
 }
-named beat "$P:queue:qa" "$P:schedule-state" "$P:schedules" "$P:beat:leader" "$P:delayed" "$P:stats"
-named beat2 "$P:schedules" "$P:schedule-state"
+named beat "$P:{qa}:queue" "$P:{@}:schedule-state" "$P:{@}:schedules" "$P:{@}:leader" "$P:{qd}:delayed" "$P:{qa}:stats"
+named beat2 "$P:{@}:schedules" "$P:{@}:schedule-state"
 n=$(grep -E ' (warn|error) ' "$TQ_TMP/beat.log" | grep -c "field 'a' is 'not-a-number', not a tick" || true)
 [ "$n" = 1 ] || tq_fail "the bad state value of 'a': $n error lines"

@@ -110,7 +110,7 @@ EOF
 AWS_SECRET_ACCESS_KEY="aws-$PW" TICKQ_EXTRA="x-$PW" tq_spawn worker "$TICKQ_WORKER_BIN" -c 1 --worker-id w-good
 tq_spawn beat "$TICKQ_BEAT" --schedules "$TQ_TMP/s.json" --beat-id b-good
 tq_start_web
-rcli LPUSH "$P:queue:default" "$(tq_msg e1 shell '["env"]' '"kwargs":{"env":{"ADDED":"by-kwargs"}}')" >/dev/null
+rcli LPUSH "$P:{default}:queue" "$(tq_msg e1 shell '["env"]' '"kwargs":{"env":{"ADDED":"by-kwargs"}}')" >/dev/null
 tq_wait_for 60 "e1 finished" "[ -n \"\$(tq_done e1)\" ]"
 tq_assert_eq "e1 status" success "$(tq_result e1 .status)"
 tq_result e1 .output >"$TQ_TMP/env.out"
@@ -118,7 +118,7 @@ grep -q '^ADDED=by-kwargs$' "$TQ_TMP/env.out" || tq_fail "kwargs.env is missing:
 grep -q '^PATH=' "$TQ_TMP/env.out" || tq_fail "PATH is missing"
 if grep -E '^(TICKQ_|AWS_)' "$TQ_TMP/env.out"; then tq_fail "the task inherited the variables above"; fi
 no_secret "$TQ_TMP/env.out"
-tq_wait_for 60 "the beat publishes" '[ "$(rcli LLEN '"$P"':queue:nowhere)" -gt 0 ]'
+tq_wait_for 60 "the beat publishes" '[ "$(rcli LLEN '"$P"':{nowhere}:queue)" -gt 0 ]'
 for path in / /healthz /timer /api/timer /api/workers /api/queues /api/schedules /metrics /nope; do
     curl -s --max-time 5 "http://127.0.0.1:$WEB_PORT$path" >>"$TQ_TMP/pages.out" || true
 done

@@ -10,7 +10,7 @@ tq_require_empty
 
 PORT=$(tq_free_port)
 BASE="http://127.0.0.1:$PORT"
-KEY="$TQ_PREFIX:counter:timer"
+KEY="$TQ_PREFIX:{default}:counter:timer"
 
 # req METHOD PATH [curl args...]: one request; sets CODE, BODY and HEADERS
 # (CODE is 000 when curl got no answer within its time limit).
@@ -201,7 +201,7 @@ rcli DEL "$KEY" >/dev/null
 
 # Prefix isolation: another prefix's timer is not ours.
 rcli SET "${TQ_PREFIX}x:counter:timer" 999 >/dev/null
-rcli SET "other-$TQ_PREFIX:counter:timer" 998 >/dev/null
+rcli SET "other-$TQ_PREFIX:{default}:counter:timer" 998 >/dev/null
 req GET /timer
 expect "GET /timer with only other prefixes set" 200 "Minute: 0, Second: 0"
 rcli SET "$KEY" 3601 >/dev/null

@@ -41,19 +41,19 @@ expect_status() { # PATH STATUS GREP
     [ -z "${3:-}" ] || grep -q -- "$3" "$TQ_TMP/body" || tq_fail "GET $1: no '$3' in $(cat "$TQ_TMP/body")"
 }
 
-tq_wait_for 20 "three ticks counted" '[ "$(rcli GET "$P:counter:timer" 2>/dev/null || echo 0)" -ge 3 ]'
+tq_wait_for 20 "three ticks counted" '[ "$(rcli GET "$P:{default}:counter:timer" 2>/dev/null || echo 0)" -ge 3 ]'
 
 # ---- a failing task, a dead letter, a long task, a held queue ----------------
-rcli LPUSH "$P:queue:default" "$(tq_msg f-1 fail)" >/dev/null
-rcli LPUSH "$P:queue:default" "$(tq_msg ghost-1 no.such.task)" >/dev/null
-rcli SADD "$P:paused" held >/dev/null
+rcli LPUSH "$P:{default}:queue" "$(tq_msg f-1 fail)" >/dev/null
+rcli LPUSH "$P:{default}:queue" "$(tq_msg ghost-1 no.such.task)" >/dev/null
+rcli SET "$P:{held}:paused" 1 >/dev/null; rcli SADD "$P:{@}:queues" held >/dev/null
 for i in 1 2 3; do
-    rcli LPUSH "$P:queue:held" "{\"v\":1,\"id\":\"h-$i\",\"task\":\"noop\",\"queue\":\"held\",\"enqueued_at\":$(($(date +%s) - 5))}" >/dev/null
+    rcli LPUSH "$P:{held}:queue" "{\"v\":1,\"id\":\"h-$i\",\"task\":\"noop\",\"queue\":\"held\",\"enqueued_at\":$(($(date +%s) - 5))}" >/dev/null
 done
 tq_wait_for 20 "f-1 done" '[ "$(tq_done "f-1")" != "" ]'
-tq_wait_for 20 "the unknown task dead-lettered" '[ "$(rcli LLEN "$P:dead")" -ge 1 ]'
-rcli LPUSH "$P:queue:default" "$(tq_msg long-1 sleep '[30]' '"timeout":60')" >/dev/null
-tq_wait_for 20 "long-1 running" '[ "$(rcli GET "$P:lock:long-1")" = w-api ]'
+tq_wait_for 20 "the unknown task dead-lettered" '[ "$(rcli LLEN "$P:{default}:dead")" -ge 1 ]'
+rcli LPUSH "$P:{default}:queue" "$(tq_msg long-1 sleep '[30]' '"timeout":60')" >/dev/null
+tq_wait_for 20 "long-1 running" '[ "$(rcli GET "$P:{default}:lock:long-1")" = w-api ]'
 
 # ---- /api/workers ------------------------------------------------------------
 tq_assert_eq "workers: one" 1 "$(json /api/workers 'length')"
@@ -61,7 +61,7 @@ tq_assert_eq "workers: id" w-api "$(json /api/workers '.[0].id')"
 tq_assert_eq "workers: alive" true "$(json /api/workers '.[0].alive')"
 tq_assert_eq "workers: queues" "default,reports" "$(json /api/workers '.[0].queues | join(",")')"
 tq_assert_eq "workers: concurrency" 2 "$(json /api/workers '.[0].concurrency')"
-tq_assert_eq "workers: pid" "$(rcli HGET "$P:worker:w-api" pid)" "$(json /api/workers '.[0].pid')"
+tq_assert_eq "workers: pid" "$(rcli HGET "$P:{@}:worker:w-api" pid)" "$(json /api/workers '.[0].pid')"
 tq_assert_eq "workers: running" long-1 "$(json /api/workers '.[0].running | join(",")')"
 
 # ---- /api/queues ---------------------------------------------------------------
@@ -76,10 +76,10 @@ tq_assert_eq "queues: default processing" 1 \
     "$(json /api/queues '.[] | select(.name=="default") | .processing')"
 
 # More queues than one pipeline carries (two commands a queue): all listed.
-for i in $(seq 140); do echo "SADD $P:paused many-$i"; done | rcli >/dev/null
+for i in $(seq 140); do echo "SET $P:{many-$i}:paused 1"; echo "SADD $P:{@}:queues many-$i"; done | rcli >/dev/null
 tq_assert_eq "queues: 140 paused queues listed" 140 "$(json /api/queues '[.[] | select(.name | startswith("many-"))] | length')"
 tq_assert_eq "queues: the held queue still right" 3 "$(json /api/queues '.[] | select(.name=="held") | .depth')"
-for i in $(seq 140); do echo "SREM $P:paused many-$i"; done | rcli >/dev/null
+for i in $(seq 140); do echo "DEL $P:{many-$i}:paused"; echo "SREM $P:{@}:queues many-$i"; done | rcli >/dev/null
 
 # ---- /api/schedules ------------------------------------------------------------
 tq_assert_eq "schedules: two" 2 "$(json /api/schedules 'length')"
@@ -103,8 +103,8 @@ expect_status "/api/schedules/bad!name" 400 "schedule name"
 
 # ---- /api/tasks: every page, then filters ---------------------------------------
 kill -TERM "$BEAT_PID"
-tq_wait_for 20 "the queue drained" '[ "$(rcli LLEN "$P:queue:default")" = 0 ]'
-last=$(rcli HGET "$P:schedule-state" timer)
+tq_wait_for 20 "the queue drained" '[ "$(rcli LLEN "$P:{default}:queue")" = 0 ]'
+last=$(rcli HGET "$P:{@}:schedule-state" timer)
 tq_assert_eq "schedules: timer last run" "$(date -u -d "@$((last / 1000))" +%Y-%m-%dT%H:%M:%S)" \
     "$(json /api/schedules '.[] | select(.name=="timer") | .last_run[0:19]')"
 tq_wait_for 20 "the last tick done" '[ "$(tq_done "timer@$last")" = success ]'
@@ -114,9 +114,9 @@ tq_assert_eq "schedules: nightly has run never" null \
     "$(json /api/schedules '.[] | select(.name=="nightly") | .last_result')"
 # Scores no clock gives (written by a client) must not make a page skip one.
 for sc in inf 1e300 1e15 1e15; do
-    rcli ZADD "$P:tasks" "$sc" "$(printf 'success\tdefault\tnoop\t\tfar-%s-%s' "$sc" "$RANDOM")" >/dev/null
+    rcli ZADD "$P:{default}:tasks" "$sc" "$(printf 'success\tdefault\tnoop\t\tfar-%s-%s' "$sc" "$RANDOM")" >/dev/null
 done
-expected=$(rcli ZREVRANGE "$P:tasks" 0 -1 | awk -F'\t' '{print $5}' | paste -sd, -)
+expected=$(rcli ZREVRANGE "$P:{default}:tasks" 0 -1 | awk -F'\t' '{print $5}' | paste -sd, -)
 [ -n "$expected" ] || tq_fail "P:tasks is empty: the worker did not index its tasks"
 got=() cursor=""
 for _ in $(seq 100); do
@@ -129,7 +129,7 @@ for _ in $(seq 100); do
     [ -n "$cursor" ] || break
 done
 tq_assert_eq "tasks: every page, newest first, equals P:tasks" "$expected" "$(IFS=,; echo "${got[*]}")"
-rcli ZREMRANGEBYSCORE "$P:tasks" 1e15 +inf >/dev/null
+rcli ZREMRANGEBYSCORE "$P:{default}:tasks" 1e15 +inf >/dev/null
 tq_assert_eq "tasks: state=dead (retries used up)" f-1 "$(json '/api/tasks?state=dead' '[.items[].id] | join(",")')"
 tq_assert_eq "tasks: state=success are ticks" true \
     "$(json '/api/tasks?state=success&limit=1000' '[.items[] | .status == "success" and (.id | startswith("timer@"))] | all')"
@@ -156,18 +156,18 @@ tq_assert_eq "task ghost-1: reason" unknown-task "$(json /api/tasks/ghost-1 '.de
 expect_status /api/tasks/never-was 404 "no task never-was"
 
 # ---- /api/dead and /api/audit ---------------------------------------------------------
-tq_assert_eq "dead: total" "$(rcli LLEN "$P:dead")" "$(json /api/dead '.total')"
+tq_assert_eq "dead: total" "$(rcli LLEN "$P:{default}:dead")" "$(json /api/dead '.total')"
 tq_assert_eq "dead: the unknown task's reason" unknown-task \
     "$(json /api/dead '.items[] | select(.id=="ghost-1") | .reason')"
 expect_status "/api/dead?cursor=-1" 400 "cursor"
 expect_status "/api/dead?cursor=1-x" 400 "cursor"
 # Paging while letters arrive: the next page goes on where the last one ended.
-rcli RENAME "$P:dead" "$P:dead-saved" >/dev/null
+rcli RENAME "$P:{default}:dead" "$P:dead-saved" >/dev/null
 letter() { printf '{"reason":"failed","error":"e","message":"{\\"v\\":1,\\"id\\":\\"%s\\",\\"task\\":\\"noop\\"}"}' "$1"; }
-for i in 1 2 3 4 5; do rcli LPUSH "$P:dead" "$(letter "d-$i")" >/dev/null; done
+for i in 1 2 3 4 5; do rcli LPUSH "$P:{default}:dead" "$(letter "d-$i")" >/dev/null; done
 tq_assert_eq "dead page 1" "d-5 d-4" "$(json '/api/dead?limit=2' '[.items[].id] | join(" ")')"
 cursor=$(jq -r .cursor "$TQ_TMP/body")
-for i in 6 7 8; do rcli LPUSH "$P:dead" "$(letter "d-$i")" >/dev/null; done
+for i in 6 7 8; do rcli LPUSH "$P:{default}:dead" "$(letter "d-$i")" >/dev/null; done
 tq_assert_eq "dead page 2, three letters later" "d-3 d-2" \
     "$(json "/api/dead?limit=2&cursor=$cursor" '[.items[].id] | join(" ")')"
 cursor=$(jq -r .cursor "$TQ_TMP/body")
@@ -175,10 +175,10 @@ tq_assert_eq "dead page 3" "d-1" "$(json "/api/dead?limit=2&cursor=$cursor" '[.i
 tq_assert_eq "dead page 3: the last" null "$(jq -r .cursor "$TQ_TMP/body")"
 # A byte budget: 3 MiB letters come two a page, whatever the limit; a letter
 # over 8 MiB is shown as its size; a task's detail finds its id in a big one.
-rcli DEL "$P:dead" >/dev/null
+rcli DEL "$P:{default}:dead" >/dev/null
 big() { /usr/bin/python3 -c 'import json,sys; import time; print(json.dumps({"reason":"failed","dead_at":time.time(),"error":"x"*int(sys.argv[2]),"message":json.dumps({"v":1,"id":sys.argv[1],"task":"noop"})}))' "$1" "$2"; }
-for i in 1 2 3; do big "b-$i" 3000000 | rcli -x LPUSH "$P:dead" >/dev/null; done
-big b-huge 9000000 | rcli -x RPUSH "$P:dead" >/dev/null
+for i in 1 2 3; do big "b-$i" 3000000 | rcli -x LPUSH "$P:{default}:dead" >/dev/null; done
+big b-huge 9000000 | rcli -x RPUSH "$P:{default}:dead" >/dev/null
 tq_assert_eq "3 MiB letters: two a page" "b-3 b-2" "$(json '/api/dead?limit=50' '[.items[].id] | join(" ")')"
 cursor=$(jq -r .cursor "$TQ_TMP/body")
 tq_assert_eq "3 MiB letters: then the third and the huge one" "b-1 unreadable" \
@@ -188,27 +188,27 @@ jq -r '.items[1].error' "$TQ_TMP/body" | grep -qE "dead letter of 9000[0-9]{3} b
 tq_assert_eq "detail: found in a 3 MiB letter" dead "$(json /api/tasks/b-2 '.state')"
 tq_assert_eq "detail: its message" b-2 "$(json /api/tasks/b-2 '.message.id')"
 # Ids that hold the id: the detail reads on past them to the exact one.
-for i in 1 10 11 12 13 14; do rcli LPUSH "$P:dead" "$(letter "job-$i")" >/dev/null; done
+for i in 1 10 11 12 13 14; do rcli LPUSH "$P:{default}:dead" "$(letter "job-$i")" >/dev/null; done
 tq_assert_eq "detail: job-1 behind five ids that contain it" job-1 "$(json /api/tasks/job-1 '.message.id')"
 # Enqueued again under its id: the newer of result and dead letter says.
-rcli SET "$P:result:b-2" "{\"status\":\"success\",\"finished\":$(($(date +%s) + 5))}" >/dev/null
+rcli SET "$P:{default}:result:b-2" "{\"status\":\"success\",\"finished\":$(($(date +%s) + 5))}" >/dev/null
 tq_assert_eq "detail: a success after the dead letter" success "$(json /api/tasks/b-2 '.state')"
-rcli SET "$P:result:b-2" '{"status":"failure","finished":1}' >/dev/null
+rcli SET "$P:{default}:result:b-2" '{"status":"failure","finished":1}' >/dev/null
 tq_assert_eq "detail: a result older than the dead letter" dead "$(json /api/tasks/b-2 '.state')"
-rcli DEL "$P:result:b-2" >/dev/null
-rcli DEL "$P:dead" >/dev/null
-rcli RENAME "$P:dead-saved" "$P:dead" >/dev/null
+rcli DEL "$P:{default}:result:b-2" >/dev/null
+rcli DEL "$P:{default}:dead" >/dev/null
+rcli RENAME "$P:dead-saved" "$P:{default}:dead" >/dev/null
 tq_assert_eq "audit: empty" 0 "$(json /api/audit '.items | length')"
-rcli XADD "$P:audit" '*' ts 1764096000000 method POST path /api/queues/x/pause remote 127.0.0.1 status 200 what "paused queue x" >/dev/null
+rcli XADD "$P:{@}:audit" '*' ts 1764096000000 method POST path /api/queues/x/pause remote 127.0.0.1 status 200 what "paused queue x" >/dev/null
 tq_assert_eq "audit: an entry" "paused queue x" "$(json /api/audit '.items[0].what')"
 tq_assert_eq "audit: its time" 2025-11-25T18:40:00.000Z "$(json /api/audit '.items[0].ts')"
 expect_status "/api/audit?cursor=x" 400 "stream id"
 expect_status "/api/audit?cursor=99999999999999999999999-0" 400 "stream id"
 
 # ---- /api/overview -----------------------------------------------------------------
-tq_assert_eq "overview: processed = P:stats" "$(rcli HGET "$P:stats" processed)" \
+tq_assert_eq "overview: processed = P:stats" "$(rcli HGET "$P:{default}:stats" processed)" \
     "$(json /api/overview '.counts.processed')"
-tq_assert_eq "overview: the last hour's minutes add up to P:stats" "$(rcli HGET "$P:stats" processed)" \
+tq_assert_eq "overview: the last hour's minutes add up to P:stats" "$(rcli HGET "$P:{default}:stats" processed)" \
     "$(json /api/overview '[.minutes[].processed] | add')"
 tq_assert_eq "overview: 60 minutes" 60 "$(json /api/overview '.minutes | length')"
 tq_assert_eq "overview: workers alive" 1 "$(json /api/overview '.workers.alive')"
@@ -242,12 +242,12 @@ for lib in flushed another; do
 done
 # A minute of the wrong type counts 0 and says so; the others still count.
 m=$(( $(date +%s) / 60 - 30 ))
-rcli SET "$P:minute:$m" "not a hash" >/dev/null
+rcli SET "$P:{default}:minute:$m" "not a hash" >/dev/null
 tq_assert_eq "overview: that minute counts 0" 0 \
     "$(json /api/overview ".minutes[] | select(.minute == $m) | .processed")"
-json /api/overview '.warnings' | grep -q "1 of the last hour's $P:minute:<minute> keys" ||
-    tq_fail "overview: no warning about $P:minute:$m: $(cat "$TQ_TMP/body")"
-rcli DEL "$P:minute:$m" >/dev/null
+json /api/overview '.warnings' | grep -q "1 of the last hour's $P:{default}:minute:<minute> keys" ||
+    tq_fail "overview: no warning about $P:{default}:minute:$m: $(cat "$TQ_TMP/body")"
+rcli DEL "$P:{default}:minute:$m" >/dev/null
 
 # ---- bodies: bounded, read only after the token check ---------------------------
 tq_spawn web2 "$TICKQ_WEB" --listen "127.0.0.1:$(tq_free_port)" --redis-url "$REDIS_URL" --prefix "$P" \
@@ -271,7 +271,7 @@ out=$(curl -s -o "$TQ_TMP/body" -w '%{http_code} %{time_total}' -H 'Authorizatio
     -H 'Expect: 100-continue' --data-binary "$body" "$BASE2/api/tasks")
 tq_assert_eq "Expect: 100-continue: created" 201 "${out% *}"
 awk -v t="${out#* }" 'BEGIN { exit !(t < 0.9) }' || tq_fail "Expect: 100-continue: took ${out#* } s"
-rcli LREM "$P:queue:held" 1 "$(rcli LINDEX "$P:queue:held" 0)" >/dev/null
+rcli LREM "$P:{held}:queue" 1 "$(rcli LINDEX "$P:{held}:queue" 0)" >/dev/null
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer right-token' \
     -H 'Expect: something-else' --data-binary '{}' "$BASE2/api/tasks")
 tq_assert_eq "Expect: something-else: 417" 417 "$code"
@@ -283,30 +283,30 @@ grep -q '^Allow: POST, OPTIONS$' <<<"$hdr" || tq_fail "OPTIONS: no Allow: $hdr"
 kill -TERM "$WEB2_PID"
 
 # ---- keys of the wrong type, Redis down ----------------------------------------------
-rcli RENAME "$P:dead" "$P:dead-saved" >/dev/null
-rcli SET "$P:dead" oops >/dev/null
-expect_status /api/dead 500 "$P:dead"
-rcli DEL "$P:dead" >/dev/null
-rcli RENAME "$P:dead-saved" "$P:dead" >/dev/null
-rcli RENAME "$P:schedules" "$P:schedules-saved" >/dev/null
-rcli SET "$P:schedules" oops >/dev/null
+rcli RENAME "$P:{default}:dead" "$P:dead-saved" >/dev/null
+rcli SET "$P:{default}:dead" oops >/dev/null
+expect_status /api/dead 500 "$P:{default}:dead"
+rcli DEL "$P:{default}:dead" >/dev/null
+rcli RENAME "$P:dead-saved" "$P:{default}:dead" >/dev/null
+rcli RENAME "$P:{@}:schedules" "$P:schedules-saved" >/dev/null
+rcli SET "$P:{@}:schedules" oops >/dev/null
 expect_status /api/schedules 500 "WRONGTYPE"
 # The queue list goes on without the schedules' queues, and says why.
 tq_assert_eq "queues without P:schedules: still the held queue" 3 \
     "$(json /api/queues '.[] | select(.name=="held") | .depth')"
-json /api/overview '.warnings' | grep -q "$P:schedules holds a value of the wrong type" ||
-    tq_fail "overview: no warning about $P:schedules"
-rcli DEL "$P:schedules" >/dev/null
-rcli RENAME "$P:schedules-saved" "$P:schedules" >/dev/null
+json /api/overview '.warnings' | grep -q "$P:{@}:schedules holds a value of the wrong type" ||
+    tq_fail "overview: no warning about $P:{@}:schedules"
+rcli DEL "$P:{@}:schedules" >/dev/null
+rcli RENAME "$P:schedules-saved" "$P:{@}:schedules" >/dev/null
 # Heartbeats no clock gives (a score is whatever a client wrote): shown, clamped.
 # (Only ones in the future: the worker reaps the long dead at any moment.)
-rcli ZADD "$P:workers" inf w-inf 1e300 w-huge >/dev/null
+rcli ZADD "$P:{@}:workers" inf w-inf 1e300 w-huge >/dev/null
 tq_assert_eq "workers: an infinite heartbeat, clamped" 9999-12-31T23:59:59.999Z \
     "$(json /api/workers '.[] | select(.id=="w-inf") | .last_heartbeat')"
 tq_assert_eq "workers: 1e300, clamped" 9999-12-31T23:59:59.999Z \
     "$(json /api/workers '.[] | select(.id=="w-huge") | .last_heartbeat')"
 tq_assert_eq "overview: with such heartbeats" 200 "$(get /api/overview; echo "$CODE")"
-rcli ZREM "$P:workers" w-inf w-huge >/dev/null
+rcli ZREM "$P:{@}:workers" w-inf w-huge >/dev/null
 # Connection is a list of tokens: only the token keep-alive keeps it open.
 for h in "keep-alive:keep-alive" "Keep-Alive , foo:keep-alive" "keep-alivex:close" \
     "foo, close-ish:close" "keep-alive, close-ish:keep-alive"; do

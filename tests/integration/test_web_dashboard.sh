@@ -105,20 +105,20 @@ EOF
 tq_spawn beat "$TICKQ_BEAT" --schedules "$TQ_TMP/schedules.json"
 tq_spawn worker "$TICKQ_WORKER_BIN" --worker-id "$WORKER" -Q default,reports -c 4 \
     --tasks "$TICKQ_TEST_TASKS" --grace 1 --retry-base 0.2
-tq_wait_for 20 "the worker's heartbeat" '[ -n "$(rcli ZSCORE "$P:workers" "$WORKER")" ]'
-tq_wait_for 20 "the timer to tick" '[ "$(rcli GET "$P:counter:timer")" -ge 2 ]'
+tq_wait_for 20 "the worker's heartbeat" '[ -n "$(rcli ZSCORE "$P:{@}:workers" "$WORKER")" ]'
+tq_wait_for 20 "the timer to tick" '[ "$(rcli GET "$P:{default}:counter:timer")" -ge 2 ]'
 
 # A dead letter (a task no worker knows), a task that fails after a retry,
 # one of the test tasks, and a long one that is running while the page looks.
-rcli LPUSH "$P:queue:default" "$(tq_msg ghost-1 no.such.task)" >/dev/null
-rcli LPUSH "$P:queue:default" "$(tq_msg flaky-1 fail '[]' '"max_retries":1')" >/dev/null
-rcli LPUSH "$P:queue:reports" "$(tq_msg count-1 test.count '["dash",10]')" >/dev/null
-rcli LPUSH "$P:queue:default" "$(tq_msg long-1 sleep '[300]')" >/dev/null
-tq_wait_for 20 "the dead letter" '[ "$(rcli LLEN "$P:dead")" -ge 1 ]'
-tq_wait_for 20 "the test task" '[ "$(rcli GET "$P:counter:dash")" = 1 ]'
+rcli LPUSH "$P:{default}:queue" "$(tq_msg ghost-1 no.such.task)" >/dev/null
+rcli LPUSH "$P:{default}:queue" "$(tq_msg flaky-1 fail '[]' '"max_retries":1')" >/dev/null
+rcli LPUSH "$P:{reports}:queue" "$(tq_msg count-1 test.count '["dash",10]')" >/dev/null
+rcli LPUSH "$P:{default}:queue" "$(tq_msg long-1 sleep '[300]')" >/dev/null
+tq_wait_for 20 "the dead letter" '[ "$(rcli LLEN "$P:{default}:dead")" -ge 1 ]'
+tq_wait_for 20 "the test task" '[ "$(rcli GET "$P:{default}:counter:dash")" = 1 ]'
 tq_wait_for 30 "the failing task to fail for good" '[ "$(tq_result flaky-1 .status)" = failure ]'
-dead_error=$(rcli LINDEX "$P:dead" -1 | jq -r .error)
-tq_assert_eq "the dead letter's reason" unknown-task "$(rcli LINDEX "$P:dead" -1 | jq -r .reason)"
+dead_error=$(rcli LINDEX "$P:{default}:dead" -1 | jq -r .error)
+tq_assert_eq "the dead letter's reason" unknown-task "$(rcli LINDEX "$P:{default}:dead" -1 | jq -r .reason)"
 
 # An hour of per-minute counters, as workers would have left them (the
 # minutes before this test began are empty: Redis is new). The chart must
@@ -130,8 +130,8 @@ for i in $(seq 2 59); do
     processed=$((40 + (i * 37) % 25))
     [ "$i" = 30 ] && processed=$CHART_MARK
     printf 'HSET %s processed %d failed %d retried %d dead %d expired %d\nEXPIRE %s 7200\n' \
-        "$P:minute:$m" "$processed" $((i % 7 == 0 ? 2 : 0)) $((i % 5 == 0 ? 3 : 0)) \
-        $((i % 13 == 0 ? 1 : 0)) $((i % 17 == 0 ? 1 : 0)) "$P:minute:$m"
+        "$P:{default}:minute:$m" "$processed" $((i % 7 == 0 ? 2 : 0)) $((i % 5 == 0 ? 3 : 0)) \
+        $((i % 13 == 0 ? 1 : 0)) $((i % 17 == 0 ? 1 : 0)) "$P:{default}:minute:$m"
 done | rcli >/dev/null
 
 # The routes the page reads must answer before a browser looks at them.
@@ -160,10 +160,10 @@ nice -n 19 /usr/bin/python3 "$(dirname "$0")/dashboard_check.py" \
 
 # The token reached the server as a bearer token: the actions are in the
 # audit stream, and the queue is active again.
-tq_assert_eq "queue reports after pause and resume" 0 "$(rcli SISMEMBER "$P:paused" reports)"
-n=$(rcli XLEN "$P:audit")
+tq_assert_eq "queue reports after pause and resume" 0 "$(rcli EXISTS "$P:{reports}:paused")"
+n=$(rcli XLEN "$P:{@}:audit")
 [ "$n" -ge 3 ] || tq_fail "the audit stream has $n entries; expected pause, resume and run"
-tq_log "ok: $n actions in $P:audit"
+tq_log "ok: $n actions in $P:{@}:audit"
 grep -q "$TOKEN" "$TQ_TMP"/*.log && tq_fail "the API token appears in a log"
 
 # The screenshot is a PNG of some size.

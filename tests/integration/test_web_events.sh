@@ -17,12 +17,12 @@ STREAMS_MAX=128     # WEB_SSE_CLIENTS_MAX
 
 tq_redis_start
 tq_require_empty
-EV="$TQ_PREFIX:events"
+EV="$TQ_PREFIX:{default}:events"
 now_ms() { date +%s%3N; }
 
 tq_spawn worker "$TICKQ_WORKER_BIN" -c 2 -Q default,q2 --worker-id "w-events-$$" \
     --tasks "$TICKQ_TEST_TASKS"
-tq_wait_for 20 "the worker's heartbeat" '[ "$(rcli ZCARD "$TQ_PREFIX:workers")" = 1 ]'
+tq_wait_for 20 "the worker's heartbeat" '[ "$(rcli ZCARD "$TQ_PREFIX:{@}:workers")" = 1 ]'
 tq_start_web --log-level debug
 BASE="http://127.0.0.1:$WEB_PORT"
 
@@ -93,7 +93,7 @@ sse_open count "?task=test.count"
 sse_open q2 "?queue=q2"
 sse_open some_types "?type=task-received,%20task-dead"
 
-rcli LPUSH "$TQ_PREFIX:queue:default" "$(tq_msg e1 noop)" >/dev/null
+rcli LPUSH "$TQ_PREFIX:{default}:queue" "$(tq_msg e1 noop)" >/dev/null
 # Poll the file often and cheaply: the time the event line appears is the
 # arrival time.
 seen=0
@@ -135,7 +135,7 @@ tq_log "ok: e1's events are framed as id:/event:/data: with JSON data"
 
 # ---- filters -----------------------------------------------------------------
 
-rcli LPUSH "$TQ_PREFIX:queue:q2" "$(tq_msg e2 test.count '["c2", 0]' '"queue":"q2"')" >/dev/null
+rcli LPUSH "$TQ_PREFIX:{q2}:queue" "$(tq_msg e2 test.count '["c2", 0]' '"queue":"q2"')" >/dev/null
 tq_wait_for 20 "e2's task-succeeded in the unfiltered stream" has_event all e2 task-succeeded
 tq_wait_for 10 "e2's task-succeeded in ?type=task-succeeded" has_event succeeded e2 task-succeeded
 tq_wait_for 10 "e2's task-succeeded in ?task=test.count" has_event count e2 task-succeeded
@@ -163,6 +163,14 @@ tq_log "ok: ?type=, ?task= and ?queue= keep only the matching events"
 # ---- Last-Event-ID and ?last_event_id= resume exactly after an entry ---------------
 
 sse_ids() { sse_blocks "$1" | cut -f1; }
+# merged_after FROM: the ids after FROM of every stream the web merges (the
+# workers' global one, then each queue's in name order), in id order: the
+# order the stream sends them in.
+merged_after() {
+    for k in "$TQ_PREFIX:{@}:events" "$EV" "$TQ_PREFIX:{q2}:events"; do
+        rcli --raw XRANGE "$k" "($1" + | grep -E '^[0-9]+-[0-9]+$' || true
+    done | sort -s -t- -k1,1n -k2,2n
+}
 # resume_check HOW ARGS...: a stream resumed after e1's task-succeeded sends
 # exactly the entries after it: what XRANGE had before it opened comes
 # first, and all it sent is what XRANGE has after it closed, in order.
@@ -171,9 +179,9 @@ resume_check() {
     shift
     local from
     from=$(awk -F'\t' '$2 == "task-succeeded" && index($3, "\"id\":\"e1\"")' "$TQ_TMP/all.tsv" | cut -f1)
-    rcli --raw XRANGE "$EV" "($from" + | grep -E '^[0-9]+-[0-9]+$' >"$TQ_TMP/before.ids"
+    merged_after "$from" >"$TQ_TMP/before.ids"
     curl -sN --max-time 3 "$@" >"$TQ_TMP/resume.sse" 2>/dev/null || true
-    rcli --raw XRANGE "$EV" "($from" + | grep -E '^[0-9]+-[0-9]+$' >"$TQ_TMP/after.ids"
+    merged_after "$from" >"$TQ_TMP/after.ids"
     sse_ids "$TQ_TMP/resume.sse" >"$TQ_TMP/resume.ids"
     local nb ns
     nb=$(wc -l <"$TQ_TMP/before.ids")
@@ -221,7 +229,7 @@ tq_redis_stop
 sleep 2 # the streams retry against a Redis that is down
 kill -0 "$ALL_PID" 2>/dev/null || tq_fail "the stream ended when Redis went away"
 tq_redis_start
-rcli LPUSH "$TQ_PREFIX:queue:default" "$(tq_msg e3 noop)" >/dev/null
+rcli LPUSH "$TQ_PREFIX:{default}:queue" "$(tq_msg e3 noop)" >/dev/null
 tq_wait_for 40 "e3's task-succeeded after the Redis restart" has_event all e3 task-succeeded
 sse_check all # ids increase: nothing repeated after the resume
 tq_assert_eq "e1's task-succeeded is in the stream once" 1 \
@@ -231,7 +239,7 @@ tq_log "ok: the stream survived a Redis restart and went on after its last entry
 # ---- P:events of the wrong type ends the stream with an error event ------------------
 
 OTHER="$TQ_PREFIX-wrongtype"
-rcli SET "$OTHER:events" "not a stream" >/dev/null
+rcli SET "$OTHER:{default}:events" "not a stream" >/dev/null
 MAIN_WEB_PID=$WEB_PID MAIN_WEB_PORT=$WEB_PORT
 tq_start_web --prefix "$OTHER"
 rc=0
@@ -242,7 +250,7 @@ grep '^data: ' "$TQ_TMP/wrongtype.sse" | cut -c7- | jq -e '.error | test("WRONGT
     tq_fail "wrong type: the error data is not {\"error\": \"...WRONGTYPE...\"}: $(cat "$TQ_TMP/wrongtype.sse")"
 kill -TERM "$WEB_PID"
 wait "$WEB_PID" || tq_fail "the second web did not exit 0"
-rcli DEL "$OTHER:events" >/dev/null
+rcli DEL "$OTHER:{default}:events" >/dev/null
 WEB_PID=$MAIN_WEB_PID WEB_PORT=$MAIN_WEB_PORT
 tq_log "ok: P:events of the wrong type gives one error event and the end of the stream"
 
@@ -331,8 +339,8 @@ tq_wait_for 10 "the stream clients to see the end" '! kill -0 "$ALL_PID"'
 
 # ---- --top into a file: one frame, the sections, exit 0 ----------------------------
 
-rcli HSET "$TQ_PREFIX:schedules" every-5 '{"name":"every-5","task":"noop","every":5}' >/dev/null
-rcli SADD "$TQ_PREFIX:paused" reports >/dev/null
+rcli HSET "$TQ_PREFIX:{@}:schedules" every-5 '{"name":"every-5","task":"noop","every":5}' >/dev/null
+rcli SET "$TQ_PREFIX:{reports}:paused" 1 >/dev/null; rcli SADD "$TQ_PREFIX:{@}:queues" reports >/dev/null
 rc=0
 "$TICKQ_WEB" --top >"$TQ_TMP/top.out" 2>"$TQ_TMP/top.log" || rc=$?
 tq_assert_eq "--top into a file: exit code" 0 "$rc"

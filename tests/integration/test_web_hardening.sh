@@ -11,7 +11,7 @@
 
 tq_redis_start
 tq_require_empty
-rcli SET "$TQ_PREFIX:counter:timer" 125 >/dev/null
+rcli SET "$TQ_PREFIX:{default}:counter:timer" 125 >/dev/null
 tq_start_web --log-level debug
 
 # raw.py PORT WAIT-S: sends stdin as one request to 127.0.0.1:PORT, reads

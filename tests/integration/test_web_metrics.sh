@@ -86,24 +86,24 @@ WEB=http://127.0.0.1:$WEB_PORT
 
 # A failing task and three that take at least 30 ms, so that their runtime
 # histogram has empty buckets below 0.03 s.
-rcli LPUSH "$P:queue:default" "$(tq_msg fail-1 fail '[]' '"max_retries":0')" >/dev/null
+rcli LPUSH "$P:{default}:queue" "$(tq_msg fail-1 fail '[]' '"max_retries":0')" >/dev/null
 for i in 1 2 3; do
-    rcli LPUSH "$P:queue:default" "$(tq_msg sleep-$i sleep '[0.03]')" >/dev/null
+    rcli LPUSH "$P:{default}:queue" "$(tq_msg sleep-$i sleep '[0.03]')" >/dev/null
 done
 # A paused queue that no worker consumes, with 7 messages enqueued 30 s ago.
-rcli SADD "$P:paused" parked >/dev/null
+rcli SET "$P:{parked}:paused" 1 >/dev/null; rcli SADD "$P:{@}:queues" parked >/dev/null
 old=$(awk -v ms="$(now_ms)" 'BEGIN { printf "%.3f", ms / 1000 - 30 }')
 for i in 1 2 3 4 5 6 7; do
-    rcli LPUSH "$P:queue:parked" \
+    rcli LPUSH "$P:{parked}:queue" \
         "$(tq_msg parked-$i noop '[]' "\"queue\":\"parked\",\"enqueued_at\":$old")" >/dev/null
 done
 
-tq_wait_for 60 "3 timer ticks counted" '[ "$(rcli GET "$P:counter:timer")" -ge 3 ] 2>/dev/null'
+tq_wait_for 60 "3 timer ticks counted" '[ "$(rcli GET "$P:{default}:counter:timer")" -ge 3 ] 2>/dev/null'
 for id in fail-1 sleep-1 sleep-2 sleep-3; do
     tq_wait_for 30 "$id finished" "[ -n \"\$(tq_result $id .status)\" ] &&
         [ \"\$(tq_result $id .status)\" != retrying ]"
 done
-tq_log "fail-1 ended as $(tq_result fail-1 .status), P:stats: $(rcli HGETALL "$P:stats" | paste -sd' ')"
+tq_log "fail-1 ended as $(tq_result fail-1 .status), P:stats: $(rcli HGETALL "$P:{default}:stats" | paste -sd' ')"
 
 scrape "$WEB" live
 tq_log "first scrape: $(wc -l <"$TQ_TMP/live.txt") lines in ${SCRAPE_S}s"
@@ -138,10 +138,10 @@ alive_now() {
 }
 tq_wait_for 20 "one worker alive, none dead" alive_now
 tq_log "ok: workers alive 1, dead 0"
-WORKER_ID=$(rcli ZRANGE "$P:workers" 0 0)
+WORKER_ID=$(rcli ZRANGE "$P:{@}:workers" 0 0)
 hb=$(val tickq_worker_last_heartbeat_timestamp_seconds "{\"worker\":\"$WORKER_ID\"}")
 num_ok "worker's last heartbeat is recent" "$hb > $(now_ms) / 1000 - 10 && $hb <= $(now_ms) / 1000 + 1"
-leader=$(rcli GET "$P:beat:leader")
+leader=$(rcli GET "$P:{@}:leader")
 [ -n "$leader" ] || tq_fail "no beat leader in Redis"
 tq_assert_eq "beat leader" 1 "$(val tickq_beat_leader "{\"leader\":\"$leader\"}")"
 lease=$(val tickq_beat_leader_lease_seconds)
@@ -151,7 +151,7 @@ num_ok "timer's last run within 5 s of now" "$last > $(now_ms) / 1000 - 5 && $la
 
 # The paused queue: depth = LLEN (and /api/queues says the same), paused,
 # latency about 30 s.
-tq_assert_eq "parked depth" "$(rcli LLEN "$P:queue:parked")" "$(val tickq_queue_depth '{"queue":"parked"}')"
+tq_assert_eq "parked depth" "$(rcli LLEN "$P:{parked}:queue")" "$(val tickq_queue_depth '{"queue":"parked"}')"
 tq_assert_eq "parked depth" 7 "$(val tickq_queue_depth '{"queue":"parked"}')"
 api_depth=$(curl -s --max-time 10 "$WEB/api/queues" | jq '.[] | select(.name == "parked") | .depth')
 tq_assert_eq "parked depth in /api/queues" 7 "$api_depth"
@@ -163,15 +163,15 @@ num_ok "parked latency about 30 s" "$lat >= 29 && $lat < 90"
 # Now freeze the counters: pause default, stop the beat, wait until the
 # worker holds nothing. Then P:metrics, P:stats and P:counter:timer no longer move
 # and must equal what /metrics says.
-rcli SADD "$P:paused" default >/dev/null
+rcli SET "$P:{default}:paused" 1 >/dev/null; rcli SADD "$P:{@}:queues" default >/dev/null
 kill -TERM "$BEAT_PID"
 tq_wait_for 20 "beat stopped" "! kill -0 $BEAT_PID"
-tq_wait_for 20 "worker idle" "[ \"\$(rcli LLEN '$P:processing:$WORKER_ID')\" = 0 ]"
-rcli --raw HGETALL "$P:metrics" >"$TQ_TMP/metrics.dump"
-[ -s "$TQ_TMP/metrics.dump" ] || tq_fail "the worker wrote nothing into $P:metrics"
+tq_wait_for 20 "worker idle" "[ \"\$(rcli LLEN '$P:{default}:processing:$WORKER_ID')\" = 0 ]"
+rcli --raw HGETALL "$P:{default}:metrics" >"$TQ_TMP/metrics.dump"
+[ -s "$TQ_TMP/metrics.dump" ] || tq_fail "the worker wrote nothing into $P:{default}:metrics"
 scrape "$WEB" frozen --hash "$TQ_TMP/metrics.dump"
-tq_log "ok: tasks, runtime and lateness families equal $P:metrics ($(($(wc -l <"$TQ_TMP/metrics.dump") / 2)) fields)"
-ticks=$(rcli GET "$P:counter:timer")
+tq_log "ok: tasks, runtime and lateness families equal $P:{default}:metrics ($(($(wc -l <"$TQ_TMP/metrics.dump") / 2)) fields)"
+ticks=$(rcli GET "$P:{default}:counter:timer")
 tq_assert_eq "timer.tick successes = P:counter:timer" "$ticks" \
     "$(val tickq_tasks_total '{"queue":"default","task":"timer.tick","state":"success"}')"
 tq_assert_eq "timer.tick runtime _count = runs" "$ticks" \
@@ -194,14 +194,14 @@ for pair in published:tickq_ticks_published_total processed:tickq_tasks_processe
     expired:tickq_tasks_expired_total dead:tickq_messages_dead_total \
     duplicates:tickq_messages_duplicate_total requeued:tickq_messages_requeued_total \
     promoted:tickq_messages_promoted_total; do
-    want=$(rcli HGET "$P:stats" "${pair%%:*}")
+    want=$(rcli HGET "$P:{default}:stats" "${pair%%:*}")
     tq_assert_eq "${pair#*:} = P:stats ${pair%%:*}" "${want:-0}" "$(val "${pair#*:}")"
 done
-tq_assert_eq "dead letters = LLEN" "$(rcli LLEN "$P:dead")" "$(val tickq_dead_letters)"
-tq_assert_eq "delayed = ZCARD" "$(rcli ZCARD "$P:delayed")" "$(val tickq_delayed_messages)"
+tq_assert_eq "dead letters = LLEN" "$(rcli LLEN "$P:{default}:dead")" "$(val tickq_dead_letters)"
+tq_assert_eq "delayed = ZCARD" "$(rcli ZCARD "$P:{default}:delayed")" "$(val tickq_delayed_messages)"
 
 # The beat stopped: after its lease no leader (0, no label).
-tq_wait_for 20 "the lease ended" "[ \"\$(rcli EXISTS '$P:beat:leader')\" = 0 ]"
+tq_wait_for 20 "the lease ended" "[ \"\$(rcli EXISTS '$P:{@}:leader')\" = 0 ]"
 scrape "$WEB" noleader
 tq_assert_eq "no leader" 0 "$(val tickq_beat_leader)"
 tq_assert_eq "no leader: no label" '{}' "$(jq -c '.samples[] | select(.name == "tickq_beat_leader") | .labels' "$CUR")"
@@ -220,18 +220,18 @@ tq_log "ok: workers alive 0, dead 1, $((SECONDS - t_kill)) s after kill -9 (--li
 
 # A key of the wrong type leaves its families out, with a comment, and the
 # rest intact.
-rcli DEL "$P:metrics" >/dev/null
-rcli SET "$P:metrics" x >/dev/null
+rcli DEL "$P:{default}:metrics" >/dev/null
+rcli SET "$P:{default}:metrics" x >/dev/null
 scrape "$WEB" wrongtype
-has_comment "# tickq: $P:metrics holds the wrong type" ||
-    tq_fail "no comment on $P:metrics: $(jq -c .comments "$CUR")"
+has_comment "# tickq: $P:{default}:metrics holds the wrong type" ||
+    tq_fail "no comment on $P:{default}:metrics: $(jq -c .comments "$CUR")"
 tq_assert_eq "no tasks family with a bad P:metrics" none "$(jq -r '.families.tickq_tasks // "none"' "$CUR")"
 tq_assert_eq "no runtime family with a bad P:metrics" none \
     "$(jq -r '.families.tickq_task_runtime_seconds // "none"' "$CUR")"
 tq_assert_eq "the rest: workers dead" 1 "$(val tickq_workers '{"state":"dead"}')"
 tq_assert_eq "the rest: parked depth" 7 "$(val tickq_queue_depth '{"queue":"parked"}')"
 tq_assert_eq "the rest: schedules" 1 "$(count tickq_schedule_last_run_timestamp_seconds)"
-tq_assert_eq "the rest: P:stats" "$(rcli HGET "$P:stats" processed)" "$(val tickq_tasks_processed_total)"
+tq_assert_eq "the rest: P:stats" "$(rcli HGET "$P:{default}:stats" processed)" "$(val tickq_tasks_processed_total)"
 tq_assert_eq "the rest: families" 22 "$(jq '.families | length' "$CUR")"
 
 # ---- part 2: data written by hand, on prefix $S ------------------------------------
@@ -244,15 +244,15 @@ SWEB=http://127.0.0.1:$WEB_PORT
 # buckets from per-bucket counts; fields not of the layout (a bucket out of
 # range or spelt with a leading zero, a missing label, a count that is not
 # one; a family this version does not know is ignored).
-rcli HSET "$S:metrics" \
+rcli HSET "$S:{default}:metrics" \
     $'tasks\tq"\\\tt\n\xffx\tfailure' 4 \
     $'tasks\tq\tt\tsuccess' 9 \
     $'runtime\tq\tt\t0' 1 $'runtime\tq\tt\t3' 2 $'runtime\tq\tt\t14' 4 $'runtime_sum\tq\tt' 12.5 \
     $'lateness\t1' 3 lateness_sum 0.25 \
     $'runtime\tq\tt\t99' 1 $'runtime\tq\tt\t014' 1 $'tasks\ta\tb' 1 $'tasks\tx\ty\tz' many \
     $'future\tfield' 1 >/dev/null
-rcli HSET "$S:schedule-state" $'sch"\\ed' 1764096000001 >/dev/null
-rcli SET "$S:beat:leader" $'beat\\1' PX 60000 >/dev/null
+rcli HSET "$S:{@}:schedule-state" $'sch"\\ed' 1764096000001 >/dev/null
+rcli SET "$S:{@}:leader" $'beat\\1' PX 60000 >/dev/null
 scrape "$SWEB" labels
 tq_assert_eq "escaped labels read back" 4 \
     "$(val tickq_tasks_total '{"queue":"q\"\\","task":"t\n\ufffdx","state":"failure"}')"
@@ -273,13 +273,13 @@ tq_assert_eq "series of bad fields left out" 2 "$(count tickq_tasks_total)"
 TRIPS_SMALL=$(val tickq_scrape_redis_roundtrips)
 
 # Every other key of the wrong type: a comment each, 200, P:metrics intact.
-rcli SET "$S:dead" x >/dev/null
-rcli SET "$S:delayed" x >/dev/null
-rcli SET "$S:workers" x >/dev/null
-rcli DEL "$S:beat:leader" "$S:schedule-state" >/dev/null
-rcli HSET "$S:beat:leader" a b >/dev/null
-rcli RPUSH "$S:schedule-state" x >/dev/null
-rcli RPUSH "$S:stats" x >/dev/null
+rcli SET "$S:{default}:dead" x >/dev/null
+rcli SET "$S:{default}:delayed" x >/dev/null
+rcli SET "$S:{@}:workers" x >/dev/null
+rcli DEL "$S:{@}:leader" "$S:{@}:schedule-state" >/dev/null
+rcli HSET "$S:{@}:leader" a b >/dev/null
+rcli RPUSH "$S:{@}:schedule-state" x >/dev/null
+rcli RPUSH "$S:{default}:stats" x >/dev/null
 scrape "$SWEB" wrongtypes
 for k in dead delayed workers beat:leader schedule-state stats; do
     has_comment "# tickq: $S:$k holds the wrong type" ||
@@ -289,12 +289,12 @@ tq_log "ok: a comment for each of 6 keys of the wrong type"
 tq_assert_eq "P:metrics intact" 9 "$(val tickq_tasks_total '{"queue":"q","state":"success"}')"
 tq_assert_eq "families left" "$(jq -cS . <<<'{"tickq_redis_up":"gauge","tickq_tasks":"counter","tickq_task_runtime_seconds":"histogram","tickq_tick_lateness_seconds":"histogram","tickq_queue_depth":"gauge","tickq_queue_latency_seconds":"gauge","tickq_queue_paused":"gauge","tickq_scrape_redis_roundtrips":"gauge","tickq_scrape_duration_seconds":"gauge"}')" \
     "$(jq -cS .families "$CUR")"
-rcli DEL "$S:dead" "$S:delayed" "$S:workers" "$S:beat:leader" "$S:schedule-state" "$S:stats" >/dev/null
+rcli DEL "$S:{default}:dead" "$S:{default}:delayed" "$S:{@}:workers" "$S:{@}:leader" "$S:{@}:schedule-state" "$S:{default}:stats" >/dev/null
 
 # 1000 series: 100 tasks x 5 states, 20 runtime histograms (17 samples
 # each) and 160 schedules. A scrape must take under 50 ms (curl's
 # time_total, the median of 9), 150 ms in a sanitizer build.
-rcli DEL "$S:metrics" >/dev/null
+rcli DEL "$S:{default}:metrics" >/dev/null
 rcli EVAL "for i = 1, 100 do
   for _, st in ipairs({'success', 'failure', 'retried', 'dead', 'expired'}) do
     redis.call('HSET', KEYS[1], 'tasks\tdefault\ttask.' .. i .. '\t' .. st, i)
@@ -305,8 +305,8 @@ rcli EVAL "for i = 1, 100 do
   end
 end
 for i = 1, 160 do redis.call('HSET', KEYS[2], 'schedule.' .. i, 1764096000000 + i) end
-return 1" 2 "$S:metrics" "$S:schedule-state" >/dev/null
-rcli --raw HGETALL "$S:metrics" >"$TQ_TMP/s-metrics.dump"
+return 1" 2 "$S:{default}:metrics" "$S:{@}:schedule-state" >/dev/null
+rcli --raw HGETALL "$S:{default}:metrics" >"$TQ_TMP/s-metrics.dump"
 scrape "$SWEB" big --hash "$TQ_TMP/s-metrics.dump"
 series=$(jq '[.samples[] | select(.name | test("^tickq_(tasks_total|task_runtime_seconds_|schedule_)"))] | length' "$CUR")
 tq_assert_eq "series from P:metrics and P:schedule-state" 1000 "$series"
@@ -329,7 +329,7 @@ rcli EVAL "for i = 1, 2300 do
     redis.call('HSET', KEYS[1], 'tasks\tdefault\tmore.' .. i .. '\t' .. st, 1)
   end
 end
-return 1" 1 "$S:metrics" >/dev/null
+return 1" 1 "$S:{default}:metrics" >/dev/null
 scrape "$SWEB" capped
 tq_assert_eq "tasks series capped" 10000 "$(count tickq_tasks_total)"
 has_comment "tickq_tasks_total: 2000 series left out" ||
@@ -341,10 +341,10 @@ cmp -s "$TQ_TMP/capped1" "$TQ_TMP/capped2" || tq_fail "a capped family kept othe
 tq_log "ok: the same 10 000 series kept on two scrapes (scrape ${SCRAPE_S}s)"
 
 # A P:metrics too big to read: left out with a comment, the rest served.
-rcli EVAL "for i = 1, 90000 do redis.call('HSET', KEYS[1], 'x' .. i, 1) end return 1" 1 "$S:metrics" >/dev/null
-fields=$(rcli HLEN "$S:metrics")
+rcli EVAL "for i = 1, 90000 do redis.call('HSET', KEYS[1], 'x' .. i, 1) end return 1" 1 "$S:{default}:metrics" >/dev/null
+fields=$(rcli HLEN "$S:{default}:metrics")
 scrape "$SWEB" huge
-has_comment "# tickq: $S:metrics holds $fields fields, more than 100000: its series are left out" ||
+has_comment "# tickq: $S:{default}:metrics holds $fields fields, more than 100000: its series are left out" ||
     tq_fail "no comment on the huge P:metrics: $(jq -c .comments "$CUR")"
 tq_assert_eq "no tasks family from a huge P:metrics" none "$(jq -r '.families.tickq_tasks // "none"' "$CUR")"
 tq_assert_eq "the rest: schedules" 160 "$(count tickq_schedule_last_run_timestamp_seconds)"

@@ -77,7 +77,7 @@ start_web() { # [ARGS...]
     BASE="http://127.0.0.1:$WEB_PORT"
 }
 
-counter() { rcli GET "$P:counter:$1"; }
+counter() { rcli GET "$P:{default}:counter:$1"; }
 
 # Every mutation route, with a body where it takes one: "METHOD PATH BODY".
 ROUTES=(
@@ -112,10 +112,10 @@ refused_all() {
 
 # State that a mutation would change: a schedule with a tick state, a
 # dead letter, a paused queue.
-rcli HSET "$P:schedules" seed '{"name":"seed","task":"noop","every":3600}' >/dev/null
-rcli HSET "$P:schedule-state" seed 1000 >/dev/null
-rcli LPUSH "$P:dead" "{\"reason\":\"max-retries\",\"error\":\"x\",\"worker\":\"w\",\"dead_at\":1,\"message\":$(jq -Rn --arg m '{"v":1,"id":"seed-dead","task":"noop"}' '$m')}" >/dev/null
-rcli SADD "$P:paused" seedq >/dev/null
+rcli HSET "$P:{@}:schedules" seed '{"name":"seed","task":"noop","every":3600}' >/dev/null
+rcli HSET "$P:{@}:schedule-state" seed 1000 >/dev/null
+rcli LPUSH "$P:{default}:dead" "{\"reason\":\"max-retries\",\"error\":\"x\",\"worker\":\"w\",\"dead_at\":1,\"message\":$(jq -Rn --arg m '{"v":1,"id":"seed-dead","task":"noop"}' '$m')}" >/dev/null
+rcli SET "$P:{seedq}:paused" 1 >/dev/null; rcli SADD "$P:{@}:queues" seedq >/dev/null
 before=$(snapshot)
 
 # ---- no token configured: read-only, every mutation is 403 ----------------
@@ -142,8 +142,8 @@ AUTH=(-H "Authorization: Bearer ${TOKEN%?}")
 refused_all "the token less its last byte" 401
 AUTH=()
 tq_assert_eq "refused requests changed nothing" "$before" "$(snapshot)"
-tq_assert_eq "refused requests are not audited" 0 "$(rcli EXISTS "$P:audit")"
-rcli DEL "$P:schedules" "$P:schedule-state" "$P:dead" "$P:paused" >/dev/null
+tq_assert_eq "refused requests are not audited" 0 "$(rcli EXISTS "$P:{@}:audit")"
+rcli DEL "$P:{@}:schedules" "$P:{@}:schedule-state" "$P:{default}:dead" >/dev/null; rcli DEL "$P:{seedq}:paused" >/dev/null
 
 AUTH=(-H "Authorization: Bearer $TOKEN")
 JSON=(-H 'Content-Type: application/json')
@@ -165,19 +165,20 @@ expect_error "a body on a route that takes none" 413 "takes no request body"
 
 req POST /api/queues/reports/pause
 expect "pause reports" 200 '{"queue":"reports","paused":true}'
-tq_assert_eq "reports in P:paused" 1 "$(rcli SISMEMBER "$P:paused" reports)"
+tq_assert_eq "reports in P:paused" 1 "$(rcli EXISTS "$P:{reports}:paused")"
 req POST /api/queues/reports/pause
 expect "pause reports again" 200 '{"queue":"reports","paused":true}'
 req POST /api/queues/reports/resume
 expect "resume reports" 200 '{"queue":"reports","paused":false}'
-tq_assert_eq "reports not in P:paused" 0 "$(rcli SISMEMBER "$P:paused" reports)"
+tq_assert_eq "reports not in P:paused" 0 "$(rcli EXISTS "$P:{reports}:paused")"
 req POST '/api/queues/bad!name/pause'
 expect_error "pause a bad queue name" 400 "queue name"
-rcli SET "$P:paused" oops >/dev/null
-req POST /api/queues/reports/pause
-expect_error "P:paused of the wrong type" 500 "$P:paused"
-tq_assert_eq "P:paused left alone" oops "$(rcli GET "$P:paused")"
-rcli DEL "$P:paused" >/dev/null
+# Any value of P:{q}:paused pauses (workers test only that it exists), and
+# a resume deletes whatever it holds.
+rcli HSET "$P:{reports}:paused" a b >/dev/null
+req POST /api/queues/reports/resume
+expect "resume a queue whose paused key is a hash" 200 '{"queue":"reports","paused":false}'
+tq_assert_eq "P:{reports}:paused deleted" 0 "$(rcli EXISTS "$P:{reports}:paused")"
 
 # ---- schedules: validation -------------------------------------------------
 
@@ -209,7 +210,7 @@ expect_error "no body" 400 "needs a JSON body"
 head -c $((BODY_MAX + 1)) /dev/zero | tr '\0' ' ' >"$TQ_TMP/big"
 req PUT /api/schedules/s1 "${JSON[@]}" --data-binary "@$TQ_TMP/big"
 expect_error "a body over the limit" 413 "at most $BODY_MAX"
-tq_assert_eq "no schedule was written" 0 "$(rcli EXISTS "$P:schedules")"
+tq_assert_eq "no schedule was written" 0 "$(rcli EXISTS "$P:{@}:schedules")"
 
 # ---- schedules: success, with a beat and a worker --------------------------
 
@@ -219,17 +220,17 @@ tq_spawn beat "$TICKQ_BEAT" --tz Europe/Berlin
 put s1 '{"task":"test.count","every":3600,"queue":"ops","args":["s1",0]}'
 expect "create s1" 201 '{"created":true,"schedule":{"name":"s1","task":"test.count","every":3600,"queue":"ops","args":["s1",0]}}'
 tq_assert_eq "s1 as stored" '{"name":"s1","task":"test.count","every":3600,"queue":"ops","args":["s1",0]}' \
-    "$(rcli HGET "$P:schedules" s1)"
+    "$(rcli HGET "$P:{@}:schedules" s1)"
 put s1 '{"name":"s1","task":"test.count","every":7200,"queue":"ops","args":["s1",0]}'
 expect "replace s1" 200 '{"created":false,"schedule":{"name":"s1","task":"test.count","every":7200,"queue":"ops","args":["s1",0]}}'
-tq_assert_eq "s1 replaced" 7200 "$(rcli HGET "$P:schedules" s1 | jq .every)"
+tq_assert_eq "s1 replaced" 7200 "$(rcli HGET "$P:{@}:schedules" s1 | jq .every)"
 
 # A cron schedule without "tz" is stored without it: each beat applies
 # its own --tz (docs/SCHEDULES.md).
 put nightly '{"task":"noop","cron":"30 2 * * *"}'
 expect "create nightly" 201 '{"created":true,"schedule":{"name":"nightly","task":"noop","cron":"30 2 * * *"}}'
 tq_assert_eq "nightly stored as given" '{"name":"nightly","task":"noop","cron":"30 2 * * *"}' \
-    "$(rcli HGET "$P:schedules" nightly)"
+    "$(rcli HGET "$P:{@}:schedules" nightly)"
 
 # Run now: a message with a "@run-" id, which the worker runs.
 t0=$(date +%s%3N)
@@ -245,18 +246,18 @@ tq_assert_eq "run s1: its result" "success s1 ops" "$(tq_result "$run_id" '"\(.s
 tq_assert_eq "run s1: the task ran once" 1 "$(counter s1)"
 req POST /api/schedules/nope/run
 expect_error "run an unknown schedule" 404 "no schedule 'nope'"
-rcli HSET "$P:schedules" broken '{"name":"broken","task":"noop"}' >/dev/null
+rcli HSET "$P:{@}:schedules" broken '{"name":"broken","task":"noop"}' >/dev/null
 req POST /api/schedules/broken/run
 expect_error "run a schedule that does not decode" 409 "field 'every'"
 req POST /api/schedules/broken/pause
 expect_error "pause a schedule that does not decode" 409 "field 'every'"
-rcli HDEL "$P:schedules" broken >/dev/null
+rcli HDEL "$P:{@}:schedules" broken >/dev/null
 
 # sched_idle: no message of the queue sched waits or runs.
 sched_idle() {
     local k
-    [ "$(rcli LLEN "$P:queue:sched")" = 0 ] || return 1
-    for k in $(rcli --scan --pattern "$P:processing:*"); do
+    [ "$(rcli LLEN "$P:{sched}:queue")" = 0 ] || return 1
+    for k in $(rcli --scan --pattern "$P:{default}:processing:*"); do
         [ "$(rcli LLEN "$k")" = 0 ] || return 1
     done
 }
@@ -269,7 +270,7 @@ req POST /api/schedules/tick/pause
 expect "pause tick" 200 '{"name":"tick","enabled":false}'
 tq_assert_eq "tick stored disabled" \
     '{"name":"tick","task":"test.count","every":0.5,"queue":"sched","args":["tick",0],"enabled":false}' \
-    "$(rcli HGET "$P:schedules" tick)"
+    "$(rcli HGET "$P:{@}:schedules" tick)"
 req POST /api/schedules/tick/pause
 expect "pause tick again" 200 '{"name":"tick","enabled":false}'
 # The beat sees the change within about 0.25 s; a tick it published just
@@ -281,7 +282,7 @@ sleep 2
 tq_assert_eq "a paused schedule publishes nothing" "$paused_at" "$(counter tick)"
 req POST /api/schedules/tick/resume
 expect "resume tick" 200 '{"name":"tick","enabled":true}'
-tq_assert_eq "tick stored enabled" true "$(rcli HGET "$P:schedules" tick | jq .enabled)"
+tq_assert_eq "tick stored enabled" true "$(rcli HGET "$P:{@}:schedules" tick | jq .enabled)"
 tq_wait_for 30 "tick publishes again" "[ \"\$(counter tick)\" -ge $((paused_at + 2)) ]"
 req POST /api/schedules/nope/pause
 expect_error "pause an unknown schedule" 404 "no schedule 'nope'"
@@ -293,7 +294,7 @@ expect_error "resume an unknown schedule" 404 "no schedule 'nope'"
 # it again: that is checked below on a schedule the beat does not publish.)
 req DELETE /api/schedules/tick
 expect "delete tick" 200 '{"deleted":"tick"}'
-tq_assert_eq "tick deleted" 0 "$(rcli HEXISTS "$P:schedules" tick)"
+tq_assert_eq "tick deleted" 0 "$(rcli HEXISTS "$P:{@}:schedules" tick)"
 sleep 1
 tq_wait_for 30 "sched idle" sched_idle
 deleted_at=$(counter tick)
@@ -301,19 +302,19 @@ sleep 2
 tq_assert_eq "a deleted schedule publishes nothing" "$deleted_at" "$(counter tick)"
 req DELETE /api/schedules/tick
 expect_error "delete it again" 404 "no schedule 'tick'"
-rcli RENAME "$P:schedules" "$P:schedules-saved" >/dev/null
-rcli SET "$P:schedules" oops >/dev/null
+rcli RENAME "$P:{@}:schedules" "$P:schedules-saved" >/dev/null
+rcli SET "$P:{@}:schedules" oops >/dev/null
 put s3 '{"task":"noop","every":1}'
-expect_error "P:schedules of the wrong type" 500 "$P:schedules"
+expect_error "P:schedules of the wrong type" 500 "$P:{@}:schedules"
 req DELETE /api/schedules/s1
-expect_error "delete with P:schedules of the wrong type" 500 "$P:schedules"
-rcli DEL "$P:schedules" >/dev/null
-rcli RENAME "$P:schedules-saved" "$P:schedules" >/dev/null
-rcli HSET "$P:schedule-state" s1 1000 >/dev/null
+expect_error "delete with P:schedules of the wrong type" 500 "$P:{@}:schedules"
+rcli DEL "$P:{@}:schedules" >/dev/null
+rcli RENAME "$P:schedules-saved" "$P:{@}:schedules" >/dev/null
+rcli HSET "$P:{@}:schedule-state" s1 1000 >/dev/null
 req DELETE /api/schedules/s1
 expect "delete s1" 200 '{"deleted":"s1"}'
-tq_assert_eq "s1 deleted" 0 "$(rcli HEXISTS "$P:schedules" s1)"
-tq_assert_eq "s1's tick state deleted" 0 "$(rcli HEXISTS "$P:schedule-state" s1)"
+tq_assert_eq "s1 deleted" 0 "$(rcli HEXISTS "$P:{@}:schedules" s1)"
+tq_assert_eq "s1's tick state deleted" 0 "$(rcli HEXISTS "$P:{@}:schedule-state" s1)"
 
 # ---- tasks -----------------------------------------------------------------
 
@@ -329,7 +330,7 @@ tq_assert_eq "the enqueued task ran" 1 "$(counter enq)"
 # On a queue no worker reads: the message as pushed.
 req POST /api/tasks "${JSON[@]}" --data-binary '{"v":1,"id":"t-given","task":"noop","queue":"idle","kwargs":{"k":[1,2.5]},"future":"kept"}'
 expect "enqueue with an id" 201 '{"id":"t-given","queue":"idle"}'
-msg=$(rcli LINDEX "$P:queue:idle" 0)
+msg=$(rcli LINDEX "$P:{idle}:queue" 0)
 tq_assert_eq "the pushed message" \
     '{"v":1,"id":"t-given","task":"noop","queue":"idle","args":[],"kwargs":{"k":[1,2.5]},"attempt":1,"future":"kept"}' \
     "$(printf '%s' "$msg" | jq -c 'del(.enqueued_at)')"
@@ -338,7 +339,7 @@ enq_at=$(printf '%s' "$msg" | jq '.enqueued_at | floor')
     tq_fail "enqueued_at $enq_at is not now ($t0)"
 req POST /api/tasks "${JSON[@]}" --data-binary '{"v":1,"id":"t-at","task":"noop","queue":"idle","enqueued_at":1700000000.5}'
 expect "enqueue with enqueued_at" 201 '{"id":"t-at","queue":"idle"}'
-tq_assert_eq "a given enqueued_at is kept" 1700000000.5 "$(rcli LINDEX "$P:queue:idle" 0 | jq .enqueued_at)"
+tq_assert_eq "a given enqueued_at is kept" 1700000000.5 "$(rcli LINDEX "$P:{idle}:queue" 0 | jq .enqueued_at)"
 
 task() { req POST /api/tasks "${JSON[@]}" --data-binary "$1"; }
 task '{"v":1,"task":"noop","args":{}}'
@@ -365,10 +366,10 @@ req POST /api/tasks "${JSON[@]}" --data-binary "@$TQ_TMP/bigmsg"
 expect_error "a message over 1 MiB" 413 "over the limit"
 req POST /api/tasks "${JSON[@]}" --data-binary "@$TQ_TMP/big"
 expect_error "a body over the limit" 413 "at most $BODY_MAX"
-tq_assert_eq "refused tasks were not pushed" 2 "$(rcli LLEN "$P:queue:idle")"
-rcli SET "$P:queue:wrong" x >/dev/null
+tq_assert_eq "refused tasks were not pushed" 2 "$(rcli LLEN "$P:{idle}:queue")"
+rcli SET "$P:{wrong}:queue" x >/dev/null
 task '{"v":1,"task":"noop","queue":"wrong"}'
-expect_error "a queue key of the wrong type" 500 "$P:queue:wrong"
+expect_error "a queue key of the wrong type" 500 "$P:{wrong}:queue"
 
 # ---- retry a dead task -----------------------------------------------------
 
@@ -378,15 +379,15 @@ flaky() { # ID FLAG
 }
 task "$(flaky flaky-1 "$TQ_TMP/flag1")"
 tq_assert_eq "enqueue flaky-1: status" 201 "$CODE"
-tq_wait_for 30 "flaky-1 is dead" "[ \"\$(tq_done 'flaky-1')\" = failure ] && [ \"\$(rcli LLEN '$P:dead')\" != 0 ]"
+tq_wait_for 30 "flaky-1 is dead" "[ \"\$(tq_done 'flaky-1')\" = failure ] && [ \"\$(rcli LLEN '$P:{default}:dead')\" != 0 ]"
 tq_assert_eq "flaky-1's dead letter" "max-retries flaky-1" \
-    "$(rcli LINDEX "$P:dead" 0 | jq -r '"\(.reason) \(.message | fromjson | .id)"')"
+    "$(rcli LINDEX "$P:{default}:dead" 0 | jq -r '"\(.reason) \(.message | fromjson | .id)"')"
 touch "$TQ_TMP/flag1"
 req POST /api/tasks/flaky-1/retry
 expect "retry flaky-1" 202 '{"id":"flaky-1","queue":"ops"}'
 tq_wait_for 30 "flaky-1 ran again" "[ \"\$(tq_done 'flaky-1')\" = success ]"
 tq_assert_eq "flaky-1 succeeded" success "$(tq_result flaky-1 .status)"
-tq_assert_eq "flaky-1's dead letter is gone" 0 "$(rcli LLEN "$P:dead")"
+tq_assert_eq "flaky-1's dead letter is gone" 0 "$(rcli LLEN "$P:{default}:dead")"
 req POST /api/tasks/flaky-1/retry
 expect_error "retry a task that is not dead" 404 "no dead letter for task flaky-1; only dead tasks can be retried"
 req POST /api/tasks/never-seen/retry
@@ -395,13 +396,13 @@ expect_error "retry an unknown task" 404 "only dead tasks can be retried"
 # Dead letters that cannot be requeued: one whose message is not valid
 # UTF-8 (message_base64), one whose message does not decode.
 b64=$(printf '{"v":1,"id":"b64-1","task":"noop","args":["\377"]}' | base64 -w0)
-rcli LPUSH "$P:dead" "{\"reason\":\"undecodable\",\"error\":\"e\",\"worker\":\"w\",\"dead_at\":1,\"message_base64\":\"$b64\"}" >/dev/null
-rcli LPUSH "$P:dead" "{\"reason\":\"undecodable\",\"error\":\"e\",\"worker\":\"w\",\"dead_at\":1,\"message\":$(jq -Rn '"{\"v\":1,\"id\":\"bad-1\",\"task\":\"noop\",\"args\":5}"')}" >/dev/null
+rcli LPUSH "$P:{default}:dead" "{\"reason\":\"undecodable\",\"error\":\"e\",\"worker\":\"w\",\"dead_at\":1,\"message_base64\":\"$b64\"}" >/dev/null
+rcli LPUSH "$P:{default}:dead" "{\"reason\":\"undecodable\",\"error\":\"e\",\"worker\":\"w\",\"dead_at\":1,\"message\":$(jq -Rn '"{\"v\":1,\"id\":\"bad-1\",\"task\":\"noop\",\"args\":5}"')}" >/dev/null
 req POST /api/tasks/b64-1/retry
 expect_error "retry a base64 dead letter" 409 "message_base64"
 req POST /api/tasks/bad-1/retry
 expect_error "retry an undecodable dead letter" 409 "field 'args'"
-tq_assert_eq "both stay" 2 "$(rcli LLEN "$P:dead")"
+tq_assert_eq "both stay" 2 "$(rcli LLEN "$P:{default}:dead")"
 
 # ---- requeue and purge dead letters ----------------------------------------
 
@@ -409,7 +410,7 @@ for i in 1 2 3; do
     task "$(flaky "flaky-r$i" "$TQ_TMP/flag2")"
     tq_wait_for 30 "flaky-r$i is dead" "[ \"\$(tq_done 'flaky-r$i')\" = failure ]"
 done
-tq_assert_eq "five dead letters" 5 "$(rcli LLEN "$P:dead")"
+tq_assert_eq "five dead letters" 5 "$(rcli LLEN "$P:{default}:dead")"
 touch "$TQ_TMP/flag2"
 for b in '{"ids":"x"}' '{"ids":[1]}' '{"what":1}' '[1]' '{"ids":['; do
     req POST /api/dead/requeue "${JSON[@]}" --data-binary "$b"
@@ -417,13 +418,13 @@ for b in '{"ids":"x"}' '{"ids":[1]}' '{"what":1}' '[1]' '{"ids":['; do
 done
 req POST /api/dead/requeue "${JSON[@]}" --data-binary '{"ids":"x"}'
 expect_error "requeue with ids not an array" 400 "field 'ids'"
-tq_assert_eq "bad bodies requeued nothing" 5 "$(rcli LLEN "$P:dead")"
+tq_assert_eq "bad bodies requeued nothing" 5 "$(rcli LLEN "$P:{default}:dead")"
 
 # By id: only flaky-r1; bad-1 is skipped, nope is not found.
 req POST /api/dead/requeue "${JSON[@]}" --data-binary '{"ids":["flaky-r1","bad-1","nope"]}'
 expect "requeue by ids" 200 '{"requeued":1,"skipped":[{"index":3,"reason":"field '"'args'"': must be an array","id":"bad-1"}],"remaining":0,"not_found":["nope"]}'
 tq_wait_for 30 "flaky-r1 ran again" "[ \"\$(tq_done 'flaky-r1')\" = success ]"
-tq_assert_eq "four dead letters left" 4 "$(rcli LLEN "$P:dead")"
+tq_assert_eq "four dead letters left" 4 "$(rcli LLEN "$P:{default}:dead")"
 req POST /api/dead/requeue "${JSON[@]}" --data-binary '{"ids":[]}'
 expect "requeue no ids" 200 '{"requeued":0,"skipped":[],"remaining":0,"not_found":[]}'
 
@@ -435,28 +436,28 @@ for i in 2 3; do
     tq_wait_for 30 "flaky-r$i ran again" "[ \"\$(tq_done 'flaky-r$i')\" = success ]"
 done
 tq_assert_eq "requeued attempts start at 1 again" "1 null" \
-    "$(rcli GET "$P:result:flaky-r2" | jq -c -r '"\(.attempts) \(.errors)"')"
+    "$(rcli GET "$P:{default}:result:flaky-r2" | jq -c -r '"\(.attempts) \(.errors)"')"
 tq_assert_eq "the two left" "bad-1 b64-1" \
-    "$(rcli LRANGE "$P:dead" 0 -1 | jq -r '(.message | fromjson? | .id) // "b64-1"' | paste -sd' ')"
+    "$(rcli LRANGE "$P:{default}:dead" 0 -1 | jq -r '(.message | fromjson? | .id) // "b64-1"' | paste -sd' ')"
 req POST /api/dead/requeue "${JSON[@]}" --data-binary '{}'
 tq_assert_eq "requeue all with {}: status" 200 "$CODE"
 tq_assert_eq "requeue all with {}: nothing requeued" "0 2" "$(printf '%s' "$BODY" | jq -r '"\(.requeued) \(.skipped | length)"')"
 
-rcli RENAME "$P:dead" "$P:dead-saved" >/dev/null
-rcli SET "$P:dead" oops >/dev/null
+rcli RENAME "$P:{default}:dead" "$P:dead-saved" >/dev/null
+rcli SET "$P:{default}:dead" oops >/dev/null
 req POST /api/dead/requeue
-expect_error "requeue with P:dead of the wrong type" 500 "$P:dead"
+expect_error "requeue with P:dead of the wrong type" 500 "$P:{default}:dead"
 req POST /api/tasks/bad-1/retry
-expect_error "retry with P:dead of the wrong type" 500 "$P:dead"
+expect_error "retry with P:dead of the wrong type" 500 "$P:{default}:dead"
 req DELETE /api/dead
-expect_error "purge with P:dead of the wrong type" 500 "$P:dead"
-tq_assert_eq "P:dead left alone" oops "$(rcli GET "$P:dead")"
-rcli DEL "$P:dead" >/dev/null
-rcli RENAME "$P:dead-saved" "$P:dead" >/dev/null
+expect_error "purge with P:dead of the wrong type" 500 "$P:{default}:dead"
+tq_assert_eq "P:dead left alone" oops "$(rcli GET "$P:{default}:dead")"
+rcli DEL "$P:{default}:dead" >/dev/null
+rcli RENAME "$P:dead-saved" "$P:{default}:dead" >/dev/null
 
 req DELETE /api/dead
 expect "purge" 200 '{"deleted":2}'
-tq_assert_eq "P:dead is gone" 0 "$(rcli EXISTS "$P:dead")"
+tq_assert_eq "P:dead is gone" 0 "$(rcli EXISTS "$P:{default}:dead")"
 req DELETE /api/dead
 expect "purge nothing" 200 '{"deleted":0}'
 
@@ -466,31 +467,31 @@ expect "purge nothing" 200 '{"deleted":0}'
 letter() { # MESSAGE-JSON: a dead letter holding it
     jq -cn --arg m "$1" '{reason: "max-retries", error: "e", worker: "w", dead_at: 1, message: $m}'
 }
-rcli LPUSH "$P:dead" "$(letter '{"v":1,"id":"hand-1","task":"noop","queue":"idle2","attempt":4,"max_retries":3,"errors":[{"attempt":1,"error":"x"}],"enqueued_at":1.5,"custom":"kept"}')" >/dev/null
-rcli SET "$P:result:hand-1" '{"id":"hand-1","status":"failure"}' >/dev/null
-rcli HSET "$P:deliveries" hand-1 7 other 2 >/dev/null
+rcli LPUSH "$P:{default}:dead" "$(letter '{"v":1,"id":"hand-1","task":"noop","queue":"idle2","attempt":4,"max_retries":3,"errors":[{"attempt":1,"error":"x"}],"enqueued_at":1.5,"custom":"kept"}')" >/dev/null
+rcli SET "$P:{default}:result:hand-1" '{"id":"hand-1","status":"failure"}' >/dev/null
+rcli HSET "$P:{default}:deliveries" hand-1 7 other 2 >/dev/null
 t0=$(date +%s)
 req POST /api/tasks/hand-1/retry
 expect "retry hand-1" 202 '{"id":"hand-1","queue":"idle2"}'
-msg=$(rcli LINDEX "$P:queue:idle2" 0)
+msg=$(rcli LINDEX "$P:{idle2}:queue" 0)
 tq_assert_eq "the retried message" \
     '{"v":1,"id":"hand-1","task":"noop","queue":"idle2","args":[],"kwargs":{},"attempt":1,"max_retries":3,"custom":"kept"}' \
     "$(printf '%s' "$msg" | jq -c 'del(.enqueued_at)')"
 enq_at=$(printf '%s' "$msg" | jq '.enqueued_at | floor')
 [ "$enq_at" -ge "$t0" ] || tq_fail "the retried message's enqueued_at $enq_at is not now ($t0)"
-tq_assert_eq "hand-1's result (its done marker) deleted" 0 "$(rcli EXISTS "$P:result:hand-1")"
+tq_assert_eq "hand-1's result (its done marker) deleted" 0 "$(rcli EXISTS "$P:{default}:result:hand-1")"
 tq_assert_eq "hand-1's deliveries deleted, not the others'" "0 2" \
-    "$(rcli HEXISTS "$P:deliveries" hand-1) $(rcli HGET "$P:deliveries" other)"
-tq_assert_eq "hand-1's dead letter gone" 0 "$(rcli LLEN "$P:dead")"
+    "$(rcli HEXISTS "$P:{default}:deliveries" hand-1) $(rcli HGET "$P:{default}:deliveries" other)"
+tq_assert_eq "hand-1's dead letter gone" 0 "$(rcli LLEN "$P:{default}:dead")"
 
 # A dead letter whose queue key is of the wrong type stays, and says why.
-rcli LPUSH "$P:dead" "$(letter '{"v":1,"id":"wq-1","task":"noop","queue":"wrong"}')" >/dev/null
+rcli LPUSH "$P:{default}:dead" "$(letter '{"v":1,"id":"wq-1","task":"noop","queue":"wrong"}')" >/dev/null
 req POST /api/tasks/wq-1/retry
-expect_error "retry to a queue key of the wrong type" 500 "key $P:queue:wrong is a string, not a list"
+expect_error "retry to a queue key of the wrong type" 500 "key $P:{wrong}:queue is a string, not a list"
 req POST /api/dead/requeue
 expect "requeue to a queue key of the wrong type" 200 \
-    "{\"requeued\":0,\"skipped\":[{\"index\":0,\"reason\":\"key $P:queue:wrong is a string, not a list\",\"id\":\"wq-1\"}],\"remaining\":0}"
-tq_assert_eq "wq-1 stays" 1 "$(rcli LLEN "$P:dead")"
+    "{\"requeued\":0,\"skipped\":[{\"index\":0,\"reason\":\"key $P:{wrong}:queue is a string, not a list\",\"id\":\"wq-1\"}],\"remaining\":0}"
+tq_assert_eq "wq-1 stays" 1 "$(rcli LLEN "$P:{default}:dead")"
 req DELETE /api/dead
 expect "purge wq-1" 200 '{"deleted":1}'
 
@@ -504,10 +505,10 @@ rcli EVAL "for i = 1, 10050 do
             (i % 201 == 0 and ',\"args\":5' or '') .. '}'
   redis.call('LPUSH', KEYS[1], cjson.encode({reason = 'max-retries', error = 'e',
                                              worker = 'w', dead_at = 1, message = m}))
-end" 1 "$P:dead" >/dev/null
-tq_assert_eq "10 050 dead letters" 10050 "$(rcli LLEN "$P:dead")"
+end" 1 "$P:{default}:dead" >/dev/null
+tq_assert_eq "10 050 dead letters" 10050 "$(rcli LLEN "$P:{default}:dead")"
 tq_assert_eq "as written" '{"v":1,"id":"bulk-201","task":"noop","queue":"bulk","args":5}' \
-    "$(rcli LINDEX "$P:dead" $((10050 - 201)) | jq -r .message)"
+    "$(rcli LINDEX "$P:{default}:dead" $((10050 - 201)) | jq -r .message)"
 t0=$(date +%s%3N)
 req POST /api/dead/requeue
 tq_log "requeueing 10 000 dead letters took $(($(date +%s%3N) - t0)) ms"
@@ -519,13 +520,13 @@ tq_assert_eq "bulk: the places of the skipped" \
     "$(for j in $(seq 49); do echo "$((10050 - 201 * j)) bulk-$((201 * j))"; done)" \
     "$(printf '%s' "$BODY" | jq -r '.skipped[] | "\(.index) \(.id)"')"
 tq_assert_eq "bulk: the queue, oldest at the consuming end" "9951 bulk-1 bulk-10000" \
-    "$(rcli LLEN "$P:queue:bulk") $(rcli LINDEX "$P:queue:bulk" -1 | jq -r .id) $(rcli LINDEX "$P:queue:bulk" 0 | jq -r .id)"
-tq_assert_eq "bulk: dead letters left" 99 "$(rcli LLEN "$P:dead")"
+    "$(rcli LLEN "$P:{bulk}:queue") $(rcli LINDEX "$P:{bulk}:queue" -1 | jq -r .id) $(rcli LINDEX "$P:{bulk}:queue" 0 | jq -r .id)"
+tq_assert_eq "bulk: dead letters left" 99 "$(rcli LLEN "$P:{default}:dead")"
 req POST /api/dead/requeue
 tq_assert_eq "bulk again: status" 200 "$CODE"
 tq_assert_eq "bulk again: counts" "49 50 0" "$(printf '%s' "$BODY" | jq -r '"\(.requeued) \(.skipped | length) \(.remaining)"')"
 tq_assert_eq "bulk again: the queue" "10000 bulk-10049" \
-    "$(rcli LLEN "$P:queue:bulk") $(rcli LINDEX "$P:queue:bulk" 0 | jq -r .id)"
+    "$(rcli LLEN "$P:{bulk}:queue") $(rcli LINDEX "$P:{bulk}:queue" 0 | jq -r .id)"
 req DELETE /api/dead
 expect "purge the undecodable 50" 200 '{"deleted":50}'
 
@@ -533,7 +534,7 @@ expect "purge the undecodable 50" 200 '{"deleted":50}'
 
 # One entry per successful mutation, in order, with its method, path,
 # address, status and what it did; none for the refused ones.
-rcli --json XRANGE "$P:audit" - + >"$TQ_TMP/audit.json"
+rcli --json XRANGE "$P:{@}:audit" - + >"$TQ_TMP/audit.json"
 audit=$(jq -r '.[] | .[1] as $f | [range(0; $f | length; 2) | {($f[.]): $f[. + 1]}] | add
     | "\(.method) \(.path)"' "$TQ_TMP/audit.json")
 tq_assert_eq "the audit stream lists every successful mutation" \
@@ -564,15 +565,15 @@ expect_error "the file's token with TICKQ_API_TOKEN set" 401 "wrong API token"
 AUTH=(-H "Authorization: Bearer $TOKEN2")
 req POST /api/queues/envq/pause
 expect "pause with TICKQ_API_TOKEN's token" 200 '{"queue":"envq","paused":true}'
-tq_assert_eq "envq in P:paused" 1 "$(rcli SISMEMBER "$P:paused" envq)"
+tq_assert_eq "envq in P:paused" 1 "$(rcli EXISTS "$P:{envq}:paused")"
 tq_assert_eq "audited" "POST /api/queues/envq/pause paused queue envq" \
-    "$(rcli --json XREVRANGE "$P:audit" + - COUNT 1 |
+    "$(rcli --json XREVRANGE "$P:{@}:audit" + - COUNT 1 |
         jq -r '.[0][1] as $f | [range(0; $f | length; 2) | {($f[.]): $f[. + 1]}] | add | "\(.method) \(.path) \(.what)"')"
 # Redis answering too late (a script holds it 3-4 s, past the web's 2 s):
 # a 503. When the change reached Redis (the thread's connection was up) it
 # says the change may have been made and the audit says "outcome unknown";
 # when it never left (a new connection waits in its login), neither.
-before=$(rcli XLEN "$P:audit")
+before=$(rcli XLEN "$P:{@}:audit")
 rcli EVAL "local e = tonumber(redis.call('TIME')[1]) + 4
     while tonumber(redis.call('TIME')[1]) < e do end" 0 >/dev/null &
 busy=$!
@@ -581,15 +582,15 @@ req POST /api/queues/slowq/pause
 tq_assert_eq "pause while redis is busy: status" 503 "$CODE"
 wait "$busy" || true
 sleep 4 # the audit's tries
-last=$(rcli --json XREVRANGE "$P:audit" + - COUNT 1 |
+last=$(rcli --json XREVRANGE "$P:{@}:audit" + - COUNT 1 |
     jq -r '.[0][1] as $f | [range(0; $f | length; 2) | {($f[.]): $f[. + 1]}] | add | "\(.status) \(.what)"')
 case $BODY in
 *"may have been made"*)
     tq_assert_eq "an unknown outcome audited" \
         "503 outcome unknown: redis did not answer, the change may have been made" "$last" ;;
 *)
-    tq_assert_eq "a change that never left: not audited" "$before" "$(rcli XLEN "$P:audit")"
-    tq_assert_eq "a change that never left: not made" 0 "$(rcli SISMEMBER "$P:paused" slowq)" ;;
+    tq_assert_eq "a change that never left: not audited" "$before" "$(rcli XLEN "$P:{@}:audit")"
+    tq_assert_eq "a change that never left: not made" 0 "$(rcli EXISTS "$P:{slowq}:paused")" ;;
 esac
 stop_web
 

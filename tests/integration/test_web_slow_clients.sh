@@ -13,7 +13,7 @@ PROBE_MAX_MS=3000 # an answer takes milliseconds; ASan on busy cores, more
 
 tq_redis_start
 tq_require_empty
-rcli SET "$TQ_PREFIX:counter:timer" 125 >/dev/null
+rcli SET "$TQ_PREFIX:{default}:counter:timer" 125 >/dev/null
 tq_start_web
 
 # slow.py HOST PORT N SECONDS STATUS-FILE: keeps N connections open, each

@@ -5,7 +5,7 @@
 tq_redis_start
 tq_require_empty
 P=$TQ_PREFIX
-Q=$P:queue:default
+Q=$P:{default}:queue
 
 good() { echo "{\"v\":1,\"id\":\"$1\",\"task\":\"timer.tick\"}"; }
 rcli LPUSH "$Q" "$(good ok-1)" >/dev/null
@@ -21,9 +21,9 @@ rcli LPUSH "$Q" "$(good ok-2)" >/dev/null
 tq_spawn worker "$TICKQ_WORKER_BIN" --concurrency 2
 tq_wait_for 10 "the queue to drain" '[ "$(rcli LLEN "$Q")" = 0 ]'
 tq_wait_for 10 "7 dead letters and 2 ticks" \
-    '[ "$(rcli LLEN "$P:dead"):$(rcli GET "$P:counter:timer")" = "7:2" ]'
+    '[ "$(rcli LLEN "$P:{default}:dead"):$(rcli GET "$P:{default}:counter:timer")" = "7:2" ]'
 
-dead=$(rcli LRANGE "$P:dead" 0 -1)
+dead=$(rcli LRANGE "$P:{default}:dead" 0 -1)
 check_dead() { # REASON PATTERN
     grep -q "\"reason\":\"$1\".*$2" <<<"$dead" ||
         tq_fail "no dead letter with reason $1 matching $2 in: $dead"
@@ -51,6 +51,6 @@ for line in sys.stdin:
 # The worker is alive and still works.
 kill -0 "$TQ_LAST_PID" || tq_fail "worker died"
 rcli LPUSH "$Q" "$(good ok-3)" >/dev/null
-tq_wait_for 5 "a tick after the bad messages" '[ "$(rcli GET "$P:counter:timer")" = 3 ]'
-tq_assert_eq "processing list empty" 0 "$(rcli EVAL "local n=0 for _,k in ipairs(redis.call('KEYS', ARGV[1])) do n=n+redis.call('LLEN',k) end return n" 0 "$P:processing:*")"
-tq_assert_eq "dead counter" 7 "$(rcli HGET "$P:stats" dead)"
+tq_wait_for 5 "a tick after the bad messages" '[ "$(rcli GET "$P:{default}:counter:timer")" = 3 ]'
+tq_assert_eq "processing list empty" 0 "$(rcli EVAL "local n=0 for _,k in ipairs(redis.call('KEYS', ARGV[1])) do n=n+redis.call('LLEN',k) end return n" 0 "$P:{default}:processing:*")"
+tq_assert_eq "dead counter" 7 "$(rcli HGET "$P:{default}:stats" dead)"

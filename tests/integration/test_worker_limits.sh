@@ -11,7 +11,7 @@ tq_spawn worker "$TICKQ_WORKER_BIN" -c 2 -Q default,other --max-retries 0
 
 # sleep 5 with a 1 s limit: stopped at 1 s, a failure.
 t0=$(date +%s%3N)
-rcli LPUSH "$P:queue:default" "$(tq_msg s1 sleep '[5]' '"timeout":1')" >/dev/null
+rcli LPUSH "$P:{default}:queue" "$(tq_msg s1 sleep '[5]' '"timeout":1')" >/dev/null
 tq_wait_for 5 "s1 finished" '[ -n "$(tq_done "s1")" ]'
 tq_assert_eq "s1 status" failure "$(tq_result s1 .status)"
 tq_result s1 .error | grep -q "timed out after 1.000 s" || tq_fail "s1 error: $(tq_result s1 .error)"
@@ -24,7 +24,7 @@ marker=$TQ_TMP/still-alive
 # The long sleep has a duration no other test uses (tests run in
 # parallel, and test_worker_orphans runs "sleep 300").
 long="30.$$"
-rcli LPUSH "$P:queue:default" "$(tq_msg sh1 shell "[\"sh\",\"-c\",\"(sleep 3; touch $marker) & sleep $long\"]" '"timeout":1')" >/dev/null
+rcli LPUSH "$P:{default}:queue" "$(tq_msg sh1 shell "[\"sh\",\"-c\",\"(sleep 3; touch $marker) & sleep $long\"]" '"timeout":1')" >/dev/null
 tq_wait_for 10 "sh1 finished" '[ -n "$(tq_done "sh1")" ]'
 tq_assert_eq "sh1 status" failure "$(tq_result sh1 .status)"
 tq_result sh1 .error | grep -q "killed at the time limit" || tq_fail "sh1 error: $(tq_result sh1 .error)"
@@ -36,27 +36,27 @@ tq_log "ok: the process group was killed"
 
 # Expired: not run, result says expired, an event says so.
 past=$(( $(date +%s) - 10 ))
-rcli LPUSH "$P:queue:default" "$(tq_msg e1 timer.tick '[]' "\"expires_at\":$past")" >/dev/null
+rcli LPUSH "$P:{default}:queue" "$(tq_msg e1 timer.tick '[]' "\"expires_at\":$past")" >/dev/null
 tq_wait_for 5 "e1 handled" '[ -n "$(tq_done "e1")" ]'
 tq_assert_eq "e1 status" expired "$(tq_result e1 .status)"
-tq_assert_eq "e1 not run (timer untouched)" "" "$(rcli GET "$P:counter:timer")"
+tq_assert_eq "e1 not run (timer untouched)" "" "$(rcli GET "$P:{default}:counter:timer")"
 tq_assert_eq "e1 events" "task-expired" "$(tq_events e1 | tr '\n' ' ' | sed 's/ $//')"
-tq_assert_eq "expired counter" 1 "$(rcli HGET "$P:stats" expired)"
+tq_assert_eq "expired counter" 1 "$(rcli HGET "$P:{default}:stats" expired)"
 future=$(( $(date +%s) + 60 ))
-rcli LPUSH "$P:queue:default" "$(tq_msg e2 timer.tick '[]' "\"expires_at\":$future")" >/dev/null
+rcli LPUSH "$P:{default}:queue" "$(tq_msg e2 timer.tick '[]' "\"expires_at\":$future")" >/dev/null
 tq_wait_for 5 "e2 run" '[ "$(tq_done "e2")" = success ]'
 
 # Pause: nothing taken from "other" while paused, even for 3 s.
-rcli SADD "$P:paused" other >/dev/null
+rcli SET "$P:{other}:paused" 1 >/dev/null; rcli SADD "$P:{@}:queues" other >/dev/null
 sleep 1.5
-for i in 1 2 3; do rcli LPUSH "$P:queue:other" "$(tq_msg p$i noop '[]' '"queue":"other"')" >/dev/null; done
+for i in 1 2 3; do rcli LPUSH "$P:{other}:queue" "$(tq_msg p$i noop '[]' '"queue":"other"')" >/dev/null; done
 sleep 3
-tq_assert_eq "paused queue untouched" 3 "$(rcli LLEN "$P:queue:other")"
-rcli LPUSH "$P:queue:default" "$(tq_msg d1 noop)" >/dev/null
+tq_assert_eq "paused queue untouched" 3 "$(rcli LLEN "$P:{other}:queue")"
+rcli LPUSH "$P:{default}:queue" "$(tq_msg d1 noop)" >/dev/null
 tq_wait_for 3 "the default queue still served" '[ "$(tq_done "d1")" = success ]'
 t0=$(date +%s%3N)
-rcli SREM "$P:paused" other >/dev/null
-tq_wait_for 3 "the resumed queue drained" '[ "$(rcli LLEN "$P:queue:other")" = 0 ] && [ -n "$(tq_done "p3")" ]'
+rcli DEL "$P:{other}:paused" >/dev/null
+tq_wait_for 3 "the resumed queue drained" '[ "$(rcli LLEN "$P:{other}:queue")" = 0 ] && [ -n "$(tq_done "p3")" ]'
 ms=$(( $(date +%s%3N) - t0 ))
 # Seen by the next fetch (each checks P:paused) or within 0.1 s of
 # blocking; 3 s of margin for the ASan build on two busy cores.

@@ -37,7 +37,7 @@ count_alive() {
 # background, records that, and waits. Every run appends to the same files.
 task='echo $$ >>'"$W"'/sh.pids; sleep 300 & echo $! >>'"$W"'/bg.pids; wait'
 push() { # ID SCRIPT [QUEUE]
-    rcli LPUSH "$P:queue:${3:-default}" "$(tq_msg "$1" shell "[\"sh\",\"-c\",\"$2\"]" '"max_retries":0,"timeout":600')" >/dev/null
+    rcli LPUSH "$P:{${3}:queue:-default}" "$(tq_msg "$1" shell "[\"sh\",\"-c\",\"$2\"]" '"max_retries":0,"timeout":600')" >/dev/null
 }
 
 tq_spawn worker-a "$TICKQ_WORKER_BIN" -c 1 --liveness 3 --worker-id orphan-a
@@ -80,7 +80,7 @@ tq_wait_for 20 "o2's background sleep is gone after the task ended" none_alive "
 push o3 'true' other
 tq_wait_for 60 "o3 finished" "[ -n \"\$(tq_done o3)\" ]"
 tq_assert_eq "o3 status" success "$(tq_result o3 .status)"
-rcli LPUSH "$P:queue:other" "$(tq_msg o4 shell '["/no/such/program"]' '"max_retries":0')" >/dev/null
+rcli LPUSH "$P:{other}:queue" "$(tq_msg o4 shell '["/no/such/program"]' '"max_retries":0')" >/dev/null
 tq_wait_for 60 "o4 finished" "[ -n \"\$(tq_done o4)\" ]"
 tq_assert_eq "o4 exit code" 127 "$(tq_result o4 .exit_code)"
 tq_result o4 .error | grep -q "cannot run '/no/such/program'" || tq_fail "o4 error: $(tq_result o4 .error)"

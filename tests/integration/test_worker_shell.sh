@@ -7,7 +7,7 @@ tq_require_empty
 P=$TQ_PREFIX
 tq_spawn worker "$TICKQ_WORKER_BIN" -c 2 --max-retries 0
 run() { # ID ARGS KWARGS
-    rcli LPUSH "$P:queue:default" "$(tq_msg "$1" shell "$2" "\"kwargs\":${3:-{\}}")" >/dev/null
+    rcli LPUSH "$P:{default}:queue" "$(tq_msg "$1" shell "$2" "\"kwargs\":${3:-{\}}")" >/dev/null
     tq_wait_for 10 "$1 finished" "[ -n \"\$(tq_done $1)\" ]"
 }
 mkdir -p "$TQ_TMP/work"
@@ -23,7 +23,7 @@ tq_assert_eq "a2 status" failure "$(tq_result a2 .status)"
 tq_assert_eq "a2 exit code" 3 "$(tq_result a2 .exit_code)"
 tq_assert_eq "a2 stdout and stderr" "out err" "$(tq_result a2 .output | sed '/^$/d' | paste -sd' ')"
 tq_result a2 .error | grep -q "exited with code 3" || tq_fail "a2 error: $(tq_result a2 .error)"
-tq_assert_eq "a2 is a dead letter (max_retries 0)" max-retries "$(rcli LINDEX "$P:dead" 0 | jq -r .reason)"
+tq_assert_eq "a2 is a dead letter (max_retries 0)" max-retries "$(rcli LINDEX "$P:{default}:dead" 0 | jq -r .reason)"
 
 run a3 '["sh", "-c", "echo $GREETING; cat file.txt; cat"]' \
     "{\"env\":{\"GREETING\":\"bonjour\"},\"cwd\":\"$TQ_TMP/work\",\"stdin\":\"from stdin\\n\"}"
@@ -34,7 +34,7 @@ tq_assert_eq "a4 exit code" 127 "$(tq_result a4 .exit_code)"
 tq_result a4 .error | grep -q "cannot run 'no-such-program-here'" || tq_fail "a4 error: $(tq_result a4 .error)"
 
 run a5 '["sh", "-c", "seq 1 5000"]'
-tq_assert_eq "a5 output bounded to 4096 bytes" 4096 "$(rcli GET "$P:result:a5" | jq -j .output | wc -c)"
+tq_assert_eq "a5 output bounded to 4096 bytes" 4096 "$(rcli GET "$P:{default}:result:a5" | jq -j .output | wc -c)"
 tq_assert_eq "a5 keeps the end" 5000 "$(tq_result a5 .output | sed '/^$/d' | tail -n1)"
 
 run a6 '[]'
