@@ -713,7 +713,7 @@ static char *put_str(char *p, const char *s)
  * is no integer counts 0, as does a minute of the wrong type (with a
  * warning). */
 static char *minutes_text(redisReply *const *r, int nq, int64_t first_minute, size_t *len,
-                          system_view *v)
+                          system_view *v, const char *first_bad)
 {
     /* {"minute":<20>,"<field>":<20>,...} at most */
     char *out = malloc(MINUTES * (32 + MINUTE_FIELDS * 34) + 3), *p = out;
@@ -742,11 +742,10 @@ static char *minutes_text(redisReply *const *r, int nq, int64_t first_minute, si
     *p++ = ']';
     *len = (size_t)(p - out);
     if (wrong)
-        view_warn(
-            v,
-            "%d of the last hour's P:{<queue>}:minute:<minute> keys hold a value of "
-            "the wrong type: counted 0",
-            wrong);
+        view_warn(v,
+                  "%d of the last hour's minute keys hold a value of the wrong type (%s "
+                  "first): counted 0",
+                  wrong, first_bad);
     return out;
 }
 
@@ -890,8 +889,14 @@ int web_api_overview(web_req *rq)
         leader = json_pack(
             "{s:o,s:I}", "id", str_json(r[0]->str, r[0]->len), "lease_ms",
             (json_int_t)(r[1]->type == REDIS_REPLY_INTEGER ? r[1]->integer : -1));
+    const char *first_bad = "";
+    for (int k = 0; k < nq && !first_bad[0]; k++)
+        for (int i = 0; i < MINUTES && !first_bad[0]; i++)
+            if (is_error(r[head + per * k + 3 + i]))
+                first_bad = c[head + per * k + 3 + i].key;
     size_t mlen = 0;
-    char *minutes = minute ? minutes_text(minute, nq, first_minute, &mlen, &v) : NULL;
+    char *minutes =
+        minute ? minutes_text(minute, nq, first_minute, &mlen, &v, first_bad) : NULL;
     json_t *out =
         json_pack("{s:o,s:{s:i,s:i},s:o,s:{s:b,s:s,s:I},s:o,s:s}", "counts", counts,
                   "workers", "alive", alive, "dead", v.nworkers - alive, "beat_leader",
@@ -1828,7 +1833,14 @@ int web_api_dead(web_req *rq)
             free(len);
             return web_reply_error(rq, 503, "reading %s: %s", kd, tq_strerror(TQ_EREDIS));
         }
-        len[k] = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        if (r->type != REDIS_REPLY_INTEGER) {
+            int st = web_reply_redis_error(rq, r, "reading %s", kd);
+            freeReplyObject(r);
+            free(set);
+            free(len);
+            return st;
+        }
+        len[k] = r->integer;
         all += len[k];
         freeReplyObject(r);
     }

@@ -299,7 +299,7 @@ def errors_are_clear(pg, a, redis, ok):
         raise Failure("a stored token was asked for again before it was refused")
     if pg.js("sessionStorage.length") != 0:
         raise Failure("a refused token is still kept")
-    if redis("SISMEMBER", f"{a.prefix}:paused", pq) != "0":
+    if redis("EXISTS", f"{a.prefix}:{{{pq}}}:paused") != "0":
         raise Failure(f"queue {pq} was paused with a wrong token")
     ok("a wrong token: the 401 is shown and the token forgotten")
 
@@ -314,7 +314,7 @@ def errors_are_clear(pg, a, redis, ok):
     pg.wait(f"{notices}.includes('read-only (403')", "a message that this web is read-only (403)", t)
     pg.wait("!document.getElementById('ro').hidden && document.getElementById('ro').offsetWidth > 0",
             "the read-only badge", t)
-    if redis("SISMEMBER", f"{a.prefix}:paused", pq) != "0":
+    if redis("EXISTS", f"{a.prefix}:{{{pq}}}:paused") != "0":
         raise Failure(f"queue {pq} was paused through a read-only tickq-web")
     ok("a read-only web: the 403 is shown and the page says read-only")
     unexpected = [p for p in pg.problems if not ("status of 401" in p or "status of 403" in p)]
@@ -406,11 +406,11 @@ def run(a):
         pg.key("Enter")
         pg.wait("!document.getElementById('token-dlg').open", "the token dialog to close", t)
         end = time.monotonic() + t
-        while redis("SISMEMBER", f"{P}:paused", pq) != "1":
+        while redis("EXISTS", f"{P}:{{{pq}}}:paused") != "1":
             if time.monotonic() > end:
-                raise Failure(f"queue {pq} is not in {P}:paused after its Pause button")
+                raise Failure(f"queue {pq}: no {P}:{{{pq}}}:paused after its Pause button")
             pg.pump(0.2)
-        ok(f"the Pause button paused queue {pq} (SISMEMBER {P}:paused {pq} = 1)")
+        ok(f"the Pause button paused queue {pq} (EXISTS {P}:{{{pq}}}:paused = 1)")
         pg.wait(f"!!document.querySelector('button[aria-label=\"Resume queue {pq}\"]')",
                 f"a Resume button for queue {pq}", t)
         store = pg.js("JSON.stringify([Object.values(sessionStorage), localStorage.length, document.cookie])")
@@ -421,7 +421,7 @@ def run(a):
         # Resuming asks for no token again.
         pg.click(f"document.querySelector('button[aria-label=\"Resume queue {pq}\"]')", f"Resume queue {pq}")
         end = time.monotonic() + t
-        while redis("SISMEMBER", f"{P}:paused", pq) != "0":
+        while redis("EXISTS", f"{P}:{{{pq}}}:paused") != "0":
             if pg.js("document.getElementById('token-dlg').open"):
                 raise Failure("the token dialog opened a second time")
             if time.monotonic() > end:
@@ -437,11 +437,11 @@ def run(a):
         end = time.monotonic() + t
         run_id = None
         while not run_id:
-            keys = redis("--scan", "--pattern", f"{P}:result:{a.schedule}@run-*").split()
+            keys = redis("--scan", "--pattern", f"{P}:{{{a.queue}}}:result:{a.schedule}@run-*").split()
             if keys:
-                run_id = keys[0][len(f"{P}:result:"):]
+                run_id = keys[0][len(f"{P}:{{{a.queue}}}:result:"):]
             elif time.monotonic() > end:
-                raise Failure(f"no result {P}:result:{a.schedule}@run-* after Run now")
+                raise Failure(f"no result {P}:{{{a.queue}}}:result:{a.schedule}@run-* after Run now")
             else:
                 pg.pump(0.2)
         ok(f"Run now made task {run_id}, which ran")

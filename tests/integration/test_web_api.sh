@@ -245,7 +245,7 @@ m=$(( $(date +%s) / 60 - 30 ))
 rcli SET "$P:{default}:minute:$m" "not a hash" >/dev/null
 tq_assert_eq "overview: that minute counts 0" 0 \
     "$(json /api/overview ".minutes[] | select(.minute == $m) | .processed")"
-json /api/overview '.warnings' | grep -q "1 of the last hour's $P:{default}:minute:<minute> keys" ||
+json /api/overview '.warnings' | grep -qF "1 of the last hour's minute keys hold a value of the wrong type ($P:{default}:minute:$m first)" ||
     tq_fail "overview: no warning about $P:{default}:minute:$m: $(cat "$TQ_TMP/body")"
 rcli DEL "$P:{default}:minute:$m" >/dev/null
 

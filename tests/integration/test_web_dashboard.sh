@@ -115,7 +115,7 @@ rcli LPUSH "$P:{default}:queue" "$(tq_msg flaky-1 fail '[]' '"max_retries":1')" 
 rcli LPUSH "$P:{reports}:queue" "$(tq_msg count-1 test.count '["dash",10]')" >/dev/null
 rcli LPUSH "$P:{default}:queue" "$(tq_msg long-1 sleep '[300]')" >/dev/null
 tq_wait_for 20 "the dead letter" '[ "$(rcli LLEN "$P:{default}:dead")" -ge 1 ]'
-tq_wait_for 20 "the test task" '[ "$(rcli GET "$P:{default}:counter:dash")" = 1 ]'
+tq_wait_for 20 "the test task" '[ "$(rcli GET "$P:{reports}:counter:dash")" = 1 ]'
 tq_wait_for 30 "the failing task to fail for good" '[ "$(tq_result flaky-1 .status)" = failure ]'
 dead_error=$(rcli LINDEX "$P:{default}:dead" -1 | jq -r .error)
 tq_assert_eq "the dead letter's reason" unknown-task "$(rcli LINDEX "$P:{default}:dead" -1 | jq -r .reason)"
