@@ -122,8 +122,9 @@ end, {'no-writes'})
 -- the events), clears the delivery count (a poison message starts afresh)
 -- and pushes the message. A letter is requeued at most once, however often
 -- it is asked for: it is pushed only by the call whose LREM removed it.
--- Returns per letter 1 (requeued) or 0 (no longer a dead letter: requeued
--- or purged meanwhile).
+-- Returns per letter 1 (requeued), 0 (no longer a dead letter: requeued
+-- or purged meanwhile), or, when the queue key is of the wrong type, a
+-- sentence that names it (nothing done).
 --
 -- Every type is checked before the first write, so nothing fails after
 -- it: LREM on a list, DEL on any key, HDEL on a hash, LPUSH on a list.
@@ -135,8 +136,14 @@ fn('dead_requeue', function(KEYS, ARGV)
     return redis.error_reply('ERR dead_requeue: a count of 1 or -1, then three arguments ' ..
       'and one key per letter')
   end
-  e = check{KEYS[1], 'list', KEYS[2], 'hash', KEYS[3], 'list'}
+  e = check{KEYS[1], 'list', KEYS[2], 'hash'}
   if e then return e end
+  -- A queue key of the wrong type: every letter stays, and says why.
+  local bad = badtype(KEYS[3], 'list')
+  if bad then
+    for i = 1, n do out[i] = bad end
+    return out
+  end
   for i = 1, n do
     if redis.call('LREM', KEYS[1], ARGV[1], ARGV[3 * i - 1]) == 1 then
       redis.call('DEL', KEYS[3 + i])

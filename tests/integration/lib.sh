@@ -218,7 +218,17 @@ tq_msg() {
 
 # tq_result ID [JQ_FILTER]: the task's result JSON, or a field of it.
 tq_result() {
-    rcli GET "$TQ_PREFIX:{default}:result:$1" | jq -r "${2:-.}"
+    rcli GET "$(P=$TQ_PREFIX tq_qkey "result:$1")" | jq -r "${2:-.}"
+}
+
+# tq_qkey REST: the key "<prefix>:{<queue>}:REST" of whichever queue has it
+# (a task's result, lock or history lives in its queue's slot), or the
+# default queue's when none has. Under the prefix $P when the test set one.
+tq_qkey() {
+    local p=${P:-$TQ_PREFIX} k
+    k=$(rcli --scan --pattern "$p:{*}:$1" | grep -v "^$p:{@}:" | head -n1)
+    [ -n "$k" ] || k="$p:{default}:$1"
+    echo "$k"
 }
 
 # tq_done ID: the task's final status (success, failure, expired), or ""
@@ -227,14 +237,17 @@ tq_result() {
 # test set one, else $TQ_PREFIX.
 tq_done() {
     local s
-    s=$(rcli GET "${P:-$TQ_PREFIX}:{default}:result:$1" | jq -r .status 2>/dev/null) || s=
+    s=$(rcli GET "$(tq_qkey "result:$1")" | jq -r .status 2>/dev/null) || s=
     if [ "$s" = null ] || [ "$s" = retrying ]; then s=; fi
     echo "$s"
 }
 
 # tq_events ID: the events of one task, oldest first, one name a line.
 tq_events() {
-    rcli --raw XRANGE "$TQ_PREFIX:{default}:events" - + | awk -v id="$1" '
+    local k
+    for k in $(rcli --scan --pattern "$TQ_PREFIX:{*}:events" | grep -v "^$TQ_PREFIX:{@}:"); do
+        rcli --raw XRANGE "$k" - +
+    done | awk -v id="$1" '
         /^[0-9]+-[0-9]+$/ { if (ev != "" && tid == id) print ev; ev = ""; tid = ""; next }
         prev == "event" { ev = $0 } prev == "id" { tid = $0 } { prev = $0 }
         END { if (ev != "" && tid == id) print ev }'

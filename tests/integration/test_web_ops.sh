@@ -77,7 +77,10 @@ start_web() { # [ARGS...]
     BASE="http://127.0.0.1:$WEB_PORT"
 }
 
-counter() { rcli GET "$P:{default}:counter:$1"; }
+counter() { rcli GET "$(tq_qkey "counter:$1")"; }
+# Each queue keeps its own dead letters: the flaky tasks run on ops.
+DOPS="$P:{ops}:dead"
+dead_total() { echo $(($(rcli LLEN "$P:{default}:dead") + $(rcli LLEN "$DOPS"))); }
 
 # Every mutation route, with a body where it takes one: "METHOD PATH BODY".
 ROUTES=(
@@ -257,7 +260,7 @@ rcli HDEL "$P:{@}:schedules" broken >/dev/null
 sched_idle() {
     local k
     [ "$(rcli LLEN "$P:{sched}:queue")" = 0 ] || return 1
-    for k in $(rcli --scan --pattern "$P:{default}:processing:*"); do
+    for k in $(rcli --scan --pattern "$P:{*}:processing:*"); do
         [ "$(rcli LLEN "$k")" = 0 ] || return 1
     done
 }
@@ -379,15 +382,15 @@ flaky() { # ID FLAG
 }
 task "$(flaky flaky-1 "$TQ_TMP/flag1")"
 tq_assert_eq "enqueue flaky-1: status" 201 "$CODE"
-tq_wait_for 30 "flaky-1 is dead" "[ \"\$(tq_done 'flaky-1')\" = failure ] && [ \"\$(rcli LLEN '$P:{default}:dead')\" != 0 ]"
+tq_wait_for 30 "flaky-1 is dead" "[ \"\$(tq_done 'flaky-1')\" = failure ] && [ \"\$(rcli LLEN '$DOPS')\" != 0 ]"
 tq_assert_eq "flaky-1's dead letter" "max-retries flaky-1" \
-    "$(rcli LINDEX "$P:{default}:dead" 0 | jq -r '"\(.reason) \(.message | fromjson | .id)"')"
+    "$(rcli LINDEX "$DOPS" 0 | jq -r '"\(.reason) \(.message | fromjson | .id)"')"
 touch "$TQ_TMP/flag1"
 req POST /api/tasks/flaky-1/retry
 expect "retry flaky-1" 202 '{"id":"flaky-1","queue":"ops"}'
 tq_wait_for 30 "flaky-1 ran again" "[ \"\$(tq_done 'flaky-1')\" = success ]"
 tq_assert_eq "flaky-1 succeeded" success "$(tq_result flaky-1 .status)"
-tq_assert_eq "flaky-1's dead letter is gone" 0 "$(rcli LLEN "$P:{default}:dead")"
+tq_assert_eq "flaky-1's dead letter is gone" 0 "$(rcli LLEN "$DOPS")"
 req POST /api/tasks/flaky-1/retry
 expect_error "retry a task that is not dead" 404 "no dead letter for task flaky-1; only dead tasks can be retried"
 req POST /api/tasks/never-seen/retry
@@ -410,7 +413,7 @@ for i in 1 2 3; do
     task "$(flaky "flaky-r$i" "$TQ_TMP/flag2")"
     tq_wait_for 30 "flaky-r$i is dead" "[ \"\$(tq_done 'flaky-r$i')\" = failure ]"
 done
-tq_assert_eq "five dead letters" 5 "$(rcli LLEN "$P:{default}:dead")"
+tq_assert_eq "five dead letters" 5 "$(dead_total)"
 touch "$TQ_TMP/flag2"
 for b in '{"ids":"x"}' '{"ids":[1]}' '{"what":1}' '[1]' '{"ids":['; do
     req POST /api/dead/requeue "${JSON[@]}" --data-binary "$b"
@@ -418,25 +421,25 @@ for b in '{"ids":"x"}' '{"ids":[1]}' '{"what":1}' '[1]' '{"ids":['; do
 done
 req POST /api/dead/requeue "${JSON[@]}" --data-binary '{"ids":"x"}'
 expect_error "requeue with ids not an array" 400 "field 'ids'"
-tq_assert_eq "bad bodies requeued nothing" 5 "$(rcli LLEN "$P:{default}:dead")"
+tq_assert_eq "bad bodies requeued nothing" 5 "$(dead_total)"
 
 # By id: only flaky-r1; bad-1 is skipped, nope is not found.
 req POST /api/dead/requeue "${JSON[@]}" --data-binary '{"ids":["flaky-r1","bad-1","nope"]}'
-expect "requeue by ids" 200 '{"requeued":1,"skipped":[{"index":3,"reason":"field '"'args'"': must be an array","id":"bad-1"}],"remaining":0,"not_found":["nope"]}'
+expect "requeue by ids" 200 '{"requeued":1,"skipped":[{"index":0,"reason":"field '"'args'"': must be an array","id":"bad-1"}],"remaining":0,"not_found":["nope"]}'
 tq_wait_for 30 "flaky-r1 ran again" "[ \"\$(tq_done 'flaky-r1')\" = success ]"
-tq_assert_eq "four dead letters left" 4 "$(rcli LLEN "$P:{default}:dead")"
+tq_assert_eq "four dead letters left" 4 "$(dead_total)"
 req POST /api/dead/requeue "${JSON[@]}" --data-binary '{"ids":[]}'
 expect "requeue no ids" 200 '{"requeued":0,"skipped":[],"remaining":0,"not_found":[]}'
 
-# All: the oldest first; the two that cannot be requeued stay, listed with
-# their place in the list (0 = newest).
+# All: each queue's, the oldest first; the two that cannot be requeued
+# stay, listed with their place in their list (0 = newest).
 req POST /api/dead/requeue
-expect "requeue all" 200 '{"requeued":2,"skipped":[{"index":3,"reason":"its message is not valid UTF-8 (message_base64): it cannot be decoded","id":"b64-1"},{"index":2,"reason":"field '"'args'"': must be an array","id":"bad-1"}],"remaining":0}'
+expect "requeue all" 200 '{"requeued":2,"skipped":[{"index":1,"reason":"its message is not valid UTF-8 (message_base64): it cannot be decoded","id":"b64-1"},{"index":0,"reason":"field '"'args'"': must be an array","id":"bad-1"}],"remaining":0}'
 for i in 2 3; do
     tq_wait_for 30 "flaky-r$i ran again" "[ \"\$(tq_done 'flaky-r$i')\" = success ]"
 done
 tq_assert_eq "requeued attempts start at 1 again" "1 null" \
-    "$(rcli GET "$P:{default}:result:flaky-r2" | jq -c -r '"\(.attempts) \(.errors)"')"
+    "$(rcli GET "$P:{ops}:result:flaky-r2" | jq -c -r '"\(.attempts) \(.errors)"')"
 tq_assert_eq "the two left" "bad-1 b64-1" \
     "$(rcli LRANGE "$P:{default}:dead" 0 -1 | jq -r '(.message | fromjson? | .id) // "b64-1"' | paste -sd' ')"
 req POST /api/dead/requeue "${JSON[@]}" --data-binary '{}'
@@ -467,9 +470,10 @@ expect "purge nothing" 200 '{"deleted":0}'
 letter() { # MESSAGE-JSON: a dead letter holding it
     jq -cn --arg m "$1" '{reason: "max-retries", error: "e", worker: "w", dead_at: 1, message: $m}'
 }
-rcli LPUSH "$P:{default}:dead" "$(letter '{"v":1,"id":"hand-1","task":"noop","queue":"idle2","attempt":4,"max_retries":3,"errors":[{"attempt":1,"error":"x"}],"enqueued_at":1.5,"custom":"kept"}')" >/dev/null
-rcli SET "$P:{default}:result:hand-1" '{"id":"hand-1","status":"failure"}' >/dev/null
-rcli HSET "$P:{default}:deliveries" hand-1 7 other 2 >/dev/null
+rcli SADD "$P:{@}:queues" idle2 >/dev/null
+rcli LPUSH "$P:{idle2}:dead" "$(letter '{"v":1,"id":"hand-1","task":"noop","queue":"idle2","attempt":4,"max_retries":3,"errors":[{"attempt":1,"error":"x"}],"enqueued_at":1.5,"custom":"kept"}')" >/dev/null
+rcli SET "$P:{idle2}:result:hand-1" '{"id":"hand-1","status":"failure"}' >/dev/null
+rcli HSET "$P:{idle2}:deliveries" hand-1 7 other 2 >/dev/null
 t0=$(date +%s)
 req POST /api/tasks/hand-1/retry
 expect "retry hand-1" 202 '{"id":"hand-1","queue":"idle2"}'
@@ -479,19 +483,20 @@ tq_assert_eq "the retried message" \
     "$(printf '%s' "$msg" | jq -c 'del(.enqueued_at)')"
 enq_at=$(printf '%s' "$msg" | jq '.enqueued_at | floor')
 [ "$enq_at" -ge "$t0" ] || tq_fail "the retried message's enqueued_at $enq_at is not now ($t0)"
-tq_assert_eq "hand-1's result (its done marker) deleted" 0 "$(rcli EXISTS "$P:{default}:result:hand-1")"
+tq_assert_eq "hand-1's result (its done marker) deleted" 0 "$(rcli EXISTS "$P:{idle2}:result:hand-1")"
 tq_assert_eq "hand-1's deliveries deleted, not the others'" "0 2" \
-    "$(rcli HEXISTS "$P:{default}:deliveries" hand-1) $(rcli HGET "$P:{default}:deliveries" other)"
-tq_assert_eq "hand-1's dead letter gone" 0 "$(rcli LLEN "$P:{default}:dead")"
+    "$(rcli HEXISTS "$P:{idle2}:deliveries" hand-1) $(rcli HGET "$P:{idle2}:deliveries" other)"
+tq_assert_eq "hand-1's dead letter gone" 0 "$(rcli LLEN "$P:{idle2}:dead")"
 
 # A dead letter whose queue key is of the wrong type stays, and says why.
-rcli LPUSH "$P:{default}:dead" "$(letter '{"v":1,"id":"wq-1","task":"noop","queue":"wrong"}')" >/dev/null
+rcli SADD "$P:{@}:queues" wrong >/dev/null
+rcli LPUSH "$P:{wrong}:dead" "$(letter '{"v":1,"id":"wq-1","task":"noop","queue":"wrong"}')" >/dev/null
 req POST /api/tasks/wq-1/retry
 expect_error "retry to a queue key of the wrong type" 500 "key $P:{wrong}:queue is a string, not a list"
 req POST /api/dead/requeue
 expect "requeue to a queue key of the wrong type" 200 \
     "{\"requeued\":0,\"skipped\":[{\"index\":0,\"reason\":\"key $P:{wrong}:queue is a string, not a list\",\"id\":\"wq-1\"}],\"remaining\":0}"
-tq_assert_eq "wq-1 stays" 1 "$(rcli LLEN "$P:{default}:dead")"
+tq_assert_eq "wq-1 stays" 1 "$(rcli LLEN "$P:{wrong}:dead")"
 req DELETE /api/dead
 expect "purge wq-1" 200 '{"deleted":1}'
 
@@ -505,10 +510,11 @@ rcli EVAL "for i = 1, 10050 do
             (i % 201 == 0 and ',\"args\":5' or '') .. '}'
   redis.call('LPUSH', KEYS[1], cjson.encode({reason = 'max-retries', error = 'e',
                                              worker = 'w', dead_at = 1, message = m}))
-end" 1 "$P:{default}:dead" >/dev/null
-tq_assert_eq "10 050 dead letters" 10050 "$(rcli LLEN "$P:{default}:dead")"
+end" 1 "$P:{bulk}:dead" >/dev/null
+rcli SADD "$P:{@}:queues" bulk >/dev/null
+tq_assert_eq "10 050 dead letters" 10050 "$(rcli LLEN "$P:{bulk}:dead")"
 tq_assert_eq "as written" '{"v":1,"id":"bulk-201","task":"noop","queue":"bulk","args":5}' \
-    "$(rcli LINDEX "$P:{default}:dead" $((10050 - 201)) | jq -r .message)"
+    "$(rcli LINDEX "$P:{bulk}:dead" $((10050 - 201)) | jq -r .message)"
 t0=$(date +%s%3N)
 req POST /api/dead/requeue
 tq_log "requeueing 10 000 dead letters took $(($(date +%s%3N) - t0)) ms"
@@ -521,7 +527,7 @@ tq_assert_eq "bulk: the places of the skipped" \
     "$(printf '%s' "$BODY" | jq -r '.skipped[] | "\(.index) \(.id)"')"
 tq_assert_eq "bulk: the queue, oldest at the consuming end" "9951 bulk-1 bulk-10000" \
     "$(rcli LLEN "$P:{bulk}:queue") $(rcli LINDEX "$P:{bulk}:queue" -1 | jq -r .id) $(rcli LINDEX "$P:{bulk}:queue" 0 | jq -r .id)"
-tq_assert_eq "bulk: dead letters left" 99 "$(rcli LLEN "$P:{default}:dead")"
+tq_assert_eq "bulk: dead letters left" 99 "$(rcli LLEN "$P:{bulk}:dead")"
 req POST /api/dead/requeue
 tq_assert_eq "bulk again: status" 200 "$CODE"
 tq_assert_eq "bulk again: counts" "49 50 0" "$(printf '%s' "$BODY" | jq -r '"\(.requeued) \(.skipped | length) \(.remaining)"')"
