@@ -15,11 +15,25 @@ TAB=$'\t'
 # rj CMD...: a redis reply as JSON.
 rj() { rcli --json "$@"; }
 # metric FIELD: a P:metrics field ("" when absent); fields are TAB-separated.
-metric() { rj HGETALL "$P:{default}:metrics" | jq -r --arg f "$1" '.[$f] // ""'; }
-# minutes FIELD: that counter summed over every P:minute:<m> key.
+# Each queue keeps its own (this test's: default and reports); these read
+# both, as tickq-web does.
+QS=(default reports)
+# metrics_all: both queues' P:{q}:metrics as one JSON object.
+metrics_all() { for q in "${QS[@]}"; do rj HGETALL "$P:{$q}:metrics"; done | jq -s add; }
+metric() { metrics_all | jq -r --arg f "$1" '.[$f] // ""'; }
+# tasks_all [WITHSCORES]: both queues' P:{q}:tasks as one JSON array.
+tasks_all() { for q in "${QS[@]}"; do rj ZRANGE "$P:{$q}:tasks" 0 -1 "$@"; done | jq -cs add; }
+# events_all: both queues' event streams, in id order.
+events_all() {
+    for q in "${QS[@]}"; do rj XRANGE "$P:{$q}:events" - +; done |
+        jq -cs 'add | sort_by(.[0] | split("-") | map(tonumber))'
+}
+# minutes FIELD [QUEUE]: that counter summed over every P:{q}:minute:<m>
+# key (of every queue, or of QUEUE).
 minutes() {
     local k sum=0 v
-    for k in $(rcli --scan --pattern "$P:{default}:minute:*"); do
+    local q=${2:-*}
+    for k in $(rcli --scan --pattern "$P:{$q}:minute:*"); do
         v=$(rcli HGET "$k" "$1")
         sum=$((sum + ${v:-0}))
     done
@@ -65,14 +79,14 @@ expected=$(printf '%s\n' \
     "success${TAB}default${TAB}noop${TAB}nightly${TAB}s2" \
     "success${TAB}default${TAB}noop${TAB}nightly${TAB}s3" \
     "success${TAB}reports${TAB}test.count${TAB}${TAB}ok2" | LC_ALL=C sort)
-actual=$(rj ZRANGE "$P:{default}:tasks" 0 -1 | jq -r '.[]' | LC_ALL=C sort)
+actual=$(tasks_all | jq -r '.[]' | LC_ALL=C sort)
 tq_assert_eq "P:tasks members" "$expected" "$actual"
 # Scores are the finished times (Unix ms) of this run, the same as the results'.
-rj ZRANGE "$P:{default}:tasks" 0 -1 WITHSCORES | jq -e --argjson a "$t0" --argjson b "$t1" \
+tasks_all WITHSCORES | jq -e --argjson a "$t0" --argjson b "$t1" \
     'all(.[]; .[1] >= $a and .[1] <= $b)' >/dev/null || tq_fail "a P:tasks score outside [$t0, $t1]"
 for id in ok1 ok2 s1; do
     want=$(tq_result $id '(.finished * 1000 | round)')
-    got=$(rj ZRANGE "$P:{default}:tasks" 0 -1 WITHSCORES | jq -r --arg id "$id" \
+    got=$(tasks_all WITHSCORES | jq -r --arg id "$id" \
         '.[] | select(.[0] | endswith("\t" + $id)) | .[1]')
     tq_assert_eq "P:tasks score of $id = its result's finished" "$want" "$got"
 done
@@ -86,7 +100,7 @@ tq_assert_eq "minute retried (f1 twice)" 2 "$(minutes retried)"
 tq_assert_eq "minute failed (f1's last run)" 1 "$(minutes failed)"
 tq_assert_eq "minute dead (f1, u1)" 2 "$(minutes dead)"
 tq_assert_eq "minute expired (e1)" 1 "$(minutes expired)"
-for k in $(rcli --scan --pattern "$P:{default}:minute:*"); do
+for k in $(rcli --scan --pattern "$P:{*}:minute:*"); do
     m=${k##*:}
     [ "$m" -ge $((t0 / 60000)) ] && [ "$m" -le $((t1 / 60000)) ] ||
         tq_fail "minute key $k outside this run's minutes $((t0 / 60000))..$((t1 / 60000))"
@@ -104,10 +118,10 @@ tq_assert_eq "tasks default fail dead" 1 "$(metric "tasks${TAB}default${TAB}fail
 tq_assert_eq "tasks default noop expired" 1 "$(metric "tasks${TAB}default${TAB}noop${TAB}expired")"
 tq_assert_eq "unknown task labelled (unknown)" 1 "$(metric "tasks${TAB}default${TAB}(unknown)${TAB}dead")"
 tq_assert_eq "no label made from the unknown task's name" "" \
-    "$(rj HKEYS "$P:{default}:metrics" | jq -r '.[] | select(contains("no.such.task"))')"
+    "$(metrics_all | jq -r 'keys[] | select(contains("no.such.task"))')"
 # Runtime histogram: each run that started is in exactly one bucket.
 runtime_total() { # [LABELS]: the runs in every runtime bucket (of these labels)
-    rj HGETALL "$P:{default}:metrics" | jq --arg l "${1:-}" \
+    metrics_all | jq --arg l "${1:-}" \
         '[to_entries[] | select(.key | startswith("runtime\t" + $l)) |
           select(.key | startswith("runtime_sum") | not) | .value | tonumber] | add'
 }
@@ -115,7 +129,7 @@ tq_assert_eq "runtime buckets: every started run (9: not e1 nor u1)" 9 "$(runtim
 tq_assert_eq "runtime buckets of default noop" 5 "$(runtime_total "default${TAB}noop${TAB}")"
 tq_assert_eq "runtime buckets of default fail" 3 "$(runtime_total "default${TAB}fail${TAB}")"
 tq_assert_eq "runtime buckets of reports test.count" 1 "$(runtime_total "reports${TAB}test.count${TAB}")"
-rj HKEYS "$P:{default}:metrics" | jq -e '[.[] | select(startswith("runtime\t")) |
+metrics_all | jq -e '[keys[] | select(startswith("runtime\t")) |
     split("\t")[3] | tonumber | select(. < 0 or . > 14)] | length == 0' >/dev/null ||
     tq_fail "a runtime bucket index outside 0..14"
 sum=$(metric "runtime_sum${TAB}reports${TAB}test.count")
@@ -125,20 +139,20 @@ awk -v s="$sum" 'BEGIN { exit !(s > 0.025 && s < 30) }' ||
     tq_fail "runtime_sum of test.count is '$sum', not the 30 ms it worked"
 tq_log "ok: runtime_sum of test.count = $sum"
 # test.count worked 30 ms: bucket 3 (0.025, 0.05] or later on a slow machine.
-b=$(rj HKEYS "$P:{default}:metrics" | jq -r '.[] | select(startswith("runtime\treports\ttest.count\t")) | split("\t")[3]')
+b=$(metrics_all | jq -r 'keys[] | select(startswith("runtime\treports\ttest.count\t")) | split("\t")[3]')
 [ "$b" -ge 3 ] || tq_fail "test.count's 30 ms run in runtime bucket $b"
 # Lateness: s1 published 0.3 s late (bucket 4: (0.25, 0.5]), s3 before its
 # time (counted as 0: bucket 0); s2 is a retry and ok1 has no schedule.
 tq_assert_eq "lateness bucket 4 (s1)" 1 "$(metric "lateness${TAB}4")"
 tq_assert_eq "lateness bucket 0 (s3, early, clamped)" 1 "$(metric "lateness${TAB}0")"
 tq_assert_eq "lateness observations" 2 \
-    "$(rj HGETALL "$P:{default}:metrics" | jq '[to_entries[] | select(.key | startswith("lateness\t")) | .value | tonumber] | add')"
+    "$(metrics_all | jq '[to_entries[] | select(.key | startswith("lateness\t")) | .value | tonumber] | add')"
 tq_assert_eq "lateness_sum" 0.3 "$(metric lateness_sum)"
 
 # --- Events: every task event names its queue (both delivery paths, the
 # library's outcome events and the received and started events of the slow
 # task, recorded when it starts).
-events=$(rj XRANGE "$P:{default}:events" - + | jq -c '.[] | .[1] as $a |
+events=$(events_all | jq -c '.[] | .[1] as $a |
     reduce range(0; $a | length; 2) as $i ({}; .[$a[$i]] = $a[$i + 1])')
 tq_assert_eq "task events without a queue field" 0 \
     "$(echo "$events" | jq -s '[.[] | select(.event | startswith("task-")) | select(has("queue") | not)] | length')"
@@ -151,7 +165,7 @@ tq_assert_eq "queues of u1's events (unknown task)" "default" \
 tq_assert_eq "queues of ok3's events (blocking wait, claim)" "default" \
     "$(echo "$events" | jq -rs '[.[] | select(.id == "ok3") | .queue] | join(" ")')"
 tq_assert_eq "task event fields, in order" "event ts id task queue worker runtime error info" \
-    "$(rj XRANGE "$P:{default}:events" - + | jq -r '[.[] | .[1] | select(.[1] | startswith("task-"))][0] |
+    "$(events_all | jq -r '[.[] | .[1] | select(.[1] | startswith("task-"))][0] |
         [range(0; length; 2) as $i | .[$i]] | join(" ")')"
 
 # --- Keys of the wrong type are skipped with a warning; the work goes on.
@@ -177,7 +191,7 @@ rcli SET "$P:{default}:metrics" "not a hash" >/dev/null
 rcli LPUSH "$P:{default}:queue" "$(tq_msg w2 noop)" >/dev/null
 tq_wait_for 10 "w2 done despite P:metrics of the wrong type" '[ "$(tq_done "w2")" = success ]'
 tq_assert_eq "P:metrics left as it was" "not a hash" "$(rcli GET "$P:{default}:metrics")"
-tq_assert_eq "w2 in the minute counters" 1 "$(minutes processed)"
+tq_assert_eq "w2 in the minute counters" 1 "$(minutes processed default)"
 [ -n "$(rcli ZSCORE "$P:{default}:tasks" "success${TAB}default${TAB}noop${TAB}${TAB}w2")" ] ||
     tq_fail "w2 not in P:tasks (written after P:metrics)"
 tq_log "ok: w2 in P:tasks"
@@ -188,7 +202,8 @@ rcli LPUSH "$P:{default}:queue" "$(tq_msg w3 noop)" >/dev/null
 tq_wait_for 10 "w3 done despite P:tasks of the wrong type" '[ "$(tq_done "w3")" = success ]'
 tq_assert_eq "P:tasks left as it was" "not a zset" "$(rcli GET "$P:{default}:tasks")"
 tq_assert_eq "w3 in P:metrics" 1 "$(noop_success)"
-tq_assert_eq "w1 w2 w3 counted in P:stats" 9 "$(rcli HGET "$P:{default}:stats" processed)"
+tq_assert_eq "w1 w2 w3 counted in P:stats" 9 \
+    "$(($(rcli HGET "$P:{default}:stats" processed) + $(rcli HGET "$P:{reports}:stats" processed)))"
 tq_assert_eq "completions refused (the worker's log)" 0 \
     "$(grep -c 'wait in processing until it is fixed' "$TQ_TMP/worker.log" || true)"
 rcli DEL "$P:{default}:tasks" >/dev/null
