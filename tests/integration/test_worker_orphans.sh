@@ -37,7 +37,7 @@ count_alive() {
 # background, records that, and waits. Every run appends to the same files.
 task='echo $$ >>'"$W"'/sh.pids; sleep 300 & echo $! >>'"$W"'/bg.pids; wait'
 push() { # ID SCRIPT [QUEUE]
-    rcli LPUSH "$P:{${3}:queue:-default}" "$(tq_msg "$1" shell "[\"sh\",\"-c\",\"$2\"]" '"max_retries":0,"timeout":600')" >/dev/null
+    rcli LPUSH "$P:{${3:-default}}:queue" "$(tq_msg "$1" shell "[\"sh\",\"-c\",\"$2\"]" '"max_retries":0,"timeout":600')" >/dev/null
 }
 
 tq_spawn worker-a "$TICKQ_WORKER_BIN" -c 1 --liveness 3 --worker-id orphan-a
