@@ -48,15 +48,15 @@ void beat_publish_deinit(beat_publish *p)
 
 /* Logs when publishing starts or stops failing as a whole (a key of the
  * wrong type: once, not once a pass). */
-static void failing(beat_publish *p, const redisReply *reply, int ok)
+static void failing(int *flag, const redisReply *reply, int ok)
 {
-    if (!ok && reply && !p->failing) {
+    if (!ok && reply && !*flag) {
         tq_error("publishing failed: %s; the ticks wait until that is fixed",
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-        p->failing = 1;
-    } else if (ok && p->failing) {
+        *flag = 1;
+    } else if (ok && *flag) {
         tq_info("publishing works again");
-        p->failing = 0;
+        *flag = 0;
     }
 }
 
@@ -75,7 +75,7 @@ static void pushed(beat_publish *p, const size_t *idx, size_t n, const char *sta
         else
             r->rc = TQ_EREPLY;
     }
-    failing(p, reply, ok || !reply);
+    failing(&p->failing, reply, ok || !reply);
     if (ok) {
         int uncounted = reply->element[n]->integer != 0;
         if (uncounted && !p->stats_failing)
@@ -109,7 +109,7 @@ static void advanced(beat_publish *p, const size_t *idx, size_t n,
         else if (!ok || reply->element[i]->type != REDIS_REPLY_INTEGER)
             r->rc = TQ_EREPLY;
     }
-    failing(p, reply, ok || lost || !reply);
+    failing(&p->advance_failing, reply, ok || lost || !reply);
 }
 
 /* The key of e's queue, into buf (TQ_KEYS_MAX bytes). */

@@ -48,8 +48,9 @@ typedef struct {
     char reg[BEAT_PUBLISH_BADQ_MAX][TQ_CONFIG_NAME_MAX];
     int nreg;
     uint64_t reg_connects;
-    int failing;       /* the publish script answers an error */
-    int stats_failing; /* a P:{q}:stats is not a hash: ticks are not counted */
+    int failing;         /* tickq_publish answers an error */
+    int advance_failing; /* tickq_advance answers an error */
+    int stats_failing;   /* a P:{q}:stats is not a hash: ticks are not counted */
 } beat_publish;
 
 /* Makes *p for beat id (copied) and the keys of prefix. Returns 0,

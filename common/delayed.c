@@ -11,8 +11,19 @@
 #include <string.h>
 
 /* Problems are logged when they start and when they end, once per process
- * (workers promote from several threads), not once per call. */
-static atomic_int failing, stuck_warned;
+ * (workers promote from several threads) and queue, not once per call: a
+ * flag per queue, by a hash of its name (two queues that share one only
+ * log less). */
+#define FLAGS 64
+static atomic_int failing_of[FLAGS], stuck_of[FLAGS];
+
+static unsigned flag_of(const char *queue)
+{
+    unsigned h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)queue; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % FLAGS;
+}
 
 int tq_delayed_promote(tq_conn *c, const char *prefix, const char *queue, int64_t now_ms,
                        int max)
@@ -32,6 +43,8 @@ int tq_delayed_promote_next(tq_conn *c, const char *prefix, const char *queue,
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(maxs, sizeof maxs, "%d", max > 0 ? max : TQ_DELAYED_BATCH);
     const char *argv[] = {delayed, stats, qkey, now, maxs};
+    atomic_int *failing = &failing_of[flag_of(queue)],
+               *stuck_warned = &stuck_of[flag_of(queue)];
     redisReply *r = tq_broker_call(c, "promote", 3, 2, argv, NULL);
     if (!r)
         return TQ_EREDIS;
@@ -46,16 +59,16 @@ int tq_delayed_promote_next(tq_conn *c, const char *prefix, const char *queue,
             double due = strtod(r->element[1]->str, NULL);
             *next_due_ms = due < 0 ? INT64_MAX : (int64_t)due;
         }
-        if (atomic_exchange(&failing, 0))
+        if (atomic_exchange(failing, 0))
             tq_info("promoting delayed messages works again");
         long long stuck = r->element[2]->integer;
-        if (stuck > 0 && !atomic_exchange(&stuck_warned, 1))
+        if (stuck > 0 && !atomic_exchange(stuck_warned, 1))
             tq_error("due messages stay in %s: %s; they are promoted once it is a list "
                      "again or deleted",
                      delayed, r->element[3]->str);
-        else if (stuck == 0 && atomic_exchange(&stuck_warned, 0))
+        else if (stuck == 0 && atomic_exchange(stuck_warned, 0))
             tq_info("no due message is stuck in %s any more", delayed);
-    } else if (!atomic_exchange(&failing, 1)) {
+    } else if (!atomic_exchange(failing, 1)) {
         tq_error("promoting delayed messages failed: %s; trying again, quietly",
                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     }

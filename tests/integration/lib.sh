@@ -54,6 +54,7 @@ tq_cleanup() {
         grep -hE -A20 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TQ_TMP"/*.log >&2 || true
         rc=1
     fi
+    [ -n "${TQ_KEEP:-}" ] && cp -r "$TQ_TMP" "$TQ_KEEP" 2>/dev/null
     rm -rf "$TQ_TMP"
     if [ $rc -eq 0 ]; then echo "$TQ_NAME: PASS"; else echo "$TQ_NAME: FAIL (exit $rc)"; fi
     exit $rc

@@ -20,30 +20,30 @@ stop_and_time() { # PID -> sets rc (exit code) and secs
 # (a) a 2 s task finishes within the 10 s grace.
 rcli LPUSH "$P:{q}:queue" "$(msg a1 2)" >/dev/null
 tq_spawn wa "$TICKQ_WORKER_BIN" -c 2 -Q q --worker-id wa --grace 10
-tq_wait_for 5 "a1 running" '[ "$(rcli LLEN "$P:{default}:processing:wa")" = 1 ]'
+tq_wait_for 5 "a1 running" '[ "$(rcli LLEN "$P:{q}:processing:wa")" = 1 ]'
 stop_and_time "$TQ_LAST_PID"
 tq_assert_eq "exit code after SIGTERM" 0 "$rc"
 tq_assert_eq "a1 finished during the grace" success "$(tq_done "a1")"
 [ "$secs" -le 4 ] || tq_fail "stop took ${secs}s"
 tq_assert_eq "wa deregistered" "" "$(rcli ZSCORE "$P:{@}:workers" wa)"
-tq_assert_eq "wa's processing list gone" 0 "$(rcli EXISTS "$P:{default}:processing:wa")"
+tq_assert_eq "wa's processing list gone" 0 "$(rcli EXISTS "$P:{q}:processing:wa")"
 
 # (b) a 30 s task outlives a 1 s grace: it is requeued, its lock released.
 rcli LPUSH "$P:{q}:queue" "$(msg b1 30)" >/dev/null
 tq_spawn wb "$TICKQ_WORKER_BIN" -c 1 -Q q --worker-id wb --grace 1
-tq_wait_for 5 "b1 running" '[ "$(rcli LLEN "$P:{default}:processing:wb")" = 1 ]'
+tq_wait_for 5 "b1 running" '[ "$(rcli LLEN "$P:{q}:processing:wb")" = 1 ]'
 stop_and_time "$TQ_LAST_PID"
 tq_assert_eq "exit code after SIGTERM" 0 "$rc"
 [ "$secs" -le 3 ] || tq_fail "stop took ${secs}s with a 1 s grace"
 tq_assert_eq "b1 back in its queue" 1 "$(rcli LLEN "$P:{q}:queue")"
 tq_assert_eq "b1 not done" "" "$(tq_done "b1")"
-tq_assert_eq "b1's lock released" 0 "$(rcli EXISTS "$P:{default}:lock:b1")"
-tq_assert_eq "requeued counter" 1 "$(rcli HGET "$P:{default}:stats" requeued)"
+tq_assert_eq "b1's lock released" 0 "$(rcli EXISTS "$P:{q}:lock:b1")"
+tq_assert_eq "requeued counter" 1 "$(rcli HGET "$P:{q}:stats" requeued)"
 
 # (c) a second SIGTERM stops at once, even with a long grace.
 tq_spawn wc "$TICKQ_WORKER_BIN" -c 1 -Q q --worker-id wc --grace 60
 pid=$TQ_LAST_PID
-tq_wait_for 5 "b1 running again" '[ "$(rcli LLEN "$P:{default}:processing:wc")" = 1 ]'
+tq_wait_for 5 "b1 running again" '[ "$(rcli LLEN "$P:{q}:processing:wc")" = 1 ]'
 t0=$SECONDS
 kill -TERM "$pid"; sleep 0.3; kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
