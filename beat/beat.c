@@ -7,6 +7,7 @@
 #include "beat/publish.h"
 #include "beat/reload.h"
 #include "beat/seed.h"
+#include "common/broker.h"
 #include "beat/sync.h"
 #include "beat/table.h"
 #include "common/clock.h"
@@ -47,6 +48,7 @@ struct beat {
     int64_t check_due_mono;
     int64_t promote_due_mono;
     int stopped; /* a stop signal came while beat_new() read the file */
+    int layout;  /* 1: Redis has no data of the old key layout; -1: it has */
 };
 
 /* ------------------------------------------------------------------------
@@ -67,6 +69,21 @@ static void redis_failed(beat *b, int rc)
  * TQ_E... code. */
 static int housekeeping(beat *b)
 {
+    if (!b->layout) {
+        char found[512];
+        int old = tq_broker_old_layout(b->conn, b->prefix, found, sizeof found);
+        if (old < 0)
+            return old;
+        if (old > 0) {
+            tq_error("redis holds data of tickq's key layout v1 (%s): this version uses "
+                     "layout v2 and would not see it; drain and delete it, or choose "
+                     "another --prefix (docs/PROTOCOL.md, \"From layout v1\")",
+                     found);
+            b->layout = -1;
+            return TQ_EBUSY;
+        }
+        b->layout = 1;
+    }
     int rc = beat_seed_upsert(&b->seed, b->conn);
     if (rc < 0)
         return rc;
@@ -169,10 +186,10 @@ static void sleep_until(int64_t deadline_us, volatile sig_atomic_t *stop)
     }
 }
 
-void beat_run(beat *b, volatile sig_atomic_t *stop)
+int beat_run(beat *b, volatile sig_atomic_t *stop)
 {
     if (b->stopped)
-        return; /* a signal came while the file was read */
+        return 0; /* a signal came while the file was read */
     if (b->seed.file[0])
         tq_info(
             "beat %s starting: %zu schedules from %s, redis %s, prefix %s, lease %lld ms",
@@ -181,7 +198,7 @@ void beat_run(beat *b, volatile sig_atomic_t *stop)
     else
         tq_info("beat %s starting: schedules from %s, redis %s, lease %lld ms",
                 b->lease.id, b->reload.key, b->where, (long long)b->lease.lease_ms);
-    while (!*stop) {
+    while (!*stop && b->layout >= 0) {
         /* "now" is read once per pass. Ticks fall on whole wall-clock
          * milliseconds, so the sleep is measured from the microsecond read
          * here, and on the monotonic clock, so that the time the pass took
@@ -191,8 +208,11 @@ void beat_run(beat *b, volatile sig_atomic_t *stop)
         if (sleep_ms > 0)
             sleep_until(mono + sleep_ms * 1000 - wall % 1000, stop);
     }
+    if (b->layout < 0)
+        return 2;
     beat_resign(b);
     tq_info("beat %s stopped", b->lease.id);
+    return 0;
 }
 
 int beat_resign(beat *b)

@@ -68,8 +68,9 @@ int64_t beat_step(beat *b, int64_t now_ms, int64_t mono_ms);
 
 /* Loops beat_step() with precise monotonic sleeps until *stop is set, then
  * releases the lease (beat_resign()). Reads the clocks once per pass.
- * Blocks. */
-void beat_run(beat *b, volatile sig_atomic_t *stop);
+ * Blocks. Returns 0, or 2 when Redis holds data of the old key layout
+ * (tq_broker_old_layout(): logged, nothing written). */
+int beat_run(beat *b, volatile sig_atomic_t *stop);
 
 /* Releases the lease if this beat holds it, so a standby takes over at once.
  * Returns 1 if released, 0 if not held, or a negative TQ_E... code. */

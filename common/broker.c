@@ -1,5 +1,6 @@
 /* Calls into the broker's Function library (see broker.h). */
 #include "common/broker.h"
+#include "common/keys.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -231,4 +232,37 @@ void tq_broker_pack_int(tq_buf *b, int64_t v)
     for (int i = 0; i < 8; i++)
         h[1 + i] = (unsigned char)(u >> (56 - 8 * i));
     tq_buf_put(b, (const char *)h, 9);
+}
+
+int tq_broker_old_layout(tq_conn *c, const char *prefix, char *found, size_t len)
+{
+    static const char *const families[] = {"schedules",  "schedule-state", "beat:leader",
+                                           "workers",    "stats",          "dead",
+                                           "delayed",    "queue:default",  "counter:timer",
+                                           "events",     "paused"};
+    enum { N = sizeof families / sizeof families[0] };
+    char keys[N][TQ_KEYS_MAX];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "%.64s:%s", prefix, families[i]);
+        const char *argv[] = {"EXISTS", keys[i]};
+        if (tq_conn_append(c, 2, argv, NULL) < 0)
+            return TQ_EREDIS;
+    }
+    int any = 0;
+    size_t used = 0;
+    found[0] = '\0';
+    for (int i = 0; i < N; i++) {
+        redisReply *r = tq_conn_reply(c);
+        if (!r)
+            return TQ_EREDIS;
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+            any = 1;
+            if (used < len) {
+                int n = snprintf(found + used, len - used, "%s%s", used ? ", " : "", keys[i]);
+                used += n > 0 ? (size_t)n : 0;
+            }
+        }
+        freeReplyObject(r);
+    }
+    return any;
 }

@@ -74,4 +74,11 @@ void tq_broker_pack_str(tq_buf *b, const char *s, size_t len);
 void tq_broker_pack_cstr(tq_buf *b, const char *s);
 void tq_broker_pack_int(tq_buf *b, int64_t v);
 
+/* Looks for keys of the key layout before protocol v2 (P:schedules,
+ * P:workers, P:queue:default, ...: names without a hash tag). Returns 1
+ * when some exist, their names in found (comma-separated, cut to len);
+ * 0 when none; TQ_EREDIS when Redis cannot be asked. The programs refuse
+ * to start on such data (docs/PROTOCOL.md, "From layout v1"). */
+int tq_broker_old_layout(tq_conn *c, const char *prefix, char *found, size_t len);
+
 #endif

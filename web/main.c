@@ -4,6 +4,7 @@
  * --top it starts no server and shows the live picture in the terminal
  * instead (web/top.h). */
 #include "common/config.h"
+#include "common/broker.h"
 #include "common/conn.h"
 #include "common/err.h"
 #include "common/proc.h"
@@ -35,6 +36,24 @@ int main(int argc, char **argv)
     if (cfg.top)
         return web_top_run(&cfg, &tq_proc_stop);
 
+    /* Data of the old key layout would show as an empty system: refuse it,
+     * when Redis answers now (the workers and beats refuse it too). */
+    tq_url url;
+    if (tq_config_url(&cfg, &url, err, sizeof err) == 0) {
+        tq_conn *c = tq_conn_new(&url, "web-layout");
+        char found[512];
+        if (c && tq_broker_old_layout(c, cfg.prefix, found, sizeof found) > 0) {
+            fprintf(stderr,
+                    "tickq-web: redis holds data of tickq's key layout v1 (%s): this "
+                    "version uses layout v2 and would not see it; drain and delete it, or "
+                    "choose another --prefix (docs/PROTOCOL.md, \"From layout v1\")\n",
+                    found);
+            tq_conn_free(c);
+            return 2;
+        }
+        tq_conn_free(c);
+    }
+    err[0] = '\0';
     web_server *w = web_new(&cfg, err, sizeof err);
     if (!w) {
         fprintf(stderr, "tickq-web: %s\n", err[0] ? err : "out of memory");

@@ -8,6 +8,7 @@
  * thread blocks in BLMOVE on the first queue (1 s; 0.1 s when it consumes
  * several queues, so a lower-priority queue waits at most that long). */
 #include "worker/worker.h"
+#include "common/broker.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/conn.h"
@@ -823,12 +824,27 @@ static void *heartbeat_main(void *arg)
 static int register_worker(worker *w)
 {
     int64_t first_hb = -1;
+    int checked = 0; /* the data was looked at for the old layout */
     for (;;) {
         if (*w->stop)
             return TQ_ESTOPPED;
         int64_t now = tq_clock_wall_ms();
         worker_holder other;
-        int rc = worker_queue_register(w->hb_conn, &w->q, w->instance, now, &other);
+        int rc = 0;
+        if (!checked) {
+            char found[512];
+            rc = tq_broker_old_layout(w->hb_conn, w->cfg.prefix, found, sizeof found);
+            if (rc > 0) {
+                tq_error("redis holds data of tickq's key layout v1 (%s): this version uses "
+                         "layout v2 and would not see it; drain and delete it, or "
+                         "choose another --prefix (docs/PROTOCOL.md, \"From layout v1\")",
+                         found);
+                return TQ_EBUSY;
+            }
+            checked = rc == 0;
+        }
+        if (rc == 0)
+            rc = worker_queue_register(w->hb_conn, &w->q, w->instance, now, &other);
         if (rc == 0) {
             if (first_hb < 0) {
                 first_hb = other.heartbeat_ms;
