@@ -56,8 +56,10 @@ static const opt options[] = {
     {"redis-url", 0, "TICKQ_REDIS_URL", "redis://127.0.0.1:6379/0", OPT_URL, F(redis_url),
      0, 0, TQ_PROG_ALL,
      "Redis to use: redis://[:password@]host[:port][/db] (rediss:// for TLS), "
-     "unix:///path[?db=N] or "
-     "redis-sentinel://[:password@]host[:port][,host[:port]...][/db]?master=NAME"},
+     "unix:///path[?db=N], "
+     "redis-sentinel://[:password@]host[:port][,host[:port]...][/db]?master=NAME or "
+     "redis-cluster://[:password@]host[:port][,host[:port]...] (rediss-cluster:// for "
+     "TLS)"},
     {"redis-tls-ca", 0, "TICKQ_REDIS_TLS_CA", "", OPT_STR, F(redis_tls_ca), 0, 0,
      TQ_PROG_ALL,
      "rediss://: the CA certificate file (PEM) that signed the server's (default: the "
@@ -278,11 +280,6 @@ static int set_option(tq_config *cfg, const opt *o, const char *val, const char 
         if (url.tls && !tq_conn_tls())
             return fail(err, errlen, "%s: a rediss:// url needs TLS, and %s", origin,
                         tq_conn_tls_info());
-        if (url.is_cluster)
-            return fail(err, errlen,
-                        "%s: Redis Cluster is not supported yet: tickq's keys do not "
-                        "carry the hash tags a cluster needs (docs/DEPLOYMENT.md)",
-                        origin);
         strcpy(field, val);
         return 0;
     case OPT_INT:

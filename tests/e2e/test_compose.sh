@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end in containers, the way users run tickq: builds the three images,
 # runs docker-compose.yml with 3 workers and 2 beats, and checks that /timer
-# advances through the published port, that the queue holds protocol v1 JSON
+# advances through the published port, that the queue holds protocol JSON
 # (read with redis-cli inside the redis container), that `docker kill` of a
 # worker and a restart of the redis container lose nothing, and that at the
 # end the timer's seconds equal the ticks published, each run once; then the
@@ -9,7 +9,9 @@
 # redis master container killed, the timer goes on on the promoted replica,
 # each tick done once; then docker-compose.tls.yml: a TLS-only redis with
 # certificates made here, each program as its ACL user from
-# docs/DEPLOYMENT.md, the server name checked. Starts a
+# docs/DEPLOYMENT.md, the server name checked; then
+# docker-compose.cluster.yml: three Redis Cluster masters, the timer
+# advancing and no CROSSSLOT error. Starts a
 # Docker engine if none runs, builds the base images if no registry has them,
 # and tears everything down (down -v) even on failure. Reports build time
 # and image sizes.
@@ -237,3 +239,20 @@ if "${DCP[@]}" logs --no-color 2>&1 | grep -q 'NOPERM\|permission denied\|authen
     fail "a program met a refusal as its ACL user"
 fi
 log "ok: beat, workers and web ran as their least-privilege users without a refusal"
+
+# ---- Redis Cluster (docker-compose.cluster.yml): three masters, each queue
+# on the master of its slot
+"${DCP[@]}" down -v --remove-orphans >/dev/null 2>&1
+unset TICKQ_TLS_DIR
+DCP=("${DC[@]}" -f docker-compose.yml -f docker-compose.cluster.yml -p "$PROJECT")
+rcli() { "${DCP[@]}" exec -T redis redis-cli -c "$@" | tr -d '\r'; }
+"${DCP[@]}" up -d --scale worker=2 >/dev/null 2>&1 || fail "compose up with Redis Cluster"
+wait_for 90 "/timer with Redis Cluster" '[[ "$(timer)" =~ ^Minute:\ 0,\ Second:\ ([3-9]|[1-9][0-9])$ ]]'
+s0=$(seconds); sleep 3; s1=$(seconds)
+[ "$s1" -ge $((s0 + 2)) ] || fail "on the cluster the timer went from $s0 to $s1 in 3 s"
+[ "$(rcli CLUSTER INFO | grep -c 'cluster_known_nodes:3')" = 1 ] || fail "the cluster has not 3 nodes"
+if "${DCP[@]}" logs --no-color 2>&1 | grep -q CROSSSLOT; then
+    "${DCP[@]}" logs --no-color 2>&1 | grep CROSSSLOT | head -5 >&2
+    fail "a CROSSSLOT error on the cluster"
+fi
+log "ok: on a three-master Redis Cluster the timer advances ($s0 -> $s1 in 3 s), no CROSSSLOT"

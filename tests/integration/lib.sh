@@ -135,6 +135,48 @@ tq_sentinel_start() {
     SENTINEL_URL="redis-sentinel://$hosts/0?master=tq"
 }
 
+# tq_cluster_start N: a Redis Cluster of N masters (no replicas) on free
+# ports, the slots split evenly, each node told of the others; waits until
+# every node says cluster_state:ok and knows the N slot ranges. Sets
+# CLUSTER_PORTS and CLUSTER_URL (redis-cluster://, every node a seed).
+tq_cluster_start() {
+    local n=$1 i port hosts= lo hi
+    CLUSTER_PORTS=()
+    for i in $(seq "$n"); do
+        port=$(tq_free_port)
+        CLUSTER_PORTS+=("$port")
+        mkdir -p "$TQ_TMP/node$i"
+        redis-server --port "$port" --bind 127.0.0.1 --dir "$TQ_TMP/node$i" \
+            --save '' --appendonly yes --appendfsync everysec \
+            --cluster-enabled yes --cluster-config-file nodes.conf \
+            --cluster-node-timeout 2000 \
+            --logfile "$TQ_TMP/node$i.log" --daemonize no &
+        TQ_PIDS+=("$!")
+        hosts="$hosts${hosts:+,}127.0.0.1:$port"
+    done
+    for i in $(seq "$n"); do
+        port=${CLUSTER_PORTS[$((i - 1))]}
+        tq_wait_for 20 "cluster node $port up" "redis-cli -p $port PING | grep -q PONG"
+        lo=$((16384 * (i - 1) / n)) hi=$((16384 * i / n - 1))
+        redis-cli -p "$port" CLUSTER ADDSLOTSRANGE "$lo" "$hi" >/dev/null
+        [ "$i" = 1 ] || redis-cli -p "$port" CLUSTER MEET 127.0.0.1 "${CLUSTER_PORTS[0]}" >/dev/null
+    done
+    for port in "${CLUSTER_PORTS[@]}"; do
+        tq_wait_for 30 "cluster node $port sees the cluster up" \
+            "redis-cli -p $port CLUSTER INFO | grep -q 'cluster_state:ok' &&
+             [ \"\$(redis-cli -p $port CLUSTER SLOTS | grep -c '^127.0.0.1\$')\" -ge $n ]"
+    done
+    CLUSTER_URL="redis-cluster://$hosts"
+}
+
+# tq_cluster_port KEY: the port of the node that serves KEY's slot.
+tq_cluster_port() {
+    local slot
+    slot=$(redis-cli -p "${CLUSTER_PORTS[0]}" CLUSTER KEYSLOT "$1")
+    redis-cli -p "${CLUSTER_PORTS[0]}" --json CLUSTER SLOTS |
+        jq -r --argjson s "$slot" '.[] | select(.[0] <= $s and $s <= .[1]) | .[2][1]'
+}
+
 # tq_sentinel_master: the master's port, as the first sentinel says.
 tq_sentinel_master() {
     redis-cli -p "${SENTINEL_PORTS[0]}" SENTINEL get-master-addr-by-name tq | sed -n 2p

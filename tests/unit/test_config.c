@@ -453,9 +453,12 @@ static void test_tls_options(void **state)
                          "--redis-tls-key",
                          "/k.pem",
                          NULL};
-    /* The routing is there (unit.cluster); the key layout is not. */
+    /* A cluster's seeds; TLS options go with rediss-cluster:// too. */
     const char *cluster[] = {"x", "--redis-url", "redis-cluster://a:7000,b:7001", NULL};
-    bad(TQ_PROG_BEAT, NULL, cluster, "Redis Cluster is not supported yet");
+    ok(&cfg, TQ_PROG_BEAT, NULL, cluster);
+    const char *cluster_ca[] = {"x", "--redis-url", "redis-cluster://a:7000",
+                                "--redis-tls-ca", "ca.pem", NULL};
+    bad(TQ_PROG_WORKER, NULL, cluster_ca, "--redis-tls-ca applies to a rediss:// url only");
     if (!tq_conn_tls()) {
         bad(TQ_PROG_WORKER, NULL, all,
             "a rediss:// url needs TLS, and this build has none");
