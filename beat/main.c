@@ -39,7 +39,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "tickq-beat: %s\n", err[0] ? err : "out of memory");
         return err[0] ? 2 : 1;
     }
-    int rc = beat_run(b, &tq_proc_stop);
+    rc = beat_run(b, &tq_proc_stop);
     beat_free(b);
     return rc;
 }

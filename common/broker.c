@@ -236,10 +236,9 @@ void tq_broker_pack_int(tq_buf *b, int64_t v)
 
 int tq_broker_old_layout(tq_conn *c, const char *prefix, char *found, size_t len)
 {
-    static const char *const families[] = {"schedules",  "schedule-state", "beat:leader",
-                                           "workers",    "stats",          "dead",
-                                           "delayed",    "queue:default",  "counter:timer",
-                                           "events",     "paused"};
+    static const char *const families[] = {
+        "schedules", "schedule-state", "beat:leader",   "workers", "stats", "dead",
+        "delayed",   "queue:default",  "counter:timer", "events",  "paused"};
     enum { N = sizeof families / sizeof families[0] };
     char keys[N][TQ_KEYS_MAX];
     for (int i = 0; i < N; i++) {
@@ -258,7 +257,8 @@ int tq_broker_old_layout(tq_conn *c, const char *prefix, char *found, size_t len
         if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
             any = 1;
             if (used < len) {
-                int n = snprintf(found + used, len - used, "%s%s", used ? ", " : "", keys[i]);
+                int n =
+                    snprintf(found + used, len - used, "%s%s", used ? ", " : "", keys[i]);
                 used += n > 0 ? (size_t)n : 0;
             }
         }

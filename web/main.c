@@ -43,11 +43,12 @@ int main(int argc, char **argv)
         tq_conn *c = tq_conn_new(&url, "web-layout");
         char found[512];
         if (c && tq_broker_old_layout(c, cfg.prefix, found, sizeof found) > 0) {
-            fprintf(stderr,
-                    "tickq-web: redis holds data of tickq's key layout v1 (%s): this "
-                    "version uses layout v2 and would not see it; drain and delete it, or "
-                    "choose another --prefix (docs/PROTOCOL.md, \"From layout v1\")\n",
-                    found);
+            fprintf(
+                stderr,
+                "tickq-web: redis holds data of tickq's key layout v1 (%s): this "
+                "version uses layout v2 and would not see it; drain and delete it, or "
+                "choose another --prefix (docs/PROTOCOL.md, \"From layout v1\")\n",
+                found);
             tq_conn_free(c);
             return 2;
         }

@@ -835,10 +835,11 @@ static int register_worker(worker *w)
             char found[512];
             rc = tq_broker_old_layout(w->hb_conn, w->cfg.prefix, found, sizeof found);
             if (rc > 0) {
-                tq_error("redis holds data of tickq's key layout v1 (%s): this version uses "
-                         "layout v2 and would not see it; drain and delete it, or "
-                         "choose another --prefix (docs/PROTOCOL.md, \"From layout v1\")",
-                         found);
+                tq_error(
+                    "redis holds data of tickq's key layout v1 (%s): this version uses "
+                    "layout v2 and would not see it; drain and delete it, or "
+                    "choose another --prefix (docs/PROTOCOL.md, \"From layout v1\")",
+                    found);
                 return TQ_EBUSY;
             }
             checked = rc == 0;

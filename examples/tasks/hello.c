@@ -5,10 +5,10 @@
  * It shows the whole API of common/task.h: arguments, output, failure, a
  * cooperative time limit and an exactly-once counter. Enqueue one with
  *
- *     redis-cli LPUSH tickq:queue:default \
+ *     redis-cli LPUSH 'tickq:{default}:queue' \
  *       '{"v":1,"id":"hello-1","task":"example.hello","args":["world"]}'
  *
- * and read its result with `redis-cli GET tickq:result:hello-1`. */
+ * and read its result with `redis-cli GET 'tickq:{default}:result:hello-1'`. */
 #include "common/task.h"
 
 #include <time.h>

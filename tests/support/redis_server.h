@@ -58,7 +58,8 @@ int tq_test_cluster_start(tq_test_redis *srv, int n, char *url, size_t urllen);
 /* tq_test_redis_group_start() with a one-node Redis Cluster (every slot
  * on it; srv->url is its redis-cluster:// URL): a call whose keys are not
  * all in one slot fails with CROSSSLOT, as it would on a real cluster. */
-int tq_test_redis_group_start_cluster(tq_test_redis *srv, tq_conn **conn, const char *name);
+int tq_test_redis_group_start_cluster(tq_test_redis *srv, tq_conn **conn,
+                                      const char *name);
 
 /* Stops the server process (SIGTERM, then SIGKILL after 5 s) but keeps its
  * port and directory for tq_test_redis_restart(). Returns 0 or -1. */

@@ -456,9 +456,10 @@ static void test_tls_options(void **state)
     /* A cluster's seeds; TLS options go with rediss-cluster:// too. */
     const char *cluster[] = {"x", "--redis-url", "redis-cluster://a:7000,b:7001", NULL};
     ok(&cfg, TQ_PROG_BEAT, NULL, cluster);
-    const char *cluster_ca[] = {"x", "--redis-url", "redis-cluster://a:7000",
-                                "--redis-tls-ca", "ca.pem", NULL};
-    bad(TQ_PROG_WORKER, NULL, cluster_ca, "--redis-tls-ca applies to a rediss:// url only");
+    const char *cluster_ca[] = {
+        "x", "--redis-url", "redis-cluster://a:7000", "--redis-tls-ca", "ca.pem", NULL};
+    bad(TQ_PROG_WORKER, NULL, cluster_ca,
+        "--redis-tls-ca applies to a rediss:// url only");
     if (!tq_conn_tls()) {
         bad(TQ_PROG_WORKER, NULL, all,
             "a rediss:// url needs TLS, and this build has none");
