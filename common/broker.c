@@ -1,6 +1,7 @@
 /* Calls into the broker's Function library (see broker.h). */
 #include "common/broker.h"
 #include "common/keys.h"
+#include "common/slot.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -102,6 +103,15 @@ static int fcall_make(fcall *f, const char *name, int nkeys, int nargs, const ch
     for (int i = 0; i < total && lens; i++)
         f->l[i < nkeys ? 3 + i : 4 + i] = lens[i];
     f->n = k;
+    /* Every key of a call in one slot (common/keys.h), on one Redis as on
+     * a cluster: a call that breaks it is a bug, refused here, so that
+     * every test on one Redis checks what a cluster would. */
+    for (int i = 1; i < nkeys; i++)
+        if (tq_slot(v[3 + i], f->l[3 + i]) != tq_slot(v[3], f->l[3])) {
+            tq_error("tickq_%s: key %.200s is not in the slot of key %.200s: not sent",
+                     name, v[3 + i], v[3]);
+            return TQ_EINVAL;
+        }
     return 0;
 }
 

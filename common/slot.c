@@ -1,19 +1,34 @@
 /* Redis Cluster hash slots: CRC16-CCITT (XMODEM), as Redis computes them. */
 #include "common/slot.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+/* CRC16-CCITT (XMODEM, polynomial 0x1021) a byte at a time from a table
+ * built once: a key costs a lookup per byte, cheap enough to check every
+ * call's keys (common/broker.c). */
+static uint16_t table[256];
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
+
+static void table_init(void)
+{
+    for (int b = 0; b < 256; b++) {
+        uint16_t crc = (uint16_t)(b << 8);
+        for (int i = 0; i < 8; i++)
+            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+        table[b] = crc;
+    }
+}
+
 static uint16_t crc16(const char *p, size_t len)
 {
+    pthread_once(&table_once, table_init);
     uint16_t crc = 0;
-    for (size_t i = 0; i < len; i++) {
-        crc ^= (uint16_t)((uint16_t)(unsigned char)p[i] << 8);
-        for (int b = 0; b < 8; b++)
-            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
-    }
+    for (size_t i = 0; i < len; i++)
+        crc = (uint16_t)((crc << 8) ^ table[((crc >> 8) ^ (unsigned char)p[i]) & 0xff]);
     return crc;
 }
 

@@ -164,20 +164,24 @@ static void test_replaces_another_version(void **state)
 /* The tests run against a one-node Redis Cluster, which refuses a call
  * whose keys are not all in one slot: every call here, like every call of
  * the programs, names the keys of one queue (P:{q}:...) or only global
- * ones (P:{@}:...). */
+ * ones (P:{@}:...). The broker refuses such a call itself before it sends
+ * it, so that every test on a single Redis checks it too. */
 static void test_one_slot_per_call(void **state)
 {
     (void)state;
     const char *argv[] = {Q("delayed"), Q("stats"), PFX ":{other}:queue", "100", "10"};
-    redisReply *r = tq_broker_call(conn, "promote", 3, 2, argv, NULL);
+    assert_null(tq_broker_call(conn, "promote", 3, 2, argv, NULL));
+    const char *ok[] = {Q("delayed"), Q("stats"), Q("queue"), "100", "10"};
+    redisReply *r = tq_broker_call(conn, "promote", 3, 2, ok, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+    /* What the cluster says to one sent anyway. */
+    r = tq_test_redis_cmd(&srv, "FCALL tickq_promote 3 %s %s %s %s 100 10", Q("delayed"),
+                          Q("stats"), PFX ":{other}:queue", tq_broker_version);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ERROR);
     TQ_ASSERT_CONTAINS(r->str, "CROSSSLOT");
-    freeReplyObject(r);
-    const char *ok[] = {Q("delayed"), Q("stats"), Q("queue"), "100", "10"};
-    r = tq_broker_call(conn, "promote", 3, 2, ok, NULL);
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     freeReplyObject(r);
 }
 
