@@ -833,14 +833,13 @@ int worker_queue_heartbeat(tq_conn *c, const worker_queue *q, const char *instan
     int rc = call_int(c, "heartbeat", 2, k - 2, argv, NULL, "heartbeat");
     if (rc <= 0)
         return rc;
-    /* Each queue's consumers, in one round trip (one per node in a cluster). */
+    /* Each queue's consumers, a call each: a call loads the library where
+     * it is missing (a cluster node that has not seen it yet), so that
+     * this worker is alive in every queue's eyes from its first
+     * heartbeat on (its locks are not taken over). */
     for (int i = 0; i < q->nqueues; i++) {
         const char *cv[] = {q->qk[i].consumers, q->id, now};
-        if (tq_broker_append(c, "consume", 1, 2, cv, NULL) < 0)
-            return TQ_EREDIS;
-    }
-    for (int i = 0; i < q->nqueues; i++) {
-        redisReply *r = tq_conn_reply(c);
+        redisReply *r = tq_broker_call(c, "consume", 1, 2, cv, NULL);
         if (!r)
             return TQ_EREDIS;
         if (r->type != REDIS_REPLY_INTEGER) {
