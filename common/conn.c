@@ -7,6 +7,7 @@
 #include "common/slot.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -56,6 +57,7 @@ struct tq_conn {
     uint64_t unanswered; /* commands sent whose reply never came */
     int auth_failed;     /* the last failure was a refused login or right */
     int auth_cmd;        /* ... refused to a command: a new login proves nothing */
+    int unproven;        /* connected, but no command answered yet */
     int quiet;           /* log nothing (tq_conn_check for --check) */
     /* Redis Cluster (redis-cluster://): one context per node, the slot map,
      * and the commands whose replies are still owed, kept for redirects. */
@@ -67,6 +69,7 @@ struct tq_conn {
     cl_cmd *q;      /* q[qhead .. qhead + qlen): owed replies, in order */
     int qhead, qlen, qcap;
     int sentinel_next; /* the sentinel to ask first: the last that answered */
+    int seed_next;     /* the cluster seed to ask first: the last that answered */
     char master_host[TQ_URL_HOST_MAX]; /* where the sentinels last said the master is */
     int master_port;
 #ifdef TQ_HAVE_TLS
@@ -101,6 +104,7 @@ tq_conn *tq_conn_new(const tq_url *url, const char *name)
     c->url = *url;
     c->timeout_ms = TQ_CONN_COMMAND_TIMEOUT_MS;
     snprintf(c->name, sizeof c->name, "%s", name);
+    c->last_node = -1;
     c->rng = (uint64_t)tq_clock_wall_us() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)c;
     if (!c->rng)
         c->rng = 88172645463325252ull;
@@ -413,7 +417,7 @@ static void healthy(tq_conn *c)
     c->failures = 0;
     c->error[0] = '\0';
     atomic_store(&auth_logged_ms, 0); /* Redis let us in: that outage is over */
-    c->auth_failed = c->auth_cmd = 0;
+    c->auth_failed = c->auth_cmd = c->unproven = 0;
 }
 
 int64_t tq_conn_backoff_ms(const tq_conn *c)
@@ -632,7 +636,7 @@ static int open_ctx(tq_conn *c, const char *host, int port, char *why, size_t wh
     return -1;
 }
 
-static int cluster_load(tq_conn *c, char *why, size_t whylen);
+static int cluster_load(tq_conn *c, int fresh, char *why, size_t whylen);
 
 /* 1 while c can take commands without connecting first. */
 static int connected(const tq_conn *c)
@@ -652,7 +656,7 @@ int tq_conn_ensure(tq_conn *c)
     c->auth_failed = c->auth_cmd = 0;
     int rc;
     if (c->url.is_cluster)
-        rc = cluster_load(c, why, sizeof why);
+        rc = cluster_load(c, 1, why, sizeof why);
     else if (c->url.is_sentinel)
         rc = discover(c, why, sizeof why) < 0 ||
                      open_ctx(c, c->master_host, c->master_port, why, sizeof why) < 0
@@ -661,11 +665,15 @@ int tq_conn_ensure(tq_conn *c)
     else
         rc = open_ctx(c, c->url.host, c->url.port, why, sizeof why);
     if (rc == 0) {
-        c->connects++;
-        if (auth_cmd) /* healthy only once a command is let through */
+        /* Healthy only once a command is answered: a server that lets us
+         * in and then fails every command (a cluster master that is gone
+         * while a seed still gives the map, LOADING, a revoked right) must
+         * not reset the backoff at each attempt. A cluster counts the
+         * contexts it makes to its nodes (cluster_connect). */
+        c->connects += !c->url.is_cluster;
+        c->unproven = 1;
+        if (auth_cmd)
             c->auth_failed = c->auth_cmd = 1;
-        else
-            healthy(c);
         return 0;
     }
     if (c->ctx) { /* check_role refused the master */
@@ -763,7 +771,8 @@ static int is_token(const redisReply *r, size_t max, const char *chars)
 #define HOST_CHARS_ "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:"
 
 /* Fills map (TQ_SLOT_COUNT entries, zeroed) from a CLUSTER SLOTS reply r
- * got from host (which stands for a master whose endpoint is "" or "?").
+ * got from host (which stands for a master whose endpoint is NULL, "" or
+ * "?").
  * Returns 0, or -1 with why set. */
 static int cluster_parse(tq_conn *c, const redisReply *r, const char *host, uint8_t *map,
                          char *why, size_t whylen)
@@ -779,7 +788,8 @@ static int cluster_parse(tq_conn *c, const redisReply *r, const char *host, uint
             e->element[0]->type != REDIS_REPLY_INTEGER ||
             e->element[1]->type != REDIS_REPLY_INTEGER ||
             (m = e->element[2])->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
-            m->element[0]->type != REDIS_REPLY_STRING ||
+            (m->element[0]->type != REDIS_REPLY_STRING &&
+             m->element[0]->type != REDIS_REPLY_NIL) ||
             m->element[1]->type != REDIS_REPLY_INTEGER || e->element[0]->integer < 0 ||
             e->element[0]->integer > e->element[1]->integer ||
             e->element[1]->integer >= TQ_SLOT_COUNT || m->element[1]->integer < 1 ||
@@ -789,8 +799,13 @@ static int cluster_parse(tq_conn *c, const redisReply *r, const char *host, uint
                      "and a master");
             return -1;
         }
+        /* NULL (cluster-preferred-endpoint-type unknown-endpoint), "" or
+         * "?": the master is at the address of the node that answered. */
         const redisReply *h = m->element[0];
-        const char *mh = h->len == 0 || strcmp(h->str, "?") == 0 ? host : h->str;
+        const char *mh =
+            h->type == REDIS_REPLY_NIL || h->len == 0 || strcmp(h->str, "?") == 0
+                ? host
+                : h->str;
         if (mh != host && !is_token(h, TQ_URL_HOST_MAX - 1, HOST_CHARS_)) {
             snprintf(why, whylen, "CLUSTER SLOTS: a master's address is not a host name");
             return -1;
@@ -806,33 +821,47 @@ static int cluster_parse(tq_conn *c, const redisReply *r, const char *host, uint
     return 0;
 }
 
-/* Loads the slot map from the first seed (or known node) that gives one.
- * Returns 0, or -1 with why saying what each said. */
-static int cluster_load(tq_conn *c, char *why, size_t whylen)
+/* Loads the slot map from the first seed (or known node) that gives one,
+ * starting from the last that did. fresh (every context closed, nothing
+ * owed): the nodes known are then only those of the new map, so that
+ * addresses met over the process' life (nodes that left, a hostile reply)
+ * do not fill the table for good. Returns 0, or -1 with why saying what
+ * each said. */
+static int cluster_load(tq_conn *c, int fresh, char *why, size_t whylen)
 {
     uint8_t *map = calloc(TQ_SLOT_COUNT, 1);
     if (!map) {
         snprintf(why, whylen, "out of memory");
         return -1;
     }
+    cl_node *known = c->nodes; /* asked after the seeds */
+    int nknown = c->nnodes;
+    if (fresh) {
+        c->nodes = NULL;
+        c->nnodes = 0;
+    }
     size_t used = 0;
-    int auth_all = 1, known = c->nnodes;
-    for (int k = 0; k < c->url.nnodes + known; k++) {
+    int auth_all = 1, all = c->url.nnodes + nknown, rc = -1;
+    for (int j = 0; j < all && rc < 0; j++) {
         char host[TQ_URL_HOST_MAX], err[TQ_CONN_ERROR_MAX];
-        int port;
+        int port, k = (c->seed_next + j) % all;
+        /* known may move as cluster_parse adds nodes (not when fresh) */
+        const cl_node *kn = fresh ? known : c->nodes;
         if (k < c->url.nnodes) {
             snprintf(host, sizeof host, "%s", c->url.nodes[k].host);
             port = c->url.nodes[k].port;
         } else {
-            snprintf(host, sizeof host, "%s", c->nodes[k - c->url.nnodes].host);
-            port = c->nodes[k - c->url.nnodes].port;
+            snprintf(host, sizeof host, "%s", kn[k - c->url.nnodes].host);
+            port = kn[k - c->url.nnodes].port;
         }
-        int rc = open_ctx(c, host, port, err, sizeof err);
+        rc = open_ctx(c, host, port, err, sizeof err);
         if (rc == 0) {
             redisReply *r = redisCommand(c->ctx, "CLUSTER SLOTS");
             c->auth_failed = r && r->type == REDIS_REPLY_ERROR && is_auth_error(r->str);
             if (!r)
                 snprintf(err, sizeof err, "CLUSTER SLOTS: %s", c->ctx->errstr);
+            if (fresh)
+                c->nnodes = 0; /* what a bad reply before added */
             rc = r ? cluster_parse(c, r, host, map, err, sizeof err) : -1;
             freeReplyObject(r);
             redisFree(c->ctx);
@@ -842,7 +871,8 @@ static int cluster_load(tq_conn *c, char *why, size_t whylen)
             free(c->slots);
             c->slots = map;
             c->refresh = 0;
-            return 0;
+            c->seed_next = k < c->url.nnodes ? k : 0;
+            break;
         }
         memset(map, 0, TQ_SLOT_COUNT);
         auth_all &= c->auth_failed;
@@ -854,9 +884,18 @@ static int cluster_load(tq_conn *c, char *why, size_t whylen)
             used += n > 0 ? (size_t)n : 0;
         }
     }
-    free(map);
-    c->auth_failed = auth_all;
-    return -1;
+    if (rc < 0) {
+        free(map);
+        c->auth_failed = auth_all;
+    }
+    if (fresh && rc < 0) { /* keep what was known, to ask next time */
+        free(c->nodes);
+        c->nodes = known;
+        c->nnodes = nknown;
+    } else if (fresh) {
+        free(known);
+    }
+    return rc;
 }
 
 /* Frees every node's context and the owed commands; keeps the nodes'
@@ -864,11 +903,18 @@ static int cluster_load(tq_conn *c, char *why, size_t whylen)
 static void cluster_close(tq_conn *c)
 {
     for (int i = 0; i < c->nnodes; i++) {
-        if (c->nodes[i].ctx)
-            redisFree(c->nodes[i].ctx);
+        redisContext *ctx = c->nodes[i].ctx;
+        /* hiredis empties its output buffer once every byte is written:
+         * then the node got the commands it owes replies to, and may have
+         * run them. */
+        if (ctx && ctx->obuf && ctx->obuf[0] == '\0')
+            c->unanswered += (uint64_t)c->nodes[i].inflight;
+        if (ctx)
+            redisFree(ctx);
         c->nodes[i].ctx = NULL;
         c->nodes[i].inflight = 0;
     }
+    c->last_node = -1; /* it may be the node that is gone */
     for (int i = 0; i < c->qlen; i++)
         free(c->q[c->qhead + i].buf);
     c->qhead = c->qlen = 0;
@@ -876,22 +922,28 @@ static void cluster_close(tq_conn *c)
     c->slots = NULL;
 }
 
-/* The node for slot (-1: none known, use the last node or any). */
-static int cluster_route(const tq_conn *c, int slot)
+/* The node for slot (-1: none known, use the last node, else one already
+ * connected, else the master of a slot drawn at random from the map: not
+ * always the first, which may be a master that is gone). */
+static int cluster_route(tq_conn *c, int slot)
 {
     if (slot >= 0 && c->slots[slot])
         return c->slots[slot] - 1;
     if (slot < 0 && c->last_node >= 0 && c->last_node < c->nnodes)
         return c->last_node;
-    for (int s = 0; s < TQ_SLOT_COUNT; s++)
-        if (c->slots[s])
-            return c->slots[s] - 1;
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i].ctx)
+            return i;
+    int from = (int)(next_rand(c) % TQ_SLOT_COUNT);
+    for (int j = 0; j < TQ_SLOT_COUNT; j++)
+        if (c->slots[(from + j) % TQ_SLOT_COUNT])
+            return c->slots[(from + j) % TQ_SLOT_COUNT] - 1;
     return 0;
 }
 
 /* Where the owed command j goes: its key's node; for one without keys, the
  * node of the next command with a key, else the last node. */
-static int cluster_target(const tq_conn *c, int j)
+static int cluster_target(tq_conn *c, int j)
 {
     int end = c->qhead + c->qlen;
     for (int k = j; k < end; k++)
@@ -912,6 +964,10 @@ static int cluster_connect(tq_conn *c, int i)
     }
     c->nodes[i].ctx = c->ctx;
     c->ctx = NULL;
+    /* A new context may be to a master promoted since (a MOVED after a
+     * failover leads here too): the callers' checks for a new connection
+     * (tq_conn_connects) must see it. */
+    c->connects++;
     return 0;
 }
 
@@ -920,7 +976,7 @@ static int cluster_connect(tq_conn *c, int i)
 static int cluster_send(tq_conn *c)
 {
     char why[TQ_CONN_ERROR_MAX];
-    if (c->refresh && cluster_load(c, why, sizeof why) < 0)
+    if (c->refresh && cluster_load(c, 0, why, sizeof why) < 0)
         c->refresh = 0; /* the old map, with what MOVED said, serves */
     int node = cluster_target(c, c->qhead);
     if (cluster_connect(c, node) < 0)
@@ -947,7 +1003,6 @@ static redisReply *cluster_read(tq_conn *c, int i)
     void *reply = NULL;
     redisContext *ctx = c->nodes[i].ctx;
     if (redisGetReply(ctx, &reply) != REDIS_OK || !reply) {
-        c->unanswered += ctx->obuf && ctx->obuf[0] == '\0';
         char why[TQ_CONN_ERROR_MAX];
         snprintf(why, sizeof why, "%.64s:%d: %.160s", c->nodes[i].host, c->nodes[i].port,
                  ctx->errstr[0] ? ctx->errstr : "connection lost");
@@ -970,10 +1025,17 @@ static int cluster_redirect(tq_conn *c, const redisReply *r, int from, int *ask)
         return -1;
     const char *a = r->str + (*ask ? 4 : 6);
     const char *colon = strrchr(a, ':');
-    if (sscanf(a, "%d %n", &slot, &n) != 1 || slot < 0 || slot >= TQ_SLOT_COUNT ||
-        !colon || colon < a + n || (size_t)(colon - (a + n)) >= sizeof host ||
-        sscanf(colon + 1, "%d", &port) != 1 || port < 1 || port > 65535)
+    char *end;
+    long sl = strtol(a, &end, 10), po;
+    if (end == a || *end != ' ' || sl < 0 || sl >= TQ_SLOT_COUNT)
         return -1;
+    slot = (int)sl;
+    n = (int)(end + 1 - a);
+    if (!colon || colon < a + n || (size_t)(colon - (a + n)) >= sizeof host ||
+        (po = strtol(colon + 1, &end, 10)) < 1 || po > 65535 || *end != '\0' ||
+        !isdigit((unsigned char)colon[1]))
+        return -1;
+    port = (int)po;
     memcpy(host, a + n, (size_t)(colon - (a + n)));
     host[colon - (a + n)] = '\0';
     if (strspn(host, HOST_CHARS_) != strlen(host))
@@ -994,13 +1056,16 @@ static redisReply *cluster_reply(tq_conn *c)
     if (p->node < 0 && cluster_send(c) < 0)
         return NULL;
     redisReply *r = cluster_read(c, p->node);
+    int asked = 0; /* the last hop was an ASK: a TRYAGAIN there asks again */
     for (int hop = 0; r && r->type == REDIS_REPLY_ERROR && hop < CLUSTER_REDIRECTS_MAX;
          hop++) {
         int ask = 0, to = cluster_redirect(c, r, p->node, &ask);
         if (to < 0 && strncmp(r->str, "TRYAGAIN", 8) == 0) {
             to = p->node;
+            ask = asked;
             usleep(CLUSTER_TRYAGAIN_MS * 1000);
         }
+        asked = ask;
         if (to < 0)
             break;
         freeReplyObject(r);
@@ -1140,7 +1205,7 @@ redisReply *tq_conn_reply(tq_conn *c)
         drop(c, why);
         return NULL;
     }
-    if (c->auth_cmd)
+    if (c->unproven || c->auth_cmd)
         healthy(c);
     return reply;
 }

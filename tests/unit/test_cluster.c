@@ -3,7 +3,8 @@
  * (tests/support): every key lands on the master of its slot, pipelines
  * that span nodes come back in order, commands without keys follow the
  * next key (MULTI ... EXEC), MOVED after a slot moved, ASK during a
- * migration, and a dead master is an outage with its address in the error. */
+ * migration, and a dead master is an outage with its address in the error
+ * and a backoff that grows while it stays dead. */
 #include "tests/support/check.h"
 #include "tests/support/redis_server.h"
 
@@ -333,8 +334,19 @@ static void test_dead_master(void **state)
     char port[16];
     snprintf(port, sizeof port, ":%d", node[2].port);
     TQ_ASSERT_CONTAINS(tq_conn_last_error(c), port);
-    for (int i = 0; i < 50 && tq_conn_backoff_ms(c) > 0; i++)
-        usleep(50 * 1000);
+    /* While it stays dead the backoff grows: a seed that gives the map
+     * does not make the connection healthy, only an answered command. */
+    int64_t wait_ms = 0;
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < 200 && tq_conn_backoff_ms(c) > 0; i++)
+            usleep(20 * 1000);
+        assert_null(tq_conn_cmd(c, "SET %s 2", key));
+        wait_ms = tq_conn_backoff_ms(c);
+    }
+    if (wait_ms <= TQ_CONN_BACKOFF_BASE_MS)
+        fail_msg("after 5 failures the next try is in %lld ms", (long long)wait_ms);
+    for (int i = 0; i < 200 && tq_conn_backoff_ms(c) > 0; i++)
+        usleep(20 * 1000);
     expect_status(tq_conn_cmd(c, "SET %s 1", other), "OK");
     assert_int_equal(tq_test_redis_restart(&node[2]), 0);
     tq_conn_free(c);
