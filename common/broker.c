@@ -98,8 +98,8 @@ static int fcall_make(fcall *f, const char *name, int nkeys, int nargs, const ch
     }
     if (nargs == 0)
         v[k++] = tq_broker_version;
-    for (int i = 0; i < k; i++)
-        f->l[i] = strlen(v[i]);
+    for (int i = 0; i < k; i++) /* with lens, the arguments need no NUL */
+        f->l[i] = i < 3 || v[i] == tq_broker_version || !lens ? strlen(v[i]) : 0;
     for (int i = 0; i < total && lens; i++)
         f->l[i < nkeys ? 3 + i : 4 + i] = lens[i];
     f->n = k;
@@ -108,8 +108,9 @@ static int fcall_make(fcall *f, const char *name, int nkeys, int nargs, const ch
      * every test on one Redis checks what a cluster would. */
     for (int i = 1; i < nkeys; i++)
         if (tq_slot(v[3 + i], f->l[3 + i]) != tq_slot(v[3], f->l[3])) {
-            tq_error("tickq_%s: key %.200s is not in the slot of key %.200s: not sent",
-                     name, v[3 + i], v[3]);
+            tq_error("tickq_%s: key %.*s is not in the slot of key %.*s: not sent", name,
+                     (int)(f->l[3 + i] < 200 ? f->l[3 + i] : 200), v[3 + i],
+                     (int)(f->l[3] < 200 ? f->l[3] : 200), v[3]);
             return TQ_EINVAL;
         }
     return 0;
