@@ -223,8 +223,10 @@ fn('claim', function(KEYS, ARGV)
   local msg = ARGV[8]
   if not msg then return redis.error_reply('ERR claim: no message') end
   if redis.call('EXISTS', K.paused) == 1 then
-    redis.call('LREM', K.processing, 1, msg)
-    redis.call('RPUSH', K.queue_key, msg)
+    -- Back only if it was still here: the reaper may have requeued it.
+    if redis.call('LREM', K.processing, 1, msg) == 1 then
+      redis.call('RPUSH', K.queue_key, msg)
+    end
     return {-3, ''}
   end
   local id, task, ttl = read(msg, K.ttl)

@@ -35,7 +35,8 @@ end)
 -- worker hash. ARGV: id, instance. Returns 1, or 0 (nothing written) when
 -- another instance holds the id now. ZREM and DEL do not fail.
 fn('leave', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'zset'}
+  local _, e = distinct('leave', KEYS, 2)
+  e = e or check{KEYS[1], 'zset'}
   if e then return e end
   local inst = redis.pcall('HGET', KEYS[2], 'instance')
   if type(inst) == 'string' and inst ~= ARGV[2] then return 0 end
@@ -57,7 +58,8 @@ end)
 -- heartbeat is older than liveness from the registry and deletes its
 -- hash (each queue's tickq_reap requeues its messages). Returns the ids.
 fn('forget', function(KEYS, ARGV)
-  local e = numbers('forget', ARGV, {1, 0, NUMBER_MAX, 2, 0, NUMBER_MAX}) or
+  local _, e = distinct('forget', KEYS, 2)
+  e = e or numbers('forget', ARGV, {1, 0, NUMBER_MAX, 2, 0, NUMBER_MAX}) or
     check{KEYS[1], 'zset'}
   if e then return e end
   local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf',

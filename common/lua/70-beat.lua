@@ -5,12 +5,16 @@
 --
 -- Guarantee: a tick is pushed at most once, whoever calls and however
 -- often. A tick's id is deterministic (<schedule>@<tick ms>), and the
--- queue remembers the ids pushed to it (P:{q}:published, a day's worth):
--- tickq_publish skips one it has seen. A beat that dies between the two
+-- queue remembers the ids pushed to it (P:{q}:published, each scored by
+-- when it was last pushed or asked for, for a day): tickq_publish skips
+-- one it has seen. A beat that dies between the two
 -- calls leaves the state behind; the next leader publishes the tick again
 -- and the queue skips it. tickq_advance checks the lease, so a stale
 -- leader never moves the state; a new leader continues from the state, so
--- a failover loses no tick.
+-- a failover loses no tick. tickq_publish cannot check the lease (another
+-- slot): the beat reads it just before, and a leader that loses it in
+-- between pushes only ticks the new leader pushes too (the same ids,
+-- skipped), unless the schedule's queue was changed in that moment.
 
 -- How long the queue remembers a pushed tick: far longer than the moments
 -- between the two calls, or a failover's rewind of the state.
@@ -18,7 +22,7 @@ local PUBLISHED_KEEP_MS = 86400000
 
 -- tickq_publish: KEYS: queue, published, stats. ARGV: the ticks, a
 -- MessagePack array of maps {i = id, t = tick ms (a decimal string), m =
--- the message}. Returns per tick 1 pushed, 0 pushed before (skipped), or 2
+-- the message}, then now (Unix ms). Returns per tick 1 pushed, 0 pushed before (skipped), or 2
 -- when the queue key is not a list (nothing pushed); then one more
 -- element, 1 if the counter in stats was not counted because stats is not
 -- a hash, else 0. Everything is checked before the first write: the
@@ -26,19 +30,21 @@ local PUBLISHED_KEEP_MS = 86400000
 -- wrong type is an error reply).
 fn('publish', function(KEYS, ARGV)
   local _, e0 = distinct('publish', KEYS, 3)
+  e0 = e0 or numbers('publish', ARGV, {2, 0, NUMBER_MAX})
   if e0 then return e0 end
   local ok, ticks = pcall(cmsgpack.unpack, ARGV[1] or '')
   if not ok or type(ticks) ~= 'table' then
     return redis.error_reply('ERR publish: the ticks are not a MessagePack array')
   end
-  local newest = 0
   for _, k in ipairs(ticks) do
     if type(k) ~= 'table' or type(k.i) ~= 'string' or type(k.m) ~= 'string'
         or type(k.t) ~= 'string' or #k.t > 15 or not string.match(k.t, '^%d+$') then
       return redis.error_reply('ERR publish: a tick lacks a field')
     end
-    newest = math.max(newest, tonumber(k.t))
   end
+  -- Remembered from now, not from the tick: a catch-up of ticks older
+  -- than a day is remembered too.
+  local now = tonumber(ARGV[2])
   local e = check{KEYS[2], 'zset'}
   if e then return e end
   local count = not badtype(KEYS[3], 'hash')
@@ -48,17 +54,20 @@ fn('publish', function(KEYS, ARGV)
     if not list then
       res[#res + 1] = 2
     elseif redis.call('ZSCORE', KEYS[2], k.i) then
+      -- Asked for again (a state the beat cannot advance is retried each
+      -- second): remembered a day from now, so never pushed twice.
+      redis.call('ZADD', KEYS[2], now, k.i)
       res[#res + 1] = 0
     else
       redis.call('LPUSH', KEYS[1], k.m)
-      redis.call('ZADD', KEYS[2], k.t, k.i)
+      redis.call('ZADD', KEYS[2], now, k.i)
       n = n + 1
       res[#res + 1] = 1
     end
   end
   if n > 0 then
     redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf',
-      '(' .. string.format('%d', newest - PUBLISHED_KEEP_MS))
+      '(' .. string.format('%d', now - PUBLISHED_KEEP_MS))
     if count then hincr(KEYS[3], 'published', n) end
   end
   res[#res + 1] = count and 0 or 1

@@ -16,7 +16,8 @@
 -- 0 when it replaced one. Its writes, HSET and SADD, come after both types
 -- are checked.
 fn('schedule_put', function(KEYS, ARGV)
-  local e = check{KEYS[1], 'hash', KEYS[2], 'set'}
+  local _, e = distinct('schedule_put', KEYS, 2)
+  e = e or check{KEYS[1], 'hash', KEYS[2], 'set'}
   if e then return e end
   redis.call('SADD', KEYS[2], ARGV[3])
   return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])

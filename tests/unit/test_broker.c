@@ -275,8 +275,9 @@ static long long integer_of(const char *fmt, const char *a)
     return v;
 }
 
-/* fetch's keys and arguments for queue default; max as given. */
-static redisReply *fetch(const char *max)
+/* fn (fetch or claim) with deliver's keys and arguments for worker w1 on
+ * queue default, then last (fetch's max, claim's message). */
+static redisReply *deliver(const char *fn, const char *last)
 {
     const char *argv[] = {Q("processing:w1"),
                           Q("consumers"),
@@ -295,8 +296,13 @@ static redisReply *fetch(const char *max)
                           "5000",
                           "5",
                           "default",
-                          max};
-    return tq_broker_call(conn, "fetch", 10, 8, argv, NULL);
+                          last};
+    return tq_broker_call(conn, fn, 10, 8, argv, NULL);
+}
+
+static redisReply *fetch(const char *max)
+{
+    return deliver("fetch", max);
 }
 
 /* A fetch that fails after it took messages off the queue (its events
@@ -597,6 +603,13 @@ static void test_bad_arguments_write_nothing(void **state)
          {G("workers"), G("workers"), "w", "i", "100", "3000"}},
         {"consume", "ERR consume", 1, {K("consumers"), "w", "-1"}},
         {"forget", "ERR forget", 2, {G("workers"), G("worker:"), "1.5", "100"}},
+        {"forget", "ERR forget", 1, {G("workers"), "100", "100"}},
+        {"leave", "ERR leave", 2, {G("workers"), G("workers"), "w", "i"}},
+        {"leave", "ERR leave", 1, {G("workers"), "w", "i"}},
+        {"schedule_put",
+         "ERR schedule_put",
+         2,
+         {G("queues"), G("queues"), "s", "{}", "q"}},
         /* fetch: a lock TTL of 0 ms; max_deliveries 0; no queue name; a
          * queue that is the processing list. */
         {"fetch",
@@ -628,7 +641,11 @@ static void test_bad_arguments_write_nothing(void **state)
         {"lock_acquire", "ERR lock_acquire", 1, {K("lock:x"), "me", "0"}},
         {"lock_extend", "ERR lock_extend", 1, {K("lock:x"), "me", "-5"}},
         {"publish", "ERR publish", 3, {K("queue"), K("published"), K("queue"), ""}},
-        {"publish", "ERR publish", 3, {K("queue"), K("published"), K("stats"), "x"}},
+        {"publish", "ERR publish", 3, {K("queue"), K("published"), K("stats"), "x", "1"}},
+        {"publish",
+         "ERR publish",
+         3,
+         {K("queue"), K("published"), K("stats"), "\x90", "1e300"}},
         {"advance", "ERR advance", 2, {G("leader"), G("schedule-state"), "b", ""}},
         {"advance", "ERR advance", 2, {G("leader"), G("leader"), "b", ""}},
         {"dead_requeue",
@@ -669,6 +686,66 @@ static void test_bad_arguments_write_nothing(void **state)
         freeReplyObject(r);
         assert_int_equal(integer_of("DBSIZE%s", ""), 0);
     }
+}
+
+/* A pushed tick is remembered from when it was pushed, not from its own
+ * time: ticks more than a day apart in one catch-up are all remembered,
+ * and pushed once however often the beat asks. */
+static void test_publish_remembers_old_ticks(void **state)
+{
+    (void)state;
+    static const char *const ticks[][2] = {{"s@1000", "1000"},
+                                           {"s@400000000", "400000000"}};
+    tq_buf b = {0};
+    tq_broker_pack_array(&b, 2);
+    for (int i = 0; i < 2; i++) {
+        tq_broker_pack_map(&b, 3);
+        tq_broker_pack_cstr(&b, "i");
+        tq_broker_pack_cstr(&b, ticks[i][0]);
+        tq_broker_pack_cstr(&b, "t");
+        tq_broker_pack_cstr(&b, ticks[i][1]);
+        tq_broker_pack_cstr(&b, "m");
+        tq_broker_pack_cstr(&b, ticks[i][0]);
+    }
+    assert_false(b.oom);
+    const char *argv[] = {Q("queue"), Q("published"), Q("stats"), b.p, "1800000000000"};
+    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2]), b.len, 13};
+    for (int round = 0; round < 3; round++) {
+        redisReply *r = tq_broker_call(conn, "publish", 3, 2, argv, lens);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(r->elements, 3);
+        for (int i = 0; i < 2; i++)
+            if (r->element[i]->integer != (round == 0))
+                fail_msg("round %d, tick %s: %lld", round, ticks[i][0],
+                         r->element[i]->integer);
+        freeReplyObject(r);
+    }
+    free(b.p);
+    assert_int_equal(integer_of("LLEN %s", Q("queue")), 2);
+    assert_int_equal(integer_of("ZCARD %s", Q("published")), 2);
+}
+
+/* A message of a paused queue goes back to its queue only if it is still
+ * in processing: the reaper may have requeued it meanwhile. */
+static void test_claim_paused_requeues_once(void **state)
+{
+    (void)state;
+    freeReplyObject(tq_test_redis_cmd(&srv, "SET %s 1", Q("paused")));
+    const char *msg = "{\"v\":1,\"id\":\"x\",\"task\":\"noop\",\"queue\":\"default\"}";
+    redisReply *r = deliver("claim", msg);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->integer, -3);
+    freeReplyObject(r);
+    assert_int_equal(integer_of("LLEN %s", Q("queue")), 0);
+    freeReplyObject(tq_test_redis_cmd(&srv, "LPUSH %s %s", Q("processing:w1"), msg));
+    r = deliver("claim", msg);
+    assert_non_null(r);
+    assert_int_equal(r->element[0]->integer, -3);
+    freeReplyObject(r);
+    assert_int_equal(integer_of("LLEN %s", Q("queue")), 1);
+    assert_int_equal(integer_of("LLEN %s", Q("processing:w1")), 0);
 }
 
 /* A user who may not load functions gets the call's error reply, not
@@ -780,6 +857,8 @@ int main(void)
         cmocka_unit_test_setup(test_final_result_is_the_done_marker, setup),
         cmocka_unit_test_setup(test_complete_checks_items_first, setup),
         cmocka_unit_test_setup(test_bad_arguments_write_nothing, setup),
+        cmocka_unit_test_setup(test_publish_remembers_old_ticks, setup),
+        cmocka_unit_test_setup(test_claim_paused_requeues_once, setup),
         cmocka_unit_test_setup(test_pipelined_calls_reload, setup),
         cmocka_unit_test_setup(test_out_of_memory, setup),
         /* Last: a refused load holds loads back for a second, process-wide. */
