@@ -3,6 +3,7 @@
 #include "beat/entry.h"
 #include "beat/tick.h"
 #include "common/broker.h"
+#include "common/clock.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -220,9 +221,12 @@ static int push_batch(beat_publish *p, tq_conn *conn, const size_t *idx, size_t 
         free(b.p);
         return TQ_ENOMEM;
     }
-    const char *argv[] = {keys[0], keys[1], keys[2], b.p};
-    size_t lens[] = {strlen(keys[0]), strlen(keys[1]), strlen(keys[2]), b.len};
-    redisReply *reply = tq_broker_call(conn, "publish", 3, 1, argv, lens);
+    char now[24];
+    int nl = snprintf(now, sizeof now, "%lld", (long long)tq_clock_wall_ms());
+    const char *argv[] = {keys[0], keys[1], keys[2], b.p, now};
+    size_t lens[] = {strlen(keys[0]), strlen(keys[1]), strlen(keys[2]), b.len,
+                     (size_t)nl};
+    redisReply *reply = tq_broker_call(conn, "publish", 3, 2, argv, lens);
     pushed(p, idx, n, keys[2], reply);
     freeReplyObject(reply);
     free(b.p);
@@ -303,10 +307,19 @@ static void publish_recs(beat_publish *p, tq_conn *conn, size_t n)
             done[idx[i]] = 1;
         if (push_batch(p, conn, idx, m) < 0)
             break;
-        size_t k = 0; /* pushed now or before: their states move */
+        size_t k = 0, fresh = 0; /* pushed now or before: their states move */
         for (size_t i = 0; i < m; i++)
-            if (p->recs[idx[i]].rc == 1 || p->recs[idx[i]].rc == 0)
+            if (p->recs[idx[i]].rc == 1 || p->recs[idx[i]].rc == 0) {
+                fresh += p->recs[idx[i]].rc == 1;
                 idx[k++] = idx[i];
+            }
+        /* The pushes reach the replicas before the state moves past them:
+         * in a cluster they are on the queue's master, the state on the
+         * global slot's, and a failover that kept the state but lost a
+         * push would lose that tick (the WAIT after the pass reaches only
+         * the global slot's master). */
+        if (fresh)
+            tq_broker_wait(conn, p->wait_replicas, p->wait_timeout_ms);
         if (k && advance_batch(p, conn, idx, k) < 0)
             break;
         /* Not the leader, or a call that failed: publish no more now. */
