@@ -140,26 +140,43 @@ tq_sentinel_start() {
 # every node says cluster_state:ok and knows the N slot ranges. Sets
 # CLUSTER_PORTS and CLUSTER_URL (redis-cluster://, every node a seed).
 tq_cluster_start() {
-    local n=$1 i port hosts= lo hi
+    local n=$1 i port bus pid try hosts= lo hi
+    local -a buses=()
     CLUSTER_PORTS=()
     for i in $(seq "$n"); do
-        port=$(tq_free_port)
-        CLUSTER_PORTS+=("$port")
         mkdir -p "$TQ_TMP/node$i"
-        redis-server --port "$port" --bind 127.0.0.1 --dir "$TQ_TMP/node$i" \
-            --save '' --appendonly yes --appendfsync everysec \
-            --cluster-enabled yes --cluster-config-file nodes.conf \
-            --cluster-node-timeout 2000 \
-            --logfile "$TQ_TMP/node$i.log" --daemonize no &
-        TQ_PIDS+=("$!")
+        # Both ports free now (the bus port is not port + 10000, which may
+        # be another test's port); another test may take one before this
+        # node binds it: then the node dies, and another pair is tried.
+        for try in 1 2 3 4 5 6; do
+            port=$(tq_free_port) bus=$(tq_free_port)
+            [ "$port" != "$bus" ] || continue
+            redis-server --port "$port" --cluster-port "$bus" --bind 127.0.0.1 \
+                --dir "$TQ_TMP/node$i" --save '' --appendonly yes --appendfsync everysec \
+                --cluster-enabled yes --cluster-config-file nodes.conf \
+                --cluster-node-timeout 2000 \
+                --logfile "$TQ_TMP/node$i.log" --daemonize no &
+            pid=$!
+            for _ in $(seq 100); do
+                kill -0 "$pid" 2>/dev/null || break
+                [ "$(redis-cli -p "$port" CONFIG GET dir 2>/dev/null | tail -1)" != "$TQ_TMP/node$i" ] ||
+                    break 2
+                sleep 0.1
+            done
+            kill "$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null
+            [ "$try" != 6 ] || tq_fail "cluster node $i did not start (see node$i.log)"
+        done
+        TQ_PIDS+=("$pid")
+        CLUSTER_PORTS+=("$port")
+        buses+=("$bus")
         hosts="$hosts${hosts:+,}127.0.0.1:$port"
     done
     for i in $(seq "$n"); do
         port=${CLUSTER_PORTS[$((i - 1))]}
-        tq_wait_for 20 "cluster node $port up" "redis-cli -p $port PING | grep -q PONG"
         lo=$((16384 * (i - 1) / n)) hi=$((16384 * i / n - 1))
         redis-cli -p "$port" CLUSTER ADDSLOTSRANGE "$lo" "$hi" >/dev/null
-        [ "$i" = 1 ] || redis-cli -p "$port" CLUSTER MEET 127.0.0.1 "${CLUSTER_PORTS[0]}" >/dev/null
+        [ "$i" = 1 ] || redis-cli -p "$port" CLUSTER MEET 127.0.0.1 "${CLUSTER_PORTS[0]}" "${buses[0]}" >/dev/null
     done
     for port in "${CLUSTER_PORTS[@]}"; do
         tq_wait_for 30 "cluster node $port sees the cluster up" \
