@@ -265,6 +265,7 @@ beat *beat_new(const tq_config *cfg, char *err, size_t errlen)
         rc = beat_publish_init(&b->publish, b->prefix, id, catchup_max);
     b->publish.wait_replicas = cfg->wait_replicas;
     b->publish.wait_timeout_ms = cfg->wait_timeout_ms;
+    b->publish.wait_each_queue = url.is_cluster;
     if (rc == TQ_ENOMEM) {
         err[0] = '\0';
         goto fail;

@@ -291,7 +291,7 @@ static void publish_recs(beat_publish *p, tq_conn *conn, size_t n)
         free(done);
         return;
     }
-    int stop = 0;
+    int stop = 0, waiting = 1;
     size_t next = 0; /* the first rec not sent */
     while (!stop) {
         while (next < n && done[next])
@@ -313,13 +313,16 @@ static void publish_recs(beat_publish *p, tq_conn *conn, size_t n)
                 fresh += p->recs[idx[i]].rc == 1;
                 idx[k++] = idx[i];
             }
-        /* The pushes reach the replicas before the state moves past them:
-         * in a cluster they are on the queue's master, the state on the
-         * global slot's, and a failover that kept the state but lost a
-         * push would lose that tick (the WAIT after the pass reaches only
-         * the global slot's master). */
-        if (fresh)
-            tq_broker_wait(conn, p->wait_replicas, p->wait_timeout_ms);
+        /* In a cluster the pushes are on the queue's master and the state
+         * on the global slot's: the pushes reach the replicas before the
+         * state moves past them, or a failover that kept the state but
+         * lost a push would lose that tick (the WAIT after the pass
+         * reaches only the global slot's master). One WAIT that falls
+         * short ends the waiting for this pass, so that a missing replica
+         * costs --wait-timeout once, not once per queue, within the lease. */
+        if (fresh && p->wait_each_queue && waiting &&
+            tq_broker_wait(conn, p->wait_replicas, p->wait_timeout_ms) < p->wait_replicas)
+            waiting = 0;
         if (k && advance_batch(p, conn, idx, k) < 0)
             break;
         /* Not the leader, or a call that failed: publish no more now. */

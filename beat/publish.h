@@ -37,7 +37,8 @@ typedef struct {
     char key_leader[TQ_KEYS_MAX];
     char key_state[TQ_KEYS_MAX];
     int catchup_max;               /* --catchup-max */
-    int wait_replicas;             /* --wait-replicas: WAIT after each queue's pushes and each pass */
+    int wait_replicas;             /* --wait-replicas: WAIT after each pass */
+    int wait_each_queue;           /* ... and after each queue's pushes (a cluster) */
     int64_t wait_timeout_ms;       /* --wait-timeout */
     struct beat_publish_rec *recs; /* owned, BEAT_PUBLISH_PASS_MAX of them */
     /* Problems logged once when they start and once when they end, so that

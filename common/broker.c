@@ -127,7 +127,13 @@ int tq_broker_wait(tq_conn *c, int replicas, int64_t timeout_ms)
     static _Atomic int64_t warned_ms = 0;
     if (replicas <= 0)
         return 0;
+    /* WAIT blocks up to timeout_ms: the connection must wait longer. */
+    int64_t was = tq_conn_timeout_ms(c);
+    if (timeout_ms + 1000 > was)
+        tq_conn_set_timeout_ms(c, timeout_ms + 1000);
     redisReply *r = tq_conn_cmd(c, "WAIT %d %lld", replicas, (long long)timeout_ms);
+    if (tq_conn_timeout_ms(c) != was)
+        tq_conn_set_timeout_ms(c, was);
     if (!r)
         return TQ_EREDIS;
     long long got = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;

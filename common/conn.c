@@ -260,6 +260,11 @@ void tq_conn_set_timeout_ms(tq_conn *c, int64_t ms)
             redisSetTimeout(c->nodes[i].ctx, rt);
 }
 
+int64_t tq_conn_timeout_ms(const tq_conn *c)
+{
+    return c->timeout_ms;
+}
+
 uint64_t tq_conn_roundtrips(const tq_conn *c)
 {
     return c->roundtrips;

@@ -59,6 +59,7 @@ tq_conn *tq_conn_new(const tq_url *url, const char *name);
 /* Sets the command timeout (default TQ_CONN_COMMAND_TIMEOUT_MS; <= 0
  * restores it). A blocking command must be shorter than this. */
 void tq_conn_set_timeout_ms(tq_conn *c, int64_t ms);
+int64_t tq_conn_timeout_ms(const tq_conn *c);
 
 /* Closes and frees c; NULL does nothing. */
 void tq_conn_free(tq_conn *c);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/broker.h"
+#include "common/clock.h"
 #include "common/delayed.h"
 #include "common/keys.h"
 #include "common/metrics.h"
@@ -748,6 +749,24 @@ static void test_claim_paused_requeues_once(void **state)
     assert_int_equal(integer_of("LLEN %s", Q("processing:w1")), 0);
 }
 
+/* WAIT for a replica that is not there waits its whole timeout, even one
+ * longer than the connection's command timeout, on the same connection;
+ * it answers 0 replicas and leaves the command timeout as it was. */
+static void test_wait_outlasts_the_command_timeout(void **state)
+{
+    (void)state;
+    tq_conn_set_timeout_ms(conn, 300);
+    uint64_t connects = tq_conn_connects(conn);
+    int64_t t0 = tq_clock_mono_ms();
+    assert_int_equal(tq_broker_wait(conn, 1, 800), 0);
+    int64_t took = tq_clock_mono_ms() - t0;
+    if (took < 700)
+        fail_msg("WAIT returned after %lld ms", (long long)took);
+    assert_int_equal(tq_conn_connects(conn), connects);
+    assert_int_equal(tq_conn_timeout_ms(conn), 300);
+    tq_conn_set_timeout_ms(conn, 0);
+}
+
 /* A user who may not load functions gets the call's error reply, not
  * NULL (which reads as an outage), and the process does not load again
  * within the second. */
@@ -859,6 +878,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_arguments_write_nothing, setup),
         cmocka_unit_test_setup(test_publish_remembers_old_ticks, setup),
         cmocka_unit_test_setup(test_claim_paused_requeues_once, setup),
+        cmocka_unit_test_setup(test_wait_outlasts_the_command_timeout, setup),
         cmocka_unit_test_setup(test_pipelined_calls_reload, setup),
         cmocka_unit_test_setup(test_out_of_memory, setup),
         /* Last: a refused load holds loads back for a second, process-wide. */
