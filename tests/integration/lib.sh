@@ -150,7 +150,7 @@ tq_cluster_start() {
         # node binds it: then the node dies, and another pair is tried.
         for try in 1 2 3 4 5 6; do
             port=$(tq_free_port) bus=$(tq_free_port)
-            [ "$port" != "$bus" ] || continue
+            while [ "$bus" = "$port" ]; do bus=$(tq_free_port); done
             redis-server --port "$port" --cluster-port "$bus" --bind 127.0.0.1 \
                 --dir "$TQ_TMP/node$i" --save '' --appendonly yes --appendfsync everysec \
                 --cluster-enabled yes --cluster-config-file nodes.conf \
@@ -163,8 +163,8 @@ tq_cluster_start() {
                     break 2
                 sleep 0.1
             done
-            kill "$pid" 2>/dev/null
-            wait "$pid" 2>/dev/null
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
             [ "$try" != 6 ] || tq_fail "cluster node $i did not start (see node$i.log)"
         done
         TQ_PIDS+=("$pid")
