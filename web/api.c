@@ -285,6 +285,22 @@ static int queue_names(web_req *rq, name_set *set)
     return n < 0 ? -1 : 0;
 }
 
+/* A new set of the queue only, when only[0], else of every queue in use.
+ * NULL with *rc TQ_ENOMEM or TQ_EREDIS. */
+static name_set *queue_set(web_req *rq, const char *only, int *rc)
+{
+    name_set *set = calloc(1, sizeof *set);
+    *rc = set ? 0 : TQ_ENOMEM;
+    if (set && only[0])
+        name_add(set, only, strlen(only));
+    else if (set && queue_names(rq, set) < 0) {
+        free(set);
+        set = NULL;
+        *rc = TQ_EREDIS;
+    }
+    return set;
+}
+
 /* Reads the view. Returns 0, or the HTTP status with a sentence in err. */
 static int view_read(web_req *rq, system_view *v, char *err, size_t errlen)
 {
@@ -1247,15 +1263,10 @@ int web_api_tasks(web_req *rq)
     /* Each queue keeps its own index (P:{q}:tasks): a round reads the next
      * slice of each and merges them, newest first (equal scores in queue
      * order), so that the cursor is one place in the merged order. */
-    name_set *set = calloc(1, sizeof *set);
+    int rc;
+    name_set *set = queue_set(rq, queue, &rc);
     if (!set)
-        return web_reply_error(rq, 503, "out of memory");
-    if (queue[0]) {
-        name_add(set, queue, strlen(queue));
-    } else if (queue_names(rq, set) < 0) {
-        free(set);
-        return web_reply_error(rq, 503, "reading the queues: %s", tq_strerror(TQ_EREDIS));
-    }
+        return web_reply_error(rq, 503, "reading the queues: %s", tq_strerror(rc));
     int nq = set->n;
     json_t *items = json_array();
     long long scanned = 0;
@@ -1574,16 +1585,10 @@ int web_api_task(web_req *rq)
     if (web_req_query(rq, "queue", qp, sizeof qp) < 0 ||
         (qp[0] && !tq_config_name_ok(qp)))
         return web_reply_error(rq, 400, "query parameter 'queue': not a queue name");
-    name_set *set = calloc(1, sizeof *set);
+    int rc;
+    name_set *set = queue_set(rq, qp, &rc);
     if (!set)
-        return web_reply_error(rq, 503, "out of memory");
-    if (qp[0])
-        name_add(set, qp, strlen(qp));
-    else if (queue_names(rq, set) < 0) {
-        free(set);
-        return web_reply_error(rq, 503, "reading task %s: %s", id,
-                               tq_strerror(TQ_EREDIS));
-    }
+        return web_reply_error(rq, 503, "reading task %s: %s", id, tq_strerror(rc));
     /* Its result, lock and the lock's TTL in each queue's slot (a task id
      * is unique across queues, as the beat and clients make them). */
     int nq = set->n;
@@ -1796,15 +1801,10 @@ int web_api_dead(web_req *rq)
         return web_reply_error(rq, 400,
                                "query parameter 'cursor': must be a cursor an "
                                "earlier page gave");
-    name_set *set = calloc(1, sizeof *set);
+    int rc;
+    name_set *set = queue_set(rq, qp, &rc);
     if (!set)
-        return web_reply_error(rq, 503, "out of memory");
-    if (qp[0])
-        name_add(set, qp, strlen(qp));
-    else if (queue_names(rq, set) < 0) {
-        free(set);
-        return web_reply_error(rq, 503, "reading the queues: %s", tq_strerror(TQ_EREDIS));
-    }
+        return web_reply_error(rq, 503, "reading the queues: %s", tq_strerror(rc));
     int q = 0;
     if (cq[0]) {
         q = name_find(set, cq, strlen(cq));
