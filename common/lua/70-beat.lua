@@ -20,6 +20,23 @@
 -- between the two calls, or a failover's rewind of the state.
 local PUBLISHED_KEEP_MS = 86400000
 
+-- The ticks of a call to name: packed, a MessagePack array of maps each
+-- with t (tick ms, a decimal string) and the string fields named in
+-- fields. Returns them, or nil and an error reply.
+local function ticks_arg(name, packed, fields)
+  local ok, ticks = pcall(cmsgpack.unpack, packed or '')
+  if not ok or type(ticks) ~= 'table' then
+    return nil, redis.error_reply('ERR ' .. name .. ': the ticks are not a MessagePack array')
+  end
+  for _, k in ipairs(ticks) do
+    local bad = type(k) ~= 'table' or type(k.t) ~= 'string' or #k.t > 15
+      or not string.match(k.t, '^%d+$')
+    for _, f in ipairs(fields) do bad = bad or type(k[f]) ~= 'string' end
+    if bad then return nil, redis.error_reply('ERR ' .. name .. ': a tick lacks a field') end
+  end
+  return ticks
+end
+
 -- tickq_publish: KEYS: queue, published, stats. ARGV: the ticks, a
 -- MessagePack array of maps {i = id, t = tick ms (a decimal string), m =
 -- the message}, then now (Unix ms). Returns per tick 1 pushed, 0 pushed before (skipped), or 2
@@ -32,16 +49,8 @@ fn('publish', function(KEYS, ARGV)
   local _, e0 = distinct('publish', KEYS, 3)
   e0 = e0 or numbers('publish', ARGV, {2, 0, NUMBER_MAX})
   if e0 then return e0 end
-  local ok, ticks = pcall(cmsgpack.unpack, ARGV[1] or '')
-  if not ok or type(ticks) ~= 'table' then
-    return redis.error_reply('ERR publish: the ticks are not a MessagePack array')
-  end
-  for _, k in ipairs(ticks) do
-    if type(k) ~= 'table' or type(k.i) ~= 'string' or type(k.m) ~= 'string'
-        or type(k.t) ~= 'string' or #k.t > 15 or not string.match(k.t, '^%d+$') then
-      return redis.error_reply('ERR publish: a tick lacks a field')
-    end
-  end
+  local ticks, e1 = ticks_arg('publish', ARGV[1], {'i', 'm'})
+  if not ticks then return e1 end
   -- Remembered from now, not from the tick: a catch-up of ticks older
   -- than a day is remembered too.
   local now = tonumber(ARGV[2])
@@ -84,16 +93,8 @@ end)
 fn('advance', function(KEYS, ARGV)
   local _, e0 = distinct('advance', KEYS, 2)
   if e0 then return e0 end
-  local ok, ticks = pcall(cmsgpack.unpack, ARGV[2] or '')
-  if not ok or type(ticks) ~= 'table' then
-    return redis.error_reply('ERR advance: the ticks are not a MessagePack array')
-  end
-  for _, k in ipairs(ticks) do
-    if type(k) ~= 'table' or type(k.s) ~= 'string' or type(k.t) ~= 'string'
-        or #k.t > 15 or not string.match(k.t, '^%d+$') then
-      return redis.error_reply('ERR advance: a tick lacks a field')
-    end
-  end
+  local ticks, e1 = ticks_arg('advance', ARGV[2], {'s'})
+  if not ticks then return e1 end
   local e = check{KEYS[1], 'string'}
   if e then return e end
   if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
