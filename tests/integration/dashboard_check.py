@@ -449,6 +449,12 @@ def run(a):
         pg.wait(f"[...document.querySelectorAll('#feed li')].some(li => li.textContent.includes({rid}))",
                 f"{run_id} in the live feed", t)
         ok(f"{run_id} appeared in the live feed")
+        # Pause the feed first, as a reader would: every tick's events push
+        # the rows down, and one that came between finding the link and
+        # the click moved another row under the pointer.
+        pg.click("document.getElementById('feed-pause')", "the Pause feed button")
+        pg.wait("document.getElementById('feed-pause').getAttribute('aria-pressed') === 'true'",
+                "the feed paused", t)
         pg.click(f"[...document.querySelectorAll('#feed li a')].find(x => x.textContent === {rid})",
                  f"the link to {run_id}")
         pg.wait("document.getElementById('detail-dlg').open && "
@@ -458,6 +464,9 @@ def run(a):
         ok(f"the detail view of {run_id} shows its success")
         pg.key("Escape")
         pg.wait("!document.getElementById('detail-dlg').open", "Escape to close the detail view", t)
+        pg.click("document.getElementById('feed-pause')", "the Resume feed button")
+        pg.wait("document.getElementById('feed-pause').getAttribute('aria-pressed') === 'false'",
+                "the feed resumed", t)
         n = pg.wait("document.querySelectorAll('#audit-body tbody tr').length >= 3 && "
                     "document.querySelectorAll('#audit-body tbody tr').length",
                     "the three actions in the audit log", t)
